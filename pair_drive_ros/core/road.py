@@ -1,0 +1,85 @@
+"""Lane geometry: centrelines with widths, boundary line types and speed limits."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Boundary line types, as in highway-env and OpenDRIVE road marks.
+LINE_NONE = 'none'
+LINE_STRIPED = 'striped'
+LINE_CONTINUOUS = 'continuous'
+LINE_TYPES = (LINE_NONE, LINE_STRIPED, LINE_CONTINUOUS)
+
+
+@dataclass
+class Lane:
+    """One lane.
+
+    centerline: (P, 2) x, y [m] in the map frame. widths: (P,) lane width [m] at each centreline point.
+    left_line, right_line: boundary line types (LINE_TYPES). speed_limit_mps: [m/s].
+    in_intersection: the lane lies inside a junction (LK and DDC skip such steps).
+    """
+
+    lane_id: str
+    centerline: np.ndarray
+    widths: np.ndarray
+    left_line: str = LINE_STRIPED
+    right_line: str = LINE_STRIPED
+    speed_limit_mps: float = 30.0
+    in_intersection: bool = False
+    headings: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.centerline, dtype=np.float64)
+        if c.ndim != 2 or c.shape[1] != 2 or len(c) < 2:
+            raise ValueError(f'Lane {self.lane_id} centerline must have shape (P>=2, 2), got {c.shape}')
+        w = np.broadcast_to(np.asarray(self.widths, dtype=np.float64), (len(c),)).copy()
+        for name in ('left_line', 'right_line'):
+            if getattr(self, name) not in LINE_TYPES:
+                raise ValueError(f'Lane {self.lane_id} {name} must be one of {LINE_TYPES}, '
+                                 f'got {getattr(self, name)!r}')
+        self.centerline = c
+        self.widths = w
+        d = np.gradient(c, axis=0)
+        self.headings = np.arctan2(d[:, 1], d[:, 0])
+        self.speed_limit_mps = float(self.speed_limit_mps)
+
+    def _offset(self, sign: float) -> np.ndarray:
+        normal = np.stack([-np.sin(self.headings), np.cos(self.headings)], -1)
+        return self.centerline + sign * 0.5 * self.widths[:, None] * normal
+
+    @property
+    def left_boundary(self) -> np.ndarray:
+        """(P, 2) left boundary points."""
+        return self._offset(1.0)
+
+    @property
+    def right_boundary(self) -> np.ndarray:
+        """(P, 2) right boundary points."""
+        return self._offset(-1.0)
+
+    @property
+    def polygon(self) -> np.ndarray:
+        """(2P, 2) closed-ring vertices (left boundary forward, right boundary backward)."""
+        return np.concatenate([self.left_boundary, self.right_boundary[::-1]])
+
+
+@dataclass
+class RoadMap:
+    """All lanes of a scene."""
+
+    lanes: list[Lane]
+
+    def lane(self, lane_id: str) -> Lane:
+        """The lane with this id."""
+        for lane in self.lanes:
+            if lane.lane_id == lane_id:
+                return lane
+        raise KeyError(f'no lane {lane_id!r} in the road map')
+
+    def crop(self, center_xy: np.ndarray, radius_m: float) -> 'RoadMap':
+        """Lanes with at least one centreline point within `radius_m` of `center_xy`."""
+        center = np.asarray(center_xy, dtype=np.float64)
+        keep = [ln for ln in self.lanes
+                if np.min(np.sum((ln.centerline - center) ** 2, axis=1)) <= radius_m ** 2]
+        return RoadMap(keep)

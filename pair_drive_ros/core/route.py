@@ -1,0 +1,72 @@
+"""The route: a polyline the ego should follow, with arc length."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Route:
+    """A route centreline.
+
+    points: (P, 2) x, y [m] in the map frame, P >= 2, consecutive duplicates removed.
+    """
+
+    points: np.ndarray
+    arc_length: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f'Route points must have shape (P, 2), got shape {pts.shape}')
+        if not np.all(np.isfinite(pts)):
+            raise ValueError('Route points contain non-finite values')
+        if len(pts) > 1:
+            keep = np.r_[True, np.linalg.norm(np.diff(pts, axis=0), axis=1) > 1e-9]
+            pts = pts[keep]
+        if len(pts) < 2:
+            raise ValueError(f'Route needs at least 2 distinct points, got {len(pts)}')
+        self.points = pts
+        self.arc_length = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
+
+    @property
+    def length(self) -> float:
+        """Total length [m]."""
+        return float(self.arc_length[-1])
+
+    @property
+    def headings(self) -> np.ndarray:
+        """(P-1,) heading [rad] of each segment."""
+        d = np.diff(self.points, axis=0)
+        return np.arctan2(d[:, 1], d[:, 0])
+
+    def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project points (..., 2) onto the route.
+
+        Returns (s, lateral): arc length [m] of the closest point (clamped to the route) and the signed
+        lateral offset [m] (positive to the left).
+        """
+        q = np.asarray(xy, dtype=np.float64)
+        shape = q.shape[:-1]
+        q = q.reshape(-1, 2)
+        a = self.points[:-1]
+        d = np.diff(self.points, axis=0)
+        seg_len2 = np.einsum('ij,ij->i', d, d)
+        rel = q[:, None, :] - a[None]
+        t = np.clip(np.einsum('nij,ij->ni', rel, d) / seg_len2, 0.0, 1.0)
+        closest = a[None] + t[..., None] * d[None]
+        dist2 = np.sum((q[:, None, :] - closest) ** 2, axis=-1)
+        best = np.argmin(dist2, axis=1)
+        idx = np.arange(len(q))
+        s = self.arc_length[best] + t[idx, best] * np.sqrt(seg_len2[best])
+        cross = d[best, 0] * rel[idx, best, 1] - d[best, 1] * rel[idx, best, 0]
+        lateral = np.sign(cross) * np.sqrt(dist2[idx, best])
+        return s.reshape(shape), lateral.reshape(shape)
+
+    def interpolate(self, s: np.ndarray) -> np.ndarray:
+        """Poses (..., 3) at arc lengths `s` [m] (clamped to the route)."""
+        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length)
+        x = np.interp(s, self.arc_length, self.points[:, 0])
+        y = np.interp(s, self.arc_length, self.points[:, 1])
+        seg = np.clip(np.searchsorted(self.arc_length, s, side='right') - 1, 0, len(self.points) - 2)
+        return np.stack([x, y, self.headings[seg]], -1)
