@@ -1,7 +1,8 @@
 """The `pair-drive` command: one sub-command per job, each implemented in its room.
 
-Every sub-command module exposes `add_arguments(parser)` and `run(args) -> int`; modules are imported
-lazily so that `pair-drive --help` is fast and a missing optional dependency only affects its command.
+Every sub-command module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are
+imported lazily, so `pair-drive --help` is fast and a missing optional dependency only affects
+its own command.
 """
 
 import argparse
@@ -9,22 +10,29 @@ import importlib
 import logging
 import sys
 
+# name: (module, one-line description)
 COMMANDS = {
-    'generate': ('pair_drive_ros.sim.generate', 'generate scene logs with the embedded simulator'),
-    'export-bag': ('pair_drive_ros.sim.export_bag', 'export a scene-log episode as a rosbag2 MCAP'),
-    'score': ('pair_drive_ros.scoring.cli', 'score trajectories with the PDM scorer (PDMS, EPDMS)'),
-    'train': ('pair_drive_ros.training.cli', 'train the IL planners, the RL branch or the selector'),
-    'evaluate': ('pair_drive_ros.training.evaluate', 'open- and closed-loop evaluation of a planner'),
-    'replay': ('pair_drive_ros.nodes.replay', 'play a rosbag2 bag with /clock, without rosbag2'),
-    'run': ('pair_drive_ros.nodes.launcher', 'run the perception, planner and tracker nodes in one '
-                                             'process'),
-    'demo': ('pair_drive_ros.nodes.demo', 'closed-loop demo: simulator + ROS graph + planner, '
-                                          'recorded to MCAP'),
+    'generate': ('pair_drive_ros.sim.generate',
+                 'generate scene logs with the embedded simulator'),
+    'export-bag': ('pair_drive_ros.sim.export_bag',
+                   'export a scene-log episode as a rosbag2 MCAP'),
+    'score': ('pair_drive_ros.scoring.cli',
+              'score trajectories with the PDM scorer (PDMS, EPDMS)'),
+    'train': ('pair_drive_ros.training.cli',
+              'train the IL planners, the RL branch or the selector'),
+    'evaluate': ('pair_drive_ros.training.evaluate',
+                 'open- and closed-loop evaluation of a planner'),
+    'replay': ('pair_drive_ros.nodes.replay',
+               'play a rosbag2 bag with /clock, without rosbag2'),
+    'run': ('pair_drive_ros.nodes.launcher',
+            'run the perception, planner and tracker nodes in one process'),
+    'demo': ('pair_drive_ros.nodes.demo',
+             'closed-loop demo: simulator + ROS graph + planner, recorded to MCAP'),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser; sub-command arguments are added on demand."""
+    """The top-level parser; each sub-command parses its own arguments."""
     parser = argparse.ArgumentParser(prog='pair-drive', description=__doc__.splitlines()[0])
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     parser.add_argument('command', choices=sorted(COMMANDS), help='; '.join(
@@ -35,21 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list | None = None) -> int:
     """Entry point of the `pair-drive` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    known, rest = parser.parse_known_args(argv[:2] if argv[:1] in (['-v'], ['--verbose']) else argv[:1])
-    if known.verbose:
-        rest = argv[2:]
-        known = parser.parse_args(argv[:2])
-    else:
-        rest = argv[1:]
+    head = 2 if argv[:1] in (['-v'], ['--verbose']) else 1
+    known = build_parser().parse_args(argv[:head])
     logging.basicConfig(level=logging.DEBUG if known.verbose else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     module_name, description = COMMANDS[known.command]
     module = importlib.import_module(module_name)
     sub = argparse.ArgumentParser(prog=f'pair-drive {known.command}', description=description)
     module.add_arguments(sub)
-    args = sub.parse_args(rest)
-    return int(module.run(args) or 0)
+    return int(module.run(sub.parse_args(argv[head:])) or 0)
 
 
 if __name__ == '__main__':

@@ -23,8 +23,8 @@ def test_flake8():
 def test_pep257():
     # ament_pep257's default ignore list.
     ignore = 'D100,D101,D102,D103,D104,D105,D106,D107,D203,D212,D404'
-    result = subprocess.run([sys.executable, '-m', 'pydocstyle', f'--ignore={ignore}', 'pair_drive_ros'],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, '-m', 'pydocstyle', f'--ignore={ignore}',
+                             'pair_drive_ros'], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -46,8 +46,8 @@ def test_package_xml_is_format3_and_lists_dependencies():
     root = ET.parse(ROOT / 'package.xml').getroot()
     assert root.tag == 'package' and root.get('format') == '3'
     exec_deps = {e.text for e in root.iter('exec_depend')}
-    for dep in ('rclpy', 'sensor_msgs', 'nav_msgs', 'geometry_msgs', 'std_msgs', 'visualization_msgs',
-                'diagnostic_msgs', 'tf2_ros', 'cv_bridge', 'python3-numpy'):
+    for dep in ('rclpy', 'sensor_msgs', 'nav_msgs', 'geometry_msgs', 'std_msgs',
+                'visualization_msgs', 'diagnostic_msgs', 'tf2_ros', 'cv_bridge', 'python3-numpy'):
         assert dep in exec_deps, dep
     test_deps = {e.text for e in root.iter('test_depend')}
     assert {'ament_flake8', 'ament_pep257', 'python3-pytest'} <= test_deps
@@ -105,7 +105,8 @@ def test_core_imports_nothing_of_the_package_but_core():
     for path in (ROOT / 'pair_drive_ros' / 'core').glob('*.py'):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('pair_drive_ros'):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if module and module.startswith('pair_drive_ros'):
                 assert node.module.startswith('pair_drive_ros.core'), f'{path.name}: {node.module}'
             if isinstance(node, ast.Import):
                 for alias in node.names:

@@ -12,7 +12,8 @@ class Agents:
     """M agents at one instant, in one frame.
 
     ids: (M,) int64 track ids. poses: (M, 3) box centre x, y [m], yaw [rad].
-    sizes: (M, 2) length, width [m]. heights: (M,) [m]. velocities: (M, 2) vx, vy [m/s] in the same frame.
+    sizes: (M, 2) length, width [m]. heights: (M,) [m]. velocities: (M, 2) vx, vy [m/s] in the
+    same frame.
     """
 
     ids: np.ndarray

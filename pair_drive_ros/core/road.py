@@ -15,7 +15,8 @@ LINE_TYPES = (LINE_NONE, LINE_STRIPED, LINE_CONTINUOUS)
 class Lane:
     """One lane.
 
-    centerline: (P, 2) x, y [m] in the map frame. widths: (P,) lane width [m] at each centreline point.
+    centerline: (P, 2) x, y [m] in the map frame. widths: (P,) lane width [m] at each
+    centreline point.
     left_line, right_line: boundary line types (LINE_TYPES). speed_limit_mps: [m/s].
     in_intersection: the lane lies inside a junction (LK and DDC skip such steps).
     """
@@ -32,7 +33,8 @@ class Lane:
     def __post_init__(self) -> None:
         c = np.asarray(self.centerline, dtype=np.float64)
         if c.ndim != 2 or c.shape[1] != 2 or len(c) < 2:
-            raise ValueError(f'Lane {self.lane_id} centerline must have shape (P>=2, 2), got {c.shape}')
+            raise ValueError(f'Lane {self.lane_id} centerline must have shape (P>=2, 2), '
+                             f'got {c.shape}')
         w = np.broadcast_to(np.asarray(self.widths, dtype=np.float64), (len(c),)).copy()
         for name in ('left_line', 'right_line'):
             if getattr(self, name) not in LINE_TYPES:

@@ -43,7 +43,8 @@ class Route:
     def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project points (..., 2) onto the route.
 
-        Returns (s, lateral): arc length [m] of the closest point (clamped to the route) and the signed
+        Returns (s, lateral): arc length [m] of the closest point (clamped to the route) and
+        the signed
         lateral offset [m] (positive to the left).
         """
         q = np.asarray(xy, dtype=np.float64)
@@ -68,5 +69,6 @@ class Route:
         s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length)
         x = np.interp(s, self.arc_length, self.points[:, 0])
         y = np.interp(s, self.arc_length, self.points[:, 1])
-        seg = np.clip(np.searchsorted(self.arc_length, s, side='right') - 1, 0, len(self.points) - 2)
+        seg = np.searchsorted(self.arc_length, s, side='right') - 1
+        seg = np.clip(seg, 0, len(self.points) - 2)
         return np.stack([x, y, self.headings[seg]], -1)

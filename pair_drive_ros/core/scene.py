@@ -21,7 +21,8 @@ class AgentTracks:
 
     ids: (M,). sizes: (M, 2) length, width [m]. heights: (M,) [m].
     poses: (T, M, 3) box centre x, y [m], yaw [rad]. velocities: (T, M, 2) [m/s].
-    valid: (T, M) whether the agent exists at that step. Step k is at time k * dt_s after the scene start.
+    valid: (T, M) whether the agent exists at that step. Step k is at time k * dt_s after the
+    scene start.
     """
 
     ids: np.ndarray
@@ -60,9 +61,11 @@ class AgentTracks:
 class Scene:
     """Everything needed to score candidate trajectories at one planning instant.
 
-    ego: the ego state at t = 0 (map frame). ego_history: (H, 3) past ego poses at dt_s, oldest first,
+    ego: the ego state at t = 0 (map frame). ego_history: (H, 3) past ego poses at dt_s, oldest
+    first,
     the last row at t = 0. agents: logged agent tracks from t = 0 over the scoring horizon.
-    road: lane geometry. route: the route centreline. route_lane_ids: lanes that belong to the route.
+    road: lane geometry. route: the route centreline. route_lane_ids: lanes that belong to the
+    route.
     expert: the expert (human-like) trajectory in the ego frame, if known.
     """
 

@@ -1,4 +1,7 @@
-"""SE(2) helpers: poses are (..., 3) arrays of x [m], y [m], yaw [rad]; points are (..., 2) x, y [m]."""
+"""SE(2) helpers.
+
+Poses are (..., 3) arrays of x [m], y [m], yaw [rad]; points are (..., 2) arrays of x, y [m].
+"""
 
 import numpy as np
 

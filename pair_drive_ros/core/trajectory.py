@@ -18,7 +18,8 @@ POSE_DT_S = 0.5
 class Trajectory:
     """A trajectory of N future poses.
 
-    poses: (N, 3) x [m], y [m], yaw [rad]; pose k is at time t0_s + (k + 1) * dt_s, so the current pose
+    poses: (N, 3) x [m], y [m], yaw [rad]; pose k is at time t0_s + (k + 1) * dt_s, so the
+    current pose
     (time t0_s) is not included. frame: the frame the poses are in ('ego' or 'map' by convention).
     """
 
