@@ -1,0 +1,35 @@
+"""Raw sensor data of one frame, as the car sees it (no privileged information)."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pair_drive_ros.core.ego import EgoState
+from pair_drive_ros.core.route import Route
+
+# CARLA ROS bridge default ego sensor mounts (carla_spawn_objects objects.json), ego frame:
+# x forward, y left, z up [m], yaw [rad].
+DEFAULT_LIDAR_MOUNT = (0.0, 0.0, 2.4, 0.0)
+DEFAULT_CAMERA_MOUNT = (2.0, 0.0, 2.0, 0.0)
+DEFAULT_CAMERA_FOV_DEG = 90.0
+
+
+@dataclass
+class SensorFrame:
+    """Sensor inputs of one frame, synchronized to `stamp_s`.
+
+    ego: ego state (odometry) in the map frame. lidar_points: (N, 4) float32 x, y, z [m],
+    intensity in the LiDAR frame (x forward, y left, z up). camera_image: (H, W, 3) uint8 RGB from
+    the front camera.
+    route: the route in the map frame, if known. *_mount: (4,) sensor pose in the ego frame
+    (x, y, z [m], yaw [rad]).
+    """
+
+    stamp_s: float
+    ego: EgoState
+    lidar_points: np.ndarray | None = None
+    camera_image: np.ndarray | None = None
+    route: Route | None = None
+    lidar_mount: np.ndarray = field(default_factory=lambda: np.array(DEFAULT_LIDAR_MOUNT))
+    camera_mount: np.ndarray = field(default_factory=lambda: np.array(DEFAULT_CAMERA_MOUNT))
+    camera_fov_deg: float = DEFAULT_CAMERA_FOV_DEG
