@@ -32,7 +32,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser; each sub-command parses its own arguments."""
+    """Build the top-level parser; each sub-command parses its own arguments."""
     parser = argparse.ArgumentParser(prog='pair-drive', description=__doc__.splitlines()[0])
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     parser.add_argument('command', choices=sorted(COMMANDS), help='; '.join(

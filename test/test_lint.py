@@ -21,10 +21,11 @@ def test_flake8():
 
 @pytest.mark.linter
 def test_pep257():
-    # ament_pep257's default ignore list.
+    # The pep257 convention plus ament_pep257's default ignore list.
     ignore = 'D100,D101,D102,D103,D104,D105,D106,D107,D203,D212,D404'
-    result = subprocess.run([sys.executable, '-m', 'pydocstyle', f'--ignore={ignore}',
-                             'pair_drive_ros'], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, '-m', 'pydocstyle', '--convention=pep257',
+                             f'--add-ignore={ignore}', 'pair_drive_ros'],
+                            cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -45,7 +45,7 @@ class Agents:
         return box_corners(self.poses, self.sizes[:, 0], self.sizes[:, 1])
 
     def select(self, mask: np.ndarray) -> 'Agents':
-        """The agents where `mask` (M,) is true (or the given indices)."""
+        """Return the agents where `mask` (M,) is true (or the given indices)."""
         return Agents(self.ids[mask], self.poses[mask], self.sizes[mask], self.velocities[mask],
                       self.heights[mask])
 

@@ -73,7 +73,7 @@ class RoadMap:
     lanes: list[Lane]
 
     def lane(self, lane_id: str) -> Lane:
-        """The lane with this id."""
+        """Return the lane with this id."""
         for lane in self.lanes:
             if lane.lane_id == lane_id:
                 return lane

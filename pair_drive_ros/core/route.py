@@ -43,9 +43,8 @@ class Route:
     def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project points (..., 2) onto the route.
 
-        Returns (s, lateral): arc length [m] of the closest point (clamped to the route) and
-        the signed
-        lateral offset [m] (positive to the left).
+        Returns (s, lateral): arc length [m] of the closest point (clamped to the route) and the
+        signed perpendicular offset [m] from the closest segment (positive to the left).
         """
         q = np.asarray(xy, dtype=np.float64)
         shape = q.shape[:-1]
@@ -60,8 +59,10 @@ class Route:
         best = np.argmin(dist2, axis=1)
         idx = np.arange(len(q))
         s = self.arc_length[best] + t[idx, best] * np.sqrt(seg_len2[best])
+        # Perpendicular offset from the closest segment's line: equals the signed distance inside
+        # the route and stays a lateral offset (not a distance) beyond its ends.
         cross = d[best, 0] * rel[idx, best, 1] - d[best, 1] * rel[idx, best, 0]
-        lateral = np.sign(cross) * np.sqrt(dist2[idx, best])
+        lateral = cross / np.sqrt(seg_len2[best])
         return s.reshape(shape), lateral.reshape(shape)
 
     def interpolate(self, s: np.ndarray) -> np.ndarray:

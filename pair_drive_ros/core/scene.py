@@ -51,7 +51,7 @@ class AgentTracks:
         return self.poses.shape[0]
 
     def at(self, step: int) -> Agents:
-        """The valid agents at one step."""
+        """Return the valid agents at one step."""
         mask = self.valid[step]
         return Agents(self.ids[mask], self.poses[step, mask], self.sizes[mask],
                       self.velocities[step, mask], self.heights[mask])
