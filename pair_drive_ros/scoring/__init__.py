@@ -1,0 +1,22 @@
+"""NAVSIM-style PDM scorer (PDMS, EPDMS) and the privileged reference planner.
+
+Pipeline (pure functions): simulate (LQR tracker + kinematic bicycle) -> sub-metrics ->
+aggregation. See docs/RESULTS.md "PDM scorer" for deviations from NAVSIM.
+"""
+
+from pair_drive_ros.scoring.config import (HIGHWAY_ENV_VEHICLE, Metric, PACIFICA_VEHICLE,
+                                           ScorerConfig, SimConfig, VehicleParams)
+from pair_drive_ros.scoring.metrics import prepare_scene, PreparedScene
+from pair_drive_ros.scoring.reference import (constant_velocity_trajectory, idm_proposals,
+                                              reference_plan, reference_progress)
+from pair_drive_ros.scoring.scorer import (aggregate_epdms, aggregate_pdms, score_candidates,
+                                           score_scenes, ScoreTable)
+from pair_drive_ros.scoring.simulation import initial_state, simulate, StateIndex
+
+__all__ = [
+    'HIGHWAY_ENV_VEHICLE', 'Metric', 'PACIFICA_VEHICLE', 'PreparedScene', 'ScoreTable',
+    'ScorerConfig', 'SimConfig', 'StateIndex', 'VehicleParams', 'aggregate_epdms',
+    'aggregate_pdms', 'constant_velocity_trajectory', 'idm_proposals', 'initial_state',
+    'prepare_scene', 'reference_plan', 'reference_progress', 'score_candidates', 'score_scenes',
+    'simulate',
+]

@@ -1,0 +1,220 @@
+"""PDMS / EPDMS scoring of candidate trajectories: simulate -> sub-metrics -> aggregate."""
+
+from dataclasses import dataclass
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from pair_drive_ros.core.scene import Scene
+from pair_drive_ros.core.se2 import poses_to_global
+from pair_drive_ros.core.trajectory import MAP_FRAME, NUM_POSES, POSE_DT_S, Trajectory
+from pair_drive_ros.scoring import metrics
+from pair_drive_ros.scoring.config import (EPDMS_MULTIPLIERS, Metric, PDMS_MULTIPLIERS,
+                                           ScorerConfig)
+from pair_drive_ros.scoring.metrics import PreparedScene, prepare_scene
+from pair_drive_ros.scoring.simulation import simulate
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoreTable:
+    """Scores of G candidates in one scene.
+
+    table: (len(Metric), G) sub-metrics (rows indexed by Metric), before the human filter.
+    pdms, epdms: (G,). progress_m: (G,) raw route progress [m]. reference_progress_m: EP's
+    normaliser (the privileged planner's masked progress). ec_used: whether EC had a previous
+    frame (else its weight was dropped). human_filtered: (4,) bool for NC, DAC, DDC, TLC, true
+    where the expert scored 0 and the candidates' value was set to 1 for EPDMS.
+    states: (G, 41, S) simulated rear-axle states, map frame (feed them to the next frame's EC).
+    """
+
+    table: np.ndarray
+    pdms: np.ndarray
+    epdms: np.ndarray
+    progress_m: np.ndarray
+    reference_progress_m: float
+    ec_used: bool
+    human_filtered: np.ndarray
+    states: np.ndarray
+
+    def __getitem__(self, metric: Metric) -> np.ndarray:
+        """Row of one sub-metric, (G,)."""
+        return self.table[int(metric)]
+
+    def __len__(self) -> int:
+        return self.table.shape[1]
+
+
+def as_candidate_array(candidates) -> np.ndarray:
+    """Candidates as (G, 8, 3) ego-frame poses from an array or a list of Trajectory."""
+    if isinstance(candidates, Trajectory):
+        candidates = [candidates]
+    is_list = isinstance(candidates, (list, tuple)) and len(candidates) > 0
+    if is_list and isinstance(candidates[0], Trajectory):
+        for traj in candidates:
+            if traj.frame == MAP_FRAME:
+                raise ValueError('candidate trajectories must be in the ego frame')
+            if abs(traj.dt_s - POSE_DT_S) > 1e-9 or len(traj) != NUM_POSES:
+                raise ValueError(f'candidate trajectories must have {NUM_POSES} poses at '
+                                 f'{POSE_DT_S} s, got {len(traj)} at {traj.dt_s} s')
+        candidates = np.stack([traj.poses for traj in candidates])
+    arr = np.asarray(candidates, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (NUM_POSES, 3):
+        raise ValueError(f'candidates must have shape (G, {NUM_POSES}, 3), got {arr.shape}')
+    if not np.all(np.isfinite(arr)):
+        raise ValueError('candidates contain non-finite values')
+    return arr
+
+
+def simulate_candidates(prep: PreparedScene, candidates: np.ndarray,
+                        cfg: ScorerConfig) -> np.ndarray:
+    """Simulate ego-frame candidates (G, 8, 3) of one scene: (G, 41, S) states."""
+    poses_map = poses_to_global(prep.scene.ego.pose, candidates)
+    return simulate(poses_map, prep.start_state, cfg.vehicle, cfg.sim, POSE_DT_S)
+
+
+def sub_metrics(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig,
+                prev_states: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All sub-metrics except EP: (len(Metric), G) table with EP = 0, and raw progress (G,)."""
+    geo = metrics.ego_geometry(states, prep, cfg)
+    table = np.ones((len(Metric), len(states)))
+    table[Metric.NC] = metrics.no_at_fault_collision(states, geo, prep, cfg)
+    table[Metric.DAC] = metrics.drivable_area_compliance(geo)
+    table[Metric.DDC] = metrics.driving_direction_compliance(geo, cfg)
+    table[Metric.TLC] = 1.0  # our maps have no traffic lights
+    table[Metric.TTC] = metrics.time_to_collision(geo, prep, cfg)
+    table[Metric.C] = metrics.comfort_c(states, cfg)
+    table[Metric.LK] = metrics.lane_keeping(geo, prep, cfg)
+    table[Metric.HC] = metrics.history_comfort(states, prep, cfg)
+    if prev_states is not None:
+        table[Metric.EC] = metrics.extended_comfort(states, prev_states, cfg)
+    table[Metric.EP] = 0.0
+    return table, metrics.ego_progress_raw(geo, prep)
+
+
+def multiplier(table: np.ndarray, cfg: ScorerConfig) -> np.ndarray:
+    """Product of the multiplier metrics of the configured NAVSIM version, (G,)."""
+    rows = EPDMS_MULTIPLIERS if cfg.is_v2 else PDMS_MULTIPLIERS
+    return np.prod(table[list(rows)], axis=0)
+
+
+def ego_progress(progress_m: np.ndarray, mult: np.ndarray, reference_m,
+                 cfg: ScorerConfig) -> np.ndarray:
+    """EP (G,) from raw progress, the candidates' multipliers and the normaliser.
+
+    v1: masked / max(reference, masked), 1 (0 if the multiplier is 0) when that max <= 5 m.
+    v2: clip(raw / max(reference, masked), 0, 1), 1 when that max <= 5 m.
+    """
+    masked = progress_m * mult
+    norm = np.maximum(reference_m, masked)
+    big = norm > cfg.progress_threshold_m
+    safe = np.where(big, norm, 1.0)
+    if cfg.is_v2:
+        return np.where(big, np.clip(progress_m / safe, 0.0, 1.0), 1.0)
+    return np.where(big, masked / safe, np.where(mult == 0.0, 0.0, 1.0))
+
+
+def aggregate_pdms(table: np.ndarray, cfg: ScorerConfig) -> np.ndarray:
+    """PDMS = NC * DAC * (5 EP + 5 TTC + 2 C) / 12."""
+    w = np.array([cfg.pdms_ep_weight, cfg.pdms_ttc_weight, cfg.pdms_c_weight])
+    rows = table[[Metric.EP, Metric.TTC, Metric.C]]
+    return table[Metric.NC] * table[Metric.DAC] * (w @ rows) / w.sum()
+
+
+def aggregate_epdms(table: np.ndarray, cfg: ScorerConfig, ec_used: bool,
+                    filtered: np.ndarray | None = None) -> np.ndarray:
+    """EPDMS = prod f(NC, DAC, DDC, TLC) * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16.
+
+    filtered: (4,) bool, multipliers set to 1 by the human filter. EC's weight is dropped when
+    there was no previous frame.
+    """
+    mult = table[list(EPDMS_MULTIPLIERS)].copy()
+    if filtered is not None:
+        mult[np.asarray(filtered, dtype=bool)] = 1.0
+    w = np.array([cfg.epdms_ep_weight, cfg.epdms_ttc_weight, cfg.epdms_lk_weight,
+                  cfg.epdms_hc_weight, cfg.epdms_ec_weight if ec_used else 0.0])
+    rows = table[[Metric.EP, Metric.TTC, Metric.LK, Metric.HC, Metric.EC]]
+    return np.prod(mult, axis=0) * (w @ rows) / w.sum()
+
+
+def _as_prepared(scene, cfg: ScorerConfig) -> PreparedScene:
+    if isinstance(scene, PreparedScene):
+        return scene
+    if not isinstance(scene, Scene):
+        raise TypeError(f'scene must be a Scene or PreparedScene, got {type(scene).__name__}')
+    return prepare_scene(scene, cfg)
+
+
+def _finish(prep: PreparedScene, table: np.ndarray, progress: np.ndarray, states: np.ndarray,
+            reference, human_table: np.ndarray | None, ec_used: bool,
+            cfg: ScorerConfig) -> ScoreTable:
+    if reference is None:
+        from pair_drive_ros.scoring.reference import reference_progress
+        reference = reference_progress(prep, cfg)
+    table[Metric.EP] = ego_progress(progress, multiplier(table, cfg), float(reference), cfg)
+    filtered = np.zeros(len(EPDMS_MULTIPLIERS), dtype=bool)
+    if human_table is not None and cfg.human_filter:
+        filtered = human_table[list(EPDMS_MULTIPLIERS), 0] == 0.0
+    return ScoreTable(table, aggregate_pdms(table, cfg),
+                      aggregate_epdms(table, cfg, ec_used, filtered), progress,
+                      float(reference), ec_used, filtered, states)
+
+
+def score_candidates(scene, candidates, cfg: ScorerConfig = ScorerConfig(), reference=None,
+                     prev_states: np.ndarray | None = None) -> ScoreTable:
+    """Score candidate trajectories of one scene.
+
+    scene: Scene or PreparedScene (prepare_scene caches the geometry). candidates: (G, 8, 3)
+    ego-frame box-centre poses or a list of ego-frame Trajectory. reference: EP's normaliser
+    [m] (reference_progress; computed when None). prev_states: the previous frame's simulated
+    states (41, S) for EC (its weight is dropped when None).
+    """
+    return score_scenes([scene], as_candidate_array(candidates)[None], cfg,
+                        None if reference is None else [reference],
+                        None if prev_states is None else [prev_states])[0]
+
+
+def score_scenes(scenes: Sequence, candidates: np.ndarray, cfg: ScorerConfig = ScorerConfig(),
+                 references: Sequence | None = None,
+                 prev_states: Sequence | None = None) -> list[ScoreTable]:
+    """Score B scenes x G candidates (B, G, 8, 3) at once; the simulation runs as one batch.
+
+    references, prev_states: optional per-scene sequences (entries may be None).
+    """
+    cands = np.asarray(candidates, dtype=np.float64)
+    if cands.ndim != 4 or cands.shape[2:] != (NUM_POSES, 3) or len(cands) != len(scenes):
+        raise ValueError(f'candidates must have shape (B={len(scenes)}, G, {NUM_POSES}, 3), '
+                         f'got {cands.shape}')
+    if not np.all(np.isfinite(cands)):
+        raise ValueError('candidates contain non-finite values')
+    preps = [_as_prepared(s, cfg) for s in scenes]
+    n_b, n_g = cands.shape[:2]
+    # One simulation batch: every scene's candidates plus its expert (for the human filter).
+    with_expert = [cfg.human_filter and p.scene.expert is not None for p in preps]
+    poses, starts, slices = [], [], []
+    for b, prep in enumerate(preps):
+        block = cands[b]
+        if with_expert[b]:
+            block = np.concatenate([block, prep.scene.expert.poses[None, :NUM_POSES]], axis=0)
+        start = len(poses) and sum(len(p) for p in poses)
+        poses.append(poses_to_global(prep.scene.ego.pose, block))
+        starts.append(np.broadcast_to(prep.start_state, (len(block), prep.start_state.size)))
+        slices.append(slice(start, start + len(block)))
+    states_all = simulate(np.concatenate(poses), np.concatenate(starts), cfg.vehicle, cfg.sim,
+                          POSE_DT_S)
+    out = []
+    for b, prep in enumerate(preps):
+        states = states_all[slices[b]]
+        prev = None if prev_states is None else prev_states[b]
+        table, progress = sub_metrics(states, prep, cfg, prev)
+        human = None
+        if with_expert[b]:
+            human = table[:, n_g:]
+            table, progress, states = table[:, :n_g], progress[:n_g], states[:n_g]
+        ref = None if references is None else references[b]
+        out.append(_finish(prep, table, progress, states, ref, human, prev is not None, cfg))
+    return out
