@@ -149,3 +149,16 @@ def random_candidates(rng: np.random.Generator, speed: float, g: int) -> np.ndar
         poses[:, 2] += curv * s + rng.normal(0.0, 0.02, 8)
         out.append(poses)
     return np.stack(out)
+
+
+def states_from_centres(centres: np.ndarray, heading, speed, vehicle) -> np.ndarray:
+    """(T, 11) simulated-state rows whose box centres are `centres` (T, 2)."""
+    centres = np.asarray(centres, dtype=np.float64)
+    heading = np.broadcast_to(np.asarray(heading, dtype=np.float64), (len(centres),))
+    states = np.zeros((len(centres), 11))
+    r = vehicle.rear_axle_to_center_m
+    states[:, 0] = centres[:, 0] - r * np.cos(heading)
+    states[:, 1] = centres[:, 1] - r * np.sin(heading)
+    states[:, 2] = heading
+    states[:, 3] = speed
+    return states

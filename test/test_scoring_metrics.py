@@ -1,0 +1,324 @@
+"""Hand-built scenes with known answers for every sub-metric, aggregation and the filter."""
+
+import numpy as np
+import pytest
+from scoring_scenes import (make_scene, states_from_centres, straight_lanes,
+                            straight_trajectory)
+
+from pair_drive_ros.core import Lane, Trajectory
+from pair_drive_ros.scoring import (aggregate_epdms, aggregate_pdms, constant_velocity_trajectory,
+                                    Metric, prepare_scene, reference_plan, reference_progress,
+                                    score_candidates, score_scenes, ScorerConfig)
+from pair_drive_ros.scoring import metrics
+
+CFG = ScorerConfig()
+V1 = ScorerConfig(navsim_version='v1')
+T = 41
+
+
+def _score(scene, *plans, cfg=CFG, reference=None, prev=None):
+    poses = np.stack([p.poses for p in plans])
+    return score_candidates(scene, poses, cfg, reference=reference, prev_states=prev)
+
+
+def _geo(scene, states, cfg=CFG):
+    prep = prepare_scene(scene, cfg)
+    return prep, metrics.ego_geometry(np.asarray(states)[None] if np.ndim(states) == 2
+                                      else np.asarray(states), prep, cfg)
+
+
+# ---------------------------------------------------------------- NC
+def test_head_on_collision_is_at_fault():
+    oncoming = dict(x=45.0, y=0.0, yaw=np.pi, speed=10.0)
+    scene = make_scene(10.0, [oncoming])
+    table = _score(scene, straight_trajectory(10.0), reference=40.0)
+    assert table[Metric.NC][0] == 0.0
+    assert table.pdms[0] == 0.0 and table.epdms[0] == 0.0
+
+
+def test_rear_end_by_fast_follower_is_not_at_fault_but_fails_ttc():
+    follower = dict(x=-21.0, y=0.0, yaw=0.0, speed=20.0)
+    scene = make_scene(5.0, [follower])
+    table = _score(scene, straight_trajectory(5.0), reference=20.0)
+    assert table[Metric.NC][0] == 1.0
+    # NAVSIM quirk: the follower's future centroid passes the ego's rear axle -> "ahead"
+    assert table[Metric.TTC][0] == 0.0
+
+
+def test_stopped_ego_hit_head_on_is_not_at_fault_and_skips_ttc():
+    oncoming = dict(x=30.0, y=0.0, yaw=np.pi, speed=10.0)
+    scene = make_scene(0.0, [oncoming])
+    table = _score(scene, straight_trajectory(0.0), reference=0.0)
+    assert table[Metric.NC][0] == 1.0
+    assert table[Metric.TTC][0] == 1.0
+
+
+def test_hitting_a_stopped_car_is_at_fault():
+    parked = dict(x=25.0, y=0.0, yaw=0.0, speed=0.0)
+    scene = make_scene(10.0, [parked])
+    table = _score(scene, straight_trajectory(10.0), reference=40.0)
+    assert table[Metric.NC][0] == 0.0
+
+
+def test_v2_drops_agents_overlapping_the_ego_at_start_v1_keeps_them():
+    on_top = dict(x=1.0, y=0.0, yaw=0.0, speed=0.0)
+    scene = make_scene(10.0, [on_top])
+    assert _score(scene, straight_trajectory(10.0), reference=40.0)[Metric.NC][0] == 1.0
+    assert _score(scene, straight_trajectory(10.0), cfg=V1, reference=40.0)[Metric.NC][0] == 0.0
+
+
+# ---------------------------------------------------------------- DAC
+def test_one_corner_off_the_road_fails_dac():
+    lanes, fwd = straight_lanes(1)
+    scene = make_scene(0.0, lanes=lanes, route_ids=fwd)
+    veh = CFG.vehicle
+    one_out = states_from_centres(np.tile([10.0, -0.95], (T, 1)), -0.03, 0.0, veh)
+    _, geo = _geo(scene, one_out)
+    assert geo.non_drivable.all() and not geo.multiple_lanes.any()
+    assert metrics.drivable_area_compliance(geo)[0] == 0.0
+    inside = states_from_centres(np.tile([10.0, -0.9], (T, 1)), 0.0, 0.0, veh)
+    _, geo = _geo(scene, inside)
+    assert metrics.drivable_area_compliance(geo)[0] == 1.0
+
+
+def test_leaving_the_road_plan_fails_dac_and_pdms():
+    lanes, fwd = straight_lanes(1)
+    scene = make_scene(10.0, lanes=lanes, route_ids=fwd)
+    table = _score(scene, straight_trajectory(10.0, lateral=-3.0), straight_trajectory(10.0),
+                   reference=40.0)
+    np.testing.assert_array_equal(table[Metric.DAC], [0.0, 1.0])
+    assert table.pdms[0] == 0.0 and table.pdms[1] > 0.9
+
+
+def test_straddling_two_lanes_is_multiple_lanes():
+    scene = make_scene(0.0)
+    states = states_from_centres(np.tile([10.0, 2.0], (T, 1)), 0.0, 0.0, CFG.vehicle)
+    _, geo = _geo(scene, states)
+    assert geo.multiple_lanes.all() and not geo.non_drivable.any()
+
+
+# ---------------------------------------------------------------- DDC
+@pytest.mark.parametrize('speed, expected', [(1.0, 1.0), (3.0, 0.5), (6.0, 0.0)])
+def test_ddc_thresholds_on_oncoming_lane(speed, expected):
+    lanes, fwd = straight_lanes(1, opposite=1)
+    scene = make_scene(speed, lanes=lanes, route_ids=fwd)
+    x = 10.0 + speed * 0.1 * np.arange(T)
+    states = states_from_centres(np.c_[x, np.full(T, -4.0)], 0.0, speed, CFG.vehicle)
+    _, geo = _geo(scene, states)
+    # window k-10..k: 10 steps of speed * 0.1 m -> 1.0, 3.0, 6.0 m
+    assert metrics.driving_direction_compliance(geo, CFG)[0] == expected
+
+
+def test_ddc_skips_intersection_steps_in_v2_only():
+    lanes, fwd = straight_lanes(1)
+    xs = np.arange(-100.0, 400.0, 5.0)
+    lanes.append(Lane('X', np.c_[xs[::-1], np.full_like(xs, -4.0)], 4.0, in_intersection=True))
+    scene = make_scene(8.0, lanes=lanes, route_ids=fwd)
+    x = 10.0 + 0.8 * np.arange(T)
+    states = states_from_centres(np.c_[x, np.full(T, -4.0)], 0.0, 8.0, CFG.vehicle)
+    _, geo = _geo(scene, states)
+    assert metrics.driving_direction_compliance(geo, CFG)[0] == 1.0
+    _, geo = _geo(scene, states, V1)
+    assert metrics.driving_direction_compliance(geo, V1)[0] == 0.0
+
+
+# ---------------------------------------------------------------- EP
+def test_stop_on_a_free_road_gives_low_progress():
+    scene = make_scene(10.0)
+    ref = reference_progress(scene)
+    assert ref > 30.0
+    table = _score(scene, straight_trajectory(10.0, accel=-6.0), reference=ref)
+    assert table[Metric.EP][0] < 0.5
+    standing = make_scene(0.0)
+    table = _score(standing, straight_trajectory(0.0))
+    assert table.reference_progress_m > 5.0
+    assert table[Metric.EP][0] == 0.0
+    assert table[Metric.NC][0] == table[Metric.DAC][0] == 1.0
+
+
+def test_ep_five_metre_rule():
+    standing = make_scene(0.0)
+    for cfg in (CFG, V1):
+        table = _score(standing, straight_trajectory(0.0), straight_trajectory(0.5), cfg=cfg,
+                       reference=4.0)
+        assert table.progress_m.max() < 5.0
+        np.testing.assert_array_equal(table[Metric.EP], [1.0, 1.0])
+
+
+def test_ep_is_progress_over_reference():
+    scene = make_scene(10.0)
+    table = _score(scene, straight_trajectory(10.0), reference=80.0)
+    assert table[Metric.EP][0] == pytest.approx(table.progress_m[0] / 80.0)
+    assert table.progress_m[0] == pytest.approx(40.0, abs=0.5)
+
+
+# ---------------------------------------------------------------- TTC
+def test_ttc_fails_for_a_stopped_car_within_the_projection():
+    parked = dict(x=13.0, y=0.0, yaw=0.0, speed=0.0)   # 8 m gap < 0.9 s at 10 m/s
+    table = _score(make_scene(10.0, [parked]), straight_trajectory(10.0, accel=-8.0),
+                   reference=40.0)
+    assert table[Metric.TTC][0] == 0.0
+
+
+def test_ttc_passes_for_a_car_in_the_next_lane():
+    parked = dict(x=13.0, y=4.0, yaw=0.0, speed=0.0)
+    table = _score(make_scene(10.0, [parked]), straight_trajectory(10.0), reference=40.0)
+    assert table[Metric.TTC][0] == 1.0 and table[Metric.NC][0] == 1.0
+
+
+def test_ttc_same_speed_leader_with_gap_passes():
+    leader = dict(x=15.0, y=0.0, yaw=0.0, speed=10.0)
+    table = _score(make_scene(10.0, [leader]), straight_trajectory(10.0), reference=40.0)
+    assert table[Metric.TTC][0] == 1.0 and table[Metric.NC][0] == 1.0
+
+
+# ---------------------------------------------------------------- C, HC, EC
+def test_harsh_braking_fails_comfort_gentle_passes():
+    scene = make_scene(15.0)
+    table = _score(scene, straight_trajectory(15.0, accel=-8.0),
+                   straight_trajectory(15.0, accel=-0.5), reference=60.0)
+    np.testing.assert_array_equal(table[Metric.C], [0.0, 1.0])
+
+
+def test_history_comfort_uses_the_logged_history():
+    scene = make_scene(10.0)
+    plan = straight_trajectory(10.0)
+    assert _score(scene, plan, reference=40.0)[Metric.HC][0] == 1.0
+    swerve = scene.ego_history.copy()
+    swerve[:, 2] = np.where(np.arange(len(swerve)) % 2 == 0, 0.3, -0.3)
+    scene.ego_history = swerve
+    assert _score(scene, plan, reference=40.0)[Metric.HC][0] == 0.0
+    no_hist = make_scene(10.0, history=False)
+    assert _score(no_hist, straight_trajectory(10.0, accel=-9.0),
+                  reference=40.0)[Metric.HC][0] == 1.0
+
+
+def test_extended_comfort_against_previous_frame():
+    scene = make_scene(10.0)
+    steady = _score(scene, straight_trajectory(10.0), reference=40.0)
+    assert not steady.ec_used
+    again = _score(scene, straight_trajectory(10.0), straight_trajectory(10.0, accel=-6.0),
+                   reference=40.0, prev=steady.states[0])
+    assert again.ec_used
+    np.testing.assert_array_equal(again[Metric.EC], [1.0, 0.0])
+
+
+def test_ec_weight_dropped_without_previous_frame():
+    scene = make_scene(10.0)
+    table = _score(scene, straight_trajectory(10.0), reference=40.0)
+    t = table.table[:, 0]
+    expected = (5 * t[Metric.EP] + 5 * t[Metric.TTC] + 2 * t[Metric.LK] + 2 * t[Metric.HC]) / 14
+    assert table.epdms[0] == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- LK
+@pytest.mark.parametrize('steps, expected', [(19, 1.0), (20, 0.0)])
+def test_lane_keeping_needs_20_consecutive_steps(steps, expected):
+    scene = make_scene(10.0)
+    y = np.zeros(T)
+    y[5:5 + steps] = 0.8
+    states = states_from_centres(np.c_[np.arange(T) * 1.0, y], 0.0, 10.0, CFG.vehicle)
+    prep, geo = _geo(scene, states)
+    assert metrics.lane_keeping(geo, prep, CFG)[0] == expected
+
+
+def test_lane_keeping_skips_intersection_steps_without_reset():
+    lanes, fwd = straight_lanes(3)
+    ys = np.arange(-10.0, 10.1, 2.0)
+    lanes.append(Lane('J', np.c_[np.full_like(ys, 12.0), ys], 4.0, in_intersection=True))
+    scene = make_scene(10.0, lanes=lanes, route_ids=fwd)
+    x = np.arange(T) * 1.0 + 0.5      # steps 10..13 (x 10.5..13.5) are inside the junction
+    for off_steps, expected in ((24, 0.0), (23, 1.0)):
+        y = np.zeros(T)
+        y[:off_steps] = 0.8
+        states = states_from_centres(np.c_[x, y], 0.0, 10.0, CFG.vehicle)
+        prep, geo = _geo(scene, states)
+        np.testing.assert_array_equal(np.nonzero(geo.centre_in_intersection[0])[0],
+                                      [10, 11, 12, 13])
+        # 24 off-centre steps, 4 skipped -> 20 counted (a reset would leave runs of 10)
+        assert metrics.lane_keeping(geo, prep, CFG)[0] == expected
+
+
+def test_held_lateral_offset_plan_fails_lane_keeping():
+    scene = make_scene(10.0, ego_xy=(0.0, 0.8))
+    table = _score(scene, straight_trajectory(10.0), reference=40.0)
+    assert table[Metric.LK][0] == 0.0
+    centred = make_scene(10.0, ego_xy=(0.0, 0.3))
+    assert _score(centred, straight_trajectory(10.0), reference=40.0)[Metric.LK][0] == 1.0
+
+
+# ---------------------------------------------------------------- aggregation
+def test_pdms_and_epdms_formulas_and_multiplier_masks():
+    table = np.ones((len(Metric), 4))
+    table[Metric.NC] = [1.0, 0.5, 1.0, 1.0]
+    table[Metric.DAC] = [1.0, 1.0, 0.0, 1.0]
+    table[Metric.DDC] = [1.0, 1.0, 1.0, 0.5]
+    table[Metric.EP] = [0.5, 0.5, 0.5, 0.5]
+    table[Metric.TTC] = [0.0, 1.0, 1.0, 1.0]
+    table[Metric.C] = [1.0, 1.0, 1.0, 0.0]
+    np.testing.assert_allclose(aggregate_pdms(table, CFG),
+                               [4.5 / 12, 0.5 * 9.5 / 12, 0.0, 7.5 / 12])
+    np.testing.assert_allclose(aggregate_epdms(table, CFG, True),
+                               [8.5 / 16, 0.5 * 13.5 / 16, 0.0, 0.5 * 13.5 / 16])
+    filt = np.array([False, True, False, False])
+    np.testing.assert_allclose(aggregate_epdms(table, CFG, True, filt)[2], 13.5 / 16)
+
+
+def test_human_filter_sets_failed_multipliers_to_one_and_recomputes():
+    lanes, fwd = straight_lanes(1)
+    expert = straight_trajectory(10.0, lateral=-3.0)        # the human leaves the road
+    scene = make_scene(10.0, lanes=lanes, route_ids=fwd, expert=expert)
+    table = _score(scene, straight_trajectory(10.0, lateral=-3.0), reference=40.0)
+    # the human's centre also leaves the only (route) lane, so DDC is filtered too
+    np.testing.assert_array_equal(table.human_filtered, [False, True, True, False])
+    assert table[Metric.DAC][0] == 0.0 and table.pdms[0] == 0.0
+    t = table.table[:, 0]
+    expected = t[Metric.NC] * (5 * t[Metric.EP] + 5 * t[Metric.TTC]
+                               + 2 * t[Metric.LK] + 2 * t[Metric.HC]) / 14
+    assert table.epdms[0] == pytest.approx(expected) and expected > 0
+    off = _score(scene, straight_trajectory(10.0, lateral=-3.0),
+                 cfg=ScorerConfig(human_filter=False), reference=40.0)
+    assert off.epdms[0] == 0.0
+
+
+# ---------------------------------------------------------------- API
+def test_score_scenes_matches_score_candidates():
+    rng = np.random.default_rng(0)
+    scenes = [make_scene(8.0), make_scene(12.0, [dict(x=20.0, y=0.0, yaw=0.0, speed=3.0)])]
+    cands = np.stack([np.stack([straight_trajectory(v, a).poses for v, a in
+                                rng.uniform([5, -4], [15, 2], (3, 2))]) for _ in scenes])
+    batch = score_scenes(scenes, cands, CFG, references=[30.0, 30.0])
+    for scene, c, b in zip(scenes, cands, batch):
+        one = score_candidates(scene, c, CFG, reference=30.0)
+        np.testing.assert_allclose(one.table, b.table)
+        np.testing.assert_allclose(one.epdms, b.epdms)
+
+
+def test_list_of_trajectories_and_bad_input():
+    scene = make_scene(10.0)
+    table = score_candidates(scene, [straight_trajectory(10.0)] * 2, reference=40.0)
+    assert table.table.shape == (len(Metric), 2) and table.pdms.shape == (2,)
+    with pytest.raises(ValueError, match='shape'):
+        score_candidates(scene, np.zeros((2, 6, 3)), reference=40.0)
+    bad = np.zeros((1, 8, 3))
+    bad[0, 3, 1] = np.nan
+    with pytest.raises(ValueError, match='non-finite'):
+        score_candidates(scene, bad, reference=40.0)
+    with pytest.raises(ValueError, match='ego frame'):
+        score_candidates(scene, [straight_trajectory(10.0).to_map(scene.ego.pose)])
+    with pytest.raises(ValueError, match='navsim_version'):
+        ScorerConfig(navsim_version='v3')
+    with pytest.raises(TypeError, match='Scene'):
+        score_candidates('scene', np.zeros((1, 8, 3)))
+
+
+def test_reference_plan_avoids_a_stopped_car_and_beats_constant_velocity():
+    parked = dict(x=40.0, y=0.0, yaw=0.0, speed=0.0)
+    scene = make_scene(10.0, [parked])
+    plan = reference_plan(scene)
+    cv = constant_velocity_trajectory(scene.ego)
+    assert isinstance(plan, Trajectory) and plan.poses.shape == (8, 3)
+    np.testing.assert_allclose(cv.poses[:, 0], 10.0 * 0.5 * np.arange(1, 9))
+    table = _score(scene, plan, cv)
+    assert table[Metric.NC][0] == 1.0 and table[Metric.NC][1] == 0.0
+    assert table.pdms[0] > 0.5 > table.pdms[1]
