@@ -5,6 +5,7 @@ rounded to 8 decimals and compared strictly, as NAVSIM does.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import savgol_filter
@@ -29,10 +30,15 @@ BOUNDS = ComfortBounds()
 DECIMALS = 8
 
 
+@lru_cache(maxsize=64)
+def _savgol_operator(length: int, window: int, poly: int, deriv: int, delta: float) -> np.ndarray:
+    """(T, T) matrix R with savgol_filter(y) == y @ R (the filter is linear in y, edges too)."""
+    return savgol_filter(np.eye(length), window_length=min(window, length), polyorder=poly,
+                         deriv=deriv, delta=delta, axis=-1)
+
+
 def _savgol(y: np.ndarray, window: int, poly: int, deriv: int = 0, delta: float = 1.0):
-    window = min(window, y.shape[-1])
-    return savgol_filter(y, window_length=window, polyorder=poly, deriv=deriv, delta=delta,
-                         axis=-1)
+    return y @ _savgol_operator(y.shape[-1], window, poly, deriv, float(delta))
 
 
 def phase_unwrap(headings: np.ndarray) -> np.ndarray:

@@ -13,85 +13,101 @@ from pair_drive_ros.core.road import RoadMap
 
 @dataclass(frozen=True)
 class LaneIndex:
-    """Lane polygons split into quads, bucketed on a uniform grid.
+    """Lane polygons split into convex pieces, bucketed on a sparse uniform grid.
 
-    quads: (Q, 4, 2) vertices left_i, left_{i+1}, right_{i+1}, right_i of each centreline
-    segment; quad_lane: (Q,) lane index. cells: (Cx * Cy, K) quad ids per cell, -1 padded.
-    The union of a lane's quads is its polygon (Lane.polygon) when the polygon is simple.
+    Each centreline segment gives the quad left_i, left_{i+1}, right_{i+1}, right_i; convex
+    quads are kept, others are split into two triangles (a repeated vertex). The union of a
+    lane's pieces is its polygon (Lane.polygon) when that polygon is simple. Pieces are stored
+    as counter-clockwise half-planes: inside iff normal . p >= offset for all 4 edges (closed).
     """
 
-    quads: np.ndarray
-    quad_lane: np.ndarray
+    normals: np.ndarray   # (Q, 4, 2)
+    offsets: np.ndarray   # (Q, 4)
+    piece_lane: np.ndarray  # (Q,)
     num_lanes: int
-    origin: np.ndarray
     cell_m: float
-    shape: tuple
-    cells: np.ndarray
+    keys: np.ndarray      # (U,) sorted cell keys
+    cells: np.ndarray     # (U, K) piece ids per cell, -1 padded
 
     @classmethod
-    def build(cls, road: RoadMap, cell_m: float = 4.0, max_cells: int = 400_000) -> 'LaneIndex':
+    def build(cls, road: RoadMap, cell_m: float = 2.0) -> 'LaneIndex':
         """Index all lanes of `road`."""
-        quads, owner = [], []
+        pieces, owner = [], []
         for i, lane in enumerate(road.lanes):
             left, right = lane.left_boundary, lane.right_boundary
             q = np.stack([left[:-1], left[1:], right[1:], right[:-1]], axis=1)
-            quads.append(q)
+            q = _convex_pieces(q)
+            pieces.append(q)
             owner.append(np.full(len(q), i))
-        if not quads:
-            return cls(np.zeros((0, 4, 2)), np.zeros(0, int), 0, np.zeros(2), cell_m, (1, 1),
-                       np.full((1, 1), -1))
-        quads = np.concatenate(quads)
+        if not pieces:
+            return cls(np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros(0, int), 0, cell_m,
+                       np.zeros(0, np.int64), np.full((0, 1), -1))
+        quads = np.concatenate(pieces)
         owner = np.concatenate(owner)
-        lo = quads.min(axis=(0, 1)) - 1.0
-        hi = quads.max(axis=(0, 1)) + 1.0
-        while np.prod(np.ceil((hi - lo) / cell_m)) > max_cells:
-            cell_m *= 2.0
-        shape = tuple(int(v) for v in np.ceil((hi - lo) / cell_m).astype(int))
-        qlo = np.floor((quads.min(axis=1) - lo) / cell_m).astype(int)
-        qhi = np.floor((quads.max(axis=1) - lo) / cell_m).astype(int)
+        edge = np.roll(quads, -1, axis=1) - quads
+        normals = np.stack([-edge[..., 1], edge[..., 0]], -1)
+        offsets = np.einsum('qkd,qkd->qk', normals, quads)
+        lo = np.floor(quads.min(axis=1) / cell_m).astype(np.int64)
+        hi = np.floor(quads.max(axis=1) / cell_m).astype(np.int64)
         buckets: dict = {}
         for qi in range(len(quads)):
-            for cx in range(qlo[qi, 0], qhi[qi, 0] + 1):
-                for cy in range(qlo[qi, 1], qhi[qi, 1] + 1):
-                    buckets.setdefault(cx * shape[1] + cy, []).append(qi)
-        k = max(len(v) for v in buckets.values())
-        cells = np.full((shape[0] * shape[1], k), -1, dtype=np.int64)
-        for key, ids in buckets.items():
-            cells[key, :len(ids)] = ids
-        return cls(quads, owner, len(road.lanes), lo, cell_m, shape, cells)
+            for cx in range(lo[qi, 0], hi[qi, 0] + 1):
+                for cy in range(lo[qi, 1], hi[qi, 1] + 1):
+                    buckets.setdefault((cx, cy), []).append(qi)
+        keys = np.array([_cell_key(cx, cy) for cx, cy in buckets], dtype=np.int64)
+        lists = list(buckets.values())
+        k = max(len(v) for v in lists)
+        cells = np.full((len(lists), k), -1, dtype=np.int64)
+        for row, ids in enumerate(lists):
+            cells[row, :len(ids)] = ids
+        order = np.argsort(keys)
+        return cls(normals, offsets, owner, len(road.lanes), cell_m, keys[order], cells[order])
 
     def points_in_lanes(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) points -> (..., num_lanes) bool: point inside each lane polygon."""
         pts = np.asarray(points, dtype=np.float64)
         shape = pts.shape[:-1]
         flat = pts.reshape(-1, 2)
-        out = np.zeros((len(flat), max(self.num_lanes, 1)), dtype=bool)
-        if self.num_lanes == 0 or len(flat) == 0:
-            return out[:, :self.num_lanes].reshape(shape + (self.num_lanes,))
-        cxy = np.floor((flat - self.origin) / self.cell_m).astype(np.int64)
-        inside_grid = ((cxy[:, 0] >= 0) & (cxy[:, 0] < self.shape[0])
-                       & (cxy[:, 1] >= 0) & (cxy[:, 1] < self.shape[1]))
-        rows = np.nonzero(inside_grid)[0]
-        cell = cxy[rows, 0] * self.shape[1] + cxy[rows, 1]
-        cand = self.cells[cell]                       # (R, K)
+        out = np.zeros((len(flat), self.num_lanes), dtype=bool)
+        if self.num_lanes == 0 or len(flat) == 0 or len(self.keys) == 0:
+            return out.reshape(shape + (self.num_lanes,))
+        cxy = np.floor(flat / self.cell_m).astype(np.int64)
+        key = _cell_key(cxy[:, 0], cxy[:, 1])
+        pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+        rows = np.nonzero(self.keys[pos] == key)[0]
+        cand = self.cells[pos[rows]]                  # (R, K)
         r_idx, k_idx = np.nonzero(cand >= 0)
         qid = cand[r_idx, k_idx]
         p_rows = rows[r_idx]
-        hit = point_in_quads(flat[p_rows], self.quads[qid])
-        out[p_rows[hit], self.quad_lane[qid[hit]]] = True
+        x, y = flat[p_rows, 0:1], flat[p_rows, 1:2]
+        n = self.normals[qid]
+        hit = np.all(n[..., 0] * x + n[..., 1] * y >= self.offsets[qid], axis=1)
+        out[p_rows[hit], self.piece_lane[qid[hit]]] = True
         return out.reshape(shape + (self.num_lanes,))
 
 
-def point_in_quads(points: np.ndarray, quads: np.ndarray) -> np.ndarray:
-    """Crossing-number test of points (P, 2) against their quads (P, 4, 2). Returns (P,) bool."""
-    x, y = points[:, 0:1], points[:, 1:2]
-    xi, yi = quads[..., 0], quads[..., 1]
-    xj, yj = np.roll(xi, 1, axis=1), np.roll(yi, 1, axis=1)
-    straddle = (yi > y) != (yj > y)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        x_cross = (xj - xi) * (y - yi) / (yj - yi) + xi
-    crossing = straddle & (x < x_cross)
-    return (np.count_nonzero(crossing, axis=1) % 2) == 1
+def _signed_area(poly: np.ndarray) -> np.ndarray:
+    x, y = poly[..., 0], poly[..., 1]
+    return 0.5 * np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y, axis=-1)
+
+
+def _convex_pieces(quads: np.ndarray) -> np.ndarray:
+    """Counter-clockwise convex 4-vertex pieces covering each quad (Q, 4, 2)."""
+    quads = np.where((_signed_area(quads) < 0)[:, None, None], quads[:, ::-1], quads)
+    edge = np.roll(quads, -1, axis=1) - quads
+    nxt = np.roll(edge, -1, axis=1)
+    cross = edge[..., 0] * nxt[..., 1] - edge[..., 1] * nxt[..., 0]
+    convex = np.all(cross >= 0, axis=1)
+    out = [quads[convex]]
+    for q in quads[~convex]:
+        # split at the reflex vertex r: triangles (r, r+1, r+2) and (r, r+2, r+3)
+        e = np.roll(q, -1, axis=0) - q
+        c = e[:, 0] * np.roll(e, -1, axis=0)[:, 1] - e[:, 1] * np.roll(e, -1, axis=0)[:, 0]
+        r = (int(np.argmin(c)) + 1) % 4
+        for tri in ((r, r + 1, r + 2), (r, r + 2, r + 3)):
+            t = q[[i % 4 for i in tri]]
+            out.append(np.concatenate([t, t[-1:]])[None])   # repeated vertex: degenerate edge
+    return np.concatenate(out)
 
 
 def box_corners(centre: np.ndarray, heading: np.ndarray, length: np.ndarray,
@@ -155,31 +171,89 @@ def segment_box_overlap(p0: np.ndarray, p1: np.ndarray, centre: np.ndarray,
     return ~sep
 
 
-def polyline_within(points: np.ndarray, polyline: np.ndarray, dist_m: float) -> np.ndarray:
-    """(..., 2) points -> bool: distance to the polyline (P, 2) is at most dist_m.
+class SegmentGrid:
+    """Segments of a polyline hashed on a sparse grid for "distance <= radius" queries."""
 
-    Only segments whose bounding box, grown by dist_m, meets the points' bounding box are tested.
-    """
-    pts = np.asarray(points, dtype=np.float64)
-    shape = pts.shape[:-1]
-    flat = pts.reshape(-1, 2)
-    a, b = polyline[:-1], polyline[1:]
-    lo = flat.min(axis=0) - dist_m
-    hi = flat.max(axis=0) + dist_m
-    keep = ((np.maximum(a, b) >= lo).all(axis=1) & (np.minimum(a, b) <= hi).all(axis=1))
-    a, b = a[keep], b[keep]
-    out = np.zeros(len(flat), dtype=bool)
-    if len(a) == 0:
+    def __init__(self, polyline: np.ndarray, radius_m: float, cell_m: float = 2.0) -> None:
+        pts = np.asarray(polyline, dtype=np.float64)
+        self.a, self.b = pts[:-1], pts[1:]
+        self.radius = float(radius_m)
+        self.cell = float(cell_m)
+        lo = np.floor((np.minimum(self.a, self.b) - radius_m) / cell_m).astype(np.int64)
+        hi = np.floor((np.maximum(self.a, self.b) + radius_m) / cell_m).astype(np.int64)
+        buckets: dict = {}
+        for i in range(len(self.a)):
+            for cx in range(lo[i, 0], hi[i, 0] + 1):
+                for cy in range(lo[i, 1], hi[i, 1] + 1):
+                    buckets.setdefault((cx, cy), []).append(i)
+        keys = np.array([_cell_key(cx, cy) for cx, cy in buckets], dtype=np.int64)
+        order = np.argsort(keys)
+        lists = list(buckets.values())
+        k = max((len(v) for v in lists), default=1)
+        table = np.full((len(lists), k), -1, dtype=np.int64)
+        for row, ids in enumerate(lists):
+            table[row, :len(ids)] = ids
+        self.keys = keys[order]
+        self.table = table[order]
+
+    def within(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) points -> bool: distance to the polyline <= radius."""
+        pts = np.asarray(points, dtype=np.float64)
+        shape = pts.shape[:-1]
+        flat = pts.reshape(-1, 2)
+        out = np.zeros(len(flat), dtype=bool)
+        if len(self.keys) == 0:
+            return out.reshape(shape)
+        cxy = np.floor(flat / self.cell).astype(np.int64)
+        key = _cell_key(cxy[:, 0], cxy[:, 1])
+        pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+        rows = np.nonzero(self.keys[pos] == key)[0]
+        cand = self.table[pos[rows]]
+        r_idx, k_idx = np.nonzero(cand >= 0)
+        seg = cand[r_idx, k_idx]
+        p = flat[rows[r_idx]]
+        a, d = self.a[seg], self.b[seg] - self.a[seg]
+        len2 = np.maximum(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1], 1e-18)
+        rx, ry = p[:, 0] - a[:, 0], p[:, 1] - a[:, 1]
+        t = np.clip((rx * d[:, 0] + ry * d[:, 1]) / len2, 0.0, 1.0)
+        ex, ey = rx - t * d[:, 0], ry - t * d[:, 1]
+        hit = ex * ex + ey * ey <= self.radius * self.radius
+        out[rows[r_idx[hit]]] = True
         return out.reshape(shape)
-    d = b - a
-    len2 = np.maximum(np.einsum('ij,ij->i', d, d), 1e-18)
-    # chunk over points to bound memory
-    step = max(1, 2_000_000 // len(a))
-    for i in range(0, len(flat), step):
-        q = flat[i:i + step]
-        rel = q[:, None, :] - a[None]
-        t = np.clip((rel[..., 0] * d[:, 0] + rel[..., 1] * d[:, 1]) / len2, 0.0, 1.0)
-        ex = rel[..., 0] - t * d[:, 0]
-        ey = rel[..., 1] - t * d[:, 1]
-        out[i:i + step] = (ex * ex + ey * ey).min(axis=1) <= dist_m * dist_m
-    return out.reshape(shape)
+
+
+def _cell_key(cx, cy):
+    # cells are within +-2^31 of the origin for any map in metres
+    return (np.asarray(cx, dtype=np.int64) << 32) + (np.asarray(cy, dtype=np.int64) + (1 << 31))
+
+
+def project_on_polyline(route, points: np.ndarray, margin_m: float = 10.0) -> np.ndarray:
+    """Arc length (P,) of the closest route point to each point (P, 2), as Route.project.
+
+    Only segments near the points' bounding box are searched; a point whose closest segment
+    is farther than margin_m falls back to the whole route, so the result is exact.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    a, b = route.points[:-1], route.points[1:]
+    lo, hi = pts.min(axis=0) - margin_m, pts.max(axis=0) + margin_m
+    keep = np.nonzero((np.maximum(a, b) >= lo).all(axis=1)
+                      & (np.minimum(a, b) <= hi).all(axis=1))[0]
+    s = np.empty(len(pts))
+    todo = np.ones(len(pts), dtype=bool)
+    if len(keep):
+        a_k, d = a[keep], b[keep] - a[keep]
+        len2 = np.maximum(np.einsum('ij,ij->i', d, d), 1e-18)
+        rx = pts[:, None, 0] - a_k[None, :, 0]
+        ry = pts[:, None, 1] - a_k[None, :, 1]
+        t = np.clip((rx * d[:, 0] + ry * d[:, 1]) / len2, 0.0, 1.0)
+        ex, ey = rx - t * d[:, 0], ry - t * d[:, 1]
+        dist2 = ex * ex + ey * ey
+        best = np.argmin(dist2, axis=1)
+        idx = np.arange(len(pts))
+        ok = dist2[idx, best] <= margin_m * margin_m
+        seg = keep[best]
+        s[ok] = (route.arc_length[seg] + t[idx, best] * np.sqrt(len2[best]))[ok]
+        todo = ~ok
+    if todo.any():
+        s[todo], _ = route.project(pts[todo])
+    return s

@@ -11,8 +11,9 @@ import numpy as np
 from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.scoring import comfort
 from pair_drive_ros.scoring.config import ScorerConfig
-from pair_drive_ros.scoring.geometry import (LaneIndex, box_corners, boxes_overlap,
-                                             polyline_within, segment_box_overlap)
+from pair_drive_ros.scoring.geometry import (box_corners, boxes_overlap, LaneIndex,
+                                             project_on_polyline, segment_box_overlap,
+                                             SegmentGrid)
 from pair_drive_ros.scoring.simulation import (initial_state, NUM_STATE, rear_axle_to_centre,
                                                StateIndex)
 
@@ -36,6 +37,7 @@ class PreparedScene:
     agent_first_speed: np.ndarray      # (M,)
     start_state: np.ndarray            # (NUM_STATE,)
     history_states: np.ndarray | None  # (H', NUM_STATE) rows prepended for HC
+    route_grid: SegmentGrid            # route centreline, for LK's distance test
 
 
 def prepare_scene(scene: Scene, cfg: ScorerConfig) -> PreparedScene:
@@ -64,7 +66,8 @@ def prepare_scene(scene: Scene, cfg: ScorerConfig) -> PreparedScene:
         first_speed = np.zeros(len(tracks.ids))
     start = initial_state(scene.ego, veh)
     return PreparedScene(scene, lanes, route_mask, inter_mask, xy, heading, half, valid,
-                         first_speed, start, history_states(scene, cfg))
+                         first_speed, start, history_states(scene, cfg),
+                         SegmentGrid(scene.route.points, cfg.lk_deviation_m))
 
 
 def history_states(scene: Scene, cfg: ScorerConfig) -> np.ndarray | None:
@@ -178,8 +181,9 @@ def no_at_fault_collision(states: np.ndarray, geo: EgoGeometry, prep: PreparedSc
     ego_half = np.array([0.5 * veh.length_m, 0.5 * veh.width_m])
     ego_r = np.hypot(*ego_half)
     a_xy = prep.agent_xy[:t_agents]
-    d = geo.centre[:, :t_agents, None, :] - a_xy[None]
-    close = (np.einsum('...i,...i->...', d, d) <= (ego_r + _agent_radius(prep)) ** 2)
+    dx = geo.centre[:, :t_agents, None, 0] - a_xy[None, ..., 0]
+    dy = geo.centre[:, :t_agents, None, 1] - a_xy[None, ..., 1]
+    close = dx * dx + dy * dy <= (ego_r + _agent_radius(prep)) ** 2
     close &= prep.agent_valid[None, :t_agents]
     ni, ti, mi = np.nonzero(close)
     if len(ni) == 0:
@@ -228,7 +232,9 @@ def driving_direction_compliance(geo: EgoGeometry, cfg: ScorerConfig) -> np.ndar
 
 def ego_progress_raw(geo: EgoGeometry, prep: PreparedScene) -> np.ndarray:
     """Raw progress (N,) [m] of the box centre along the route centreline, clamped at 0."""
-    s, _ = prep.scene.route.project(np.stack([geo.centre[:, 0], geo.centre[:, -1]], axis=1))
+    s = project_on_polyline(prep.scene.route, np.stack([geo.centre[:, 0], geo.centre[:, -1]],
+                                                       axis=1))
+    s = s.reshape(-1, 2)
     return np.maximum(s[:, 1] - s[:, 0], 0.0)
 
 
@@ -264,8 +270,9 @@ def time_to_collision(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) 
     tt_c = np.minimum(tt, t_agents - 1)
     a_xy = prep.agent_xy[tt_c]                                       # (t, S, M, 2)
     a_valid = prep.agent_valid[tt_c] & avail[..., None]
-    d = proj[:, :, :, None, :] - a_xy[None]
-    close = np.einsum('...i,...i->...', d, d) <= (ego_r + _agent_radius(prep)) ** 2
+    dx = proj[:, :, :, None, 0] - a_xy[None, ..., 0]
+    dy = proj[:, :, :, None, 1] - a_xy[None, ..., 1]
+    close = dx * dx + dy * dy <= (ego_r + _agent_radius(prep)) ** 2
     close &= a_valid[None]
     close &= (geo.speed[:, :t_eval] >= cfg.ttc_stopped_speed_mps)[:, :, None, None]
     ni, ti, si, mi = np.nonzero(close)
@@ -294,7 +301,7 @@ def lane_keeping(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) -> np
 
     Intersection steps are skipped without resetting the count, as in NAVSIM.
     """
-    exceed = ~polyline_within(geo.centre, prep.scene.route.points, cfg.lk_deviation_m)
+    exceed = ~prep.route_grid.within(geo.centre)
     skip = geo.centre_in_intersection
     inc = (exceed & ~skip).astype(np.int64)
     reset = ~exceed & ~skip

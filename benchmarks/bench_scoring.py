@@ -1,0 +1,97 @@
+"""Throughput of the PDM scorer on one core: candidates scored per second for G = 16 and
+G = 256 per scene, and the speed-up over the slow reference implementation in test/.
+
+Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scoring.py [--update-results]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_var, '1')
+
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'test'))
+
+from pair_drive_ros.core.se2 import poses_to_global  # noqa: E402
+from pair_drive_ros.scoring import (prepare_scene, reference_progress, score_scenes,  # noqa: E402
+                                    ScorerConfig)
+import scoring_reference as slow  # noqa: E402
+from scoring_scenes import make_scene, random_candidates, straight_lanes  # noqa: E402
+
+
+def highway_scene(rng: np.random.Generator, token: str):
+    """A 4-lane, 600 m highway (centrelines every 2 m) with 20 agents within 80 m."""
+    lanes, fwd = straight_lanes(4, x0=-200.0, x1=400.0, spacing=2.0)
+    agents = []
+    for _ in range(20):
+        agents.append(dict(x=float(rng.uniform(-60, 100)), y=4.0 * int(rng.integers(4)),
+                           yaw=0.0, speed=float(rng.uniform(15, 30))))
+    return make_scene(float(rng.uniform(15, 30)), agents, lanes, fwd, token=token)
+
+
+def bench_fast(preps, refs, cands, cfg, repeat: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        score_scenes(preps, cands, cfg, references=refs)
+        best = min(best, time.perf_counter() - t0)
+    return cands.shape[0] * cands.shape[1] / best
+
+
+def bench_slow(scenes, cands, cfg, n: int) -> float:
+    t0 = time.perf_counter()
+    done = 0
+    for scene, c in zip(scenes, cands):
+        scorer = slow.SlowScorer(scene, cfg)
+        start = prepare_scene(scene, cfg).start_state
+        for g in range(len(c)):
+            states = slow.simulate_one(poses_to_global(scene.ego.pose, c[g]), start,
+                                       cfg.vehicle)
+            scorer.score(states)
+            slow.comfort_v1(states)
+            done += 1
+            if done >= n:
+                return done / (time.perf_counter() - t0)
+    return done / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--scenes', type=int, default=32)
+    parser.add_argument('--slow-candidates', type=int, default=60)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    cfg = ScorerConfig(human_filter=False)
+    scenes = [highway_scene(rng, f'h{i}') for i in range(args.scenes)]
+    t0 = time.perf_counter()
+    preps = [prepare_scene(s, cfg) for s in scenes]
+    prep_ms = 1e3 * (time.perf_counter() - t0) / len(scenes)
+    t0 = time.perf_counter()
+    refs = [reference_progress(p, cfg) for p in preps]
+    ref_ms = 1e3 * (time.perf_counter() - t0) / len(scenes)
+    results = {}
+    for g in (16, 256):
+        n_scenes = len(scenes) if g == 16 else max(4, len(scenes) // 8)
+        cands = np.stack([random_candidates(rng, s.ego.speed, g) for s in scenes[:n_scenes]])
+        results[f'batched G={g}'] = bench_fast(preps[:n_scenes], refs[:n_scenes], cands, cfg)
+        per_scene = [bench_fast([p], [r], c[None], cfg, 1)
+                     for p, r, c in zip(preps[:4], refs[:4], cands[:4])]
+        results[f'one scene per call G={g}'] = float(np.median(per_scene))
+    cands = np.stack([random_candidates(rng, s.ego.speed, 16) for s in scenes[:8]])
+    slow_rate = bench_slow(scenes[:8], cands, cfg, args.slow_candidates)
+    print(f'scene preparation (lane grid, agents; once per scene): {prep_ms:.2f} ms/scene')
+    print(f'reference_progress (PDM-Closed-style planner, 15 proposals): {ref_ms:.2f} ms/scene')
+    for name, rate in results.items():
+        print(f'fast scorer, {name}: {rate:,.0f} candidates/s '
+              f'({rate / slow_rate:,.0f}x the slow reference)')
+    print(f'slow reference (test/scoring_reference.py): {slow_rate:,.1f} candidates/s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
