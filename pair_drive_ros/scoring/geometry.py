@@ -49,19 +49,8 @@ class LaneIndex:
         offsets = np.einsum('qkd,qkd->qk', normals, quads)
         lo = np.floor(quads.min(axis=1) / cell_m).astype(np.int64)
         hi = np.floor(quads.max(axis=1) / cell_m).astype(np.int64)
-        buckets: dict = {}
-        for qi in range(len(quads)):
-            for cx in range(lo[qi, 0], hi[qi, 0] + 1):
-                for cy in range(lo[qi, 1], hi[qi, 1] + 1):
-                    buckets.setdefault((cx, cy), []).append(qi)
-        keys = np.array([_cell_key(cx, cy) for cx, cy in buckets], dtype=np.int64)
-        lists = list(buckets.values())
-        k = max(len(v) for v in lists)
-        cells = np.full((len(lists), k), -1, dtype=np.int64)
-        for row, ids in enumerate(lists):
-            cells[row, :len(ids)] = ids
-        order = np.argsort(keys)
-        return cls(normals, offsets, owner, len(road.lanes), cell_m, keys[order], cells[order])
+        keys, cells = _bucket(lo, hi)
+        return cls(normals, offsets, owner, len(road.lanes), cell_m, keys, cells)
 
     def points_in_lanes(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) points -> (..., num_lanes) bool: point inside each lane polygon."""
@@ -181,20 +170,7 @@ class SegmentGrid:
         self.cell = float(cell_m)
         lo = np.floor((np.minimum(self.a, self.b) - radius_m) / cell_m).astype(np.int64)
         hi = np.floor((np.maximum(self.a, self.b) + radius_m) / cell_m).astype(np.int64)
-        buckets: dict = {}
-        for i in range(len(self.a)):
-            for cx in range(lo[i, 0], hi[i, 0] + 1):
-                for cy in range(lo[i, 1], hi[i, 1] + 1):
-                    buckets.setdefault((cx, cy), []).append(i)
-        keys = np.array([_cell_key(cx, cy) for cx, cy in buckets], dtype=np.int64)
-        order = np.argsort(keys)
-        lists = list(buckets.values())
-        k = max((len(v) for v in lists), default=1)
-        table = np.full((len(lists), k), -1, dtype=np.int64)
-        for row, ids in enumerate(lists):
-            table[row, :len(ids)] = ids
-        self.keys = keys[order]
-        self.table = table[order]
+        self.keys, self.table = _bucket(lo, hi)
 
     def within(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) points -> bool: distance to the polyline <= radius."""
@@ -220,6 +196,27 @@ class SegmentGrid:
         hit = ex * ex + ey * ey <= self.radius * self.radius
         out[rows[r_idx[hit]]] = True
         return out.reshape(shape)
+
+
+def _bucket(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse grid of items with inclusive cell ranges lo..hi (Q, 2).
+
+    Returns sorted cell keys (U,) and a (U, K) table of item ids per cell, -1 padded.
+    """
+    if len(lo) == 0:
+        return np.zeros(0, np.int64), np.full((0, 1), -1, np.int64)
+    ny = hi[:, 1] - lo[:, 1] + 1
+    count = (hi[:, 0] - lo[:, 0] + 1) * ny
+    item = np.repeat(np.arange(len(lo)), count)
+    off = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    key = _cell_key(lo[item, 0] + off // ny[item], lo[item, 1] + off % ny[item])
+    order = np.lexsort((item, key))
+    key, item = key[order], item[order]
+    keys, start, counts = np.unique(key, return_index=True, return_counts=True)
+    table = np.full((len(keys), int(counts.max())), -1, dtype=np.int64)
+    table[np.repeat(np.arange(len(keys)), counts),
+          np.arange(len(key)) - np.repeat(start, counts)] = item
+    return keys, table
 
 
 def _cell_key(cx, cy):

@@ -165,6 +165,27 @@ def _agent_radius(prep: PreparedScene) -> np.ndarray:
     return np.hypot(prep.agent_half[:, 0], prep.agent_half[:, 1])
 
 
+def _close_pairs(points: np.ndarray, agent_xy: np.ndarray, agent_ok: np.ndarray,
+                 agent_r: np.ndarray, ego_r: float) -> tuple:
+    """(n, k, m) indices where ego circle n at slot k meets agent circle m at slot k.
+
+    points: (N, K, 2) ego centres; agent_xy: (K, M, 2); agent_ok: (K, M). Agents outside the
+    bounding box of all candidates at a slot are culled before the (N, pairs) distance test.
+    """
+    lo = points.min(axis=0)                                     # (K, 2)
+    hi = points.max(axis=0)
+    reach = (agent_r + ego_r)[None, :, None]                    # (1, M, 1)
+    inside = np.all((agent_xy >= lo[:, None] - reach) & (agent_xy <= hi[:, None] + reach),
+                    axis=-1) & agent_ok
+    kk, mm = np.nonzero(inside)
+    if len(kk) == 0:
+        return (np.zeros(0, np.int64),) * 3
+    dx = points[:, kk, 0] - agent_xy[kk, mm, 0]
+    dy = points[:, kk, 1] - agent_xy[kk, mm, 1]
+    nn, pp = np.nonzero(dx * dx + dy * dy <= ((agent_r[mm] + ego_r) ** 2)[None])
+    return nn, kk[pp], mm[pp]
+
+
 def no_at_fault_collision(states: np.ndarray, geo: EgoGeometry, prep: PreparedScene,
                           cfg: ScorerConfig) -> np.ndarray:
     """NC (N,): 0 when some agent's first collision with the ego is at fault.
@@ -181,11 +202,8 @@ def no_at_fault_collision(states: np.ndarray, geo: EgoGeometry, prep: PreparedSc
     ego_half = np.array([0.5 * veh.length_m, 0.5 * veh.width_m])
     ego_r = np.hypot(*ego_half)
     a_xy = prep.agent_xy[:t_agents]
-    dx = geo.centre[:, :t_agents, None, 0] - a_xy[None, ..., 0]
-    dy = geo.centre[:, :t_agents, None, 1] - a_xy[None, ..., 1]
-    close = dx * dx + dy * dy <= (ego_r + _agent_radius(prep)) ** 2
-    close &= prep.agent_valid[None, :t_agents]
-    ni, ti, mi = np.nonzero(close)
+    ni, ti, mi = _close_pairs(geo.centre[:, :t_agents], a_xy, prep.agent_valid[:t_agents],
+                              _agent_radius(prep), ego_r)
     if len(ni) == 0:
         return score
     hit = boxes_overlap(geo.centre[ni, ti], geo.heading[ni, ti], ego_half, a_xy[ti, mi],
@@ -268,14 +286,14 @@ def time_to_collision(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) 
     tt = np.arange(t_eval)[:, None] + offs[None, :]                 # (t, S)
     avail = tt < t_agents
     tt_c = np.minimum(tt, t_agents - 1)
-    a_xy = prep.agent_xy[tt_c]                                       # (t, S, M, 2)
-    a_valid = prep.agent_valid[tt_c] & avail[..., None]
-    dx = proj[:, :, :, None, 0] - a_xy[None, ..., 0]
-    dy = proj[:, :, :, None, 1] - a_xy[None, ..., 1]
-    close = dx * dx + dy * dy <= (ego_r + _agent_radius(prep)) ** 2
-    close &= a_valid[None]
-    close &= (geo.speed[:, :t_eval] >= cfg.ttc_stopped_speed_mps)[:, :, None, None]
-    ni, ti, si, mi = np.nonzero(close)
+    n_s = len(offs)
+    a_xy = prep.agent_xy[tt_c].reshape(t_eval * n_s, -1, 2)          # (t S, M, 2)
+    a_valid = (prep.agent_valid[tt_c] & avail[..., None]).reshape(t_eval * n_s, -1)
+    ni, ki, mi = _close_pairs(proj.reshape(n_cand, t_eval * n_s, 2), a_xy, a_valid,
+                              _agent_radius(prep), ego_r)
+    ti, si = ki // n_s, ki % n_s
+    moving = geo.speed[ni, ti] >= cfg.ttc_stopped_speed_mps
+    ni, ti, si, mi = ni[moving], ti[moving], si[moving], mi[moving]
     if len(ni) == 0:
         return score
     at = tt_c[ti, si]
