@@ -322,3 +322,19 @@ def test_reference_plan_avoids_a_stopped_car_and_beats_constant_velocity():
     table = _score(scene, plan, cv)
     assert table[Metric.NC][0] == 1.0 and table[Metric.NC][1] == 0.0
     assert table.pdms[0] > 0.5 > table.pdms[1]
+
+
+def test_config_yaml_loads_and_rejects_unknown_keys(tmp_path):
+    from pathlib import Path
+    from pair_drive_ros.scoring import load_config, PACIFICA_VEHICLE
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / 'config' / 'scorer.yaml')
+    assert cfg == ScorerConfig()
+    path = tmp_path / 's.yaml'
+    path.write_text('navsim_version: v1\nvehicle: pacifica\nttc_future_steps: [0, 3]\n')
+    cfg = load_config(path)
+    assert cfg.navsim_version == 'v1' and cfg.vehicle == PACIFICA_VEHICLE
+    assert cfg.ttc_future_steps == (0, 3)
+    path.write_text('no_such_key: 1\n')
+    with pytest.raises(ValueError, match='unknown'):
+        load_config(path)

@@ -4,8 +4,9 @@ Pipeline (pure functions): simulate (LQR tracker + kinematic bicycle) -> sub-met
 aggregation. See docs/RESULTS.md "PDM scorer" for deviations from NAVSIM.
 """
 
-from pair_drive_ros.scoring.config import (HIGHWAY_ENV_VEHICLE, Metric, PACIFICA_VEHICLE,
-                                           ScorerConfig, SimConfig, VehicleParams)
+from pair_drive_ros.scoring.config import (HIGHWAY_ENV_VEHICLE, load_config, Metric,
+                                           PACIFICA_VEHICLE, ScorerConfig, SimConfig,
+                                           VehicleParams)
 from pair_drive_ros.scoring.metrics import prepare_scene, PreparedScene
 from pair_drive_ros.scoring.reference import (constant_velocity_trajectory, idm_proposals,
                                               reference_plan, reference_progress)
@@ -17,6 +18,7 @@ __all__ = [
     'HIGHWAY_ENV_VEHICLE', 'Metric', 'PACIFICA_VEHICLE', 'PreparedScene', 'ScoreTable',
     'ScorerConfig', 'SimConfig', 'StateIndex', 'VehicleParams', 'aggregate_epdms',
     'aggregate_pdms', 'constant_velocity_trajectory', 'idm_proposals', 'initial_state',
+    'load_config',
     'prepare_scene', 'reference_plan', 'reference_progress', 'score_candidates', 'score_scenes',
     'simulate',
 ]

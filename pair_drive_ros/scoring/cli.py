@@ -11,6 +11,7 @@ same episode is also scored; otherwise its weight is dropped.
 
 import argparse
 import csv
+from dataclasses import replace
 import json
 import logging
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pair_drive_ros.core.trajectory import NUM_POSES
-from pair_drive_ros.scoring.config import Metric, ScorerConfig
+from pair_drive_ros.scoring.config import load_config, Metric, ScorerConfig, VEHICLE_PRESETS
 from pair_drive_ros.scoring.metrics import prepare_scene
 from pair_drive_ros.scoring.reference import (constant_velocity_trajectory, reference_plan,
                                               reference_progress)
@@ -69,17 +70,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument('--trajectories', help='trajectories file (.npz or .json, see module doc)')
     src.add_argument('--baseline', choices=BASELINES, help='score a built-in planner instead')
     parser.add_argument('--out', required=True, help='output directory')
-    parser.add_argument('--navsim-version', default='v2', choices=('v1', 'v2'))
-    parser.add_argument('--vehicle', default='highway-env', choices=('highway-env', 'pacifica'))
+    parser.add_argument('--config', default=None,
+                        help='ScorerConfig YAML (config/scorer.yaml); the flags below override it')
+    parser.add_argument('--navsim-version', default=None, choices=('v1', 'v2'))
+    parser.add_argument('--vehicle', default=None, choices=('highway-env', 'pacifica'))
     parser.add_argument('--frame-stride', type=int, default=1,
                         help='baselines: score every n-th scorable frame')
     parser.add_argument('--limit', type=int, default=0, help='score at most this many scenes')
 
 
 def _config(args) -> ScorerConfig:
-    from pair_drive_ros.scoring.config import HIGHWAY_ENV_VEHICLE, PACIFICA_VEHICLE
-    vehicle = PACIFICA_VEHICLE if args.vehicle == 'pacifica' else HIGHWAY_ENV_VEHICLE
-    return ScorerConfig(navsim_version=args.navsim_version, vehicle=vehicle)
+    cfg = load_config(args.config) if args.config else ScorerConfig()
+    changes = {}
+    if args.navsim_version:
+        changes['navsim_version'] = args.navsim_version
+    if args.vehicle:
+        changes['vehicle'] = VEHICLE_PRESETS[args.vehicle]
+    return replace(cfg, **changes)
 
 
 def _jobs(args, root: Path):
@@ -102,8 +109,8 @@ def run(args) -> int:
     from pair_drive_ros.sim.logs import EpisodeLog
     root = Path(args.logs)
     base = root / args.split if args.split else root
-    cfg = _config(args)
     try:
+        cfg = _config(args)
         jobs = _jobs(args, root)
     except (OSError, ValueError) as exc:
         LOGGER.error('cannot read the trajectories: %s', exc)
@@ -151,6 +158,11 @@ def _baseline(name: str, prep, cfg: ScorerConfig):
     return reference_plan(prep, cfg).poses
 
 
+def vars_of(obj) -> dict:
+    """Dataclass fields as a plain dict (for the summary)."""
+    return dict(vars(obj))
+
+
 def _write(rows: list, out: Path, cfg: ScorerConfig, args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not rows:
@@ -169,7 +181,7 @@ def _write(rows: list, out: Path, cfg: ScorerConfig, args) -> int:
                'num_scenes_with_previous_frame': len(ec_rows),
                'source': args.trajectories or f'baseline:{args.baseline}',
                'logs': str(args.logs), 'split': args.split,
-               'navsim_version': cfg.navsim_version, 'vehicle': args.vehicle}
+               'navsim_version': cfg.navsim_version, 'vehicle': vars_of(cfg.vehicle)}
     (out / 'summary.json').write_text(json.dumps(summary, indent=1))
     LOGGER.info('scored %d scenes: PDMS %.4f, EPDMS %.4f -> %s', len(rows), means['pdms'],
                 means['epdms'], out)

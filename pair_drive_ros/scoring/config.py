@@ -4,8 +4,9 @@ Every threshold carries its unit and the NAVSIM code it follows: "v1" is navsim 
 "v2" is navsim main at 0a380a9 (see /work/shared/design/navsim_metrics.md).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
+from pathlib import Path
 
 NAVSIM_VERSIONS = ('v1', 'v2')
 
@@ -142,3 +143,31 @@ class ScorerConfig:
     def num_states(self) -> int:
         """Simulated states including t = 0 (41)."""
         return self.sim.num_steps + 1
+
+
+VEHICLE_PRESETS = {'highway-env': HIGHWAY_ENV_VEHICLE, 'pacifica': PACIFICA_VEHICLE}
+
+
+def load_config(path: str | Path) -> ScorerConfig:
+    """Read a ScorerConfig from YAML (see config/scorer.yaml); unknown keys raise ValueError."""
+    import yaml
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: expected a mapping of ScorerConfig fields')
+    known = {f.name for f in fields(ScorerConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f'{path}: unknown ScorerConfig keys {unknown}')
+    vehicle = data.get('vehicle')
+    if isinstance(vehicle, str):
+        if vehicle not in VEHICLE_PRESETS:
+            raise ValueError(f'{path}: vehicle must be one of {sorted(VEHICLE_PRESETS)} or a '
+                             f'mapping, got {vehicle!r}')
+        data['vehicle'] = VEHICLE_PRESETS[vehicle]
+    for key, value in data.items():
+        if isinstance(value, list):
+            data[key] = tuple(value)
+    if isinstance(data.get('sim'), dict):
+        data['sim'] = SimConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in data['sim'].items()})
+    return ScorerConfig(**data)
