@@ -338,3 +338,18 @@ def test_config_yaml_loads_and_rejects_unknown_keys(tmp_path):
     path.write_text('no_such_key: 1\n')
     with pytest.raises(ValueError, match='unknown'):
         load_config(path)
+
+
+def test_tracker_lag_and_overshoot_as_navsim_documents():
+    from pair_drive_ros.scoring import PACIFICA_VEHICLE
+    from pair_drive_ros.scoring.scorer import simulate_candidates
+    cfg = ScorerConfig(vehicle=PACIFICA_VEHICLE)
+    # a plan that stops in 7.5 m from 15 m/s is driven ~16.5 m (navsim_metrics.md, item 3)
+    prep = prepare_scene(make_scene(15.0), cfg)
+    states = simulate_candidates(prep, straight_trajectory(15.0, -15.0).poses[None], cfg)
+    assert straight_trajectory(15.0, -15.0).poses[-1, 0] == pytest.approx(7.5)
+    assert states[0, -1, 0] - states[0, 0, 0] == pytest.approx(16.5, abs=0.3)
+    # a 3.5 m lateral shift overshoots to ~4.0 m
+    prep = prepare_scene(make_scene(10.0), cfg)
+    states = simulate_candidates(prep, straight_trajectory(10.0, lateral=3.5).poses[None], cfg)
+    assert states[0, :, 1].max() == pytest.approx(4.0, abs=0.15)
