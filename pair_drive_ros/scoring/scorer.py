@@ -141,6 +141,19 @@ def aggregate_epdms(table: np.ndarray, cfg: ScorerConfig, ec_used: bool,
     return np.prod(mult, axis=0) * (w @ rows) / w.sum()
 
 
+def _usable_expert(scene: Scene) -> bool:
+    """Whether the scene's expert is an ego-frame 8 x 0.5 s trajectory (else no human filter)."""
+    exp = scene.expert
+    if exp is None:
+        return False
+    ok = (exp.frame != MAP_FRAME and abs(exp.dt_s - POSE_DT_S) < 1e-9
+          and exp.poses.shape == (NUM_POSES, 3))
+    if not ok:
+        LOGGER.warning('scene %s: expert trajectory is not 8 ego-frame poses at 0.5 s; '
+                       'human filter skipped', scene.token)
+    return ok
+
+
 def _as_prepared(scene, cfg: ScorerConfig) -> PreparedScene:
     if isinstance(scene, PreparedScene):
         return scene
@@ -194,12 +207,12 @@ def score_scenes(scenes: Sequence, candidates: np.ndarray, cfg: ScorerConfig = S
     preps = [_as_prepared(s, cfg) for s in scenes]
     n_b, n_g = cands.shape[:2]
     # One simulation batch: every scene's candidates plus its expert (for the human filter).
-    with_expert = [cfg.human_filter and p.scene.expert is not None for p in preps]
+    with_expert = [cfg.human_filter and _usable_expert(p.scene) for p in preps]
     poses, starts, slices = [], [], []
     for b, prep in enumerate(preps):
         block = cands[b]
         if with_expert[b]:
-            block = np.concatenate([block, prep.scene.expert.poses[None, :NUM_POSES]], axis=0)
+            block = np.concatenate([block, prep.scene.expert.poses[None]], axis=0)
         start = len(poses) and sum(len(p) for p in poses)
         poses.append(poses_to_global(prep.scene.ego.pose, block))
         starts.append(np.broadcast_to(prep.start_state, (len(block), prep.start_state.size)))
