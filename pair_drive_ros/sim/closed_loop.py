@@ -1,0 +1,311 @@
+"""Closed-loop simulation: a stepping session (for the ROS sim bridge) and an episode runner.
+
+`SimSession` wraps one highway-env environment at 10 Hz. The ego is driven by trajectories
+(`set_trajectory`, tracked at every step by tracking.TrackingVehicle), or by an expert
+('idm', 'search'). `scene()` is the privileged Scene of the current frame: the past comes from
+the session's own recording; the future agent tracks (41 steps) are a constant-velocity
+projection of the current agent states, since the future is unknown online; `expert` is None.
+
+`run_episode(scenario_or_env_or_factory, seed, policy, ...)` calls
+`policy(frame: SensorFrame, scene: Scene) -> Trajectory` (ego frame, or map frame) every
+`replan_every` steps and returns an EpisodeResult.
+"""
+
+from dataclasses import dataclass, field
+import logging
+from typing import Any, Callable
+
+import numpy as np
+
+from pair_drive_ros.core.route import Route
+from pair_drive_ros.core.scene import Scene
+from pair_drive_ros.core.sensor_frame import SensorFrame
+from pair_drive_ros.core.trajectory import Trajectory
+from pair_drive_ros.sim import hw
+from pair_drive_ros.sim.experts import make_idm_ego, SearchConfig, SearchExpert
+from pair_drive_ros.sim.logs import EpisodeLog
+from pair_drive_ros.sim.recorder import EpisodeRecorder
+from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig, RoadGeometry
+from pair_drive_ros.sim.sensors import render_camera, simulate_lidar
+from pair_drive_ros.sim.suite import load_suite, ScenarioSpec, Suite
+
+LOG = logging.getLogger(__name__)
+
+EGO_MODES = ('tracking', 'idm', 'search')
+# NAVSIM comfort bounds (v1.1), used to count comfort violations per step.
+COMFORT_LON_ACC = (-4.05, 2.40)
+COMFORT_LAT_ACC = 4.89
+COMFORT_YAW_RATE = 0.95
+COMFORT_LON_JERK = 4.13
+DEFAULT_MAX_STEPS = 200
+ROUTE_END_MARGIN_M = 10.0
+
+Policy = Callable[[SensorFrame, Scene], Trajectory]
+
+
+@dataclass
+class EpisodeResult:
+    """Outcome of one closed-loop episode.
+
+    route_completion: 1 if the environment's goal was reached without a crash, else
+    min(1, progress / target), target = min(route length ahead at start, reference speed x
+    episode duration). off_road: the ego centre left every lane at some step.
+    comfort_violations: steps breaking a NAVSIM comfort bound (from 0.1-s finite differences).
+    """
+
+    scenario: str
+    seed: int
+    collision: bool
+    off_road: bool
+    route_completion: float
+    progress_m: float
+    comfort_violations: int
+    steps: int
+    terminated: bool
+    truncated: bool
+    log: EpisodeLog | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """Plain-value summary (no log)."""
+        return {k: getattr(self, k) for k in (
+            'scenario', 'seed', 'collision', 'off_road', 'route_completion', 'progress_m',
+            'comfort_violations', 'steps', 'terminated', 'truncated')}
+
+
+def _resolve(scenario: Any, suite: Suite | str | None) -> tuple[Callable, ScenarioSpec]:
+    """(env factory, spec) for a suite scenario name, a ScenarioSpec, an env or a factory."""
+    if isinstance(scenario, str):
+        suite = suite if isinstance(suite, Suite) else load_suite(*(suite and [suite] or []))
+        spec = suite.get(scenario)
+    elif isinstance(scenario, ScenarioSpec):
+        spec = scenario
+    elif hasattr(scenario, 'reset') and hasattr(scenario, 'unwrapped'):
+        env = scenario
+        spec = ScenarioSpec(name=env.unwrapped.spec.id if env.unwrapped.spec else 'custom',
+                            env_id=env.unwrapped.spec.id if env.unwrapped.spec else 'custom',
+                            family='custom', expert='idm')
+        _force_rates(env)
+        return (lambda: env), spec
+    elif callable(scenario):
+        def factory():
+            env = scenario()
+            _force_rates(env)
+            return env
+        return factory, ScenarioSpec(name=getattr(scenario, '__name__', 'custom'),
+                                     env_id='custom', family='custom')
+    else:
+        raise TypeError(f'scenario must be a suite name, ScenarioSpec, env or factory, '
+                        f'got {type(scenario).__name__}')
+    return (lambda: hw.make_env(spec.env_id, spec.config)), spec
+
+
+def _force_rates(env: Any) -> None:
+    cfg = env.unwrapped.config
+    if cfg.get('simulation_frequency') != hw.SIM_HZ or cfg.get('policy_frequency') != hw.SIM_HZ:
+        LOG.info('forcing simulation and policy frequency to %d Hz', hw.SIM_HZ)
+        env.unwrapped.configure({'simulation_frequency': hw.SIM_HZ,
+                                 'policy_frequency': hw.SIM_HZ})
+
+
+class SimSession:
+    """One highway-env episode at a time, stepped 0.1 s per `step()`."""
+
+    def __init__(self, scenario: Any, suite: Suite | str | None = None,
+                 ego_mode: str = 'tracking', lidar_cfg: LidarConfig | None = None,
+                 camera_cfg: CameraConfig | None = None,
+                 search_cfg: SearchConfig = SearchConfig(), max_steps: int | None = None,
+                 split: str = '') -> None:
+        if ego_mode not in EGO_MODES + ('expert',):
+            raise ValueError(f'ego_mode must be one of {EGO_MODES + ("expert",)}, '
+                             f'got {ego_mode!r}')
+        self._factory, self.spec = _resolve(scenario, suite)
+        self.ego_mode = self.spec.expert if ego_mode == 'expert' else ego_mode
+        self.lidar_cfg = lidar_cfg or LidarConfig()
+        self.camera_cfg = camera_cfg or CameraConfig()
+        self.search_cfg = search_cfg
+        self.max_steps = int(max_steps or self.spec.max_steps or DEFAULT_MAX_STEPS)
+        self.split = split
+        self.env = None
+        self.seed = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def reset(self, seed: int) -> None:
+        """Start a new episode with this seed."""
+        from pair_drive_ros.sim.tracking import TrackingVehicle
+
+        if self.env is None:
+            self.env = self._factory()
+        self.seed = int(seed)
+        self.env.reset(seed=self.seed)
+        u = self.env.unwrapped
+        old = u.vehicle
+        if self.ego_mode == 'idm':
+            ego = make_idm_ego(old)
+        else:
+            ego = TrackingVehicle.replace(old, sim_dt_s=hw.SIM_DT_S)
+            # Keep the planned route so that the route chain and the expert see it.
+            ego.route = [tuple(r) for r in (getattr(old, 'route', None) or [])] or None
+        hw.install_ego(u, ego)
+        self.ego = ego
+        self.steps = 0
+        self.terminated = False
+        self.truncated = False
+        self.arrived = False
+        self.goal_reached = False
+        horizon_s = self.max_steps * hw.SIM_DT_S
+        self.recorder = EpisodeRecorder(u, ego, {
+            'scenario': self.spec.name, 'family': self.spec.family, 'env_id': self.spec.env_id,
+            'seed': self.seed, 'split': self.split, 'expert': self.ego_mode,
+            'config': self.spec.config, 'max_steps': self.max_steps,
+        }, horizon_s=horizon_s)
+        self.recorder.record(u, ego)
+        self._log_cache = None
+        self._geometry = RoadGeometry.from_road(_road_map(self.recorder))
+        lanes = {ln.lane_id: ln for ln in self.recorder.lanes}
+        self.route = Route(np.concatenate([lanes[x].centerline
+                                           for x in self.recorder.route_lanes]))
+        self._s_start = float(self.route.project(ego.position)[0])
+        ref = self.spec.reference_speed_mps
+        if ref is None:
+            ref = 0.8 * float(getattr(ego.lane, 'speed_limit', 20.0) or 20.0)
+        self._target_m = max(1.0, min(self.route.length - self._s_start, ref * horizon_s))
+        self.expert = SearchExpert(self.route, self.search_cfg) \
+            if self.ego_mode == 'search' else None
+
+    @property
+    def time_s(self) -> float:
+        """Simulation time of the current frame [s]."""
+        return self.steps * hw.SIM_DT_S
+
+    @property
+    def done(self) -> bool:
+        """The episode is over: crash, time limit, step cap, or the end of the route.
+
+        Reaching the environment's goal (e.g. intersection exit, merge passed) does not end the
+        episode, so that the frames before the goal have a logged 4-s future; it counts for
+        route completion.
+        """
+        if self.ego.crashed or self.truncated or self.steps >= self.max_steps:
+            return True
+        if self.terminated and not self.goal_reached:
+            return True
+        return self.goal_reached and self._s_now() >= self.route.length - ROUTE_END_MARGIN_M
+
+    def _s_now(self) -> float:
+        return float(self.route.project(self.ego.position)[0])
+
+    def set_trajectory(self, traj: Trajectory) -> None:
+        """Track `traj` (ego frame relative to the current pose, or map frame) from now on."""
+        if self.ego_mode != 'tracking':
+            raise RuntimeError(f'set_trajectory needs ego_mode "tracking", not {self.ego_mode}')
+        self.ego.set_trajectory(traj, self.time_s)
+
+    def step(self) -> None:
+        """Advance 0.1 s (the search expert replans every 0.5 s first)."""
+        if self.done:
+            raise RuntimeError('episode is over; call reset()')
+        u = self.env.unwrapped
+        if self.expert is not None and self.steps % 5 == 0:
+            plan = self.expert.plan(u.road, self.ego, self.time_s)
+            self.ego.set_trajectory(plan, self.time_s)
+        _, _, terminated, truncated, _ = u.step(None)
+        self.steps += 1
+        self.terminated = bool(terminated if np.isscalar(terminated) else all(terminated))
+        self.truncated = bool(truncated)
+        if self.terminated and not self.ego.crashed:
+            self.goal_reached = True
+        if hasattr(u, 'has_arrived'):
+            self.arrived = bool(u.has_arrived(self.ego))
+        self.recorder.record(u, self.ego)
+        self._log_cache = None
+
+    # ---- observations -------------------------------------------------------------------------
+    def log(self) -> EpisodeLog:
+        """Return the episode so far as an in-memory EpisodeLog (with outcome metadata)."""
+        if self._log_cache is None:
+            log = self.recorder.to_log(self._outcome())
+            log._lanes = list(self.recorder.lanes)
+            log._road_geometry = self._geometry
+            self._log_cache = log
+        return self._log_cache
+
+    def scene(self) -> Scene:
+        """Privileged Scene of the current frame (future agents at constant velocity)."""
+        return self.log().scene(self.steps)
+
+    def sensor_frame(self) -> SensorFrame:
+        """Synthesized sensors of the current frame."""
+        log = self.log()
+        k = self.steps
+        ego = log.ego_state(k)
+        agents = log.agents(k)
+        return SensorFrame(
+            stamp_s=ego.stamp_s, ego=ego,
+            lidar_points=simulate_lidar(ego.pose, agents, self._geometry, self.lidar_cfg),
+            camera_image=render_camera(ego.pose, agents, self._geometry, self.camera_cfg),
+            route=log.route(k), lidar_mount=np.array(self.lidar_cfg.mount),
+            camera_mount=np.array(self.camera_cfg.mount), camera_fov_deg=self.camera_cfg.fov_deg)
+
+    # ---- metrics ------------------------------------------------------------------------------
+    def _outcome(self) -> dict:
+        frames = self.recorder.frames
+        crashed = any(f['crashed'] for f in frames)
+        off_road = not all(f['on_road'] for f in frames)
+        progress = max(0.0, self._s_now() - self._s_start)
+        goal = self.goal_reached and not crashed
+        rc = 1.0 if goal else float(min(1.0, progress / self._target_m))
+        return {'terminated': self.terminated, 'truncated': self.truncated,
+                'goal_reached': self.goal_reached,
+                'arrived': self.arrived, 'off_road': off_road, 'progress_m': progress,
+                'route_completion': rc, 'steps': self.steps}
+
+    def metrics(self) -> dict:
+        """Collision, off-road, route completion, progress and comfort so far."""
+        out = self._outcome()
+        log = self.log()
+        a = log.arrays
+        acc = a['ego_accel']
+        jerk = np.r_[0.0, np.diff(acc[:, 0]) / hw.SIM_DT_S]
+        bad = ((acc[:, 0] <= COMFORT_LON_ACC[0]) | (acc[:, 0] >= COMFORT_LON_ACC[1])
+               | (np.abs(acc[:, 1]) >= COMFORT_LAT_ACC)
+               | (np.abs(a['ego_yaw_rate']) >= COMFORT_YAW_RATE)
+               | (np.abs(jerk) >= COMFORT_LON_JERK))
+        out['collision'] = bool(log.meta['expert_crashed'])
+        out['comfort_violations'] = int(bad[1:].sum())
+        return out
+
+
+def _road_map(recorder: EpisodeRecorder):
+    from pair_drive_ros.core.road import RoadMap
+    return RoadMap(list(recorder.lanes))
+
+
+def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | None,
+                max_steps: int | None = None, replan_every: int = 5, record: bool = False,
+                suite: Suite | str | None = None, ego_mode: str | None = None,
+                lidar_cfg: LidarConfig | None = None, camera_cfg: CameraConfig | None = None,
+                split: str = '') -> EpisodeResult:
+    """Run one closed-loop episode.
+
+    With a policy, the ego tracks its trajectories (replanned every `replan_every` steps);
+    with policy None, the scenario's expert drives (ego_mode overrides either choice).
+    """
+    mode = ego_mode or ('tracking' if policy is not None else 'expert')
+    session = SimSession(env_or_factory_or_scenario, suite=suite, ego_mode=mode,
+                         lidar_cfg=lidar_cfg, camera_cfg=camera_cfg, max_steps=max_steps,
+                         split=split)
+    session.reset(seed)
+    while not session.done:
+        if policy is not None and session.ego_mode == 'tracking' \
+                and session.steps % max(1, replan_every) == 0:
+            traj = policy(session.sensor_frame(), session.scene())
+            session.set_trajectory(traj)
+        session.step()
+    m = session.metrics()
+    log = session.log() if record else None
+    return EpisodeResult(scenario=session.spec.name, seed=int(seed), collision=m['collision'],
+                         off_road=m['off_road'], route_completion=m['route_completion'],
+                         progress_m=m['progress_m'], comfort_violations=m['comfort_violations'],
+                         steps=m['steps'], terminated=m['terminated'], truncated=m['truncated'],
+                         log=log, extra={'arrived': m['arrived'], 'expert': session.ego_mode})

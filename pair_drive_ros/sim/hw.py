@@ -1,0 +1,148 @@
+"""Adapters between highway-env 1.12.1 objects and the core types.
+
+Conventions: the map frame is highway-env's world frame read as a right-handed x, y frame; a pose
+is the highway-env vehicle position (the box centre) and heading. Lane ids are 'from:to:index'.
+highway-env's `line_types[0]` lies at lateral -w/2 (right of the driving direction in this
+frame) and `line_types[1]` at +w/2 (left).
+"""
+
+import logging
+from typing import Any
+import warnings
+
+import numpy as np
+
+from pair_drive_ros.core.road import Lane, LINE_CONTINUOUS, LINE_NONE, LINE_STRIPED
+
+LOG = logging.getLogger(__name__)
+
+SIM_HZ = 10
+SIM_DT_S = 1.0 / SIM_HZ
+# highway-env LineType values: NONE 0, STRIPED 1, CONTINUOUS 2, CONTINUOUS_LINE 3.
+_LINE_NAMES = {0: LINE_NONE, 1: LINE_STRIPED, 2: LINE_CONTINUOUS, 3: LINE_CONTINUOUS}
+LANE_SAMPLE_STEP_M = 2.0
+LONG_LANE_M = 400.0
+
+
+def make_env(env_id: str, config: dict | None = None) -> Any:
+    """Create a highway-env environment running at 10 Hz simulation and policy rates."""
+    import gymnasium as gym
+    import highway_env  # noqa: F401  (registers the environments)
+
+    cfg = dict(config or {})
+    cfg['simulation_frequency'] = SIM_HZ
+    cfg['policy_frequency'] = SIM_HZ
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return gym.make(env_id, config=cfg)
+
+
+def lane_id(index: tuple) -> str:
+    """Lane id string of a highway-env lane index (from, to, i)."""
+    return f'{index[0]}:{index[1]}:{0 if index[2] is None else int(index[2])}'
+
+
+def parse_lane_id(lid: str) -> tuple[str, str, int]:
+    """Inverse of `lane_id`."""
+    a, b, i = lid.rsplit(':', 2)
+    return a, b, int(i)
+
+
+def sample_lane(lane: Any, s0: float, s1: float, step: float = LANE_SAMPLE_STEP_M
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Centreline points (P, 2) and widths (P,) of a highway-env lane over [s0, s1]."""
+    n = max(2, int(np.ceil((s1 - s0) / step)) + 1)
+    s = np.linspace(s0, s1, n)
+    pts = np.array([lane.position(si, 0.0) for si in s], dtype=np.float64)
+    widths = np.array([lane.width_at(si) for si in s], dtype=np.float64)
+    return pts, widths
+
+
+def road_lanes(road: Any, keep_xy: np.ndarray | None = None, margin_m: float = 300.0
+               ) -> list[Lane]:
+    """All lanes of a highway-env road as core Lanes.
+
+    Lanes longer than LONG_LANE_M (highway-env highways are 10 km) are cropped to the arc-length
+    range covered by `keep_xy` (N, 2) plus `margin_m`.
+    """
+    lanes = []
+    for a, tos in road.network.graph.items():
+        for b, lane_list in tos.items():
+            for i, lane in enumerate(lane_list):
+                s0, s1 = 0.0, float(lane.length)
+                if s1 > LONG_LANE_M and keep_xy is not None and len(keep_xy):
+                    s = np.array([lane.local_coordinates(p)[0] for p in keep_xy])
+                    s0 = float(np.clip(s.min() - margin_m, 0.0, s1))
+                    s1 = float(np.clip(s.max() + margin_m, s0 + 1.0, s1))
+                pts, widths = sample_lane(lane, s0, s1)
+                types = tuple(lane.line_types or (1, 1))
+                lanes.append(Lane(
+                    lane_id=lane_id((a, b, i)), centerline=pts, widths=widths,
+                    left_line=_LINE_NAMES.get(int(types[1]), LINE_STRIPED),
+                    right_line=_LINE_NAMES.get(int(types[0]), LINE_STRIPED),
+                    speed_limit_mps=float(lane.speed_limit or 30.0),
+                    in_intersection=str(a).startswith('ir') and str(b).startswith('il')))
+    return lanes
+
+
+def route_chain(road: Any, vehicle: Any, max_len: int = 50) -> list[tuple[str, str, int]]:
+    """Return the ego's lane chain: its planned route (if any), extended along unique successors.
+
+    Lane indices left open by highway-env (None) are resolved to the lane closest to the end of
+    the previous lane, as highway-env's `next_lane` does.
+    """
+    graph = road.network.graph
+    chain = [tuple(vehicle.lane_index)]
+    planned = [tuple(r) for r in (getattr(vehicle, 'route', None) or [])]
+    # Drop planned edges up to and including the current one.
+    for k, r in enumerate(planned):
+        if r[:2] == chain[0][:2]:
+            planned = planned[k + 1:]
+            break
+    while len(chain) < max_len:
+        a, b, i = chain[-1]
+        if planned:
+            nxt = planned.pop(0)
+            c, j = nxt[1], nxt[2]
+        else:
+            succ = list(graph.get(b, {}).keys())
+            if len(succ) != 1:
+                break
+            c, j = succ[0], None
+        if c not in graph.get(b, {}):
+            break
+        lanes = graph[b][c]
+        if j is None:
+            end = road.network.get_lane((a, b, i if i is not None else 0)).position(
+                road.network.get_lane((a, b, i if i is not None else 0)).length, 0.0)
+            j = int(np.argmin([ln.distance(end) for ln in lanes]))
+        nxt_idx = (b, c, int(min(j, len(lanes) - 1)))
+        prev_lane = road.network.get_lane((a, b, i if i is not None else 0))
+        nxt_lane = road.network.get_lane(nxt_idx)
+        turn = np.cos(prev_lane.heading_at(prev_lane.length) - nxt_lane.heading_at(0.0))
+        # Stop at a U-turn (a node that ends one road and starts the opposite one) or a loop.
+        if turn < 0.0 or any(e[:2] == (b, c) for e in chain):
+            break
+        chain.append(nxt_idx)
+    return [(a, b, 0 if i is None else int(i)) for a, b, i in chain]
+
+
+def vehicle_state(v: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pose (3,), size (2,), velocity (2,)) of a highway-env vehicle in the map frame."""
+    pose = np.array([v.position[0], v.position[1], v.heading], dtype=np.float64)
+    size = np.array([v.LENGTH, v.WIDTH], dtype=np.float64)
+    return pose, size, np.asarray(v.velocity, dtype=np.float64)
+
+
+def install_ego(env_u: Any, vehicle: Any) -> Any:
+    """Put `vehicle` in place of the controlled vehicle (road list and controlled_vehicles)."""
+    old = env_u.vehicle
+    idx = env_u.road.vehicles.index(old)
+    env_u.road.vehicles[idx] = vehicle
+    env_u.controlled_vehicles = [vehicle]
+    return vehicle
+
+
+def any_lane_contains(road: Any, xy: np.ndarray, margin: float = 0.0) -> bool:
+    """Whether a point lies on any lane (highway-env's `on_road` only checks the current lane)."""
+    return any(ln.on_lane(xy, margin=margin) for ln in road.network.lanes_list())
