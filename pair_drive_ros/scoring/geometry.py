@@ -19,6 +19,8 @@ class LaneIndex:
     quads are kept, others are split into two triangles (a repeated vertex). The union of a
     lane's pieces is its polygon (Lane.polygon) when that polygon is simple. Pieces are stored
     as counter-clockwise half-planes: inside iff normal . p >= offset for all 4 edges (closed).
+    A cell that no boundary segment of a lane touches lies wholly inside or wholly outside that
+    lane; such cells answer from `full` without any point test.
     """
 
     normals: np.ndarray   # (Q, 4, 2)
@@ -27,10 +29,11 @@ class LaneIndex:
     num_lanes: int
     cell_m: float
     keys: np.ndarray      # (U,) sorted cell keys
-    cells: np.ndarray     # (U, K) piece ids per cell, -1 padded
+    cells: np.ndarray     # (U, K) piece ids to test per cell, -1 padded
+    full: np.ndarray      # (U, F) lanes that contain the whole cell, -1 padded
 
     @classmethod
-    def build(cls, road: RoadMap, cell_m: float = 2.0) -> 'LaneIndex':
+    def build(cls, road: RoadMap, cell_m: float = 1.0) -> 'LaneIndex':
         """Index all lanes of `road`."""
         pieces, owner = [], []
         for i, lane in enumerate(road.lanes):
@@ -41,7 +44,7 @@ class LaneIndex:
             owner.append(np.full(len(q), i))
         if not pieces:
             return cls(np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros(0, int), 0, cell_m,
-                       np.zeros(0, np.int64), np.full((0, 1), -1))
+                       np.zeros(0, np.int64), np.full((0, 1), -1), np.full((0, 1), -1))
         quads = np.concatenate(pieces)
         owner = np.concatenate(owner)
         edge = np.roll(quads, -1, axis=1) - quads
@@ -50,7 +53,8 @@ class LaneIndex:
         lo = np.floor(quads.min(axis=1) / cell_m).astype(np.int64)
         hi = np.floor(quads.max(axis=1) / cell_m).astype(np.int64)
         keys, cells = _bucket(lo, hi)
-        return cls(normals, offsets, owner, len(road.lanes), cell_m, keys, cells)
+        cells, full = _split_full_cells(road, keys, cells, owner, normals, offsets, cell_m)
+        return cls(normals, offsets, owner, len(road.lanes), cell_m, keys, cells, full)
 
     def points_in_lanes(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) points -> (..., num_lanes) bool: point inside each lane polygon."""
@@ -64,6 +68,9 @@ class LaneIndex:
         key = _cell_key(cxy[:, 0], cxy[:, 1])
         pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
         rows = np.nonzero(self.keys[pos] == key)[0]
+        full = self.full[pos[rows]]
+        f_r, f_k = np.nonzero(full >= 0)
+        out[rows[f_r], full[f_r, f_k]] = True
         cand = self.cells[pos[rows]]                  # (R, K)
         r_idx, k_idx = np.nonzero(cand >= 0)
         qid = cand[r_idx, k_idx]
@@ -73,6 +80,55 @@ class LaneIndex:
         hit = np.all(n[..., 0] * x + n[..., 1] * y >= self.offsets[qid], axis=1)
         out[p_rows[hit], self.piece_lane[qid[hit]]] = True
         return out.reshape(shape + (self.num_lanes,))
+
+
+def _split_full_cells(road: RoadMap, keys: np.ndarray, cells: np.ndarray, owner: np.ndarray,
+                      normals: np.ndarray, offsets: np.ndarray, cell_m: float) -> tuple:
+    """Separate, per cell, lanes that contain the whole cell from pieces that need a test."""
+    num_lanes = len(road.lanes)
+    # cells touched by each lane's outer boundary (left, end cap, right reversed, start cap)
+    seg_a, seg_b, seg_lane = [], [], []
+    for i, lane in enumerate(road.lanes):
+        ring = np.concatenate([lane.left_boundary, lane.right_boundary[::-1],
+                               lane.left_boundary[:1]])
+        seg_a.append(ring[:-1])
+        seg_b.append(ring[1:])
+        seg_lane.append(np.full(len(ring) - 1, i))
+    seg_a, seg_b = np.concatenate(seg_a), np.concatenate(seg_b)
+    seg_lane = np.concatenate(seg_lane)
+    b_keys, b_table = _bucket(np.floor(np.minimum(seg_a, seg_b) / cell_m).astype(np.int64),
+                              np.floor(np.maximum(seg_a, seg_b) / cell_m).astype(np.int64))
+    b_r, b_k = np.nonzero(b_table >= 0)
+    b_row = np.searchsorted(keys, b_keys[b_r])
+    b_row = np.minimum(b_row, len(keys) - 1)
+    ok = keys[b_row] == b_keys[b_r]
+    boundary_codes = np.unique(b_row[ok] * num_lanes + seg_lane[b_table[b_r, b_k]][ok])
+    # candidate (cell, piece) pairs
+    r, k = np.nonzero(cells >= 0)
+    piece = cells[r, k]
+    code = r * num_lanes + owner[piece]
+    on_boundary = np.isin(code, boundary_codes)
+    # away from its lane's boundary a cell is wholly in or out: test the cell centre
+    ctr = (np.stack([keys >> 32, (keys & 0xFFFFFFFF) - (1 << 31)], -1) + 0.5) * cell_m
+    inner = ~on_boundary
+    c = ctr[r[inner]]
+    hit = np.all(normals[piece[inner], :, 0] * c[:, :1] + normals[piece[inner], :, 1] * c[:, 1:]
+                 >= offsets[piece[inner]], axis=1)
+    full_codes = np.unique(code[inner][hit])
+    test_r, test_p = r[on_boundary], piece[on_boundary]
+    return (_ragged(test_r, test_p, len(keys)),
+            _ragged(full_codes // num_lanes, full_codes % num_lanes, len(keys)))
+
+
+def _ragged(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
+    """(num_rows, K) table of values grouped by row (rows sorted or not), -1 padded."""
+    order = np.argsort(rows, kind='stable')
+    rows, values = rows[order], values[order]
+    counts = np.bincount(rows, minlength=num_rows)
+    table = np.full((num_rows, max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
+    start = np.cumsum(counts) - counts
+    table[rows, np.arange(len(rows)) - start[rows]] = values
+    return table
 
 
 def _signed_area(poly: np.ndarray) -> np.ndarray:
