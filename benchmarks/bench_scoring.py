@@ -79,7 +79,7 @@ def main() -> int:
         n_scenes = len(scenes) if g == 16 else max(4, len(scenes) // 8)
         cands = np.stack([random_candidates(rng, s.ego.speed, g) for s in scenes[:n_scenes]])
         results[f'batched G={g}'] = bench_fast(preps[:n_scenes], refs[:n_scenes], cands, cfg)
-        per_scene = [bench_fast([p], [r], c[None], cfg, 1)
+        per_scene = [bench_fast([p], [r], c[None], cfg, 3)
                      for p, r, c in zip(preps[:4], refs[:4], cands[:4])]
         results[f'one scene per call G={g}'] = float(np.median(per_scene))
     cands = np.stack([random_candidates(rng, s.ego.speed, 16) for s in scenes[:8]])

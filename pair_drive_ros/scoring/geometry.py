@@ -280,7 +280,7 @@ def _cell_key(cx, cy):
     return (np.asarray(cx, dtype=np.int64) << 32) + (np.asarray(cy, dtype=np.int64) + (1 << 31))
 
 
-def project_on_polyline(route, points: np.ndarray, margin_m: float = 10.0) -> np.ndarray:
+def project_on_polyline(route, points: np.ndarray, margin_m: float = 50.0) -> np.ndarray:
     """Arc length (P,) of the closest route point to each point (P, 2), as Route.project.
 
     Only segments near the points' bounding box are searched; a point whose closest segment
