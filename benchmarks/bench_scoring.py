@@ -1,7 +1,9 @@
 """Throughput of the PDM scorer on one core: candidates scored per second for G = 16 and
 G = 256 per scene, and the speed-up over the slow reference implementation in test/.
+With --baselines, also the mean scores of the expert (route follower), constant velocity and
+the reference planner on synthetic scenes (until the simulator's val split exists).
 
-Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scoring.py [--update-results]
+Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scoring.py [--baselines]
 """
 
 import argparse
@@ -18,10 +20,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'test'))
 
 from pair_drive_ros.core.se2 import poses_to_global  # noqa: E402
-from pair_drive_ros.scoring import (prepare_scene, reference_progress, score_scenes,  # noqa: E402
-                                    ScorerConfig)
+from pair_drive_ros.core import Trajectory  # noqa: E402
+from pair_drive_ros.core.se2 import poses_to_local  # noqa: E402
+from pair_drive_ros.scoring import (constant_velocity_trajectory, Metric,  # noqa: E402
+                                    prepare_scene, reference_plan, reference_progress,
+                                    score_candidates, score_scenes, ScorerConfig)
 import scoring_reference as slow  # noqa: E402
-from scoring_scenes import make_scene, random_candidates, straight_lanes  # noqa: E402
+from scoring_scenes import (arc_lanes, make_scene, random_candidates,  # noqa: E402
+                            straight_lanes)
 
 
 def highway_scene(rng: np.random.Generator, token: str):
@@ -60,11 +66,71 @@ def bench_slow(scenes, cands, cfg, n: int) -> float:
     return done / (time.perf_counter() - t0)
 
 
+def synthetic_scene(rng: np.random.Generator, i: int):
+    """Free road, curve, or a slow / stopped car ahead; returns (scene, expert speeds (8,))."""
+    speed = float(rng.uniform(8.0, 20.0))
+    kind = i % 3
+    t = 0.5 * np.arange(1, 9)
+    if kind == 1:
+        # comfortable cornering speed: lateral acceleration v^2 / R <= 2 m/s^2
+        radius = float(rng.uniform(60.0, 150.0))
+        speed = min(speed, float(np.sqrt(2.0 * radius)))
+        lanes, ids = arc_lanes(2, radius=radius)
+        scene = make_scene(speed, lanes=lanes, route_ids=ids, route_points=lanes[0].centerline)
+        return scene, np.full(8, speed)
+    if kind == 2:
+        gap = float(rng.uniform(30.0, 60.0))
+        lead_v = float(rng.uniform(0.0, 0.5 * speed))
+        scene = make_scene(speed, [dict(x=gap, y=0.0, yaw=0.0, speed=lead_v)])
+        # brake uniformly to the leader's speed, reached 10 m behind where it will be
+        dist = gap - 15.0 + lead_v * 4.0
+        decel = max((speed - lead_v) ** 2 / max(2.0 * (dist - lead_v * 4.0), 1.0), 0.5)
+        return scene, np.maximum(speed - decel * t, lead_v)
+    return make_scene(speed), np.full(8, speed)
+
+
+def route_follower(scene, speeds: np.ndarray) -> np.ndarray:
+    """Ego-frame poses (8, 3) along the route centreline at the given speeds."""
+    s0, _ = scene.route.project(scene.ego.pose[:2])
+    poses = scene.route.interpolate(s0 + np.cumsum(0.5 * speeds))
+    return Trajectory(poses_to_local(scene.ego.pose, poses)).poses
+
+
+def baselines(num: int) -> None:
+    """Mean sub-metrics, PDMS and EPDMS of three planners on synthetic scenes."""
+    rng = np.random.default_rng(1)
+    cfg = ScorerConfig()
+    rows = {'expert (route follower)': [], 'constant velocity': [], 'reference planner': []}
+    for i in range(num):
+        scene, speeds = synthetic_scene(rng, i)
+        prep = prepare_scene(scene, cfg)
+        ref = reference_progress(prep, cfg)
+        cands = np.stack([route_follower(scene, speeds),
+                          constant_velocity_trajectory(scene.ego).poses,
+                          reference_plan(prep, cfg).poses])
+        table = score_candidates(prep, cands, cfg, reference=ref)
+        for j, name in enumerate(rows):
+            rows[name].append(np.r_[table.table[:, j], table.pdms[j], table.epdms[j]])
+    cols = [m.name for m in Metric if m not in (Metric.TLC, Metric.EC)] + ['PDMS', 'EPDMS']
+    idx = [int(m) for m in Metric if m not in (Metric.TLC, Metric.EC)] + [len(Metric),
+                                                                          len(Metric) + 1]
+    print(f'synthetic scenes: {num} (free road, curve, slow/stopped leader), navsim v2')
+    print('| planner | ' + ' | '.join(cols) + ' |')
+    print('|---' * (len(cols) + 1) + '|')
+    for name, vals in rows.items():
+        mean = np.mean(vals, axis=0)[idx]
+        print(f'| {name} | ' + ' | '.join(f'{100 * v:.1f}' for v in mean) + ' |')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--scenes', type=int, default=32)
     parser.add_argument('--slow-candidates', type=int, default=60)
+    parser.add_argument('--baselines', type=int, default=0, metavar='N',
+                        help='also score three baselines on N synthetic scenes')
     args = parser.parse_args()
+    if args.baselines:
+        baselines(args.baselines)
     rng = np.random.default_rng(0)
     cfg = ScorerConfig(human_filter=False)
     scenes = [highway_scene(rng, f'h{i}') for i in range(args.scenes)]
