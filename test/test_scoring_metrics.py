@@ -353,3 +353,16 @@ def test_tracker_lag_and_overshoot_as_navsim_documents():
     prep = prepare_scene(make_scene(10.0), cfg)
     states = simulate_candidates(prep, straight_trajectory(10.0, lateral=3.5).poses[None], cfg)
     assert states[0, :, 1].max() == pytest.approx(4.0, abs=0.15)
+
+
+def test_cropped_route_projection_equals_route_project():
+    from scoring_scenes import arc_lanes
+    from pair_drive_ros.core import Route
+    from pair_drive_ros.scoring.geometry import project_on_polyline
+    lanes, _ = arc_lanes(2)
+    route = Route(lanes[0].centerline)
+    pts = np.random.default_rng(0).uniform(-80.0, 120.0, (300, 2))
+    s_ref, lat_ref = route.project(pts)
+    s, lat = project_on_polyline(route, pts, margin_m=5.0, with_lateral=True)
+    np.testing.assert_allclose(s, s_ref, atol=1e-9)
+    np.testing.assert_allclose(lat, lat_ref, atol=1e-9)

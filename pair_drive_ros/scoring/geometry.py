@@ -280,8 +280,11 @@ def _cell_key(cx, cy):
     return (np.asarray(cx, dtype=np.int64) << 32) + (np.asarray(cy, dtype=np.int64) + (1 << 31))
 
 
-def project_on_polyline(route, points: np.ndarray, margin_m: float = 50.0) -> np.ndarray:
+def project_on_polyline(route, points: np.ndarray, margin_m: float = 50.0,
+                        with_lateral: bool = False):
     """Arc length (P,) of the closest route point to each point (P, 2), as Route.project.
+
+    With with_lateral, returns (s, lateral) exactly as Route.project does.
 
     Only segments near the points' bounding box are searched; a point whose closest segment
     is farther than margin_m falls back to the whole route, so the result is exact.
@@ -292,6 +295,7 @@ def project_on_polyline(route, points: np.ndarray, margin_m: float = 50.0) -> np
     keep = np.nonzero((np.maximum(a, b) >= lo).all(axis=1)
                       & (np.minimum(a, b) <= hi).all(axis=1))[0]
     s = np.empty(len(pts))
+    lat = np.empty(len(pts))
     todo = np.ones(len(pts), dtype=bool)
     if len(keep):
         a_k, d = a[keep], b[keep] - a[keep]
@@ -306,7 +310,9 @@ def project_on_polyline(route, points: np.ndarray, margin_m: float = 50.0) -> np
         ok = dist2[idx, best] <= margin_m * margin_m
         seg = keep[best]
         s[ok] = (route.arc_length[seg] + t[idx, best] * np.sqrt(len2[best]))[ok]
+        cross = d[best, 0] * ry[idx, best] - d[best, 1] * rx[idx, best]
+        lat[ok] = (cross / np.sqrt(len2[best]))[ok]
         todo = ~ok
     if todo.any():
-        s[todo], _ = route.project(pts[todo])
-    return s
+        s[todo], lat[todo] = route.project(pts[todo])
+    return (s, lat) if with_lateral else s

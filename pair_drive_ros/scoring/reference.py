@@ -13,6 +13,7 @@ from pair_drive_ros.core.ego import EgoState
 from pair_drive_ros.core.se2 import poses_to_local
 from pair_drive_ros.core.trajectory import NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.scoring.config import Metric, ScorerConfig
+from pair_drive_ros.scoring.geometry import project_on_polyline
 from pair_drive_ros.scoring.metrics import PreparedScene, prepare_scene
 
 
@@ -69,7 +70,9 @@ def idm_proposals(scene, cfg: ScorerConfig = ScorerConfig(),
     t_agents = prep.agent_xy.shape[0]
     m = prep.agent_xy.shape[1]
     if m and t_agents:
-        a_s, a_lat = route.project(prep.agent_xy)
+        a_s, a_lat = project_on_polyline(route, prep.agent_xy, with_lateral=True)
+        a_s = a_s.reshape(prep.agent_xy.shape[:2])
+        a_lat = a_lat.reshape(prep.agent_xy.shape[:2])
         hdg = route.interpolate(a_s)[..., 2]
         vel = sc.agents.velocities
         a_v = vel[..., 0] * np.cos(hdg) + vel[..., 1] * np.sin(hdg)
