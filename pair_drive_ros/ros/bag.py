@@ -1,0 +1,170 @@
+"""rosbag2 (MCAP or sqlite3) writing and reading of rclpy messages, on top of `rosbags`."""
+
+import importlib
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Union
+
+from pair_drive_ros.ros.errors import BagError
+
+STORAGES = ('mcap', 'sqlite3')
+
+
+def msgtype_of(msg: Any) -> str:
+    """Return the ROS type name ('sensor_msgs/msg/Image') of an rclpy message instance."""
+    module = type(msg).__module__.split('.')
+    if len(module) < 2 or module[1] not in ('msg', 'srv', 'action'):
+        raise BagError(f'cannot tell the ROS type of {type(msg).__module__}.{type(msg).__name__};'
+                       ' pass msgtype=')
+    return f'{module[0]}/{module[1]}/{type(msg).__name__}'
+
+
+def message_class(msgtype: str) -> Any:
+    """Return the rclpy message class for a type name such as 'nav_msgs/msg/Path'."""
+    parts = msgtype.split('/')
+    if len(parts) == 2:
+        parts = [parts[0], 'msg', parts[1]]
+    if len(parts) != 3 or not all(parts):
+        raise BagError(f'message type {msgtype!r} is not of the form pkg/msg/Name')
+    try:
+        return getattr(importlib.import_module(f'{parts[0]}.{parts[1]}'), parts[2])
+    except (ImportError, AttributeError) as exc:
+        raise BagError(f'message type {msgtype!r} has no importable rclpy class ({exc}); '
+                       'read it with raw=True') from None
+
+
+def _typestore() -> Any:
+    from rosbags.typesys import get_typestore, Stores
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+class BagWriter:
+    """Write a rosbag2 (version 9) from rclpy messages or serialized CDR bytes.
+
+    Use as a context manager: ``with BagWriter(path) as bag: bag.write('/topic', msg, t_ns)``.
+    `storage` is 'mcap' or 'sqlite3'; the directory `path` must not exist yet.
+    """
+
+    def __init__(self, path: Union[str, Path], storage: str = 'mcap') -> None:
+        if storage not in STORAGES:
+            raise BagError(f'BagWriter storage must be one of {STORAGES}, got {storage!r}')
+        self.path = Path(path)
+        self.storage = storage
+        self._writer = None
+        self._connections: dict[str, Any] = {}
+        self._typestore = None
+
+    def __enter__(self) -> 'BagWriter':
+        from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
+        plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
+        self._typestore = _typestore()
+        try:
+            self._writer = Writer(self.path, version=9, storage_plugin=plugin)
+            self._writer.open()
+        except (WriterError, OSError) as exc:
+            raise BagError(f'cannot create bag {self.path}: {exc}') from None
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def write(self, topic: str, msg_or_bytes: Any, t_ns: int, msgtype: Optional[str] = None,
+              latched: bool = False) -> None:
+        """Write one message at receive time `t_ns` [ns].
+
+        `msg_or_bytes` is an rclpy message (serialized with rclpy) or CDR bytes (then `msgtype`
+        is required on a topic's first write). `latched` records transient-local QoS for the
+        topic (players then republish it latched, e.g. /tf_static or a route).
+        """
+        if self._writer is None:
+            raise BagError(f'BagWriter({self.path}) is not open; use it in a with block')
+        if isinstance(msg_or_bytes, (bytes, bytearray, memoryview)):
+            data = bytes(msg_or_bytes)
+        else:
+            from rclpy.serialization import serialize_message
+
+            msgtype = msgtype or msgtype_of(msg_or_bytes)
+            try:
+                data = serialize_message(msg_or_bytes)
+            except Exception as exc:  # rclpy raises TypeError/ValueError/AssertionError variants
+                raise BagError(f'cannot serialize {msgtype} for {topic}: {exc}') from None
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._add_connection(topic, msgtype, latched)
+        elif msgtype is not None and msgtype != conn.msgtype:
+            raise BagError(f'topic {topic!r} was opened with type {conn.msgtype}, '
+                           f'got a {msgtype}')
+        if isinstance(t_ns, bool) or not isinstance(t_ns, int) or t_ns < 0:
+            raise BagError(f'bag timestamp t_ns must be a non-negative int, got {t_ns!r}')
+        self._writer.write(conn, t_ns, data)
+
+    def _add_connection(self, topic: str, msgtype: Optional[str], latched: bool) -> Any:
+        from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
+                                        QosReliability, QosTime)
+
+        if msgtype is None:
+            raise BagError(f'first write to {topic!r} with raw bytes needs msgtype=')
+        if msgtype not in self._typestore.fielddefs:
+            raise BagError(f'message type {msgtype!r} is not in the rosbags Kilted typestore')
+        zero = QosTime(0, 0)
+        qos = Qos(QosHistory.KEEP_LAST, 1 if latched else 10, QosReliability.RELIABLE,
+                  QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+                  zero, zero, QosLiveliness.AUTOMATIC, zero, False)
+        conn = self._writer.add_connection(topic, msgtype, typestore=self._typestore,
+                                           offered_qos_profiles=[qos])
+        self._connections[topic] = conn
+        return conn
+
+
+def _reader(path: Union[str, Path]) -> Any:
+    from rosbags.rosbag2 import Reader, ReaderError
+
+    try:
+        reader = Reader(Path(path))
+        reader.open()
+    except (ReaderError, OSError, ValueError) as exc:
+        raise BagError(f'cannot open bag {path}: {exc}') from None
+    return reader
+
+
+def bag_topics(path: Union[str, Path]) -> dict[str, str]:
+    """Return {topic: message type} of a rosbag2 directory."""
+    reader = _reader(path)
+    try:
+        return {conn.topic: conn.msgtype for conn in reader.connections}
+    finally:
+        reader.close()
+
+
+def read_bag(path: Union[str, Path], topics: Optional[Iterable[str]] = None,
+             raw: bool = False) -> Iterator[tuple[str, int, Any]]:
+    """Yield (topic, t_ns, message) in time order; rclpy messages, or CDR bytes when `raw`."""
+    from rosbags.rosbag2 import ReaderError
+
+    reader = _reader(path)
+    wanted = None if topics is None else set(topics)
+    try:
+        connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        classes = {} if raw else {c.msgtype: message_class(c.msgtype) for c in connections}
+        if not connections:
+            return
+        if not raw:
+            from rclpy.serialization import deserialize_message
+        try:
+            for conn, t_ns, data in reader.messages(connections=connections):
+                if raw:
+                    yield conn.topic, t_ns, bytes(data)
+                    continue
+                try:
+                    msg = deserialize_message(bytes(data), classes[conn.msgtype])
+                except Exception as exc:  # rclpy raises bare RuntimeError/TypeError here
+                    raise BagError(f'cannot deserialize {conn.msgtype} on {conn.topic} at '
+                                   f'{t_ns} ns: {exc}') from None
+                yield conn.topic, t_ns, msg
+        except ReaderError as exc:
+            raise BagError(f'cannot read bag {path}: {exc}') from None
+    finally:
+        reader.close()

@@ -1,0 +1,152 @@
+"""sensor_msgs/Image <-> numpy, with the semantics of ROS 2 cv_bridge but numpy only."""
+
+import re
+import sys
+from typing import Any, Optional
+
+import numpy as np
+
+from pair_drive_ros.ros._fields import bool_field, byte_buffer, str_field, uint_field
+from pair_drive_ros.ros.errors import CodecError, MalformedMessageError, UnsupportedEncodingError
+
+# Named encodings: (dtype, channels).
+NAMED_ENCODINGS = {
+    'rgb8': ('u1', 3), 'bgr8': ('u1', 3), 'rgba8': ('u1', 4), 'bgra8': ('u1', 4),
+    'mono8': ('u1', 1), 'mono16': ('u2', 1),
+    'rgb16': ('u2', 3), 'bgr16': ('u2', 3), 'rgba16': ('u2', 4), 'bgra16': ('u2', 4),
+}
+# Generic OpenCV-style encodings such as 8UC3, 16UC1, 32FC1 (sensor_msgs/image_encodings.hpp).
+_GENERIC = re.compile(r'^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$')
+_GENERIC_DTYPES = {'8U': 'u1', '8S': 'i1', '16U': 'u2', '16S': 'i2', '32S': 'i4', '32F': 'f4',
+                   '64F': 'f8'}
+# Channel order of the colour encodings that convert into one another; mono is luminance.
+_COLOUR_ORDER = {'rgb8': 'RGB', 'bgr8': 'BGR', 'rgba8': 'RGBA', 'bgra8': 'BGRA', 'mono8': 'L'}
+# ITU-R BT.601 luma weights, as OpenCV's RGB2GRAY uses.
+_LUMA = {'R': 0.299, 'G': 0.587, 'B': 0.114}
+_HOST_BIG = sys.byteorder == 'big'
+
+
+def encoding_info(encoding: str) -> tuple[np.dtype, int]:
+    """Return (dtype, channels) of an image encoding; UnsupportedEncodingError if unknown."""
+    if not isinstance(encoding, str):
+        raise UnsupportedEncodingError(f'Image.encoding must be a str, got {encoding!r}')
+    if encoding in NAMED_ENCODINGS:
+        code, channels = NAMED_ENCODINGS[encoding]
+        return np.dtype(code), channels
+    match = _GENERIC.match(encoding)
+    if match is None:
+        supported = ', '.join(list(NAMED_ENCODINGS) + ['<8U|8S|16U|16S|32S|32F|64F>C<1-4>'])
+        raise UnsupportedEncodingError(
+            f'Image.encoding {encoding!r} is not supported (supported: {supported})')
+    return np.dtype(_GENERIC_DTYPES[match.group(1)]), int(match.group(2))
+
+
+def image_to_numpy(msg: Any, desired_encoding: str = 'passthrough') -> np.ndarray:
+    """Decode a sensor_msgs/Image into an array.
+
+    Returns (H, W) for one channel, else (H, W, C), in the message's dtype. The result is a view of
+    `msg.data` when no byte swap or conversion is needed (zero copy): copy it before writing.
+    Row padding (`step`) and `is_bigendian` are honoured. `desired_encoding` is 'passthrough', the
+    message's own encoding, a generic name of the same layout (e.g. '8UC4' for bgra8), or, for the
+    colour encodings rgb8/bgr8/rgba8/bgra8/mono8, any other of them (channel reorders are views;
+    alpha is added as 255; mono is BT.601 luma).
+    """
+    encoding = str_field(msg, 'encoding', 'Image')
+    dtype, channels = encoding_info(encoding)
+    height = uint_field(msg, 'height', 'Image')
+    width = uint_field(msg, 'width', 'Image')
+    step = uint_field(msg, 'step', 'Image')
+    big = bool_field(msg, 'is_bigendian', 'Image')
+    buf = byte_buffer(msg, 'data', 'Image')
+    pixel = dtype.itemsize * channels
+    if step < width * pixel:
+        raise MalformedMessageError(
+            f'Image.step {step} is smaller than width {width} x {pixel} bytes per pixel '
+            f'({encoding}) = {width * pixel}')
+    if buf.size < height * step:
+        raise MalformedMessageError(
+            f'Image.data has {buf.size} bytes, fewer than height {height} x step {step} = '
+            f'{height * step}')
+    wire = dtype.newbyteorder('>' if big else '<')
+    # Strided view straight onto the message buffer: handles any row padding without a copy.
+    arr = np.ndarray((height, width, channels), dtype=wire, buffer=buf,
+                     strides=(step, pixel, dtype.itemsize))
+    if dtype.itemsize > 1 and big != _HOST_BIG:
+        arr = arr.astype(dtype.newbyteorder('='))
+    if channels == 1:
+        arr = arr[:, :, 0]
+    if desired_encoding in ('passthrough', encoding):
+        return arr
+    return _convert(arr, encoding, desired_encoding)
+
+
+def _convert(arr: np.ndarray, src: str, dst: str) -> np.ndarray:
+    dst_dtype, dst_channels = encoding_info(dst)
+    src_dtype, src_channels = encoding_info(src)
+    if src not in _COLOUR_ORDER or dst not in _COLOUR_ORDER:
+        if (dst_dtype, dst_channels) == (src_dtype, src_channels):
+            return arr  # the same bytes under another name (e.g. bgra8 as 8UC4)
+        raise UnsupportedEncodingError(
+            f'cannot convert Image.encoding {src!r} to desired_encoding {dst!r}')
+    src_order, dst_order = _COLOUR_ORDER[src], _COLOUR_ORDER[dst]
+    if src_order == 'L':
+        grey = arr[:, :, None]
+        out = np.repeat(grey, len(dst_order), axis=2) if dst_order != 'L' else grey
+        if 'A' in dst_order:
+            out[:, :, dst_order.index('A')] = 255
+        return out
+    if dst_order == 'L':
+        luma = sum(_LUMA[c] * arr[:, :, src_order.index(c)].astype(np.float32) for c in 'RGB')
+        return np.round(luma).astype(np.uint8)
+    if 'A' in dst_order and 'A' not in src_order:
+        out = np.full(arr.shape[:2] + (4,), 255, dtype=np.uint8)
+        for i, c in enumerate(dst_order):
+            if c != 'A':
+                out[:, :, i] = arr[:, :, src_order.index(c)]
+        return out
+    index = [src_order.index(c) for c in dst_order]
+    if index == list(range(len(index))):
+        return arr[:, :, :len(index)]  # e.g. rgba8 -> rgb8: drop alpha, a view
+    if index == [2, 1, 0]:
+        return arr[:, :, 2::-1]  # bgr(a)8 -> rgb8 and back: a view with a negative stride
+    return arr[:, :, index]
+
+
+def numpy_to_image(array: np.ndarray, encoding: str, header: Optional[Any] = None) -> Any:
+    """Encode an (H, W) or (H, W, C) array into a sensor_msgs/Image.
+
+    The array's dtype must match the encoding's (byte order may differ: `is_bigendian` follows
+    it). The message is dense (`step = W * C * itemsize`); `header` is copied in when given.
+    """
+    from sensor_msgs.msg import Image
+
+    dtype, channels = encoding_info(encoding)
+    try:
+        arr = np.asarray(array)
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f'numpy_to_image: array is not array-like: {exc}') from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] != channels:
+        raise CodecError(f'numpy_to_image: encoding {encoding!r} needs shape (H, W) or '
+                         f'(H, W, {channels}) with {channels} channels, got shape {arr.shape}')
+    if arr.dtype.newbyteorder('=') != dtype:
+        raise CodecError(f'numpy_to_image: encoding {encoding!r} needs dtype {dtype}, '
+                         f'got {arr.dtype}')
+    height, width = arr.shape[:2]
+    if dtype.itemsize == 1:
+        big = False
+    else:
+        order = arr.dtype.byteorder
+        big = order == '>' or (order == '=' and _HOST_BIG)
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height = int(height)
+    msg.width = int(width)
+    msg.encoding = encoding
+    msg.is_bigendian = big
+    msg.step = int(width * channels * dtype.itemsize)
+    # Assigning bytes is ~1000x faster than assigning an ndarray (rclpy iterates over arrays).
+    msg.data = arr.tobytes()
+    return msg
