@@ -167,6 +167,8 @@ class SlowScorer:
         self.cfg = cfg
         self.veh = cfg.vehicle
         self.lanes = [prep(Polygon(ln.polygon)) for ln in scene.road.lanes]
+        self.extra_areas = [prep(a if hasattr(a, 'exterior') else Polygon(a))
+                            for a in getattr(scene.road, 'drivable_areas', None) or ()]
         self.route_set = set(scene.route_lane_ids)
         self.on_route = [ln.lane_id in self.route_set for ln in scene.road.lanes]
         self.inter = [ln.in_intersection for ln in scene.road.lanes]
@@ -196,7 +198,8 @@ class SlowScorer:
         touched = sum(1 for li in range(len(self.lanes)) if any(c_in[k][li] for k in range(4)))
         all4 = any(all(c_in[k][li] for k in range(4)) for li in range(len(self.lanes)))
         multiple = touched > 1 and not all4
-        nondrivable = sum(1 for k in range(4) if any(c_in[k])) < 4
+        nondrivable = sum(1 for k in range(4) if any(c_in[k]) or any(
+            a.contains(Point(corners[k])) for a in self.extra_areas)) < 4
         centre = poly.centroid
         rear = Point(state[X], state[Y])
         oncoming = not any(lane.contains(centre) for li, lane in enumerate(self.lanes)

@@ -132,7 +132,18 @@ def random_scene(rng: np.random.Generator, token: str = 'random') -> Scene:
     # an agent close behind or ahead of the ego in its lane, so collisions happen
     agents.append(dict(x=float(rng.uniform(-12.0, 25.0)), y=float(rng.normal(0.0, 1.0)),
                        yaw=float(rng.normal(0.0, 0.05)), speed=float(rng.uniform(0.0, 15.0))))
-    return make_scene(speed, agents, lanes, fwd, route_points=route_points, token=token)
+    scene = make_scene(speed, agents, lanes, fwd, route_points=route_points, token=token)
+    if rng.random() < 0.4:
+        # extra drivable areas next to the road: a rotated box and a ring (polygon with a hole)
+        from shapely.geometry import Point
+        c = np.array([rng.uniform(0.0, 40.0), rng.choice([-4.0, 4.0 * len(fwd)])])
+        a = rng.uniform(0.0, np.pi)
+        box = c + np.array([[8, 3], [-8, 3], [-8, -3], [8, -3]]) @ np.array(
+            [[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+        ring = Point(*rng.uniform([0.0, -10.0], [40.0, 10.0])).buffer(9.0).difference(
+            Point(0.0, 0.0).buffer(0.1).union(Point(*c).buffer(4.0)))
+        scene.road.drivable_areas = [box, ring]
+    return scene
 
 
 def random_candidates(rng: np.random.Generator, speed: float, g: int) -> np.ndarray:

@@ -90,6 +90,19 @@ def test_leaving_the_road_plan_fails_dac_and_pdms():
     assert table.pdms[0] == 0.0 and table.pdms[1] > 0.9
 
 
+def test_extra_drivable_areas_count_for_dac_but_are_no_lane():
+    lanes, fwd = straight_lanes(1)
+    scene = make_scene(0.0, lanes=lanes, route_ids=fwd)
+    states = states_from_centres(np.tile([10.0, -1.5], (T, 1)), 0.0, 0.0, CFG.vehicle)
+    _, geo = _geo(scene, states)
+    assert metrics.drivable_area_compliance(geo)[0] == 0.0
+    scene.road.drivable_areas = [np.array([[0.0, -4.0], [20.0, -4.0], [20.0, -1.0],
+                                           [0.0, -1.0]])]
+    _, geo = _geo(scene, states)
+    assert metrics.drivable_area_compliance(geo)[0] == 1.0
+    assert not geo.multiple_lanes.any()
+
+
 def test_straddling_two_lanes_is_multiple_lanes():
     scene = make_scene(0.0)
     states = states_from_centres(np.tile([10.0, 2.0], (T, 1)), 0.0, 0.0, CFG.vehicle)

@@ -20,7 +20,9 @@ class LaneIndex:
     lane's pieces is its polygon (Lane.polygon) when that polygon is simple. Pieces are stored
     as counter-clockwise half-planes: inside iff normal . p >= offset for all 4 edges (closed).
     A cell that no boundary segment of a lane touches lies wholly inside or wholly outside that
-    lane; such cells answer from `full` without any point test.
+    lane; such cells answer from `full` without any point test. Column `num_lanes` (the last)
+    is the union of extra drivable areas (junctions, roundabout rings) that belong to no lane:
+    `RoadMap.drivable_areas` when the road map has it (polygons (P, 2) or shapely polygons).
     """
 
     normals: np.ndarray   # (Q, 4, 2)
@@ -32,9 +34,14 @@ class LaneIndex:
     cells: np.ndarray     # (U, K) piece ids to test per cell, -1 padded
     full: np.ndarray      # (U, F) lanes that contain the whole cell, -1 padded
 
+    @property
+    def num_columns(self) -> int:
+        """Lanes plus the drivable-area column."""
+        return self.num_lanes + 1
+
     @classmethod
     def build(cls, road: RoadMap, cell_m: float = 1.0) -> 'LaneIndex':
-        """Index all lanes of `road`."""
+        """Index all lanes of `road` and its extra drivable areas."""
         pieces, owner = [], []
         for i, lane in enumerate(road.lanes):
             left, right = lane.left_boundary, lane.right_boundary
@@ -42,7 +49,13 @@ class LaneIndex:
             q = _convex_pieces(q)
             pieces.append(q)
             owner.append(np.full(len(q), i))
-        if not pieces:
+        area_rings = []
+        for area in getattr(road, 'drivable_areas', None) or ():
+            tris, rings = _triangulate(area)
+            pieces.append(tris)
+            owner.append(np.full(len(tris), len(road.lanes)))
+            area_rings.extend(rings)
+        if not any(len(p) for p in pieces):
             return cls(np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros(0, int), 0, cell_m,
                        np.zeros(0, np.int64), np.full((0, 1), -1), np.full((0, 1), -1))
         quads = np.concatenate(pieces)
@@ -53,17 +66,24 @@ class LaneIndex:
         lo = np.floor(quads.min(axis=1) / cell_m).astype(np.int64)
         hi = np.floor(quads.max(axis=1) / cell_m).astype(np.int64)
         keys, cells = _bucket(lo, hi)
-        cells, full = _split_full_cells(road, keys, cells, owner, normals, offsets, cell_m)
+        rings = [np.concatenate([ln.left_boundary, ln.right_boundary[::-1],
+                                 ln.left_boundary[:1]]) for ln in road.lanes]
+        ring_owner = list(range(len(road.lanes))) + [len(road.lanes)] * len(area_rings)
+        cells, full = _split_full_cells(rings + area_rings, ring_owner, len(road.lanes) + 1,
+                                        keys, cells, owner, normals, offsets, cell_m)
         return cls(normals, offsets, owner, len(road.lanes), cell_m, keys, cells, full)
 
     def points_in_lanes(self, points: np.ndarray) -> np.ndarray:
-        """(..., 2) points -> (..., num_lanes) bool: point inside each lane polygon."""
+        """Test (..., 2) points against every lane: (..., num_lanes + 1) bool.
+
+        The last column is "inside an extra drivable area".
+        """
         pts = np.asarray(points, dtype=np.float64)
         shape = pts.shape[:-1]
         flat = pts.reshape(-1, 2)
-        out = np.zeros((len(flat), self.num_lanes), dtype=bool)
-        if self.num_lanes == 0 or len(flat) == 0 or len(self.keys) == 0:
-            return out.reshape(shape + (self.num_lanes,))
+        out = np.zeros((len(flat), self.num_columns), dtype=bool)
+        if len(flat) == 0 or len(self.keys) == 0:
+            return out.reshape(shape + (self.num_columns,))
         cxy = np.floor(flat / self.cell_m).astype(np.int64)
         key = _cell_key(cxy[:, 0], cxy[:, 1])
         pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
@@ -79,21 +99,40 @@ class LaneIndex:
         n = self.normals[qid]
         hit = np.all(n[..., 0] * x + n[..., 1] * y >= self.offsets[qid], axis=1)
         out[p_rows[hit], self.piece_lane[qid[hit]]] = True
-        return out.reshape(shape + (self.num_lanes,))
+        return out.reshape(shape + (self.num_columns,))
 
 
-def _split_full_cells(road: RoadMap, keys: np.ndarray, cells: np.ndarray, owner: np.ndarray,
-                      normals: np.ndarray, offsets: np.ndarray, cell_m: float) -> tuple:
-    """Separate, per cell, lanes that contain the whole cell from pieces that need a test."""
-    num_lanes = len(road.lanes)
-    # cells touched by each lane's outer boundary (left, end cap, right reversed, start cap)
+def _triangulate(area) -> tuple[np.ndarray, list]:
+    """Triangulate a drivable area ((P, 2) array or shapely polygon).
+
+    Returns counter-clockwise triangles as 4-vertex pieces (Q, 4, 2) and the boundary rings.
+    """
+    import shapely
+    from shapely.geometry import Polygon
+    poly = area if hasattr(area, 'exterior') else Polygon(np.asarray(area, dtype=np.float64))
+    tris = [np.asarray(t.exterior.coords)[:3]
+            for t in shapely.constrained_delaunay_triangles(poly).geoms]
+    if not tris:
+        return np.zeros((0, 4, 2)), []
+    tris = np.stack(tris)
+    tris = np.where((_signed_area(tris) < 0)[:, None, None], tris[:, ::-1], tris)
+    rings = [np.asarray(poly.exterior.coords)] + [np.asarray(r.coords) for r in poly.interiors]
+    return np.concatenate([tris, tris[:, -1:]], axis=1), rings
+
+
+def _split_full_cells(rings: list, ring_owner: list, num_lanes: int, keys: np.ndarray,
+                      cells: np.ndarray, owner: np.ndarray, normals: np.ndarray,
+                      offsets: np.ndarray, cell_m: float) -> tuple:
+    """Separate, per cell, columns that contain the whole cell from pieces that need a test.
+
+    rings: closed boundary polylines; ring_owner: the column each ring bounds.
+    """
+    # cells touched by each column's boundary
     seg_a, seg_b, seg_lane = [], [], []
-    for i, lane in enumerate(road.lanes):
-        ring = np.concatenate([lane.left_boundary, lane.right_boundary[::-1],
-                               lane.left_boundary[:1]])
+    for ring, col in zip(rings, ring_owner):
         seg_a.append(ring[:-1])
         seg_b.append(ring[1:])
-        seg_lane.append(np.full(len(ring) - 1, i))
+        seg_lane.append(np.full(len(ring) - 1, col))
     seg_a, seg_b = np.concatenate(seg_a), np.concatenate(seg_b)
     seg_lane = np.concatenate(seg_lane)
     b_keys, b_table = _bucket(np.floor(np.minimum(seg_a, seg_b) / cell_m).astype(np.int64),

@@ -126,12 +126,14 @@ def ego_geometry(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig) -> 
     corners = box_corners(centre, heading, veh.length_m, veh.width_m)
     rear = states[..., :2]
     pts = np.concatenate([corners, centre[..., None, :], rear[..., None, :]], axis=-2)
-    inside = prep.lanes.points_in_lanes(pts)             # (N, T, 6, L)
+    both = prep.lanes.points_in_lanes(pts)               # (N, T, 6, L + 1)
+    inside = both[..., :-1]                              # lanes only
     corner_in = inside[..., :4, :]
     lanes_touched = corner_in.any(axis=-2).sum(axis=-1)
     all_four = corner_in.sum(axis=-2) == 4
     multiple = (lanes_touched > 1) & ~all_four.any(axis=-1)
-    non_drivable = corner_in.any(axis=-1).sum(axis=-1) < 4
+    # drivable: any lane or an extra drivable area (junctions) when the map has them
+    non_drivable = both[..., :4, :].any(axis=-1).sum(axis=-1) < 4
     oncoming = ~inside[..., 4, :][..., prep.route_lane_mask].any(axis=-1)
     c_inter = inside[..., 4, :][..., prep.intersection_lane_mask].any(axis=-1)
     r_inter = inside[..., 5, :][..., prep.intersection_lane_mask].any(axis=-1)
