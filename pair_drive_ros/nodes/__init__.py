@@ -1,0 +1,1 @@
+"""rclpy nodes: thin shells over perception, policy and sim (parameters, QoS, callbacks)."""

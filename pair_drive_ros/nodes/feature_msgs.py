@@ -1,0 +1,72 @@
+"""Features <-> standard messages: what perception_node publishes and planner_node reads.
+
+Every tensor travels as a 32FC1 Image with its channels stacked vertically ((C*H) x W), so RViz
+shows it as a grey image and the planner gets it back bit for bit; the ego state travels as
+Odometry (map frame), the route as a Path. All messages of one frame share the sensor stamp.
+"""
+
+import numpy as np
+
+from pair_drive_ros.core.route import Route
+from pair_drive_ros.nodes import convert
+from pair_drive_ros.perception.features import COMMANDS, Features, STATUS_DIM
+
+# Channel counts of the stacked images (the feature builder's layout).
+LIDAR_BEV_CHANNELS = 2
+CAMERA_CHANNELS = 3
+ROUTE_CHANNELS = 1
+FEATURE_TOPICS = ('lidar_bev', 'camera', 'route_raster', 'ego_status', 'ego')
+
+
+def stacked_image(tensor: np.ndarray, hdr):
+    """(C, H, W) float array -> 32FC1 Image of (C*H) x W."""
+    t = np.asarray(tensor, dtype=np.float32)
+    if t.ndim != 3:
+        raise convert.MessageError(f'expected a (C, H, W) tensor, got shape {t.shape}')
+    c, h, w = t.shape
+    return convert.image_msg(t.reshape(c * h, w), '32FC1', hdr)
+
+
+def unstack_image(msg, channels: int) -> np.ndarray:
+    """32FC1 Image of (C*H) x W -> (C, H, W) float32 (a copy)."""
+    if msg.encoding != '32FC1':
+        raise convert.MessageError(f'expected a 32FC1 feature image, got {msg.encoding!r}')
+    arr = convert.image_array(msg)
+    if arr.ndim != 2 or arr.shape[0] % channels:
+        raise convert.MessageError(f'feature image of shape {arr.shape} does not hold '
+                                   f'{channels} stacked channels')
+    return np.array(arr, dtype=np.float32).reshape(channels, arr.shape[0] // channels,
+                                                   arr.shape[1])
+
+
+def feature_messages(features: Features, stamp, ego_frame: str = 'ego_vehicle',
+                     map_frame: str = 'map') -> dict:
+    """Messages for one frame, keyed like FEATURE_TOPICS (+ 'route' when known)."""
+    hdr = convert.header(stamp, ego_frame)
+    msgs = {
+        'lidar_bev': stacked_image(features.lidar_bev, hdr),
+        'camera': stacked_image(features.camera, hdr),
+        'route_raster': stacked_image(features.route_raster, hdr),
+        'ego_status': stacked_image(np.asarray(features.ego_status).reshape(1, 1, -1), hdr),
+        'ego': convert.odom_msg(features.ego, stamp, map_frame, ego_frame),
+    }
+    if features.route is not None:
+        msgs['route'] = convert.route_msg(features.route, convert.header(stamp, map_frame))
+    return msgs
+
+
+def features_from_messages(msgs: dict, route: Route | None = None) -> Features:
+    """Inverse of feature_messages (the route may come from a separate, latest message)."""
+    status = unstack_image(msgs['ego_status'], 1).reshape(-1)
+    if status.shape != (STATUS_DIM,):
+        raise convert.MessageError(f'ego_status must have {STATUS_DIM} values, got '
+                                   f'{status.shape[0]}')
+    n = len(COMMANDS)
+    ego = convert.ego_from_odom(msgs['ego'], acceleration=status[n + 2:n + 4])
+    if 'route' in msgs and msgs['route'] is not None:
+        route = convert.route_from_path(msgs['route'])
+    return Features(
+        lidar_bev=unstack_image(msgs['lidar_bev'], LIDAR_BEV_CHANNELS),
+        camera=unstack_image(msgs['camera'], CAMERA_CHANNELS),
+        route_raster=unstack_image(msgs['route_raster'], ROUTE_CHANNELS),
+        ego_status=status, ego=ego, route=route, stamp_s=ego.stamp_s)

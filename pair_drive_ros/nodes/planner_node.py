@@ -1,0 +1,258 @@
+"""planner_node: features (joined by exact stamp) -> ~/trajectory (nav_msgs/Path).
+
+Subscriptions only join and park the newest complete frame (never a queue); inference runs in
+its own callback group, woken by a guard condition, so a MultiThreadedExecutor keeps receiving
+while the model runs. Outputs: ~/trajectory and ~/il_trajectory (Path, `output_frame`, stamped
+with the input stamp, pose k stamped with its own future time), ~/candidates (MarkerArray, only
+built when subscribed), /diagnostics (1 Hz and on every change of health).
+
+Safety: input older than `max_input_age_s` (by the node clock when a frame arrives, by wall time
+when frames stop) or a non-finite plan -> a comfortable stopping trajectory and an ERROR
+diagnostic, until good input returns.
+"""
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from pair_drive_ros.core.trajectory import EGO_FRAME, Trajectory
+from pair_drive_ros.nodes import convert, safety
+from pair_drive_ros.nodes.feature_msgs import FEATURE_TOPICS, features_from_messages
+from pair_drive_ros.nodes.markers import candidate_markers
+from pair_drive_ros.nodes.params import PlannerParams, read_params
+from pair_drive_ros.nodes.sync import ExactJoin, LatestSlot
+from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
+
+THROTTLE_S = 2.0
+LATENCY_WINDOW = 200
+
+
+class _ConstantVelocityStandIn(AbstractPlanner):
+    """Keeps speed and heading; used only while the policy factory is not available."""
+
+    name = 'constant_velocity'
+
+    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
+        v = max(0.0, inputs.features.ego.speed)
+        t = 0.5 * np.arange(1, 9)
+        poses = np.stack([v * t, np.zeros(8), np.zeros(8)], -1)
+        return PlanOutput(trajectory=Trajectory(poses))
+
+
+def make_planner(p: PlannerParams) -> AbstractPlanner:
+    """Build the planner named by the parameters (policy.factory), with its checkpoints."""
+    try:
+        from pair_drive_ros.policy.factory import build_planner
+    except ImportError:
+        if p.planner != 'constant_velocity':
+            raise
+        return _ConstantVelocityStandIn()
+    return build_planner(p.planner, il_checkpoint=p.il_checkpoint or None,
+                         rl_checkpoint=p.rl_checkpoint or None,
+                         selector_checkpoint=p.selector_checkpoint or None, device=p.device)
+
+
+def model_ids(planner: AbstractPlanner, p: PlannerParams) -> str:
+    """Short identification of the loaded models for diagnostics."""
+    parts = [getattr(planner, 'name', type(planner).__name__)]
+    for ckpt in (p.il_checkpoint, p.rl_checkpoint, p.selector_checkpoint):
+        if ckpt:
+            parts.append(ckpt.rsplit('/', 1)[-1])
+    return ','.join(parts)
+
+
+class PlannerNode(Node):
+    """Plan once per feature frame; stop safely on stale or broken input."""
+
+    def __init__(self, planner: AbstractPlanner | None = None, **kwargs) -> None:
+        super().__init__('planner', **kwargs)
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import Odometry, Path
+        from sensor_msgs.msg import Image
+        from visualization_msgs.msg import MarkerArray
+
+        self.params = p = read_params(self, PlannerParams)
+        self.planner = planner if planner is not None else make_planner(p)
+        self.health = safety.PlannerHealth(planner=p.planner, device=p.device,
+                                           model_ids=model_ids(self.planner, p))
+        self.latencies_ms: list[float] = []
+        self._join = ExactJoin(FEATURE_TOPICS, max_pending=p.pending_frames)
+        self._slot = LatestSlot()
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._last_input_wall = None      # monotonic time of the last complete frame
+        self._last_stamp_ns = None
+        self._last_ego = None
+        self._last_plan_map = None
+        self._route_msg = None
+        self._lock = threading.Lock()
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        work = MutuallyExclusiveCallbackGroup()
+        self._path_pub = self.create_publisher(Path, '~/trajectory', convert.reliable_qos(1))
+        self._il_pub = self.create_publisher(Path, '~/il_trajectory', convert.reliable_qos(1))
+        self._cand_pub = self.create_publisher(MarkerArray, '~/candidates',
+                                               convert.reliable_qos(1))
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
+                                               convert.reliable_qos(10))
+        qos = convert.reliable_qos(5)
+        for key in FEATURE_TOPICS:
+            msg_type = Odometry if key == 'ego' else Image
+            self.create_subscription(msg_type, f'{p.features_ns}/{key}',
+                                     lambda msg, k=key: self._feature_callback(k, msg), qos,
+                                     callback_group=inputs)
+        self.create_subscription(Path, f'{p.features_ns}/route', self._route_callback, qos,
+                                 callback_group=inputs)
+        self._wake = self.create_guard_condition(self._infer_callback, callback_group=work)
+        self.create_timer(p.watchdog_period_s, self._watchdog_callback, callback_group=work,
+                          clock=self._steady)
+        self.create_timer(p.diagnostics_period_s, self._diagnostics_callback,
+                          callback_group=work, clock=self._steady)
+        self.get_logger().info(f'planner {self.health.model_ids} on {p.device}; output frame '
+                               f'{p.output_frame}; inputs under {p.features_ns}')
+
+    # ---- inputs (subscription group) ---------------------------------------------------------
+    def _feature_callback(self, key: str, msg) -> None:
+        done = self._join.add(key, convert.stamp_ns(msg.header.stamp), msg)
+        if done is not None:
+            self._slot.put((done[0], done[1], time.monotonic()))
+            self._wake.trigger()
+
+    def _route_callback(self, msg) -> None:
+        self._route_msg = msg
+
+    # ---- inference (work group) --------------------------------------------------------------
+    def _infer_callback(self) -> None:
+        item = self._slot.take()
+        if item is None:
+            return
+        stamp_ns, parts, received = item
+        h = self.health
+        h.frames += 1
+        h.dropped = self._join.dropped + self._slot.overwritten
+        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
+            self.get_logger().warning('input time jumped backwards; resetting the planner',
+                                      throttle_duration_sec=THROTTLE_S)
+            self.planner.reset()
+            self._last_plan_map = None
+        route_msg = self._route_msg
+        if route_msg is not None and convert.stamp_ns(route_msg.header.stamp) == stamp_ns:
+            parts = dict(parts, route=route_msg)
+        try:
+            features = features_from_messages(parts)
+        except (convert.MessageError, ValueError) as err:
+            h.bad_inputs += 1
+            self.get_logger().warning(f'dropping malformed feature frame: {err}',
+                                      throttle_duration_sec=THROTTLE_S)
+            return
+        self._last_input_wall = received
+        self._last_stamp_ns = stamp_ns
+        self._last_ego = features.ego
+        stamp = convert.stamp_from_ns(stamp_ns)
+        age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
+        h.last_input_age_s = age_s
+        if age_s > self.params.max_input_age_s:
+            return self._stop(f'input is {age_s:.3f} s old', stamp)
+        t_start = time.perf_counter()
+        try:
+            out = self.planner.compute_plan(PlannerInput(features=features))
+            finite = safety.plan_is_finite(out.trajectory.poses, out.candidates)
+        except (ValueError, FloatingPointError, RuntimeError) as err:
+            self.get_logger().error(f'planner failed: {err}', throttle_duration_sec=THROTTLE_S)
+            return self._stop(f'planner failed: {err}', stamp)
+        h.last_latency_ms = (time.perf_counter() - t_start) * 1e3
+        self.latencies_ms = (self.latencies_ms + [h.last_latency_ms])[-LATENCY_WINDOW:]
+        if not finite:
+            return self._stop('planner returned non-finite values', stamp)
+        self._publish_plan(out, features.ego.pose, stamp_ns)
+
+    def _publish_plan(self, out: PlanOutput, ego_pose: np.ndarray, stamp_ns: int) -> None:
+        p = self.params
+        stamp = convert.stamp_from_ns(stamp_ns)
+        t0 = stamp_ns * 1e-9
+        plan_map = out.trajectory.to_map(ego_pose)
+        self._path_pub.publish(self._path(out.trajectory, ego_pose, stamp, t0))
+        if out.il_trajectory is not None:
+            self._il_pub.publish(self._path(out.il_trajectory, ego_pose, stamp, t0))
+        if out.candidates is not None and self._cand_pub.get_subscription_count() > 0:
+            cands = np.asarray(out.candidates, dtype=np.float64)
+            if p.output_frame == 'map':
+                cands = np.stack([Trajectory(c).to_map(ego_pose).poses for c in cands])
+            self._cand_pub.publish(candidate_markers(convert.header(stamp, p.output_frame),
+                                                     cands, out.candidate_scores))
+        self._last_plan_map = plan_map
+        self.health.plans += 1
+        if self.health.fault:
+            self.get_logger().info(f'recovered from: {self.health.fault}')
+            self.health.fault = ''
+            self._diagnostics_callback()
+
+    def _path(self, traj: Trajectory, ego_pose: np.ndarray, stamp, t0_s: float):
+        p = self.params
+        if p.output_frame == 'map':
+            out = traj.to_map(ego_pose)
+        else:
+            out = traj.to_ego(ego_pose, EGO_FRAME)
+        out = Trajectory(out.poses, out.dt_s, out.frame, t0_s)
+        return convert.path_msg(out, convert.header(stamp, p.output_frame))
+
+    # ---- safety ------------------------------------------------------------------------------
+    def _stop(self, reason: str, stamp) -> None:
+        h = self.health
+        ego = self._last_ego
+        if ego is None:
+            return
+        path_xy = None
+        if self._last_plan_map is not None:
+            path_xy = self._last_plan_map.to_ego(ego.pose).xy
+        stop = safety.stopping_trajectory(ego.speed, self.params.stop_decel_mps2, path_xy)
+        h.stops += 1
+        newly = not h.fault
+        h.fault = reason
+        self._path_pub.publish(self._path(stop, ego.pose, stamp, convert.stamp_s(stamp)))
+        if newly:
+            self.get_logger().error(f'publishing a stopping trajectory: {reason}',
+                                    throttle_duration_sec=THROTTLE_S)
+            self._diagnostics_callback()
+
+    def _watchdog_callback(self) -> None:
+        if self._last_input_wall is None:
+            return
+        quiet_s = time.monotonic() - self._last_input_wall
+        if quiet_s > self.params.max_input_age_s:
+            self.health.last_input_age_s = quiet_s
+            # Stamp with the last input's time plus the silence (the clock may have stopped too).
+            stamp = convert.stamp_from_ns(self._last_stamp_ns + int(quiet_s * 1e9))
+            self._stop(f'no input for {quiet_s:.2f} s', stamp)
+
+    def _diagnostics_callback(self) -> None:
+        payload = safety.planner_status(self.health, self.latencies_ms)
+        status = safety.diagnostic_status(payload, f'{self.get_name()}: planner',
+                                          hardware_id=self.params.device)
+        self._diag_pub.publish(safety.diagnostic_array([status],
+                                                       self.get_clock().now().to_msg()))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PlannerNode()
+        executor = MultiThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

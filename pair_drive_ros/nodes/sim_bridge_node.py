@@ -1,0 +1,300 @@
+"""sim_bridge_node: the embedded simulator behind the CARLA ROS bridge's topics.
+
+Runs the scenarios of `scenarios` ('name:seed,...') one after the other with sim.SimSession and
+publishes, per 0.1-s tick, what the CARLA bridge would: /clock, the front camera (bgra8 Image +
+CameraInfo), the LiDAR (PointCloud2 x, y, z, intensity), odometry (map -> ego_vehicle), the
+speedometer, the route (/carla/<role>/waypoints, TRANSIENT_LOCAL), other vehicles as a
+MarkerArray on /carla/markers, and /tf when tf2_msgs is importable. The ego follows the planner's
+Path with the simulator's own tracking controller (the one used in training). Synchronous mode:
+'lockstep' ticks once the planner has answered the current frame (or after `answer_timeout_s`),
+'rate' ticks at `tick_rate_hz`. At the end of each episode its metrics are published as JSON on
+~/episode_metrics (latched) and kept in `results`.
+"""
+
+import json
+import time
+
+import numpy as np
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from pair_drive_ros.core.se2 import yaw_to_quaternion
+from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
+from pair_drive_ros.nodes import convert
+from pair_drive_ros.nodes.markers import agent_markers
+from pair_drive_ros.nodes.params import carla_topics, read_params, SimBridgeParams
+from pair_drive_ros.sim.closed_loop import SimSession
+from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
+from pair_drive_ros.sim.suite import load_suite
+
+THROTTLE_S = 2.0
+EPISODE_GAP_S = 1.0
+
+
+def parse_scenarios(text: str) -> list[tuple[str, int]]:
+    """'highway:11000, merge:11001' -> [('highway', 11000), ('merge', 11001)]."""
+    out = []
+    for item in (t.strip() for t in text.split(',')):
+        if not item:
+            continue
+        name, _, seed = item.partition(':')
+        try:
+            out.append((name.strip(), int(seed) if seed.strip() else 0))
+        except ValueError as err:
+            raise ValueError(f'bad scenario entry {item!r}; expected name:seed') from err
+    if not out:
+        raise ValueError('no scenarios given')
+    return out
+
+
+def tf_message(stamp, transforms: list[tuple[str, str, np.ndarray]]):
+    """tf2_msgs/TFMessage from (parent, child, (x, y, z, yaw)) triples; None without tf2_msgs."""
+    try:
+        from tf2_msgs.msg import TFMessage
+    except ImportError:
+        return None
+    from geometry_msgs.msg import TransformStamped
+
+    msg = TFMessage()
+    for parent, child, xyzyaw in transforms:
+        ts = TransformStamped(header=convert.header(stamp, parent), child_frame_id=child)
+        ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = (
+            float(v) for v in xyzyaw[:3])
+        q = yaw_to_quaternion(xyzyaw[3])
+        ts.transform.rotation.z, ts.transform.rotation.w = float(q[2]), float(q[3])
+        msg.transforms.append(ts)
+    return msg
+
+
+def camera_info(cfg: CameraConfig, hdr):
+    """sensor_msgs/CameraInfo of the pinhole camera (no distortion)."""
+    from sensor_msgs.msg import CameraInfo
+
+    k = cfg.intrinsics()
+    info = CameraInfo(header=hdr, height=cfg.height, width=cfg.width,
+                      distortion_model='plumb_bob')
+    info.d = [0.0] * 5
+    info.k = [float(v) for v in k.reshape(-1)]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [float(k[0, 0]), 0.0, float(k[0, 2]), 0.0, 0.0, float(k[1, 1]), float(k[1, 2]),
+              0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+class SimBridgeNode(Node):
+    """Publish the simulator like the CARLA bridge; step it when the planner has answered."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('sim_bridge', **kwargs)
+        from nav_msgs.msg import Odometry, Path
+        from rosgraph_msgs.msg import Clock as ClockMsg
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from std_msgs.msg import Float32, String
+        from visualization_msgs.msg import MarkerArray
+
+        self.params = p = read_params(self, SimBridgeParams)
+        self.episodes = parse_scenarios(p.scenarios)
+        self._suite = load_suite(p.suite) if p.suite else load_suite()
+        for name, _ in self.episodes:
+            self._suite.get(name)  # fail early on an unknown scenario
+        self._lidar_cfg = LidarConfig()
+        self._camera_cfg = CameraConfig(width=p.camera_width, height=p.camera_height)
+        self._frames = {'map': 'map', 'ego': p.role_name, 'lidar': f'{p.role_name}/lidar',
+                        'camera': f'{p.role_name}/rgb_front'}
+        topics = carla_topics(p.role_name)
+        sensor = convert.reliable_qos(10)  # what the CARLA bridge offers
+        self._pubs = {
+            'clock': self.create_publisher(ClockMsg, '/clock', convert.reliable_qos(10)),
+            'camera': self.create_publisher(Image, topics['camera'], sensor),
+            'camera_info': self.create_publisher(CameraInfo, topics['camera_info'], sensor),
+            'lidar': self.create_publisher(PointCloud2, topics['lidar'], sensor),
+            'odometry': self.create_publisher(Odometry, topics['odometry'], sensor),
+            'speedometer': self.create_publisher(Float32, topics['speedometer'], sensor),
+            'route': self.create_publisher(Path, topics['route'], convert.latched_qos()),
+            'markers': self.create_publisher(MarkerArray, topics['markers'], sensor),
+            'metrics': self.create_publisher(String, '~/episode_metrics', _metrics_qos()),
+        }
+        self._tf_ok = p.publish_tf and tf_message(None, []) is not None
+        if self._tf_ok:
+            from tf2_msgs.msg import TFMessage
+            self._pubs['tf'] = self.create_publisher(TFMessage, '/tf', convert.reliable_qos(100))
+        self.create_subscription(Path, p.path_topic, self._path_callback,
+                                 convert.reliable_qos(1))
+        self.results: list[dict] = []
+        self.finished = False
+        self.ticks = 0
+        self._episode = -1
+        self._offset_s = p.start_time_s
+        self._session = None
+        self._pending_path = None
+        self._answered = False
+        self._answers = 0
+        self._sent_wall = None
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._wake = self.create_guard_condition(self._tick_callback)
+        period = 1.0 / p.tick_rate_hz if p.tick_mode == 'rate' else 0.05
+        self.create_timer(period, self._timer_callback, clock=self._steady)
+        self.get_logger().info(
+            f'{len(self.episodes)} episode(s) {p.scenarios}, {p.tick_mode} ticks, '
+            f'/tf {"on" if self._tf_ok else "off (tf2_msgs not importable)"}')
+
+    # ---- episodes ----------------------------------------------------------------------------
+    def _start_next(self) -> bool:
+        self._episode += 1
+        if self._episode >= len(self.episodes):
+            if not self.params.loop:
+                self.finished = True
+                self.get_logger().info('all episodes done')
+                return False
+            self._episode = 0
+        name, seed = self.episodes[self._episode]
+        if self._session is not None:
+            self._offset_s = self.stamp_s() + EPISODE_GAP_S
+        p = self.params
+        self._session = SimSession(self._suite.get(name), ego_mode='tracking',
+                                   lidar_cfg=self._lidar_cfg, camera_cfg=self._camera_cfg,
+                                   max_steps=p.max_steps or None, split=p.split)
+        self._session.reset(seed)
+        self._pending_path = None
+        self._answers = 0
+        self.get_logger().info(f'episode {self._episode + 1}/{len(self.episodes)}: {name} '
+                               f'seed {seed}')
+        self._publish_route()
+        return True
+
+    def stamp_s(self) -> float:
+        """ROS time [s] of the current frame."""
+        return self._offset_s + (self._session.time_s if self._session else 0.0)
+
+    def _finish_episode(self) -> None:
+        s = self._session
+        m = dict(s.metrics(), scenario=s.spec.name, seed=s.seed, episode=self._episode)
+        self.results.append(m)
+        from std_msgs.msg import String
+        self._pubs['metrics'].publish(String(data=json.dumps(m)))
+        self.get_logger().info(
+            f'episode {s.spec.name}:{s.seed} done: collision={m["collision"]} '
+            f'off_road={m["off_road"]} route_completion={m["route_completion"]:.2f} '
+            f'progress={m["progress_m"]:.1f} m in {m["steps"]} steps')
+
+    # ---- ticking -----------------------------------------------------------------------------
+    def _path_callback(self, msg) -> None:
+        try:
+            traj = convert.trajectory_from_path(msg)
+        except convert.MessageError as err:
+            self.get_logger().warning(f'ignoring path: {err}', throttle_duration_sec=THROTTLE_S)
+            return
+        if traj.frame != MAP_FRAME or self._session is None:
+            self.get_logger().warning('the simulator follows map-frame paths only',
+                                      throttle_duration_sec=THROTTLE_S)
+            return
+        stamp_ns = convert.stamp_ns(msg.header.stamp)
+        # Back to session time, where the tracking controller lives.
+        self._pending_path = Trajectory(traj.poses, traj.dt_s, MAP_FRAME,
+                                        traj.t0_s - self._offset_s)
+        if stamp_ns >= int(round(self.stamp_s() * 1e9)) and not self._answered:
+            self._answered = True
+            self._answers += 1
+            if self.params.tick_mode == 'lockstep':
+                self._wake.trigger()
+
+    def _timer_callback(self) -> None:
+        if self.finished:
+            return
+        p = self.params
+        if self._session is None:
+            # Wait for a consumer so that the first frame is not lost.
+            if self._pubs['lidar'].get_subscription_count() == 0:
+                return
+            if self._start_next():
+                self._publish_frame()
+            return
+        if p.tick_mode == 'rate':
+            self._tick_callback()
+        elif time.monotonic() - self._sent_wall > p.answer_timeout_s:
+            if self._answers == 0:
+                self.get_logger().warning('no answer from the planner yet; resending the frame',
+                                          throttle_duration_sec=THROTTLE_S)
+                self._publish_frame()
+            else:
+                self.get_logger().warning('planner did not answer in time; ticking anyway',
+                                          throttle_duration_sec=THROTTLE_S)
+                self._tick_callback()
+
+    def _tick_callback(self) -> None:
+        s = self._session
+        if self.finished or s is None:
+            return
+        if self._pending_path is not None:
+            s.set_trajectory(self._pending_path)
+            self._pending_path = None
+        s.step()
+        self.ticks += 1
+        if s.done:
+            self._finish_episode()
+            if not self._start_next():
+                return
+        self._publish_frame()
+
+    # ---- publishing --------------------------------------------------------------------------
+    def _publish_route(self) -> None:
+        stamp = convert.to_stamp(self.stamp_s())
+        self._pubs['route'].publish(convert.route_msg(self._session.route,
+                                                      convert.header(stamp, 'map')))
+
+    def _publish_frame(self) -> None:
+        from rosgraph_msgs.msg import Clock as ClockMsg
+        from std_msgs.msg import Float32
+
+        s = self._session
+        frame = s.sensor_frame()
+        stamp = convert.to_stamp(self.stamp_s())
+        f = self._frames
+        self._pubs['clock'].publish(ClockMsg(clock=stamp))
+        if self._tf_ok:
+            ego = frame.ego.pose
+            self._pubs['tf'].publish(tf_message(stamp, [
+                (f['map'], f['ego'], np.array([ego[0], ego[1], 0.0, ego[2]])),
+                (f['ego'], f['lidar'], np.asarray(self._lidar_cfg.mount, dtype=np.float64)),
+                (f['ego'], f['camera'], np.asarray(self._camera_cfg.mount, dtype=np.float64)),
+            ]))
+        bgra = np.concatenate([frame.camera_image[..., ::-1],
+                               np.full(frame.camera_image.shape[:2] + (1,), 255, np.uint8)], -1)
+        cam_hdr = convert.header(stamp, f['camera'])
+        self._pubs['camera'].publish(convert.image_msg(bgra, 'bgra8', cam_hdr))
+        self._pubs['camera_info'].publish(camera_info(self._camera_cfg, cam_hdr))
+        self._pubs['odometry'].publish(convert.odom_msg(frame.ego, stamp, f['map'], f['ego']))
+        self._pubs['speedometer'].publish(Float32(data=float(frame.ego.speed)))
+        agents = s.log().agents(s.steps)
+        self._pubs['markers'].publish(agent_markers(convert.header(stamp, f['map']), agents))
+        # LiDAR last: perception anchors its frame on the LiDAR stamp.
+        self._pubs['lidar'].publish(convert.cloud_msg(frame.lidar_points, f['lidar'], stamp))
+        self._answered = False
+        self._sent_wall = time.monotonic()
+
+
+def _metrics_qos():
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimBridgeNode()
+        while rclpy.ok() and not node.finished:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

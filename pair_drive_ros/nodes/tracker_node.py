@@ -1,0 +1,140 @@
+"""tracker_node: the planner's Path + Odometry -> vehicle control at `rate_hz`.
+
+Pure pursuit + PI speed control (nodes/control.py). Output type, by what is importable (or the
+`control_type` parameter): carla_msgs/CarlaEgoVehicleControl on
+/carla/<role>/vehicle_control_cmd, else ackermann_msgs/AckermannDrive on
+/carla/<role>/ackermann_cmd, else geometry_msgs/Twist on /carla/<role>/twist (for
+carla_twist_to_control). A missing or stale path (wall time > `path_timeout_s`) brakes.
+"""
+
+import importlib
+import time
+
+import numpy as np
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from pair_drive_ros.nodes import convert
+from pair_drive_ros.nodes.control import Command, ControlGains, PathTracker
+from pair_drive_ros.nodes.params import carla_topics, read_params, TrackerParams
+
+THROTTLE_S = 2.0
+CONTROL_TYPES = (('carla', 'carla_msgs.msg', 'CarlaEgoVehicleControl', 'control'),
+                 ('ackermann', 'ackermann_msgs.msg', 'AckermannDrive', 'ackermann'),
+                 ('twist', 'geometry_msgs.msg', 'Twist', 'twist'))
+
+
+def pick_control_type(wanted: str = 'auto') -> tuple[str, type, str]:
+    """(kind, message class, carla_topics key) for `wanted`, or the first importable one."""
+    for kind, module, cls_name, topic_key in CONTROL_TYPES:
+        if wanted not in ('auto', kind):
+            continue
+        try:
+            return kind, getattr(importlib.import_module(module), cls_name), topic_key
+        except (ImportError, AttributeError):
+            if wanted == kind:
+                raise ImportError(f'control_type {kind!r} needs {module}.{cls_name}')
+    raise ValueError(f'control_type must be auto, carla, ackermann or twist, got {wanted!r}')
+
+
+def control_message(kind: str, msg_type: type, cmd: Command, stamp):
+    """Fill a control message of `kind` from a Command."""
+    if kind == 'carla':
+        # CARLA steers positive to the right (left-handed world); ours is positive to the left.
+        return msg_type(header=convert.header(stamp, ''), throttle=float(cmd.throttle),
+                        steer=float(np.clip(-cmd.steer, -1.0, 1.0)), brake=float(cmd.brake),
+                        hand_brake=False, reverse=False, gear=1, manual_gear_shift=False)
+    if kind == 'ackermann':
+        return msg_type(steering_angle=float(cmd.steer_rad), speed=float(cmd.target_speed_mps),
+                        acceleration=float(cmd.acceleration_mps2))
+    msg = msg_type()
+    msg.linear.x = float(cmd.target_speed_mps)
+    msg.angular.z = float(cmd.target_speed_mps * cmd.curvature)
+    return msg
+
+
+class TrackerNode(Node):
+    """Follow the latest planned path."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('tracker', **kwargs)
+        from nav_msgs.msg import Odometry, Path
+
+        self.params = p = read_params(self, TrackerParams)
+        self.kind, self._msg_type, topic_key = pick_control_type(p.control_type)
+        topic = carla_topics(p.role_name)[topic_key]
+        self._pub = self.create_publisher(self._msg_type, topic, convert.reliable_qos(1))
+        self._tracker = PathTracker(ControlGains(
+            wheelbase_m=p.wheelbase_m, max_steer_rad=p.max_steer_rad,
+            min_lookahead_m=p.min_lookahead_m, lookahead_time_s=p.lookahead_time_s,
+            speed_kp=p.speed_kp, speed_ki=p.speed_ki, max_throttle=p.max_throttle,
+            brake_gain=p.brake_gain))
+        self._path = None            # (times (N,), points (N, 2)) map frame
+        self._path_wall = None
+        self._odom = None
+        self.commands = 0
+        self.create_subscription(Path, p.path_topic, self._path_callback,
+                                 convert.reliable_qos(1))
+        self.create_subscription(Odometry, p.odometry_topic, self._odometry_callback,
+                                 convert.sensor_qos())
+        # Wall-clock timer: control must keep coming (braking) even if /clock stops.
+        self.create_timer(1.0 / p.rate_hz, self._control_callback,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(f'publishing {self._msg_type.__name__} ({self.kind}) on {topic} '
+                               f'at {p.rate_hz:g} Hz')
+
+    def _path_callback(self, msg) -> None:
+        try:
+            poses, times = convert.path_poses(msg)
+            if len(poses) == 0 or not np.all(np.isfinite(poses)):
+                raise convert.MessageError('empty or non-finite Path')
+            if msg.header.frame_id not in ('map', ''):
+                raise convert.MessageError(f'Path frame {msg.header.frame_id!r} is not map')
+        except convert.MessageError as err:
+            self.get_logger().warning(f'ignoring path: {err}', throttle_duration_sec=THROTTLE_S)
+            return
+        self._path = (times, poses[:, :2])
+        self._path_wall = time.monotonic()
+
+    def _odometry_callback(self, msg) -> None:
+        try:
+            self._odom = convert.ego_from_odom(msg)
+        except convert.MessageError as err:
+            self.get_logger().warning(f'ignoring odometry: {err}',
+                                      throttle_duration_sec=THROTTLE_S)
+
+    def _control_callback(self) -> None:
+        p = self.params
+        ego = self._odom
+        if ego is None:
+            return
+        fresh = self._path is not None and time.monotonic() - self._path_wall <= p.path_timeout_s
+        if not fresh:
+            cmd = self._tracker.stop()
+        else:
+            times, points = self._path
+            cmd = self._tracker.command(ego.pose, ego.speed, ego.stamp_s, times, points,
+                                        1.0 / p.rate_hz)
+        self._pub.publish(control_message(self.kind, self._msg_type, cmd,
+                                          convert.to_stamp(ego.stamp_s)))
+        self.commands += 1
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = TrackerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
