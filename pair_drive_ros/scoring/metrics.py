@@ -75,10 +75,12 @@ def history_states(scene: Scene, cfg: ScorerConfig) -> np.ndarray | None:
 
     NAVSIM takes the logged states on a 0.1 s grid and drops the last two (t = -0.1 s, 0 s), so
     the 0.2 s gap to the first simulated state is treated as 0.1 s. Our logs store poses only:
-    velocity, acceleration, yaw rate and yaw acceleration are estimated by finite differences.
+    velocity, acceleration, yaw rate and yaw acceleration are estimated by finite differences
+    (of the rear axle's positions), and the two oldest rows, where those are one-sided, are
+    dropped too.
     """
     hist = np.asarray(scene.ego_history, dtype=np.float64).reshape(-1, 3)
-    if len(hist) < 4:
+    if len(hist) < 6:
         return None
     dt = scene.dt_s
     veh = cfg.vehicle
@@ -99,7 +101,7 @@ def history_states(scene: Scene, cfg: ScorerConfig) -> np.ndarray | None:
     out[:, StateIndex.ACCELERATION_Y] = -acc[:, 0] * s + acc[:, 1] * c
     out[:, StateIndex.ANGULAR_VELOCITY] = yaw_rate
     out[:, StateIndex.ANGULAR_ACCELERATION] = np.gradient(yaw_rate, dt)
-    return out[:-2]
+    return out[2:-2]
 
 
 @dataclass(frozen=True)
