@@ -33,29 +33,17 @@ THROTTLE_S = 2.0
 LATENCY_WINDOW = 200
 
 
-class _ConstantVelocityStandIn(AbstractPlanner):
-    """Keeps speed and heading; used only while the policy factory is not available."""
-
-    name = 'constant_velocity'
-
-    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
-        v = max(0.0, inputs.features.ego.speed)
-        t = 0.5 * np.arange(1, 9)
-        poses = np.stack([v * t, np.zeros(8), np.zeros(8)], -1)
-        return PlanOutput(trajectory=Trajectory(poses))
-
-
 def make_planner(p: PlannerParams) -> AbstractPlanner:
     """Build the planner named by the parameters (policy.factory), with its checkpoints."""
-    try:
-        from pair_drive_ros.policy.factory import build_planner
-    except ImportError:
-        if p.planner != 'constant_velocity':
-            raise
-        return _ConstantVelocityStandIn()
-    return build_planner(p.planner, il_checkpoint=p.il_checkpoint or None,
-                         rl_checkpoint=p.rl_checkpoint or None,
-                         selector_checkpoint=p.selector_checkpoint or None, device=p.device)
+    from pair_drive_ros.policy.factory import build_planner
+
+    planner = build_planner(p.planner, il_checkpoint=p.il_checkpoint or None,
+                            rl_checkpoint=p.rl_checkpoint or None,
+                            selector_checkpoint=p.selector_checkpoint or None, device=p.device)
+    if planner.requires_scene:
+        raise ValueError(f'planner {p.planner!r} needs privileged scene data, which a ROS '
+                         'graph does not carry; use a sensor-based planner')
+    return planner
 
 
 def model_ids(planner: AbstractPlanner, p: PlannerParams) -> str:
