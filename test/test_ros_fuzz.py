@@ -148,4 +148,4 @@ def test_fuzz_paths_and_odometry_only_typed_errors():
         odom = ego_state_to_odometry(EgoState(pose=rng.normal(size=3)))
         setattr(odom.twist.twist.linear, 'x', random_value(rng))
         outcomes.append(check(odometry_to_ego_state, odom))
-    assert outcomes.count('error') > 100 and outcomes.count('ok') > 100
+    assert outcomes.count('error') > 50 and outcomes.count('ok') > 100
