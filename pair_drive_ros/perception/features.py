@@ -11,6 +11,8 @@ from pair_drive_ros.core.route import Route
 COMMANDS = ('left', 'straight', 'right', 'unknown')
 # Ego status vector: driving command one-hot (4), velocity xy (2), acceleration xy (2).
 STATUS_DIM = len(COMMANDS) + 2 + 2
+# Keys of the batched feature tensors (collate, models): the array fields of Features.
+FEATURE_KEYS = ('lidar_bev', 'camera', 'route_raster', 'ego_status')
 
 
 @dataclass

@@ -1,0 +1,69 @@
+"""Benchmark the feature build: a 60,000-point LiDAR cloud plus one 800x600 camera frame.
+
+Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_perception.py [--repeats 200]
+Prints per-stage and total times (median, p95) in ms; target total <= 5 ms.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from pair_drive_ros.core.ego import EgoState
+from pair_drive_ros.core.route import Route
+from pair_drive_ros.core.sensor_frame import SensorFrame
+from pair_drive_ros.perception import FeatureBuilder, PerceptionConfig
+from pair_drive_ros.perception.builder import driving_command, lidar_histogram, route_raster
+
+
+def make_frame(rng: np.random.Generator, n_points: int = 60_000) -> SensorFrame:
+    """A synthetic frame: uniform points within 50 m, a random image, a curved 300 m route."""
+    pts = np.empty((n_points, 4), dtype=np.float32)
+    pts[:, 0] = rng.uniform(-50, 50, n_points)
+    pts[:, 1] = rng.uniform(-50, 50, n_points)
+    pts[:, 2] = rng.uniform(-2.6, 1.5, n_points)
+    pts[:, 3] = rng.uniform(0, 1, n_points)
+    image = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    s = np.linspace(0, 300, 301)
+    route = Route(np.stack([s - 30.0, 0.002 * s ** 2], -1))
+    ego = EgoState(np.array([0.0, 0.0, 0.0]), np.array([20.0, 0.0]), np.array([0.5, 0.0]))
+    return SensorFrame(stamp_s=0.0, ego=ego, lidar_points=pts, camera_image=image, route=route)
+
+
+def timed(fn, repeats: int) -> np.ndarray:
+    """Wall times [ms] of `repeats` calls."""
+    out = np.empty(repeats)
+    for k in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out[k] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repeats', type=int, default=200)
+    args = parser.parse_args()
+    cfg = PerceptionConfig()
+    builder = FeatureBuilder(cfg)
+    frame = make_frame(np.random.default_rng(0))
+    builder.build(frame)  # warm-up (resize index cache)
+    stages = {
+        'lidar histogram': lambda: lidar_histogram(cfg, frame.lidar_points, frame.lidar_mount),
+        'camera tensor': lambda: builder.camera_tensor(frame.camera_image),
+        'route raster': lambda: route_raster(cfg, frame.route, frame.ego.pose),
+        'command': lambda: driving_command(cfg, frame.route, frame.ego.pose),
+        'total build': lambda: builder.build(frame),
+    }
+    print(f'BEV {cfg.bev_height}x{cfg.bev_width} @ {cfg.resolution_m} m, camera '
+          f'{cfg.camera_height}x{cfg.camera_width}; 60,000 points, 800x600 image; '
+          f'{args.repeats} repeats')
+    print('| stage | median ms | p95 ms |')
+    print('|---|---|---|')
+    for name, fn in stages.items():
+        t = timed(fn, args.repeats)
+        print(f'| {name} | {np.median(t):.2f} | {np.percentile(t, 95):.2f} |')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,178 @@
+"""The feature builder: raw sensor data of one frame -> model Features (pure numpy, vectorized).
+
+The perception node and the training dataset both call `FeatureBuilder.build`, so the features a
+model sees at run time are computed by exactly the code that built its training data.
+"""
+
+import logging
+
+import numpy as np
+
+from pair_drive_ros.core.ego import EgoState
+from pair_drive_ros.core.route import Route
+from pair_drive_ros.core.se2 import inverse_transform_points, wrap_angle
+from pair_drive_ros.core.sensor_frame import SensorFrame
+from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.perception.features import COMMANDS, Features, STATUS_DIM
+
+LOG = logging.getLogger(__name__)
+
+LEFT, STRAIGHT, RIGHT, UNKNOWN = (COMMANDS.index(c) for c in COMMANDS)
+
+
+class FeatureError(ValueError):
+    """Sensor data that cannot be turned into features (wrong shape or type)."""
+
+
+def bev_cells(cfg: PerceptionConfig,
+              xy_ego: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid cell (row, col, inside) of ego-frame points (N, 2) on the BEV grid of `cfg`."""
+    rows = np.floor((cfg.x_max_m - xy_ego[:, 0]) / cfg.resolution_m).astype(np.int64)
+    cols = np.floor((cfg.y_extent_m - xy_ego[:, 1]) / cfg.resolution_m).astype(np.int64)
+    inside = (rows >= 0) & (rows < cfg.bev_height) & (cols >= 0) & (cols < cfg.bev_width)
+    return rows, cols, inside
+
+
+def bev_cell_centers(cfg: PerceptionConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Ego-frame x (H,) of each row centre and y (W,) of each column centre [m]."""
+    x = cfg.x_max_m - (np.arange(cfg.bev_height) + 0.5) * cfg.resolution_m
+    y = cfg.y_extent_m - (np.arange(cfg.bev_width) + 0.5) * cfg.resolution_m
+    return x, y
+
+
+def lidar_histogram(cfg: PerceptionConfig, points: np.ndarray | None,
+                    mount: np.ndarray) -> np.ndarray:
+    """(2, H, W) float32 clipped point counts below / above the split height, in [0, 1].
+
+    points: (N, >=3) x, y, z [m] in the LiDAR frame; mount: (4,) x, y, z, yaw of the LiDAR in the
+    ego frame.
+    """
+    h, w = cfg.bev_height, cfg.bev_width
+    if points is None or len(points) == 0:
+        return np.zeros((2, h, w), dtype=np.float32)
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise FeatureError(f'lidar_points must have shape (N, >=3), got {pts.shape}')
+    mnt = np.asarray(mount, dtype=np.float64).reshape(-1)
+    if mnt.shape != (4,):
+        raise FeatureError(f'lidar_mount must have shape (4,), got {np.shape(mount)}')
+    c, s = np.cos(mnt[3]), np.sin(mnt[3])
+    x = pts[:, 0] * c - pts[:, 1] * s + mnt[0]
+    y = pts[:, 0] * s + pts[:, 1] * c + mnt[1]
+    z = pts[:, 2] + mnt[2]
+    rows = np.floor((cfg.x_max_m - x) / cfg.resolution_m).astype(np.int64)
+    cols = np.floor((cfg.y_extent_m - y) / cfg.resolution_m).astype(np.int64)
+    ok = ((rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+          & (z >= cfg.min_height_m) & (z <= cfg.max_height_m))
+    above = (z > cfg.split_height_m).astype(np.int64)
+    flat = above[ok] * (h * w) + rows[ok] * w + cols[ok]
+    counts = np.bincount(flat, minlength=2 * h * w)
+    hist = np.minimum(counts, cfg.hist_max_per_cell).astype(np.float32)
+    hist *= 1.0 / cfg.hist_max_per_cell
+    return hist.reshape(2, h, w)
+
+
+def route_raster(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> np.ndarray:
+    """(1, H, W) float32: 1 on cells within route_half_width_m of the route centreline."""
+    raster = np.zeros((1, cfg.bev_height, cfg.bev_width), dtype=np.float32)
+    if route is None:
+        return raster
+    step = 0.5 * cfg.resolution_m
+    s = np.arange(0.0, route.length + 1e-9, step)
+    centre = route.interpolate(s)
+    local = inverse_transform_points(ego_pose, centre[:, :2])
+    margin = cfg.route_half_width_m + cfg.resolution_m
+    near = ((local[:, 0] >= cfg.x_min_m - margin) & (local[:, 0] <= cfg.x_max_m + margin)
+            & (np.abs(local[:, 1]) <= cfg.y_extent_m + margin))
+    if not near.any():
+        return raster
+    local = local[near]
+    yaw = centre[near, 2] - ego_pose[2]
+    normal = np.stack([-np.sin(yaw), np.cos(yaw)], -1)
+    n_off = max(2, int(np.ceil(2.0 * cfg.route_half_width_m / step)) + 1)
+    offsets = np.linspace(-cfg.route_half_width_m, cfg.route_half_width_m, n_off)
+    band = (local[:, None, :] + offsets[None, :, None] * normal[:, None, :]).reshape(-1, 2)
+    rows, cols, inside = bev_cells(cfg, band)
+    raster[0, rows[inside], cols[inside]] = 1.0
+    return raster
+
+
+def driving_command(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> int:
+    """Index into COMMANDS: where the route goes `command_lookahead_m` past the ego.
+
+    Left/right when the route's heading turns by more than command_turn_rad, or its lookahead
+    point lies more than command_lateral_m to the side of the ego; 'unknown' without a route.
+    """
+    if route is None:
+        return UNKNOWN
+    s, _ = route.project(np.asarray(ego_pose[:2])[None])
+    here, ahead = route.interpolate(np.array([s[0], s[0] + cfg.command_lookahead_m]))
+    turn = float(wrap_angle(ahead[2] - here[2]))
+    lateral = float(inverse_transform_points(ego_pose, ahead[None, :2])[0, 1])
+    if turn > cfg.command_turn_rad or (abs(turn) <= cfg.command_turn_rad
+                                       and lateral > cfg.command_lateral_m):
+        return LEFT
+    if turn < -cfg.command_turn_rad or lateral < -cfg.command_lateral_m:
+        return RIGHT
+    return STRAIGHT
+
+
+def ego_status(command: int, ego: EgoState) -> np.ndarray:
+    """(STATUS_DIM,) float32: command one-hot, velocity xy [m/s], acceleration xy [m/s^2]."""
+    status = np.zeros(STATUS_DIM, dtype=np.float32)
+    status[command] = 1.0
+    n = len(COMMANDS)
+    status[n:n + 2] = ego.velocity
+    status[n + 2:n + 4] = ego.acceleration
+    return status
+
+
+class FeatureBuilder:
+    """Build model Features from one SensorFrame (what the car sees; nothing privileged)."""
+
+    def __init__(self, cfg: PerceptionConfig = PerceptionConfig()) -> None:
+        self.cfg = cfg
+        mean = np.asarray(cfg.camera_mean, dtype=np.float32)
+        std = np.asarray(cfg.camera_std, dtype=np.float32)
+        # Normalisation folded into one multiply-add per pixel: x * scale + offset.
+        self._cam_scale = (1.0 / (255.0 * std)).astype(np.float32)
+        self._cam_offset = (-mean / std).astype(np.float32)
+        self._resize_index: dict = {}
+
+    def camera_tensor(self, image: np.ndarray | None) -> np.ndarray:
+        """(3, camera_height, camera_width) float32 normalized image from (H, W, 3) uint8 RGB."""
+        cfg = self.cfg
+        if image is None:
+            return np.zeros((3, cfg.camera_height, cfg.camera_width), dtype=np.float32)
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] < 3:
+            raise FeatureError(f'camera_image must have shape (H, W, 3), got {img.shape}')
+        h, w = img.shape[:2]
+        oh, ow = cfg.camera_height, cfg.camera_width
+        if h % oh == 0 and w % ow == 0:
+            # Integer factor: area average (no aliasing), still a few reshapes.
+            fh, fw = h // oh, w // ow
+            small = img[:, :, :3].reshape(oh, fh, ow, fw, 3).mean(axis=(1, 3), dtype=np.float32)
+        else:
+            key = (h, w)
+            if key not in self._resize_index:
+                rows = ((np.arange(oh) + 0.5) * h / oh).astype(np.int64)
+                cols = ((np.arange(ow) + 0.5) * w / ow).astype(np.int64)
+                self._resize_index[key] = (rows[:, None], cols[None, :])
+            rows, cols = self._resize_index[key]
+            small = img[rows, cols, :3].astype(np.float32)
+        out = small * self._cam_scale + self._cam_offset
+        return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+    def build(self, frame: SensorFrame) -> Features:
+        """Features of one frame (ego frame at frame.stamp_s)."""
+        if not isinstance(frame, SensorFrame):
+            raise FeatureError(f'expected a SensorFrame, got {type(frame).__name__}')
+        ego = frame.ego
+        command = driving_command(self.cfg, frame.route, ego.pose)
+        return Features(
+            lidar_bev=lidar_histogram(self.cfg, frame.lidar_points, frame.lidar_mount),
+            camera=self.camera_tensor(frame.camera_image),
+            route_raster=route_raster(self.cfg, frame.route, ego.pose),
+            ego_status=ego_status(command, ego),
+            ego=ego, route=frame.route, stamp_s=float(frame.stamp_s))

@@ -1,0 +1,62 @@
+"""Baseline planners: constant velocity, expert replay, and the privileged reference planner."""
+
+import numpy as np
+
+from pair_drive_ros.core.trajectory import NUM_POSES, POSE_DT_S, Trajectory
+from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
+
+
+class PlannerInputError(ValueError):
+    """A planner got inputs it cannot plan from (e.g. no scene for a privileged planner)."""
+
+
+def _require_scene(planner: AbstractPlanner, inputs: PlannerInput):
+    if inputs.scene is None:
+        raise PlannerInputError(f'planner {planner.name!r} needs the scene (requires_scene)')
+    return inputs.scene
+
+
+class ConstantVelocityPlanner(AbstractPlanner):
+    """Keep the current speed along the current heading (NAVSIM's constant-velocity agent)."""
+
+    name = 'constant_velocity'
+
+    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
+        """Plan for one frame from the ego state only."""
+        speed = float(np.hypot(*inputs.features.ego.velocity))
+        t = np.arange(1, NUM_POSES + 1) * POSE_DT_S
+        poses = np.stack([speed * t, np.zeros_like(t), np.zeros_like(t)], -1)
+        return PlanOutput(Trajectory(poses, POSE_DT_S))
+
+
+class ExpertPlanner(AbstractPlanner):
+    """Replay the logged expert trajectory (privileged: needs scene.expert)."""
+
+    name = 'expert'
+    requires_scene = True
+
+    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
+        """Return the scene's expert; a scene without one is an error."""
+        scene = _require_scene(self, inputs)
+        if scene.expert is None:
+            raise PlannerInputError(f'scene {scene.token} has no expert trajectory')
+        expert = scene.expert.to_ego(scene.ego.pose)
+        return PlanOutput(Trajectory(expert.poses, expert.dt_s))
+
+
+class ReferencePlanner(AbstractPlanner):
+    """The scorer's privileged PDM-Closed-style reference planner (sees the agents' future)."""
+
+    name = 'reference'
+    requires_scene = True
+
+    def __init__(self, scorer_cfg=None) -> None:
+        self._scorer_cfg = scorer_cfg
+
+    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
+        """Best IDM proposal along the route, scored with the logged future."""
+        from pair_drive_ros.scoring import reference_plan, ScorerConfig
+
+        scene = _require_scene(self, inputs)
+        cfg = self._scorer_cfg if self._scorer_cfg is not None else ScorerConfig()
+        return PlanOutput(reference_plan(scene, cfg))

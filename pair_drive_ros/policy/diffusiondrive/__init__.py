@@ -1,0 +1,1 @@
+"""IL planner package (diffusiondrive-style)."""

@@ -1,0 +1,29 @@
+"""DiffusionDrive-style IL planner config (lite defaults; diffusion settings as the original)."""
+
+from dataclasses import dataclass, field
+
+from pair_drive_ros.policy.backbone import BackboneConfig
+
+
+@dataclass(frozen=True)
+class DiffusionDriveConfig:
+    """Model, truncated-diffusion and loss settings of IL planner B."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    num_poses: int = 8
+    num_modes: int = 20               # K-means anchors
+    decoder_layers: int = 2           # cascade decoder layers
+    point_embed_dim: int = 16         # sine features per coordinate
+    train_timesteps: int = 1000       # DDIM, scaled-linear betas, predicting the sample
+    beta_start: float = 0.0001
+    beta_end: float = 0.02
+    train_max_t: int = 50             # training noise step drawn from [0, 50)
+    infer_noise_t: int = 8            # inference: anchors noised to t = 8 ...
+    infer_steps: tuple = (10, 0)      # ... then 2 denoising steps at these timesteps
+    x_range_m: tuple = (-2.0, 98.0)   # coordinate normalisation to [-1, 1]
+    y_range_m: tuple = (-25.0, 25.0)
+    cls_weight: float = 10.0          # DiffusionDrive: classification 10
+    reg_weight: float = 8.0           # regression 8
+    bev_semantic_weight: float = 14.0  # BEV 14
+    agent_class_weight: float = 10.0  # Transfuser's agent terms
+    agent_box_weight: float = 1.0

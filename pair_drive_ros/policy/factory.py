@@ -1,0 +1,67 @@
+"""Build any planner by name, with the shipped checkpoints as defaults."""
+
+import logging
+from pathlib import Path
+
+from pair_drive_ros.policy.base import AbstractPlanner
+
+LOG = logging.getLogger(__name__)
+
+PLANNERS = ('constant_velocity', 'expert', 'reference', 'transfuser', 'diffusiondrive', 'pair')
+DEFAULT_CHECKPOINTS = {
+    'transfuser': 'transfuser_lite.pt',
+    'diffusiondrive': 'diffusiondrive_lite.pt',
+}
+
+
+class UnknownPlannerError(ValueError):
+    """No planner of that name."""
+
+
+def models_dir() -> Path:
+    """Return the shipped models folder: the source tree's models/, else the ament share dir."""
+    source = Path(__file__).resolve().parents[2] / 'models'
+    if source.is_dir():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory('pair_drive_ros')) / 'models'
+    except Exception:  # noqa: B902  (ament index missing or package not installed)
+        return source
+
+
+def default_checkpoint(name: str) -> Path:
+    """Path of the shipped checkpoint for planner `name` (may not exist yet)."""
+    if name not in DEFAULT_CHECKPOINTS:
+        raise UnknownPlannerError(f'planner {name!r} has no shipped checkpoint')
+    return models_dir() / DEFAULT_CHECKPOINTS[name]
+
+
+def build_planner(name: str, *, il_checkpoint=None, rl_checkpoint=None,
+                  selector_checkpoint=None, device: str = 'cpu', **kwargs) -> AbstractPlanner:
+    """Return a planner by name (one of PLANNERS).
+
+    il_checkpoint: checkpoint of 'transfuser' / 'diffusiondrive' (default: the shipped one) and
+    the IL branch of 'pair'. rl_checkpoint, selector_checkpoint: 'pair' only. kwargs go to the
+    planner's constructor.
+    """
+    if name == 'constant_velocity':
+        from pair_drive_ros.policy.baselines import ConstantVelocityPlanner
+        return ConstantVelocityPlanner(**kwargs)
+    if name == 'expert':
+        from pair_drive_ros.policy.baselines import ExpertPlanner
+        return ExpertPlanner(**kwargs)
+    if name == 'reference':
+        from pair_drive_ros.policy.baselines import ReferencePlanner
+        return ReferencePlanner(**kwargs)
+    if name in ('transfuser', 'diffusiondrive'):
+        from pair_drive_ros.policy.il_planner import load_il_planner
+        path = il_checkpoint if il_checkpoint is not None else default_checkpoint(name)
+        return load_il_planner(path, device=device, expect_model=name, **kwargs)
+    if name == 'pair':
+        from pair_drive_ros.policy.pair import PaIRPlanner
+        return PaIRPlanner.from_checkpoints(il_checkpoint=il_checkpoint,
+                                            rl_checkpoint=rl_checkpoint,
+                                            selector_checkpoint=selector_checkpoint,
+                                            device=device, **kwargs)
+    raise UnknownPlannerError(f'unknown planner {name!r}; choose one of {PLANNERS}')

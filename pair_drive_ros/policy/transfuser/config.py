@@ -1,0 +1,18 @@
+"""Transfuser-style IL planner config (lite defaults; loss weights as NAVSIM's Transfuser)."""
+
+from dataclasses import dataclass, field
+
+from pair_drive_ros.policy.backbone import BackboneConfig
+
+
+@dataclass(frozen=True)
+class TransfuserConfig:
+    """Model and loss settings of IL planner A."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    num_poses: int = 8
+    xy_scale_m: float = 10.0          # trajectory head output scale (metres per unit)
+    trajectory_weight: float = 10.0   # NAVSIM Transfuser: 10 L1(trajectory)
+    agent_class_weight: float = 10.0  # 10 agent classification
+    agent_box_weight: float = 1.0     # 1 box regression
+    bev_semantic_weight: float = 10.0  # 10 BEV cross-entropy

@@ -1,0 +1,18 @@
+"""IL planner A loss: 10 L1(trajectory) + 10 agent class + 1 box + 10 BEV cross-entropy."""
+
+import torch
+
+from pair_drive_ros.policy.losses import agent_loss, bev_semantic_loss, trajectory_l1
+from pair_drive_ros.policy.transfuser.config import TransfuserConfig
+
+
+def transfuser_loss(out: dict, targets: dict, cfg: TransfuserConfig) -> dict[str, torch.Tensor]:
+    """Weighted loss terms; 'loss' is their sum (the one to backpropagate)."""
+    traj = trajectory_l1(out['trajectory'], targets['trajectory'])
+    cls, box = agent_loss(out['agent_states'], out['agent_logits'], targets['agent_states'],
+                          targets['agent_mask'])
+    bev = bev_semantic_loss(out['bev_semantics'], targets['bev_semantics'])
+    total = (cfg.trajectory_weight * traj + cfg.agent_class_weight * cls
+             + cfg.agent_box_weight * box + cfg.bev_semantic_weight * bev)
+    return {'loss': total, 'trajectory': traj, 'agent_class': cls, 'agent_box': box,
+            'bev_semantic': bev}

@@ -1,0 +1,44 @@
+"""IL planner A: the lite Transfuser model (trunk + trajectory head on the trajectory query)."""
+
+import math
+
+import torch
+from torch import nn
+
+from pair_drive_ros.policy.backbone import PerceptionTrunk
+from pair_drive_ros.policy.transfuser.config import TransfuserConfig
+
+
+class TransfuserModel(nn.Module):
+    """Camera + LiDAR-BEV Transfuser: 8 ego-frame poses plus auxiliary agents and semantics."""
+
+    model_name = 'transfuser'
+
+    def __init__(self, cfg: TransfuserConfig = TransfuserConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = PerceptionTrunk(cfg.backbone)
+        d = cfg.backbone.d_model
+        self.trajectory_head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(),
+                                             nn.Linear(2 * d, cfg.num_poses * 3))
+
+    def forward(self, batch: dict) -> dict:
+        """Forward a feature batch.
+
+        Returns the trunk outputs plus trajectory (B, 8, 3): x, y [m], yaw [rad], ego frame.
+        """
+        out = self.trunk(batch)
+        raw = self.trajectory_head(out['traj_query']).view(-1, self.cfg.num_poses, 3)
+        xy = raw[..., :2] * self.cfg.xy_scale_m
+        yaw = torch.tanh(raw[..., 2:]) * math.pi
+        out['trajectory'] = torch.cat([xy, yaw], -1)
+        return out
+
+    @torch.no_grad()
+    def plan(self, batch: dict) -> dict:
+        """Inference without gradients: trajectory (B, 8, 3), candidates (B, 1, 8, 3), scores."""
+        out = self.forward(batch)
+        traj = out['trajectory']
+        return {'trajectory': traj, 'candidates': traj[:, None],
+                'scores': torch.ones(traj.shape[0], 1, device=traj.device),
+                'context': out['memory']}
