@@ -103,12 +103,13 @@ def test_colour_conversions_reorder_channels(src, dst):
     np.testing.assert_array_equal(out[0, 0], expected)
 
 
-def test_bgra_to_rgb_is_a_view():
+def test_bgra_to_rgb_is_a_contiguous_copy():
     arr = np.random.default_rng(0).integers(0, 256, (4, 5, 4), dtype=np.uint8)
     msg = numpy_to_image(arr, 'bgra8')
     out = image_to_numpy(msg, 'rgb8')
     np.testing.assert_array_equal(out, arr[:, :, [2, 1, 0]])
-    assert np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
+    assert out.flags.c_contiguous and out.flags.writeable
+    assert not np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
 
 
 def test_mono_conversions():
@@ -174,4 +175,3 @@ def test_matches_cv_bridge_when_available():
         ours = numpy_to_image(arr, encoding)
         theirs = bridge.cv2_to_imgmsg(arr, encoding)
         assert bytes(ours.data) == bytes(theirs.data) and ours.step == theirs.step
-

@@ -44,12 +44,12 @@ def encoding_info(encoding: str) -> tuple[np.dtype, int]:
 def image_to_numpy(msg: Any, desired_encoding: str = 'passthrough') -> np.ndarray:
     """Decode a sensor_msgs/Image into an array.
 
-    Returns (H, W) for one channel, else (H, W, C), in the message's dtype. The result is a view of
-    `msg.data` when no byte swap or conversion is needed (zero copy): copy it before writing.
-    Row padding (`step`) and `is_bigendian` are honoured. `desired_encoding` is 'passthrough', the
-    message's own encoding, a generic name of the same layout (e.g. '8UC4' for bgra8), or, for the
-    colour encodings rgb8/bgr8/rgba8/bgra8/mono8, any other of them (channel reorders are views;
-    alpha is added as 255; mono is BT.601 luma).
+    Returns (H, W) for one channel, else (H, W, C), in the message's dtype. Without a byte swap or
+    a conversion the result is a view of `msg.data` (zero copy; copy it before writing). Row
+    padding (`step`) and `is_bigendian` are honoured. `desired_encoding` is 'passthrough', the
+    message's own encoding, a generic name of the same layout (e.g. '8UC4' for bgra8: a view), or,
+    between the colour encodings rgb8/bgr8/rgba8/bgra8/mono8, any other of them: a new contiguous
+    array (alpha added as 255; mono is BT.601 luma, replicated when converting from mono).
     """
     encoding = str_field(msg, 'encoding', 'Image')
     dtype, channels = encoding_info(encoding)
@@ -90,26 +90,23 @@ def _convert(arr: np.ndarray, src: str, dst: str) -> np.ndarray:
             f'cannot convert Image.encoding {src!r} to desired_encoding {dst!r}')
     src_order, dst_order = _COLOUR_ORDER[src], _COLOUR_ORDER[dst]
     if src_order == 'L':
-        grey = arr[:, :, None]
-        out = np.repeat(grey, len(dst_order), axis=2) if dst_order != 'L' else grey
-        if 'A' in dst_order:
-            out[:, :, dst_order.index('A')] = 255
-        return out
+        src_order = 'RGB'  # grey replicated into every colour channel
+        arr = arr[:, :, None]
+        index = {'R': 0, 'G': 0, 'B': 0}
+    else:
+        index = {c: i for i, c in enumerate(src_order)}
     if dst_order == 'L':
-        luma = sum(_LUMA[c] * arr[:, :, src_order.index(c)].astype(np.float32) for c in 'RGB')
+        luma = sum(_LUMA[c] * arr[:, :, index[c]].astype(np.float32) for c in 'RGB')
         return np.round(luma).astype(np.uint8)
-    if 'A' in dst_order and 'A' not in src_order:
-        out = np.full(arr.shape[:2] + (4,), 255, dtype=np.uint8)
-        for i, c in enumerate(dst_order):
-            if c != 'A':
-                out[:, :, i] = arr[:, :, src_order.index(c)]
-        return out
-    index = [src_order.index(c) for c in dst_order]
-    if index == list(range(len(index))):
-        return arr[:, :, :len(index)]  # e.g. rgba8 -> rgb8: drop alpha, a view
-    if index == [2, 1, 0]:
-        return arr[:, :, 2::-1]  # bgr(a)8 -> rgb8 and back: a view with a negative stride
-    return arr[:, :, index]
+    # One strided copy per channel into a contiguous array: ~4x faster than a fancy-index or
+    # np.ascontiguousarray of a reversed view, and the result is safe for torch.from_numpy.
+    out = np.empty(arr.shape[:2] + (len(dst_order),), dtype=np.uint8)
+    for i, c in enumerate(dst_order):
+        if c in index:
+            out[:, :, i] = arr[:, :, index[c]]
+        else:
+            out[:, :, i] = 255  # alpha added to an encoding without one
+    return out
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header: Optional[Any] = None) -> Any:
