@@ -33,6 +33,10 @@ setup(
     entry_points={
         'console_scripts': [
             'pair-drive = pair_drive_ros.cli:main',
+            'perception_node = pair_drive_ros.nodes.perception_node:main',
+            'planner_node = pair_drive_ros.nodes.planner_node:main',
+            'tracker_node = pair_drive_ros.nodes.tracker_node:main',
+            'sim_bridge_node = pair_drive_ros.nodes.sim_bridge_node:main',
         ],
     },
 )

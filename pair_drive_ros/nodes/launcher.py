@@ -1,0 +1,98 @@
+"""`pair-drive run`: perception, planner and tracker nodes in one process and one executor.
+
+Large sensor messages cross process boundaries slowly with default Fast DDS settings (see
+docs), so the default deployment composes the nodes in one process. Parameters come from a
+params file (config/pair_drive.yaml by default) with the same names as nodes/params.py.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from pair_drive_ros.nodes.params import DEFAULT_CONFIG, NODE_NAMES, parameter_overrides
+from pair_drive_ros.nodes.params import PARAMS_CLASSES, params_from_dict, yaml_params
+
+LOG = logging.getLogger(__name__)
+GRAPH_ORDER = ('sim_bridge_node', 'perception_node', 'planner_node', 'tracker_node')
+
+
+def node_values(executable: str, params_file: str | Path | None = DEFAULT_CONFIG,
+                overrides: dict | None = None) -> dict:
+    """Parameter values of one node: params file section, then `overrides` (validated)."""
+    values = yaml_params(params_file, NODE_NAMES[executable]) if params_file else {}
+    values.update(overrides or {})
+    params_from_dict(PARAMS_CLASSES[executable], values)  # fail early on bad names/values
+    return values
+
+
+def make_nodes(executables: tuple, params_file: str | Path | None = DEFAULT_CONFIG,
+               overrides: dict | None = None, **node_kwargs) -> list:
+    """Create the nodes (in graph order) with their parameters.
+
+    overrides: {executable: {name: value}}; node_kwargs (e.g. context=) go to every node.
+    """
+    from pair_drive_ros.nodes.perception_node import PerceptionNode
+    from pair_drive_ros.nodes.planner_node import PlannerNode
+    from pair_drive_ros.nodes.sim_bridge_node import SimBridgeNode
+    from pair_drive_ros.nodes.tracker_node import TrackerNode
+
+    classes = {'sim_bridge_node': SimBridgeNode, 'perception_node': PerceptionNode,
+               'planner_node': PlannerNode, 'tracker_node': TrackerNode}
+    nodes = []
+    for exe in GRAPH_ORDER:
+        if exe not in executables:
+            continue
+        values = node_values(exe, params_file, (overrides or {}).get(exe))
+        nodes.append(classes[exe](parameter_overrides=parameter_overrides(values),
+                                  **node_kwargs))
+    return nodes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--params', default=str(DEFAULT_CONFIG),
+                        help='ROS params file (default: config/pair_drive.yaml)')
+    parser.add_argument('--planner', default=None,
+                        help='planner name (overrides the params file)')
+    parser.add_argument('--no-tracker', action='store_true', help='do not run the tracker')
+    parser.add_argument('--sim', default=None, metavar='SCENARIOS',
+                        help="also run the embedded simulator bridge, e.g. 'highway:11000'")
+    parser.add_argument('--wall-time', action='store_true',
+                        help='use_sim_time false (inputs without /clock)')
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    exes = ['perception_node', 'planner_node']
+    if not args.no_tracker:
+        exes.append('tracker_node')
+    overrides = {e: {} for e in PARAMS_CLASSES}
+    if args.planner:
+        overrides['planner_node']['planner'] = args.planner
+    if args.sim:
+        exes.append('sim_bridge_node')
+        overrides['sim_bridge_node']['scenarios'] = args.sim
+    for exe in exes:
+        overrides[exe]['use_sim_time'] = not args.wall_time
+    rclpy.init()
+    nodes = []
+    try:
+        nodes = make_nodes(tuple(exes), args.params, overrides)
+        executor = MultiThreadedExecutor(num_threads=4)
+        for node in nodes:
+            executor.add_node(node)
+        LOG.info('running %s', ', '.join(n.get_name() for n in nodes))
+        sim = next((n for n in nodes if n.get_name() == 'sim_bridge'), None)
+        while rclpy.ok() and not (sim is not None and sim.finished):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as err:
+        LOG.error('%s', err)
+        return 1
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
