@@ -113,3 +113,21 @@ def test_bag_errors_are_typed(tmp_path):
     with pytest.raises(BagError, match='cannot create bag'):
         with BagWriter(tmp_path / 'b'):
             pass
+
+
+def test_codecs_accept_rosbags_messages(tmp_path):
+    """Messages deserialized by rosbags (numpy data, plain dataclasses) decode the same way."""
+    from rosbags.typesys import get_typestore, Stores
+
+    path = tmp_path / 'bag'
+    write_sample_bag(path, 'mcap')
+    image, cloud, _, _ = sample_messages()
+    store = get_typestore(Stores.ROS2_KILTED)
+    decoded = {}
+    for topic, _, data in read_bag(path, topics=['/camera', '/lidar'], raw=True):
+        msgtype = {'/camera': 'sensor_msgs/msg/Image', '/lidar': 'sensor_msgs/msg/PointCloud2'}
+        decoded.setdefault(topic, store.deserialize_cdr(data, msgtype[topic]))
+    assert isinstance(decoded['/camera'].data, np.ndarray)
+    np.testing.assert_array_equal(image_to_numpy(decoded['/camera'], 'bgra8'), image)
+    points = pointcloud_to_numpy(decoded['/lidar'])
+    np.testing.assert_array_equal(points['intensity'], cloud['intensity'])
