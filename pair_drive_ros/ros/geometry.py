@@ -204,8 +204,11 @@ def odometry_to_ego_state(msg: Any, previous: Optional[EgoState] = None) -> EgoS
         else:
             logger.debug('odometry stamp %.9f not after previous %.9f; acceleration 0',
                          stamp_s, previous.stamp_s)
-    return EgoState(pose=np.array([x, y, yaw]), velocity=np.array([vx, vy]), acceleration=accel,
-                    yaw_rate=yaw_rate, stamp_s=stamp_s)
+    try:
+        return EgoState(pose=np.array([x, y, yaw]), velocity=np.array([vx, vy]),
+                        acceleration=accel, yaw_rate=yaw_rate, stamp_s=stamp_s)
+    except ValueError as exc:  # e.g. an acceleration overflowing from absurd velocities
+        raise MalformedMessageError(f'Odometry does not make an EgoState: {exc}') from None
 
 
 def ego_state_to_odometry(ego: EgoState, frame_id: str = MAP_FRAME,
