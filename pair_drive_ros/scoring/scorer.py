@@ -9,7 +9,7 @@ import numpy as np
 from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.core.se2 import poses_to_global
 from pair_drive_ros.core.trajectory import MAP_FRAME, NUM_POSES, POSE_DT_S, Trajectory
-from pair_drive_ros.scoring import metrics
+from pair_drive_ros.scoring import comfort, metrics
 from pair_drive_ros.scoring.config import (EPDMS_MULTIPLIERS, Metric, PDMS_MULTIPLIERS,
                                            ScorerConfig)
 from pair_drive_ros.scoring.metrics import PreparedScene, prepare_scene
@@ -78,8 +78,12 @@ def simulate_candidates(prep: PreparedScene, candidates: np.ndarray,
 
 
 def sub_metrics(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig,
-                prev_states: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """All sub-metrics except EP: (len(Metric), G) table with EP = 0, and raw progress (G,)."""
+                prev_states: np.ndarray | None = None,
+                comfort_rows: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All sub-metrics except EP: (len(Metric), G) table with EP = 0, and raw progress (G,).
+
+    comfort_rows: precomputed (C, HC) rows, (G,) each (score_scenes batches them).
+    """
     geo = metrics.ego_geometry(states, prep, cfg)
     table = np.ones((len(Metric), len(states)))
     table[Metric.NC] = metrics.no_at_fault_collision(states, geo, prep, cfg)
@@ -87,9 +91,11 @@ def sub_metrics(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig,
     table[Metric.DDC] = metrics.driving_direction_compliance(geo, cfg)
     table[Metric.TLC] = 1.0  # our maps have no traffic lights
     table[Metric.TTC] = metrics.time_to_collision(geo, prep, cfg)
-    table[Metric.C] = metrics.comfort_c(states, cfg)
     table[Metric.LK] = metrics.lane_keeping(geo, prep, cfg)
-    table[Metric.HC] = metrics.history_comfort(states, prep, cfg)
+    if comfort_rows is None:
+        comfort_rows = (metrics.comfort_c(states, cfg),
+                        metrics.history_comfort(states, prep, cfg))
+    table[Metric.C], table[Metric.HC] = comfort_rows
     if prev_states is not None:
         table[Metric.EC] = metrics.extended_comfort(states, prev_states, cfg)
     table[Metric.EP] = 0.0
@@ -139,6 +145,27 @@ def aggregate_epdms(table: np.ndarray, cfg: ScorerConfig, ec_used: bool,
                   cfg.epdms_hc_weight, cfg.epdms_ec_weight if ec_used else 0.0])
     rows = table[[Metric.EP, Metric.TTC, Metric.LK, Metric.HC, Metric.EC]]
     return np.prod(mult, axis=0) * (w @ rows) / w.sum()
+
+
+def _batched_comfort(states_all: np.ndarray, preps: list, slices: list,
+                     cfg: ScorerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """C and HC for every simulated candidate of the batch, in as few filter calls as possible.
+
+    HC is batched over the scenes whose histories have the same length.
+    """
+    c_all = metrics.comfort_c(states_all, cfg)
+    hc_all = np.ones(len(states_all))
+    groups: dict = {}
+    for prep, sl in zip(preps, slices):
+        if prep.history_states is not None:
+            groups.setdefault(len(prep.history_states), []).append((prep, sl))
+    for members in groups.values():
+        idx = np.concatenate([np.arange(sl.start, sl.stop) for _, sl in members])
+        hist = np.concatenate([np.broadcast_to(p.history_states, (sl.stop - sl.start,)
+                                               + p.history_states.shape) for p, sl in members])
+        full = np.concatenate([hist, states_all[idx]], axis=1)
+        hc_all[idx] = comfort.comfort_v2(full, cfg.sim.dt_s, cfg.vehicle.rear_axle_to_center_m)
+    return c_all, hc_all
 
 
 def _usable_expert(scene: Scene) -> bool:
@@ -219,11 +246,13 @@ def score_scenes(scenes: Sequence, candidates: np.ndarray, cfg: ScorerConfig = S
         slices.append(slice(start, start + len(block)))
     states_all = simulate(np.concatenate(poses), np.concatenate(starts), cfg.vehicle, cfg.sim,
                           POSE_DT_S)
+    c_all, hc_all = _batched_comfort(states_all, preps, slices, cfg)
     out = []
     for b, prep in enumerate(preps):
         states = states_all[slices[b]]
         prev = None if prev_states is None else prev_states[b]
-        table, progress = sub_metrics(states, prep, cfg, prev)
+        table, progress = sub_metrics(states, prep, cfg, prev,
+                                      (c_all[slices[b]], hc_all[slices[b]]))
         human = None
         if with_expert[b]:
             human = table[:, n_g:]
