@@ -21,6 +21,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from pair_drive_ros.core.se2 import yaw_to_quaternion
+from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
 from pair_drive_ros.nodes import convert
 from pair_drive_ros.nodes.markers import agent_markers
@@ -246,33 +247,53 @@ class SimBridgeNode(Node):
 
     def _publish_frame(self) -> None:
         from rosgraph_msgs.msg import Clock as ClockMsg
-        from std_msgs.msg import Float32
 
         s = self._session
-        frame = s.sensor_frame()
         stamp = convert.to_stamp(self.stamp_s())
-        f = self._frames
+        msgs = sensor_messages(s.sensor_frame(), stamp, self.params.role_name, self._camera_cfg)
         self._pubs['clock'].publish(ClockMsg(clock=stamp))
         if self._tf_ok:
-            ego = frame.ego.pose
+            ego = msgs['odometry_pose']
             self._pubs['tf'].publish(tf_message(stamp, [
-                (f['map'], f['ego'], np.array([ego[0], ego[1], 0.0, ego[2]])),
-                (f['ego'], f['lidar'], np.asarray(self._lidar_cfg.mount, dtype=np.float64)),
-                (f['ego'], f['camera'], np.asarray(self._camera_cfg.mount, dtype=np.float64)),
+                ('map', self._frames['ego'], np.array([ego[0], ego[1], 0.0, ego[2]])),
+                (self._frames['ego'], self._frames['lidar'],
+                 np.asarray(self._lidar_cfg.mount, dtype=np.float64)),
+                (self._frames['ego'], self._frames['camera'],
+                 np.asarray(self._camera_cfg.mount, dtype=np.float64)),
             ]))
-        bgra = np.concatenate([frame.camera_image[..., ::-1],
-                               np.full(frame.camera_image.shape[:2] + (1,), 255, np.uint8)], -1)
-        cam_hdr = convert.header(stamp, f['camera'])
-        self._pubs['camera'].publish(convert.image_msg(bgra, 'bgra8', cam_hdr))
-        self._pubs['camera_info'].publish(camera_info(self._camera_cfg, cam_hdr))
-        self._pubs['odometry'].publish(convert.odom_msg(frame.ego, stamp, f['map'], f['ego']))
-        self._pubs['speedometer'].publish(Float32(data=float(frame.ego.speed)))
+        for key in ('camera', 'camera_info', 'odometry', 'speedometer'):
+            self._pubs[key].publish(msgs[key])
         agents = s.log().agents(s.steps)
-        self._pubs['markers'].publish(agent_markers(convert.header(stamp, f['map']), agents))
+        self._pubs['markers'].publish(agent_markers(convert.header(stamp, 'map'), agents))
         # LiDAR last: perception anchors its frame on the LiDAR stamp.
-        self._pubs['lidar'].publish(convert.cloud_msg(frame.lidar_points, f['lidar'], stamp))
+        self._pubs['lidar'].publish(msgs['lidar'])
         self._answered = False
         self._sent_wall = time.monotonic()
+
+
+def sensor_messages(frame: SensorFrame, stamp, role_name: str = 'ego_vehicle',
+                    camera_cfg: CameraConfig | None = None) -> dict:
+    """CARLA-bridge-shaped messages of one SensorFrame (keys as carla_topics) + the ego pose.
+
+    camera: bgra8 Image (frame <role>/rgb_front), camera_info, lidar: PointCloud2 (frame
+    <role>/lidar), odometry (map -> <role>), speedometer (Float32); 'odometry_pose' is the (3,)
+    map pose, not a message.
+    """
+    from std_msgs.msg import Float32
+
+    img = frame.camera_image
+    cfg = camera_cfg or CameraConfig(width=img.shape[1], height=img.shape[0],
+                                     fov_deg=frame.camera_fov_deg)
+    bgra = np.concatenate([img[..., 2::-1], np.full(img.shape[:2] + (1,), 255, np.uint8)], -1)
+    cam_hdr = convert.header(stamp, f'{role_name}/rgb_front')
+    return {
+        'camera': convert.image_msg(bgra, 'bgra8', cam_hdr),
+        'camera_info': camera_info(cfg, cam_hdr),
+        'lidar': convert.cloud_msg(frame.lidar_points, f'{role_name}/lidar', stamp),
+        'odometry': convert.odom_msg(frame.ego, stamp, 'map', role_name),
+        'speedometer': Float32(data=float(frame.ego.speed)),
+        'odometry_pose': frame.ego.pose,
+    }
 
 
 def _metrics_qos():
