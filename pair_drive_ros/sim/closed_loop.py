@@ -22,7 +22,7 @@ from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import Trajectory
 from pair_drive_ros.sim import hw
-from pair_drive_ros.sim.experts import make_idm_ego, SearchConfig, SearchExpert
+from pair_drive_ros.sim.experts import conflict_mask, make_idm_ego, SearchConfig, SearchExpert
 from pair_drive_ros.sim.logs import EpisodeLog
 from pair_drive_ros.sim.recorder import EpisodeRecorder
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig, RoadGeometry
@@ -170,8 +170,11 @@ class SimSession:
         if ref is None:
             ref = 0.8 * float(getattr(ego.lane, 'speed_limit', 20.0) or 20.0)
         self._target_m = max(1.0, min(self.route.length - self._s_start, ref * horizon_s))
-        self.expert = SearchExpert(self.route, self.search_cfg) \
-            if self.ego_mode == 'search' else None
+        self.expert = None
+        if self.ego_mode == 'search':
+            conflict = conflict_mask(self.route, self.recorder.lanes, self.recorder.route_lanes,
+                                     self.search_cfg.conflict_dist_m)
+            self.expert = SearchExpert(self.route, self.search_cfg, conflict)
 
     @property
     def time_s(self) -> float:

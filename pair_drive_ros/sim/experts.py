@@ -34,12 +34,42 @@ class SearchConfig:
     """Branch-and-score expert parameters."""
 
     accelerations: tuple = (-6.0, -3.0, -1.0, 0.0, 1.0, 2.5)   # [m/s^2] candidate profiles
-    horizon_s: float = 3.0           # branch rollout length
+    horizon_s: float = 4.0           # branch rollout length
     branch_dt_s: float = 0.2         # branch simulation step (coarser than 0.1 s: 2x cheaper)
     ttc_margin_s: float = 1.0        # swept-box look-ahead [s of travel]
-    margin_weight: float = 4.0       # penalty per margin-violating branch step [m of progress]
+    margin_weight: float = 1.0       # penalty per margin-violating branch step [m of progress]
+    blocking_penalty: float = 40.0   # ending the rollout (almost) stopped inside a conflict zone
     max_lat_accel: float = 2.5       # curvature speed cap [m/s^2]
     max_speed_mps: float | None = None   # default: the ego lane's speed limit
+    conflict_dist_m: float = 3.0     # route points this close to a non-route lane conflict
+    stop_margin_m: float = 3.5       # stop line: ego centre this far before a conflict zone
+
+
+def conflict_mask(route: Route, lanes: list, route_lane_ids: list[str],
+                  dist_m: float = 3.0) -> np.ndarray:
+    """Route points (P,) closer than dist_m to a lane of another road segment.
+
+    Lanes of the route's own segments (any lane index) do not count; what remains are crossing,
+    merging and diverging lanes: the intersection box, the roundabout ring entries.
+    """
+    edges = {tuple(x.rsplit(':', 2)[:2]) for x in route_lane_ids}
+    others = [ln.centerline for ln in lanes
+              if tuple(ln.lane_id.rsplit(':', 2)[:2]) not in edges]
+    if not others:
+        return np.zeros(len(route.points), dtype=bool)
+    pts = np.concatenate([_densify_polyline(c, 1.0) for c in others])
+    mask = np.zeros(len(route.points), dtype=bool)
+    for start in range(0, len(route.points), 256):
+        q = route.points[start:start + 256]
+        d2 = ((q[:, None, :] - pts[None, :, :]) ** 2).sum(-1).min(1)
+        mask[start:start + 256] = d2 < dist_m ** 2
+    return mask
+
+
+def _densify_polyline(pts: np.ndarray, step: float) -> np.ndarray:
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
+    s = np.arange(0.0, arc[-1] + 1e-9, step)
+    return np.stack([np.interp(s, arc, pts[:, 0]), np.interp(s, arc, pts[:, 1])], -1)
 
 
 def speed_profile(route: Route, s0: float, v0: float, accel: float, vmax: float,
@@ -71,25 +101,62 @@ def speed_profile(route: Route, s0: float, v0: float, accel: float, vmax: float,
 
 
 class SearchExpert:
-    """Branch-and-score planner over a fixed route (see module docstring)."""
+    """Branch-and-score planner over a fixed route (see module docstring).
 
-    def __init__(self, route: Route, cfg: SearchConfig = SearchConfig()) -> None:
+    conflict: (P,) bool per route point, True inside conflict zones (see conflict_mask). A
+    'stop at the line' candidate is added while the ego is before the next zone, and a rollout
+    that ends slower than 2 m/s inside a zone is penalized (waiting belongs before the line).
+    """
+
+    def __init__(self, route: Route, cfg: SearchConfig = SearchConfig(),
+                 conflict: np.ndarray | None = None) -> None:
         self.route = route
         self.cfg = cfg
+        self.conflict = (np.zeros(len(route.points), bool) if conflict is None
+                         else np.asarray(conflict, bool))
+
+    def in_conflict(self, s: float) -> bool:
+        """Whether the ego box around route arc length s overlaps a conflict zone."""
+        arc = self.route.arc_length
+        near = (arc >= s - 2.5) & (arc <= s + 2.5)
+        return bool(self.conflict[near].any())
+
+    def stop_line(self, s0: float) -> float | None:
+        """Arc length where to stop before the next conflict zone ahead of s0 (None if none)."""
+        arc = self.route.arc_length
+        ahead = np.nonzero(self.conflict & (arc > s0))[0]
+        if not len(ahead):
+            return None
+        first = ahead[0]
+        if first > 0 and self.conflict[first - 1]:
+            return None  # already inside the zone
+        return float(arc[first]) - self.cfg.stop_margin_m
 
     def candidates(self, ego: Any) -> list[Trajectory]:
-        """Map-frame candidate trajectories (8 poses at 0.5 s), one per acceleration."""
+        """Map-frame candidate trajectories (8 poses at 0.5 s)."""
         s0, _ = self.route.project(ego.position)
+        s0 = float(s0)
+        v0 = max(float(ego.speed), 0.0)
         vmax = self.cfg.max_speed_mps or float(getattr(ego.lane, 'speed_limit', 10.0) or 10.0)
         out = []
         dt = 0.1
         steps = int(round(NUM_POSES * POSE_DT_S / dt))
         for a in self.cfg.accelerations:
-            s, _ = speed_profile(self.route, float(s0), max(float(ego.speed), 0.0), a, vmax,
-                                 self.cfg.max_lat_accel, steps, dt)
-            poses = self.route.interpolate(s[4::5])
-            out.append(Trajectory(poses, POSE_DT_S, MAP_FRAME, 0.0))
+            s, _ = speed_profile(self.route, s0, v0, a, vmax, self.cfg.max_lat_accel, steps, dt)
+            out.append(self._traj(s))
+        line = self.stop_line(s0)
+        if line is not None and line > s0 + 0.5:
+            decel = v0 * v0 / (2.0 * (line - s0))
+            if decel <= 7.0:
+                t = dt * np.arange(1, steps + 1)
+                v = np.maximum(v0 - decel * t, 0.0)
+                s = np.minimum(s0 + np.cumsum(v) * dt, line)
+                out.append(self._traj(s))
         return out
+
+    def _traj(self, s: np.ndarray) -> Trajectory:
+        poses = self.route.interpolate(s[4::5])
+        return Trajectory(poses, POSE_DT_S, MAP_FRAME, 0.0)
 
     def plan(self, road: Any, ego: Any, now_s: float) -> Trajectory:
         """Return the best candidate from the current road state (map frame, issued at now_s)."""
@@ -108,8 +175,7 @@ class SearchExpert:
         ego = branch.vehicles[ego_idx]
         ego.sim_dt_s = cfg.branch_dt_s
         ego.set_trajectory(cand, now_s)
-        start = ego.position.copy()
-        s_start, _ = self.route.project(start)
+        s_start, _ = self.route.project(ego.position)
         n = int(round(cfg.horizon_s / cfg.branch_dt_s))
         penalty = 0.0
         for j in range(n):
@@ -119,7 +185,10 @@ class SearchExpert:
                 return -1000.0 + j
             penalty += self._margin_violation(branch, ego)
         s_end, _ = self.route.project(ego.position)
-        return float(s_end - s_start) - cfg.margin_weight * penalty
+        score = float(s_end - s_start) - cfg.margin_weight * penalty
+        if ego.speed < 2.0 and self.in_conflict(float(s_end)):
+            score -= cfg.blocking_penalty
+        return score
 
     def _margin_violation(self, road: Any, ego: Any) -> float:
         reach = ego.speed * self.cfg.ttc_margin_s

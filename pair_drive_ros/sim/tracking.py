@@ -56,7 +56,7 @@ def plan_from_trajectory(traj: Trajectory, ego_pose: np.ndarray, now_s: float) -
 
 def track_control(position: np.ndarray, heading: float, speed: float, t: float, plan: Plan,
                   cfg: TrackerConfig = TrackerConfig()) -> tuple[float, float]:
-    """Acceleration [m/s^2] and steering [rad] that follow `plan` at time `t`."""
+    """Return acceleration [m/s^2] and steering [rad] following `plan`; the state is at time t."""
     tt, pts = plan.times, plan.points
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     v_seg = seg / np.maximum(np.diff(tt), 1e-6)
@@ -155,11 +155,12 @@ class TrackingVehicle(Vehicle):
         if action is not None:
             super().act(action)
             return
-        t_next = self.sim_t + self.sim_dt_s
         if self.plan is None:
             acc, steer = 0.0, 0.0
         else:
-            acc, steer = track_control(self.position, self.heading, self.speed, t_next,
+            # The state is at sim_t: compare it with the reference at sim_t (comparing with
+            # sim_t + dt biases the along-track term by v dt and the speed by ~0.8 m/s).
+            acc, steer = track_control(self.position, self.heading, self.speed, self.sim_t,
                                        self.plan, self.tracker_cfg)
         self.action = {'acceleration': acc, 'steering': steer}
-        self.sim_t = t_next
+        self.sim_t += self.sim_dt_s
