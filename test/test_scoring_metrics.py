@@ -313,6 +313,13 @@ def test_list_of_trajectories_and_bad_input():
     assert table.table.shape == (len(Metric), 2) and table.pdms.shape == (2,)
     with pytest.raises(ValueError, match='shape'):
         score_candidates(scene, np.zeros((2, 6, 3)), reference=40.0)
+    with pytest.raises(ValueError, match='G >= 1'):
+        score_candidates(scene, np.zeros((0, 8, 3)), reference=40.0)
+    with pytest.raises(ValueError, match='one entry per scene'):
+        score_scenes([scene], np.zeros((1, 2, 8, 3)), references=[1.0, 2.0])
+    with pytest.raises(ValueError, match='prev_states'):
+        score_candidates(scene, np.zeros((1, 8, 3)), reference=40.0,
+                         prev_states=np.zeros((41, 5)))
     bad = np.zeros((1, 8, 3))
     bad[0, 3, 1] = np.nan
     with pytest.raises(ValueError, match='non-finite'):

@@ -63,8 +63,9 @@ def as_candidate_array(candidates) -> np.ndarray:
     arr = np.asarray(candidates, dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != (NUM_POSES, 3):
-        raise ValueError(f'candidates must have shape (G, {NUM_POSES}, 3), got {arr.shape}')
+    if arr.ndim != 3 or arr.shape[1:] != (NUM_POSES, 3) or len(arr) == 0:
+        raise ValueError(f'candidates must have shape (G >= 1, {NUM_POSES}, 3), '
+                         f'got {arr.shape}')
     if not np.all(np.isfinite(arr)):
         raise ValueError('candidates contain non-finite values')
     return arr
@@ -226,9 +227,16 @@ def score_scenes(scenes: Sequence, candidates: np.ndarray, cfg: ScorerConfig = S
     references, prev_states: optional per-scene sequences (entries may be None).
     """
     cands = np.asarray(candidates, dtype=np.float64)
-    if cands.ndim != 4 or cands.shape[2:] != (NUM_POSES, 3) or len(cands) != len(scenes):
-        raise ValueError(f'candidates must have shape (B={len(scenes)}, G, {NUM_POSES}, 3), '
-                         f'got {cands.shape}')
+    if (cands.ndim != 4 or cands.shape[2:] != (NUM_POSES, 3) or len(cands) != len(scenes)
+            or cands.shape[1] == 0 or len(scenes) == 0):
+        raise ValueError(f'candidates must have shape (B={len(scenes)} >= 1, G >= 1, '
+                         f'{NUM_POSES}, 3), got {cands.shape}')
+    if prev_states is not None and len(prev_states) != len(scenes):
+        raise ValueError(f'prev_states must have one entry per scene ({len(scenes)}), '
+                         f'got {len(prev_states)}')
+    if references is not None and len(references) != len(scenes):
+        raise ValueError(f'references must have one entry per scene ({len(scenes)}), '
+                         f'got {len(references)}')
     if not np.all(np.isfinite(cands)):
         raise ValueError('candidates contain non-finite values')
     preps = [_as_prepared(s, cfg) for s in scenes]
