@@ -1,0 +1,310 @@
+"""The nodes in a real rclpy graph (own Context and DDS domain per test)."""
+
+import numpy as np
+import pytest
+
+from conftest import spin_until
+
+pytest.importorskip('rclpy')
+
+pytestmark = pytest.mark.ros
+
+N_FRAMES = 8
+FRAME_DT_S = 0.1
+
+
+@pytest.fixture(scope='module')
+def sim_frames():
+    """SensorFrames of a short constant-velocity drive on the highway (test split seed)."""
+    from pair_drive_ros.core.trajectory import Trajectory
+    from pair_drive_ros.sim.closed_loop import SimSession
+
+    session = SimSession('highway', ego_mode='tracking', split='test')
+    session.reset(11000)
+    frames = []
+    for _ in range(N_FRAMES):
+        frame = session.sensor_frame()
+        frames.append(frame)
+        v = frame.ego.speed
+        session.set_trajectory(Trajectory(np.stack([v * 0.5 * np.arange(1, 9), np.zeros(8),
+                                                    np.zeros(8)], -1)))
+        session.step()
+    return frames, session.route
+
+
+def _executor(ctx, nodes):
+    from rclpy.executors import MultiThreadedExecutor
+
+    executor = MultiThreadedExecutor(num_threads=4, context=ctx)
+    for node in nodes:
+        executor.add_node(node)
+    return executor
+
+
+def _graph(ctx, exes, overrides=None):
+    from pair_drive_ros.nodes.launcher import make_nodes
+
+    return make_nodes(exes, overrides=overrides, context=ctx)
+
+
+def _collect(node, msg_type, topic, qos=10):
+    got = []
+    node.create_subscription(msg_type, topic, got.append, qos)
+    return got
+
+
+class _SensorPublisher:
+    """Publishes CARLA-bridge-shaped sensor messages (and optionally /clock) from one node."""
+
+    def __init__(self, node, route=None):
+        from nav_msgs.msg import Odometry, Path
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, PointCloud2
+
+        from pair_drive_ros.nodes import convert
+        from pair_drive_ros.nodes.params import carla_topics
+
+        t = carla_topics()
+        self.convert = convert
+        self.clock_cls = Clock
+        self.pubs = {
+            'camera': node.create_publisher(Image, t['camera'], 10),
+            'lidar': node.create_publisher(PointCloud2, t['lidar'], 10),
+            'odometry': node.create_publisher(Odometry, t['odometry'], 10),
+            'clock': node.create_publisher(Clock, '/clock', 10),
+        }
+        if route is not None:
+            pub = node.create_publisher(Path, t['route'], convert.latched_qos())
+            pub.publish(convert.route_msg(route, convert.header(convert.to_stamp(0.0), 'map')))
+            self.route_pub = pub
+
+    def publish(self, frame, stamp_s, clock=False):
+        from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
+
+        stamp = self.convert.to_stamp(stamp_s)
+        if clock:
+            self.pubs['clock'].publish(self.clock_cls(clock=stamp))
+        msgs = sensor_messages(frame, stamp)
+        for key in ('camera', 'odometry', 'lidar'):
+            self.pubs[key].publish(msgs[key])
+        return stamp
+
+
+def _write_bag(path, frames, route):
+    from pair_drive_ros import ros
+    from pair_drive_ros.nodes import convert
+    from pair_drive_ros.nodes.params import carla_topics
+    from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
+
+    topics = carla_topics()
+    stamps = []
+    with ros.BagWriter(path) as bag:
+        t0 = int(5e9)
+        bag.write(topics['route'], convert.route_msg(route, convert.header(
+            convert.stamp_from_ns(t0), 'map')), t0, latched=True)
+        for k, frame in enumerate(frames):
+            t_ns = t0 + int(k * FRAME_DT_S * 1e9)
+            msgs = sensor_messages(frame, convert.stamp_from_ns(t_ns))
+            for key in ('camera', 'camera_info', 'odometry', 'lidar'):
+                bag.write(topics[key], msgs[key], t_ns)
+            stamps.append(t_ns)
+    return stamps
+
+
+def test_bag_to_perception_to_planner_one_path_per_frame(ros_context, sim_frames, tmp_path):
+    from nav_msgs.msg import Path
+    from rclpy.node import Node
+
+    from pair_drive_ros.nodes import convert
+    from pair_drive_ros.nodes.replay import BagPlayer
+
+    frames, route = sim_frames
+    stamps = _write_bag(tmp_path / 'bag', frames, route)
+    # Staleness is not under test here; a loaded machine must not turn frames into stops.
+    nodes = _graph(ros_context, ('perception_node', 'planner_node'),
+                   {'perception_node': {'use_sim_time': True},
+                    'planner_node': {'use_sim_time': True, 'max_input_age_s': 5.0}})
+    probe = Node('probe', context=ros_context)
+    paths = _collect(probe, Path, '/planner/trajectory')
+    executor = _executor(ros_context, nodes + [probe])
+    try:
+        player = BagPlayer(probe, tmp_path / 'bag', rate=0.5)
+        assert spin_until(executor, lambda: probe.count_subscribers('/carla/ego_vehicle/lidar')
+                          and probe.count_publishers('/planner/trajectory'), 2.0)
+        assert spin_until(executor, lambda: not player.step() and len(paths) >= N_FRAMES, 20.0)
+        spin_until(executor, lambda: False, 0.3)  # nothing more may arrive
+    finally:
+        executor.shutdown()
+    assert [convert.stamp_ns(p.header.stamp) for p in paths] == stamps
+    for p in paths:
+        assert p.header.frame_id == 'map' and len(p.poses) == 8
+        t0 = convert.stamp_s(p.header.stamp)
+        np.testing.assert_allclose([convert.stamp_s(q.header.stamp) for q in p.poses],
+                                   t0 + 0.5 * np.arange(1, 9), atol=1e-9)
+        assert {q.header.frame_id for q in p.poses} == {'map'}
+    # The plan starts ahead of the ego's map pose of that frame.
+    first = np.array([paths[0].poses[0].pose.position.x, paths[0].poses[0].pose.position.y])
+    ego = frames[0].ego
+    assert np.hypot(*(first - ego.pose[:2])) == pytest.approx(0.5 * ego.speed, rel=0.05)
+    assert nodes[1].health.plans == N_FRAMES and nodes[1].health.stops == 0
+
+
+def test_closed_loop_episode_makes_progress_without_collision(ros_context):
+    exes = ('sim_bridge_node', 'perception_node', 'planner_node', 'tracker_node')
+    overrides = {e: {'use_sim_time': True} for e in exes}
+    overrides['sim_bridge_node'].update(scenarios='highway:11000', max_steps=20)
+    nodes = _graph(ros_context, exes, overrides)
+    sim, planner, tracker = nodes[0], nodes[2], nodes[3]
+    executor = _executor(ros_context, nodes)
+    try:
+        assert spin_until(executor, lambda: sim.finished, 60.0)
+    finally:
+        executor.shutdown()
+    (result,) = sim.results
+    assert result['steps'] == 20 and not result['collision'] and not result['off_road']
+    assert result['progress_m'] > 20.0
+    assert planner.health.plans >= 20 and planner.health.dropped == 0
+    assert tracker.commands > 0
+
+
+def test_stale_input_gives_stopping_path_and_error_then_recovers(ros_context, sim_frames):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Path
+    from rclpy.node import Node
+
+    from pair_drive_ros.nodes import convert
+
+    frames, route = sim_frames
+    nodes = _graph(ros_context, ('perception_node', 'planner_node'))
+    probe = Node('probe', context=ros_context)
+    sensors = _SensorPublisher(probe, route)
+    paths = _collect(probe, Path, '/planner/trajectory')
+    diags = _collect(probe, DiagnosticArray, '/diagnostics')
+    executor = _executor(ros_context, nodes + [probe])
+
+    def drive(n):
+        for k in range(n):
+            now = probe.get_clock().now().nanoseconds * 1e-9
+            sensors.publish(frames[k % len(frames)], now)
+            spin_until(executor, lambda: False, 0.05)
+
+    def levels():
+        return [d.status[0].level for d in diags if d.status]
+
+    def steps(path):
+        xy = np.array([[q.pose.position.x, q.pose.position.y] for q in path.poses])
+        return np.linalg.norm(np.diff(xy, axis=0), axis=1)
+
+    try:
+        assert spin_until(executor, lambda: probe.count_subscribers('/carla/ego_vehicle/lidar')
+                          > 0, 2.0)
+        drive(6)
+        assert spin_until(executor, lambda: len(paths) >= 4, 2.0)
+        assert np.ptp(steps(paths[-1])) < 1e-6  # constant velocity: equal steps
+        n_paths, n_diags = len(paths), len(diags)
+        assert spin_until(executor, lambda: bytes([2]) in levels()[n_diags:], 0.5), \
+            f'no ERROR diagnostic within 0.5 s of the last input: {nodes[1].health}'
+        assert len(paths) > n_paths
+        stop = paths[-1]
+        assert np.all(np.diff(steps(stop)) < -0.5)  # decelerating: 2.5 m/s^2 x 0.5 s x 0.5 s
+        error = [d for d in diags[n_diags:] if d.status and d.status[0].level == bytes([2])][0]
+        assert 'no input' in error.status[0].message
+        n_paths, n_diags = len(paths), len(diags)
+        drive(4)
+        assert spin_until(executor, lambda: bytes([0]) in levels()[n_diags:], 2.0)
+        assert spin_until(executor, lambda: len(paths) > n_paths
+                          and np.ptp(steps(paths[-1])) < 1e-6, 2.0)
+        assert convert.stamp_ns(paths[-1].header.stamp) > convert.stamp_ns(stop.header.stamp)
+    finally:
+        executor.shutdown()
+    assert nodes[1].health.fault == ''
+
+
+def test_malformed_input_and_time_jump_are_logged_and_survived(ros_context, sim_frames, capfd):
+    from nav_msgs.msg import Odometry, Path
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image, PointCloud2
+
+    from pair_drive_ros.nodes import convert
+
+    frames, route = sim_frames
+    nodes = _graph(ros_context, ('perception_node', 'planner_node'),
+                   {'perception_node': {'use_sim_time': True},
+                    'planner_node': {'use_sim_time': True, 'max_input_age_s': 5.0}})
+    perception, planner = nodes
+    probe = Node('probe', context=ros_context)
+    sensors = _SensorPublisher(probe, route)
+    paths = _collect(probe, Path, '/planner/trajectory')
+    executor = _executor(ros_context, nodes + [probe])
+    try:
+        assert spin_until(executor, lambda: probe.count_subscribers('/carla/ego_vehicle/lidar')
+                          > 0, 2.0)
+        for k in range(3):
+            sensors.publish(frames[k], 100.0 + 0.1 * k, clock=True)
+            spin_until(executor, lambda: False, 0.05)
+        assert spin_until(executor, lambda: len(paths) == 3, 2.0)
+        hdr = convert.header(convert.to_stamp(100.35), 'ego_vehicle/rgb_front')
+        bad_image = Image(header=hdr, height=10, width=10, encoding='bgra8', step=40,
+                          data=bytes(12))
+        bad_cloud = PointCloud2(header=hdr, height=1, width=100, point_step=16, row_step=1600,
+                                data=bytes(16))
+        bad_odom = Odometry(header=hdr)
+        bad_odom.pose.pose.position.x = float('nan')
+        for _ in range(3):
+            sensors.pubs['camera'].publish(bad_image)
+            sensors.pubs['lidar'].publish(bad_cloud)
+            sensors.pubs['odometry'].publish(bad_odom)
+            spin_until(executor, lambda: False, 0.05)
+        assert spin_until(executor, lambda: perception.bad_inputs >= 9, 2.0)
+        # A bag loop: /clock and stamps jump back by 50 s.
+        for k in range(4):
+            sensors.publish(frames[k], 50.0 + 0.1 * k, clock=True)
+            spin_until(executor, lambda: False, 0.05)
+        assert spin_until(executor, lambda: len(paths) >= 6, 3.0)
+    finally:
+        executor.shutdown()
+    stamps = [convert.stamp_s(p.header.stamp) for p in paths]
+    assert stamps[:3] == pytest.approx([100.0, 100.1, 100.2])
+    assert min(stamps[3:]) >= 50.0 and max(stamps[3:]) < 51.0
+    assert planner.health.stops == 0
+    err = capfd.readouterr().err
+    # Throttled: nine malformed messages in well under 2 s give one log line.
+    assert err.count('dropping malformed') == 1
+    assert 'time jumped backwards' in err
+
+
+def test_tracker_follows_a_path_and_brakes_when_it_goes_stale(ros_context, sim_frames):
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry, Path
+    from rclpy.node import Node
+
+    from pair_drive_ros.core.trajectory import Trajectory
+    from pair_drive_ros.nodes import convert
+
+    frames, _ = sim_frames
+    (tracker,) = _graph(ros_context, ('tracker_node',))
+    probe = Node('probe', context=ros_context)
+    cmds = _collect(probe, Twist, '/carla/ego_vehicle/twist')
+    odom_pub = probe.create_publisher(Odometry, '/carla/ego_vehicle/odometry', 10)
+    path_pub = probe.create_publisher(Path, '/planner/trajectory', 1)
+    executor = _executor(ros_context, [tracker, probe])
+    ego = frames[0].ego
+    try:
+        assert spin_until(executor, lambda: probe.count_subscribers('/planner/trajectory') > 0,
+                          2.0)
+        stamp = convert.to_stamp(ego.stamp_s)
+        odom_pub.publish(convert.odom_msg(ego, stamp))
+        plan = Trajectory(np.stack([ego.speed * 0.5 * np.arange(1, 9), np.full(8, 1.0),
+                                    np.zeros(8)], -1)).to_map(ego.pose)
+        plan = Trajectory(plan.poses, plan.dt_s, plan.frame, ego.stamp_s)
+        path_pub.publish(convert.path_msg(plan, convert.header(stamp, 'map')))
+        assert spin_until(executor, lambda: len(cmds) >= 3, 2.0)
+        following = cmds[-1]
+        n = len(cmds)
+        assert spin_until(executor, lambda: len(cmds) > n and cmds[-1].linear.x == 0.0, 2.0)
+    finally:
+        executor.shutdown()
+    assert following.linear.x == pytest.approx(ego.speed, rel=0.05)
+    # Target 1 m to the left of the heading: turns left (heading-relative, map yaw aside).
+    assert following.angular.z > 0.0
+    assert tracker.kind == 'twist'
