@@ -1,0 +1,170 @@
+"""PaIR-Drive at inference: IL plan -> RL tree around it -> selector picks (paper.md 1).
+
+The three parts are independent modules with separate weights. The IL planner is any
+AbstractPlanner-compatible IL planner; its plan is the tree's reference (a detached numpy array,
+so no gradient can cross). Candidates are [IL plan, tree leaves ...]; index 0 is always the IL
+plan, so the selector can fall back to plain IL. Swapping the IL planner needs no retraining.
+"""
+
+import logging
+from pathlib import Path
+import time
+
+import numpy as np
+import torch
+
+from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
+from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
+from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state
+from pair_drive_ros.policy.configs import config_from_dict
+from pair_drive_ros.policy.il_planner import features_to_batch
+from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
+from pair_drive_ros.policy.selector import MODEL_NAME as SEL_NAME, Selector, SelectorConfig
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_RL_CHECKPOINT = 'pair_rl_branch.pt'
+DEFAULT_SELECTOR_CHECKPOINT = 'pair_selector.pt'
+
+
+def load_rl_branch(path: str | Path, device: str = 'cpu') -> RLBranch:
+    """RL branch in eval mode from a checkpoint."""
+    ckpt = load_checkpoint(path, expect_model=RL_NAME)
+    model = RLBranch(config_from_dict(RLBranchConfig, ckpt.get('model_config')))
+    load_state(model, ckpt, f'RL checkpoint {path}')
+    return model.to(device).eval()
+
+
+def load_selector(path: str | Path, device: str = 'cpu') -> Selector:
+    """Selector in eval mode from a checkpoint."""
+    ckpt = load_checkpoint(path, expect_model=SEL_NAME)
+    model = Selector(config_from_dict(SelectorConfig, ckpt.get('model_config')))
+    load_state(model, ckpt, f'selector checkpoint {path}')
+    return model.to(device).eval()
+
+
+class PaIRPlanner(AbstractPlanner):
+    """IL planner + RL tree branch + selector (or an oracle scorer, for upper bounds)."""
+
+    name = 'pair'
+
+    def __init__(self, il_planner: AbstractPlanner, rl_branch: RLBranch,
+                 selector: Selector | None, codes='15', device: str = 'cpu') -> None:
+        self.il_planner = il_planner
+        self.device = torch.device(device)
+        self.rl_branch = rl_branch.to(self.device).eval()
+        self.selector = None if selector is None else selector.to(self.device).eval()
+        self.codes = codes
+        self.il_name = getattr(il_planner, 'name', 'il')
+
+    @classmethod
+    def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,
+                         device: str = 'cpu', il_name: str = 'transfuser', codes='15'
+                         ) -> 'PaIRPlanner':
+        """Build from checkpoints (None: the shipped ones in models/).
+
+        il_checkpoint: a Transfuser or DiffusionDrive checkpoint (its own model name decides).
+        """
+        from pair_drive_ros.policy.factory import default_checkpoint, models_dir
+        from pair_drive_ros.policy.il_planner import load_il_planner
+
+        il_path = il_checkpoint if il_checkpoint is not None else default_checkpoint(il_name)
+        rl_path = rl_checkpoint or models_dir() / DEFAULT_RL_CHECKPOINT
+        sel_path = selector_checkpoint or models_dir() / DEFAULT_SELECTOR_CHECKPOINT
+        for label, path in (('IL', il_path), ('RL', rl_path), ('selector', sel_path)):
+            if not Path(path).is_file():
+                raise CheckpointError(f'PaIR {label} checkpoint {path} does not exist')
+        il = load_il_planner(il_path, device=device)
+        return cls(il, load_rl_branch(rl_path, device), load_selector(sel_path, device),
+                   codes=codes, device=device)
+
+    def reset(self) -> None:
+        """Forget any per-episode state of the IL planner."""
+        self.il_planner.reset()
+
+    @torch.no_grad()
+    def candidates(self, batch: dict, il_poses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the candidate set (B, 1 + G, 8, 3) and the RL context tokens (B, N, d).
+
+        Candidate 0 is the IL plan (B, 8, 3), then the tree leaves around it.
+        """
+        ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
+        context = self.rl_branch.encode(batch)
+        tree = self.rl_branch.expand(context, ref, self.codes)
+        return torch.cat([ref[:, None], tree.paths], 1), context
+
+    @torch.inference_mode()
+    def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:
+        """Plan for several frames: IL in one batch, then tree and selector in one batch."""
+        if not batch:
+            return []
+        t0 = time.perf_counter()
+        il_plans = self.il_planner.compute_plans(batch)
+        t1 = time.perf_counter()
+        tensors = features_to_batch([b.features for b in batch], self.device)
+        il_poses = np.stack([p.trajectory.poses for p in il_plans]).astype(np.float32)
+        cands, context = self.candidates(tensors, il_poses)
+        t2 = time.perf_counter()
+        if self.selector is None:
+            best = torch.zeros(len(batch), dtype=torch.long)
+            scores = torch.zeros(cands.shape[:2])
+            scores[:, 0] = 1.0
+        else:
+            best, scores = self.selector.select(cands, context, tensors)
+        t3 = time.perf_counter()
+        cands_np = cands.cpu().numpy().astype(np.float64)
+        scores_np = scores.cpu().numpy().astype(np.float64)
+        best_np = best.cpu().numpy()
+        n = len(batch)
+        timing = {'il_ms': (t1 - t0) * 1e3 / n, 'tree_ms': (t2 - t1) * 1e3 / n,
+                  'selector_ms': (t3 - t2) * 1e3 / n}
+        out = []
+        for i, plan in enumerate(il_plans):
+            k = int(best_np[i])
+            out.append(PlanOutput(Trajectory(cands_np[i, k], POSE_DT_S), candidates=cands_np[i],
+                                  candidate_scores=scores_np[i], il_trajectory=plan.trajectory,
+                                  info={'model': 'pair', 'il': self.il_name, 'selected': k,
+                                        'fallback_to_il': k == 0, **timing}))
+        return out
+
+    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
+        """Plan for one frame."""
+        return self.compute_plans([inputs])[0]
+
+
+class OracleBestOfN(AbstractPlanner):
+    """UPPER BOUND, not a deployable planner: best-of-N by the TRUE score.
+
+    A PaIR planner's candidates are scored by the privileged PDM scorer on the logged scene and
+    the best one is executed.
+    """
+
+    name = 'oracle_best_of_n'
+    requires_scene = True
+
+    def __init__(self, pair: PaIRPlanner, metric: str = 'pdms', scorer_cfg=None) -> None:
+        self.pair = pair
+        self.metric = metric
+        self.scorer_cfg = scorer_cfg
+
+    def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:
+        """Score every candidate with the true scorer and keep the best."""
+        from pair_drive_ros.scoring import score_scenes, ScorerConfig
+
+        if any(b.scene is None for b in batch):
+            raise ValueError('the oracle needs the logged scene (requires_scene)')
+        plans = self.pair.compute_plans(batch)
+        cands = np.stack([p.candidates for p in plans])
+        tables = score_scenes([b.scene for b in batch], cands, self.scorer_cfg or ScorerConfig())
+        out = []
+        for plan, table in zip(plans, tables):
+            true = getattr(table, self.metric)
+            k = int(np.argmax(true))
+            out.append(PlanOutput(Trajectory(plan.candidates[k], POSE_DT_S), plan.candidates,
+                                  true, plan.il_trajectory,
+                                  {**plan.info, 'model': self.name, 'selected': k}))
+        return out
+
+    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
+        """Plan for one frame."""
+        return self.compute_plans([inputs])[0]

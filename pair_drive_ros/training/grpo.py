@@ -1,0 +1,95 @@
+"""GRPO building blocks (paper.md section 2), pure functions on tensors.
+
+J = 1/G sum_i [min(rho_i A_i, clip(rho_i, 1 - eps, 1 + eps) A_i)] - beta KL(pi_theta || pi_old),
+rho_i = pi_theta(tau_i) / pi_old(tau_i), A_i = group-normalised reward. We minimise -J.
+"""
+
+from dataclasses import dataclass
+import math
+
+import torch
+
+
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Normalise (scenes, group) rewards within each scene's group: (r - mean) / (std + eps).
+
+    A group whose rewards are all equal gets zero advantages (it carries no preference).
+    """
+    if rewards.ndim != 2:
+        raise ValueError(f'rewards must have shape (scenes, group), got {tuple(rewards.shape)}')
+    if rewards.shape[1] < 2:
+        return torch.zeros_like(rewards)
+    mean = rewards.mean(-1, keepdim=True)
+    std = rewards.std(-1, keepdim=True)
+    return (rewards - mean) / (std + eps)
+
+
+@dataclass
+class GrpoStats:
+    """Diagnostics of one GRPO loss evaluation (floats)."""
+
+    policy_loss: float
+    kl: float
+    clip_frac: float
+    ratio_mean: float
+    approx_kl: float
+
+    def as_dict(self, prefix: str = 'rl/') -> dict:
+        """Scalars with a TensorBoard prefix."""
+        return {f'{prefix}{k}': v for k, v in self.__dict__.items()}
+
+
+def grpo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
+              kl: torch.Tensor | float = 0.0, clip_eps: float = 0.2, beta: float = 0.0,
+              max_log_ratio: float = 20.0) -> tuple[torch.Tensor, GrpoStats]:
+    """Clipped-ratio GRPO loss (to minimise) over (scenes, group) samples.
+
+    log_prob: log pi_theta (with grad); old_log_prob: log pi_old (no grad); advantages: (S, G);
+    kl: per-scene KL(pi_theta || pi_old) (S,) or a scalar. The log ratio is clamped at
+    +-max_log_ratio only to keep exp finite; the clip does the real limiting.
+    """
+    log_ratio = (log_prob - old_log_prob.detach()).clamp(-max_log_ratio, max_log_ratio)
+    ratio = log_ratio.exp()
+    adv = advantages.detach()
+    unclipped = ratio * adv
+    clipped = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv
+    policy_loss = -torch.minimum(unclipped, clipped).mean()
+    kl_mean = kl.mean() if torch.is_tensor(kl) else torch.tensor(float(kl))
+    loss = policy_loss + beta * kl_mean
+    with torch.no_grad():
+        clip_frac = ((ratio - 1.0).abs() > clip_eps).float().mean().item()
+        # Schulman's k3 estimator of KL(pi_old || pi_theta) from the samples (diagnostic).
+        approx_kl = ((ratio - 1.0) - log_ratio).mean().item()
+    return loss, GrpoStats(policy_loss.item(), float(kl_mean.detach()), clip_frac,
+                           ratio.mean().item(), approx_kl)
+
+
+def adapt_beta(beta: float, kl: float, target: float, factor: float = 1.5,
+               beta_min: float = 1e-4, beta_max: float = 10.0) -> float:
+    """Update the "dynamic" KL weight with PPO's adaptive rule.
+
+    Double above factor x target, halve below target / factor, clamp to [beta_min, beta_max].
+    """
+    if target <= 0:
+        return beta
+    if kl > factor * target:
+        beta *= 2.0
+    elif kl < target / factor:
+        beta /= 2.0
+    return float(min(max(beta, beta_min), beta_max))
+
+
+def cosine_lr(step: int, total_steps: int, lr: float, warmup_steps: int = 0,
+              min_ratio: float = 0.05) -> float:
+    """Learning rate with linear warm-up then cosine decay to min_ratio * lr."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, max(0.0, (step - warmup_steps) / span))
+    return lr * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def linear_schedule(step: int, total_steps: int, start: float, end: float) -> float:
+    """Linear interpolation from start to end over total_steps (the offset sigma schedule)."""
+    frac = min(1.0, max(0.0, step / max(1, total_steps - 1)))
+    return start + (end - start) * frac

@@ -1,0 +1,138 @@
+"""Scenes for GRPO and the selector: cached features + scorer-ready scenes + batched rewards.
+
+Features come from training.data.ILDataset (the same on-disk feature cache the IL trainers use).
+The scorer is the expensive part on a CPU, so everything scorer-side that does not depend on the
+candidates is computed once per scene and kept: `prepare_scene` (lane grid, agents) and EP's
+normaliser `reference_progress` (15 IDM proposals simulated and scored). The normalisers are
+also stored on disk (JSON keyed by scene token) so later runs skip them.
+"""
+
+from dataclasses import dataclass
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pair_drive_ros.perception.features import FEATURE_KEYS
+from pair_drive_ros.scoring import (Metric, prepare_scene, reference_progress, score_scenes,
+                                    ScorerConfig)
+
+LOG = logging.getLogger(__name__)
+
+REWARDS = ('pdms', 'epdms')
+
+
+@dataclass
+class GroupScores:
+    """True scores of (B, G) candidates: pdms, epdms (B, G); table (B, len(Metric), G)."""
+
+    pdms: np.ndarray
+    epdms: np.ndarray
+    table: np.ndarray
+
+    def reward(self, name: str) -> np.ndarray:
+        """(B, G) reward by name ('pdms' or 'epdms')."""
+        if name not in REWARDS:
+            raise ValueError(f'unknown reward {name!r}; choose one of {REWARDS}')
+        return getattr(self, name)
+
+
+class SceneSet:
+    """Items of an ILDataset with their scenes, prepared for the scorer on first use."""
+
+    def __init__(self, dataset, scorer_cfg: ScorerConfig = ScorerConfig(),
+                 indices: np.ndarray | None = None, cache_file: str | Path | None = None,
+                 keep_prepared: bool = True) -> None:
+        self.dataset = dataset
+        self.scorer_cfg = scorer_cfg
+        self.indices = (np.arange(len(dataset)) if indices is None
+                        else np.asarray(indices, dtype=np.int64))
+        self._logs = {}
+        self._prepared = {}
+        self.keep_prepared = keep_prepared
+        self._refs = {}
+        self.cache_file = Path(cache_file) if cache_file else None
+        if self.cache_file is not None and self.cache_file.is_file():
+            self._refs = {k: float(v) for k, v in json.loads(self.cache_file.read_text()).items()}
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def log(self, path: str):
+        """Return the EpisodeLog of an episode path (loaded once)."""
+        if path not in self._logs:
+            from pair_drive_ros.sim.logs import EpisodeLog
+            self._logs[path] = EpisodeLog.load(path)
+        return self._logs[path]
+
+    def scene(self, j: int):
+        """Return the core.Scene of item j (j indexes this set, not the dataset)."""
+        path, k = self.dataset.episode_frame(int(self.indices[j]))
+        return self.log(path).scene(k)
+
+    def features(self, j: int):
+        """Item j as a Features object (for planners)."""
+        i = int(self.indices[j])
+        path, _ = self.dataset.episode_frame(i)
+        return self.dataset.features(i, self.log(path))
+
+    def prepared(self, j: int):
+        """(PreparedScene, EP normaliser [m]) of item j (kept when keep_prepared)."""
+        prep = self._prepared.get(j)
+        if prep is None:
+            prep = prepare_scene(self.scene(j), self.scorer_cfg)
+            if self.keep_prepared:
+                self._prepared[j] = prep
+        token = prep.scene.token
+        if token not in self._refs:
+            self._refs[token] = float(reference_progress(prep, self.scorer_cfg))
+        return prep, self._refs[token]
+
+    def save_references(self) -> None:
+        """Write the EP normalisers computed so far (JSON)."""
+        if self.cache_file is None:
+            return
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_name(self.cache_file.name + '.tmp')
+        tmp.write_text(json.dumps(self._refs))
+        tmp.replace(self.cache_file)
+
+    def batch(self, js, device: torch.device | str = 'cpu') -> tuple[dict, torch.Tensor]:
+        """(feature tensors keyed by FEATURE_KEYS, expert trajectories (B, 8, 3)) of items js."""
+        idx = self.indices[np.asarray(js, dtype=np.int64)]
+        arrays = self.dataset.arrays
+        feats = {k: torch.as_tensor(arrays[k][idx], dtype=torch.float32, device=device)
+                 for k in FEATURE_KEYS}
+        expert = torch.as_tensor(arrays['trajectory'][idx], dtype=torch.float32, device=device)
+        return feats, expert
+
+    def score(self, js, candidates: np.ndarray) -> GroupScores:
+        """Score candidates (B, G, 8, 3) ego frame for items js (one scorer batch)."""
+        preps, refs = zip(*(self.prepared(int(j)) for j in js))
+        tables = score_scenes(list(preps), np.asarray(candidates, dtype=np.float64),
+                              self.scorer_cfg, references=list(refs))
+        return GroupScores(np.stack([t.pdms for t in tables]),
+                           np.stack([t.epdms for t in tables]),
+                           np.stack([t.table for t in tables]))
+
+
+def load_scene_set(data_root: str | Path, split: str, frame_stride: int = 4,
+                   max_scenes: int = 0, seed: int = 0, workers: int = 1,
+                   scorer_cfg: ScorerConfig = ScorerConfig(), keep_prepared: bool = True
+                   ) -> SceneSet:
+    """Build a SceneSet over a split's feature cache (max_scenes > 0: a fixed random subset)."""
+    from pair_drive_ros.training.data import DataConfig, ILDataset
+
+    dataset = ILDataset(data_root, split, data_cfg=DataConfig(frame_stride=frame_stride),
+                        workers=workers, progress=True)
+    indices = np.arange(len(dataset))
+    if 0 < max_scenes < len(dataset):
+        rng = np.random.default_rng(seed)
+        indices = np.sort(rng.choice(len(dataset), max_scenes, replace=False))
+    cache = Path(data_root).parent / 'cache' / f'ep_reference_{split}.json'
+    return SceneSet(dataset, scorer_cfg, indices, cache, keep_prepared)
+
+
+METRIC_NAMES = tuple(m.name for m in Metric)

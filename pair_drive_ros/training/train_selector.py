@@ -1,0 +1,214 @@
+"""Supervised training of the PaIR candidate selector on PDM-scorer labels.
+
+1. Labels: for every training scene, candidates = for each reference in `references` (the IL-A
+   plan 'il', the expert 'expert', or 'expert_sampled': a sampled tree around the expert) the
+   reference itself and the RL tree's leaves around it; each is scored by the PDM scorer
+   (sub-metrics, PDMS, EPDMS). The RL branch is frozen; its context tokens are the selector's
+   scene input (context_source 'rl_branch').
+2. Training: BCE on every target + listwise ranking cross-entropy, AdamW + cosine decay.
+3. Validation (every epoch, on `val_split`): candidates exactly as at inference ([IL plan, tree
+   leaves around it]); mean true PDMS of the selected candidate vs the IL plan vs the oracle.
+
+    pair-drive train selector --config config/selector.yaml
+"""
+
+import argparse
+from dataclasses import dataclass, field
+import logging
+from pathlib import Path
+import shutil
+
+import numpy as np
+import torch
+
+from pair_drive_ros.policy.checkpoint import save_checkpoint
+from pair_drive_ros.policy.configs import config_to_dict
+from pair_drive_ros.policy.pair import load_rl_branch
+from pair_drive_ros.policy.selector import (MODEL_NAME, Selector, SelectorConfig, selector_loss,
+                                            TARGETS)
+from pair_drive_ros.policy.tree import resolve_group
+from pair_drive_ros.scoring import Metric
+from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
+from pair_drive_ros.training.grpo import cosine_lr
+from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args
+
+LOG = logging.getLogger(__name__)
+DEFAULT_CONFIG = 'config/selector.yaml'
+REFERENCES = ('il', 'expert', 'expert_sampled')
+
+
+@dataclass(frozen=True)
+class SelectorTrainConfig:
+    """Selector run settings (config/selector.yaml uses the same names)."""
+
+    exp: str = 'selector'
+    data_root: str = 'data/logs'
+    split: str = 'train'
+    frame_stride: int = 4
+    max_scenes: int = 0
+    val_split: str = 'val'
+    val_frame_stride: int = 8
+    val_max_scenes: int = 300
+    rl_checkpoint: str = 'models/pair_rl_branch.pt'
+    il_checkpoint: str = 'models/transfuser_lite.pt'   # IL-A: its plans are references
+    references: tuple = ('il', 'expert', 'expert_sampled')
+    group: str = '15'
+    sample_sigma: float = 0.6      # offsets of 'expert_sampled'
+    model: SelectorConfig = field(default_factory=SelectorConfig)
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    rank_weight: float = 1.0
+    rank_temperature: float = 0.05
+    seed: int = 0
+    device: str = 'cpu'
+    threads: int = 2
+    workers: int = 1
+    runs_root: str = 'runs'
+    out: str = ''
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.references if r not in REFERENCES]
+        if bad:
+            raise ValueError(f'unknown references {bad}; choose from {REFERENCES}')
+
+
+def target_array(scores) -> np.ndarray:
+    """(B, G, len(TARGETS)) labels from GroupScores (sub-metrics, then PDMS, EPDMS)."""
+    rows = [scores.table[:, int(Metric[name]), :] for name in TARGETS[:-2]]
+    rows += [scores.pdms, scores.epdms]
+    return np.clip(np.stack(rows, -1), 0.0, 1.0).astype(np.float32)
+
+
+@torch.no_grad()
+def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: str,
+                 references=None) -> dict:
+    """Context (N, T, d) float16, candidates (N, K, 8, 3), targets (N, K, len(TARGETS))."""
+    from tqdm import tqdm
+
+    codes = resolve_group(cfg.group)
+    references = cfg.references if references is None else references
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ctxs, cands, targets = [], [], []
+    for start in tqdm(range(0, len(scenes), cfg.batch_size), desc=desc, unit='batch'):
+        js = np.arange(start, min(len(scenes), start + cfg.batch_size))
+        feats, expert = scenes.batch(js, device)
+        context = rl.encode(feats)
+        parts = []
+        for ref_name in references:
+            if ref_name == 'il':
+                ref = il_model.plan(feats)['trajectory'].float()
+                tree = rl.expand(context, ref, codes)
+            elif ref_name == 'expert':
+                ref = expert
+                tree = rl.expand(context, ref, codes)
+            else:
+                ref = expert
+                tree = rl.expand(context, ref, codes, sigma=cfg.sample_sigma, generator=gen)
+            parts += [ref[:, None], tree.paths]
+        c = torch.cat(parts, 1).cpu().numpy()
+        scores = scenes.score(js, c)
+        ctxs.append(context.cpu().half())
+        cands.append(torch.as_tensor(c, dtype=torch.float32))
+        targets.append(torch.as_tensor(target_array(scores)))
+    return {'context': torch.cat(ctxs), 'candidates': torch.cat(cands),
+            'targets': torch.cat(targets)}
+
+
+def evaluate(selector: Selector, data: dict) -> dict:
+    """Mean true PDMS / EPDMS x 100 of the selected, the IL (index 0) and the oracle candidate."""
+    selector.eval()
+    with torch.no_grad():
+        logits = selector(data['candidates'], data['context'].float())
+        pick = selector.selection_score(logits).argmax(-1)
+    pdms = data['targets'][..., TARGETS.index('pdms')]
+    epdms = data['targets'][..., TARGETS.index('epdms')]
+    rows = torch.arange(len(pick))
+    return {'sel/val_pdms_selected': 100 * pdms[rows, pick].mean().item(),
+            'sel/val_epdms_selected': 100 * epdms[rows, pick].mean().item(),
+            'sel/val_pdms_il': 100 * pdms[:, 0].mean().item(),
+            'sel/val_pdms_oracle': 100 * pdms.max(-1).values.mean().item(),
+            'sel/val_fallback_rate': (pick == 0).float().mean().item()}
+
+
+def main(cfg: SelectorTrainConfig) -> Path:
+    """Train; return the final checkpoint path."""
+    from tqdm import tqdm
+
+    from pair_drive_ros.policy.il_planner import load_il_model
+    from pair_drive_ros.training.rl_data import load_scene_set
+
+    # -- setup ---------------------------------------------------------------------------------
+    seed_everything(cfg.seed)
+    set_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    rl = load_rl_branch(cfg.rl_checkpoint, str(device))
+    il_model, _ = load_il_model(cfg.il_checkpoint, str(device))
+    log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
+
+    # -- labels: candidates scored by the PDM scorer --------------------------------------------
+    train_scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
+                                  cfg.seed, cfg.workers, keep_prepared=False)
+    train = build_labels(train_scenes, rl, il_model, cfg, device, 'labels train')
+    train_scenes.save_references()
+    val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
+                                cfg.val_max_scenes, cfg.seed, cfg.workers, keep_prepared=False)
+    val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
+    val_scenes.save_references()
+    LOG.info('labels: %d train scenes x %d candidates, %d val scenes x %d',
+             *train['candidates'].shape[:2], *val['candidates'].shape[:2])
+
+    # -- supervised training -------------------------------------------------------------------
+    selector = Selector(cfg.model).to(device)
+    optimizer = torch.optim.AdamW(selector.parameters(), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    n = len(train['candidates'])
+    steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch
+    rng = np.random.default_rng(cfg.seed)
+    step, best = 0, None
+    for epoch in tqdm(range(cfg.epochs), desc='selector', unit='epoch'):
+        selector.train()
+        order = rng.permutation(n)
+        for start in range(0, n, cfg.batch_size):
+            idx = torch.as_tensor(order[start:start + cfg.batch_size])
+            for group in optimizer.param_groups:
+                group['lr'] = cosine_lr(step, total, cfg.lr, steps_per_epoch)
+            logits = selector(train['candidates'][idx].to(device),
+                              train['context'][idx].float().to(device))
+            losses = selector_loss(logits, train['targets'][idx].to(device), cfg.rank_weight,
+                                   cfg.rank_temperature)
+            optimizer.zero_grad(set_to_none=True)
+            losses['loss'].backward()
+            optimizer.step()
+            step += 1
+        stats = {f'sel/{k}': v.item() for k, v in losses.items()}
+        stats.update(evaluate(selector, val))
+        log.scalars(epoch, stats)
+        LOG.info('epoch %d: loss %.4f, val PDMS selected %.2f (IL %.2f, oracle %.2f)', epoch,
+                 stats['sel/loss'], stats['sel/val_pdms_selected'], stats['sel/val_pdms_il'],
+                 stats['sel/val_pdms_oracle'])
+        best = stats
+
+    path = save_checkpoint(log.run_dir / 'selector.pt', selector, model_name=MODEL_NAME,
+                           model_config=cfg.model,
+                           extra={'train_config': config_to_dict(cfg), 'val': best,
+                                  'train_seconds': log.elapsed_s, 'num_scenes': n})
+    log.close()
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, cfg.out)
+    LOG.info('selector saved to %s (%.0f s)', path, log.elapsed_s)
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI flags of `pair-drive train selector`."""
+    add_config_arguments(parser, DEFAULT_CONFIG)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `pair-drive train selector`."""
+    main(config_from_args(SelectorTrainConfig, args))
+    return 0
