@@ -40,8 +40,8 @@ def unstack_image(msg, channels: int) -> np.ndarray:
 
 
 def feature_messages(features: Features, stamp, ego_frame: str = 'ego_vehicle',
-                     map_frame: str = 'map') -> dict:
-    """Messages for one frame, keyed like FEATURE_TOPICS (+ 'route' when known)."""
+                     map_frame: str = 'map', with_route: bool = True) -> dict:
+    """Messages for one frame, keyed like FEATURE_TOPICS (+ 'route' if known and wanted)."""
     hdr = convert.header(stamp, ego_frame)
     msgs = {
         'lidar_bev': stacked_image(features.lidar_bev, hdr),
@@ -50,7 +50,7 @@ def feature_messages(features: Features, stamp, ego_frame: str = 'ego_vehicle',
         'ego_status': stacked_image(np.asarray(features.ego_status).reshape(1, 1, -1), hdr),
         'ego': convert.odom_msg(features.ego, stamp, map_frame, ego_frame),
     }
-    if features.route is not None:
+    if with_route and features.route is not None:
         msgs['route'] = convert.route_msg(features.route, convert.header(stamp, map_frame))
     return msgs
 

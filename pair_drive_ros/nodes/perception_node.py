@@ -43,8 +43,10 @@ class PerceptionNode(Node):
         self._pubs = {}
         for name in PERCEPTION_OUTPUTS:
             msg_type = {'ego': Odometry, 'route': Path}.get(name, Image)
-            self._pubs[name] = self.create_publisher(msg_type, f'~/{name}',
-                                                     convert.reliable_qos(2))
+            # The route changes rarely: latched, republished only when a new one arrives.
+            qos = convert.latched_qos() if name == 'route' else convert.reliable_qos(2)
+            self._pubs[name] = self.create_publisher(msg_type, f'~/{name}', qos)
+        self._route_published = None
         qos = convert.sensor_qos()
         self.create_subscription(Image, p.camera_topic, self._camera_callback, qos)
         self.create_subscription(PointCloud2, p.lidar_topic, self._lidar_callback, qos)
@@ -110,10 +112,12 @@ class PerceptionNode(Node):
                             camera_fov_deg=p.camera_fov_deg)
         try:
             features = self._builder.build(frame)
-            msgs = feature_messages(features, stamp, ego_frame=p.ego_frame)
+            msgs = feature_messages(features, stamp, ego_frame=p.ego_frame,
+                                    with_route=self._route is not self._route_published)
         except ValueError as err:
             return self._bad('sensor frame', err)
-        # The ego message goes last: the planner treats a frame as complete once all arrived.
+        if 'route' in msgs:
+            self._route_published = self._route
         for name in ('route', 'lidar_bev', 'camera', 'route_raster', 'ego_status', 'ego'):
             if name in msgs:
                 self._pubs[name].publish(msgs[name])

@@ -77,7 +77,7 @@ class PlannerNode(Node):
         self._last_stamp_ns = None
         self._last_ego = None
         self._last_plan_map = None
-        self._route_msg = None
+        self._route = None
         self._lock = threading.Lock()
 
         inputs = MutuallyExclusiveCallbackGroup()
@@ -94,8 +94,8 @@ class PlannerNode(Node):
             self.create_subscription(msg_type, f'{p.features_ns}/{key}',
                                      lambda msg, k=key: self._feature_callback(k, msg), qos,
                                      callback_group=inputs)
-        self.create_subscription(Path, f'{p.features_ns}/route', self._route_callback, qos,
-                                 callback_group=inputs)
+        self.create_subscription(Path, f'{p.features_ns}/route', self._route_callback,
+                                 convert.latched_qos(), callback_group=inputs)
         self._wake = self.create_guard_condition(self._infer_callback, callback_group=work)
         self.create_timer(p.watchdog_period_s, self._watchdog_callback, callback_group=work,
                           clock=self._steady)
@@ -112,7 +112,11 @@ class PlannerNode(Node):
             self._wake.trigger()
 
     def _route_callback(self, msg) -> None:
-        self._route_msg = msg
+        try:
+            self._route = convert.route_from_path(msg)
+        except convert.MessageError as err:
+            self.health.bad_inputs += 1
+            self.get_logger().warning(f'ignoring route: {err}', throttle_duration_sec=THROTTLE_S)
 
     # ---- inference (work group) --------------------------------------------------------------
     def _infer_callback(self) -> None:
@@ -128,11 +132,8 @@ class PlannerNode(Node):
                                       throttle_duration_sec=THROTTLE_S)
             self.planner.reset()
             self._last_plan_map = None
-        route_msg = self._route_msg
-        if route_msg is not None and convert.stamp_ns(route_msg.header.stamp) == stamp_ns:
-            parts = dict(parts, route=route_msg)
         try:
-            features = features_from_messages(parts)
+            features = features_from_messages(parts, route=self._route)
         except (convert.MessageError, ValueError) as err:
             h.bad_inputs += 1
             self.get_logger().warning(f'dropping malformed feature frame: {err}',
