@@ -75,6 +75,9 @@ class ILPlanner(AbstractPlanner):
             raise ValueError(f'{self.name}: lidar_bev shape {tuple(f.lidar_bev.shape)} does not '
                              f'match the model perception config {want}')
 
+    def _plan(self, tensors: dict) -> dict:
+        return self.model.plan(tensors)
+
     def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:
         """Plan for several frames in one forward pass."""
         if not batch:
@@ -83,7 +86,7 @@ class ILPlanner(AbstractPlanner):
             self._check(inputs.features)
         t0 = time.perf_counter()
         tensors = features_to_batch([b.features for b in batch], self.device)
-        out = self.model.plan(tensors)
+        out = self._plan(tensors)
         traj = out['trajectory'].cpu().numpy().astype(np.float64)
         cands = out['candidates'].cpu().numpy().astype(np.float64)
         scores = out['scores'].cpu().numpy().astype(np.float64)
@@ -114,10 +117,14 @@ class DiffusionDrivePlanner(ILPlanner):
 
     name = 'diffusiondrive'
 
-    def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:
-        """Plan with a fixed noise seed, so the same frame gives the same plan."""
-        torch.manual_seed(0)
-        return super().compute_plans(batch)
+    def __init__(self, *args, noise_seed: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.noise_seed = noise_seed
+
+    def _plan(self, tensors: dict) -> dict:
+        # A fixed noise seed per call: the same frame always gives the same plan.
+        gen = torch.Generator().manual_seed(self.noise_seed)
+        return self.model.plan(tensors, generator=gen)
 
 
 PLANNER_CLASSES = {'transfuser': TransfuserPlanner, 'diffusiondrive': DiffusionDrivePlanner}

@@ -166,7 +166,8 @@ class DiffusionDriveModel(nn.Module):
         b = enc['memory'].shape[0]
         dev = enc['memory'].device
         x0 = self.normalize(self.anchors)[None].expand(b, -1, -1, -1)
-        noise = torch.randn(x0.shape, generator=generator, device='cpu').to(dev)
+        # One noise draw shared by the batch: a frame's plan does not depend on its batch.
+        noise = torch.randn((1,) + tuple(x0.shape[1:]), generator=generator).to(dev)
         t0 = torch.full((b,), cfg.infer_noise_t, dtype=torch.long, device=dev)
         x = self.add_noise(x0, t0, noise).clamp(-1.0, 1.0)
         steps = list(cfg.infer_steps)

@@ -1,0 +1,1 @@
+"""Datasets, trainers (IL, GRPO, selector), evaluation."""

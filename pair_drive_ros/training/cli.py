@@ -1,0 +1,33 @@
+"""`pair-drive train <il|rl|selector|sequential> ...`: dispatch to the trainer modules.
+
+Each trainer module exposes add_arguments(parser) and run(args); they are imported lazily so a
+missing trainer only affects its own sub-command.
+"""
+
+import argparse
+import importlib
+
+TRAINERS = {
+    'il': ('pair_drive_ros.training.train_il', 'imitation learning (Transfuser, DiffusionDrive)'),
+    'rl': ('pair_drive_ros.training.train_rl', 'GRPO training of the RL tree branch'),
+    'selector': ('pair_drive_ros.training.train_selector', 'candidate selector training'),
+    'sequential': ('pair_drive_ros.training.train_sequential',
+                   'sequential IL -> GRPO fine-tuning baseline'),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Positional trainer name; the rest is parsed by the trainer."""
+    parser.add_argument('trainer', choices=sorted(TRAINERS), help='; '.join(
+        f'{k}: {v[1]}' for k, v in sorted(TRAINERS.items())))
+    parser.add_argument('rest', nargs=argparse.REMAINDER, help='trainer arguments')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the trainer's own arguments and run it."""
+    module_name, description = TRAINERS[args.trainer]
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f'pair-drive train {args.trainer}',
+                                  description=description)
+    module.add_arguments(sub)
+    return int(module.run(sub.parse_args(args.rest)) or 0)

@@ -1,0 +1,244 @@
+"""IL dataset over scene logs: features from the FeatureBuilder, targets from the logged scene.
+
+Features are built by `perception.FeatureBuilder` from `EpisodeLog.sensor_frame(k)` (the same
+builder the perception node calls); targets come from the privileged log: the expert trajectory,
+the BEV semantic raster (`sim.raster.bev_semantics`, cropped to the BEV grid) and the nearest
+agent boxes. Synthesizing sensors costs ~0.15 s per frame, so every episode's features and
+targets are cached on disk (one NPZ per episode, keyed by the perception config and the data
+config), and later epochs and runs read the cache.
+"""
+
+from dataclasses import dataclass
+import hashlib
+import json
+import logging
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pair_drive_ros.perception.builder import FeatureBuilder
+from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.perception.features import FEATURE_KEYS, Features
+from pair_drive_ros.policy.backbone import AGENT_STATE_DIM
+from pair_drive_ros.policy.losses import TARGET_KEYS
+
+LOG = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+# Storage dtypes in the cache (features are float32 when served).
+_STORE = {'lidar_bev': np.float16, 'camera': np.float16, 'route_raster': np.uint8,
+          'ego_status': np.float32, 'trajectory': np.float32, 'bev_semantics': np.uint8,
+          'agent_states': np.float32, 'agent_mask': bool}
+
+
+class DataError(ValueError):
+    """No usable frames, or a cache that does not match."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which frames to use and how targets are built."""
+
+    frame_stride: int = 4      # every 4th scorable frame (0.4 s apart; neighbours are near-copies)
+    num_agents: int = 16       # agent boxes per frame (nearest first), as the model's queries
+    max_episodes: int = 0      # 0: all episodes of the split
+
+
+def bev_semantic_target(scene, cfg: PerceptionConfig) -> np.ndarray:
+    """(H, W) uint8 BEV semantic classes on the feature BEV grid (sim.raster classes)."""
+    from pair_drive_ros.sim.raster import bev_semantics
+
+    extent = max(abs(cfg.x_min_m), abs(cfg.x_max_m), cfg.y_extent_m)
+    n = int(round(extent / cfg.resolution_m))
+    full = bev_semantics(scene, extent, cfg.resolution_m)
+    # Raster row i is x = extent - (i + 0.5) res, column j is y = extent - (j + 0.5) res.
+    r0 = n - int(round(cfg.x_max_m / cfg.resolution_m))
+    c0 = n - int(round(cfg.y_extent_m / cfg.resolution_m))
+    return full[r0:r0 + cfg.bev_height, c0:c0 + cfg.bev_width]
+
+
+def agent_targets(agents_ego, cfg: PerceptionConfig, num_agents: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest agents inside the BEV: states (A, 5) x, y, yaw, length, width and mask (A,)."""
+    states = np.zeros((num_agents, AGENT_STATE_DIM), np.float32)
+    mask = np.zeros(num_agents, bool)
+    if len(agents_ego) == 0:
+        return states, mask
+    p = agents_ego.poses
+    inside = ((p[:, 0] >= cfg.x_min_m) & (p[:, 0] <= cfg.x_max_m)
+              & (np.abs(p[:, 1]) <= cfg.y_extent_m))
+    idx = np.flatnonzero(inside)
+    idx = idx[np.argsort(np.hypot(p[idx, 0], p[idx, 1]))][:num_agents]
+    states[:len(idx), :3] = p[idx]
+    states[:len(idx), 3:] = agents_ego.sizes[idx]
+    mask[:len(idx)] = True
+    return states, mask
+
+
+def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig) -> dict:
+    """Features and targets of frame k of an EpisodeLog, as numpy arrays."""
+    feats = builder.build(log.sensor_frame(k))
+    scene = log.scene(k)
+    if scene.expert is None:
+        raise DataError(f'frame {k} of {log.path} has no expert (not scorable)')
+    states, mask = agent_targets(log.agents(k, frame='ego'), builder.cfg, data_cfg.num_agents)
+    out = {key: getattr(feats, key) for key in FEATURE_KEYS}
+    out.update(trajectory=scene.expert.poses.astype(np.float32),
+               bev_semantics=bev_semantic_target(scene, builder.cfg),
+               agent_states=states, agent_mask=mask)
+    return out
+
+
+def cache_key(perception_cfg: PerceptionConfig, data_cfg: DataConfig) -> str:
+    """Short hash naming a cache folder (changes whenever features or targets would)."""
+    blob = json.dumps({'v': CACHE_VERSION, 'perception': perception_cfg.as_dict(),
+                       'stride': data_cfg.frame_stride, 'agents': data_cfg.num_agents},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _build_episode(args: tuple) -> str:
+    path, out_path, perception_cfg, data_cfg = args
+    from pair_drive_ros.sim.logs import EpisodeLog
+
+    log = EpisodeLog.load(path)
+    builder = FeatureBuilder(perception_cfg)
+    frames = log.scorable_frames()[::data_cfg.frame_stride]
+    samples = [frame_sample(log, int(k), builder, data_cfg) for k in frames]
+    arrays = {'frames': np.asarray(frames, np.int64)}
+    for key, dtype in _STORE.items():
+        arrays[key] = (np.stack([s[key] for s in samples]).astype(dtype) if samples
+                       else np.zeros((0,), dtype))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.stem + '.tmp.npz')
+    np.savez(tmp, **arrays)
+    tmp.replace(out_path)
+    return str(out_path)
+
+
+class ILDataset(Dataset):
+    """Frames of one split: (features dict, targets dict) of numpy arrays per item."""
+
+    def __init__(self, root: str | Path, split: str | None,
+                 perception_cfg: PerceptionConfig = PerceptionConfig(),
+                 data_cfg: DataConfig = DataConfig(), cache_dir: str | Path | None = None,
+                 workers: int = 1, progress: bool = False) -> None:
+        from pair_drive_ros.sim.logs import episode_paths
+
+        self.root = Path(root)
+        self.perception_cfg = perception_cfg
+        self.data_cfg = data_cfg
+        paths = episode_paths(root, split)
+        if data_cfg.max_episodes > 0:
+            paths = paths[:data_cfg.max_episodes]
+        if not paths:
+            raise DataError(f'no scene logs under {self.root / (split or "")}')
+        base = Path(cache_dir) if cache_dir else self.root.parent / 'cache'
+        self.cache_dir = base / f'il_{cache_key(perception_cfg, data_cfg)}'
+        split_root = self.root / split if split else self.root
+        jobs, files = [], []
+        for path in paths:
+            rel = path.relative_to(split_root).with_suffix('')
+            out = self.cache_dir / (split or 'all') / ('__'.join(rel.parts) + '.npz')
+            files.append(out)
+            if not out.is_file():
+                jobs.append((path, out, perception_cfg, data_cfg))
+        if jobs:
+            LOG.info('building the feature cache for %d of %d episodes in %s (%d workers)',
+                     len(jobs), len(paths), self.cache_dir, workers)
+            self._build(jobs, workers, progress)
+        self.episodes = [str(p) for p in paths]
+        parts = {key: [] for key in _STORE}
+        index = []
+        for e, f in enumerate(files):
+            with np.load(f) as data:
+                for key in _STORE:
+                    parts[key].append(data[key])
+                index.extend((e, int(k)) for k in data['frames'])
+        self.arrays = {key: np.concatenate([p for p in parts[key] if p.ndim > 1])
+                       for key in _STORE}
+        self.index = index
+        if not index:
+            raise DataError(f'no scorable frames under {self.root / (split or "")}')
+        LOG.info('dataset %s/%s: %d frames from %d episodes', self.root, split, len(index),
+                 len(paths))
+
+    @staticmethod
+    def _build(jobs: list, workers: int, progress: bool) -> None:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(jobs), desc='feature cache', unit='ep')
+        if workers > 1:
+            ctx = multiprocessing.get_context('fork')
+            with ctx.Pool(workers) as pool:
+                for _ in pool.imap_unordered(_build_episode, jobs):
+                    if bar is not None:
+                        bar.update()
+        else:
+            for job in jobs:
+                _build_episode(job)
+                if bar is not None:
+                    bar.update()
+        if bar is not None:
+            bar.close()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[dict, dict]:
+        feats = {k: self.arrays[k][i].astype(np.float32) for k in FEATURE_KEYS}
+        targets = {k: self.arrays[k][i] for k in TARGET_KEYS}
+        return feats, targets
+
+    def episode_frame(self, i: int) -> tuple[str, int]:
+        """(episode path, frame index) of item i."""
+        e, k = self.index[i]
+        return self.episodes[e], k
+
+    def features(self, i: int, log=None) -> Features:
+        """Item i as a Features object (ego and route from the log, for planners)."""
+        path, k = self.episode_frame(i)
+        if log is None:
+            from pair_drive_ros.sim.logs import EpisodeLog
+            log = EpisodeLog.load(path)
+        f, _ = self[i]
+        ego = log.ego_state(k)
+        return Features(lidar_bev=f['lidar_bev'], camera=f['camera'],
+                        route_raster=f['route_raster'], ego_status=f['ego_status'], ego=ego,
+                        route=log.route(k), stamp_s=ego.stamp_s)
+
+    def trajectories(self) -> np.ndarray:
+        """(N, 8, 3) expert trajectories of all items (for K-means anchors)."""
+        return self.arrays['trajectory']
+
+
+def collate(samples: list) -> tuple[dict, dict]:
+    """Stack (features, targets) items into tensors (float32 features, typed targets)."""
+    feats = {k: torch.from_numpy(np.stack([s[0][k] for s in samples])) for k in FEATURE_KEYS}
+    targets = {}
+    for k in TARGET_KEYS:
+        arr = np.stack([s[1][k] for s in samples])
+        if k == 'bev_semantics':
+            arr = arr.astype(np.int64)
+        targets[k] = torch.from_numpy(arr)
+    return feats, targets
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Move a dict of tensors to a device."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def subset(dataset: ILDataset, count: int) -> ILDataset:
+    """Restrict the dataset to `count` items spread evenly over it (shares the arrays)."""
+    import copy
+
+    idx = np.linspace(0, len(dataset) - 1, count).round().astype(np.int64)
+    out = copy.copy(dataset)
+    out.arrays = {k: v[idx] for k, v in dataset.arrays.items()}
+    out.index = [dataset.index[i] for i in idx]
+    return out

@@ -1,0 +1,288 @@
+"""IL trainer for both planners: `pair-drive train il --model transfuser|diffusiondrive`.
+
+Reads top to bottom (style R11): main(cfg) seeds, builds the data, the model and the
+optimizer, then runs epochs of train_epoch / validate / checkpoint. Checkpoints are plain state
+dicts with the resolved configs (policy.checkpoint); `--resume` continues a run, and torchrun
+(WORLD_SIZE > 1) trains with DistributedDataParallel.
+"""
+
+from dataclasses import dataclass, field, replace
+import logging
+import math
+from pathlib import Path
+import shutil
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.policy.configs import config_from_dict, config_to_dict
+from pair_drive_ros.policy.il_planner import build_model, compute_loss, IL_MODELS
+from pair_drive_ros.training.common import (DistInfo, git_hash, init_distributed, load_checkpoint,
+                                            load_state, pick_device, RunLog, save_checkpoint,
+                                            seed_everything, set_threads)
+from pair_drive_ros.training.data import collate, DataConfig, ILDataset, to_device
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ILTrainConfig:
+    """Everything an IL run depends on (YAML: config/il_<model>.yaml)."""
+
+    model: str = 'transfuser'
+    model_config: dict = field(default_factory=dict)   # overrides of the model config class
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    val_frame_stride: int = 8      # validation frames (every 8th scorable frame of val)
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-3               # AdamW, cosine decay after a linear warm-up
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    seed: int = 0
+    num_threads: int = 1           # torch threads (1: the 2-core machines are shared)
+    device: str = 'auto'
+    cache_workers: int = 1         # processes building the feature cache
+    max_steps: int = 0             # stop after this many optimizer steps (smoke runs); 0: none
+    val_max_frames: int = 0        # cap validation frames (smoke runs); 0: all
+
+
+def load_train_config(path: str | Path | None, **overrides) -> ILTrainConfig:
+    """Load the train config from YAML (unknown keys fail) with overrides (None ignored)."""
+    import yaml
+
+    data = {}
+    if path:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    cfg = config_from_dict(ILTrainConfig, data)
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def kmeans_anchors(trajectories: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """(k, 8, 2) K-means centres of the (N, 8, >=2) expert trajectories' xy."""
+    from scipy.cluster.vq import kmeans2
+
+    xy = trajectories[..., :2].reshape(len(trajectories), -1).astype(np.float64)
+    if len(xy) < k:
+        raise ValueError(f'K-means needs at least {k} trajectories, got {len(xy)}')
+    with warnings.catch_warnings():
+        # Tiny or repetitive sets give empty clusters; those keep their k-means++ seed point.
+        warnings.simplefilter('ignore')
+        centres, _ = kmeans2(xy, k, minit='++', seed=seed)
+    return centres.reshape(k, -1, 2).astype(np.float32)
+
+
+def build(cfg: ILTrainConfig, train_set: ILDataset, device: torch.device):
+    """Model (anchors set for DiffusionDrive), optimizer, LR schedule."""
+    if cfg.model not in IL_MODELS:
+        raise ValueError(f'unknown IL model {cfg.model!r}; choose one of {IL_MODELS}')
+    model = build_model(cfg.model, cfg.model_config)
+    if cfg.model == 'diffusiondrive':
+        model.set_anchors(kmeans_anchors(train_set.trajectories(), model.cfg.num_modes,
+                                         cfg.seed))
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.max_steps > 0:
+        total = min(total, cfg.max_steps)
+
+    def lr_lambda(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    return model, optimizer, scheduler
+
+
+def train_epoch(cfg: ILTrainConfig, model, optimizer, scheduler, loader, device, log: RunLog,
+                step: int, progress: bool) -> tuple[int, dict]:
+    """One pass over the training data; returns the new global step and mean losses."""
+    model.train()
+    sums: dict = {}
+    count = 0
+    t0 = time.monotonic()
+    bar = loader
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(loader, desc='train', unit='batch', leave=False)
+    for feats, targets in bar:
+        feats, targets = to_device(feats, device), to_device(targets, device)
+        out = model(feats)
+        losses = compute_loss(cfg.model, model, out, targets)
+        optimizer.zero_grad(set_to_none=True)
+        losses['loss'].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        values = {f'il/{k}': float(v.detach()) for k, v in losses.items()}
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        count += 1
+        if step % 10 == 0:
+            values['il/lr'] = scheduler.get_last_lr()[0]
+            values['perf/steps_per_s'] = count / max(1e-9, time.monotonic() - t0)
+            log.scalars(step, values)
+        if progress:
+            bar.set_postfix(loss=f'{values["il/loss"]:.3f}')
+        if cfg.max_steps > 0 and step >= cfg.max_steps:
+            break
+    return step, {k: v / max(1, count) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def validate(cfg: ILTrainConfig, model, loader, device) -> dict:
+    """Mean validation losses and the plan's ADE / FDE [m] against the expert."""
+    module = getattr(model, 'module', model)
+    module.eval()
+    sums: dict = {}
+    n = 0
+    for feats, targets in loader:
+        feats, targets = to_device(feats, device), to_device(targets, device)
+        losses = compute_loss(cfg.model, module, module(feats), targets)
+        plan = module.plan(feats)['trajectory']
+        err = torch.linalg.norm(plan[..., :2] - targets['trajectory'][..., :2], dim=-1)
+        b = err.shape[0]
+        vals = {f'val/{k}': float(v) * b for k, v in losses.items()}
+        vals['val/ade_m'] = float(err.mean(-1).sum())
+        vals['val/fde_m'] = float(err[:, -1].sum())
+        for k, v in vals.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n += b
+    return {k: v / max(1, n) for k, v in sums.items()}
+
+
+def _loaders(cfg: ILTrainConfig, train_set, val_set, dist: DistInfo):
+    sampler = (DistributedSampler(train_set, dist.world_size, dist.rank, seed=cfg.seed)
+               if dist.world_size > 1 else None)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_loader = DataLoader(train_set, cfg.batch_size, shuffle=sampler is None,
+                              sampler=sampler, collate_fn=collate, drop_last=len(train_set)
+                              > cfg.batch_size, generator=gen)
+    val_loader = DataLoader(val_set, cfg.batch_size, shuffle=False, collate_fn=collate)
+    return train_loader, val_loader, sampler
+
+
+def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
+         resume: str | Path | None = None, runs_root: str | Path = 'runs',
+         cache_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt)."""
+    set_threads(cfg.num_threads)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    dist = init_distributed(device)
+    train_set = ILDataset(data_root, 'train', cfg.perception, cfg.data, cache_dir,
+                          cfg.cache_workers, progress and dist.is_main)
+    val_cfg = replace(cfg.data, frame_stride=cfg.val_frame_stride)
+    val_set = ILDataset(data_root, 'val', cfg.perception, val_cfg, cache_dir,
+                        cfg.cache_workers, progress and dist.is_main)
+    if cfg.val_max_frames > 0:
+        val_set = torch.utils.data.Subset(val_set, range(min(cfg.val_max_frames, len(val_set))))
+    model, optimizer, scheduler = build(cfg, train_set, device)
+    start_epoch, step, best, train_time = 0, 0, math.inf, 0.0
+    if resume:
+        ckpt = load_checkpoint(resume, expect_model=cfg.model,
+                               expect_model_config=config_to_dict(model.cfg),
+                               expect_perception_config=cfg.perception)
+        load_state(model, ckpt, f'checkpoint {resume}')
+        if 'optimizer' in ckpt:
+            optimizer.load_state_dict(ckpt['optimizer'])
+            scheduler.load_state_dict(ckpt['scheduler'])
+        start_epoch, step = int(ckpt.get('epoch', 0)), int(ckpt.get('step', 0))
+        best = float(ckpt.get('best_val_ade_m', math.inf))
+        train_time = float(ckpt.get('train_time_s', 0.0))
+        LOG.info('resumed %s at epoch %d, step %d', resume, start_epoch, step)
+    if dist.world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if device.type == 'cuda' else None)
+    train_loader, val_loader, sampler = _loaders(cfg, train_set, val_set, dist)
+    log = RunLog(f'il_{cfg.model}', cfg.seed, cfg, runs_root, enabled=dist.is_main)
+    out_dir = Path(out_dir)
+    best_path = out_dir / f'{cfg.model}.pt'
+    last_path = out_dir / f'{cfg.model}_last.pt'
+    LOG.info('training %s: %d train / %d val frames, %d parameters, run dir %s', cfg.model,
+             len(train_set), len(val_set), sum(p.numel() for p in model.parameters()),
+             log.run_dir)
+    for epoch in range(start_epoch, cfg.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        t0 = time.monotonic()
+        step, train_stats = train_epoch(cfg, model, optimizer, scheduler, train_loader, device,
+                                        log, step, progress and dist.is_main)
+        train_time += time.monotonic() - t0
+        val_stats = validate(cfg, model, val_loader, device)
+        log.scalars(step, {**{f'{k}_epoch': v for k, v in train_stats.items()}, **val_stats,
+                           'perf/train_time_s': train_time})
+        LOG.info('epoch %d step %d: train loss %.4f, val loss %.4f, val ADE %.2f m, '
+                 'FDE %.2f m (%.0f s)', epoch + 1, step, train_stats.get('il/loss', math.nan),
+                 val_stats.get('val/loss', math.nan), val_stats.get('val/ade_m', math.nan),
+                 val_stats.get('val/fde_m', math.nan), train_time)
+        if dist.is_main:
+            extra = {'epoch': epoch + 1, 'step': step, 'train_config': config_to_dict(cfg),
+                     'git': git_hash(), 'train_time_s': train_time,
+                     'train_frames': len(train_set), 'val_metrics': val_stats,
+                     'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict()}
+            ade = val_stats.get('val/ade_m', math.inf)
+            if ade < best or not best_path.exists():
+                best = min(best, ade)
+            extra['best_val_ade_m'] = best
+            module = getattr(model, 'module', model)
+            save_checkpoint(last_path, module, model_name=cfg.model,
+                            model_config=module.cfg, perception_config=cfg.perception,
+                            extra=extra)
+            if ade <= best:
+                shutil.copyfile(last_path, best_path)
+        if cfg.max_steps > 0 and step >= cfg.max_steps:
+            break
+    log.close()
+    return best_path
+
+
+def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Copy a checkpoint without the optimizer state (the small file shipped in models/)."""
+    ckpt = load_checkpoint(src)
+    for key in ('optimizer', 'scheduler'):
+        ckpt.pop(key, None)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, dst)
+    return dst
+
+
+def add_arguments(parser) -> None:
+    """Arguments of `pair-drive train il`."""
+    parser.add_argument('--model', choices=IL_MODELS, required=True)
+    parser.add_argument('--data', required=True, help='scene-log root with train/ and val/')
+    parser.add_argument('--config', help='YAML ILTrainConfig (config/il_<model>.yaml)')
+    parser.add_argument('--resume', help='checkpoint to continue from')
+    parser.add_argument('--epochs', type=int)
+    parser.add_argument('--max-steps', type=int)
+    parser.add_argument('--seed', type=int)
+    parser.add_argument('--device')
+    parser.add_argument('--threads', type=int, dest='num_threads')
+    parser.add_argument('--out', default='runs/il', help='checkpoint folder')
+    parser.add_argument('--runs', default='runs', help='TensorBoard run-log root')
+    parser.add_argument('--cache-dir', help='feature cache (default: <data>/../cache)')
+    parser.add_argument('--export', help='also write the best checkpoint without optimizer '
+                        'state here (e.g. models/transfuser_lite.pt)')
+    parser.add_argument('--no-progress', action='store_true')
+
+
+def run(args) -> int:
+    """Entry point of `pair-drive train il`."""
+    cfg = load_train_config(args.config, model=args.model, epochs=args.epochs,
+                            max_steps=args.max_steps, seed=args.seed, device=args.device,
+                            num_threads=args.num_threads)
+    best = main(cfg, args.data, args.out, args.resume, args.runs, args.cache_dir,
+                progress=not args.no_progress)
+    if args.export and best.exists():
+        export_checkpoint(best, args.export)
+        LOG.info('exported %s -> %s', best, args.export)
+    return 0

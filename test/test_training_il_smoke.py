@@ -1,0 +1,97 @@
+"""IL training machinery: dataset targets, cache, a 2-step run via the CLI, resume."""
+
+import math
+from pathlib import Path
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pair_drive_ros.cli import main as cli_main
+from pair_drive_ros.core.agents import Agents
+from pair_drive_ros.perception import PerceptionConfig
+from pair_drive_ros.policy.checkpoint import load_checkpoint
+from pair_drive_ros.training.data import (agent_targets, collate, DataConfig, DataError,
+                                          ILDataset)
+from pair_drive_ros.training.train_il import kmeans_anchors
+
+sys.path.insert(0, str(Path(__file__).parent))
+from il_synthetic_logs import write_logs  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='module')
+def logs(tmp_path_factory) -> Path:
+    return write_logs(tmp_path_factory.mktemp('logs') / 'logs', episodes=2, num_frames=50)
+
+
+def test_dataset_items_and_cache(logs, tmp_path):
+    ds = ILDataset(logs, 'train', data_cfg=DataConfig(frame_stride=5), cache_dir=tmp_path)
+    # 50 frames, 10 scorable (4-s future), every 5th: frames 0 and 5 of each of 2 episodes.
+    assert len(ds) == 4 and ds.episode_frame(1)[1] == 5
+    feats, targets = ds[0]
+    assert feats['lidar_bev'].shape == (2, 64, 64) and feats['lidar_bev'].dtype == np.float32
+    assert targets['bev_semantics'].shape == (64, 64)
+    # The ego drives straight: the expert trajectory has y = 0, yaw = 0 and x increasing.
+    np.testing.assert_allclose(targets['trajectory'][:, 1:], 0.0, atol=1e-6)
+    assert np.all(np.diff(targets['trajectory'][:, 0]) > 0)
+    # Agent 1 runs alongside 10 m ahead, 4 m to the right (y = 0 vs the ego's 4).
+    assert targets['agent_mask'].sum() == 2
+    np.testing.assert_allclose(targets['agent_states'][0], [10.0, -4.0, 0.0, 5.0, 2.0])
+    # The road (class 1) lies under the ego cell; row of x = 0.5 is 47, column of y = 0.5 is 31.
+    assert targets['bev_semantics'][47, 31] != 0
+    cached = sorted(tmp_path.rglob('*.npz'))
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    ILDataset(logs, 'train', data_cfg=DataConfig(frame_stride=5), cache_dir=tmp_path)
+    assert [p.stat().st_mtime_ns for p in cached] == stamps  # read back, not rebuilt
+    f, t = collate([ds[0], ds[1]])
+    assert f['camera'].shape == (2, 3, 32, 64) and t['bev_semantics'].dtype == torch.int64
+    with pytest.raises(DataError, match='no scene logs'):
+        ILDataset(logs, 'nope', cache_dir=tmp_path)
+
+
+def test_agent_targets_keep_nearest_inside_the_bev():
+    agents = Agents(np.arange(3), np.array([[30.0, 0, 0], [5.0, 1.0, 0.1], [100.0, 0, 0]]),
+                    np.array([[5.0, 2.0]] * 3), np.zeros((3, 2)))
+    states, mask = agent_targets(agents, PerceptionConfig(), 2)
+    assert mask.tolist() == [True, True]
+    np.testing.assert_allclose(states[:, :3], [[5.0, 1.0, 0.1], [30.0, 0.0, 0.0]])
+
+
+def test_kmeans_anchors_recover_two_speeds():
+    t = np.arange(1, 9) * 0.5
+    slow = np.stack([5 * t, 0 * t, 0 * t], -1)
+    fast = np.stack([20 * t, 0 * t, 0 * t], -1)
+    anchors = kmeans_anchors(np.stack([slow] * 5 + [fast] * 5), 2, seed=0)
+    ends = sorted(anchors[:, -1, 0].tolist())
+    np.testing.assert_allclose(ends, [20.0, 80.0], atol=1e-4)
+
+
+def test_train_two_steps_then_resume(logs, tmp_path):
+    cfg = tmp_path / 'tiny.yaml'
+    cfg.write_text(
+        'model_config:\n  backbone: {channels: [8, 8, 16, 16], d_model: 16, num_heads: 2, '
+        'num_agents: 4, semantic_channels: 8}\n  num_modes: 4\n'
+        'data: {frame_stride: 5, num_agents: 4}\nval_frame_stride: 5\nbatch_size: 2\n'
+        'warmup_steps: 1\nepochs: 1\nnum_threads: 1\n')
+    out = tmp_path / 'out'
+    common = ['--data', str(logs), '--config', str(cfg), '--out', str(out), '--runs',
+              str(tmp_path / 'runs'), '--cache-dir', str(tmp_path / 'cache'), '--no-progress']
+    assert cli_main(['train', 'il', '--model', 'diffusiondrive', '--max-steps', '2',
+                     '--export', str(tmp_path / 'dd_small.pt')] + common) == 0
+    ckpt = load_checkpoint(out / 'diffusiondrive_last.pt', expect_model='diffusiondrive')
+    assert ckpt['step'] == 2 and ckpt['epoch'] == 1
+    assert all(math.isfinite(v) for v in ckpt['val_metrics'].values())
+    assert (out / 'diffusiondrive.pt').is_file()
+    assert 'optimizer' not in load_checkpoint(tmp_path / 'dd_small.pt')
+    run_dirs = list((tmp_path / 'runs').iterdir())
+    assert (run_dirs[0] / 'config.json').is_file()
+    # Resume for a second epoch: the step count continues, the anchors come from the checkpoint.
+    assert cli_main(['train', 'il', '--model', 'diffusiondrive', '--epochs', '2',
+                     '--resume', str(out / 'diffusiondrive_last.pt')] + common) == 0
+    resumed = load_checkpoint(out / 'diffusiondrive_last.pt')
+    assert resumed['epoch'] == 2 and resumed['step'] > 2
+    torch.testing.assert_close(resumed['state_dict']['anchors'],
+                               ckpt['state_dict']['anchors'])
