@@ -127,8 +127,10 @@ def ego_geometry(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig) -> 
     centre = rear_axle_to_centre(states, veh)
     corners = box_corners(centre, heading, veh.length_m, veh.width_m)
     rear = states[..., :2]
-    pts = np.concatenate([corners, centre[..., None, :], rear[..., None, :]], axis=-2)
-    both = prep.lanes.points_in_lanes(pts)               # (N, T, 6, L + 1)
+    has_inter = bool(prep.intersection_lane_mask.any())
+    # the rear axle is only tested against intersection lanes (TTC); skip it when there are none
+    parts = [corners, centre[..., None, :]] + ([rear[..., None, :]] if has_inter else [])
+    both = prep.lanes.points_in_lanes(np.concatenate(parts, axis=-2))  # (N, T, 5|6, L + 1)
     inside = both[..., :-1]                              # lanes only
     corner_in = inside[..., :4, :]
     lanes_touched = corner_in.any(axis=-2).sum(axis=-1)
@@ -138,7 +140,8 @@ def ego_geometry(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig) -> 
     non_drivable = both[..., :4, :].any(axis=-1).sum(axis=-1) < 4
     oncoming = ~inside[..., 4, :][..., prep.route_lane_mask].any(axis=-1)
     c_inter = inside[..., 4, :][..., prep.intersection_lane_mask].any(axis=-1)
-    r_inter = inside[..., 5, :][..., prep.intersection_lane_mask].any(axis=-1)
+    r_inter = (inside[..., 5, :][..., prep.intersection_lane_mask].any(axis=-1) if has_inter
+               else np.zeros_like(c_inter))
     speed = np.hypot(states[..., StateIndex.VELOCITY_X], states[..., StateIndex.VELOCITY_Y])
     return EgoGeometry(centre, corners, heading, rear, speed, multiple, non_drivable, oncoming,
                        c_inter, r_inter)
