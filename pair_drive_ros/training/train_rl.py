@@ -142,8 +142,8 @@ def save(path: Path, policy: RLBranch, optimizer, step: int, beta: float,
                                   **state, **(extra or {})})
 
 
-def main(cfg: RLTrainConfig) -> Path:
-    """Train; return the final checkpoint path."""
+def main(cfg: RLTrainConfig, scenes=None) -> Path:
+    """Train; return the final checkpoint path (scenes: a SceneSet, default: cfg's split)."""
     from tqdm import tqdm
 
     from pair_drive_ros.training.rl_data import load_scene_set
@@ -153,8 +153,9 @@ def main(cfg: RLTrainConfig) -> Path:
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     codes = cfg.codes
-    scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
-                            cfg.seed, cfg.workers)
+    if scenes is None:
+        scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
+                                cfg.seed, cfg.workers)
     policy, optimizer = build(cfg, device)
     start, beta = 0, cfg.kl_beta
     if cfg.resume:

@@ -132,8 +132,8 @@ def evaluate(selector: Selector, data: dict) -> dict:
             'sel/val_fallback_rate': (pick == 0).float().mean().item()}
 
 
-def main(cfg: SelectorTrainConfig) -> Path:
-    """Train; return the final checkpoint path."""
+def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
+    """Train; return the final checkpoint path (scenes: SceneSets, default: cfg's splits)."""
     from tqdm import tqdm
 
     from pair_drive_ros.policy.il_planner import load_il_model
@@ -148,12 +148,16 @@ def main(cfg: SelectorTrainConfig) -> Path:
     log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
 
     # -- labels: candidates scored by the PDM scorer --------------------------------------------
-    train_scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
-                                  cfg.seed, cfg.workers, keep_prepared=False)
+    if train_scenes is None:
+        train_scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
+                                      cfg.max_scenes, cfg.seed, cfg.workers,
+                                      keep_prepared=False)
     train = build_labels(train_scenes, rl, il_model, cfg, device, 'labels train')
     train_scenes.save_references()
-    val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
-                                cfg.val_max_scenes, cfg.seed, cfg.workers, keep_prepared=False)
+    if val_scenes is None:
+        val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
+                                    cfg.val_max_scenes, cfg.seed, cfg.workers,
+                                    keep_prepared=False)
     val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
     val_scenes.save_references()
     LOG.info('labels: %d train scenes x %d candidates, %d val scenes x %d',

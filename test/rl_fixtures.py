@@ -1,0 +1,47 @@
+"""Shared test helpers for the PaIR tests: a synthetic SceneSet scored by the real PDM scorer."""
+
+from pathlib import Path
+import sys
+
+import numpy as np
+
+from pair_drive_ros.perception.features import STATUS_DIM
+from pair_drive_ros.policy.backbone import BackboneConfig
+from pair_drive_ros.training.rl_data import SceneSet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scoring_scenes import make_scene, straight_trajectory  # noqa: E402
+
+TINY_BACKBONE = BackboneConfig(channels=(4, 8, 8, 8), d_model=16, num_heads=2, num_agents=2,
+                               semantic_channels=4)
+
+
+class _Arrays:
+    """The part of training.data.ILDataset a SceneSet reads: arrays and a length."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.speeds = rng.uniform(5.0, 15.0, n)
+        self.arrays = {
+            'lidar_bev': rng.random((n, 2, 64, 64), dtype=np.float32),
+            'camera': rng.random((n, 3, 32, 64), dtype=np.float32),
+            'route_raster': rng.random((n, 1, 64, 64), dtype=np.float32),
+            'ego_status': np.zeros((n, STATUS_DIM), np.float32),
+            'trajectory': np.stack([straight_trajectory(v).poses for v in self.speeds]
+                                   ).astype(np.float32)}
+        self.arrays['ego_status'][:, 1] = 1.0
+        self.arrays['ego_status'][:, 4] = self.speeds
+
+    def __len__(self) -> int:
+        return len(self.speeds)
+
+
+class SyntheticSceneSet(SceneSet):
+    """Straight 3-lane road scenes (scoring_scenes.make_scene) at different speeds."""
+
+    def __init__(self, n: int = 6, seed: int = 0) -> None:
+        super().__init__(_Arrays(n, seed))
+
+    def scene(self, j: int):
+        v = float(self.dataset.speeds[self.indices[j]])
+        return make_scene(speed=v, expert=straight_trajectory(v), token=f'synthetic{j}')

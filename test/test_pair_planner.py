@@ -1,0 +1,129 @@
+"""PaIRPlanner composition, selector loss and training smoke, oracle best-of-N."""
+
+import numpy as np
+import pytest
+import torch
+
+from pair_drive_ros.core.ego import EgoState
+from pair_drive_ros.perception.features import Features, STATUS_DIM
+from pair_drive_ros.policy.base import PlannerInput
+from pair_drive_ros.policy.checkpoint import CheckpointError, save_checkpoint
+from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
+from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
+from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
+from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, Selector, SelectorConfig,
+                                            selector_loss, TARGETS)
+from pair_drive_ros.policy.transfuser.config import TransfuserConfig
+from pair_drive_ros.training.rl_common import load_config
+from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
+
+torch.set_num_threads(1)
+RL_CFG = RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2)
+SEL_CFG = SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2)
+
+
+def features(seed: int = 0) -> Features:
+    rng = np.random.default_rng(seed)
+    status = np.zeros(STATUS_DIM, np.float32)
+    status[1], status[4] = 1.0, 10.0
+    return Features(lidar_bev=rng.random((2, 64, 64), dtype=np.float32),
+                    camera=rng.random((3, 32, 64), dtype=np.float32),
+                    route_raster=rng.random((1, 64, 64), dtype=np.float32), ego_status=status,
+                    ego=EgoState([0.0, 0.0, 0.0], velocity=[10.0, 0.0]))
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp('pair')
+    il = build_model('transfuser', TransfuserConfig(backbone=TINY_BACKBONE))
+    rl, sel = RLBranch(RL_CFG), Selector(SEL_CFG)
+    return {'il': save_checkpoint(root / 'il.pt', il, model_name='transfuser',
+                                  model_config=il.cfg),
+            'rl': save_checkpoint(root / 'rl.pt', rl, model_name=RL_NAME, model_config=RL_CFG),
+            'sel': save_checkpoint(root / 'sel.pt', sel, model_name=SEL_NAME,
+                                   model_config=SEL_CFG)}
+
+
+def test_pair_planner_keeps_the_il_plan_as_candidate_zero(checkpoints):
+    planner = PaIRPlanner.from_checkpoints(il_checkpoint=checkpoints['il'],
+                                           rl_checkpoint=checkpoints['rl'],
+                                           selector_checkpoint=checkpoints['sel'])
+    plans = planner.compute_plans([PlannerInput(features(0)), PlannerInput(features(1))])
+    for plan in plans:
+        assert plan.candidates.shape == (16, 8, 3)
+        assert plan.candidate_scores.shape == (16,)
+        np.testing.assert_allclose(plan.candidates[0], plan.il_trajectory.poses, atol=1e-5)
+        k = plan.info['selected']
+        np.testing.assert_allclose(plan.trajectory.poses, plan.candidates[k])
+        assert k == int(np.argmax(plan.candidate_scores))
+    # Without a selector the planner is plain IL.
+    il_only = PaIRPlanner(planner.il_planner, planner.rl_branch, None)
+    plan = il_only.compute_plan(PlannerInput(features(0)))
+    np.testing.assert_allclose(plan.trajectory.poses, plan.il_trajectory.poses)
+    assert plan.info['fallback_to_il']
+
+
+def test_swapping_the_il_planner_needs_no_rl_retraining(checkpoints):
+    from pair_drive_ros.policy.diffusiondrive.config import DiffusionDriveConfig
+    from pair_drive_ros.policy.pair import load_rl_branch, load_selector
+
+    dd = build_model('diffusiondrive', DiffusionDriveConfig(backbone=TINY_BACKBONE))
+    from pair_drive_ros.policy.il_planner import DiffusionDrivePlanner
+    planner = PaIRPlanner(DiffusionDrivePlanner(dd), load_rl_branch(checkpoints['rl']),
+                          load_selector(checkpoints['sel']))
+    plan = planner.compute_plan(PlannerInput(features(2)))
+    np.testing.assert_allclose(plan.candidates[0], plan.il_trajectory.poses, atol=1e-5)
+
+
+def test_missing_checkpoint_is_a_typed_error(tmp_path, checkpoints):
+    with pytest.raises(CheckpointError, match='does not exist'):
+        PaIRPlanner.from_checkpoints(il_checkpoint=checkpoints['il'],
+                                     rl_checkpoint=tmp_path / 'none.pt',
+                                     selector_checkpoint=checkpoints['sel'])
+
+
+def test_oracle_picks_the_truly_best_candidate(checkpoints):
+    from pair_drive_ros.scoring import score_candidates
+
+    scenes = SyntheticSceneSet(2)
+    il = build_model('transfuser', TransfuserConfig(backbone=TINY_BACKBONE))
+    pair = PaIRPlanner(TransfuserPlanner(il), RLBranch(RL_CFG), None)
+    oracle = OracleBestOfN(pair)
+    scene = scenes.scene(0)
+    plan = oracle.compute_plan(PlannerInput(features(0), scene))
+    true = score_candidates(scene, plan.candidates).pdms
+    assert plan.info['selected'] == int(np.argmax(true))
+    with pytest.raises(ValueError, match='scene'):
+        oracle.compute_plan(PlannerInput(features(0)))
+
+
+def test_selector_loss_prefers_the_right_ranking():
+    targets = torch.zeros(1, 3, len(TARGETS))
+    targets[0, :, TARGETS.index('pdms')] = torch.tensor([0.1, 0.9, 0.5])
+    good = torch.zeros(1, 3, len(TARGETS))
+    good[0, :, TARGETS.index('pdms')] = torch.tensor([-3.0, 3.0, 0.0])
+    bad = -good
+    assert selector_loss(good, targets)['rank'] < selector_loss(bad, targets)['rank']
+    assert selector_loss(good, targets)['bce'] < selector_loss(bad, targets)['bce']
+    with pytest.raises(ValueError, match='select_by'):
+        SelectorConfig(select_by='best')
+
+
+def test_selector_training_smoke(tmp_path, checkpoints):
+    from pair_drive_ros.training.train_selector import main, SelectorTrainConfig
+
+    cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', [
+        f'runs_root={tmp_path}', 'epochs=2', 'batch_size=2', 'threads=1',
+        f'rl_checkpoint={checkpoints["rl"]}', f'il_checkpoint={checkpoints["il"]}',
+        'out=' + str(tmp_path / 'sel.pt')])
+    cfg = type(cfg)(**{**cfg.__dict__, 'model': SEL_CFG})
+    path = main(cfg, train_scenes=SyntheticSceneSet(3, seed=1),
+                val_scenes=SyntheticSceneSet(2, seed=2))
+    ckpt = torch.load(path, weights_only=True)
+    val = ckpt['val']
+    assert np.isfinite(val['sel/loss'])
+    # The oracle bounds both the selection and the IL plan on the same candidates.
+    assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_selected'] - 1e-6
+    assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_il'] - 1e-6
+    assert (tmp_path / 'sel.pt').is_file()
