@@ -161,42 +161,60 @@ def _solve_tridiagonal_const_off(diag: np.ndarray, off: float, rhs: np.ndarray) 
     return x
 
 
-def _suffix_sum(a: np.ndarray) -> np.ndarray:
-    """s[..., k] = sum_{j >= k} a[..., j], with one extra trailing zero column."""
-    s = np.cumsum(a[..., ::-1], axis=-1)[..., ::-1]
-    return np.concatenate([s, np.zeros(a.shape[:-1] + (1,))], axis=-1)
+@lru_cache(maxsize=8)
+def _horizon_constants(n: int) -> tuple:
+    """Return the sums over the LQR horizon k = 0..n-1 used by the closed-form lateral LQR.
+
+    With v_k = v + k alpha along the horizon, every horizon sum is a polynomial in (v, alpha)
+    with these integer coefficients, and the curvature terms are dot products of the curvature
+    window with the columns of `curv_basis` (n, 5).
+    """
+    k = np.arange(n, dtype=np.float64)
+    i, j = np.triu_indices(n, 1)                    # pairs i < j
+    pairs = dict(q0=float(len(i)), q1=float(np.sum(i + j)), q2=float(np.sum(i * j)),
+                 p1=float(np.sum(i)), p2=float(np.sum(i * j)), p3=float(np.sum(i * i)),
+                 p4=float(np.sum(i * i * j)), s1=float(k.sum()), s2=float(np.sum(k * k)))
+    tail = np.array([k[m + 1:].sum() for m in range(n)])   # sum_{j > k} j
+    rest = n - 1 - k                                        # number of j > k
+    curv_basis = np.stack([np.ones(n), k, rest, tail + k * rest, k * tail], axis=1)
+    return pairs, curv_basis
 
 
-def _lateral_lqr(lat_state: np.ndarray, velocity: np.ndarray, curvature: np.ndarray,
-                 cfg: SimConfig, wheelbase: float) -> np.ndarray:
+def _lateral_lqr(lat_err: np.ndarray, head_err: np.ndarray, steer: np.ndarray,
+                 v: np.ndarray, accel: np.ndarray, curv_terms: np.ndarray, cfg: SimConfig,
+                 wheelbase: float) -> np.ndarray:
     """One-step lateral LQR over the linear time-varying horizon, in closed form.
 
-    lat_state (N, 3): lateral error, heading error, steering. velocity, curvature (N, H).
-    The step matrices I + a_k E01 + b_k E12 compose to I + sum(a) E01 + sum(b) E12
-    + sum_{j>i} a_j b_i E02, which gives NAVSIM's A, B, g without 3x3 products.
+    State (lateral error, heading error, steering), horizon velocities v_k = v + k accel dt and
+    curvatures kappa_k (through curv_terms = kappa_window @ curv_basis, (N, 5)). The step
+    matrices I + a_k E01 + b_k E12 (a_k = v_k dt, b_k = a_k / L) compose to
+    I + sum(a) E01 + sum(b) E12 + sum_{i<j} a_j b_i E02, which gives NAVSIM's A, B and g.
     """
+    n = cfg.tracking_horizon
     dt = cfg.dt_s
-    a = velocity * dt
-    b = a / wheelbase
-    c = -velocity * curvature * dt
-    sa = _suffix_sum(a)                      # sa[:, k] = sum_{j>=k} a_j
-    w = b * sa[:, 1:]                        # b_i * sum_{j>i} a_j
-    sw = _suffix_sum(w)                      # sum_{i>=k} b_i sum_{j>i} a_j
-    sb = _suffix_sum(b)
-    e0, h0, s0 = lat_state[:, 0], lat_state[:, 1], lat_state[:, 2]
-    # state after the horizon with zero input, plus the affine terms
-    x0 = e0 + sa[:, 0] * h0 + sw[:, 0] * s0 + np.sum(c * sa[:, 1:], axis=1)
-    x1 = h0 + sb[:, 0] * s0 + np.sum(c, axis=1)
-    x2 = s0
-    x1 = normalize_angle(x1)
-    x2 = normalize_angle(x2)
-    bv0 = dt * np.sum(sw[:, 1:], axis=1)
-    bv1 = dt * np.sum(sb[:, 1:], axis=1)
-    bv2 = dt * velocity.shape[1]
+    c, _ = _horizon_constants(n)
+    al = accel * dt
+    vv, va, aa = v * v, v * al, al * al
+    sum_v = n * v + c['s1'] * al                        # sum_k v_k
+    sum_kv = c['s1'] * v + c['s2'] * al                 # sum_k k v_k
+    pair_vv = c['q0'] * vv + c['q1'] * va + c['q2'] * aa  # sum_{i<j} v_i v_j
+    # sum_{i<j} i v_i v_j
+    pair_ivv = c['p1'] * vv + (c['p2'] + c['p3']) * va + c['p4'] * aa
+    sa = dt * sum_v
+    sb = sa / wheelbase
+    sw = dt * dt / wheelbase * pair_vv
+    # affine terms: g1 = sum_k c_k, g0 = sum_k c_k sum_{j>k} a_j with c_k = -v_k kappa_k dt
+    g1 = -dt * (v * curv_terms[:, 0] + al * curv_terms[:, 1])
+    g0 = -dt * dt * (vv * curv_terms[:, 2] + va * curv_terms[:, 3] + aa * curv_terms[:, 4])
+    x0 = lat_err + sa * head_err + sw * steer + g0
+    x1 = normalize_angle(head_err + sb * steer + g1)
+    x2 = normalize_angle(steer)
+    bv0 = dt ** 3 / wheelbase * pair_ivv
+    bv1 = dt * dt / wheelbase * sum_kv
+    bv2 = dt * n
     q0, q1, q2 = cfg.q_lateral
     inv = -1.0 / (bv0 * q0 * bv0 + bv1 * q1 * bv1 + bv2 * q2 * bv2 + cfg.r_lateral)
-    tail = bv0 * q0 * x0 + bv1 * q1 * x1 + bv2 * q2 * x2
-    return inv * tail
+    return inv * (bv0 * q0 * x0 + bv1 * q1 * x1 + bv2 * q2 * x2)
 
 
 def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
@@ -211,60 +229,63 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
     wheelbase = vehicle.wheelbase_m
     velocity_profile, curvature_profile = fit_velocity_curvature(ref, cfg)
     num_profile = velocity_profile.shape[1]
-    states = np.zeros((n, t_len, NUM_STATE))
-    states[:, 0] = start
+    # everything that does not depend on the simulated state, for all steps at once
+    its = np.arange(t_len - 1)
+    ref_idx = np.minimum(its + hor, num_profile - 1)                     # (T-1,)
+    window = np.minimum(its[:, None] + np.arange(hor)[None], ref_idx[:, None])
+    _, basis = _horizon_constants(hor)
+    curv_terms = curvature_profile[:, window] @ basis                    # (N, T-1, 5)
+    v_refs = velocity_profile[:, ref_idx]                                # (N, T-1)
+    ref_sin, ref_cos = np.sin(ref[..., 2]), np.cos(ref[..., 2])
     k_lon = cfg.q_longitudinal * hor * dt / ((hor * dt) ** 2 * cfg.q_longitudinal
                                              + cfg.r_longitudinal)
-    steps = np.arange(hor)
     alpha_a = dt / (dt + cfg.accel_time_constant_s)
     alpha_s = dt / (dt + cfg.steering_time_constant_s)
-    s = start.copy() if start.ndim == 2 else np.tile(start, (n, 1))
+    states = np.zeros((n, t_len, NUM_STATE))
+    states[:, 0] = start
+    x, y, heading = start[:, 0].copy(), start[:, 1].copy(), start[:, 2].copy()
+    v = start[:, StateIndex.VELOCITY_X].copy()
+    acc = start[:, StateIndex.ACCELERATION_X].copy()
+    steer = start[:, StateIndex.STEERING_ANGLE].copy()
+    omega = start[:, StateIndex.ANGULAR_VELOCITY].copy()
+    tan_steer = np.tan(steer)
     for t in range(1, t_len):
         it = t - 1
-        # --- tracker
-        ref_pose = ref[:, it]
-        dx = s[:, 0] - ref_pose[:, 0]
-        dy = s[:, 1] - ref_pose[:, 1]
-        sh, ch = np.sin(ref_pose[:, 2]), np.cos(ref_pose[:, 2])
-        lat = np.stack([-dx * sh + dy * ch, normalize_angle(s[:, 2] - ref_pose[:, 2]),
-                        s[:, StateIndex.STEERING_ANGLE]], -1)
-        v = s[:, StateIndex.VELOCITY_X]
-        ref_idx = min(it + hor, num_profile - 1)
-        v_ref = velocity_profile[:, ref_idx]
-        idx = np.minimum(it + steps, ref_idx)
-        curv = curvature_profile[:, idx]
+        # --- tracker: errors in the reference pose's frame
+        sh, ch = np.sin(heading), np.cos(heading)
+        dx, dy = x - ref[:, it, 0], y - ref[:, it, 1]
+        lat_err = -dx * ref_sin[:, it] + dy * ref_cos[:, it]
+        head_err = np.arctan2(sh * ref_cos[:, it] - ch * ref_sin[:, it],
+                              ch * ref_cos[:, it] + sh * ref_sin[:, it])
+        v_ref = v_refs[:, it]
         stop = (v_ref <= cfg.stopping_velocity_mps) & (v <= cfg.stopping_velocity_mps)
         accel_lqr = -k_lon * (v - v_ref)
-        vel_prof = v[:, None] + accel_lqr[:, None] * dt * steps[None]
-        steer_rate = _lateral_lqr(lat, vel_prof, curv, cfg, wheelbase)
+        steer_rate = _lateral_lqr(lat_err, head_err, steer, v, accel_lqr, curv_terms[:, it],
+                                  cfg, wheelbase)
         accel_cmd = np.where(stop, -cfg.stopping_gain * (v - v_ref), accel_lqr)
         steer_rate = np.where(stop, 0.0, steer_rate)
         # --- bicycle model (explicit Euler with the old speed, heading and steering)
-        acc_old = s[:, StateIndex.ACCELERATION_X]
-        steer_old = s[:, StateIndex.STEERING_ANGLE]
-        acc_new = alpha_a * (accel_cmd - acc_old) + acc_old
-        ideal_steer = dt * steer_rate + steer_old
-        steer_lp = alpha_s * (ideal_steer - steer_old) + steer_old
-        steer_rate_new = (steer_lp - steer_old) / dt
-        heading = s[:, 2]
-        out = np.empty_like(s)
-        out[:, 0] = s[:, 0] + v * np.cos(heading) * dt
-        out[:, 1] = s[:, 1] + v * np.sin(heading) * dt
-        out[:, 2] = principal_value(heading + v * np.tan(steer_old) / wheelbase * dt)
-        out[:, StateIndex.VELOCITY_X] = v + acc_new * dt
-        out[:, StateIndex.VELOCITY_Y] = 0.0
-        out[:, StateIndex.STEERING_ANGLE] = np.clip(steer_old + steer_rate_new * dt,
-                                                    -cfg.max_steering_rad, cfg.max_steering_rad)
-        out[:, StateIndex.ANGULAR_VELOCITY] = (out[:, StateIndex.VELOCITY_X]
-                                               * np.tan(out[:, StateIndex.STEERING_ANGLE])
-                                               / wheelbase)
+        acc_new = alpha_a * (accel_cmd - acc) + acc
+        steer_lp = alpha_s * dt * steer_rate + steer        # low-pass of steer + dt * rate
+        steer_rate_new = (steer_lp - steer) / dt
+        x = x + v * ch * dt
+        y = y + v * sh * dt
+        heading = principal_value(heading + v * tan_steer / wheelbase * dt)
+        v = v + acc_new * dt
+        steer = np.clip(steer + steer_rate_new * dt, -cfg.max_steering_rad, cfg.max_steering_rad)
+        tan_steer = np.tan(steer)
+        omega_new = v * tan_steer / wheelbase
+        out = states[:, t]
+        out[:, StateIndex.X] = x
+        out[:, StateIndex.Y] = y
+        out[:, StateIndex.HEADING] = heading
+        out[:, StateIndex.VELOCITY_X] = v
+        out[:, StateIndex.STEERING_ANGLE] = steer
+        out[:, StateIndex.ANGULAR_VELOCITY] = omega_new
         out[:, StateIndex.ACCELERATION_X] = acc_new
-        out[:, StateIndex.ACCELERATION_Y] = 0.0
-        out[:, StateIndex.ANGULAR_ACCELERATION] = (out[:, StateIndex.ANGULAR_VELOCITY]
-                                                   - s[:, StateIndex.ANGULAR_VELOCITY]) / dt
+        out[:, StateIndex.ANGULAR_ACCELERATION] = (omega_new - omega) / dt
         out[:, StateIndex.STEERING_RATE] = steer_rate_new
-        states[:, t] = out
-        s = out
+        acc, omega = acc_new, omega_new
     return states
 
 
