@@ -1,0 +1,232 @@
+"""The PaIR-Drive result tables of docs/RESULTS.md, from checkpoints, on one split.
+
+    python -m pair_drive_ros.training.rl_results --out runs/pair/results [--closed-loop 2]
+
+Open loop (every `frame_stride`-th scorable frame of the split, evaluate_open_loop): IL-A, IL-A +
+sequential GRPO, IL-A + PaIR, IL-B, IL-B + PaIR (plug-and-play: RL branch and selector trained
+with IL-A only), oracle best-of-N over the PaIR candidates (UPPER BOUND: true scores), expert
+and the privileged reference planner; the expert as the IL policy (all scenes and the 20% where
+the expert scores lowest); group-size ablation (5, 9, 12, 15 codes) and tree vs no-tree.
+Writes results.json and results.md (Markdown tables) under --out.
+"""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+import time
+
+import numpy as np
+import torch
+
+from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
+
+LOG = logging.getLogger(__name__)
+COLS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'C', 'LK', 'HC', 'pdms', 'epdms')
+
+
+class NoTreePaIR(PaIRPlanner):
+    """Ablation: the same number of candidates without the tree (whole-trajectory variants).
+
+    Candidates: the IL plan, then the IL plan with its xy scaled by a speed factor and shifted
+    along the ego y axis by a lateral offset ramping up over the horizon: 5 x 3 = 15 variants
+    (one of them is the IL plan itself), 16 candidates like the tree of 15.
+    """
+
+    name = 'pair_no_tree'
+    SPEEDS = (0.8, 0.9, 1.0, 1.1, 1.2)
+    LATERAL_M = (-1.0, 0.0, 1.0)
+
+    @torch.no_grad()
+    def candidates(self, batch: dict, il_poses: np.ndarray):
+        ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
+        context = self.rl_branch.encode(batch)
+        out = []
+        ramp = torch.linspace(0.125, 1.0, ref.shape[1], device=self.device)[:, None]
+        for speed in self.SPEEDS:
+            for lat in self.LATERAL_M:
+                c = ref.clone()
+                c[..., :2] = c[..., :2] * speed
+                c[..., 1] = c[..., 1] + lat * ramp[:, 0]
+                out.append(c)
+        return torch.cat([ref[:, None], torch.stack(out, 1)], 1), context
+
+
+def _open(planner, frames, label: str, batch_size: int) -> dict:
+    from pair_drive_ros.training.evaluate import evaluate_open_loop
+
+    t0 = time.perf_counter()
+    res = evaluate_open_loop(planner, frames, batch_size=batch_size, progress=True)
+    LOG.info('%s: PDMS %.2f EPDMS %.2f (%.0f s)', label, res['summary']['pdms'],
+             res['summary']['epdms'], time.perf_counter() - t0)
+    return {'label': label, 'summary': res['summary'], 'frames': res['frames'],
+            'inference_ms': res['inference_ms'],
+            'rows': [{k: r[k] for k in ('token', 'pdms', 'epdms')} for r in res['scenes']],
+            'selected_il_rate': None}
+
+
+def _row(entry: dict) -> str:
+    s = entry['summary']
+    return (f'| {entry["label"]} | ' + ' | '.join(f'{s[c]:.1f}' for c in COLS) + ' |')
+
+
+def _table(entries: list) -> list:
+    head = '| planner | ' + ' | '.join(c.upper() for c in COLS) + ' |'
+    return [head, '|---|' + '---|' * len(COLS)] + [_row(e) for e in entries] + ['']
+
+
+def _subset_mean(entry: dict, tokens: set, key: str) -> float:
+    vals = [r[key] for r in entry['rows'] if r['token'] in tokens]
+    return 100.0 * float(np.mean(vals)) if vals else float('nan')
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Compute every table; write results.json and results.md; return the results dict."""
+    from pair_drive_ros.policy.baselines import ExpertPlanner, ReferencePlanner
+    from pair_drive_ros.policy.il_planner import load_il_planner
+    from pair_drive_ros.policy.pair import load_rl_branch, load_selector
+    from pair_drive_ros.training.common import set_threads
+    from pair_drive_ros.training.data import DataConfig, ILDataset
+
+    set_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = ILDataset(args.data, args.split, data_cfg=DataConfig(frame_stride=args.frame_stride),
+                       progress=True)
+    rl = load_rl_branch(args.rl_checkpoint)
+    selector = load_selector(args.selector_checkpoint)
+    il_a = load_il_planner(args.il_a, expect_model='transfuser')
+    il_b = load_il_planner(args.il_b, expect_model='diffusiondrive')
+    bs = args.batch_size
+    res = {'command': args.command_line, 'split': args.split, 'frame_stride': args.frame_stride,
+           'checkpoints': {'il_a': args.il_a, 'il_b': args.il_b, 'sequential': args.sequential,
+                           'rl': args.rl_checkpoint, 'selector': args.selector_checkpoint}}
+
+    # -- 1. main table ----------------------------------------------------------------------------
+    pair_a = PaIRPlanner(il_a, rl, selector)
+    pair_b = PaIRPlanner(il_b, rl, selector)
+    main_rows = [_open(il_a, frames, 'IL-A (Transfuser-lite)', bs)]
+    if args.sequential and Path(args.sequential).is_file():
+        seq = load_il_planner(args.sequential, expect_model='transfuser')
+        main_rows.append(_open(seq, frames, 'IL-A + sequential GRPO', bs))
+    main_rows += [_open(pair_a, frames, 'IL-A + PaIR', bs),
+                  _open(il_b, frames, 'IL-B (DiffusionDrive-lite)', bs),
+                  _open(pair_b, frames, 'IL-B + PaIR (RL/selector trained with IL-A)', bs),
+                  _open(OracleBestOfN(pair_a), frames,
+                        'UPPER BOUND: oracle best-of-16, IL-A + tree', bs),
+                  _open(OracleBestOfN(pair_b), frames,
+                        'UPPER BOUND: oracle best-of-16, IL-B + tree', bs),
+                  _open(ExpertPlanner(), frames, 'expert (logged, privileged)', bs),
+                  _open(ReferencePlanner(), frames, 'PDM reference planner (privileged)', bs)]
+    res['main'] = main_rows
+
+    # -- 2. expert as the IL policy -------------------------------------------------------------
+    expert = next(e for e in main_rows if e['label'].startswith('expert'))
+    pair_expert = _open(PaIRPlanner(ExpertPlanner(), rl, selector), frames,
+                        'expert + PaIR', bs)
+    oracle_expert = _open(OracleBestOfN(PaIRPlanner(ExpertPlanner(), rl, None)), frames,
+                          'UPPER BOUND: oracle best-of-16, expert + tree', bs)
+    order = sorted(expert['rows'], key=lambda r: r['pdms'])
+    worst = {r['token'] for r in order[:max(1, len(order) // 5)]}
+    res['expert_as_il'] = {
+        'all': {e['label']: {'pdms': e['summary']['pdms'], 'epdms': e['summary']['epdms']}
+                for e in (expert, pair_expert, oracle_expert)},
+        'worst20': {e['label']: {'pdms': _subset_mean(e, worst, 'pdms'),
+                                 'epdms': _subset_mean(e, worst, 'epdms')}
+                    for e in (expert, pair_expert, oracle_expert)},
+        'worst_scenes': len(worst)}
+
+    # -- 3. group size and tree vs no tree --------------------------------------------------------
+    ablation = []
+    for group in ('5', '9', '12', '15'):
+        p = PaIRPlanner(il_a, rl, selector, codes=group)
+        sel = _open(p, frames, f'IL-A + PaIR, G = {group}', bs)
+        ora = _open(OracleBestOfN(PaIRPlanner(il_a, rl, None, codes=group)), frames,
+                    f'oracle, G = {group}', bs)
+        ablation.append({'group': group, 'selector': sel['summary'], 'oracle': ora['summary']})
+    no_tree = _open(NoTreePaIR(il_a, rl, selector), frames, 'IL-A + no-tree variants', bs)
+    no_tree_oracle = _open(OracleBestOfN(NoTreePaIR(il_a, rl, None)), frames,
+                           'oracle, no-tree variants', bs)
+    res['ablation'] = {'group': ablation, 'no_tree': {'selector': no_tree['summary'],
+                                                      'oracle': no_tree_oracle['summary']}}
+
+    # -- 4. closed loop (optional) ----------------------------------------------------------------
+    if args.closed_loop > 0:
+        from pair_drive_ros.training.evaluate import evaluate_closed_loop, split_scenarios
+        scenarios = split_scenarios(args.split, args.closed_loop)
+        closed = {}
+        for label, planner in (('IL-A', il_a), ('IL-A + PaIR', pair_a), ('IL-B', il_b),
+                               ('IL-B + PaIR', pair_b)):
+            closed[label] = evaluate_closed_loop(planner, scenarios, progress=True)['summary']
+            LOG.info('closed loop %s: %s', label, closed[label])
+        res['closed_loop'] = closed
+
+    for entry in main_rows + [pair_expert, oracle_expert]:
+        entry.pop('rows', None)
+    (out / 'results.json').write_text(json.dumps(res, indent=1))
+    (out / 'results.md').write_text(markdown(res))
+    return res
+
+
+def markdown(res: dict) -> str:
+    """Markdown tables of a results dict."""
+    lines = [f'Command: `{res["command"]}`', '',
+             f'Split `{res["split"]}`, every {res["frame_stride"]}th scorable frame; open-loop '
+             'scores x 100.', '']
+    lines += _table(res['main'])
+    lines += ['Inference ms per frame (batched, 2 shared cores): ' + ', '.join(
+        f'{e["label"]} {e["inference_ms"]:.1f}' for e in res['main']), '']
+    if 'closed_loop' in res:
+        lines += ['| closed loop | episodes | collision rate | off-road rate | route completion '
+                  '| progress [m] |', '|---|---|---|---|---|---|']
+        for label, s in res['closed_loop'].items():
+            lines.append(f'| {label} | {s.get("episodes", 0)} | {s["collision_rate"]:.2f} | '
+                         f'{s["off_road_rate"]:.2f} | {s["route_completion"]:.2f} | '
+                         f'{s["progress_m"]:.1f} |')
+        lines.append('')
+    ex = res['expert_as_il']
+    lines += [f'Expert as the IL policy (all scenes; the {ex["worst_scenes"]} scenes where the '
+              'expert PDMS is lowest):', '',
+              '| planner | PDMS all | EPDMS all | PDMS worst 20% | EPDMS worst 20% |',
+              '|---|---|---|---|---|']
+    for label, s in ex['all'].items():
+        w = ex['worst20'][label]
+        lines.append(f'| {label} | {s["pdms"]:.1f} | {s["epdms"]:.1f} | {w["pdms"]:.1f} | '
+                     f'{w["epdms"]:.1f} |')
+    lines += ['', '| candidates (IL-A reference) | selector PDMS | selector EPDMS | '
+              'oracle PDMS (upper bound) | oracle EPDMS |', '|---|---|---|---|---|']
+    for a in res['ablation']['group']:
+        lines.append(f'| tree, G = {a["group"]} | {a["selector"]["pdms"]:.1f} | '
+                     f'{a["selector"]["epdms"]:.1f} | {a["oracle"]["pdms"]:.1f} | '
+                     f'{a["oracle"]["epdms"]:.1f} |')
+    nt = res['ablation']['no_tree']
+    lines.append(f'| no tree (15 whole-trajectory variants) | {nt["selector"]["pdms"]:.1f} | '
+                 f'{nt["selector"]["epdms"]:.1f} | {nt["oracle"]["pdms"]:.1f} | '
+                 f'{nt["oracle"]["epdms"]:.1f} |')
+    return '\n'.join(lines) + '\n'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments (checkpoint defaults: the shipped models/)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data', default='data/logs')
+    p.add_argument('--split', default='test')
+    p.add_argument('--frame-stride', type=int, default=8)
+    p.add_argument('--il-a', default='models/transfuser_lite.pt')
+    p.add_argument('--il-b', default='models/diffusiondrive_lite.pt')
+    p.add_argument('--sequential', default='models/transfuser_lite_seq_grpo.pt')
+    p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
+    p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
+    p.add_argument('--closed-loop', type=int, default=0, help='episodes per scenario')
+    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--out', default='runs/pair/results')
+    return p
+
+
+if __name__ == '__main__':
+    import sys
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    ns = build_parser().parse_args()
+    ns.command_line = 'python -m pair_drive_ros.training.rl_results ' + ' '.join(sys.argv[1:])
+    main(ns)
