@@ -25,13 +25,14 @@ from pair_drive_ros.nodes.params import DEFAULT_CONFIG
 LOG = logging.getLogger(__name__)
 DEFAULT_SCENARIOS = 'highway:11000,merge:11000,intersection:11000'
 LATCHED = ('/carla/ego_vehicle/waypoints', '/sim_bridge/episode_metrics')
+INPUT_PREFIXES = ('/carla/', '/tf')
 
 
 class TopicRecorder:
     """Record every topic of the graph (raw CDR) into a BagWriter; keep what the plots need.
 
     Topics are discovered with `scan()` (call it now and then); bag time is the node's clock
-    (sim time under use_sim_time), falling back to wall time before the first /clock.
+    (sim time under use_sim_time).
     """
 
     def __init__(self, node, writer: ros.BagWriter, path_topic: str = '/planner/trajectory'
@@ -72,7 +73,8 @@ class TopicRecorder:
                 qos, raw=True, callback_group=self._group)
 
     def _callback(self, topic: str, msgtype: str, cls, data: bytes) -> None:
-        now = self.node.get_clock().now().nanoseconds or time.time_ns()
+        # Sim time (0 before the first /clock): the bag then plays back on the graph's clock.
+        now = self.node.get_clock().now().nanoseconds
         self.writer.write(topic, data, now, msgtype=msgtype, latched=topic in LATCHED)
         self.counts[topic] = self.counts.get(topic, 0) + 1
         if topic.endswith('/odometry') or topic == self.path_topic or topic in LATCHED \
@@ -199,7 +201,12 @@ def run(args: argparse.Namespace) -> int:
                         parameter_overrides=[Parameter('use_sim_time', value=True)])
         nodes.append(rec_node)
         by_name = {n.get_name(): n for n in nodes}
-        player = BagPlayer(rec_node, args.bag, rate=args.rate) if not closed_loop else None
+        player = None
+        if not closed_loop:
+            # Play the inputs only (CARLA bridge topics, TF): a bag recorded from this graph
+            # also holds perception and planner outputs, which the live nodes now produce.
+            inputs = [t for t in ros.bag_topics(args.bag) if t.startswith(INPUT_PREFIXES)]
+            player = BagPlayer(rec_node, args.bag, rate=args.rate, topics=inputs)
         executor = MultiThreadedExecutor(num_threads=4, context=ctx)
         for node in nodes:
             executor.add_node(node)
@@ -208,6 +215,12 @@ def run(args: argparse.Namespace) -> int:
             rec.scan()
             last_scan = 0.0
             bag_done_at = None
+            if player is not None:  # do not play into the void before discovery matched
+                sensors = [t for t in player.topics if t.endswith(('/lidar', '/odometry',
+                                                                   '/image'))]
+                ready_by = time.monotonic() + 5.0
+                while not player.subscribed(sensors) and time.monotonic() < ready_by:
+                    executor.spin_once(timeout_sec=0.01)
             while time.monotonic() - t_start < args.timeout:
                 executor.spin_once(timeout_sec=0.01)
                 now = time.monotonic()
@@ -267,18 +280,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def bag_metrics(rec: TopicRecorder, planner) -> dict:
-    """Open-loop numbers over a bag: plans per frame, ADE of plans vs the recorded ego path."""
+    """Open-loop numbers over a bag: plans per frame, ADE of plans vs the recorded ego path.
+
+    ADE uses the poses whose time lies in the same gap-free stretch of recorded odometry as the
+    plan's stamp (episodes in one bag are separated by time gaps).
+    """
     odo = np.array(rec.odometry).reshape(-1, 3)
+    odo = odo[np.argsort(odo[:, 0], kind='stable')]
+    gap = np.r_[0, np.cumsum(np.diff(odo[:, 0]) > 0.5)] if len(odo) else np.zeros(0)
     errors = []
     for t0, xy in rec.paths:
+        k = np.searchsorted(odo[:, 0], t0)
+        if k >= len(odo) or odo[k, 0] != t0:
+            continue  # not a frame stamp (e.g. a stopping path after the inputs ended)
+        seg = odo[gap == gap[k]]
         times = t0 + 0.5 * np.arange(1, len(xy) + 1)
-        ok = times <= (odo[-1, 0] if len(odo) else -np.inf)
-        if len(odo) < 2 or not ok.any():
+        ok = times <= seg[-1, 0]
+        if not ok.any():
             continue
-        ex = np.interp(times[ok], odo[:, 0], odo[:, 1])
-        ey = np.interp(times[ok], odo[:, 0], odo[:, 2])
+        ex = np.interp(times[ok], seg[:, 0], seg[:, 1])
+        ey = np.interp(times[ok], seg[:, 0], seg[:, 2])
         errors.append(float(np.mean(np.hypot(xy[ok, 0] - ex, xy[ok, 1] - ey))))
     return {'frames': planner.health.frames, 'paths': len(rec.paths),
             'stops': planner.health.stops, 'dropped_frames': planner.health.dropped,
             'ade_vs_recorded_m': float(np.mean(errors)) if errors else float('nan'),
-            'odometry_msgs': len(odo)}
+            'plans_scored': len(errors), 'odometry_msgs': len(odo)}

@@ -6,9 +6,10 @@ while the model runs. Outputs: ~/trajectory and ~/il_trajectory (Path, `output_f
 with the input stamp, pose k stamped with its own future time), ~/candidates (MarkerArray, only
 built when subscribed), /diagnostics (1 Hz and on every change of health).
 
-Safety: input older than `max_input_age_s` (by the node clock when a frame arrives, by wall time
-when frames stop) or a non-finite plan -> a comfortable stopping trajectory and an ERROR
-diagnostic, until good input returns.
+Safety: input older than `max_input_age_s` on the node clock (checked when a frame arrives and by
+a steady-clock watchdog when frames stop coming) or a non-finite plan -> a comfortable stopping
+trajectory and an ERROR diagnostic, until good input returns. Under use_sim_time a stopped
+/clock (paused simulator, finished bag) does not count as stale input.
 """
 
 import threading
@@ -73,7 +74,6 @@ class PlannerNode(Node):
         self._join = ExactJoin(FEATURE_TOPICS, max_pending=p.pending_frames)
         self._slot = LatestSlot()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._last_input_wall = None      # monotonic time of the last complete frame
         self._last_stamp_ns = None
         self._last_ego = None
         self._last_plan_map = None
@@ -108,7 +108,7 @@ class PlannerNode(Node):
     def _feature_callback(self, key: str, msg) -> None:
         done = self._join.add(key, convert.stamp_ns(msg.header.stamp), msg)
         if done is not None:
-            self._slot.put((done[0], done[1], time.monotonic()))
+            self._slot.put((done[0], done[1]))
             self._wake.trigger()
 
     def _route_callback(self, msg) -> None:
@@ -123,7 +123,7 @@ class PlannerNode(Node):
         item = self._slot.take()
         if item is None:
             return
-        stamp_ns, parts, received = item
+        stamp_ns, parts = item
         h = self.health
         h.frames += 1
         h.dropped = self._join.dropped + self._slot.overwritten
@@ -139,7 +139,6 @@ class PlannerNode(Node):
             self.get_logger().warning(f'dropping malformed feature frame: {err}',
                                       throttle_duration_sec=THROTTLE_S)
             return
-        self._last_input_wall = received
         self._last_stamp_ns = stamp_ns
         self._last_ego = features.ego
         stamp = convert.stamp_from_ns(stamp_ns)
@@ -210,14 +209,16 @@ class PlannerNode(Node):
             self._diagnostics_callback()
 
     def _watchdog_callback(self) -> None:
-        if self._last_input_wall is None:
+        if self._last_stamp_ns is None:
             return
-        quiet_s = time.monotonic() - self._last_input_wall
+        # Age on the node clock: under use_sim_time a paused simulator (lockstep) or a
+        # finished bag stops the clock too, which is not stale input; the timer itself runs on
+        # the steady clock so that it fires either way.
+        now_ns = self.get_clock().now().nanoseconds
+        quiet_s = (now_ns - self._last_stamp_ns) * 1e-9
         if quiet_s > self.params.max_input_age_s:
             self.health.last_input_age_s = quiet_s
-            # Stamp with the last input's time plus the silence (the clock may have stopped too).
-            stamp = convert.stamp_from_ns(self._last_stamp_ns + int(quiet_s * 1e9))
-            self._stop(f'no input for {quiet_s:.2f} s', stamp)
+            self._stop(f'no input for {quiet_s:.2f} s', convert.stamp_from_ns(now_ns))
 
     def _diagnostics_callback(self) -> None:
         payload = safety.planner_status(self.health, self.latencies_ms)
