@@ -127,3 +127,12 @@ def test_selector_training_smoke(tmp_path, checkpoints):
     assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_selected'] - 1e-6
     assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_il'] - 1e-6
     assert (tmp_path / 'sel.pt').is_file()
+
+
+def test_fallback_margin_keeps_the_il_plan_unless_clearly_beaten():
+    from pair_drive_ros.policy.selector import pick_with_margin
+
+    score = torch.tensor([[0.80, 0.85, 0.10], [0.50, 0.90, 0.70], [0.9, 0.2, 0.3]])
+    assert pick_with_margin(score, 0.0).tolist() == [1, 1, 0]
+    assert pick_with_margin(score, 0.1).tolist() == [0, 1, 0]
+    assert pick_with_margin(score, 1.0).tolist() == [0, 0, 0]

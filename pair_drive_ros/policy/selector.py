@@ -34,6 +34,9 @@ class SelectorConfig:
     num_heads: int = 4
     pose_scale_m: float = 20.0
     select_by: str = 'pdms'      # 'pdms', 'epdms' or 'composite' (NC DAC (5 EP + 5 TTC + 2 C)/12)
+    # Keep candidate 0 (the IL plan) unless the best beats it by this predicted margin; tuned on
+    # the validation split after training (train_selector).
+    fallback_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if self.context_source not in ('rl_branch', 'own'):
@@ -97,9 +100,16 @@ class Selector(nn.Module):
     @torch.no_grad()
     def select(self, candidates: torch.Tensor, context: torch.Tensor | None = None,
                batch: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(best index (B,), selection scores (B, K))."""
+        """(best index (B,), selection scores (B, K)); index 0 (IL) wins ties within margin."""
         score = self.selection_score(self.forward(candidates, context, batch))
-        return score.argmax(-1), score
+        return pick_with_margin(score, self.cfg.fallback_margin), score
+
+
+def pick_with_margin(score: torch.Tensor, margin: float) -> torch.Tensor:
+    """Argmax over (B, K) scores, but candidate 0 unless the best beats it by `margin`."""
+    best = score.argmax(-1)
+    gain = score.gather(-1, best[:, None])[:, 0] - score[:, 0]
+    return torch.where(gain > margin, best, torch.zeros_like(best))
 
 
 def selector_loss(logits: torch.Tensor, targets: torch.Tensor, rank_weight: float = 1.0,

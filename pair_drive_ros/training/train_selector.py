@@ -13,7 +13,7 @@
 """
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import logging
 from pathlib import Path
 import shutil
@@ -24,8 +24,8 @@ import torch
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.configs import config_to_dict
 from pair_drive_ros.policy.pair import load_rl_branch
-from pair_drive_ros.policy.selector import (MODEL_NAME, Selector, SelectorConfig, selector_loss,
-                                            TARGETS)
+from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, Selector,
+                                            SelectorConfig, selector_loss, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
@@ -61,6 +61,7 @@ class SelectorTrainConfig:
     weight_decay: float = 1e-4
     rank_weight: float = 1.0
     rank_temperature: float = 0.05
+    margins: tuple = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)   # fallback margins tried on val
     seed: int = 0
     device: str = 'cpu'
     threads: int = 2
@@ -116,12 +117,13 @@ def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: s
             'targets': torch.cat(targets)}
 
 
-def evaluate(selector: Selector, data: dict) -> dict:
+def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dict:
     """Mean true PDMS / EPDMS x 100 of the selected, the IL (index 0) and the oracle candidate."""
     selector.eval()
+    margin = selector.cfg.fallback_margin if margin is None else margin
     with torch.no_grad():
         logits = selector(data['candidates'], data['context'].float())
-        pick = selector.selection_score(logits).argmax(-1)
+        pick = pick_with_margin(selector.selection_score(logits), margin)
     pdms = data['targets'][..., TARGETS.index('pdms')]
     epdms = data['targets'][..., TARGETS.index('epdms')]
     rows = torch.arange(len(pick))
@@ -195,8 +197,16 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
                  stats['sel/val_pdms_oracle'])
         best = stats
 
+    # -- fallback margin: the one with the best validation PDMS ---------------------------------
+    tried = {m: evaluate(selector, val, m)['sel/val_pdms_selected'] for m in cfg.margins}
+    margin = max(tried, key=tried.get)
+    model_cfg = replace(cfg.model, fallback_margin=float(margin))
+    selector.cfg = model_cfg
+    best = {**best, **evaluate(selector, val)}
+    best['sel/margins_tried'] = {str(k): v for k, v in tried.items()}
+    LOG.info('fallback margin %.2f (val PDMS by margin: %s)', margin, tried)
     path = save_checkpoint(log.run_dir / 'selector.pt', selector, model_name=MODEL_NAME,
-                           model_config=cfg.model,
+                           model_config=model_cfg,
                            extra={'train_config': config_to_dict(cfg), 'val': best,
                                   'train_seconds': log.elapsed_s, 'num_scenes': n})
     log.close()
