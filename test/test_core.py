@@ -129,3 +129,9 @@ def test_agent_tracks_at_step():
     scene = Scene('t', EgoState([0, 0, 0]), np.zeros((1, 3)), tracks, RoadMap([]),
                   Route(np.array([[0.0, 0.0], [1.0, 0.0]])))
     assert scene.dt_s == pytest.approx(0.1)
+
+
+def test_agent_tracks_without_agents():
+    tracks = AgentTracks(ids=[], sizes=np.zeros((0, 2)), poses=np.zeros((41, 0, 3)),
+                         velocities=np.zeros((41, 0, 2)), valid=np.zeros((41, 0), bool))
+    assert tracks.num_steps == 41 and len(tracks.at(40)) == 0

@@ -71,6 +71,9 @@ class RoadMap:
     """All lanes of a scene."""
 
     lanes: list[Lane]
+    # Extra drivable polygons (each (P, 2) map-frame vertices) that lanes do not cover: junction
+    # areas, roundabout rings, merge tapers. Drivable area = union of lane polygons and these.
+    drivable_areas: list[np.ndarray] = field(default_factory=list)
 
     def lane(self, lane_id: str) -> Lane:
         """Return the lane with this id."""
@@ -84,4 +87,6 @@ class RoadMap:
         center = np.asarray(center_xy, dtype=np.float64)
         keep = [ln for ln in self.lanes
                 if np.min(np.sum((ln.centerline - center) ** 2, axis=1)) <= radius_m ** 2]
-        return RoadMap(keep)
+        areas = [a for a in self.drivable_areas
+                 if np.min(np.sum((np.asarray(a) - center) ** 2, axis=1)) <= radius_m ** 2]
+        return RoadMap(keep, areas)
