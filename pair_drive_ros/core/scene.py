@@ -36,12 +36,11 @@ class AgentTracks:
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         m = len(self.ids)
-        poses = np.asarray(self.poses, dtype=np.float64)
-        # With no agents the step count cannot be inferred by reshape(-1, 0, 3): take it from the
-        # leading axis (or from `valid`).
-        t = poses.shape[0] if poses.ndim == 3 else np.asarray(self.valid).shape[0] if m == 0 \
-            else poses.size // (3 * m)
-        self.poses = poses.reshape(t, m, 3)
+        # reshape(-1, 0, 3) cannot infer the step count when there are no agents: take it from
+        # `valid` then.
+        steps = np.asarray(self.valid).shape[0] if m == 0 else -1
+        self.poses = np.asarray(self.poses, dtype=np.float64).reshape(steps, m, 3)
+        t = self.poses.shape[0]
         self.sizes = np.asarray(self.sizes, dtype=np.float64).reshape(m, 2)
         self.velocities = np.asarray(self.velocities, dtype=np.float64).reshape(t, m, 2)
         self.valid = np.asarray(self.valid, dtype=bool).reshape(t, m)
