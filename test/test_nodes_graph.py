@@ -1,5 +1,6 @@
 """The nodes in a real rclpy graph (own Context and DDS domain per test)."""
 
+import dataclasses
 import numpy as np
 import pytest
 
@@ -312,3 +313,51 @@ def test_tracker_follows_a_path_and_brakes_when_it_goes_stale(ros_context, sim_f
     # Target 1 m to the left of the heading: turns left (heading-relative, map yaw aside).
     assert following.angular.z > 0.0
     assert tracker.kind == 'twist'
+
+
+def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Odometry, Path
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from pair_drive_ros.core.trajectory import Trajectory
+    from pair_drive_ros.nodes import convert
+    from pair_drive_ros.nodes.feature_msgs import feature_messages, FEATURE_TOPICS
+    from pair_drive_ros.nodes.planner_node import PlannerNode
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.policy.base import AbstractPlanner, PlanOutput
+
+    class BrokenPlanner(AbstractPlanner):
+        name = 'broken'
+
+        def compute_plan(self, inputs):
+            cands = np.full((2, 8, 3), np.nan)
+            return PlanOutput(Trajectory(np.zeros((8, 3))), candidates=cands)
+
+    frames, route = sim_frames
+    frame = dataclasses.replace(frames[0], route=route)
+    features = FeatureBuilder().build(frame)
+    planner = PlannerNode(planner=BrokenPlanner(), context=ros_context)
+    probe = Node('probe', context=ros_context)
+    paths = _collect(probe, Path, '/planner/trajectory')
+    diags = _collect(probe, DiagnosticArray, '/diagnostics')
+    pubs = {k: probe.create_publisher(Odometry if k == 'ego' else Image, f'/perception/{k}', 5)
+            for k in FEATURE_TOPICS}
+    executor = _executor(ros_context, [planner, probe])
+    try:
+        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
+                                                pubs.values()), 2.0)
+        msgs = feature_messages(features, probe.get_clock().now().to_msg())  # fresh input
+        for key in FEATURE_TOPICS:
+            pubs[key].publish(msgs[key])
+        assert spin_until(executor, lambda: paths and any(
+            d.status[0].level == bytes([2]) for d in diags), 2.0)
+    finally:
+        executor.shutdown()
+    error = [d for d in diags if d.status[0].level == bytes([2])][0]
+    assert 'non-finite' in error.status[0].message
+    xy = np.array([[q.pose.position.x, q.pose.position.y] for q in paths[0].poses])
+    assert np.all(np.isfinite(xy))
+    assert np.all(np.diff(np.linalg.norm(np.diff(xy, axis=0), axis=1)) < 0)  # braking
+    assert convert.stamp_ns(paths[0].header.stamp) == convert.stamp_ns(msgs['ego'].header.stamp)

@@ -50,7 +50,8 @@ class TopicRecorder:
         self.routes: list[np.ndarray] = []
         self.metrics: list[dict] = []
         self.episode_starts: list[int] = [0]                    # odometry index per episode
-        self.agents: list[np.ndarray] = []
+        self.agents: list[np.ndarray] = []                      # (M, 5) x, y, l, w, yaw
+        self.final_agents: list[np.ndarray] = []                # agents at each episode's end
 
     def scan(self) -> None:
         """Subscribe to topics that appeared since the last scan."""
@@ -95,6 +96,7 @@ class TopicRecorder:
         elif topic.endswith('/episode_metrics'):
             self.metrics.append(json.loads(msg.data))
             self.episode_starts.append(len(self.odometry))
+            self.final_agents.append(self.agents[-1] if self.agents else np.zeros((0, 5)))
         elif topic == '/carla/markers':
             self.agents.append(np.array([[m.pose.position.x, m.pose.position.y, m.scale.x,
                                           m.scale.y, 2.0 * np.arctan2(m.pose.orientation.z,
@@ -110,6 +112,13 @@ def metrics_table(rows: list[dict], columns: list[str]) -> str:
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     lines += ['| ' + ' | '.join(fmt(r.get(c, '')) for c in columns) + ' |' for r in rows]
     return '\n'.join(lines)
+
+
+def box_outline(x: float, y: float, length: float, width: float, yaw: float) -> np.ndarray:
+    """(4, 2) corners of an oriented box."""
+    from pair_drive_ros.core.se2 import box_corners
+
+    return box_corners(np.array([x, y, yaw]), length, width)
 
 
 def plot_drives(rec: TopicRecorder, path: Path, titles: list[str]) -> None:
@@ -132,12 +141,17 @@ def plot_drives(rec: TopicRecorder, path: Path, titles: list[str]) -> None:
             for t, xy in rec.paths[::5]:
                 if t0 <= t <= t1:
                     ax.plot(xy[:, 0], xy[:, 1], color='tab:orange', lw=0.8, alpha=0.7, zorder=2)
+            if i < len(rec.final_agents):
+                for x, y, length, width, yaw in rec.final_agents[i]:
+                    corners = box_outline(x, y, length, width, yaw)
+                    ax.fill(corners[:, 0], corners[:, 1], color='tab:red', alpha=0.5, zorder=2)
             ax.plot(seg[:, 1], seg[:, 2], color='tab:blue', lw=2, zorder=3, label='ego')
             ax.plot(seg[-1, 1], seg[-1, 2], 'o', color='tab:blue', zorder=4)
             pad = 30.0
             ax.set_xlim(seg[:, 1].min() - pad, seg[:, 1].max() + pad)
             ax.set_ylim(seg[:, 2].min() - pad, seg[:, 2].max() + pad)
         ax.plot([], [], color='tab:orange', lw=0.8, label='planned paths')
+        ax.fill([], [], color='tab:red', alpha=0.5, label='agents at the end')
         ax.set_aspect('equal', adjustable='box')
         ax.set_title(titles[i] if i < len(titles) else '', fontsize=9)
         ax.legend(loc='upper left', fontsize=7)
