@@ -174,6 +174,24 @@ class PerceptionTrunk(nn.Module):
                 'bev_semantics': sem}
 
 
+def integrate_kinematics(raw: torch.Tensor, step_scale_m: float, max_turn_rad: float
+                         ) -> torch.Tensor:
+    """Poses (..., T, 3) from raw head outputs (..., T, 2): step length and heading change.
+
+    Step k moves softplus(raw[k, 0]) * step_scale_m along the mid-step heading and turns by
+    tanh(raw[k, 1]) * max_turn_rad, starting at the ego origin. A regressed pose list can
+    zig-zag; an integrated one is kinematically consistent (yaw follows the path), which is what
+    the scorer's tracker and comfort terms need.
+    """
+    step = F.softplus(raw[..., 0]) * step_scale_m
+    turn = torch.tanh(raw[..., 1]) * max_turn_rad
+    yaw = torch.cumsum(turn, -1)
+    mid = yaw - 0.5 * turn
+    x = torch.cumsum(step * torch.cos(mid), -1)
+    y = torch.cumsum(step * torch.sin(mid), -1)
+    return torch.stack([x, y, yaw], -1)
+
+
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameter count."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

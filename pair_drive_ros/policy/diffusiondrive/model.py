@@ -3,18 +3,18 @@
 Anchors (K, 8, 2) come from K-means over the training set's expert trajectories and live in the
 state dict. Training noises the anchors to a step t in [0, train_max_t); a cascade decoder
 (per layer: mode self-attention, cross-attention to BEV + ego tokens and to agent queries, FFN,
-time modulation) predicts the clean trajectory of every mode and a score per mode. Inference
+time modulation) predicts the clean trajectory of every mode (the sample, parametrized as
+integrated step lengths and heading changes so it is kinematically consistent) and a score per
+mode; each layer re-encodes the previous layer's prediction. Inference
 noises the anchors to `infer_noise_t` and runs DDIM steps at `infer_steps`; the best-scored mode
 is the plan and all modes are candidates.
 """
-
-import math
 
 import torch
 from torch import nn
 import torch.nn.functional as F  # noqa: N812
 
-from pair_drive_ros.policy.backbone import PerceptionTrunk, sine_embedding
+from pair_drive_ros.policy.backbone import integrate_kinematics, PerceptionTrunk, sine_embedding
 from pair_drive_ros.policy.diffusiondrive.config import DiffusionDriveConfig
 
 
@@ -38,11 +38,11 @@ class CascadeLayer(nn.Module):
         self.modulation = nn.Linear(d, 2 * d)
         self.cls_head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
         self.reg_head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(),
-                                      nn.Linear(2 * d, num_poses * 3))
+                                      nn.Linear(2 * d, num_poses * 2))
 
     def forward(self, q: torch.Tensor, memory: torch.Tensor, agents: torch.Tensor,
                 time_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (queries, class logits (B, K), raw regression (B, K, 8 * 3))."""
+        """Return (queries, class logits (B, K), raw sample head output (B, K, 8 * 2))."""
         h = self.norms[0](q)
         q = q + self.self_attn(h, h, h, need_weights=False)[0]
         h = self.norms[1](q)
@@ -125,11 +125,10 @@ class DiffusionDriveModel(nn.Module):
             enc_q = self.traj_encoder(feats)
             q = enc_q if q is None else q + enc_q
             q, logits, raw = layer(q, memory, agents, time_emb)
-            raw = raw.view(b, k, cfg.num_poses, 3)
-            xy_norm = current + raw[..., :2]
-            yaw = torch.tanh(raw[..., 2:]) * math.pi
-            outputs.append((logits, torch.cat([self.denormalize(xy_norm), yaw], -1)))
-            current = xy_norm.detach()
+            poses = integrate_kinematics(raw.view(b, k, cfg.num_poses, 2), cfg.step_scale_m,
+                                         cfg.max_turn_rad)
+            outputs.append((logits, poses))
+            current = self.normalize(poses[..., :2]).detach()
         return outputs
 
     def forward(self, batch: dict, t: torch.Tensor | None = None,

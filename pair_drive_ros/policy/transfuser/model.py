@@ -1,11 +1,13 @@
-"""IL planner A: the lite Transfuser model (trunk + trajectory head on the trajectory query)."""
+"""IL planner A: the lite Transfuser model (trunk + trajectory head on the trajectory query).
 
-import math
+The head's 8 poses are integrated from per-step length and heading change (kinematically
+consistent) instead of regressed independently; the loss is still L1 on the poses.
+"""
 
 import torch
 from torch import nn
 
-from pair_drive_ros.policy.backbone import PerceptionTrunk
+from pair_drive_ros.policy.backbone import integrate_kinematics, PerceptionTrunk
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig
 
 
@@ -20,7 +22,7 @@ class TransfuserModel(nn.Module):
         self.trunk = PerceptionTrunk(cfg.backbone)
         d = cfg.backbone.d_model
         self.trajectory_head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(),
-                                             nn.Linear(2 * d, cfg.num_poses * 3))
+                                             nn.Linear(2 * d, cfg.num_poses * 2))
 
     def forward(self, batch: dict) -> dict:
         """Forward a feature batch.
@@ -28,10 +30,9 @@ class TransfuserModel(nn.Module):
         Returns the trunk outputs plus trajectory (B, 8, 3): x, y [m], yaw [rad], ego frame.
         """
         out = self.trunk(batch)
-        raw = self.trajectory_head(out['traj_query']).view(-1, self.cfg.num_poses, 3)
-        xy = raw[..., :2] * self.cfg.xy_scale_m
-        yaw = torch.tanh(raw[..., 2:]) * math.pi
-        out['trajectory'] = torch.cat([xy, yaw], -1)
+        raw = self.trajectory_head(out['traj_query']).view(-1, self.cfg.num_poses, 2)
+        out['trajectory'] = integrate_kinematics(raw, self.cfg.step_scale_m,
+                                                 self.cfg.max_turn_rad)
         return out
 
     @torch.no_grad()
