@@ -139,6 +139,7 @@ class SimSession:
         self.seed = int(seed)
         self.env.reset(seed=self.seed)
         u = self.env.unwrapped
+        hw.speed_up_road(u.road)
         old = u.vehicle
         if self.ego_mode == 'idm':
             ego = make_idm_ego(old)

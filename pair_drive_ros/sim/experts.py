@@ -33,13 +33,15 @@ def make_idm_ego(old: Any) -> IDMVehicle:
 class SearchConfig:
     """Branch-and-score expert parameters."""
 
-    accelerations: tuple = (-6.0, -3.0, -1.0, 0.0, 1.0, 2.5)   # [m/s^2] candidate profiles
-    horizon_s: float = 4.0           # branch rollout length
-    branch_dt_s: float = 0.2         # branch simulation step (coarser than 0.1 s: 2x cheaper)
+    # [m/s^2] candidate profiles, most progress first: the first clean one is taken.
+    accelerations: tuple = (1.5, 0.5, 0.0, -1.5, -3.5, -6.0)
+    horizon_s: float = 5.0           # branch rollout length
+    plan_poses: int = 12             # poses (0.5 s apart) of the tracked plan, >= horizon
+    branch_dt_s: float = 0.1         # = the simulation step, so a branch replays reality exactly
     ttc_margin_s: float = 1.0        # swept-box look-ahead [s of travel]
     margin_weight: float = 1.0       # penalty per margin-violating branch step [m of progress]
     blocking_penalty: float = 40.0   # ending the rollout (almost) stopped inside a conflict zone
-    max_lat_accel: float = 2.5       # curvature speed cap [m/s^2]
+    max_lat_accel: float = 3.5       # curvature speed cap [m/s^2]
     max_speed_mps: float | None = None   # default: the ego lane's speed limit
     conflict_dist_m: float = 3.0     # route points this close to a non-route lane conflict
     stop_margin_m: float = 3.5       # stop line: ego centre this far before a conflict zone
@@ -140,7 +142,7 @@ class SearchExpert:
         vmax = self.cfg.max_speed_mps or float(getattr(ego.lane, 'speed_limit', 10.0) or 10.0)
         out = []
         dt = 0.1
-        steps = int(round(NUM_POSES * POSE_DT_S / dt))
+        steps = int(round(max(NUM_POSES, self.cfg.plan_poses) * POSE_DT_S / dt))
         for a in self.cfg.accelerations:
             s, _ = speed_profile(self.route, s0, v0, a, vmax, self.cfg.max_lat_accel, steps, dt)
             out.append(self._traj(s))
@@ -152,7 +154,14 @@ class SearchExpert:
                 v = np.maximum(v0 - decel * t, 0.0)
                 s = np.minimum(s0 + np.cumsum(v) * dt, line)
                 out.append(self._traj(s))
-        return out
+        # Drop duplicates (e.g. every braking profile when already stopped), then most progress
+        # first: `plan` takes the first clean candidate.
+        unique = []
+        for tr in out:
+            if not any(np.allclose(tr.poses, u.poses, atol=0.05) for u in unique):
+                unique.append(tr)
+        unique.sort(key=lambda tr: -float(self.route.project(tr.poses[-1, :2])[0]))
+        return unique
 
     def _traj(self, s: np.ndarray) -> Trajectory:
         poses = self.route.interpolate(s[4::5])
@@ -164,12 +173,15 @@ class SearchExpert:
         idx = road.vehicles.index(ego)
         best, best_score = cands[0], -np.inf
         for cand in cands:
-            score = self._score(road, idx, cand, now_s)
+            score, clean = self._score(road, idx, cand, now_s)
+            if clean:
+                return cand   # no collision, margin or blocking issue: the most progress wins
             if score > best_score:
                 best, best_score = cand, score
         return best
 
-    def _score(self, road: Any, ego_idx: int, cand: Trajectory, now_s: float) -> float:
+    def _score(self, road: Any, ego_idx: int, cand: Trajectory, now_s: float
+               ) -> tuple[float, bool]:
         cfg = self.cfg
         branch = copy.deepcopy(road)
         ego = branch.vehicles[ego_idx]
@@ -182,13 +194,14 @@ class SearchExpert:
             branch.act()
             branch.step(cfg.branch_dt_s)
             if ego.crashed:
-                return -1000.0 + j
+                return -1000.0 + j, False
             penalty += self._margin_violation(branch, ego)
         s_end, _ = self.route.project(ego.position)
         score = float(s_end - s_start) - cfg.margin_weight * penalty
-        if ego.speed < 2.0 and self.in_conflict(float(s_end)):
+        blocking = ego.speed < 2.0 and self.in_conflict(float(s_end))
+        if blocking:
             score -= cfg.blocking_penalty
-        return score
+        return score, penalty == 0.0 and not blocking
 
     def _margin_violation(self, road: Any, ego: Any) -> float:
         reach = ego.speed * self.cfg.ttc_margin_s

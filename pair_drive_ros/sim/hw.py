@@ -146,3 +146,110 @@ def install_ego(env_u: Any, vehicle: Any) -> Any:
 def any_lane_contains(road: Any, xy: np.ndarray, margin: float = 0.0) -> bool:
     """Whether a point lies on any lane (highway-env's `on_road` only checks the current lane)."""
     return any(ln.on_lane(xy, margin=margin) for ln in road.network.lanes_list())
+
+
+def _fast_regulated_road_class():
+    """RegulatedRoad whose right-of-way check predicts each vehicle once per call.
+
+    highway-env's `enforce_road_rules` predicts both vehicles of every pair (O(N^2) predictions,
+    the bulk of an intersection step); the predictions depend on the vehicle only, so caching
+    them per call gives the same yielding decisions at a fraction of the cost.
+    """
+    from highway_env import utils
+    from highway_env.road.regulation import RegulatedRoad
+    from highway_env.vehicle.controller import ControlledVehicle, MDPVehicle
+
+    class FastRegulatedRoad(RegulatedRoad):
+        def enforce_road_rules(self) -> None:
+            for v in self.vehicles:
+                if getattr(v, 'is_yielding', False):
+                    if v.yield_timer >= self.YIELD_DURATION * self.REGULATION_FREQUENCY:
+                        v.target_speed = v.lane.speed_limit
+                        delattr(v, 'color')
+                        v.is_yielding = False
+                    else:
+                        v.yield_timer += 1
+            times = np.arange(0.25, 3, 0.25)
+            preds = [v.predict_trajectory_constant_speed(times) for v in self.vehicles]
+            n = len(self.vehicles)
+            for i in range(n - 1):
+                for j in range(i + 1, n):
+                    v1, v2 = self.vehicles[i], self.vehicles[j]
+                    if not _conflict(v1, v2, preds[i], preds[j], utils):
+                        continue
+                    yielding = self.respect_priorities(v1, v2)
+                    if (yielding is not None and isinstance(yielding, ControlledVehicle)
+                            and not isinstance(yielding, MDPVehicle)):
+                        yielding.color = self.YIELDING_COLOR
+                        yielding.target_speed = 0
+                        yielding.is_yielding = True
+                        yielding.yield_timer = 0
+
+    return FastRegulatedRoad
+
+
+def _conflict(v1, v2, pred1, pred2, utils) -> bool:
+    for p1, h1, p2, h2 in zip(pred1[0], pred1[1], pred2[0], pred2[1]):
+        if np.linalg.norm(p2 - p1) > v1.LENGTH:
+            continue
+        if utils.rotated_rectangles_intersect((p1, 1.5 * v1.LENGTH, 0.9 * v1.WIDTH, h1),
+                                              (p2, 1.5 * v2.LENGTH, 0.9 * v2.WIDTH, h2)):
+            return True
+    return False
+
+
+def _fast_network_class():
+    """RoadNetwork whose closest-lane search skips lanes that cannot be closest.
+
+    Same result as highway-env's exhaustive search (argmin of `distance_with_heading`, ties to the
+    first lane in graph order): a lane is skipped only when a lower bound of its distance, the
+    distance to a circle enclosing its centreline, exceeds the best distance found. The exhaustive
+    search is a third of an intersection step.
+    """
+    from highway_env.road.road import RoadNetwork
+
+    class FastRoadNetwork(RoadNetwork):
+        def _bounds(self):
+            cache = getattr(self, '_lane_bounds', None)
+            if cache is None:
+                items, centres, radii = [], [], []
+                for a, to_dict in self.graph.items():
+                    for b, lanes in to_dict.items():
+                        for i, lane in enumerate(lanes):
+                            s = np.linspace(0.0, lane.length, 33)
+                            pts = np.array([lane.position(si, 0.0) for si in s])
+                            c = 0.5 * (pts.min(0) + pts.max(0))
+                            # Chord sampling error of an arc is at most length^2 / (8 R 32^2).
+                            r = float(np.linalg.norm(pts - c, axis=1).max()) + lane.length / 64
+                            items.append(((a, b, i), lane))
+                            centres.append(c)
+                            radii.append(r)
+                cache = (items, np.array(centres), np.array(radii))
+                self._lane_bounds = cache
+            return cache
+
+        def get_closest_lane_index(self, position, heading=None):
+            items, centres, radii = self._bounds()
+            lower = np.maximum(np.linalg.norm(centres - position, axis=1) - radii, 0.0)
+            best, best_key = None, None
+            for k in np.argsort(lower, kind='stable'):
+                if best_key is not None and lower[k] > best_key[0]:
+                    break
+                d = items[k][1].distance_with_heading(position, heading)
+                key = (d, int(k))
+                if best_key is None or key < best_key:
+                    best, best_key = items[k][0], key
+            return best
+
+    return FastRoadNetwork
+
+
+def speed_up_road(road: Any) -> None:
+    """Swap the road's and network's classes for faster ones with the same behaviour."""
+    from highway_env.road.regulation import RegulatedRoad
+    from highway_env.road.road import RoadNetwork
+
+    if type(road) is RegulatedRoad:
+        road.__class__ = _fast_regulated_road_class()
+    if type(road.network) is RoadNetwork:
+        road.network.__class__ = _fast_network_class()

@@ -34,10 +34,29 @@ class TrackerConfig:
 
 @dataclass
 class Plan:
-    """A time-stamped map-frame reference: times (N+1,), points (N+1, 2), first = issue pose."""
+    """A time-stamped map-frame reference: times (N+1,), points (N+1, 2), first = issue pose.
+
+    knot_speeds (N+1,): speed at each knot, central differences inside, chosen at the ends so
+    that the mean speed over the first and last segments matches the positions.
+    """
 
     times: np.ndarray
     points: np.ndarray
+    knot_speeds: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        if self.knot_speeds is None:
+            seg = np.linalg.norm(np.diff(self.points, axis=0), axis=1)
+            dts = np.maximum(np.diff(self.times), 1e-6)
+            v_seg = seg / dts
+            v = np.empty(len(self.times))
+            v[1:-1] = (seg[:-1] + seg[1:]) / (dts[:-1] + dts[1:])
+            v[-1] = v_seg[-1] if len(v_seg) else 0.0
+            if len(v) > 2:
+                v[0] = max(0.0, 2.0 * v_seg[0] - v[1])
+            else:
+                v[0] = v_seg[0] if len(v_seg) else 0.0
+            self.knot_speeds = v
 
 
 def plan_from_trajectory(traj: Trajectory, ego_pose: np.ndarray, now_s: float) -> Plan:
@@ -58,12 +77,15 @@ def track_control(position: np.ndarray, heading: float, speed: float, t: float, 
                   cfg: TrackerConfig = TrackerConfig()) -> tuple[float, float]:
     """Return acceleration [m/s^2] and steering [rad] following `plan`; the state is at time t."""
     tt, pts = plan.times, plan.points
-    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-    v_seg = seg / np.maximum(np.diff(tt), 1e-6)
-    v_ref = float(np.interp(t, tt[1:], v_seg))
+    v_knot = plan.knot_speeds
+    v_ref = float(np.interp(t, tt, v_knot))
+    # Feed-forward: the reference's own acceleration (hard braking is followed, not lagged).
+    k = int(np.clip(np.searchsorted(tt, t, side='right') - 1, 0, len(tt) - 2))
+    a_ff = float((v_knot[k + 1] - v_knot[k]) / max(tt[k + 1] - tt[k], 1e-6)) \
+        if t < tt[-1] else 0.0
     p_ref = np.array([np.interp(t, tt, pts[:, 0]), np.interp(t, tt, pts[:, 1])])
     fwd = np.array([np.cos(heading), np.sin(heading)])
-    acc = cfg.k_speed * (v_ref - speed) + cfg.k_along * float((p_ref - position) @ fwd)
+    acc = a_ff + cfg.k_speed * (v_ref - speed) + cfg.k_along * float((p_ref - position) @ fwd)
     acc = float(np.clip(acc, *ACC_LIMITS))
     # Densify the reference so the look-ahead point moves smoothly along it.
     dense = _densify(pts, 0.5)
