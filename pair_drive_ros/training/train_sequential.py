@@ -1,8 +1,9 @@
 """Sequential baseline (IL -> RL): the same GRPO applied directly to the IL planner A.
 
-Policy: the IL model's trajectory is the mean; a group of G trajectories is sampled around it
-with random-walk xy noise (eps_k ~ N(0, sigma^2 I_2), sample_k = mean_k + sum_{j<=k} eps_j, so
-samples stay smooth; yaw is the model's), log pi = sum_k log N(eps_k; 0, sigma^2). Reward,
+Policy: a Gaussian on the IL head's raw outputs (per-step length and heading-change logits,
+(8, 2)): raw ~ N(head(x), sigma^2 I), trajectory = the model's own kinematic integration of raw,
+so every sample is a smooth, kinematically consistent plan; log pi = log N(raw; head(x), sigma).
+Reward,
 group normalisation, clipped ratio, KL(pi_theta || pi_old) with the adaptive weight, AdamW +
 cosine decay, scenes per step, steps and update epochs are those of train_rl (same budget).
 Like the RL branch, the perception trunk is frozen (its outputs are computed once per step); the
@@ -23,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from pair_drive_ros.policy.backbone import integrate_kinematics
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.configs import config_to_dict
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
@@ -55,8 +57,8 @@ class SequentialConfig:
     clip_eps: float = 0.2
     kl_beta: float = 0.05
     kl_target: float = 0.02
-    sigma_start_m: float = 0.5     # random-walk step std [m], linear schedule
-    sigma_end_m: float = 0.2
+    sigma_start: float = 0.3       # std on the raw head outputs, linear schedule
+    sigma_end: float = 0.1
     max_grad_norm: float = 1.0
     seed: int = 0
     device: str = 'cpu'
@@ -66,37 +68,25 @@ class SequentialConfig:
     out: str = ''
 
 
-def random_walk_log_prob(samples_xy: torch.Tensor, mean_xy: torch.Tensor, sigma: float
-                         ) -> torch.Tensor:
-    """Log-density (...,) of xy samples (..., 8, 2) around means under the random-walk noise."""
-    delta = samples_xy - mean_xy
-    eps = torch.diff(delta, dim=-2, prepend=torch.zeros_like(delta[..., :1, :]))
-    lp = -0.5 * (eps / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
+def head_raw(model, trunk_out: dict) -> torch.Tensor:
+    """Compute the IL head's raw outputs (B, 8, 2): per-step length and heading-change logits."""
+    return model.trajectory_head(trunk_out['traj_query']).view(-1, model.cfg.num_poses, 2)
+
+
+def to_trajectory(model, raw: torch.Tensor) -> torch.Tensor:
+    """Poses (..., 8, 3) from raw head outputs, exactly as the IL model integrates them."""
+    return integrate_kinematics(raw, model.cfg.step_scale_m, model.cfg.max_turn_rad)
+
+
+def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Log-density (...,) of raw samples (..., 8, 2) under N(mean, sigma^2 I)."""
+    lp = -0.5 * ((sample - mean) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
     return lp.sum((-1, -2))
 
 
-def random_walk_kl(mean_new: torch.Tensor, mean_old: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B,) KL(pi_new || pi_old) of two random-walk Gaussians (same sigma) with means (B, 8, 2)."""
-    delta = mean_new - mean_old.detach()
-    d = torch.diff(delta, dim=-2, prepend=torch.zeros_like(delta[..., :1, :]))
-    return (d ** 2).sum((-1, -2)) / (2 * sigma ** 2)
-
-
-def sample_group(mean: torch.Tensor, group_size: int, sigma: float,
-                 generator: torch.Generator) -> torch.Tensor:
-    """(B, G, 8, 3) samples around (B, 8, 3) means (xy random walk, the means' yaw)."""
-    b, n = mean.shape[:2]
-    eps = torch.randn(b, group_size, n, 2, generator=generator) * sigma
-    out = mean[:, None].repeat(1, group_size, 1, 1)
-    out[..., :2] = out[..., :2] + eps.cumsum(-2)
-    return out
-
-
-def head_mean(model, trunk_out: dict) -> torch.Tensor:
-    """Compute the IL trajectory (B, 8, 3) from cached trunk outputs (Transfuser head)."""
-    cfg = model.cfg
-    raw = model.trajectory_head(trunk_out['traj_query']).view(-1, cfg.num_poses, 3)
-    return torch.cat([raw[..., :2] * cfg.xy_scale_m, torch.tanh(raw[..., 2:]) * math.pi], -1)
+def gaussian_kl(mean_new: torch.Tensor, mean_old: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B,) KL(pi_new || pi_old) of two Gaussians with the same sigma, means (B, 8, 2)."""
+    return ((mean_new - mean_old.detach()) ** 2).sum((-1, -2)) / (2 * sigma ** 2)
 
 
 def main(cfg: SequentialConfig, scenes=None) -> Path:
@@ -128,25 +118,27 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
         lr = cosine_lr(step, cfg.total_steps, cfg.lr, cfg.warmup_steps)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        sigma = linear_schedule(step, cfg.total_steps, cfg.sigma_start_m, cfg.sigma_end_m)
+        sigma = linear_schedule(step, cfg.total_steps, cfg.sigma_start, cfg.sigma_end)
 
         # -- rollout --------------------------------------------------------------------------
         js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
         feats, _ = scenes.batch(js, device)
         with torch.no_grad():
             trunk_out = model.trunk(feats)
-            old_mean = head_mean(model, trunk_out)
-            samples = sample_group(old_mean.cpu(), cfg.group_size, sigma, gen).to(device)
-            old_lp = random_walk_log_prob(samples[..., :2], old_mean[:, None, :, :2], sigma)
+            old_mean = head_raw(model, trunk_out)
+            noise = torch.randn((len(js), cfg.group_size) + old_mean.shape[1:], generator=gen)
+            raw = old_mean[:, None] + sigma * noise.to(device)
+            old_lp = gaussian_log_prob(raw, old_mean[:, None], sigma)
+            samples = to_trajectory(model, raw)
         scores = scenes.score(js, samples.cpu().numpy())
         rewards = torch.as_tensor(scores.reward(cfg.reward), dtype=torch.float32, device=device)
         advantages = group_advantages(rewards)
 
         # -- GRPO update ------------------------------------------------------------------------
         for _ in range(cfg.update_epochs):
-            mean = head_mean(model, trunk_out)
-            lp = random_walk_log_prob(samples[..., :2], mean[:, None, :, :2], sigma)
-            kl = random_walk_kl(mean[..., :2], old_mean[..., :2], sigma)
+            mean = head_raw(model, trunk_out)
+            lp = gaussian_log_prob(raw, mean[:, None], sigma)
+            kl = gaussian_kl(mean, old_mean, sigma)
             loss, stats = grpo_loss(lp, old_lp, advantages, kl, cfg.clip_eps, beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -156,7 +148,7 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
         values = stats.as_dict('seq/')
         values.update({'seq/reward_mean': rewards.mean().item(),
                        'seq/reward_best': rewards.max(-1).values.mean().item(),
-                       'seq/beta': beta, 'seq/sigma_m': sigma, 'seq/lr': lr,
+                       'seq/beta': beta, 'seq/sigma': sigma, 'seq/lr': lr,
                        'perf/steps_per_s': 1.0 / (time.perf_counter() - t0)})
         log.scalars(step, values)
 
