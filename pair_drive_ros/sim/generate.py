@@ -1,9 +1,9 @@
 """`pair-drive generate`: record expert episodes of a scenario suite into scene logs.
 
-Jobs are (scenario, seed) pairs: `--episodes N` is split over the split's scenarios in file order
-(round-robin: scenario k gets N // S episodes, the first N % S scenarios one more), taking the
-first seeds of each scenario's range, so the same command always produces the same files. One
-process per worker; finished episodes are skipped (resumable; files are written atomically).
+Jobs are (scenario, seed) pairs: `--episodes N` is split over the split's scenarios in
+proportion to their `weight` (largest remainder), taking the first seeds of each scenario's
+proportion to their `weight` (largest remainder), taking the first seeds of each scenario's
+range, so the same command always produces the same files. One
 Output: OUT/<split>/<scenario>/<scenario>_s<seed:06d>.npz, and OUT/<split>/MANIFEST.json once
 every job of the command has finished.
 """
@@ -16,6 +16,8 @@ import logging
 import os
 from pathlib import Path
 import time
+
+import numpy as np
 
 from pair_drive_ros.sim.logs import read_meta, SCHEMA_VERSION
 from pair_drive_ros.sim.suite import DEFAULT_SUITE, load_suite, SPLITS
@@ -35,6 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
+def allot(total: int, weights: list[float]) -> list[int]:
+    """Split `total` in proportion to `weights` (largest remainder, ties to the first)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if total < 0 or len(w) == 0 or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f'cannot split {total} episodes with weights {list(weights)}')
+    exact = total * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    order = sorted(range(len(w)), key=lambda k: (-(exact[k] - counts[k]), k))
+    for k in order[:total - int(counts.sum())]:
+        counts[k] += 1
+    return [int(c) for c in counts]
+
+
 def plan_jobs(suite, split: str, episodes: int, names: list[str] | None = None
               ) -> list[tuple[str, int]]:
     """Deterministic (scenario, seed) jobs for a split."""
@@ -42,8 +57,7 @@ def plan_jobs(suite, split: str, episodes: int, names: list[str] | None = None
     if not names:
         raise ValueError(f'no scenario of the suite has seeds for split {split!r}')
     jobs = []
-    per = [episodes // len(names) + (1 if k < episodes % len(names) else 0)
-           for k in range(len(names))]
+    per = allot(episodes, [suite.get(n).weight for n in names])
     for name, count in zip(names, per):
         seeds = suite.get(name).seed_range(split)
         if count > len(seeds):

@@ -20,7 +20,8 @@ class ScenarioSpec:
 
     seeds: split -> (first, last) half-open range. max_steps: episode cap at 10 Hz.
     reference_speed_mps: speed used for the route-completion target of open-ended routes
-    (None: 0.8 x the speed limit of the ego's first lane).
+    (None: 0.8 x the speed limit of the ego's first lane). weight: share of `generate
+    --episodes` given to this scenario (relative to the others).
     """
 
     name: str
@@ -31,6 +32,7 @@ class ScenarioSpec:
     seeds: dict = field(default_factory=dict)
     max_steps: int = 200
     reference_speed_mps: float | None = None
+    weight: float = 1.0
 
     def seed_range(self, split: str) -> range:
         """Seeds of a split."""

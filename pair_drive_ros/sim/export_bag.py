@@ -1,0 +1,121 @@
+"""`pair-drive export-bag`: write a scene-log episode as a rosbag2 (MCAP) with CARLA-bridge topics.
+
+Topics (types): /clock (rosgraph_msgs/Clock), /carla/ego_vehicle/odometry (nav_msgs/Odometry,
+frame 'map', child 'ego_vehicle'), /carla/ego_vehicle/lidar (sensor_msgs/PointCloud2, frame
+'ego_vehicle/lidar', float32 x, y, z, intensity), /carla/ego_vehicle/rgb_front/image
+(sensor_msgs/Image bgra8, frame 'ego_vehicle/rgb_front') and .../camera_info
+(sensor_msgs/CameraInfo, plumb_bob, zero distortion), /carla/ego_vehicle/waypoints (nav_msgs/Path,
+the episode route, once at the start with transient-local QoS). All header stamps are the
+simulation time of the frame (frame k at k * 0.1 s); bag receive times equal them.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pair_drive_ros.sim.bags import CarlaTopics
+from pair_drive_ros.sim.logs import EpisodeLog
+from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
+
+LOG = logging.getLogger(__name__)
+LIDAR_FRAME = 'ego_vehicle/lidar'
+CAMERA_FRAME = 'ego_vehicle/rgb_front'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options."""
+    parser.add_argument('log', help='scene-log episode (.npz)')
+    parser.add_argument('--out', required=True, help='bag directory to create (must not exist)')
+    parser.add_argument('--frames', default='', help='frame range a:b (Python slice, default all)')
+    parser.add_argument('--width', type=int, default=CameraConfig.width, help='camera width')
+    parser.add_argument('--height', type=int, default=CameraConfig.height, help='camera height')
+    parser.add_argument('--lidar-azimuths', type=int, default=LidarConfig.horizontal_samples,
+                        help='LiDAR azimuth samples per channel')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+
+
+def parse_frames(spec: str, num_frames: int) -> range:
+    """Frame range of an 'a:b' slice spec (empty: all frames)."""
+    if not spec:
+        return range(num_frames)
+    try:
+        parts = [int(p) if p else None for p in spec.split(':')]
+    except ValueError:
+        raise ValueError(f'--frames must look like a:b, got {spec!r}') from None
+    if len(parts) != 2:
+        raise ValueError(f'--frames must look like a:b, got {spec!r}')
+    return range(num_frames)[slice(*parts)]
+
+
+def camera_info_msg(cfg: CameraConfig, stamp, frame_id: str = CAMERA_FRAME):
+    """sensor_msgs/CameraInfo of a pinhole camera config (no distortion)."""
+    from sensor_msgs.msg import CameraInfo
+
+    msg = CameraInfo()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = cfg.width, cfg.height
+    msg.distortion_model = 'plumb_bob'
+    msg.d = [0.0] * 5
+    k = cfg.intrinsics()
+    msg.k = k.reshape(-1).tolist()
+    msg.r = np.eye(3).reshape(-1).tolist()
+    msg.p = np.c_[k, np.zeros(3)].reshape(-1).tolist()
+    return msg
+
+
+def export_episode(log: EpisodeLog, out: str | Path, frames: range | None = None,
+                   lidar_cfg: LidarConfig = LidarConfig(),
+                   camera_cfg: CameraConfig = CameraConfig(), storage: str = 'mcap',
+                   topics: CarlaTopics = CarlaTopics()) -> int:
+    """Write the frames of `log` to a new bag directory; returns the number of frames."""
+    from rosgraph_msgs.msg import Clock
+
+    from pair_drive_ros.ros.bag import BagWriter
+    from pair_drive_ros.ros.geometry import ego_state_to_odometry, route_to_path
+    from pair_drive_ros.ros.image import numpy_to_image
+    from pair_drive_ros.ros.pointcloud import numpy_to_pointcloud
+    from pair_drive_ros.ros.stamps import seconds_to_nanoseconds, seconds_to_stamp
+
+    frames = range(log.num_frames) if frames is None else frames
+    if len(frames) == 0:
+        raise ValueError('no frames to export')
+    with BagWriter(out, storage=storage) as bag:
+        first = True
+        for k in frames:
+            frame = log.sensor_frame(k, lidar_cfg, camera_cfg)
+            stamp = seconds_to_stamp(frame.stamp_s)
+            t_ns = seconds_to_nanoseconds(frame.stamp_s)
+            if first:
+                path = route_to_path(log.episode_route())
+                path.header.stamp = stamp
+                bag.write(topics.route, path, t_ns, latched=True)
+                first = False
+            bag.write(topics.clock, Clock(clock=stamp), t_ns)
+            bag.write(topics.odometry, ego_state_to_odometry(frame.ego, 'map', 'ego_vehicle'),
+                      t_ns)
+            bag.write(topics.lidar, numpy_to_pointcloud(frame.lidar_points, LIDAR_FRAME, stamp),
+                      t_ns)
+            bgra = np.empty(frame.camera_image.shape[:2] + (4,), dtype=np.uint8)
+            bgra[..., :3] = frame.camera_image[..., ::-1]
+            bgra[..., 3] = 255
+            image = numpy_to_image(bgra, 'bgra8')
+            image.header.stamp = stamp
+            image.header.frame_id = CAMERA_FRAME
+            bag.write(topics.image, image, t_ns)
+            bag.write(topics.camera_info, camera_info_msg(camera_cfg, stamp), t_ns)
+    return len(frames)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export one episode."""
+    log = EpisodeLog.load(args.log)
+    frames = parse_frames(args.frames, log.num_frames)
+    n = export_episode(log, args.out, frames,
+                       LidarConfig(horizontal_samples=args.lidar_azimuths),
+                       CameraConfig(width=args.width, height=args.height), args.storage)
+    size = sum(f.stat().st_size for f in Path(args.out).rglob('*') if f.is_file())
+    LOG.info('wrote %d frames to %s (%.1f MB)', n, args.out, size / 1e6)
+    return 0
