@@ -2,8 +2,8 @@
 
 Jobs are (scenario, seed) pairs: `--episodes N` is split over the split's scenarios in
 proportion to their `weight` (largest remainder), taking the first seeds of each scenario's
-proportion to their `weight` (largest remainder), taking the first seeds of each scenario's
-range, so the same command always produces the same files. One
+range, so the same command always produces the same files. One process per worker; finished
+episodes are skipped (resumable; files are written atomically).
 Output: OUT/<split>/<scenario>/<scenario>_s<seed:06d>.npz, and OUT/<split>/MANIFEST.json once
 every job of the command has finished.
 """
