@@ -129,13 +129,15 @@ def run(seconds: float, rate_hz: float, planner: str | None, points: int, width:
         'rss_start_mb': float(warm.mean()), 'rss_end_mb': float(rss[-k:].mean()),
     }
     result['rss_growth_pct'] = 100.0 * (result['rss_end_mb'] / result['rss_start_mb'] - 1.0)
+    every = max(1, len(rss) // 10)
+    result['rss_trace_mb'] = ' '.join(f'{v:.0f}' for v in rss[::every])
     for node in nodes + [source]:
         node.destroy_node()
     rclpy.try_shutdown(context=ctx)
     return result
 
 
-def write_results(res: dict, command: str) -> None:
+def write_results(res: dict, command: str, demo_md: str = '') -> None:
     """Replace (or append) the `## ROS 2 graph` section of docs/RESULTS.md."""
     path = ROOT / 'docs' / 'RESULTS.md'
     text = path.read_text() if path.exists() else '# Results\n'
@@ -162,6 +164,14 @@ the same process minus the sensor stamp.
 | planner inference p50 | {res['inference_p50_ms']:.2f} ms |
 | resident memory after warm-up -> end | {res['rss_start_mb']:.0f} -> {res['rss_end_mb']:.0f} MB \
 ({res['rss_growth_pct']:+.1f} %) |
+| resident memory, 10 samples over the run | {res['rss_trace_mb']} MB |
+'''
+    if demo_md:
+        body += f'''
+`make demo` (`python -m pair_drive_ros.cli demo`: sim_bridge + perception + planner + tracker in
+one process over DDS, lockstep, every topic recorded to MCAP), on the same machine:
+
+{demo_md.strip()}
 '''
     pattern = re.compile(rf'^{re.escape(SECTION)}\n.*?(?=^## |\Z)', re.S | re.M)
     if pattern.search(text):
@@ -180,6 +190,8 @@ def main() -> None:
     parser.add_argument('--width', type=int, default=800)
     parser.add_argument('--height', type=int, default=600)
     parser.add_argument('--write', action='store_true', help='update docs/RESULTS.md')
+    parser.add_argument('--demo-metrics', default=None,
+                        help='metrics.md of a `pair-drive demo` run to include in the section')
     args = parser.parse_args()
     res = run(args.seconds, args.rate, args.planner, args.points, args.width, args.height)
     for key, value in res.items():
@@ -188,7 +200,11 @@ def main() -> None:
         command = f'.venv/bin/python benchmarks/bench_nodes.py --seconds {args.seconds:g}'
         if args.planner:
             command += f' --planner {args.planner}'
-        write_results(res, command + ' --write')
+        demo_md = ''
+        if args.demo_metrics:
+            lines = Path(args.demo_metrics).read_text().splitlines()
+            demo_md = '\n'.join(line for line in lines if not line.startswith('# '))
+        write_results(res, command + ' --write', demo_md)
 
 
 if __name__ == '__main__':

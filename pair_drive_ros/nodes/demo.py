@@ -268,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
         summary = {'planner': planner.health.model_ids, 'wall_s': round(wall_s, 1),
                    'frames': planner.health.frames, 'plans': planner.health.plans,
                    'stops': planner.health.stops, 'dropped_frames': planner.health.dropped,
-                   'inference_ms_p50': float(np.percentile(lat, 50)) if len(lat) else None,
+                   'inference_ms_p50': round(float(np.percentile(lat, 50)), 3) if len(lat)
+                   else None,
                    'messages_recorded': int(sum(rec.counts.values())),
                    'topics_recorded': len(rec.counts)}
         table = metrics_table(rows, cols)

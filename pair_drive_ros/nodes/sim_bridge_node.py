@@ -192,13 +192,21 @@ class SimBridgeNode(Node):
                                       throttle_duration_sec=THROTTLE_S)
             return
         stamp_ns = convert.stamp_ns(msg.header.stamp)
+        if stamp_ns < convert.stamp_ns(convert.to_stamp(self._offset_s)):
+            return  # planned for a previous episode
+        answer = stamp_ns == convert.stamp_ns(convert.to_stamp(self.stamp_s()))
+        lockstep = self.params.tick_mode == 'lockstep'
+        if lockstep and not answer:
+            # Lockstep is request/response: only the answer to the current frame (its stamp)
+            # is followed; e.g. a watchdog stop sent across an episode change is not.
+            return
         # Back to session time, where the tracking controller lives.
         self._pending_path = Trajectory(traj.poses, traj.dt_s, MAP_FRAME,
                                         traj.t0_s - self._offset_s)
-        if stamp_ns >= int(round(self.stamp_s() * 1e9)) and not self._answered:
+        if answer and not self._answered:
             self._answered = True
             self._answers += 1
-            if self.params.tick_mode == 'lockstep':
+            if lockstep:
                 self._wake.trigger()
 
     def _timer_callback(self) -> None:
