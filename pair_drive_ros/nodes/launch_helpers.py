@@ -14,7 +14,7 @@ _FIELD = re.compile(r'\{(\w+)\}')
 
 
 def share_file(*parts: str) -> str:
-    """A file of this package: the installed share directory, else the source tree."""
+    """Return a file of this package: the installed share directory, else the source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
         return os.path.join(get_package_share_directory(PACKAGE), *parts)
@@ -59,7 +59,7 @@ def node_actions(nodes: list[dict], params_file) -> list:
 
 
 def launch_arguments(defaults: dict) -> list:
-    """DeclareLaunchArgument actions from {name: (default, description)}."""
+    """Declare launch arguments from {name: (default, description)}."""
     from launch.actions import DeclareLaunchArgument
 
     return [DeclareLaunchArgument(name, default_value=str(default), description=desc)

@@ -12,7 +12,6 @@ trajectory and an ERROR diagnostic, until good input returns. Under use_sim_time
 /clock (paused simulator, finished bag) does not count as stale input.
 """
 
-import threading
 import time
 
 import numpy as np
@@ -78,7 +77,6 @@ class PlannerNode(Node):
         self._last_ego = None
         self._last_plan_map = None
         self._route = None
-        self._lock = threading.Lock()
 
         inputs = MutuallyExclusiveCallbackGroup()
         work = MutuallyExclusiveCallbackGroup()
