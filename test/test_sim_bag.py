@@ -79,3 +79,18 @@ def test_bag_and_log_give_the_same_frames(episode, tmp_path):
     with pytest.raises(ValueError, match='a:b'):
         export_bag.parse_frames('1-3', 10)
     assert export_bag.parse_frames('5:', 8) == range(5, 8)
+
+
+def test_shipped_sample_bag_loads():
+    from pathlib import Path
+
+    bag = Path(__file__).parent / 'data' / 'sample_bag'
+    size = sum(f.stat().st_size for f in bag.iterdir())
+    assert size <= 20 * 1024 * 1024
+    frames = list(frames_from_bag(bag))
+    assert len(frames) == 50
+    assert frames[0].route is not None and frames[0].route.length > 50.0
+    stamps = np.array([f.stamp_s for f in frames])
+    np.testing.assert_allclose(np.diff(stamps), 0.1, atol=1e-6)
+    assert all(f.lidar_points.shape[1] == 4 and f.camera_image.shape == (128, 256, 3)
+               for f in frames)
