@@ -174,22 +174,53 @@ class PerceptionTrunk(nn.Module):
                 'bev_semantics': sem}
 
 
-def integrate_kinematics(raw: torch.Tensor, step_scale_m: float, max_turn_rad: float
-                         ) -> torch.Tensor:
-    """Poses (..., T, 3) from raw head outputs (..., T, 2): step length and heading change.
+def integrate_kinematics(step_m: torch.Tensor, turn_rad: torch.Tensor) -> torch.Tensor:
+    """Poses (..., T, 3) from per-step length [m] and heading change [rad] (..., T).
 
-    Step k moves softplus(raw[k, 0]) * step_scale_m along the mid-step heading and turns by
-    tanh(raw[k, 1]) * max_turn_rad, starting at the ego origin. A regressed pose list can
-    zig-zag; an integrated one is kinematically consistent (yaw follows the path), which is what
-    the scorer's tracker and comfort terms need.
+    Step k moves step_m[k] along the mid-step heading and turns by turn_rad[k], starting at the
+    ego origin. A regressed pose list can zig-zag; an integrated one is kinematically consistent
+    (yaw follows the path), which is what the scorer's tracker and comfort terms need.
     """
-    step = F.softplus(raw[..., 0]) * step_scale_m
-    turn = torch.tanh(raw[..., 1]) * max_turn_rad
-    yaw = torch.cumsum(turn, -1)
-    mid = yaw - 0.5 * turn
-    x = torch.cumsum(step * torch.cos(mid), -1)
-    y = torch.cumsum(step * torch.sin(mid), -1)
+    yaw = torch.cumsum(turn_rad, -1)
+    mid = yaw - 0.5 * turn_rad
+    x = torch.cumsum(step_m * torch.cos(mid), -1)
+    y = torch.cumsum(step_m * torch.sin(mid), -1)
     return torch.stack([x, y, yaw], -1)
+
+
+def kinematic_params(xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of integrate_kinematics for positions (..., T, 2): (step_m, turn_rad) (..., T)."""
+    prev = torch.cat([torch.zeros_like(xy[..., :1, :]), xy[..., :-1, :]], -2)
+    d = xy - prev
+    step = torch.linalg.norm(d, dim=-1)
+    seg = torch.atan2(d[..., 1], d[..., 0])
+    turns = []
+    yaw = torch.zeros_like(step[..., 0])
+    for k in range(xy.shape[-2]):
+        # Mid-step heading: seg = yaw + turn / 2; stopped steps keep the heading.
+        turn = torch.where(step[..., k] > 1e-3, 2.0 * _wrap(seg[..., k] - yaw),
+                           torch.zeros_like(yaw))
+        turns.append(turn)
+        yaw = yaw + turn
+    return step, torch.stack(turns, -1)
+
+
+def _wrap(a: torch.Tensor) -> torch.Tensor:
+    return torch.atan2(torch.sin(a), torch.cos(a))
+
+
+def residual_kinematics(raw: torch.Tensor, base_step: torch.Tensor, base_turn: torch.Tensor,
+                        step_scale_m: float, max_turn_rad: float
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(step_m, turn_rad) = base + raw (..., T, 2) residual; steps stay >= 0 (smoothly).
+
+    With a zero-initialised head the output is exactly the base (constant velocity for
+    Transfuser, the anchor for DiffusionDrive), so training learns only the deviations.
+    """
+    step = base_step + raw[..., 0] * step_scale_m
+    step = F.softplus(step / 0.2) * 0.2
+    turn = (base_turn + raw[..., 1] * 0.1 * max_turn_rad).clamp(-max_turn_rad, max_turn_rad)
+    return step, turn
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -14,7 +14,7 @@ class DiffusionDriveConfig:
     num_modes: int = 20               # K-means anchors
     decoder_layers: int = 2           # cascade decoder layers
     point_embed_dim: int = 16         # sine features per coordinate
-    step_scale_m: float = 5.0         # sample head: step length per unit (0.5 s steps)
+    step_scale_m: float = 2.0         # sample head: step-length residual per unit [m]
     max_turn_rad: float = 0.6         # sample head: largest heading change per step
     train_timesteps: int = 1000       # DDIM, scaled-linear betas, predicting the sample
     beta_start: float = 0.0001

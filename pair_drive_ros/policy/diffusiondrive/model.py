@@ -14,7 +14,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F  # noqa: N812
 
-from pair_drive_ros.policy.backbone import integrate_kinematics, PerceptionTrunk, sine_embedding
+from pair_drive_ros.policy.backbone import (integrate_kinematics, kinematic_params,
+                                            PerceptionTrunk, residual_kinematics,
+                                            sine_embedding)
 from pair_drive_ros.policy.diffusiondrive.config import DiffusionDriveConfig
 
 
@@ -39,6 +41,9 @@ class CascadeLayer(nn.Module):
         self.cls_head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
         self.reg_head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(),
                                       nn.Linear(2 * d, num_poses * 2))
+        # Zero-initialised: an untrained layer returns its base trajectory unchanged.
+        nn.init.zeros_(self.reg_head[-1].weight)
+        nn.init.zeros_(self.reg_head[-1].bias)
 
     def forward(self, q: torch.Tensor, memory: torch.Tensor, agents: torch.Tensor,
                 time_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -119,16 +124,23 @@ class DiffusionDriveModel(nn.Module):
         current = noisy
         q = None
         outputs = []
+        # Layer 1 refines each mode's anchor, later layers the previous layer's sample; the
+        # noisy trajectory enters through the mode queries.
+        base_step, base_turn = kinematic_params(self.anchors)
+        base_step = base_step[None].expand(b, -1, -1)
+        base_turn = base_turn[None].expand(b, -1, -1)
         for layer in self.layers:
             feats = sine_embedding(current.clamp(-1.5, 1.5) * 50.0,
                                    cfg.point_embed_dim).reshape(b, k, -1)
             enc_q = self.traj_encoder(feats)
             q = enc_q if q is None else q + enc_q
             q, logits, raw = layer(q, memory, agents, time_emb)
-            poses = integrate_kinematics(raw.view(b, k, cfg.num_poses, 2), cfg.step_scale_m,
-                                         cfg.max_turn_rad)
+            step, turn = residual_kinematics(raw.view(b, k, cfg.num_poses, 2), base_step,
+                                             base_turn, cfg.step_scale_m, cfg.max_turn_rad)
+            poses = integrate_kinematics(step, turn)
             outputs.append((logits, poses))
             current = self.normalize(poses[..., :2]).detach()
+            base_step, base_turn = step.detach(), turn.detach()
         return outputs
 
     def forward(self, batch: dict, t: torch.Tensor | None = None,

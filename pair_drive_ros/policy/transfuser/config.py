@@ -11,7 +11,8 @@ class TransfuserConfig:
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     num_poses: int = 8
-    step_scale_m: float = 5.0         # trajectory head: step length per unit (0.5 s steps)
+    pose_dt_s: float = 0.5            # time between poses [s]
+    step_scale_m: float = 2.0         # trajectory head: step-length residual per unit [m]
     max_turn_rad: float = 0.6         # trajectory head: largest heading change per step
     trajectory_weight: float = 10.0   # NAVSIM Transfuser: 10 L1(trajectory)
     agent_class_weight: float = 10.0  # 10 agent classification

@@ -1,13 +1,16 @@
 """IL planner A: the lite Transfuser model (trunk + trajectory head on the trajectory query).
 
 The head's 8 poses are integrated from per-step length and heading change (kinematically
-consistent) instead of regressed independently; the loss is still L1 on the poses.
+consistent) instead of regressed independently, as a residual on the constant-velocity rollout
+(zero-initialised); the loss is still L1 on the poses.
 """
 
 import torch
 from torch import nn
 
-from pair_drive_ros.policy.backbone import integrate_kinematics, PerceptionTrunk
+from pair_drive_ros.perception.features import COMMANDS
+from pair_drive_ros.policy.backbone import (integrate_kinematics, PerceptionTrunk,
+                                            residual_kinematics)
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig
 
 
@@ -23,6 +26,9 @@ class TransfuserModel(nn.Module):
         d = cfg.backbone.d_model
         self.trajectory_head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(),
                                              nn.Linear(2 * d, cfg.num_poses * 2))
+        # Zero-initialised output layer: the untrained plan is the constant-velocity rollout.
+        nn.init.zeros_(self.trajectory_head[-1].weight)
+        nn.init.zeros_(self.trajectory_head[-1].bias)
 
     def forward(self, batch: dict) -> dict:
         """Forward a feature batch.
@@ -31,8 +37,11 @@ class TransfuserModel(nn.Module):
         """
         out = self.trunk(batch)
         raw = self.trajectory_head(out['traj_query']).view(-1, self.cfg.num_poses, 2)
-        out['trajectory'] = integrate_kinematics(raw, self.cfg.step_scale_m,
-                                                 self.cfg.max_turn_rad)
+        speed = batch['ego_status'][:, len(COMMANDS)].clamp_min(0.0)
+        base_step = (speed * self.cfg.pose_dt_s)[:, None].expand(-1, self.cfg.num_poses)
+        step, turn = residual_kinematics(raw, base_step, torch.zeros_like(base_step),
+                                         self.cfg.step_scale_m, self.cfg.max_turn_rad)
+        out['trajectory'] = integrate_kinematics(step, turn)
         return out
 
     @torch.no_grad()
