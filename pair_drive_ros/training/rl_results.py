@@ -52,17 +52,65 @@ class NoTreePaIR(PaIRPlanner):
         return torch.cat([ref[:, None], torch.stack(out, 1)], 1), context
 
 
-def _open(planner, frames, label: str, batch_size: int) -> dict:
-    from pair_drive_ros.training.evaluate import evaluate_open_loop
+class Frames:
+    """The evaluation frames: cached features, scenes prepared for the scorer once.
 
+    Scores exactly as training.evaluate.evaluate_open_loop (score_scenes, human filter, no
+    previous frame so EC's weight is dropped), but reuses each scene's prepare_scene and EP
+    normaliser across the ~20 planners of the tables.
+    """
+
+    def __init__(self, scenes) -> None:
+        self.scenes = scenes
+        self.inputs = None
+        self._token_index = {}
+
+    def planner_inputs(self) -> list:
+        from pair_drive_ros.policy.base import PlannerInput
+
+        if self.inputs is None:
+            self.inputs = []
+            for j in range(len(self.scenes)):
+                scene = self.scenes.scene(j)
+                self._token_index[scene.token] = j
+                self.inputs.append(PlannerInput(self.scenes.features(j), scene))
+        return self.inputs
+
+    def true_scores(self, batch: list, cands: np.ndarray, metric: str = 'pdms') -> np.ndarray:
+        """(B, K) true scores of candidates for PlannerInputs of these frames."""
+        js = [self._token_index[b.scene.token] for b in batch]
+        return self.scenes.score(js, cands).reward(metric)
+
+
+def _open(planner, frames: Frames, label: str, batch_size: int) -> dict:
+    """Open-loop scores of one planner: summary (x 100) and per-scene PDMS / EPDMS."""
+    from pair_drive_ros.scoring import Metric
+    from tqdm import tqdm
+
+    inputs = frames.planner_inputs()
     t0 = time.perf_counter()
-    res = evaluate_open_loop(planner, frames, batch_size=batch_size, progress=True)
-    LOG.info('%s: PDMS %.2f EPDMS %.2f (%.0f s)', label, res['summary']['pdms'],
-             res['summary']['epdms'], time.perf_counter() - t0)
-    return {'label': label, 'summary': res['summary'], 'frames': res['frames'],
-            'inference_ms': res['inference_ms'],
-            'rows': [{k: r[k] for k in ('token', 'pdms', 'epdms')} for r in res['scenes']],
-            'selected_il_rate': None}
+    plan_s, rows, fallback = 0.0, [], []
+    for start in tqdm(range(0, len(inputs), batch_size), desc=label[:30], unit='batch'):
+        batch = inputs[start:start + batch_size]
+        t1 = time.perf_counter()
+        plans = planner.compute_plans(batch)
+        plan_s += time.perf_counter() - t1
+        js = list(range(start, start + len(batch)))
+        scores = frames.scenes.score(js, np.stack([p.trajectory.poses for p in plans])[:, None])
+        for i, (b, plan) in enumerate(zip(batch, plans)):
+            row = {'token': b.scene.token, 'pdms': float(scores.pdms[i, 0]),
+                   'epdms': float(scores.epdms[i, 0])}
+            row.update({m.name: float(scores.table[i, int(m), 0]) for m in Metric})
+            rows.append(row)
+            if 'fallback_to_il' in plan.info:
+                fallback.append(plan.info['fallback_to_il'])
+    summary = {k: 100.0 * float(np.mean([r[k] for r in rows])) for k in COLS}
+    LOG.info('%s: PDMS %.2f EPDMS %.2f (%.0f s)', label, summary['pdms'], summary['epdms'],
+             time.perf_counter() - t0)
+    return {'label': label, 'summary': summary, 'frames': len(rows),
+            'inference_ms': 1e3 * plan_s / max(1, len(rows)),
+            'rows': [{k: r[k] for k in ('token', 'pdms', 'epdms')} for r in rows],
+            'il_fallback_rate': float(np.mean(fallback)) if fallback else None}
 
 
 def _row(entry: dict) -> str:
@@ -86,13 +134,13 @@ def main(args: argparse.Namespace) -> dict:
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch, load_selector
     from pair_drive_ros.training.common import set_threads
-    from pair_drive_ros.training.data import DataConfig, ILDataset
+    from pair_drive_ros.training.rl_data import load_scene_set
 
     set_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    frames = ILDataset(args.data, args.split, data_cfg=DataConfig(frame_stride=args.frame_stride),
-                       progress=True)
+    frames = Frames(load_scene_set(args.data, args.split, args.frame_stride,
+                                   max_scenes=args.max_frames))
     rl = load_rl_branch(args.rl_checkpoint)
     selector = load_selector(args.selector_checkpoint)
     il_a = load_il_planner(args.il_a, expect_model='transfuser')
@@ -112,9 +160,9 @@ def main(args: argparse.Namespace) -> dict:
     main_rows += [_open(pair_a, frames, 'IL-A + PaIR', bs),
                   _open(il_b, frames, 'IL-B (DiffusionDrive-lite)', bs),
                   _open(pair_b, frames, 'IL-B + PaIR (RL/selector trained with IL-A)', bs),
-                  _open(OracleBestOfN(pair_a), frames,
+                  _open(OracleBestOfN(pair_a, score_fn=frames.true_scores), frames,
                         'UPPER BOUND: oracle best-of-16, IL-A + tree', bs),
-                  _open(OracleBestOfN(pair_b), frames,
+                  _open(OracleBestOfN(pair_b, score_fn=frames.true_scores), frames,
                         'UPPER BOUND: oracle best-of-16, IL-B + tree', bs),
                   _open(ExpertPlanner(), frames, 'expert (logged, privileged)', bs),
                   _open(ReferencePlanner(), frames, 'PDM reference planner (privileged)', bs)]
@@ -124,8 +172,8 @@ def main(args: argparse.Namespace) -> dict:
     expert = next(e for e in main_rows if e['label'].startswith('expert'))
     pair_expert = _open(PaIRPlanner(ExpertPlanner(), rl, selector), frames,
                         'expert + PaIR', bs)
-    oracle_expert = _open(OracleBestOfN(PaIRPlanner(ExpertPlanner(), rl, None)), frames,
-                          'UPPER BOUND: oracle best-of-16, expert + tree', bs)
+    oracle = OracleBestOfN(PaIRPlanner(ExpertPlanner(), rl, None), score_fn=frames.true_scores)
+    oracle_expert = _open(oracle, frames, 'UPPER BOUND: oracle best-of-16, expert + tree', bs)
     order = sorted(expert['rows'], key=lambda r: r['pdms'])
     worst = {r['token'] for r in order[:max(1, len(order) // 5)]}
     res['expert_as_il'] = {
@@ -138,15 +186,21 @@ def main(args: argparse.Namespace) -> dict:
 
     # -- 3. group size and tree vs no tree --------------------------------------------------------
     ablation = []
+    by_label = {e['label']: e for e in main_rows}
     for group in ('5', '9', '12', '15'):
-        p = PaIRPlanner(il_a, rl, selector, codes=group)
-        sel = _open(p, frames, f'IL-A + PaIR, G = {group}', bs)
-        ora = _open(OracleBestOfN(PaIRPlanner(il_a, rl, None, codes=group)), frames,
-                    f'oracle, G = {group}', bs)
+        if group == '15':   # the main table's rows
+            sel = by_label['IL-A + PaIR']
+            ora = by_label['UPPER BOUND: oracle best-of-16, IL-A + tree']
+        else:
+            sel = _open(PaIRPlanner(il_a, rl, selector, codes=group), frames,
+                        f'IL-A + PaIR, G = {group}', bs)
+            oracle = OracleBestOfN(PaIRPlanner(il_a, rl, None, codes=group),
+                                   score_fn=frames.true_scores)
+            ora = _open(oracle, frames, f'oracle, G = {group}', bs)
         ablation.append({'group': group, 'selector': sel['summary'], 'oracle': ora['summary']})
     no_tree = _open(NoTreePaIR(il_a, rl, selector), frames, 'IL-A + no-tree variants', bs)
-    no_tree_oracle = _open(OracleBestOfN(NoTreePaIR(il_a, rl, None)), frames,
-                           'oracle, no-tree variants', bs)
+    oracle = OracleBestOfN(NoTreePaIR(il_a, rl, None), score_fn=frames.true_scores)
+    no_tree_oracle = _open(oracle, frames, 'oracle, no-tree variants', bs)
     res['ablation'] = {'group': ablation, 'no_tree': {'selector': no_tree['summary'],
                                                       'oracle': no_tree_oracle['summary']}}
 
@@ -218,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
     p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
     p.add_argument('--closed-loop', type=int, default=0, help='episodes per scenario')
+    p.add_argument('--max-frames', type=int, default=0, help='0: all (a fixed random subset)')
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--out', default='runs/pair/results')
