@@ -126,3 +126,21 @@ def test_sequential_trainer_smoke(tmp_path):
     # The perception trunk is frozen in the sequential baseline (same as the RL branch).
     for a, b in zip(model.trunk.parameters(), tuned.trunk.parameters()):
         assert torch.equal(a, b)
+
+
+def test_reference_augmentation_scales_shifts_and_keeps_headings_consistent():
+    from pair_drive_ros.training.train_rl import augment_reference, RLTrainConfig
+
+    expert = torch.zeros(4, 8, 3)
+    expert[..., 0] = torch.arange(1, 9) * 5.0
+    rng = np.random.default_rng(0)
+    same = augment_reference(expert, RLTrainConfig(augment_fraction=0.0), rng)
+    assert torch.equal(same, expert)
+    cfg = RLTrainConfig(augment_fraction=1.0, augment_speed=0.4, augment_lateral_m=1.5)
+    out = augment_reference(expert, cfg, rng)
+    scale = out[:, -1, 0] / expert[:, -1, 0]
+    assert torch.all((scale >= 0.6) & (scale <= 1.4))
+    assert torch.all(out[:, :, 1].abs() <= 1.5 + 1e-6)
+    xy = torch.cat([torch.zeros(4, 1, 2), out[..., :2]], 1)
+    d = xy[:, 1:] - xy[:, :-1]
+    torch.testing.assert_close(out[..., 2], torch.atan2(d[..., 1], d[..., 0]))

@@ -56,6 +56,13 @@ class RLTrainConfig:
     sigma_end: float = 0.2
     max_grad_norm: float = 1.0
     model: RLBranchConfig = field(default_factory=RLBranchConfig)
+    # Reference augmentation (ours, docs/RL_DESIGN.md): this fraction of the scenes uses the
+    # expert scaled along time by U(1 - speed, 1 + speed) and shifted laterally by a ramp up to
+    # U(-lateral_m, lateral_m), so the tree also learns to correct imperfect references (at
+    # inference the reference is an IL plan). No IL planner is involved.
+    augment_fraction: float = 0.0
+    augment_speed: float = 0.4
+    augment_lateral_m: float = 1.5
     init_trunk: str = ''           # IL checkpoint whose trunk weights are copied (not shared)
     train_trunk: bool = False      # False: the trunk is frozen, context computed once per step
     seed: int = 0
@@ -89,6 +96,32 @@ def build(cfg: RLTrainConfig, device: torch.device) -> tuple[RLBranch, torch.opt
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return policy, optimizer
+
+
+def augment_reference(expert: torch.Tensor, cfg: RLTrainConfig, rng: np.random.Generator
+                      ) -> torch.Tensor:
+    """Expert trajectories (B, 8, 3) with a random fraction scaled in speed and shifted sideways.
+
+    Headings follow the shifted path (finite differences), so references stay consistent.
+    """
+    b, n = expert.shape[:2]
+    if cfg.augment_fraction <= 0:
+        return expert
+    use = torch.as_tensor(rng.random(b) < cfg.augment_fraction)
+    scale = torch.as_tensor(rng.uniform(1 - cfg.augment_speed, 1 + cfg.augment_speed, b),
+                            dtype=expert.dtype)
+    lateral = torch.as_tensor(rng.uniform(-cfg.augment_lateral_m, cfg.augment_lateral_m, b),
+                              dtype=expert.dtype)
+    ramp = torch.linspace(1.0 / n, 1.0, n, dtype=expert.dtype)
+    out = expert.clone()
+    out[..., :2] = out[..., :2] * scale[:, None, None]
+    out[..., 1] = out[..., 1] + lateral[:, None] * ramp
+    xy = torch.cat([torch.zeros_like(out[:, :1, :2]), out[..., :2]], 1)
+    d = xy[:, 1:] - xy[:, :-1]
+    moving = d.norm(dim=-1) > 0.05
+    yaw = torch.where(moving, torch.atan2(d[..., 1], d[..., 0]), expert[..., 2])
+    out[..., 2] = yaw
+    return torch.where(use[:, None, None], out, expert)
 
 
 def context_of(policy: RLBranch, feats: dict, train_trunk: bool):
@@ -182,8 +215,9 @@ def main(cfg: RLTrainConfig, scenes=None) -> Path:
         # -- rollout: sample the group around the expert, score it ---------------------------
         js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
         feats, expert = scenes.batch(js, device)
+        reference = augment_reference(expert, cfg, rng)
         context = context_of(policy, feats, cfg.train_trunk)
-        old = sample_group(policy, feats, context, expert, codes, sigma, gen)
+        old = sample_group(policy, feats, context, reference, codes, sigma, gen)
         t1 = time.perf_counter()
         cands = torch.cat([old.paths, expert[:, None]], 1).cpu().numpy()
         scores = scenes.score(js, cands)
@@ -193,8 +227,8 @@ def main(cfg: RLTrainConfig, scenes=None) -> Path:
         advantages = group_advantages(rewards)
 
         # -- GRPO update --------------------------------------------------------------------
-        stats = update(policy, optimizer, feats, context, expert, codes, old, advantages, sigma,
-                       beta, cfg)
+        stats = update(policy, optimizer, feats, context, reference, codes, old, advantages,
+                       sigma, beta, cfg)
         beta = adapt_beta(beta, stats['rl/kl'], cfg.kl_target)
 
         # -- logging and checkpoints ----------------------------------------------------------
