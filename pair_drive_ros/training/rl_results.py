@@ -260,6 +260,23 @@ def markdown(res: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def curve_summary(run_dir: str | Path, tags: tuple, parts: int = 5) -> str:
+    """Markdown table of a run's scalars.csv: the mean of each tag over `parts` equal chunks."""
+    values: dict = {}
+    for line in (Path(run_dir) / 'scalars.csv').read_text().splitlines():
+        _, key, value = line.split(',')
+        values.setdefault(key, []).append(float(value))
+    head = '| tag | ' + ' | '.join(f'steps {i + 1}/{parts}' for i in range(parts)) + ' |'
+    lines = [f'Run `{run_dir}`:', '', head, '|---|' + '---|' * parts]
+    for tag in tags:
+        v = np.asarray(values.get(tag, []))
+        if len(v) == 0:
+            continue
+        chunks = np.array_split(v, parts)
+        lines.append(f'| {tag} | ' + ' | '.join(f'{c.mean():.3f}' for c in chunks) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Arguments (checkpoint defaults: the shipped models/)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -276,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--out', default='runs/pair/results')
+    p.add_argument('--curves', nargs='*', default=[],
+                   help='run folders whose training curves to summarise (no evaluation)')
     return p
 
 
@@ -284,4 +303,13 @@ if __name__ == '__main__':
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     ns = build_parser().parse_args()
     ns.command_line = 'python -m pair_drive_ros.training.rl_results ' + ' '.join(sys.argv[1:])
-    main(ns)
+    if ns.curves:
+        tags = ('rl/reward_mean', 'rl/reward_best', 'rl/reward_expert', 'rl/kl', 'rl/clip_frac',
+                'rl/beta', 'seq/reward_mean', 'seq/reward_best', 'seq/kl', 'seq/clip_frac',
+                'sel/loss', 'sel/val_pdms_selected', 'sel/val_pdms_il', 'sel/val_pdms_oracle')
+        text = '\n'.join(curve_summary(run, tags) for run in ns.curves)
+        Path(ns.out).mkdir(parents=True, exist_ok=True)
+        (Path(ns.out) / 'curves.md').write_text(text)
+        sys.stdout.write(text)
+    else:
+        main(ns)
