@@ -128,6 +128,42 @@ def _subset_mean(entry: dict, tokens: set, key: str) -> float:
     return 100.0 * float(np.mean(vals)) if vals else float('nan')
 
 
+def closed_loop(args: argparse.Namespace) -> dict:
+    """Closed-loop rates of IL-A, IL-A + PaIR, IL-B, IL-B + PaIR; writes closed_loop.{json,md}."""
+    from pair_drive_ros.policy.il_planner import load_il_planner
+    from pair_drive_ros.policy.pair import load_rl_branch, load_selector
+    from pair_drive_ros.training.common import set_threads
+    from pair_drive_ros.training.evaluate import evaluate_closed_loop, split_scenarios
+
+    set_threads(args.threads)
+    rl = load_rl_branch(args.rl_checkpoint)
+    selector = load_selector(args.selector_checkpoint)
+    il_a = load_il_planner(args.il_a, expect_model='transfuser')
+    il_b = load_il_planner(args.il_b, expect_model='diffusiondrive')
+    scenarios = split_scenarios(args.split, args.closed_loop)
+    res = {'command': args.command_line, 'scenarios': scenarios, 'closed_loop': {}}
+    for label, planner in (('IL-A', il_a), ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
+                           ('IL-B', il_b), ('IL-B + PaIR', PaIRPlanner(il_b, rl, selector))):
+        out = evaluate_closed_loop(planner, scenarios, progress=True)
+        res['closed_loop'][label] = out['summary']
+        res.setdefault('episodes', {})[label] = [
+            {k: e[k] for k in ('scenario', 'seed', 'collision', 'off_road', 'route_completion')}
+            for e in out['episodes']]
+        LOG.info('closed loop %s: %s', label, out['summary'])
+    lines = [f'Command: `{res["command"]}`', '',
+             '| closed loop | episodes | collision rate | off-road rate | route completion '
+             '| progress [m] | comfort violations |', '|---|---|---|---|---|---|---|']
+    for label, s in res['closed_loop'].items():
+        lines.append(f'| {label} | {s.get("episodes", 0)} | {s["collision_rate"]:.2f} | '
+                     f'{s["off_road_rate"]:.2f} | {s["route_completion"]:.2f} | '
+                     f'{s["progress_m"]:.1f} | {s["comfort_violations"]:.1f} |')
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / 'closed_loop.json').write_text(json.dumps(res, indent=1))
+    (out_dir / 'closed_loop.md').write_text('\n'.join(lines) + '\n')
+    return res
+
+
 def main(args: argparse.Namespace) -> dict:
     """Compute every table; write results.json and results.md; return the results dict."""
     from pair_drive_ros.policy.baselines import ExpertPlanner, ReferencePlanner
@@ -204,17 +240,6 @@ def main(args: argparse.Namespace) -> dict:
     res['ablation'] = {'group': ablation, 'no_tree': {'selector': no_tree['summary'],
                                                       'oracle': no_tree_oracle['summary']}}
 
-    # -- 4. closed loop (optional) ----------------------------------------------------------------
-    if args.closed_loop > 0:
-        from pair_drive_ros.training.evaluate import evaluate_closed_loop, split_scenarios
-        scenarios = split_scenarios(args.split, args.closed_loop)
-        closed = {}
-        for label, planner in (('IL-A', il_a), ('IL-A + PaIR', pair_a), ('IL-B', il_b),
-                               ('IL-B + PaIR', pair_b)):
-            closed[label] = evaluate_closed_loop(planner, scenarios, progress=True)['summary']
-            LOG.info('closed loop %s: %s', label, closed[label])
-        res['closed_loop'] = closed
-
     for entry in main_rows + [pair_expert, oracle_expert]:
         entry.pop('rows', None)
     (out / 'results.json').write_text(json.dumps(res, indent=1))
@@ -288,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--sequential', default='models/transfuser_lite_seq_grpo.pt')
     p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
     p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
-    p.add_argument('--closed-loop', type=int, default=0, help='episodes per scenario')
+    p.add_argument('--closed-loop', type=int, default=0,
+                   help='closed loop only: this many episodes per scenario (no open loop)')
     p.add_argument('--max-frames', type=int, default=0, help='0: all (a fixed random subset)')
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--threads', type=int, default=1)
@@ -303,7 +329,9 @@ if __name__ == '__main__':
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     ns = build_parser().parse_args()
     ns.command_line = 'python -m pair_drive_ros.training.rl_results ' + ' '.join(sys.argv[1:])
-    if ns.curves:
+    if ns.closed_loop > 0:
+        closed_loop(ns)
+    elif ns.curves:
         tags = ('rl/reward_mean', 'rl/reward_best', 'rl/reward_expert', 'rl/kl', 'rl/clip_frac',
                 'rl/beta', 'seq/reward_mean', 'seq/reward_best', 'seq/kl', 'seq/clip_frac',
                 'sel/loss', 'sel/val_pdms_selected', 'sel/val_pdms_il', 'sel/val_pdms_oracle')
