@@ -59,7 +59,7 @@ def test_demo_over_a_recorded_bag(demo_run, tmp_path):
     out = tmp_path / 'bag_demo'
     domain = str(190 + os.getpid() % 30)
     assert demo.run(_args(demo, ['--bag', str(closed / 'graph_mcap'), '--out', str(out),
-                                 '--rate', '2', '--domain-id', domain])) == 0
+                                 '--domain-id', domain])) == 0
     (row,) = json.loads((out / 'metrics.json').read_text())['episodes']
     assert row['frames'] == 12 and row['plans_scored'] >= 1
     assert row['ade_vs_recorded_m'] < 1.0  # the recorded drive followed these very plans

@@ -229,11 +229,12 @@ def run(args: argparse.Namespace) -> int:
             rec.scan()
             last_scan = 0.0
             bag_done_at = None
-            if player is not None:  # do not play into the void before discovery matched
+            if player is not None:
+                # Do not play into the void: wait until perception and the recorder matched.
                 sensors = [t for t in player.topics if t.endswith(('/lidar', '/odometry',
                                                                    '/image'))]
                 ready_by = time.monotonic() + 5.0
-                while not player.subscribed(sensors) and time.monotonic() < ready_by:
+                while not player.subscribed(sensors, 2) and time.monotonic() < ready_by:
                     executor.spin_once(timeout_sec=0.01)
             while time.monotonic() - t_start < args.timeout:
                 executor.spin_once(timeout_sec=0.01)

@@ -76,9 +76,10 @@ class BagPlayer:
         self.loops = 0
         self._restart()
 
-    def subscribed(self, topics) -> bool:
-        """Whether every one of these played topics has a matched subscriber."""
-        return all(self._pubs[t].get_subscription_count() > 0 for t in topics if t in self._pubs)
+    def subscribed(self, topics, count: int = 1) -> bool:
+        """Whether every one of these played topics has at least `count` matched subscribers."""
+        return all(self._pubs[t].get_subscription_count() >= count
+                   for t in topics if t in self._pubs)
 
     @property
     def topics(self) -> list[str]:
