@@ -1,6 +1,7 @@
 """The nodes in a real rclpy graph (own Context and DDS domain per test)."""
 
 import dataclasses
+from pathlib import Path
 import numpy as np
 import pytest
 
@@ -361,3 +362,36 @@ def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
     assert np.all(np.isfinite(xy))
     assert np.all(np.diff(np.linalg.norm(np.diff(xy, axis=0), axis=1)) < 0)  # braking
     assert convert.stamp_ns(paths[0].header.stamp) == convert.stamp_ns(msgs['ego'].header.stamp)
+
+
+SAMPLE_BAG = Path(__file__).resolve().parent / 'data' / 'sample_bag'
+
+
+@pytest.mark.skipif(not (SAMPLE_BAG / 'metadata.yaml').is_file(), reason='no sample bag')
+def test_sample_bag_gives_one_path_per_lidar_frame(ros_context):
+    from nav_msgs.msg import Path as PathMsg
+    from rclpy.node import Node
+
+    from pair_drive_ros import ros
+    from pair_drive_ros.nodes import convert
+    from pair_drive_ros.nodes.replay import BagPlayer
+
+    lidar = [ros.stamp_to_nanoseconds(m.header.stamp) for _, _, m in
+             ros.read_bag(SAMPLE_BAG, ['/carla/ego_vehicle/lidar'])]
+    nodes = _graph(ros_context, ('perception_node', 'planner_node'),
+                   {'perception_node': {'use_sim_time': True},
+                    'planner_node': {'use_sim_time': True, 'max_input_age_s': 5.0}})
+    probe = Node('probe', context=ros_context)
+    paths = _collect(probe, PathMsg, '/planner/trajectory', 100)
+    executor = _executor(ros_context, nodes + [probe])
+    try:
+        player = BagPlayer(probe, SAMPLE_BAG, rate=1.0)
+        assert spin_until(executor, lambda: probe.count_subscribers('/carla/ego_vehicle/lidar')
+                          and probe.count_publishers('/planner/trajectory'), 2.0)
+        assert spin_until(executor, lambda: not player.step() and len(paths) >= len(lidar),
+                          30.0)
+    finally:
+        executor.shutdown()
+    assert [convert.stamp_ns(p.header.stamp) for p in paths] == lidar
+    assert {p.header.frame_id for p in paths} == {'map'}
+    assert all(len(p.poses) == 8 for p in paths)
