@@ -43,6 +43,13 @@ def _executor(ctx, nodes):
     return executor
 
 
+def _close(executor):
+    nodes = executor.get_nodes()
+    executor.shutdown()
+    for node in nodes:
+        node.destroy_node()
+
+
 def _graph(ctx, exes, overrides=None):
     from pair_drive_ros.nodes.launcher import make_nodes
 
@@ -136,7 +143,7 @@ def test_bag_to_perception_to_planner_one_path_per_frame(ros_context, sim_frames
         assert spin_until(executor, lambda: not player.step() and len(paths) >= N_FRAMES, 20.0)
         spin_until(executor, lambda: False, 0.3)  # nothing more may arrive
     finally:
-        executor.shutdown()
+        _close(executor)
     assert [convert.stamp_ns(p.header.stamp) for p in paths] == stamps
     for p in paths:
         assert p.header.frame_id == 'map' and len(p.poses) == 8
@@ -161,7 +168,7 @@ def test_closed_loop_episode_makes_progress_without_collision(ros_context):
     try:
         assert spin_until(executor, lambda: sim.finished, 60.0)
     finally:
-        executor.shutdown()
+        _close(executor)
     (result,) = sim.results
     assert result['steps'] == 20 and not result['collision'] and not result['off_road']
     assert result['progress_m'] > 20.0
@@ -222,7 +229,7 @@ def test_stale_input_gives_stopping_path_and_error_then_recovers(ros_context, si
                           and np.ptp(steps(paths[-1])) < 1e-6, 2.0)
         assert convert.stamp_ns(paths[-1].header.stamp) > convert.stamp_ns(stop.header.stamp)
     finally:
-        executor.shutdown()
+        _close(executor)
     assert nodes[1].health.fault == ''
 
 
@@ -268,7 +275,7 @@ def test_malformed_input_and_time_jump_are_logged_and_survived(ros_context, sim_
             spin_until(executor, lambda: False, 0.05)
         assert spin_until(executor, lambda: len(paths) >= 6, 3.0)
     finally:
-        executor.shutdown()
+        _close(executor)
     stamps = [convert.stamp_s(p.header.stamp) for p in paths]
     assert stamps[:3] == pytest.approx([100.0, 100.1, 100.2])
     assert min(stamps[3:]) >= 50.0 and max(stamps[3:]) < 51.0
@@ -309,7 +316,7 @@ def test_tracker_follows_a_path_and_brakes_when_it_goes_stale(ros_context, sim_f
         n = len(cmds)
         assert spin_until(executor, lambda: len(cmds) > n and cmds[-1].linear.x == 0.0, 2.0)
     finally:
-        executor.shutdown()
+        _close(executor)
     assert following.linear.x == pytest.approx(ego.speed, rel=0.05)
     # Target 1 m to the left of the heading: turns left (heading-relative, map yaw aside).
     assert following.angular.z > 0.0
@@ -355,7 +362,7 @@ def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
         assert spin_until(executor, lambda: paths and any(
             d.status[0].level == bytes([2]) for d in diags), 2.0)
     finally:
-        executor.shutdown()
+        _close(executor)
     error = [d for d in diags if d.status[0].level == bytes([2])][0]
     assert 'non-finite' in error.status[0].message
     xy = np.array([[q.pose.position.x, q.pose.position.y] for q in paths[0].poses])
@@ -391,7 +398,7 @@ def test_sample_bag_gives_one_path_per_lidar_frame(ros_context):
         assert spin_until(executor, lambda: not player.step() and len(paths) >= len(lidar),
                           30.0)
     finally:
-        executor.shutdown()
+        _close(executor)
     assert [convert.stamp_ns(p.header.stamp) for p in paths] == lidar
     assert {p.header.frame_id for p in paths} == {'map'}
     assert all(len(p.poses) == 8 for p in paths)
