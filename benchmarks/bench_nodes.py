@@ -101,12 +101,14 @@ def run(seconds: float, rate_hz: float, planner: str | None, points: int, width:
         executor.spin_once(timeout_sec=0.01)
     source.create_timer(1.0 / rate_hz, publish, callback_group=MutuallyExclusiveCallbackGroup())
     t0 = time.monotonic()
+    cpu0 = time.process_time()
     next_rss = t0
     while time.monotonic() - t0 < seconds:
         executor.spin_once(timeout_sec=0.01)
         if time.monotonic() >= next_rss:
             rss.append(rss_mb())
             next_rss += 1.0
+    cpu_s = time.process_time() - cpu0
     t_end = time.monotonic() + 0.5
     while time.monotonic() < t_end:
         executor.spin_once(timeout_sec=0.01)
@@ -126,6 +128,7 @@ def run(seconds: float, rate_hz: float, planner: str | None, points: int, width:
         'latency_max_ms': float(lat.max()) if len(lat) else float('nan'),
         'inference_p50_ms': float(np.percentile(infer, 50)) if len(infer) else float('nan'),
         'stops': planner_node.health.stops,
+        'cpu_ms_per_frame': 1e3 * cpu_s / max(1, len(sent)),
         'rss_start_mb': float(warm.mean()), 'rss_end_mb': float(rss[-k:].mean()),
     }
     result['rss_growth_pct'] = 100.0 * (result['rss_end_mb'] / result['rss_start_mb'] - 1.0)
@@ -162,6 +165,8 @@ the same process minus the sensor stamp.
 | dropped frames (sent without a Path) | {res['dropped']} of {res['frames_sent']} |
 | stopping trajectories (stale input) | {res['stops']} |
 | planner inference p50 | {res['inference_p50_ms']:.2f} ms |
+| process CPU time per frame (source, perception, planner, DDS) | \
+{res['cpu_ms_per_frame']:.1f} ms |
 | resident memory after warm-up -> end | {res['rss_start_mb']:.0f} -> {res['rss_end_mb']:.0f} MB \
 ({res['rss_growth_pct']:+.1f} %) |
 | resident memory, 10 samples over the run | {res['rss_trace_mb']} MB |
