@@ -402,3 +402,55 @@ def test_sample_bag_gives_one_path_per_lidar_frame(ros_context):
     assert [convert.stamp_ns(p.header.stamp) for p in paths] == lidar
     assert {p.header.frame_id for p in paths} == {'map'}
     assert all(len(p.poses) == 8 for p in paths)
+
+
+def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_frames):
+    torch = pytest.importorskip('torch')
+    from nav_msgs.msg import Odometry, Path as PathMsg
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from pair_drive_ros.nodes import convert
+    from pair_drive_ros.nodes.feature_msgs import feature_messages, FEATURE_TOPICS
+    from pair_drive_ros.nodes.planner_node import PlannerNode
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
+    from pair_drive_ros.policy.pair import PaIRPlanner
+    from pair_drive_ros.policy.rl_branch import RLBranch, RLBranchConfig
+    from pair_drive_ros.policy.selector import Selector, SelectorConfig
+
+    torch.manual_seed(0)  # untrained weights: this checks the plumbing, not the driving
+    torch.set_num_threads(1)  # the executor's threads share two cores with torch here
+    pair = PaIRPlanner(TransfuserPlanner(build_model('transfuser')), RLBranch(RLBranchConfig()),
+                       Selector(SelectorConfig()))
+    frames, route = sim_frames
+    features = FeatureBuilder().build(dataclasses.replace(frames[0], route=route))
+    planner = PlannerNode(planner=pair, context=ros_context)
+    probe = Node('probe', context=ros_context)
+    paths = _collect(probe, PathMsg, '/planner/trajectory')
+    il_paths = _collect(probe, PathMsg, '/planner/il_trajectory')
+    markers = _collect(probe, MarkerArray, '/planner/candidates')
+    pubs = {k: probe.create_publisher(Odometry if k == 'ego' else Image, f'/perception/{k}', 5)
+            for k in FEATURE_TOPICS}
+    executor = _executor(ros_context, [planner, probe])
+    try:
+        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
+                                                pubs.values())
+                          and planner.count_subscribers('/planner/candidates'), 2.0)
+        msgs = feature_messages(features, probe.get_clock().now().to_msg())
+        for key in FEATURE_TOPICS:
+            pubs[key].publish(msgs[key])
+        assert spin_until(executor, lambda: paths and il_paths and markers, 20.0)
+    finally:
+        _close(executor)
+    stamp = convert.stamp_ns(msgs['ego'].header.stamp)
+    for msg in (paths[0], il_paths[0], markers[0].markers[0]):
+        assert convert.stamp_ns(msg.header.stamp) == stamp and msg.header.frame_id == 'map'
+    strips = markers[0].markers[1:]
+    assert markers[0].markers[0].action == Marker.DELETEALL and len(strips) == 16
+    # Candidate 0 is the IL plan: the same map-frame points as ~/il_trajectory.
+    il_xy = np.array([[q.pose.position.x, q.pose.position.y] for q in il_paths[0].poses])
+    c0 = np.array([[p.x, p.y] for p in strips[0].points])
+    np.testing.assert_allclose(c0, il_xy, atol=1e-4)
+    assert planner.health.plans == 1 and planner.health.model_ids == 'pair'

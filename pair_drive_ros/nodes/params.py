@@ -46,6 +46,7 @@ class PlannerParams:
     rl_checkpoint: str = ''
     selector_checkpoint: str = ''
     device: str = 'cpu'
+    torch_threads: int = 0               # torch intra-op threads (0 = torch's default)
     features_ns: str = '/perception'     # perception_node's private namespace
     output_frame: str = 'map'            # 'map' or the ego frame name
     ego_frame: str = 'ego_vehicle'

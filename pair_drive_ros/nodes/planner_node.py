@@ -37,6 +37,9 @@ def make_planner(p: PlannerParams) -> AbstractPlanner:
     """Build the planner named by the parameters (policy.factory), with its checkpoints."""
     from pair_drive_ros.policy.factory import build_planner
 
+    if p.torch_threads > 0:
+        import torch
+        torch.set_num_threads(p.torch_threads)
     planner = build_planner(p.planner, il_checkpoint=p.il_checkpoint or None,
                             rl_checkpoint=p.rl_checkpoint or None,
                             selector_checkpoint=p.selector_checkpoint or None, device=p.device)
@@ -67,7 +70,8 @@ class PlannerNode(Node):
 
         self.params = p = read_params(self, PlannerParams)
         self.planner = planner if planner is not None else make_planner(p)
-        self.health = safety.PlannerHealth(planner=p.planner, device=p.device,
+        self.health = safety.PlannerHealth(planner=getattr(self.planner, 'name', p.planner),
+                                           device=p.device,
                                            model_ids=model_ids(self.planner, p))
         self.latencies_ms: list[float] = []
         self._join = ExactJoin(FEATURE_TOPICS, max_pending=p.pending_frames)
