@@ -47,6 +47,7 @@ class PlannerParams:
     selector_checkpoint: str = ''
     device: str = 'cpu'
     torch_threads: int = 0               # torch intra-op threads (0 = torch's default)
+    warmup: bool = True                  # one dummy inference at start-up (first-call costs)
     features_ns: str = '/perception'     # perception_node's private namespace
     output_frame: str = 'map'            # 'map' or the ego frame name
     ego_frame: str = 'ego_vehicle'

@@ -49,6 +49,26 @@ def make_planner(p: PlannerParams) -> AbstractPlanner:
     return planner
 
 
+def warm_up(planner: AbstractPlanner) -> float:
+    """Run one inference on empty features of the planner's perception config; seconds taken.
+
+    Model planners pay one-off costs (allocations, kernel selection) on their first call; paying
+    them here keeps the first real frame from going stale.
+    """
+    from pair_drive_ros.core.ego import EgoState
+    from pair_drive_ros.core.sensor_frame import SensorFrame
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.perception.config import PerceptionConfig
+
+    inner = getattr(planner, 'il_planner', planner)
+    cfg = getattr(inner, 'perception_config', None) or PerceptionConfig()
+    features = FeatureBuilder(cfg).build(SensorFrame(0.0, EgoState(np.zeros(3))))
+    start = time.perf_counter()
+    planner.compute_plan(PlannerInput(features=features))
+    planner.reset()
+    return time.perf_counter() - start
+
+
 def model_ids(planner: AbstractPlanner, p: PlannerParams) -> str:
     """Short identification of the loaded models for diagnostics."""
     parts = [getattr(planner, 'name', type(planner).__name__)]
@@ -74,6 +94,11 @@ class PlannerNode(Node):
                                            device=p.device,
                                            model_ids=model_ids(self.planner, p))
         self.latencies_ms: list[float] = []
+        if p.warmup:
+            try:
+                self.get_logger().info(f'warm-up inference: {warm_up(self.planner):.2f} s')
+            except (ValueError, RuntimeError) as err:
+                self.get_logger().warning(f'warm-up inference failed: {err}')
         self._join = ExactJoin(FEATURE_TOPICS, max_pending=p.pending_frames)
         self._slot = LatestSlot()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
