@@ -17,7 +17,8 @@ ARGUMENTS = {
     'rate': ('1.0', 'playback rate'),
     'loop': ('false', 'restart the bag at its end'),
     'player': ('ros2', 'ros2 (ros2 bag play --clock) or pair_drive (pair-drive replay)'),
-    'planner': ('constant_velocity', 'planner name (pair_drive_ros.policy.factory)'),
+    # None: the planner node's value in config/pair_drive.yaml (the one place to change it).
+    'planner': (None, 'planner name (pair_drive_ros.policy.factory)'),
     'rviz': ('true', 'start RViz2 with config/pair_drive.rviz'),
 }
 
@@ -39,5 +40,5 @@ def generate_launch_description() -> LaunchDescription:
         ExecuteProcess(cmd=['pair-drive', 'replay', bag, '--rate', rate, loop_flag],
                        output='screen', shell=True, condition=UnlessCondition(native)),
     ]
-    return LaunchDescription(launch_arguments(ARGUMENTS) + node_actions(NODES, params)
+    return LaunchDescription(launch_arguments(ARGUMENTS, params) + node_actions(NODES, params)
                              + players + [rviz_action()])

@@ -21,7 +21,8 @@ ARGUMENTS = {
     'town': ('Town01', 'CARLA map'),
     'role_name': ('ego_vehicle', 'ego vehicle role name'),
     'spawn_point': ('127.4,-195.4,2,0,0,180', 'ego spawn point x,y,z,roll,pitch,yaw'),
-    'planner': ('constant_velocity', 'planner name (pair_drive_ros.policy.factory)'),
+    # None: the planner node's value in config/pair_drive.yaml (the one place to change it).
+    'planner': (None, 'planner name (pair_drive_ros.policy.factory)'),
     'il_checkpoint': ('', 'IL checkpoint ("" = shipped default)'),
     'device': ('cpu', 'torch device of the planner'),
     'rviz': ('false', 'start RViz2 with config/pair_drive.rviz'),
@@ -74,5 +75,5 @@ def _carla_includes() -> list:
 
 def generate_launch_description() -> LaunchDescription:
     params = share_file('config', 'pair_drive.yaml')
-    return LaunchDescription(launch_arguments(ARGUMENTS) + _carla_includes()
+    return LaunchDescription(launch_arguments(ARGUMENTS, params) + _carla_includes()
                              + node_actions(NODES, params) + [rviz_action()])

@@ -10,7 +10,8 @@ from pair_drive_ros.nodes.launch_helpers import (launch_arguments, node_actions,
 
 ARGUMENTS = {
     'scenarios': ('highway:11000', 'comma-separated scenario:seed list (config/scenarios.yaml)'),
-    'planner': ('constant_velocity', 'planner name (pair_drive_ros.policy.factory)'),
+    # None: the planner node's value in config/pair_drive.yaml (the one place to change it).
+    'planner': (None, 'planner name (pair_drive_ros.policy.factory)'),
     'tick_mode': ('lockstep', 'lockstep (tick when the planner answered) or rate'),
     'rviz': ('true', 'start RViz2 with config/pair_drive.rviz'),
 }
@@ -26,5 +27,5 @@ NODES = [
 
 def generate_launch_description() -> LaunchDescription:
     params = share_file('config', 'pair_drive.yaml')
-    return LaunchDescription(launch_arguments(ARGUMENTS) + node_actions(NODES, params)
+    return LaunchDescription(launch_arguments(ARGUMENTS, params) + node_actions(NODES, params)
                              + [rviz_action()])

@@ -101,6 +101,15 @@ def test_rviz_config_shows_the_graph_topics():
             'rviz_default_plugins/Image', 'rviz_default_plugins/PointCloud2'} <= classes
 
 
+def test_planner_launch_default_comes_from_the_params_file():
+    from pair_drive_ros.nodes.launch_helpers import config_default
+
+    for path in LAUNCH_FILES:
+        assert _literal(ast.parse(path.read_text()), 'ARGUMENTS')['planner'][0] is None
+    assert config_default(str(DEFAULT_CONFIG), 'planner') == \
+        yaml_params(DEFAULT_CONFIG, 'planner')['planner']
+
+
 def test_default_params_file_is_what_the_nodes_declare():
     for exe, cls in PARAMS_CLASSES.items():
         assert yaml_params(DEFAULT_CONFIG, NODE_NAMES[exe], cls) == cls()

@@ -58,12 +58,25 @@ def node_actions(nodes: list[dict], params_file) -> list:
     return actions
 
 
-def launch_arguments(defaults: dict) -> list:
-    """Declare launch arguments from {name: (default, description)}."""
+def config_default(params_file: str, name: str) -> str:
+    """Return the default of launch argument `name`: the planner node's value in the file."""
+    from pair_drive_ros.nodes.params import yaml_params
+
+    return str(yaml_params(params_file, 'planner').get(name, ''))
+
+
+def launch_arguments(defaults: dict, params_file: str | None = None) -> list:
+    """Declare launch arguments from {name: (default, description)}.
+
+    A None default is read from the params file (see config_default).
+    """
     from launch.actions import DeclareLaunchArgument
 
-    return [DeclareLaunchArgument(name, default_value=str(default), description=desc)
-            for name, (default, desc) in defaults.items()]
+    actions = []
+    for name, (default, desc) in defaults.items():
+        value = config_default(params_file, name) if default is None else default
+        actions.append(DeclareLaunchArgument(name, default_value=str(value), description=desc))
+    return actions
 
 
 def rviz_action():
