@@ -40,7 +40,8 @@ class SearchConfig:
     branch_dt_s: float = 0.1         # = the simulation step, so a branch replays reality exactly
     ttc_margin_s: float = 1.0        # swept-box look-ahead [s of travel]
     margin_weight: float = 1.0       # penalty per margin-violating branch step [m of progress]
-    blocking_penalty: float = 40.0   # ending the rollout (almost) stopped inside a conflict zone
+    blocking_penalty: float = 40.0   # ending the rollout inside a conflict zone below...
+    commit_speed_mps: float = 2.0    # ...this speed (waiting inside it)
     max_lat_accel: float = 3.5       # curvature speed cap [m/s^2]
     max_speed_mps: float | None = None   # default: the ego lane's speed limit
     conflict_dist_m: float = 3.0     # route points this close to a non-route lane conflict
@@ -107,7 +108,8 @@ class SearchExpert:
 
     conflict: (P,) bool per route point, True inside conflict zones (see conflict_mask). A
     'stop at the line' candidate is added while the ego is before the next zone, and a rollout
-    that ends slower than 2 m/s inside a zone is penalized (waiting belongs before the line).
+    that ends inside a zone slower than `commit_speed_mps` is penalized: wait before the line,
+    cross decisively.
     """
 
     def __init__(self, route: Route, cfg: SearchConfig = SearchConfig(),
@@ -198,7 +200,7 @@ class SearchExpert:
             penalty += self._margin_violation(branch, ego)
         s_end, _ = self.route.project(ego.position)
         score = float(s_end - s_start) - cfg.margin_weight * penalty
-        blocking = ego.speed < 2.0 and self.in_conflict(float(s_end))
+        blocking = ego.speed < cfg.commit_speed_mps and self.in_conflict(float(s_end))
         if blocking:
             score -= cfg.blocking_penalty
         return score, penalty == 0.0 and not blocking
