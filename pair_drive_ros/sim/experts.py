@@ -108,8 +108,8 @@ class SearchExpert:
 
     conflict: (P,) bool per route point, True inside conflict zones (see conflict_mask). A
     'stop at the line' candidate is added while the ego is before the next zone, and a rollout
-    that ends inside a zone slower than `commit_speed_mps` is penalized: wait before the line,
-    cross decisively.
+    that ends inside a zone slower than `commit_speed_mps` is penalized (waiting belongs before
+    the line).
     """
 
     def __init__(self, route: Route, cfg: SearchConfig = SearchConfig(),
