@@ -62,6 +62,7 @@ class SelectorTrainConfig:
     rank_weight: float = 1.0
     rank_temperature: float = 0.05
     margins: tuple = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)   # fallback margins tried on val
+    labels: str = ''               # a labels.pt of an earlier run (same RL branch): skip scoring
     seed: int = 0
     device: str = 'cpu'
     threads: int = 2
@@ -134,22 +135,11 @@ def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dic
             'sel/val_fallback_rate': (pick == 0).float().mean().item()}
 
 
-def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
-    """Train; return the final checkpoint path (scenes: SceneSets, default: cfg's splits)."""
-    from tqdm import tqdm
-
-    from pair_drive_ros.policy.il_planner import load_il_model
+def make_labels(cfg: SelectorTrainConfig, rl, il_model, device, train_scenes=None,
+                val_scenes=None) -> tuple[dict, dict]:
+    """Scored candidates of the training and validation scenes."""
     from pair_drive_ros.training.rl_data import load_scene_set
 
-    # -- setup ---------------------------------------------------------------------------------
-    seed_everything(cfg.seed)
-    set_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    rl = load_rl_branch(cfg.rl_checkpoint, str(device))
-    il_model, _ = load_il_model(cfg.il_checkpoint, str(device))
-    log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
-
-    # -- labels: candidates scored by the PDM scorer --------------------------------------------
     if train_scenes is None:
         train_scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
                                       cfg.max_scenes, cfg.seed, cfg.workers,
@@ -162,6 +152,30 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
                                     keep_prepared=False)
     val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
     val_scenes.save_references()
+    return train, val
+
+
+def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
+    """Train; return the final checkpoint path (scenes: SceneSets, default: cfg's splits)."""
+    from tqdm import tqdm
+
+    from pair_drive_ros.policy.il_planner import load_il_model
+
+    # -- setup ---------------------------------------------------------------------------------
+    seed_everything(cfg.seed)
+    set_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    rl = load_rl_branch(cfg.rl_checkpoint, str(device))
+    il_model, _ = load_il_model(cfg.il_checkpoint, str(device))
+    log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
+
+    # -- labels: candidates scored by the PDM scorer (saved as labels.pt for later runs) ---------
+    if cfg.labels:
+        saved = torch.load(cfg.labels, weights_only=True)
+        train, val = saved['train'], saved['val']
+    else:
+        train, val = make_labels(cfg, rl, il_model, device, train_scenes, val_scenes)
+        torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
     LOG.info('labels: %d train scenes x %d candidates, %d val scenes x %d',
              *train['candidates'].shape[:2], *val['candidates'].shape[:2])
 
