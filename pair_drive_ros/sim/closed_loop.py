@@ -137,6 +137,7 @@ class SimSession:
         if self.env is None:
             self.env = self._factory()
         self.seed = int(seed)
+        hw.restore_class_defaults()
         self.env.reset(seed=self.seed)
         u = self.env.unwrapped
         hw.speed_up_road(u.road)

@@ -24,6 +24,38 @@ LANE_SAMPLE_STEP_M = 2.0
 LONG_LANE_M = 400.0
 
 
+# highway-env's intersection env sets IDMVehicle.DISTANCE_WANTED, COMFORT_ACC_MAX and
+# COMFORT_ACC_MIN on the *class* when it resets, which changes every later episode of any
+# scenario in the same process. We restore the import-time values before each reset.
+_MUTATED_CLASS_ATTRS = ('DISTANCE_WANTED', 'COMFORT_ACC_MAX', 'COMFORT_ACC_MIN')
+
+
+def _behavior_classes() -> list:
+    from highway_env.vehicle import behavior
+
+    return [c for c in vars(behavior).values()
+            if isinstance(c, type) and issubclass(c, behavior.IDMVehicle)]
+
+
+def _snapshot_class_defaults() -> tuple:
+    missing = object()
+    return tuple((cls, name, cls.__dict__.get(name, missing), missing)
+                 for cls in _behavior_classes() for name in _MUTATED_CLASS_ATTRS)
+
+
+_CLASS_DEFAULTS = _snapshot_class_defaults()
+
+
+def restore_class_defaults() -> None:
+    """Undo highway-env's class-attribute changes from earlier episodes (see above)."""
+    for cls, name, value, missing in _CLASS_DEFAULTS:
+        if value is missing:
+            if name in cls.__dict__:
+                delattr(cls, name)
+        else:
+            setattr(cls, name, value)
+
+
 def make_env(env_id: str, config: dict | None = None) -> Any:
     """Create a highway-env environment running at 10 Hz simulation and policy rates."""
     import gymnasium as gym
