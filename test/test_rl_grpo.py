@@ -78,7 +78,8 @@ def test_grpo_trainer_smoke_with_the_real_scorer_and_resume(tmp_path):
 
     cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
         f'runs_root={tmp_path}', 'total_steps=3', 'scenes_per_step=2', 'save_every=2',
-        'out=' + str(tmp_path / 'rl.pt'), 'group=5', 'threads=1', 'warmup_steps=1'])
+        'out=' + str(tmp_path / 'rl.pt'), 'group=5', 'threads=1', 'warmup_steps=1',
+        'init_trunk='])
     cfg = type(cfg)(**{**cfg.__dict__, 'model': RLBranchConfig(backbone=TINY_BACKBONE,
                                                                decoder_layers=1, num_heads=2)})
     final = main(cfg, scenes=SyntheticSceneSet(4))

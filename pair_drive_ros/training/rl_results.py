@@ -150,7 +150,10 @@ def closed_loop(args: argparse.Namespace) -> dict:
             {k: e[k] for k in ('scenario', 'seed', 'collision', 'off_road', 'route_completion')}
             for e in out['episodes']]
         LOG.info('closed loop %s: %s', label, out['summary'])
-    lines = [f'Command: `{res["command"]}`', '',
+    lines = [f'Command: `{res["command"]}`', '']
+    if 'command_sequential' in res:
+        lines += [f'Sequential row: `{res["command_sequential"]}`', '']
+    lines += [
              '| closed loop | episodes | collision rate | off-road rate | route completion '
              '| progress [m] | comfort violations |', '|---|---|---|---|---|---|---|']
     for label, s in res['closed_loop'].items():
@@ -247,9 +250,35 @@ def main(args: argparse.Namespace) -> dict:
     return res
 
 
+def add_sequential(args: argparse.Namespace) -> dict:
+    """Evaluate only the sequential-GRPO IL-A and insert its row into an existing results.json."""
+    from pair_drive_ros.policy.il_planner import load_il_planner
+    from pair_drive_ros.training.common import set_threads
+    from pair_drive_ros.training.rl_data import load_scene_set
+
+    set_threads(args.threads)
+    out = Path(args.out)
+    res = json.loads((out / 'results.json').read_text())
+    frames = Frames(load_scene_set(args.data, res['split'], res['frame_stride'],
+                                   max_scenes=args.max_frames))
+    seq = load_il_planner(args.sequential, expect_model='transfuser')
+    row = _open(seq, frames, 'IL-A + sequential GRPO', args.batch_size)
+    row.pop('rows', None)
+    res['main'] = [r for r in res['main'] if r['label'] != row['label']]
+    res['main'].insert(1, row)
+    res['checkpoints']['sequential'] = args.sequential
+    res['command_sequential'] = args.command_line
+    (out / 'results.json').write_text(json.dumps(res, indent=1))
+    (out / 'results.md').write_text(markdown(res))
+    return res
+
+
 def markdown(res: dict) -> str:
     """Markdown tables of a results dict."""
-    lines = [f'Command: `{res["command"]}`', '',
+    lines = [f'Command: `{res["command"]}`', '']
+    if 'command_sequential' in res:
+        lines += [f'Sequential row: `{res["command_sequential"]}`', '']
+    lines += [
              f'Split `{res["split"]}`, every {res["frame_stride"]}th scorable frame; open-loop '
              'scores x 100.', '']
     lines += _table(res['main'])
@@ -319,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--out', default='runs/pair/results')
+    p.add_argument('--add-sequential', action='store_true',
+                   help='only evaluate --sequential and add its row to --out/results.json')
     p.add_argument('--curves', nargs='*', default=[],
                    help='run folders whose training curves to summarise (no evaluation)')
     return p
@@ -331,6 +362,8 @@ if __name__ == '__main__':
     ns.command_line = 'python -m pair_drive_ros.training.rl_results ' + ' '.join(sys.argv[1:])
     if ns.closed_loop > 0:
         closed_loop(ns)
+    elif ns.add_sequential:
+        add_sequential(ns)
     elif ns.curves:
         tags = ('rl/reward_mean', 'rl/reward_best', 'rl/reward_expert', 'rl/kl', 'rl/clip_frac',
                 'rl/beta', 'seq/reward_mean', 'seq/reward_best', 'seq/kl', 'seq/clip_frac',

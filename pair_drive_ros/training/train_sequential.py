@@ -1,8 +1,9 @@
 """Sequential baseline (IL -> RL): the same GRPO applied directly to the IL planner A.
 
-Policy: a Gaussian on the IL head's raw outputs (per-step length and heading-change logits,
-(8, 2)): raw ~ N(head(x), sigma^2 I), trajectory = the model's own kinematic integration of raw,
-so every sample is a smooth, kinematically consistent plan; log pi = log N(raw; head(x), sigma).
+Policy: a Gaussian on the IL plan's kinematic parameters (per-step length [m] and heading
+change [rad], (8, 2), from backbone.kinematic_params of the model's trajectory):
+params ~ N(mean, diag(sigma_step^2, sigma_turn^2)), plan = integrate_kinematics(params), so
+every sample is a smooth, kinematically consistent plan; log pi = log N(params; mean, sigma).
 Reward,
 group normalisation, clipped ratio, KL(pi_theta || pi_old) with the adaptive weight, AdamW +
 cosine decay, scenes per step, steps and update epochs are those of train_rl (same budget).
@@ -24,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from pair_drive_ros.policy.backbone import integrate_kinematics
+from pair_drive_ros.policy.backbone import integrate_kinematics, kinematic_params
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.configs import config_to_dict
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
@@ -57,8 +58,10 @@ class SequentialConfig:
     clip_eps: float = 0.2
     kl_beta: float = 0.05
     kl_target: float = 0.02
-    sigma_start: float = 0.3       # std on the raw head outputs, linear schedule
-    sigma_end: float = 0.1
+    sigma_start: float = 1.0       # linear schedule of a multiplier on (sigma_step, sigma_turn)
+    sigma_end: float = 0.4
+    sigma_step_m: float = 0.6      # per-step length std [m] at multiplier 1
+    sigma_turn_rad: float = 0.06   # per-step heading-change std [rad] at multiplier 1
     max_grad_norm: float = 1.0
     seed: int = 0
     device: str = 'cpu'
@@ -68,25 +71,36 @@ class SequentialConfig:
     out: str = ''
 
 
-def head_raw(model, trunk_out: dict) -> torch.Tensor:
-    """Compute the IL head's raw outputs (B, 8, 2): per-step length and heading-change logits."""
-    return model.trajectory_head(trunk_out['traj_query']).view(-1, model.cfg.num_poses, 2)
+def kinematic_mean(model, feats: dict) -> torch.Tensor:
+    """Return the IL plan as per-step (length [m], heading change [rad]) (B, 8, 2), differentiable.
+
+    Uses only the model's output trajectory and backbone.kinematic_params, so it does not depend
+    on how the IL head parameterises that trajectory.
+    """
+    traj = model(feats)['trajectory']
+    step, turn = kinematic_params(traj[..., :2])
+    return torch.stack([step, turn], -1)
 
 
-def to_trajectory(model, raw: torch.Tensor) -> torch.Tensor:
-    """Poses (..., 8, 3) from raw head outputs, exactly as the IL model integrates them."""
-    return integrate_kinematics(raw, model.cfg.step_scale_m, model.cfg.max_turn_rad)
+def to_trajectory(params: torch.Tensor) -> torch.Tensor:
+    """Poses (..., 8, 3) from (..., 8, 2) step lengths and heading changes (steps >= 0)."""
+    return integrate_kinematics(params[..., 0].clamp_min(0.0), params[..., 1])
 
 
-def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Log-density (...,) of raw samples (..., 8, 2) under N(mean, sigma^2 I)."""
-    lp = -0.5 * ((sample - mean) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
+def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, sigma) -> torch.Tensor:
+    """Log-density (...,) of samples (..., 8, 2) under N(mean, diag(sigma^2)).
+
+    sigma: a float or a (2,) tensor (per last-axis dimension).
+    """
+    sigma = torch.as_tensor(sigma, dtype=sample.dtype)
+    lp = -0.5 * ((sample - mean) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
     return lp.sum((-1, -2))
 
 
-def gaussian_kl(mean_new: torch.Tensor, mean_old: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_kl(mean_new: torch.Tensor, mean_old: torch.Tensor, sigma) -> torch.Tensor:
     """(B,) KL(pi_new || pi_old) of two Gaussians with the same sigma, means (B, 8, 2)."""
-    return ((mean_new - mean_old.detach()) ** 2).sum((-1, -2)) / (2 * sigma ** 2)
+    sigma = torch.as_tensor(sigma, dtype=mean_new.dtype)
+    return (((mean_new - mean_old.detach()) / sigma) ** 2).sum((-1, -2)) / 2
 
 
 def main(cfg: SequentialConfig, scenes=None) -> Path:
@@ -123,22 +137,22 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
         # -- rollout --------------------------------------------------------------------------
         js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
         feats, _ = scenes.batch(js, device)
+        sig = sigma * torch.tensor([cfg.sigma_step_m, cfg.sigma_turn_rad], device=device)
         with torch.no_grad():
-            trunk_out = model.trunk(feats)
-            old_mean = head_raw(model, trunk_out)
+            old_mean = kinematic_mean(model, feats)
             noise = torch.randn((len(js), cfg.group_size) + old_mean.shape[1:], generator=gen)
-            raw = old_mean[:, None] + sigma * noise.to(device)
-            old_lp = gaussian_log_prob(raw, old_mean[:, None], sigma)
-            samples = to_trajectory(model, raw)
+            raw = old_mean[:, None] + sig * noise.to(device)
+            old_lp = gaussian_log_prob(raw, old_mean[:, None], sig)
+            samples = to_trajectory(raw)
         scores = scenes.score(js, samples.cpu().numpy())
         rewards = torch.as_tensor(scores.reward(cfg.reward), dtype=torch.float32, device=device)
         advantages = group_advantages(rewards)
 
         # -- GRPO update ------------------------------------------------------------------------
         for _ in range(cfg.update_epochs):
-            mean = head_raw(model, trunk_out)
-            lp = gaussian_log_prob(raw, mean[:, None], sigma)
-            kl = gaussian_kl(mean, old_mean, sigma)
+            mean = kinematic_mean(model, feats)
+            lp = gaussian_log_prob(raw, mean[:, None], sig)
+            kl = gaussian_kl(mean, old_mean, sig)
             loss, stats = grpo_loss(lp, old_lp, advantages, kl, cfg.clip_eps, beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
