@@ -25,16 +25,22 @@ from pair_drive_ros.sim.sensors import (CameraConfig, LidarConfig, render_camera
 FAMILIES = ('highway', 'merge', 'intersection', 'roundabout')
 
 
-def timeit(fn, repeat: int) -> tuple[float, float]:
-    """Return p50, p95 [ms] of `repeat` calls after two warm-up calls."""
+def timeit(fn, repeat: int) -> tuple[float, float, float]:
+    """Return p50, p95 wall [ms] and p50 process CPU time [ms] of `repeat` calls (after warm-up).
+
+    CPU time is what the call costs on a free core; wall time includes waiting for a core on
+    this shared machine.
+    """
     fn()
     fn()
-    times = np.empty(repeat)
+    wall = np.empty(repeat)
+    cpu = np.empty(repeat)
     for i in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times[i] = time.perf_counter() - t0
-    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 95) * 1e3)
+        wall[i], cpu[i] = time.perf_counter() - t0, time.process_time() - c0
+    return (float(np.percentile(wall, 50) * 1e3), float(np.percentile(wall, 95) * 1e3),
+            float(np.percentile(cpu, 50) * 1e3))
 
 
 def sensor_rows(data: Path, repeat: int) -> list[str]:
@@ -54,8 +60,8 @@ def sensor_rows(data: Path, repeat: int) -> list[str]:
             return simulate_lidar(pose, agents, geo, cfg)
 
         n_pts = np.mean([len(simulate_lidar(p, a, geo)) for p, a in states])
-        p50, p95 = timeit(lidar, repeat)
-        rows.append(f'| LiDAR 32 x 720 rays, 50 m | {fam} | {p50:.2f} | {p95:.2f} | '
+        p50, p95, cpu = timeit(lidar, repeat)
+        rows.append(f'| LiDAR 32 x 720 rays, 50 m | {fam} | {cpu:.2f} | {p50:.2f} | {p95:.2f} | '
                     f'{n_pts:.0f} points |')
         for w, h in ((256, 128), (400, 300), (800, 600)):
             cfg = CameraConfig(width=w, height=h)
@@ -64,8 +70,8 @@ def sensor_rows(data: Path, repeat: int) -> list[str]:
                 pose, agents = states[next(it) % len(states)]
                 return render_camera(pose, agents, geo, cfg)
 
-            p50, p95 = timeit(cam, repeat)
-            rows.append(f'| camera {w}x{h} | {fam} | {p50:.2f} | {p95:.2f} | |')
+            p50, p95, cpu = timeit(cam, repeat)
+            rows.append(f'| camera {w}x{h} | {fam} | {cpu:.2f} | {p50:.2f} | {p95:.2f} | |')
     return rows
 
 
@@ -75,25 +81,26 @@ def sim_rows(steps: int) -> list[str]:
         session = SimSession(fam, ego_mode='tracking', max_steps=steps)
         session.reset(10000)
         plan = Trajectory(np.stack([5.0 * np.arange(1, 9), np.zeros(8), np.zeros(8)], -1))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         n = 0
         while not session.done:
             if session.steps % 5 == 0:
                 session.set_trajectory(plan)
             session.step()
             n += 1
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rows.append(f'| sim step, tracking ego (incl. recording) | {fam} | '
-                    f'{1000 * wall / n:.2f} ms | {n / wall:.0f} steps/s |')
+                    f'{1000 * cpu / n:.2f} ms CPU ({1000 * wall / n:.2f} ms wall) | '
+                    f'{n / cpu:.0f} steps/s per core |')
     with tempfile.TemporaryDirectory() as tmp:
         for fam in FAMILIES:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = generate.record_episode(generate.DEFAULT_SUITE.as_posix(), 'val', fam, 10000,
                                           os.path.join(tmp, f'{fam}.npz'))
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             rows.append(f'| generate (expert + log), 1 episode | {fam} | '
-                        f'{res["frames"]} frames in {wall:.1f} s | '
-                        f'{res["frames"] / wall:.0f} frames/s/core |')
+                        f'{res["frames"]} frames in {cpu:.1f} s CPU ({wall:.1f} s wall) | '
+                        f'{res["frames"] / cpu:.0f} frames/s per core |')
     return rows
 
 
@@ -102,13 +109,16 @@ def main() -> int:
     parser.add_argument('--data', default='data/logs', help='scene logs (uses the val split)')
     parser.add_argument('--repeat', type=int, default=40)
     parser.add_argument('--steps', type=int, default=100)
+    parser.add_argument('--sensors-only', action='store_true')
     args = parser.parse_args()
     lines = [f'Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
              f'numpy {np.__version__}.', '',
-             '| sensor | family | p50 [ms] | p95 [ms] | note |', '|---|---|---|---|---|']
+             '| sensor | family | CPU p50 [ms] | wall p50 [ms] | wall p95 [ms] | note |',
+             '|---|---|---|---|---|---|']
     lines += sensor_rows(Path(args.data), args.repeat)
-    lines += ['', '| what | family | time | rate |', '|---|---|---|---|']
-    lines += sim_rows(args.steps)
+    if not args.sensors_only:
+        lines += ['', '| what | family | time | rate |', '|---|---|---|---|']
+        lines += sim_rows(args.steps)
     lines.append(f'\nload average at the end: {os.getloadavg()[0]:.1f}')
     print('\n'.join(lines))
     return 0

@@ -214,16 +214,19 @@ def simulate_lidar(ego_pose: np.ndarray, agents: Agents, road, cfg: LidarConfig 
         sel = dist <= reach + 0.5 * np.hypot(*agents.sizes.T)
         if sel.any():
             t_in, t_out = _ray_boxes(dirs, sensor, agents.poses[sel], agents.sizes[sel])
-            heights = agents.heights[sel]
-            z_in = h + t_in[:, None, :] * tan_e[None, :, None]           # (A, C, M)
-            side = (z_in >= 0.0) & (z_in <= heights[None, None, :])
-            d_top = np.where(down, (h - heights[:, None]) / np.where(down, -tan_e, 1.0)[None],
-                             np.inf).T                                   # (C, M)
-            roof = (z_in > heights) & (d_top[None] >= t_in[:, None, :]) \
-                & (d_top[None] <= t_out[:, None, :])
-            d_box = np.where(side, t_in[:, None, :], np.where(roof, d_top[None], np.inf))
-            d_box = np.where(np.isfinite(t_in)[:, None, :], d_box, np.inf).min(-1)
-            best = np.minimum(best, d_box)
+            # Only (azimuth, box) pairs whose 2-D ray enters the box: a small fraction.
+            ai, mi = np.nonzero(np.isfinite(t_in))
+            if len(ai):
+                heights = agents.heights[sel][mi]                          # (P,)
+                tin, tout = t_in[ai, mi], t_out[ai, mi]
+                z_in = h + tin[:, None] * tan_e[None, :]                   # (P, C)
+                side = (z_in >= 0.0) & (z_in <= heights[:, None])
+                d_top = np.where(down[None, :], (h - heights[:, None])
+                                 / np.where(down, -tan_e, 1.0)[None, :], np.inf)
+                roof = (z_in > heights[:, None]) & (d_top >= tin[:, None]) \
+                    & (d_top <= tout[:, None])
+                d_box = np.where(side, tin[:, None], np.where(roof, d_top, np.inf))
+                np.minimum.at(best, ai, d_box)
     cos_e = np.cos(el)
     rng3 = best / cos_e[None, :]
     hit = np.isfinite(best) & (rng3 <= reach)
@@ -298,6 +301,20 @@ def project_points(cfg: CameraConfig, points_cam: np.ndarray) -> np.ndarray:
                      cfg.height / 2.0 - f * p[..., 2] / p[..., 0]], -1)
 
 
+@functools.lru_cache(maxsize=16)
+def _camera_static(cfg: CameraConfig) -> tuple:
+    """Per-config constants: sky image (H, W, 3) float32, first ground row, ray parameter to the
+    ground per ground row (H - first,)."""
+    rays = _camera_rays(cfg)
+    elev = np.clip(rays[..., 2] / np.hypot(rays[..., 0], rays[..., 1]), 0.0, 1.0)[..., None]
+    sky = (_SKY_HORIZON + (_SKY_TOP - _SKY_HORIZON) * np.sqrt(elev)).astype(np.float32)
+    sky.setflags(write=False)
+    dz = rays[:, 0, 2]
+    first = int(np.argmax(dz < -1e-6)) if np.any(dz < -1e-6) else cfg.height
+    t_row = float(cfg.mount[2]) / -dz[first:]          # ray parameter to the ground, per row
+    return sky, first, t_row
+
+
 def render_camera(ego_pose: np.ndarray, agents: Agents, road,
                   cfg: CameraConfig = CameraConfig()) -> np.ndarray:
     """(H, W, 3) uint8 RGB image of the front camera (see module docstring)."""
@@ -305,28 +322,28 @@ def render_camera(ego_pose: np.ndarray, agents: Agents, road,
     cam = _sensor_pose(ego_pose, cfg.mount)
     h = float(cfg.mount[2])
     rays = _camera_rays(cfg)
+    sky, first, t_row = _camera_static(cfg)
     c, s = np.cos(cam[2]), np.sin(cam[2])
-    wx = rays[..., 0] * c - rays[..., 1] * s
-    wy = rays[..., 0] * s + rays[..., 1] * c
-    wz = rays[..., 2]
-    # Sky: gradient from horizon to top.
-    img = np.empty((cfg.height, cfg.width, 3), dtype=np.float32)
-    elev = np.clip(wz / np.hypot(rays[..., 0], rays[..., 1]), 0.0, 1.0)[..., None]
-    img[:] = _SKY_HORIZON + (_SKY_TOP - _SKY_HORIZON) * np.sqrt(elev)
+    # No pitch or roll: the ground is the block of rows below the horizon, and a pixel's ground
+    # point is cam + t_row * (lateral/forward components of its column), rotated by the yaw.
+    img = sky.copy()
     depth = np.full((cfg.height, cfg.width), np.inf)
-    ground = wz < -1e-6
-    t = np.where(ground, h / np.where(ground, -wz, 1.0), np.inf)
-    ground &= t * np.hypot(wx, wy) <= CAMERA_MAX_DIST_M
-    gx = cam[0] + t[ground] * wx[ground]
-    gy = cam[1] + t[ground] * wy[ground]
-    cls = geo.lookup(np.stack([gx, gy], -1))
-    # Fade distant ground into the horizon haze.
-    dist = t[ground] * np.hypot(wx[ground], wy[ground])
-    fog = np.clip(dist / CAMERA_MAX_DIST_M, 0.0, 1.0)[:, None] ** 2
-    img[ground] = _GROUND_RGB[cls] * (1.0 - fog) + _SKY_HORIZON * fog
-    depth[ground] = t[ground]
+    if first < cfg.height:
+        u = rays[0, :, 1]                                   # (W,) lateral component (x = 1)
+        fx = t_row[:, None] * 1.0                           # forward distance per row
+        fy = t_row[:, None] * u[None, :]
+        gx = cam[0] + fx * c - fy * s
+        gy = cam[1] + fx * s + fy * c
+        dist = np.hypot(fx, fy)
+        cls = geo.lookup(np.stack([gx, gy], -1))
+        fog = (np.minimum(dist / CAMERA_MAX_DIST_M, 1.0) ** 2).astype(np.float32)[..., None]
+        block = _GROUND_RGB[cls] * (1.0 - fog) + _SKY_HORIZON * fog
+        img[first:] = block
+        depth[first:] = np.broadcast_to(t_row[:, None], dist.shape)
     if len(agents):
-        _draw_boxes(img, depth, cam, h, wx, wy, wz, agents, cfg)
+        wx = rays[..., 0] * c - rays[..., 1] * s
+        wy = rays[..., 0] * s + rays[..., 1] * c
+        _draw_boxes(img, depth, cam, h, wx, wy, rays[..., 2], agents, cfg)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
