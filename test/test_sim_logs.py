@@ -130,3 +130,14 @@ def test_list_frames_manifest_and_errors(merge_log, tmp_path):
     arrays['meta'] = np.array(json.dumps({'schema_version': 99}))
     with pytest.raises(LogFormatError, match='schema version'):
         EpisodeLog(arrays)
+
+
+def test_earlier_intersection_episode_does_not_leak(merge_log, tmp_path):
+    # highway-env's intersection env changes IDMVehicle class attributes on reset.
+    from pair_drive_ros.sim.closed_loop import SimSession
+
+    SimSession('intersection', ego_mode='idm', max_steps=2).reset(3)
+    again = tmp_path / 'after_intersection.npz'
+    generate.record_episode(generate.DEFAULT_SUITE.as_posix(), 'val', 'merge', 10000,
+                            str(again), max_steps=STEPS)
+    assert again.read_bytes() == merge_log.read_bytes()
