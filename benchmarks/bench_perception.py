@@ -1,6 +1,7 @@
 """Benchmark the feature build: a 60,000-point LiDAR cloud plus one 800x600 camera frame.
 
-Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_perception.py [--repeats 200]
+Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_perception.py [--repeats N] [--planners]
+--planners also times one-frame inference of the shipped IL planners (models/, 1 torch thread).
 Prints per-stage and total times (min, median, p95) in ms; target total <= 5 ms. On a shared,
 loaded machine the median includes waiting for the CPU; the minimum is the uncontended cost.
 """
@@ -44,6 +45,8 @@ def timed(fn, repeats: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=200)
+    parser.add_argument('--planners', action='store_true',
+                        help='also time the shipped IL planners on one frame')
     args = parser.parse_args()
     cfg = PerceptionConfig()
     builder = FeatureBuilder(cfg)
@@ -63,6 +66,26 @@ def main() -> None:
     print('|---|---|---|---|')
     for name, fn in stages.items():
         t = timed(fn, args.repeats)
+        print(f'| {name} | {t.min():.2f} | {np.median(t):.2f} | {np.percentile(t, 95):.2f} |')
+    if args.planners:
+        bench_planners(builder.build(frame), max(10, args.repeats // 4))
+
+
+def bench_planners(features, repeats: int) -> None:
+    """One-frame compute_plan latency of the shipped IL planners (1 torch thread)."""
+    import torch
+
+    from pair_drive_ros.policy.base import PlannerInput
+    from pair_drive_ros.policy.factory import build_planner
+
+    torch.set_num_threads(1)
+    print('| planner (1 frame, 1 thread) | min ms | median ms | p95 ms |')
+    print('|---|---|---|---|')
+    for name in ('transfuser', 'diffusiondrive'):
+        planner = build_planner(name)
+        inputs = PlannerInput(features)
+        planner.compute_plan(inputs)
+        t = timed(lambda: planner.compute_plan(inputs), repeats)
         print(f'| {name} | {t.min():.2f} | {np.median(t):.2f} | {np.percentile(t, 95):.2f} |')
 
 
