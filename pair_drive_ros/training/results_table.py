@@ -37,7 +37,7 @@ def tables(dirs: list) -> str:
         rows.append((ol, cl, _il_info(ol.get('il_checkpoint'))))
     cols = list(OPEN_LOOP_METRICS) + ['pdms', 'epdms']
     out = ['| planner | ' + ' | '.join(c.upper() for c in cols)
-           + ' | inference ms/frame | train time | params | size |',
+           + ' | plan ms/frame (eval, batch 32) | train time | params | size |',
            '|---|' + '---|' * (len(cols) + 4)]
     for ol, _, info in rows:
         s = ol['summary']
