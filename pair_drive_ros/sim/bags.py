@@ -114,7 +114,7 @@ def frames_from_log(log_or_path, lidar_cfg=None, camera_cfg=None,
 
 
 def load_frames(path: str | Path) -> Iterator[SensorFrame]:
-    """SensorFrames of a scene-log file (.npz) or a rosbag2 directory (or .mcap file)."""
+    """Return the SensorFrames of a scene log (.npz) or a rosbag2 directory (or .mcap file)."""
     p = Path(path)
     if p.suffix == '.npz':
         return frames_from_log(p)

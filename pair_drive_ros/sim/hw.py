@@ -181,7 +181,7 @@ def any_lane_contains(road: Any, xy: np.ndarray, margin: float = 0.0) -> bool:
 
 
 def _fast_regulated_road_class():
-    """RegulatedRoad whose right-of-way check predicts each vehicle once per call.
+    """Return a RegulatedRoad whose right-of-way check predicts each vehicle once per call.
 
     highway-env's `enforce_road_rules` predicts both vehicles of every pair (O(N^2) predictions,
     the bulk of an intersection step); the predictions depend on the vehicle only, so caching
@@ -231,7 +231,7 @@ def _conflict(v1, v2, pred1, pred2, utils) -> bool:
 
 
 def _fast_network_class():
-    """RoadNetwork whose closest-lane search skips lanes that cannot be closest.
+    """Return a RoadNetwork whose closest-lane search skips lanes that cannot be closest.
 
     Same result as highway-env's exhaustive search (argmin of `distance_with_heading`, ties to the
     first lane in graph order): a lane is skipped only when a lower bound of its distance, the

@@ -303,8 +303,11 @@ def project_points(cfg: CameraConfig, points_cam: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _camera_static(cfg: CameraConfig) -> tuple:
-    """Per-config constants: sky image (H, W, 3) float32, first ground row, ray parameter to the
-    ground per ground row (H - first,)."""
+    """Return per-config constants.
+
+    The sky image (H, W, 3) float32, the first ground row, and the ray parameter to the ground
+    of each ground row (H - first,).
+    """
     rays = _camera_rays(cfg)
     elev = np.clip(rays[..., 2] / np.hypot(rays[..., 0], rays[..., 1]), 0.0, 1.0)[..., None]
     sky = (_SKY_HORIZON + (_SKY_TOP - _SKY_HORIZON) * np.sqrt(elev)).astype(np.float32)
