@@ -178,11 +178,15 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     dist = init_distributed(device)
+    if dist.world_size > 1 and not dist.is_main:
+        torch.distributed.barrier()  # rank 0 builds the feature cache first
     train_set = ILDataset(data_root, 'train', cfg.perception, cfg.data, cache_dir,
                           cfg.cache_workers, progress and dist.is_main)
     val_cfg = replace(cfg.data, frame_stride=cfg.val_frame_stride)
     val_set = ILDataset(data_root, 'val', cfg.perception, val_cfg, cache_dir,
                         cfg.cache_workers, progress and dist.is_main)
+    if dist.world_size > 1 and dist.is_main:
+        torch.distributed.barrier()
     if cfg.val_max_frames > 0:
         val_set = torch.utils.data.Subset(val_set, range(min(cfg.val_max_frames, len(val_set))))
     model, optimizer, scheduler = build(cfg, train_set, device)
@@ -242,6 +246,8 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
         if cfg.max_steps > 0 and step >= cfg.max_steps:
             break
     log.close()
+    if dist.world_size > 1:
+        torch.distributed.destroy_process_group()
     return best_path
 
 
