@@ -283,7 +283,9 @@ class SimSession:
 
 def _road_map(recorder: EpisodeRecorder):
     from pair_drive_ros.core.road import RoadMap
-    return RoadMap(list(recorder.lanes))
+    from pair_drive_ros.sim.road_areas import connection_areas
+    lanes = list(recorder.lanes)
+    return RoadMap(lanes, connection_areas(lanes))
 
 
 def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | None,

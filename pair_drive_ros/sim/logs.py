@@ -62,6 +62,7 @@ from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import EGO_FRAME, NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.core.se2 import poses_to_local
 from pair_drive_ros.sim.raster import bev_semantics  # noqa: F401  (re-exported contract)
+from pair_drive_ros.sim.road_areas import connection_areas
 
 LOG = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class EpisodeLog:
         self._lanes: list[Lane] | None = None
         self._route_index: _RouteIndex | None = None
         self._road_geometry = None
+        self._drivable_areas = None
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -212,8 +214,10 @@ class EpisodeLog:
 
     @property
     def road(self) -> RoadMap:
-        """The whole logged road."""
-        return RoadMap(list(self.lanes))
+        """The whole logged road: lanes plus the patches where connected lanes meet."""
+        if self._drivable_areas is None:
+            self._drivable_areas = connection_areas(self.lanes)
+        return RoadMap(list(self.lanes), list(self._drivable_areas))
 
     def road_geometry(self):
         """Return the cached sensor geometry of the road (see sensors.RoadGeometry)."""
