@@ -34,6 +34,10 @@ class LaneIndex:
     cells: np.ndarray     # (U, K) piece ids to test per cell, -1 padded
     full: np.ndarray      # (U, F) lanes that contain the whole cell, -1 padded
 
+    def __post_init__(self) -> None:
+        # dense cell -> row table: an O(1) lookup instead of a binary search per point
+        object.__setattr__(self, '_dense', _dense_rows(self.keys))
+
     @property
     def num_columns(self) -> int:
         """Lanes plus the drivable-area column."""
@@ -85,13 +89,11 @@ class LaneIndex:
         if len(flat) == 0 or len(self.keys) == 0:
             return out.reshape(shape + (self.num_columns,))
         cxy = np.floor(flat / self.cell_m).astype(np.int64)
-        key = _cell_key(cxy[:, 0], cxy[:, 1])
-        pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
-        rows = np.nonzero(self.keys[pos] == key)[0]
-        full = self.full[pos[rows]]
+        rows, row_pos = _find_rows(self.keys, self._dense, cxy)
+        full = self.full[row_pos]
         f_r, f_k = np.nonzero(full >= 0)
         out[rows[f_r], full[f_r, f_k]] = True
-        cand = self.cells[pos[rows]]                  # (R, K)
+        cand = self.cells[row_pos]                    # (R, K)
         r_idx, k_idx = np.nonzero(cand >= 0)
         qid = cand[r_idx, k_idx]
         p_rows = rows[r_idx]
@@ -266,6 +268,7 @@ class SegmentGrid:
         lo = np.floor((np.minimum(self.a, self.b) - radius_m) / cell_m).astype(np.int64)
         hi = np.floor((np.maximum(self.a, self.b) + radius_m) / cell_m).astype(np.int64)
         self.keys, self.table = _bucket(lo, hi)
+        self._dense = _dense_rows(self.keys)
 
     def within(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) points -> bool: distance to the polyline <= radius."""
@@ -276,10 +279,8 @@ class SegmentGrid:
         if len(self.keys) == 0:
             return out.reshape(shape)
         cxy = np.floor(flat / self.cell).astype(np.int64)
-        key = _cell_key(cxy[:, 0], cxy[:, 1])
-        pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
-        rows = np.nonzero(self.keys[pos] == key)[0]
-        cand = self.table[pos[rows]]
+        rows, row_pos = _find_rows(self.keys, self._dense, cxy)
+        cand = self.table[row_pos]
         r_idx, k_idx = np.nonzero(cand >= 0)
         seg = cand[r_idx, k_idx]
         p = flat[rows[r_idx]]
@@ -312,6 +313,41 @@ def _bucket(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     table[np.repeat(np.arange(len(keys)), counts),
           np.arange(len(key)) - np.repeat(start, counts)] = item
     return keys, table
+
+
+# largest dense cell table (int32 entries) kept per grid; sparser maps use binary search
+_MAX_DENSE_CELLS = 4_000_000
+
+
+def _dense_rows(keys: np.ndarray):
+    """Dense (nx, ny) table of row index per cell over the keys' bounding box, or None."""
+    if len(keys) == 0:
+        return None
+    cx = keys >> 32
+    cy = (keys & 0xFFFFFFFF) - (1 << 31)
+    x0, y0 = int(cx.min()), int(cy.min())
+    nx, ny = int(cx.max()) - x0 + 1, int(cy.max()) - y0 + 1
+    if nx * ny > _MAX_DENSE_CELLS:
+        return None
+    grid = np.full((nx, ny), -1, dtype=np.int32)
+    grid[cx - x0, cy - y0] = np.arange(len(keys), dtype=np.int32)
+    return x0, y0, grid
+
+
+def _find_rows(keys: np.ndarray, dense, cxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points (P,) whose cell (P, 2) is in the grid, and that cell's row in keys."""
+    if dense is None:
+        key = _cell_key(cxy[:, 0], cxy[:, 1])
+        pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+        rows = np.nonzero(keys[pos] == key)[0]
+        return rows, pos[rows]
+    x0, y0, grid = dense
+    x, y = cxy[:, 0] - x0, cxy[:, 1] - y0
+    ok = (x >= 0) & (x < grid.shape[0]) & (y >= 0) & (y < grid.shape[1])
+    pos = np.full(len(cxy), -1, dtype=np.int64)
+    pos[ok] = grid[x[ok], y[ok]]
+    rows = np.nonzero(pos >= 0)[0]
+    return rows, pos[rows]
 
 
 def _cell_key(cx, cy):
