@@ -132,12 +132,14 @@ def ego_geometry(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig) -> 
     parts = [corners, centre[..., None, :]] + ([rear[..., None, :]] if has_inter else [])
     both = prep.lanes.points_in_lanes(np.concatenate(parts, axis=-2))  # (N, T, 5|6, L + 1)
     inside = both[..., :-1]                              # lanes only
-    corner_in = inside[..., :4, :]
-    lanes_touched = corner_in.any(axis=-2).sum(axis=-1)
-    all_four = corner_in.sum(axis=-2) == 4
+    # reductions over the 4 corners spelled out: numpy reduces tiny axes slowly
+    c0, c1, c2, c3 = (inside[..., k, :] for k in range(4))
+    lanes_touched = (c0 | c1 | c2 | c3).sum(axis=-1)
+    all_four = c0 & c1 & c2 & c3
     multiple = (lanes_touched > 1) & ~all_four.any(axis=-1)
     # drivable: any lane or an extra drivable area (junctions) when the map has them
-    non_drivable = both[..., :4, :].any(axis=-1).sum(axis=-1) < 4
+    in_any = both[..., :4, :].any(axis=-1)
+    non_drivable = ~(in_any[..., 0] & in_any[..., 1] & in_any[..., 2] & in_any[..., 3])
     oncoming = ~inside[..., 4, :][..., prep.route_lane_mask].any(axis=-1)
     c_inter = inside[..., 4, :][..., prep.intersection_lane_mask].any(axis=-1)
     r_inter = (inside[..., 5, :][..., prep.intersection_lane_mask].any(axis=-1) if has_inter
