@@ -13,6 +13,11 @@ import numpy as np
 from pair_drive_ros.core.road import Lane
 
 
+def _cross2(a: np.ndarray, b: np.ndarray) -> float:
+    # np.cross of 2-vectors is deprecated in NumPy 2.
+    return float(a[0] * b[1] - a[1] * b[0])
+
+
 def _convex_hull(points: np.ndarray) -> np.ndarray:
     """Return the convex hull (K, 2) of points (N, 2), counter-clockwise (monotone chain)."""
     pts = np.unique(np.round(points, 9), axis=0)
@@ -22,7 +27,7 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
     def half(seq: np.ndarray) -> list:
         out: list = []
         for p in seq:
-            while len(out) >= 2 and np.cross(out[-1] - out[-2], p - out[-2]) <= 0:
+            while len(out) >= 2 and _cross2(out[-1] - out[-2], p - out[-2]) <= 0:
                 out.pop()
             out.append(p)
         return out
