@@ -99,7 +99,9 @@ class LaneIndex:
         p_rows = rows[r_idx]
         x, y = flat[p_rows, 0:1], flat[p_rows, 1:2]
         n = self.normals[qid]
-        hit = np.all(n[..., 0] * x + n[..., 1] * y >= self.offsets[qid], axis=1)
+        side = n[..., 0] * x + n[..., 1] * y >= self.offsets[qid]     # (P, 4)
+        # the 4 edges spelled out: numpy reduces tiny axes slowly
+        hit = side[:, 0] & side[:, 1] & side[:, 2] & side[:, 3]
         out[p_rows[hit], self.piece_lane[qid[hit]]] = True
         return out.reshape(shape + (self.num_columns,))
 
