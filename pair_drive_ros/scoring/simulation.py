@@ -235,14 +235,17 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
     window = np.minimum(its[:, None] + np.arange(hor)[None], ref_idx[:, None])
     _, basis = _horizon_constants(hor)
     curv_terms = curvature_profile[:, window] @ basis                    # (N, T-1, 5)
-    v_refs = velocity_profile[:, ref_idx]                                # (N, T-1)
-    ref_sin, ref_cos = np.sin(ref[..., 2]), np.cos(ref[..., 2])
+    # per-step rows laid out contiguously (step first): same values, cheaper access
+    curv_rows = np.ascontiguousarray(curv_terms.transpose(1, 2, 0))      # (T-1, 5, N)
+    v_refs = np.ascontiguousarray(velocity_profile[:, ref_idx].T)        # (T-1, N)
+    ref_t = np.ascontiguousarray(ref.transpose(1, 2, 0))                 # (T, 3, N)
+    ref_sin, ref_cos = np.sin(ref_t[:, 2]), np.cos(ref_t[:, 2])          # (T, N)
     k_lon = cfg.q_longitudinal * hor * dt / ((hor * dt) ** 2 * cfg.q_longitudinal
                                              + cfg.r_longitudinal)
     alpha_a = dt / (dt + cfg.accel_time_constant_s)
     alpha_s = dt / (dt + cfg.steering_time_constant_s)
-    states = np.zeros((n, t_len, NUM_STATE))
-    states[:, 0] = start
+    cols = np.zeros((t_len, NUM_STATE, n))                               # step-major
+    cols[0] = start.T
     x, y, heading = start[:, 0].copy(), start[:, 1].copy(), start[:, 2].copy()
     v = start[:, StateIndex.VELOCITY_X].copy()
     acc = start[:, StateIndex.ACCELERATION_X].copy()
@@ -253,14 +256,14 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
         it = t - 1
         # --- tracker: errors in the reference pose's frame
         sh, ch = np.sin(heading), np.cos(heading)
-        dx, dy = x - ref[:, it, 0], y - ref[:, it, 1]
-        lat_err = -dx * ref_sin[:, it] + dy * ref_cos[:, it]
-        head_err = np.arctan2(sh * ref_cos[:, it] - ch * ref_sin[:, it],
-                              ch * ref_cos[:, it] + sh * ref_sin[:, it])
-        v_ref = v_refs[:, it]
+        dx, dy = x - ref_t[it, 0], y - ref_t[it, 1]
+        rs, rc = ref_sin[it], ref_cos[it]
+        lat_err = -dx * rs + dy * rc
+        head_err = np.arctan2(sh * rc - ch * rs, ch * rc + sh * rs)
+        v_ref = v_refs[it]
         stop = (v_ref <= cfg.stopping_velocity_mps) & (v <= cfg.stopping_velocity_mps)
         accel_lqr = -k_lon * (v - v_ref)
-        steer_rate = _lateral_lqr(lat_err, head_err, steer, v, accel_lqr, curv_terms[:, it],
+        steer_rate = _lateral_lqr(lat_err, head_err, steer, v, accel_lqr, curv_rows[it].T,
                                   cfg, wheelbase)
         accel_cmd = np.where(stop, -cfg.stopping_gain * (v - v_ref), accel_lqr)
         steer_rate = np.where(stop, 0.0, steer_rate)
@@ -275,18 +278,18 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
         steer = np.clip(steer + steer_rate_new * dt, -cfg.max_steering_rad, cfg.max_steering_rad)
         tan_steer = np.tan(steer)
         omega_new = v * tan_steer / wheelbase
-        out = states[:, t]
-        out[:, StateIndex.X] = x
-        out[:, StateIndex.Y] = y
-        out[:, StateIndex.HEADING] = heading
-        out[:, StateIndex.VELOCITY_X] = v
-        out[:, StateIndex.STEERING_ANGLE] = steer
-        out[:, StateIndex.ANGULAR_VELOCITY] = omega_new
-        out[:, StateIndex.ACCELERATION_X] = acc_new
-        out[:, StateIndex.ANGULAR_ACCELERATION] = (omega_new - omega) / dt
-        out[:, StateIndex.STEERING_RATE] = steer_rate_new
+        out = cols[t]
+        out[StateIndex.X] = x
+        out[StateIndex.Y] = y
+        out[StateIndex.HEADING] = heading
+        out[StateIndex.VELOCITY_X] = v
+        out[StateIndex.STEERING_ANGLE] = steer
+        out[StateIndex.ANGULAR_VELOCITY] = omega_new
+        out[StateIndex.ACCELERATION_X] = acc_new
+        out[StateIndex.ANGULAR_ACCELERATION] = (omega_new - omega) / dt
+        out[StateIndex.STEERING_RATE] = steer_rate_new
         acc, omega = acc_new, omega_new
-    return states
+    return np.ascontiguousarray(cols.transpose(2, 0, 1))
 
 
 def simulate(poses_map: np.ndarray, start_states: np.ndarray, vehicle: VehicleParams,
