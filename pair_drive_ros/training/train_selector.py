@@ -63,6 +63,7 @@ class SelectorTrainConfig:
     rank_temperature: float = 0.05
     margins: tuple = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)   # fallback margins tried on val
     labels: str = ''               # a labels.pt of an earlier run (same RL branch): skip scoring
+    relabel_il: bool = False       # with labels: re-score only the IL part (a new IL-A) and val
     seed: int = 0
     device: str = 'cpu'
     threads: int = 2
@@ -155,6 +156,33 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_model, device, train_scenes=Non
     return train, val
 
 
+def relabel_il(cfg: SelectorTrainConfig, rl, il_model, device, train: dict, train_scenes=None,
+               val_scenes=None) -> tuple[dict, dict]:
+    """Replace the 'il' block of saved training labels (a new IL-A) and rebuild val labels."""
+    from pair_drive_ros.training.rl_data import load_scene_set
+
+    if 'il' not in cfg.references:
+        raise ValueError('relabel_il needs "il" in references')
+    if train_scenes is None:
+        train_scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
+                                      cfg.max_scenes, cfg.seed, cfg.workers,
+                                      keep_prepared=False)
+    fresh = build_labels(train_scenes, rl, il_model, cfg, device, 'relabel il',
+                         references=('il',))
+    block = fresh['candidates'].shape[1]
+    start = cfg.references.index('il') * block
+    train = {k: v.clone() for k, v in train.items()}
+    for key in ('candidates', 'targets'):
+        train[key][:, start:start + block] = fresh[key]
+    train_scenes.save_references()
+    if val_scenes is None:
+        val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
+                                    cfg.val_max_scenes, cfg.seed, cfg.workers,
+                                    keep_prepared=False)
+    val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
+    return train, val
+
+
 def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
     """Train; return the final checkpoint path (scenes: SceneSets, default: cfg's splits)."""
     from tqdm import tqdm
@@ -173,6 +201,9 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
     if cfg.labels:
         saved = torch.load(cfg.labels, weights_only=True)
         train, val = saved['train'], saved['val']
+        if cfg.relabel_il:
+            train, val = relabel_il(cfg, rl, il_model, device, train, train_scenes, val_scenes)
+            torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
     else:
         train, val = make_labels(cfg, rl, il_model, device, train_scenes, val_scenes)
         torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
