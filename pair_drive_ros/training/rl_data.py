@@ -120,13 +120,13 @@ class SceneSet:
 
 def load_scene_set(data_root: str | Path, split: str, frame_stride: int = 4,
                    max_scenes: int = 0, seed: int = 0, workers: int = 1,
-                   scorer_cfg: ScorerConfig = ScorerConfig(), keep_prepared: bool = True
-                   ) -> SceneSet:
+                   scorer_cfg: ScorerConfig = ScorerConfig(), keep_prepared: bool = True,
+                   cache_dir: str | Path | None = None) -> SceneSet:
     """Build a SceneSet over a split's feature cache (max_scenes > 0: a fixed random subset)."""
     from pair_drive_ros.training.data import DataConfig, ILDataset
 
     dataset = ILDataset(data_root, split, data_cfg=DataConfig(frame_stride=frame_stride),
-                        workers=workers, progress=True)
+                        cache_dir=cache_dir, workers=workers, progress=True)
     indices = np.arange(len(dataset))
     if 0 < max_scenes < len(dataset):
         rng = np.random.default_rng(seed)

@@ -179,7 +179,8 @@ def main(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames = Frames(load_scene_set(args.data, args.split, args.frame_stride,
-                                   max_scenes=args.max_frames))
+                                   max_scenes=args.max_frames, workers=2,
+                                   cache_dir=args.cache_dir))
     rl = load_rl_branch(args.rl_checkpoint)
     selector = load_selector(args.selector_checkpoint)
     il_a = load_il_planner(args.il_a, expect_model='transfuser')
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--closed-loop', type=int, default=0,
                    help='closed loop only: this many episodes per scenario (no open loop)')
     p.add_argument('--max-frames', type=int, default=0, help='0: all (a fixed random subset)')
+    p.add_argument('--cache-dir', default=None,
+                   help='feature cache folder (default: <data>/../cache); use a fresh one after '
+                        'the logs were regenerated, the cache key does not cover log contents')
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--out', default='runs/pair/results')
