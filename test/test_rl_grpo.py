@@ -92,7 +92,8 @@ def test_grpo_trainer_smoke_with_the_real_scorer_and_resume(tmp_path):
     assert all(b >= m for b, m in zip(scalars['rl/reward_best'], scalars['rl/reward_mean']))
     # Resume from the full checkpoint for one more step.
     resumed = type(cfg)(**{**cfg.__dict__, 'resume': str(run_dir / 'checkpoint.pt'),
-                           'total_steps': 4, 'out': ''})
+                           'total_steps': 4, 'out': '',
+                           'runs_root': str(tmp_path / 'resumed')})   # run dirs are per second
     again = main(resumed, scenes=SyntheticSceneSet(4))
     assert len(_scalars(again.parent)['rl/loss']) == 1
 
