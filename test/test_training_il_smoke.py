@@ -95,3 +95,17 @@ def test_train_two_steps_then_resume(logs, tmp_path):
     assert resumed['epoch'] == 2 and resumed['step'] > 2
     torch.testing.assert_close(resumed['state_dict']['anchors'],
                                ckpt['state_dict']['anchors'])
+
+
+def test_regenerated_log_gets_a_fresh_cache_entry(tmp_path):
+    from il_synthetic_logs import make_log
+
+    root = write_logs(tmp_path / 'logs', splits=('train',), episodes=1, num_frames=50)
+    cfg = DataConfig(frame_stride=5)
+    first = ILDataset(root, 'train', data_cfg=cfg, cache_dir=tmp_path / 'cache')
+    path = Path(first.episodes[0])
+    make_log(seed=1, num_frames=50, speed_mps=25.0).save(path)   # same file, new content
+    second = ILDataset(root, 'train', data_cfg=cfg, cache_dir=tmp_path / 'cache')
+    assert len(list((tmp_path / 'cache').rglob('*.npz'))) == 2
+    # The faster ego's expert plan reaches further: the new entry was built from the new log.
+    assert second[0][1]['trajectory'][-1, 0] > first[0][1]['trajectory'][-1, 0] + 10.0

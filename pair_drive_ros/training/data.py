@@ -100,6 +100,11 @@ def cache_key(perception_cfg: PerceptionConfig, data_cfg: DataConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def _file_digest(path: Path) -> str:
+    """Short content hash of a file (scene logs are ~100 kB: cheap)."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:10]
+
+
 def _build_episode(args: tuple) -> str:
     path, out_path, perception_cfg, data_cfg = args
     from pair_drive_ros.sim.logs import EpisodeLog
@@ -142,7 +147,10 @@ class ILDataset(Dataset):
         jobs, files = [], []
         for path in paths:
             rel = path.relative_to(split_root).with_suffix('')
-            out = self.cache_dir / (split or 'all') / ('__'.join(rel.parts) + '.npz')
+            # The log's content hash is part of the name: a regenerated log never reuses a
+            # stale cache entry.
+            name = '__'.join(rel.parts) + f'__{_file_digest(path)}.npz'
+            out = self.cache_dir / (split or 'all') / name
             files.append(out)
             if not out.is_file():
                 jobs.append((path, out, perception_cfg, data_cfg))
