@@ -41,7 +41,7 @@ class PerceptionParams:
 class PlannerParams:
     """planner_node: features in, ~/trajectory (Path) out."""
 
-    planner: str = 'constant_velocity'   # the single switch for the default planner
+    planner: str = 'pair'   # the default planner (config/pair_drive.yaml holds the same value)
     il_checkpoint: str = ''
     rl_checkpoint: str = ''
     selector_checkpoint: str = ''
