@@ -46,7 +46,11 @@ class PlannerParams:
     rl_checkpoint: str = ''
     selector_checkpoint: str = ''
     device: str = 'cpu'
-    torch_threads: int = 0               # torch intra-op threads (0 = torch's default)
+    torch_threads: int = 1               # torch intra-op threads (0 = torch's default)
+    # Python's GIL switch interval [s] for the process (0 = keep Python's 5 ms). The inference
+    # thread runs many small torch ops; with sensor callbacks busy in other threads, each GIL
+    # hand-over waited up to 5 ms, and a PaIR inference took ~0.8 s instead of ~18 ms.
+    gil_switch_interval_s: float = 0.0002
     warmup: bool = True                  # one dummy inference at start-up (first-call costs)
     features_ns: str = '/perception'     # perception_node's private namespace
     output_frame: str = 'map'            # 'map' or the ego frame name

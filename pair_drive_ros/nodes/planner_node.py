@@ -12,6 +12,7 @@ trajectory and an ERROR diagnostic, until good input returns. Under use_sim_time
 /clock (paused simulator, finished bag) does not count as stale input.
 """
 
+import sys
 import time
 
 import numpy as np
@@ -40,6 +41,8 @@ def make_planner(p: PlannerParams) -> AbstractPlanner:
     if p.torch_threads > 0:
         import torch
         torch.set_num_threads(p.torch_threads)
+    if p.gil_switch_interval_s > 0:
+        sys.setswitchinterval(p.gil_switch_interval_s)
     planner = build_planner(p.planner, il_checkpoint=p.il_checkpoint or None,
                             rl_checkpoint=p.rl_checkpoint or None,
                             selector_checkpoint=p.selector_checkpoint or None, device=p.device)
