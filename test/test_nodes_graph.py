@@ -187,8 +187,10 @@ def test_stale_input_gives_stopping_path_and_error_then_recovers(ros_context, si
 
     frames, route = sim_frames
     # Wall clock: the sensors stop and time goes on (a live sensor failure).
+    # Constant velocity: its plans have equal steps, which tells normal output from stopping.
     nodes = _graph(ros_context, ('perception_node', 'planner_node'),
-                   {e: {'use_sim_time': False} for e in ('perception_node', 'planner_node')})
+                   {'perception_node': {'use_sim_time': False},
+                    'planner_node': {'use_sim_time': False, 'planner': 'constant_velocity'}})
     probe = Node('probe', context=ros_context)
     sensors = _SensorPublisher(probe, route)
     paths = _collect(probe, Path, '/planner/trajectory')
