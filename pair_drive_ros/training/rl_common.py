@@ -3,10 +3,18 @@
 import argparse
 import dataclasses
 from pathlib import Path
+import shutil
 
 import yaml
 
 from pair_drive_ros.policy.configs import config_from_dict
+
+
+def export_copy(path: str | Path, out: str | Path | None) -> None:
+    """Copy a finished checkpoint to `out` (the config's export path), if one is set."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:

@@ -13,7 +13,6 @@ import argparse
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
-import shutil
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule)
-from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args
+from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args, export_copy
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_grpo.yaml'
@@ -251,9 +250,7 @@ def main(cfg: RLTrainConfig, scenes=None) -> Path:
     final = save(log.run_dir / 'rl_branch.pt', policy, None, cfg.total_steps, beta, cfg, info)
     scenes.save_references()
     log.close()
-    if cfg.out:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(final, cfg.out)
+    export_copy(final, cfg.out)
     LOG.info('RL branch saved to %s (%.0f s)', final, log.elapsed_s)
     return final
 

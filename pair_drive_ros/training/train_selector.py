@@ -16,7 +16,6 @@ import argparse
 from dataclasses import dataclass, field, replace
 import logging
 from pathlib import Path
-import shutil
 
 import numpy as np
 import torch
@@ -30,7 +29,7 @@ from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
 from pair_drive_ros.training.grpo import cosine_lr
-from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args
+from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args, export_copy
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/selector.yaml'
@@ -255,9 +254,7 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
                            extra={'train_config': config_to_dict(cfg), 'val': best,
                                   'train_seconds': log.elapsed_s, 'num_scenes': n})
     log.close()
-    if cfg.out:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, cfg.out)
+    export_copy(path, cfg.out)
     LOG.info('selector saved to %s (%.0f s)', path, log.elapsed_s)
     return path
 

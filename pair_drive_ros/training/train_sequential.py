@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import logging
 import math
 from pathlib import Path
-import shutil
 import time
 
 import numpy as np
@@ -31,7 +30,7 @@ from pair_drive_ros.policy.configs import config_to_dict
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule)
-from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args
+from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args, export_copy
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_sequential.yaml'
@@ -174,9 +173,7 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
                                   'init_checkpoint': cfg.il_checkpoint})
     scenes.save_references()
     log.close()
-    if cfg.out:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, cfg.out)
+    export_copy(path, cfg.out)
     LOG.info('sequential GRPO checkpoint %s (%.0f s)', path, log.elapsed_s)
     return path
 
