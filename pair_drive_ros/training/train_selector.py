@@ -135,21 +135,26 @@ def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dic
             'sel/val_fallback_rate': (pick == 0).float().mean().item()}
 
 
+def _load_scenes(cfg: SelectorTrainConfig, val: bool):
+    """Load the training or validation scene set named by the config."""
+    from pair_drive_ros.training.rl_data import load_scene_set
+
+    if val:
+        return load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
+                              cfg.val_max_scenes, cfg.seed, cfg.workers, keep_prepared=False)
+    return load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes, cfg.seed,
+                          cfg.workers, keep_prepared=False)
+
+
 def make_labels(cfg: SelectorTrainConfig, rl, il_model, device, train_scenes=None,
                 val_scenes=None) -> tuple[dict, dict]:
     """Scored candidates of the training and validation scenes."""
-    from pair_drive_ros.training.rl_data import load_scene_set
-
     if train_scenes is None:
-        train_scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
-                                      cfg.max_scenes, cfg.seed, cfg.workers,
-                                      keep_prepared=False)
+        train_scenes = _load_scenes(cfg, val=False)
     train = build_labels(train_scenes, rl, il_model, cfg, device, 'labels train')
     train_scenes.save_references()
     if val_scenes is None:
-        val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
-                                    cfg.val_max_scenes, cfg.seed, cfg.workers,
-                                    keep_prepared=False)
+        val_scenes = _load_scenes(cfg, val=True)
     val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
     val_scenes.save_references()
     return train, val
@@ -158,14 +163,10 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_model, device, train_scenes=Non
 def relabel_il(cfg: SelectorTrainConfig, rl, il_model, device, train: dict, train_scenes=None,
                val_scenes=None) -> tuple[dict, dict]:
     """Replace the 'il' block of saved training labels (a new IL-A) and rebuild val labels."""
-    from pair_drive_ros.training.rl_data import load_scene_set
-
     if 'il' not in cfg.references:
         raise ValueError('relabel_il needs "il" in references')
     if train_scenes is None:
-        train_scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
-                                      cfg.max_scenes, cfg.seed, cfg.workers,
-                                      keep_prepared=False)
+        train_scenes = _load_scenes(cfg, val=False)
     fresh = build_labels(train_scenes, rl, il_model, cfg, device, 'relabel il',
                          references=('il',))
     block = fresh['candidates'].shape[1]
@@ -175,9 +176,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_model, device, train: dict, trai
         train[key][:, start:start + block] = fresh[key]
     train_scenes.save_references()
     if val_scenes is None:
-        val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
-                                    cfg.val_max_scenes, cfg.seed, cfg.workers,
-                                    keep_prepared=False)
+        val_scenes = _load_scenes(cfg, val=True)
     val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
     return train, val
 
