@@ -130,9 +130,12 @@ def test_bag_to_perception_to_planner_one_path_per_frame(ros_context, sim_frames
     frames, route = sim_frames
     stamps = _write_bag(tmp_path / 'bag', frames, route)
     # Staleness is not under test here; a loaded machine must not turn frames into stops.
+    # Constant velocity: the stamp/frame plumbing is under test, and its first pose is exactly
+    # 0.5 s of travel ahead (PaIR through the graph has its own test below).
     nodes = _graph(ros_context, ('perception_node', 'planner_node'),
                    {'perception_node': {'use_sim_time': True},
-                    'planner_node': {'use_sim_time': True, 'max_input_age_s': 5.0}})
+                    'planner_node': {'use_sim_time': True, 'max_input_age_s': 5.0,
+                                     'planner': 'constant_velocity'}})
     probe = Node('probe', context=ros_context)
     paths = _collect(probe, Path, '/planner/trajectory')
     executor = _executor(ros_context, nodes + [probe])
