@@ -1,5 +1,6 @@
 """PaIRPlanner composition, selector loss and training smoke, oracle best-of-N."""
 
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,8 @@ from pair_drive_ros.policy.checkpoint import CheckpointError, save_checkpoint
 from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
 from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, Selector, SelectorConfig,
+from pair_drive_ros.policy.selector import (BOX_POINTS, MODEL_NAME as SEL_NAME, RASTER_CHANNELS,
+                                            raster_samples, Selector, SelectorConfig,
                                             selector_loss, TARGETS)
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig
 from pair_drive_ros.training.rl_common import load_config
@@ -19,7 +21,8 @@ from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
 
 torch.set_num_threads(1)
 RL_CFG = RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2)
-SEL_CFG = SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2)
+SEL_CFG = SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2,
+                         raster_features=True)
 
 
 def features(seed: int = 0) -> Features:
@@ -127,6 +130,44 @@ def test_selector_training_smoke(tmp_path, checkpoints):
     assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_selected'] - 1e-6
     assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_il'] - 1e-6
     assert (tmp_path / 'sel.pt').is_file()
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=st.floats(-15.0, 47.0), y=st.floats(-31.0, 31.0))
+def test_raster_samples_read_the_bev_cell_under_each_box_point(x, y):
+    from pair_drive_ros.perception.builder import bev_cells
+    from pair_drive_ros.perception.config import PerceptionConfig
+
+    # A raster that encodes each cell's own (row, col): bilinear sampling at a point then gives
+    # back the point's continuous cell coordinate, which must match the feature builder's cells.
+    pc = PerceptionConfig()
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing='ij')
+    lidar = torch.stack([rows, cols])[None]
+    route = torch.ones(1, 1, 64, 64)
+    cand = torch.zeros(1, 1, 8, 3)
+    cand[..., 0], cand[..., 1] = x, y
+    out = raster_samples(cand, lidar, route, SEL_CFG).reshape(8, BOX_POINTS, RASTER_CHANNELS)
+    row, col, inside = bev_cells(pc, np.array([[x, y]]))
+    assert inside[0]
+    # Centre point of pose 0: continuous coordinate minus 0.5 is the cell-centre index.
+    centre_row = (pc.x_max_m - x) / pc.resolution_m - 0.5
+    centre_col = (pc.y_extent_m - y) / pc.resolution_m - 0.5
+    if 0.0 <= centre_row <= 63.0 and 0.0 <= centre_col <= 63.0:
+        assert out[0, 0, 0].item() == pytest.approx(centre_row, abs=1e-3)
+        assert out[0, 0, 1].item() == pytest.approx(centre_col, abs=1e-3)
+        assert abs(out[0, 0, 0].item() - row[0]) <= 0.5 + 1e-3
+        assert out[0, 0, 2].item() == pytest.approx(1.0)
+    # The front-left corner lies ahead (smaller row) and to the left (smaller column).
+    front_left = out[0, 1]
+    if 0.0 <= centre_row - 2.5 and centre_col - 1.0 >= 0.0:
+        assert front_left[0].item() == pytest.approx(centre_row - 2.5, abs=1e-3)
+        assert front_left[1].item() == pytest.approx(centre_col - 1.0, abs=1e-3)
+
+
+def test_raster_selector_needs_the_feature_batch():
+    sel = Selector(SEL_CFG)
+    with pytest.raises(ValueError, match='rasters'):
+        sel(torch.zeros(1, 2, 8, 3), torch.zeros(1, 5, TINY_BACKBONE.d_model))
 
 
 def test_fallback_margin_keeps_the_il_plan_unless_clearly_beaten():

@@ -8,6 +8,13 @@ decoder lets the candidate queries attend to each other and to the scene tokens;
 the PDM sub-scores and the overall PDMS / EPDMS (sigmoid, each in [0, 1]). The executed plan is
 the candidate with the best predicted `select_by` score. The IL trajectory is always one of the
 candidates, so the selector can fall back to plain IL.
+
+With `raster_features` the candidate embedding also reads the perception rasters *along the
+candidate*: the LiDAR BEV (ground / obstacle counts; road-edge barriers and vehicles show in the
+obstacle channel) and the route raster, plain and blurred, sampled at the centre and the four
+corners of the ego box at each of the 8 poses. Drivable-area and collision verdicts are local
+geometric questions that a few pooled scene tokens answer poorly; the samples answer them directly
+and cost one grid_sample per frame.
 """
 
 from dataclasses import dataclass, field
@@ -16,12 +23,18 @@ import torch
 from torch import nn
 import torch.nn.functional as F  # noqa: N812
 
+from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import BackboneConfig, PerceptionTrunk
 
 MODEL_NAME = 'pair_selector'
 # Predicted targets, in order (names of scoring.Metric rows, then the aggregates).
 TARGETS = ('NC', 'DAC', 'DDC', 'EP', 'TTC', 'C', 'LK', 'HC', 'pdms', 'epdms')
 SELECT_BY = ('pdms', 'epdms', 'composite')
+_GRID = PerceptionConfig()
+# Raster channels sampled along a candidate: LiDAR ground, LiDAR obstacle, route, route blurred
+# over 5 and 11 cells (how far the route is), obstacle dilated by one cell (near misses).
+RASTER_CHANNELS = 6
+BOX_POINTS = 5      # centre + 4 corners
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,15 @@ class SelectorConfig:
     # Keep candidate 0 (the IL plan) unless the best beats it by this predicted margin; tuned on
     # the validation split after training (train_selector).
     fallback_margin: float = 0.0
+    # Sample the BEV rasters along each candidate (off in checkpoints from before it existed).
+    raster_features: bool = False
+    box_length_m: float = 5.0
+    box_width_m: float = 2.0
+    # The BEV grid of the features (perception.PerceptionConfig): front edge, half width and
+    # cell size [m].
+    bev_x_max_m: float = _GRID.x_max_m
+    bev_y_extent_m: float = _GRID.y_extent_m
+    bev_resolution_m: float = _GRID.resolution_m
 
     def __post_init__(self) -> None:
         if self.context_source not in ('rl_branch', 'own'):
@@ -56,7 +78,8 @@ class Selector(nn.Module):
         self.cfg = cfg
         self.trunk = PerceptionTrunk(cfg.backbone) if cfg.context_source == 'own' else None
         d = cfg.backbone.d_model
-        self.candidate_embed = nn.Sequential(nn.Linear(8 * 4, 2 * d), nn.ReLU(),
+        in_dim = 8 * 4 + (8 * BOX_POINTS * RASTER_CHANNELS if cfg.raster_features else 0)
+        self.candidate_embed = nn.Sequential(nn.Linear(in_dim, 2 * d), nn.ReLU(),
                                              nn.Linear(2 * d, d))
         layer = nn.TransformerDecoderLayer(d, cfg.num_heads, 4 * d, 0.0, batch_first=True,
                                            norm_first=True)
@@ -64,11 +87,20 @@ class Selector(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(),
                                   nn.Linear(d, len(TARGETS)))
 
-    def encode_candidates(self, candidates: torch.Tensor) -> torch.Tensor:
-        """(B, K, d) embeddings of (B, K, 8, 3) ego-frame candidates."""
+    def encode_candidates(self, candidates: torch.Tensor, batch: dict | None = None
+                          ) -> torch.Tensor:
+        """(B, K, d) embeddings of (B, K, 8, 3) ego-frame candidates.
+
+        batch: the feature tensors ('lidar_bev', 'route_raster'), needed with raster_features.
+        """
         xy = candidates[..., :2] / self.cfg.pose_scale_m
         yaw = candidates[..., 2:]
         x = torch.cat([xy, torch.cos(yaw), torch.sin(yaw)], -1).flatten(-2)
+        if self.cfg.raster_features:
+            if batch is None:
+                raise ValueError('this selector samples the BEV rasters: pass the feature batch')
+            x = torch.cat([x, raster_samples(candidates, batch['lidar_bev'],
+                                             batch['route_raster'], self.cfg)], -1)
         return self.candidate_embed(x)
 
     def forward(self, candidates: torch.Tensor, context: torch.Tensor | None = None,
@@ -76,7 +108,7 @@ class Selector(nn.Module):
         """Logits (B, K, len(TARGETS)) of candidates (B, K, 8, 3); sigmoid gives the scores.
 
         context: (B, N, d) RL-branch context tokens (context_source 'rl_branch'); batch: the
-        feature batch (context_source 'own').
+        feature batch (context_source 'own', or raster_features).
         """
         if self.trunk is not None:
             if batch is None:
@@ -85,7 +117,7 @@ class Selector(nn.Module):
             context = torch.cat([out['memory'], out['agent_queries']], 1)
         elif context is None:
             raise ValueError('this selector reads the RL branch context: pass context')
-        q = self.encode_candidates(candidates.detach())
+        q = self.encode_candidates(candidates.detach(), batch)
         return self.head(self.decoder(q, context.detach()))
 
     def selection_score(self, logits: torch.Tensor) -> torch.Tensor:
@@ -103,6 +135,37 @@ class Selector(nn.Module):
         """(best index (B,), selection scores (B, K)); index 0 (IL) wins ties within margin."""
         score = self.selection_score(self.forward(candidates, context, batch))
         return pick_with_margin(score, self.cfg.fallback_margin), score
+
+
+def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
+                   route_raster: torch.Tensor, cfg: SelectorConfig) -> torch.Tensor:
+    """(B, K, 8 * BOX_POINTS * RASTER_CHANNELS) raster values along (B, K, 8, 3) candidates.
+
+    lidar_bev (B, 2, H, W) and route_raster (B, 1, H, W) on the perception BEV grid (row 0 the
+    front edge, column 0 the left edge). Points outside the grid read 0.
+    """
+    lidar = lidar_bev.float()
+    route = route_raster.float()
+    maps = torch.cat([lidar, route, F.avg_pool2d(route, 5, 1, 2, count_include_pad=False),
+                      F.avg_pool2d(route, 11, 1, 5, count_include_pad=False),
+                      F.max_pool2d(lidar[:, 1:2], 3, 1, 1)], 1)
+    b, k, n = candidates.shape[:3]
+    half_l, half_w = cfg.box_length_m / 2, cfg.box_width_m / 2
+    local = candidates.new_tensor([[0.0, 0.0], [half_l, half_w], [half_l, -half_w],
+                                   [-half_l, half_w], [-half_l, -half_w]])
+    cos = torch.cos(candidates[..., 2:3])
+    sin = torch.sin(candidates[..., 2:3])
+    px = candidates[..., 0:1] + cos * local[:, 0] - sin * local[:, 1]     # (B, K, 8, P)
+    py = candidates[..., 1:2] + sin * local[:, 0] + cos * local[:, 1]
+    height, width = maps.shape[-2:]
+    # grid_sample (align_corners=False): -1 / +1 are the outer edges of the first / last cell.
+    gx = (cfg.bev_y_extent_m - py) / (cfg.bev_resolution_m * width) * 2 - 1
+    gy = (cfg.bev_x_max_m - px) / (cfg.bev_resolution_m * height) * 2 - 1
+    grid = torch.stack([gx, gy], -1).reshape(b, k * n * BOX_POINTS, 1, 2)
+    values = F.grid_sample(maps, grid, mode='bilinear', padding_mode='zeros',
+                           align_corners=False)                            # (B, C, K*8*P, 1)
+    values = values.reshape(b, maps.shape[1], k, n * BOX_POINTS).permute(0, 2, 3, 1)
+    return values.reshape(b, k, -1)
 
 
 def pick_with_margin(score: torch.Tensor, margin: float) -> torch.Tensor:

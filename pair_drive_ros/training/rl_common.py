@@ -5,6 +5,8 @@ import dataclasses
 from pathlib import Path
 import shutil
 
+import numpy as np
+import torch
 import yaml
 
 from pair_drive_ros.policy.configs import config_from_dict
@@ -54,3 +56,25 @@ def config_from_args(cls: type, args: argparse.Namespace):
 def replace(cfg, **changes):
     """dataclasses.replace for frozen configs (a new object; the old one is never mutated)."""
     return dataclasses.replace(cfg, **changes)
+
+
+def perturb_reference(reference: torch.Tensor, rng: np.random.Generator, fraction: float,
+                      speed: float, lateral_m: float) -> torch.Tensor:
+    """Trajectories (B, 8, 3), a random `fraction` of them scaled along time and shifted sideways.
+
+    Scale U(1 - speed, 1 + speed) on xy; lateral shift ramping up to U(-lateral_m, lateral_m);
+    headings recomputed from the new path (finite differences), so the result is consistent.
+    """
+    b, n = reference.shape[:2]
+    use = torch.as_tensor(rng.random(b) < fraction)
+    scale = torch.as_tensor(rng.uniform(1 - speed, 1 + speed, b), dtype=reference.dtype)
+    lateral = torch.as_tensor(rng.uniform(-lateral_m, lateral_m, b), dtype=reference.dtype)
+    ramp = torch.linspace(1.0 / n, 1.0, n, dtype=reference.dtype)
+    out = reference.clone()
+    out[..., :2] = out[..., :2] * scale[:, None, None]
+    out[..., 1] = out[..., 1] + lateral[:, None] * ramp
+    xy = torch.cat([torch.zeros_like(out[:, :1, :2]), out[..., :2]], 1)
+    d = xy[:, 1:] - xy[:, :-1]
+    moving = d.norm(dim=-1) > 0.05
+    out[..., 2] = torch.where(moving, torch.atan2(d[..., 1], d[..., 0]), reference[..., 2])
+    return torch.where(use[:, None, None], out, reference)

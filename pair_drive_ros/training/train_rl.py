@@ -25,7 +25,8 @@ from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule)
-from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args, export_copy
+from pair_drive_ros.training.rl_common import (add_config_arguments, config_from_args, export_copy,
+                                               perturb_reference)
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_grpo.yaml'
@@ -103,24 +104,10 @@ def augment_reference(expert: torch.Tensor, cfg: RLTrainConfig, rng: np.random.G
 
     Headings follow the shifted path (finite differences), so references stay consistent.
     """
-    b, n = expert.shape[:2]
     if cfg.augment_fraction <= 0:
         return expert
-    use = torch.as_tensor(rng.random(b) < cfg.augment_fraction)
-    scale = torch.as_tensor(rng.uniform(1 - cfg.augment_speed, 1 + cfg.augment_speed, b),
-                            dtype=expert.dtype)
-    lateral = torch.as_tensor(rng.uniform(-cfg.augment_lateral_m, cfg.augment_lateral_m, b),
-                              dtype=expert.dtype)
-    ramp = torch.linspace(1.0 / n, 1.0, n, dtype=expert.dtype)
-    out = expert.clone()
-    out[..., :2] = out[..., :2] * scale[:, None, None]
-    out[..., 1] = out[..., 1] + lateral[:, None] * ramp
-    xy = torch.cat([torch.zeros_like(out[:, :1, :2]), out[..., :2]], 1)
-    d = xy[:, 1:] - xy[:, :-1]
-    moving = d.norm(dim=-1) > 0.05
-    yaw = torch.where(moving, torch.atan2(d[..., 1], d[..., 0]), expert[..., 2])
-    out[..., 2] = yaw
-    return torch.where(use[:, None, None], out, expert)
+    return perturb_reference(expert, rng, cfg.augment_fraction, cfg.augment_speed,
+                             cfg.augment_lateral_m)
 
 
 def context_of(policy: RLBranch, feats: dict, train_trunk: bool):

@@ -29,11 +29,13 @@ from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
 from pair_drive_ros.training.grpo import cosine_lr
-from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args, export_copy
+from pair_drive_ros.training.rl_common import (add_config_arguments, config_from_args, export_copy,
+                                               perturb_reference)
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/selector.yaml'
-REFERENCES = ('il', 'expert', 'expert_sampled')
+REFERENCES = ('il', 'il_perturbed', 'expert', 'expert_sampled')
+RASTER_KEYS = ('lidar_bev', 'route_raster')   # feature tensors kept with the labels
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ class SelectorTrainConfig:
     references: tuple = ('il', 'expert', 'expert_sampled')
     group: str = '15'
     sample_sigma: float = 0.6      # offsets of 'expert_sampled'
+    # 'il_perturbed': the IL-A plan scaled in speed by U(1 +- perturb_speed) and shifted sideways
+    # by a ramp up to U(+-perturb_lateral_m). On the training split IL-A's plans are better than
+    # on unseen scenes (it was trained there); perturbed plans show the selector bad references.
+    perturb_speed: float = 0.4
+    perturb_lateral_m: float = 1.5
     model: SelectorConfig = field(default_factory=SelectorConfig)
     epochs: int = 30
     batch_size: int = 32
@@ -86,21 +93,29 @@ def target_array(scores) -> np.ndarray:
 @torch.no_grad()
 def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: str,
                  references=None) -> dict:
-    """Context (N, T, d) float16, candidates (N, K, 8, 3), targets (N, K, len(TARGETS))."""
+    """Context (N, T, d) float16, candidates (N, K, 8, 3), targets (N, K, len(TARGETS)).
+
+    Also the scenes' BEV rasters (RASTER_KEYS, float16) for selectors with raster_features.
+    """
     from tqdm import tqdm
 
     codes = resolve_group(cfg.group)
     references = cfg.references if references is None else references
     gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
     ctxs, cands, targets = [], [], []
+    rasters = {k: [] for k in RASTER_KEYS}
     for start in tqdm(range(0, len(scenes), cfg.batch_size), desc=desc, unit='batch'):
         js = np.arange(start, min(len(scenes), start + cfg.batch_size))
         feats, expert = scenes.batch(js, device)
         context = rl.encode(feats)
         parts = []
         for ref_name in references:
-            if ref_name == 'il':
+            if ref_name in ('il', 'il_perturbed'):
                 ref = il_model.plan(feats)['trajectory'].float()
+                if ref_name == 'il_perturbed':
+                    ref = perturb_reference(ref, rng, 1.0, cfg.perturb_speed,
+                                            cfg.perturb_lateral_m)
                 tree = rl.expand(context, ref, codes)
             elif ref_name == 'expert':
                 ref = expert
@@ -114,8 +129,18 @@ def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: s
         ctxs.append(context.cpu().half())
         cands.append(torch.as_tensor(c, dtype=torch.float32))
         targets.append(torch.as_tensor(target_array(scores)))
+        for k in RASTER_KEYS:
+            rasters[k].append(feats[k].cpu().half())
     return {'context': torch.cat(ctxs), 'candidates': torch.cat(cands),
-            'targets': torch.cat(targets)}
+            'targets': torch.cat(targets), **{k: torch.cat(v) for k, v in rasters.items()}}
+
+
+def raster_batch(data: dict, idx=None, device='cpu') -> dict | None:
+    """Rasters of labelled scenes idx (None: all) as a feature batch, if the labels have them."""
+    if not all(k in data for k in RASTER_KEYS):
+        return None
+    return {k: (data[k] if idx is None else data[k][idx]).float().to(device)
+            for k in RASTER_KEYS}
 
 
 def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dict:
@@ -123,7 +148,7 @@ def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dic
     selector.eval()
     margin = selector.cfg.fallback_margin if margin is None else margin
     with torch.no_grad():
-        logits = selector(data['candidates'], data['context'].float())
+        logits = selector(data['candidates'], data['context'].float(), raster_batch(data))
         pick = pick_with_margin(selector.selection_score(logits), margin)
     pdms = data['targets'][..., TARGETS.index('pdms')]
     epdms = data['targets'][..., TARGETS.index('epdms')]
@@ -225,7 +250,8 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
             for group in optimizer.param_groups:
                 group['lr'] = cosine_lr(step, total, cfg.lr, steps_per_epoch)
             logits = selector(train['candidates'][idx].to(device),
-                              train['context'][idx].float().to(device))
+                              train['context'][idx].float().to(device),
+                              raster_batch(train, idx, device))
             losses = selector_loss(logits, train['targets'][idx].to(device), cfg.rank_weight,
                                    cfg.rank_temperature)
             optimizer.zero_grad(set_to_none=True)
