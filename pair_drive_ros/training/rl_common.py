@@ -59,10 +59,11 @@ def replace(cfg, **changes):
 
 
 def perturb_reference(reference: torch.Tensor, rng: np.random.Generator, fraction: float,
-                      speed: float, lateral_m: float) -> torch.Tensor:
+                      speed: float, lateral_m: float, jitter_m: float = 0.0) -> torch.Tensor:
     """Trajectories (B, 8, 3), a random `fraction` of them scaled along time and shifted sideways.
 
     Scale U(1 - speed, 1 + speed) on xy; lateral shift ramping up to U(-lateral_m, lateral_m);
+    with jitter_m > 0 also N(0, jitter_m) noise on every waypoint's xy (an unsmooth plan);
     headings recomputed from the new path (finite differences), so the result is consistent.
     """
     b, n = reference.shape[:2]
@@ -73,6 +74,9 @@ def perturb_reference(reference: torch.Tensor, rng: np.random.Generator, fractio
     out = reference.clone()
     out[..., :2] = out[..., :2] * scale[:, None, None]
     out[..., 1] = out[..., 1] + lateral[:, None] * ramp
+    if jitter_m > 0:
+        noise = rng.normal(0.0, jitter_m, tuple(out[..., :2].shape))
+        out[..., :2] = out[..., :2] + torch.as_tensor(noise, dtype=reference.dtype)
     xy = torch.cat([torch.zeros_like(out[:, :1, :2]), out[..., :2]], 1)
     d = xy[:, 1:] - xy[:, :-1]
     moving = d.norm(dim=-1) > 0.05

@@ -129,7 +129,7 @@ def _subset_mean(entry: dict, tokens: set, key: str) -> float:
 
 
 def closed_loop(args: argparse.Namespace) -> dict:
-    """Closed-loop rates of IL-A, IL-A + PaIR, IL-B, IL-B + PaIR; writes closed_loop.{json,md}."""
+    """Closed-loop rates of IL-A, + sequential, + PaIR, IL-B, + PaIR; closed_loop.{json,md}."""
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch, load_selector
     from pair_drive_ros.training.common import set_threads
@@ -140,9 +140,11 @@ def closed_loop(args: argparse.Namespace) -> dict:
     selector = load_selector(args.selector_checkpoint)
     il_a = load_il_planner(args.il_a, expect_model='transfuser')
     il_b = load_il_planner(args.il_b, expect_model='diffusiondrive')
+    sequential = load_il_planner(args.sequential, expect_model='transfuser')
     scenarios = split_scenarios(args.split, args.closed_loop)
     res = {'command': args.command_line, 'scenarios': scenarios, 'closed_loop': {}}
-    for label, planner in (('IL-A', il_a), ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
+    for label, planner in (('IL-A', il_a), ('IL-A + sequential GRPO', sequential),
+                           ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
                            ('IL-B', il_b), ('IL-B + PaIR', PaIRPlanner(il_b, rl, selector))):
         out = evaluate_closed_loop(planner, scenarios, progress=True)
         res['closed_loop'][label] = out['summary']

@@ -34,7 +34,7 @@ from pair_drive_ros.training.rl_common import (add_config_arguments, config_from
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/selector.yaml'
-REFERENCES = ('il', 'il_perturbed', 'expert', 'expert_sampled')
+REFERENCES = ('il', 'il_perturbed', 'expert', 'expert_perturbed', 'expert_sampled')
 RASTER_KEYS = ('lidar_bev', 'route_raster')   # feature tensors kept with the labels
 
 
@@ -55,11 +55,14 @@ class SelectorTrainConfig:
     references: tuple = ('il', 'expert', 'expert_sampled')
     group: str = '15'
     sample_sigma: float = 0.6      # offsets of 'expert_sampled'
-    # 'il_perturbed': the IL-A plan scaled in speed by U(1 +- perturb_speed) and shifted sideways
-    # by a ramp up to U(+-perturb_lateral_m). On the training split IL-A's plans are better than
-    # on unseen scenes (it was trained there); perturbed plans show the selector bad references.
+    # 'il_perturbed' / 'expert_perturbed': the IL-A plan / the expert scaled in speed by
+    # U(1 +- perturb_speed), shifted sideways by a ramp up to U(+-perturb_lateral_m) and jittered
+    # by N(0, perturb_jitter_m) per waypoint. On the training split IL-A's plans are better than
+    # on unseen scenes (it was trained there), and other IL planners err differently (a plug-in
+    # IL planner is never seen in training); perturbed plans show the selector bad references.
     perturb_speed: float = 0.4
     perturb_lateral_m: float = 1.5
+    perturb_jitter_m: float = 0.0
     model: SelectorConfig = field(default_factory=SelectorConfig)
     epochs: int = 30
     batch_size: int = 32
@@ -113,15 +116,14 @@ def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: s
         for ref_name in references:
             if ref_name in ('il', 'il_perturbed'):
                 ref = il_model.plan(feats)['trajectory'].float()
-                if ref_name == 'il_perturbed':
-                    ref = perturb_reference(ref, rng, 1.0, cfg.perturb_speed,
-                                            cfg.perturb_lateral_m)
-                tree = rl.expand(context, ref, codes)
-            elif ref_name == 'expert':
-                ref = expert
-                tree = rl.expand(context, ref, codes)
             else:
                 ref = expert
+            if ref_name in ('il_perturbed', 'expert_perturbed'):
+                ref = perturb_reference(ref, rng, 1.0, cfg.perturb_speed, cfg.perturb_lateral_m,
+                                        cfg.perturb_jitter_m)
+            if ref_name != 'expert_sampled':
+                tree = rl.expand(context, ref, codes)
+            else:
                 tree = rl.expand(context, ref, codes, sigma=cfg.sample_sigma, generator=gen)
             parts += [ref[:, None], tree.paths]
         c = torch.cat(parts, 1).cpu().numpy()
