@@ -442,7 +442,8 @@ def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_f
     try:
         assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
                                                 pubs.values())
-                          and planner.count_subscribers('/planner/candidates'), 2.0)
+                          and planner.count_subscribers('/planner/candidates')
+                          and planner.count_subscribers('/planner/il_trajectory'), 2.0)
         msgs = feature_messages(features, probe.get_clock().now().to_msg())
         for key in FEATURE_TOPICS:
             pubs[key].publish(msgs[key])

@@ -296,3 +296,24 @@ def test_path_message_stamps_each_pose_with_its_time():
     times = [convert.stamp_s(p.header.stamp) for p in msg.poses]
     np.testing.assert_allclose(times, 100.0 + 0.5 * np.arange(1, 9))
     assert {p.header.frame_id for p in msg.poses} == {'map'}
+
+
+@pytest.mark.parametrize('encoding', ['bgra8', 'bgr8', 'rgb8', 'rgba8', 'mono8'])
+def test_rgb_array_is_rgb_and_a_view_where_the_encoding_allows(encoding):
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.ros import image_to_numpy, numpy_to_image
+
+    channels = {'bgra8': 4, 'rgba8': 4, 'mono8': 1}.get(encoding, 3)
+    shape = (64, 128, channels) if channels > 1 else (64, 128)
+    arr = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
+    msg = numpy_to_image(arr, encoding)
+    rgb = convert.rgb_array(msg)
+    expected = image_to_numpy(msg, 'rgb8')  # the contiguous converting decoder
+    np.testing.assert_array_equal(rgb, expected)
+    assert np.shares_memory(rgb, image_to_numpy(msg)) == (encoding != 'mono8')
+    # The feature builder gives the same tensor from the view as from a contiguous copy, on an
+    # integer-factor resize (64x128 -> 32x64) and a sampled one (-> 24x40).
+    for size in ({}, {'camera_height': 24, 'camera_width': 40}):
+        from pair_drive_ros.perception.config import PerceptionConfig
+        builder = FeatureBuilder(PerceptionConfig(**size))
+        np.testing.assert_array_equal(builder.camera_tensor(rgb), builder.camera_tensor(expected))

@@ -118,3 +118,37 @@ def test_config_rejects_unknown_keys_and_bad_extent():
         PerceptionConfig(x_min_m=10.0, x_max_m=5.0)
     cfg = PerceptionConfig.from_dict(CFG.as_dict())
     assert cfg == CFG
+
+
+def _floor_histogram(cfg: PerceptionConfig, pts: np.ndarray, mount) -> np.ndarray:
+    """Reference: floor every transformed point to its cell (the definition of the grid)."""
+    c, s = np.cos(mount[3]), np.sin(mount[3])
+    x = pts[:, 0] * c - pts[:, 1] * s + mount[0]
+    y = pts[:, 0] * s + pts[:, 1] * c + mount[1]
+    z = pts[:, 2] + mount[2]
+    h, w = cfg.bev_height, cfg.bev_width
+    hist = np.zeros((2, h, w), dtype=np.int64)
+    for xi, yi, zi in zip(x, y, z):
+        if not (np.isfinite(xi) and np.isfinite(yi) and np.isfinite(zi)):
+            continue
+        row = int(np.floor((cfg.x_max_m - xi) / cfg.resolution_m))
+        col = int(np.floor((cfg.y_extent_m - yi) / cfg.resolution_m))
+        if 0 <= row < h and 0 <= col < w and cfg.min_height_m <= zi <= cfg.max_height_m:
+            hist[int(zi > cfg.split_height_m), row, col] += 1
+    return (np.minimum(hist, cfg.hist_max_per_cell) / cfg.hist_max_per_cell).astype(np.float32)
+
+
+@pytest.mark.parametrize('mount', [(0.0, 0.0, 2.4, 0.0), (1.3, -0.4, 2.0, 0.3)])
+def test_histogram_equals_flooring_every_point_including_edges_and_non_finite(mount):
+    cfg = PerceptionConfig(resolution_m=2.0)
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(-70.0, 70.0, (3000, 4)).astype(np.float32)
+    pts[:, 2] = rng.uniform(-4.0, 3.0, 3000)
+    # Exact cell borders and grid edges (x_max, y_extent, multiples of the resolution).
+    pts[:40, 0] = np.arange(40) * 2.0 - 30.0
+    pts[:40, 1] = 32.0
+    pts[40:60, 0] = 48.0
+    pts[60, 0], pts[61, 1], pts[62, 2] = np.nan, np.inf, -np.inf
+    pts[63, 0], pts[64, 1] = 1e30, -1e30
+    got = lidar_histogram(cfg, pts, np.asarray(mount))
+    np.testing.assert_array_equal(got, _floor_histogram(cfg, pts, np.asarray(mount)))

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
+    from pair_drive_ros.nodes.process import freeze_startup_heap
+
     exes = ['perception_node', 'planner_node']
     if not args.no_tracker:
         exes.append('tracker_node')
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         executor = MultiThreadedExecutor(num_threads=4)
         for node in nodes:
             executor.add_node(node)
+        freeze_startup_heap()
         LOG.info('running %s', ', '.join(n.get_name() for n in nodes))
         sim = next((n for n in nodes if n.get_name() == 'sim_bridge'), None)
         while rclpy.ok() and not (sim is not None and sim.finished):

@@ -16,6 +16,7 @@ from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.nodes import convert
 from pair_drive_ros.nodes.feature_msgs import feature_messages
 from pair_drive_ros.nodes.params import PERCEPTION_OUTPUTS, PerceptionParams, read_params
+from pair_drive_ros.nodes.process import freeze_startup_heap, make_executor
 from pair_drive_ros.nodes.sync import StampSync, TimeJump
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
@@ -129,7 +130,10 @@ def main(args=None) -> None:
     node = None
     try:
         node = PerceptionNode()
-        rclpy.spin(node)
+        executor = make_executor('single')
+        executor.add_node(node)
+        freeze_startup_heap()
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

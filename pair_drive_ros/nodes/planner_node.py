@@ -2,9 +2,10 @@
 
 Subscriptions only join and park the newest complete frame (never a queue); inference runs in
 its own callback group, woken by a guard condition, so a MultiThreadedExecutor keeps receiving
-while the model runs. Outputs: ~/trajectory and ~/il_trajectory (Path, `output_frame`, stamped
-with the input stamp, pose k stamped with its own future time), ~/candidates (MarkerArray, only
-built when subscribed), /diagnostics (1 Hz and on every change of health).
+while the model runs. Outputs: ~/trajectory (Path, `output_frame`, stamped with the input stamp,
+pose k stamped with its own future time), ~/il_trajectory (the same for the IL plan) and
+~/candidates (MarkerArray), both built only when subscribed, /diagnostics (1 Hz and on every
+change of health).
 
 Safety: input older than `max_input_age_s` on the node clock (checked when a frame arrives and by
 a steady-clock watchdog when frames stop coming) or a non-finite plan -> a comfortable stopping
@@ -19,7 +20,7 @@ import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from pair_drive_ros.core.trajectory import EGO_FRAME, Trajectory
@@ -27,6 +28,7 @@ from pair_drive_ros.nodes import convert, safety
 from pair_drive_ros.nodes.feature_msgs import FEATURE_TOPICS, features_from_messages
 from pair_drive_ros.nodes.markers import candidate_markers
 from pair_drive_ros.nodes.params import PlannerParams, read_params
+from pair_drive_ros.nodes.process import freeze_startup_heap, make_executor
 from pair_drive_ros.nodes.sync import ExactJoin, LatestSlot
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 
@@ -193,9 +195,10 @@ class PlannerNode(Node):
         p = self.params
         stamp = convert.stamp_from_ns(stamp_ns)
         t0 = stamp_ns * 1e-9
-        plan_map = out.trajectory.to_map(ego_pose)
+        # The plan first: it is what the latency is measured to; the debug outputs follow,
+        # built only for a subscriber (each costs a message build and a publish per frame).
         self._path_pub.publish(self._path(out.trajectory, ego_pose, stamp, t0))
-        if out.il_trajectory is not None:
+        if out.il_trajectory is not None and self._il_pub.get_subscription_count() > 0:
             self._il_pub.publish(self._path(out.il_trajectory, ego_pose, stamp, t0))
         if out.candidates is not None and self._cand_pub.get_subscription_count() > 0:
             cands = np.asarray(out.candidates, dtype=np.float64)
@@ -203,7 +206,7 @@ class PlannerNode(Node):
                 cands = np.stack([Trajectory(c).to_map(ego_pose).poses for c in cands])
             self._cand_pub.publish(candidate_markers(convert.header(stamp, p.output_frame),
                                                      cands, out.candidate_scores))
-        self._last_plan_map = plan_map
+        self._last_plan_map = out.trajectory.to_map(ego_pose)
         self.health.plans += 1
         if self.health.fault:
             self.get_logger().info(f'recovered from: {self.health.fault}')
@@ -263,8 +266,9 @@ def main(args=None) -> None:
     node = None
     try:
         node = PlannerNode()
-        executor = MultiThreadedExecutor()
+        executor = make_executor('single')
         executor.add_node(node)
+        freeze_startup_heap()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
