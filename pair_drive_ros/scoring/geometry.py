@@ -86,13 +86,21 @@ class LaneIndex:
         shape = pts.shape[:-1]
         flat = pts.reshape(-1, 2)
         out = np.zeros((len(flat), self.num_columns), dtype=bool)
+        rows, cols = self.point_hits(flat)
+        out[rows, cols] = True
+        return out.reshape(shape + (self.num_columns,))
+
+    def point_hits(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(point, column) pairs where points (P, 2) lie in a column (repeats possible).
+
+        The sparse form of `points_in_lanes`: a batch of scenes writes it into one table.
+        """
         if len(flat) == 0 or len(self.keys) == 0:
-            return out.reshape(shape + (self.num_columns,))
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
         cxy = np.floor(flat / self.cell_m).astype(np.int64)
         rows, row_pos = _find_rows(self.keys, self._dense, cxy)
         full = self.full[row_pos]
         f_r, f_k = np.nonzero(full >= 0)
-        out[rows[f_r], full[f_r, f_k]] = True
         cand = self.cells[row_pos]                    # (R, K)
         r_idx, k_idx = np.nonzero(cand >= 0)
         qid = cand[r_idx, k_idx]
@@ -102,8 +110,8 @@ class LaneIndex:
         side = n[..., 0] * x + n[..., 1] * y >= self.offsets[qid]     # (P, 4)
         # the 4 edges spelled out: numpy reduces tiny axes slowly
         hit = side[:, 0] & side[:, 1] & side[:, 2] & side[:, 3]
-        out[p_rows[hit], self.piece_lane[qid[hit]]] = True
-        return out.reshape(shape + (self.num_columns,))
+        return (np.concatenate([rows[f_r], p_rows[hit]]),
+                np.concatenate([full[f_r, f_k], self.piece_lane[qid[hit]]]))
 
 
 def _triangulate(area) -> tuple[np.ndarray, list]:

@@ -10,6 +10,7 @@ from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.core.se2 import poses_to_global
 from pair_drive_ros.core.trajectory import MAP_FRAME, NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.scoring import comfort, metrics
+from pair_drive_ros.scoring.batch import Batch, batch_sub_metrics
 from pair_drive_ros.scoring.config import (EPDMS_MULTIPLIERS, Metric, PDMS_MULTIPLIERS,
                                            ScorerConfig)
 from pair_drive_ros.scoring.metrics import PreparedScene, prepare_scene
@@ -255,16 +256,18 @@ def score_scenes(scenes: Sequence, candidates: np.ndarray, cfg: ScorerConfig = S
     states_all = simulate(np.concatenate(poses), np.concatenate(starts), cfg.vehicle, cfg.sim,
                           POSE_DT_S)
     c_all, hc_all = _batched_comfort(states_all, preps, slices, cfg)
+    table_all, progress_all = batch_sub_metrics(states_all, Batch.build(preps, slices), cfg,
+                                                prev_states, (c_all, hc_all))
     out = []
     for b, prep in enumerate(preps):
         states = states_all[slices[b]]
-        prev = None if prev_states is None else prev_states[b]
-        table, progress = sub_metrics(states, prep, cfg, prev,
-                                      (c_all[slices[b]], hc_all[slices[b]]))
+        table, progress = table_all[:, slices[b]], progress_all[slices[b]]
         human = None
         if with_expert[b]:
             human = table[:, n_g:]
             table, progress, states = table[:, :n_g], progress[:n_g], states[:n_g]
         ref = None if references is None else references[b]
-        out.append(_finish(prep, table, progress, states, ref, human, prev is not None, cfg))
+        prev = None if prev_states is None else prev_states[b]
+        out.append(_finish(prep, table.copy(), progress, states, ref, human, prev is not None,
+                           cfg))
     return out

@@ -1,0 +1,87 @@
+"""The batched sub-metrics (scoring/batch.py) equal the per-scene ones (metrics.py) exactly.
+
+score_scenes scores all scenes of a call in one pass; the per-scene functions are the ones the
+shapely reference tests check. Scenes mix agent counts, lane counts, intersections, histories
+and group sizes (the human filter adds the expert to some scenes only).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scoring_scenes import arc_lanes, make_scene, random_candidates
+
+from pair_drive_ros.core.se2 import poses_to_global
+from pair_drive_ros.scoring import (Metric, prepare_scene, score_candidates, score_scenes,
+                                    ScorerConfig, simulate)
+from pair_drive_ros.scoring.batch import Batch, batch_sub_metrics
+from pair_drive_ros.scoring.scorer import sub_metrics
+
+VAL = Path(__file__).resolve().parents[1] / 'data' / 'logs' / 'val'
+
+
+def _synthetic_scenes():
+    lanes, ids = arc_lanes(2)
+    yield make_scene(10.0, lanes=lanes, route_ids=ids, route_points=lanes[0].centerline)
+    yield make_scene(12.0, [dict(x=20.0, y=0.0, yaw=0.0, speed=3.0),
+                            dict(x=-8.0, y=0.5, yaw=0.0, speed=14.0)])
+    yield make_scene(6.0, [dict(x=12.0, y=4.0, yaw=3.1, speed=6.0)])
+    yield make_scene(9.0)
+
+
+def _real_scenes(num: int = 12):
+    from pair_drive_ros.sim.logs import EpisodeLog, list_frames
+    frames = list_frames(VAL.parent, 'val')
+    rng = np.random.default_rng(3)
+    logs = {}
+    for i in sorted(rng.choice(len(frames), min(num, len(frames)), replace=False)):
+        path, k = frames[i]
+        if path not in logs:
+            logs[path] = EpisodeLog.load(path)
+        yield logs[path].scene(int(k))
+
+
+def _check_sub_metrics(scenes, cfg: ScorerConfig, rng: np.random.Generator) -> None:
+    preps = [prepare_scene(s, cfg) for s in scenes]
+    blocks = [random_candidates(rng, max(p.scene.ego.speed, 1.0), 3 + i % 4)
+              for i, p in enumerate(preps)]
+    poses = np.concatenate([poses_to_global(p.scene.ego.pose, c) for p, c in zip(preps, blocks)])
+    starts = np.concatenate([np.broadcast_to(p.start_state, (len(c), p.start_state.size))
+                             for p, c in zip(preps, blocks)])
+    states = simulate(poses, starts, cfg.vehicle, cfg.sim)
+    bounds = np.cumsum([0] + [len(c) for c in blocks])
+    slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    prevs = [states[sl][0] if i % 2 else None for i, sl in enumerate(slices)]
+    rows = [sub_metrics(states[sl], p, cfg, prev) for p, sl, prev in zip(preps, slices, prevs)]
+    comfort = tuple(np.concatenate([r[0][m] for r in rows]) for m in (Metric.C, Metric.HC))
+    table, progress = batch_sub_metrics(states, Batch.build(preps, slices), cfg, prevs,
+                                        comfort)
+    for (one, prog), sl in zip(rows, slices):
+        assert np.array_equal(table[:, sl], one)
+        assert np.array_equal(progress[sl], prog)
+
+
+@pytest.mark.parametrize('version', ['v1', 'v2'])
+def test_batched_sub_metrics_equal_per_scene_synthetic(version):
+    _check_sub_metrics(list(_synthetic_scenes()), ScorerConfig(navsim_version=version),
+                       np.random.default_rng(0))
+
+
+@pytest.mark.skipif(not VAL.is_dir(), reason='no val logs')
+def test_batched_sub_metrics_equal_per_scene_real():
+    _check_sub_metrics(list(_real_scenes()), ScorerConfig(), np.random.default_rng(1))
+
+
+def test_score_scenes_equals_one_scene_at_a_time():
+    scenes = list(_synthetic_scenes())
+    if VAL.is_dir():
+        scenes += list(_real_scenes(6))
+    cfg = ScorerConfig()
+    rng = np.random.default_rng(2)
+    cands = np.stack([random_candidates(rng, max(s.ego.speed, 1.0), 5) for s in scenes])
+    refs = [20.0 + i for i in range(len(scenes))]
+    tables = score_scenes(scenes, cands, cfg, references=refs)
+    for scene, c, ref, batch in zip(scenes, cands, refs, tables):
+        one = score_candidates(scene, c, cfg, reference=ref)
+        for field in ('table', 'pdms', 'epdms', 'progress_m', 'human_filtered', 'states'):
+            assert np.array_equal(getattr(one, field), getattr(batch, field)), field
