@@ -41,13 +41,15 @@ class Batch:
 def _lane_flags(points: np.ndarray, batch: Batch) -> tuple:
     """Lane membership of the ego points (N, T, 6, 2): FL, RL, RR, FR, centre, rear axle.
 
-    Each scene's hits go into one (N, T, 6, W) table, W = most lanes in a scene + 1 (the
-    drivable-area column sits right after each scene's lanes). Returns multiple_lanes,
+    Each scene's hits go into one (N, T, 6, W) bool table, W = most lanes in a scene + 1 (the
+    drivable-area column sits right after each scene's lanes), padded to whole 8-byte words
+    and read as uint64: one word holds 8 columns as bytes 0/1, so "any lane of a set" is a
+    bitwise and with the set's word (numpy reduces tiny axes slowly). Returns multiple_lanes,
     non_drivable, oncoming, centre_in_intersection, rear_in_intersection (N, T) each.
     """
     n, t_len, k_pts = points.shape[:3]
-    width = max(p.lanes.num_columns for p in batch.preps)
-    lane_col = np.zeros((len(batch.preps), width), dtype=bool)
+    words = -(-max(p.lanes.num_columns for p in batch.preps) // 8)
+    lane_col = np.zeros((len(batch.preps), 8 * words), dtype=bool)
     route = np.zeros_like(lane_col)
     inter = np.zeros_like(lane_col)
     rows, cols = [], []
@@ -65,22 +67,36 @@ def _lane_flags(points: np.ndarray, batch: Batch) -> tuple:
         # back to rows of the (N, T, 6) layout
         rows.append(start * per_row + (r // k_use) * k_pts + r % k_use)
         cols.append(c)
-    inside = np.zeros((n * per_row, width), dtype=bool)
+    inside = np.zeros((n * per_row, 8 * words), dtype=bool)
     inside[np.concatenate(rows), np.concatenate(cols)] = True
-    inside = inside.reshape(n, t_len, k_pts, width)
+    code = inside.view(np.uint64).reshape(n, t_len, k_pts, words)
     sel = batch.sid
-    lanes_only = lane_col[sel][:, None]                  # (N, 1, W)
-    c0, c1, c2, c3 = (inside[:, :, k] for k in range(4))
-    lanes_touched = ((c0 | c1 | c2 | c3) & lanes_only).sum(axis=-1)
-    all_four = (c0 & c1 & c2 & c3 & lanes_only).any(axis=-1)
-    multiple = (lanes_touched > 1) & ~all_four
-    non_drivable = ~(c0.any(axis=-1) & c1.any(axis=-1) & c2.any(axis=-1) & c3.any(axis=-1))
-    centre = inside[:, :, 4]
-    oncoming = ~(centre & route[sel][:, None]).any(axis=-1)
-    inter_sel = inter[sel][:, None]
-    c_inter = (centre & inter_sel).any(axis=-1)
-    r_inter = (inside[:, :, 5] & inter_sel).any(axis=-1)
-    return multiple, non_drivable, oncoming, c_inter, r_inter
+    lane_w = lane_col.view(np.uint64)[sel][:, None]        # (N, 1, words)
+    route_w = route.view(np.uint64)[sel][:, None]
+    inter_w = inter.view(np.uint64)[sel][:, None]
+    one = np.uint64(1)
+    two_or_more = np.zeros((n, t_len), dtype=bool)   # lanes touched by the corners > 1
+    words_hit = np.zeros((n, t_len), dtype=np.int64)
+    all_four = np.zeros((n, t_len), dtype=bool)
+    corner_in = [np.zeros((n, t_len), dtype=bool) for _ in range(4)]
+    on_route = np.zeros((n, t_len), dtype=bool)
+    c_inter = np.zeros((n, t_len), dtype=bool)
+    r_inter = np.zeros((n, t_len), dtype=bool)
+    for w in range(words):
+        c0, c1, c2, c3, ctr, rear = (code[:, :, k, w] for k in range(6))
+        lm = lane_w[..., w]
+        touched = (c0 | c1 | c2 | c3) & lm
+        two_or_more |= (touched & (touched - one)) != 0    # two bits set in this word
+        words_hit += touched != 0
+        all_four |= (c0 & c1 & c2 & c3 & lm) != 0
+        for k, ck in enumerate((c0, c1, c2, c3)):
+            corner_in[k] |= ck != 0
+        on_route |= (ctr & route_w[..., w]) != 0
+        c_inter |= (ctr & inter_w[..., w]) != 0
+        r_inter |= (rear & inter_w[..., w]) != 0
+    multiple = (two_or_more | (words_hit > 1)) & ~all_four
+    non_drivable = ~(corner_in[0] & corner_in[1] & corner_in[2] & corner_in[3])
+    return multiple, non_drivable, ~on_route, c_inter, r_inter
 
 
 def batch_geometry(states: np.ndarray, batch: Batch, cfg: ScorerConfig) -> EgoGeometry:
@@ -139,45 +155,64 @@ def _agent_groups(batch: Batch) -> list[PaddedAgents]:
     return out
 
 
+# candidates per culling chunk in _close_pairs
+_CHUNK = 16
+# culling margin [m]: agents within reach + this of a chunk's box are tested, so rounding in
+# the box test never drops a pair that the exact distance test keeps
+_CULL_MARGIN_M = 1e-6
+
+
 def _close_pairs(points: np.ndarray, batch: Batch, ag: PaddedAgents, agent_xy: np.ndarray,
                  agent_ok: np.ndarray, ego_r: float) -> tuple:
     """(n, k, m, g) where ego circle n at slot k meets agent circle m at slot k.
 
     points: (N, K, 2) all rows; agent_xy: (Bg, K, M, 2); agent_ok: (Bg, K, M); g is the row's
-    index in the group. As `metrics._close_pairs` per scene: agents outside the bounding box
-    of the scene's candidates at a slot are culled before the distance test.
+    index in the group. As `metrics._close_pairs`, but agents are culled against the bounding
+    box of a chunk of _CHUNK candidates (sorted along their spread, so the boxes are tight)
+    instead of all the scene's candidates: far fewer (candidate, agent) distance tests, the
+    same pairs.
     """
     starts, counts = batch.starts[ag.scenes], batch.counts[ag.scenes]
-    if len(ag.scenes) == len(batch.preps):
-        sub = points
-        red = starts
+    n_g, k_len = len(starts), points.shape[1]
+    g_pad = -(-int(counts.max()) // _CHUNK) * _CHUNK
+    # (Bg, G') row of each candidate slot, -1 past a scene's count
+    slot = np.arange(g_pad)
+    perm = np.where(slot < counts[:, None], slot, -1)
+    if g_pad > _CHUNK:
+        # sort each scene's candidates by their end point along the scene's mean displacement
+        rows = starts[:, None] + np.maximum(perm, 0)
+        last, first = points[rows, -1], points[rows, 0]                   # (Bg, G', 2)
+        valid = (perm >= 0)[..., None]
+        axis = (np.where(valid, last - first, 0.0).sum(axis=1))          # (Bg, 2)
+        key = last[..., 0] * axis[:, None, 0] + last[..., 1] * axis[:, None, 1]
+        perm = np.take_along_axis(perm, np.argsort(np.where(perm >= 0, key, np.inf), axis=1,
+                                                   kind='stable'), axis=1)
+    if g_pad == int(counts.min()) and n_g == len(batch.preps) and g_pad <= _CHUNK:
+        blocks = points.reshape(n_g, g_pad, k_len, 2)          # already in chunk order
     else:
-        sub = points[np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)])]
-        red = np.cumsum(counts) - counts
-    lo = np.minimum.reduceat(sub, red, axis=0)              # (Bg, K, 2)
-    hi = np.maximum.reduceat(sub, red, axis=0)
-    reach = (ag.radius + ego_r)[:, None, :]                 # (Bg, 1, M)
+        # rows past a scene's count are NaN: never within reach, ignored by fmin/fmax
+        blocks = points[starts[:, None] + np.maximum(perm, 0)]
+        blocks[perm < 0] = np.nan
+    n_c = g_pad // _CHUNK
+    chunks = blocks.reshape(n_g, n_c, _CHUNK, k_len, 2)
+    lo = np.fmin.reduce(chunks, axis=2)                       # (Bg, C, K, 2)
+    hi = np.fmax.reduce(chunks, axis=2)
+    reach = (ag.radius + ego_r + _CULL_MARGIN_M)[:, None, None, :]   # (Bg, 1, 1, M)
+    ax, ay = agent_xy[:, None, ..., 0], agent_xy[:, None, ..., 1]     # (Bg, 1, K, M)
     # x and y spelled out: numpy reduces tiny axes slowly
-    ax, ay = agent_xy[..., 0], agent_xy[..., 1]
-    inside = ((ax >= lo[:, :, None, 0] - reach) & (ax <= hi[:, :, None, 0] + reach)
-              & (ay >= lo[:, :, None, 1] - reach) & (ay <= hi[:, :, None, 1] + reach)
-              & agent_ok)
-    gg, kk, mm = np.nonzero(inside)
+    inside = ((ax >= lo[..., 0, None] - reach) & (ax <= hi[..., 0, None] + reach)
+              & (ay >= lo[..., 1, None] - reach) & (ay <= hi[..., 1, None] + reach)
+              & agent_ok[:, None])
+    gg, cc, kk, mm = np.nonzero(inside)
     if len(gg) == 0:
         return (np.zeros(0, np.int64),) * 4
-    # test every candidate of the triple's scene: scenes as (Bg, G, K, 2) blocks, rows past a
-    # scene's count padded with NaN (never within reach)
-    g_max = int(counts.max())
-    if len(ag.scenes) == len(batch.preps) and int(counts.min()) == g_max:
-        blocks = points.reshape(len(starts), g_max, *points.shape[1:])
-    else:
-        blocks = np.full((len(starts), g_max) + points.shape[1:], np.nan)
-        for i, (s, c) in enumerate(zip(starts, counts)):
-            blocks[i, :c] = points[s:s + c]
-    dx = blocks[gg, :, kk, 0] - agent_xy[gg, kk, mm, 0][:, None]      # (pairs, G)
-    dy = blocks[gg, :, kk, 1] - agent_xy[gg, kk, mm, 1][:, None]
+    # (Bg, C, K, 2, chunk): each quadruple gathers one contiguous row of candidates
+    rows_t = np.ascontiguousarray(chunks.transpose(0, 1, 3, 4, 2))
+    dx = rows_t[gg, cc, kk, 0] - agent_xy[gg, kk, mm, 0][:, None]       # (pairs, chunk)
+    dy = rows_t[gg, cc, kk, 1] - agent_xy[gg, kk, mm, 1][:, None]
     pp, jj = np.nonzero(dx * dx + dy * dy <= ((ag.radius[gg, mm] + ego_r) ** 2)[:, None])
-    return starts[gg[pp]] + jj, kk[pp], mm[pp], gg[pp]
+    gp = gg[pp]
+    return starts[gp] + perm[gp, cc[pp] * _CHUNK + jj], kk[pp], mm[pp], gp
 
 
 def batch_no_at_fault_collision(geo: EgoGeometry, batch: Batch, groups: list,

@@ -339,9 +339,10 @@ def _dense_rows(keys: np.ndarray):
     nx, ny = int(cx.max()) - x0 + 1, int(cy.max()) - y0 + 1
     if nx * ny > _MAX_DENSE_CELLS:
         return None
-    grid = np.full((nx, ny), -1, dtype=np.int32)
-    grid[cx - x0, cy - y0] = np.arange(len(keys), dtype=np.int32)
-    return x0, y0, grid
+    # a border of -1 cells: points off the grid clip onto it, so one lookup serves all points
+    grid = np.full((nx + 2, ny + 2), -1, dtype=np.int32)
+    grid[cx - x0 + 1, cy - y0 + 1] = np.arange(len(keys), dtype=np.int32)
+    return x0 - 1, y0 - 1, grid
 
 
 def _find_rows(keys: np.ndarray, dense, cxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -352,12 +353,12 @@ def _find_rows(keys: np.ndarray, dense, cxy: np.ndarray) -> tuple[np.ndarray, np
         rows = np.nonzero(keys[pos] == key)[0]
         return rows, pos[rows]
     x0, y0, grid = dense
-    x, y = cxy[:, 0] - x0, cxy[:, 1] - y0
-    ok = (x >= 0) & (x < grid.shape[0]) & (y >= 0) & (y < grid.shape[1])
-    pos = np.full(len(cxy), -1, dtype=np.int64)
-    pos[ok] = grid[x[ok], y[ok]]
+    nx, ny = grid.shape
+    x = np.clip(cxy[:, 0] - x0, 0, nx - 1)
+    y = np.clip(cxy[:, 1] - y0, 0, ny - 1)
+    pos = grid.ravel().take(x * ny + y)
     rows = np.nonzero(pos >= 0)[0]
-    return rows, pos[rows]
+    return rows, pos[rows].astype(np.int64)
 
 
 def _cell_key(cx, cy):
