@@ -82,8 +82,14 @@ def comfort_v1(states: np.ndarray, dt: float, bounds: ComfortBounds = BOUNDS) ->
     jerk = np.round(_savgol(mag, 41, 2, 1, dt), DECIMALS)
     lon_s = np.round(_savgol(ax, 8, 2), DECIMALS)
     lon_jerk = np.round(_savgol(lon_s, 41, 2, 1, dt), DECIMALS)
-    return _all_bounds(lon, lat, jerk, lon_jerk, yaw_accel(states, dt, 3), yaw_rate(states, dt),
-                       bounds)
+    return _all_bounds(lon, lat, jerk, lon_jerk, *_yaw_features(states, dt), bounds)
+
+
+def _yaw_features(states: np.ndarray, dt: float) -> tuple:
+    """yaw_accel(states, dt, 3) and yaw_rate(states, dt) with one heading unwrap."""
+    h = phase_unwrap(states[..., StateIndex.HEADING])
+    return (np.round(_savgol(h, 5, 3, 2, dt), DECIMALS),
+            np.round(_savgol(h, 5, 2, 1, dt), DECIMALS))
 
 
 def comfort_v2(states: np.ndarray, dt: float, rear_to_centre_m: float,
@@ -97,8 +103,7 @@ def comfort_v2(states: np.ndarray, dt: float, rear_to_centre_m: float,
                    DECIMALS)
     jerk = np.round(_savgol(mag, 15, 2, 1, dt), DECIMALS)
     lon_jerk = np.round(_savgol(lon, 15, 2, 1, dt), DECIMALS)
-    return _all_bounds(lon, lat, jerk, lon_jerk, yaw_accel(states, dt, 3), yaw_rate(states, dt),
-                       bounds)
+    return _all_bounds(lon, lat, jerk, lon_jerk, *_yaw_features(states, dt), bounds)
 
 
 def _all_bounds(lon, lat, jerk, lon_jerk, yaw_acc, yaw_r, b: ComfortBounds) -> np.ndarray:
