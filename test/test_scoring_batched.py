@@ -5,6 +5,7 @@ shapely reference tests check. Scenes mix agent counts, lane counts, intersectio
 and group sizes (the human filter adds the expert to some scenes only).
 """
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from scoring_scenes import arc_lanes, make_scene, random_candidates
 from pair_drive_ros.core.se2 import poses_to_global
 from pair_drive_ros.scoring import (Metric, prepare_scene, score_candidates, score_scenes,
                                     ScorerConfig, simulate)
-from pair_drive_ros.scoring.batch import Batch, batch_sub_metrics
+from pair_drive_ros.scoring.batch import Batch, batch_geometry, batch_sub_metrics
+from pair_drive_ros.scoring.metrics import ego_geometry
 from pair_drive_ros.scoring.scorer import sub_metrics
 
 VAL = Path(__file__).resolve().parents[1] / 'data' / 'logs' / 'val'
@@ -59,6 +61,12 @@ def _check_sub_metrics(scenes, cfg: ScorerConfig, rng: np.random.Generator) -> N
     for (one, prog), sl in zip(rows, slices):
         assert np.array_equal(table[:, sl], one)
         assert np.array_equal(progress[sl], prog)
+    geo = batch_geometry(states, Batch.build(preps, slices), cfg)
+    for p, sl in zip(preps, slices):
+        one = ego_geometry(states[sl], p, cfg)
+        for field in fields(one):
+            assert np.array_equal(getattr(geo, field.name)[sl], getattr(one, field.name)), \
+                field.name
 
 
 @pytest.mark.parametrize('version', ['v1', 'v2'])
