@@ -63,10 +63,12 @@ def _lane_flags(points: np.ndarray, batch: Batch) -> tuple:
         # the rear axle is only tested against intersection lanes (TTC): skip it without them
         k_use = k_pts if prep.intersection_lane_mask.any() else k_pts - 1
         pts = points[start:start + count, :, :k_use].reshape(-1, 2)
-        r, c = prep.lanes.point_hits(pts)
+        f_r, f_c, r, c = prep.lanes.point_hits(pts)
+        r = np.concatenate([f_r, r])
         # back to rows of the (N, T, 6) layout
-        rows.append(start * per_row + (r // k_use) * k_pts + r % k_use)
-        cols.append(c)
+        rows.append(start * per_row + (r // k_use) * k_pts + r % k_use if k_use < k_pts
+                    else start * per_row + r)
+        cols.extend((f_c, c))
     inside = np.zeros((n * per_row, 8 * words), dtype=bool)
     inside[np.concatenate(rows), np.concatenate(cols)] = True
     code = inside.view(np.uint64).reshape(n, t_len, k_pts, words)

@@ -37,6 +37,11 @@ class LaneIndex:
     def __post_init__(self) -> None:
         # dense cell -> row table: an O(1) lookup instead of a binary search per point
         object.__setattr__(self, '_dense', _dense_rows(self.keys))
+        # the pieces to test per cell as a flat list (cells row by row): per point work in
+        # point_hits follows the pieces present, not the widest cell
+        count = (self.cells >= 0).sum(axis=1)
+        object.__setattr__(self, '_flat', (np.cumsum(count) - count, count,
+                                           self.cells[self.cells >= 0]))
 
     @property
     def num_columns(self) -> int:
@@ -86,32 +91,36 @@ class LaneIndex:
         shape = pts.shape[:-1]
         flat = pts.reshape(-1, 2)
         out = np.zeros((len(flat), self.num_columns), dtype=bool)
-        rows, cols = self.point_hits(flat)
+        f_rows, f_cols, rows, cols = self.point_hits(flat)
+        out[f_rows, f_cols] = True
         out[rows, cols] = True
         return out.reshape(shape + (self.num_columns,))
 
-    def point_hits(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def point_hits(self, flat: np.ndarray) -> tuple:
         """(point, column) pairs where points (P, 2) lie in a column (repeats possible).
 
-        The sparse form of `points_in_lanes`: a batch of scenes writes it into one table.
+        The sparse form of `points_in_lanes`, as two (rows, columns) pairs of arrays (whole
+        cells, tested pieces): a batch of scenes writes them all into one table.
         """
         if len(flat) == 0 or len(self.keys) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, empty
         cxy = np.floor(flat / self.cell_m).astype(np.int64)
         rows, row_pos = _find_rows(self.keys, self._dense, cxy)
         full = self.full[row_pos]
         f_r, f_k = np.nonzero(full >= 0)
-        cand = self.cells[row_pos]                    # (R, K)
-        r_idx, k_idx = np.nonzero(cand >= 0)
-        qid = cand[r_idx, k_idx]
+        start, count, pieces = self._flat
+        cnt = count[row_pos]
+        first = np.cumsum(cnt) - cnt
+        r_idx = np.repeat(np.arange(len(rows)), cnt)
+        qid = pieces[np.arange(len(r_idx)) + np.repeat(start[row_pos] - first, cnt)]
         p_rows = rows[r_idx]
         x, y = flat[p_rows, 0:1], flat[p_rows, 1:2]
         n = self.normals[qid]
         side = n[..., 0] * x + n[..., 1] * y >= self.offsets[qid]     # (P, 4)
         # the 4 edges spelled out: numpy reduces tiny axes slowly
         hit = side[:, 0] & side[:, 1] & side[:, 2] & side[:, 3]
-        return (np.concatenate([rows[f_r], p_rows[hit]]),
-                np.concatenate([full[f_r, f_k], self.piece_lane[qid[hit]]]))
+        return rows[f_r], full[f_r, f_k], p_rows[hit], self.piece_lane[qid[hit]]
 
 
 def _triangulate(area) -> tuple[np.ndarray, list]:
