@@ -39,9 +39,7 @@ class LaneIndex:
         object.__setattr__(self, '_dense', _dense_rows(self.keys))
         # the pieces to test per cell as a flat list (cells row by row): per point work in
         # point_hits follows the pieces present, not the widest cell
-        count = (self.cells >= 0).sum(axis=1)
-        object.__setattr__(self, '_flat', (np.cumsum(count) - count, count,
-                                           self.cells[self.cells >= 0]))
+        object.__setattr__(self, '_flat', _flat_table(self.cells))
 
     @property
     def num_columns(self) -> int:
@@ -109,11 +107,7 @@ class LaneIndex:
         rows, row_pos = _find_rows(self.keys, self._dense, cxy)
         full = self.full[row_pos]
         f_r, f_k = np.nonzero(full >= 0)
-        start, count, pieces = self._flat
-        cnt = count[row_pos]
-        first = np.cumsum(cnt) - cnt
-        r_idx = np.repeat(np.arange(len(rows)), cnt)
-        qid = pieces[np.arange(len(r_idx)) + np.repeat(start[row_pos] - first, cnt)]
+        r_idx, qid = _expand(self._flat, row_pos)
         p_rows = rows[r_idx]
         x, y = flat[p_rows, 0:1], flat[p_rows, 1:2]
         n = self.normals[qid]
@@ -288,6 +282,7 @@ class SegmentGrid:
         hi = np.floor((np.maximum(self.a, self.b) + radius_m) / cell_m).astype(np.int64)
         self.keys, self.table = _bucket(lo, hi)
         self._dense = _dense_rows(self.keys)
+        self._flat = _flat_table(self.table)
 
     def within(self, points: np.ndarray) -> np.ndarray:
         """(..., 2) points -> bool: distance to the polyline <= radius."""
@@ -299,9 +294,7 @@ class SegmentGrid:
             return out.reshape(shape)
         cxy = np.floor(flat / self.cell).astype(np.int64)
         rows, row_pos = _find_rows(self.keys, self._dense, cxy)
-        cand = self.table[row_pos]
-        r_idx, k_idx = np.nonzero(cand >= 0)
-        seg = cand[r_idx, k_idx]
+        r_idx, seg = _expand(self._flat, row_pos)
         p = flat[rows[r_idx]]
         a, d = self.a[seg], self.b[seg] - self.a[seg]
         len2 = np.maximum(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1], 1e-18)
@@ -311,6 +304,21 @@ class SegmentGrid:
         hit = ex * ex + ey * ey <= self.radius * self.radius
         out[rows[r_idx[hit]]] = True
         return out.reshape(shape)
+
+
+def _flat_table(table: np.ndarray) -> tuple:
+    """A -1 padded (U, K) table as (start, count, values): each row's entries in a flat list."""
+    count = (table >= 0).sum(axis=1)
+    return np.cumsum(count) - count, count, table[table >= 0]
+
+
+def _expand(flat: tuple, row_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index into row_pos, value) for every entry of the rows row_pos of a _flat_table."""
+    start, count, values = flat
+    cnt = count[row_pos]
+    first = np.cumsum(cnt) - cnt
+    r_idx = np.repeat(np.arange(len(row_pos)), cnt)
+    return r_idx, values[np.arange(len(r_idx)) + np.repeat(start[row_pos] - first, cnt)]
 
 
 def _bucket(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
