@@ -244,8 +244,10 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
                                              + cfg.r_longitudinal)
     alpha_a = dt / (dt + cfg.accel_time_constant_s)
     alpha_s = dt / (dt + cfg.steering_time_constant_s)
-    cols = np.zeros((t_len, NUM_STATE, n))                               # step-major
-    cols[0] = start.T
+    # step-major rows of candidate-major states: each step writes one (N, S) block, and the
+    # final (N, T, S) layout is a copy of whole state rows
+    cols = np.zeros((t_len, n, NUM_STATE))
+    cols[0] = start
     x, y, heading = start[:, 0].copy(), start[:, 1].copy(), start[:, 2].copy()
     v = start[:, StateIndex.VELOCITY_X].copy()
     acc = start[:, StateIndex.ACCELERATION_X].copy()
@@ -278,7 +280,7 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
         steer = np.clip(steer + steer_rate_new * dt, -cfg.max_steering_rad, cfg.max_steering_rad)
         tan_steer = np.tan(steer)
         omega_new = v * tan_steer / wheelbase
-        out = cols[t]
+        out = cols[t].T
         out[StateIndex.X] = x
         out[StateIndex.Y] = y
         out[StateIndex.HEADING] = heading
@@ -289,7 +291,7 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
         out[StateIndex.ANGULAR_ACCELERATION] = (omega_new - omega) / dt
         out[StateIndex.STEERING_RATE] = steer_rate_new
         acc, omega = acc_new, omega_new
-    return np.ascontiguousarray(cols.transpose(2, 0, 1))
+    return np.ascontiguousarray(cols.transpose(1, 0, 2))
 
 
 def simulate(poses_map: np.ndarray, start_states: np.ndarray, vehicle: VehicleParams,
