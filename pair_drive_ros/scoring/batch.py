@@ -271,7 +271,8 @@ def batch_time_to_collision(geo: EgoGeometry, batch: Batch, groups: list,
         dts = np.array([batch.preps[b].scene.dt_s for b in ag.scenes])
         # the projection time step is per scene (scene.dt_s)
         step = (offs[None, :] * dts[:, None])[batch.sid]                  # (N, S)
-        direction = np.stack([np.cos(geo.heading), np.sin(geo.heading)], -1)[:, :t_eval]
+        head = geo.heading[:, :t_eval]
+        direction = np.stack([np.cos(head), np.sin(head)], -1)
         shift = direction * geo.speed[:, :t_eval, None]
         proj = (geo.centre[:, :t_eval, None, :]
                 + shift[:, :, None, :] * step[:, None, :, None])         # (N, t, S, 2)
@@ -324,10 +325,18 @@ def batch_lane_keeping(geo: EgoGeometry, batch: Batch, cfg: ScorerConfig) -> np.
 def batch_progress_raw(geo: EgoGeometry, batch: Batch) -> np.ndarray:
     """`metrics.ego_progress_raw` of every row (N,)."""
     out = np.empty(len(geo.heading))
-    ends = np.stack([geo.centre[:, 0], geo.centre[:, -1]], axis=1)
+    first, last = geo.centre[:, 0], geo.centre[:, -1]
     for prep, s, c in zip(batch.preps, batch.starts, batch.counts):
-        p = project_on_polyline(prep.scene.route, ends[s:s + c]).reshape(-1, 2)
-        out[s:s + c] = np.maximum(p[:, 1] - p[:, 0], 0.0)
+        start = first[s:s + c]
+        if (start == start[0]).all():
+            # one start for all candidates (as simulated): project it once. The points' box,
+            # hence the searched segments, and every point's result are unchanged.
+            p = project_on_polyline(prep.scene.route, np.concatenate([start[:1], last[s:s + c]]))
+            out[s:s + c] = np.maximum(p[1:] - p[0], 0.0)
+        else:
+            p = project_on_polyline(prep.scene.route,
+                                    np.stack([start, last[s:s + c]], axis=1)).reshape(-1, 2)
+            out[s:s + c] = np.maximum(p[:, 1] - p[:, 0], 0.0)
     return out
 
 
