@@ -1,11 +1,15 @@
 """planner_node: features (joined by exact stamp) -> ~/trajectory (nav_msgs/Path).
 
 Subscriptions only join and park the newest complete frame (never a queue); inference runs in
-its own callback group, woken by a guard condition, so a MultiThreadedExecutor keeps receiving
-while the model runs. Outputs: ~/trajectory (Path, `output_frame`, stamped with the input stamp,
-pose k stamped with its own future time), ~/il_trajectory (the same for the IL plan) and
-~/candidates (MarkerArray), both built only when subscribed, /diagnostics (1 Hz and on every
-change of health).
+its own callback group, woken by a guard condition, so a MultiThreadedExecutor (`pair-drive run`)
+keeps receiving while the model runs. The node's own entry point spins single-threaded: the
+inputs then wait in their DDS queues during inference, and no executor thread competes with
+the model for the GIL (docs/RESULTS.md, ROS 2 graph).
+
+Outputs: ~/trajectory (Path, `output_frame`, stamped with the input stamp, pose k stamped with
+its own future time), ~/il_trajectory (the same for the IL plan) and ~/candidates
+(MarkerArray), both built only when subscribed, /diagnostics (1 Hz and on every change of
+health).
 
 Safety: input older than `max_input_age_s` on the node clock (checked when a frame arrives and by
 a steady-clock watchdog when frames stop coming) or a non-finite plan -> a comfortable stopping
