@@ -33,6 +33,7 @@ import gc
 import os
 from pathlib import Path
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -248,7 +249,8 @@ def run(seconds: float, rate_hz: float, planner: str | None, points: int, width:
             executor.spin_once(timeout_sec=0.01)
         exited = [c.args for c in children if c.poll() is not None]
         if exited:
-            raise RuntimeError(f'node processes exited during the run: {exited}')
+            raise RuntimeError(f'node processes exited during the run: {exited} (logs in '
+                               f'{log_dir})')
     finally:
         for node in nodes + [source_node]:
             node.destroy_node()
@@ -260,6 +262,7 @@ def run(seconds: float, rate_hz: float, planner: str | None, points: int, width:
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+    shutil.rmtree(log_dir, ignore_errors=True)  # kept above when a node failed
     lat = np.asarray(source.latency_ms)
     diags = source.diags[n_diag0:] or source.diags[-1:]
     window_p50 = np.asarray([float(d.get('inference_latency_ms_p50', 'nan')) for d in diags])
