@@ -5,13 +5,14 @@ shapely reference tests check. Scenes mix agent counts, lane counts, intersectio
 and group sizes (the human filter adds the expert to some scenes only).
 """
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scoring_scenes import arc_lanes, make_scene, random_candidates
 
+from pair_drive_ros.core.scene import AgentTracks
 from pair_drive_ros.core.se2 import poses_to_global
 from pair_drive_ros.scoring import (Metric, prepare_scene, score_candidates, score_scenes,
                                     ScorerConfig, simulate)
@@ -29,6 +30,14 @@ def _synthetic_scenes():
                             dict(x=-8.0, y=0.5, yaw=0.0, speed=14.0)])
     yield make_scene(6.0, [dict(x=12.0, y=4.0, yaw=3.1, speed=6.0)])
     yield make_scene(9.0)
+    # a short agent track (its own agent group) and a scene without agents
+    scene = make_scene(11.0, [dict(x=15.0, y=0.0, yaw=0.0, speed=2.0),
+                              dict(x=30.0, y=4.0, yaw=0.0, speed=0.0)])
+    tr = scene.agents
+    yield replace(scene, agents=AgentTracks(tr.ids, tr.sizes, tr.poses[:21],
+                                            tr.velocities[:21], tr.valid[:21]))
+    yield replace(scene, agents=AgentTracks(tr.ids[:0], tr.sizes[:0], tr.poses[:, :0],
+                                            tr.velocities[:, :0], tr.valid[:, :0]))
 
 
 def _real_scenes(num: int = 12):

@@ -268,8 +268,8 @@ def batch_time_to_collision(geo: EgoGeometry, batch: Batch, groups: list,
         t_eval = min(t_len - max_off, t_agents - max_off) if cfg.is_v2 else min(t_len, t_agents)
         if t_eval <= 0:
             continue
-        dts = np.array([batch.preps[b].scene.dt_s for b in ag.scenes])
-        # the projection time step is per scene (scene.dt_s)
+        dts = np.array([p.scene.dt_s for p in batch.preps])
+        # the projection time step is per scene (scene.dt_s); rows of other groups are unused
         step = (offs[None, :] * dts[:, None])[batch.sid]                  # (N, S)
         head = geo.heading[:, :t_eval]
         direction = np.stack([np.cos(head), np.sin(head)], -1)

@@ -307,7 +307,7 @@ class SegmentGrid:
 
 
 def _flat_table(table: np.ndarray) -> tuple:
-    """A -1 padded (U, K) table as (start, count, values): each row's entries in a flat list."""
+    """Flatten a -1 padded (U, K) table to (start, count, values): rows in one flat list."""
     count = (table >= 0).sum(axis=1)
     return np.cumsum(count) - count, count, table[table >= 0]
 
