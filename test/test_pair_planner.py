@@ -177,3 +177,29 @@ def test_fallback_margin_keeps_the_il_plan_unless_clearly_beaten():
     assert pick_with_margin(score, 0.0).tolist() == [1, 1, 0]
     assert pick_with_margin(score, 0.1).tolist() == [0, 1, 0]
     assert pick_with_margin(score, 1.0).tolist() == [0, 0, 0]
+
+
+def test_consistency_term_measures_distance_to_the_previous_plan(checkpoints):
+    from pair_drive_ros.core.se2 import poses_to_local
+
+    pair = PaIRPlanner.from_checkpoints(checkpoints['il'], checkpoints['rl'], checkpoints['sel'],
+                                        consistency_weight=0.1)
+    first = features(0)
+    first.stamp_s = 10.0
+    poses = pair.compute_plan(PlannerInput(first)).trajectory.poses
+    # 0.5 s later the ego stands on the plan's first pose; the plan's continuation (its poses
+    # 1..7) seen from there is at distance 0, the same shifted 2 m sideways at 2 m.
+    later = features(1)
+    later.stamp_s = 10.5
+    later.ego = EgoState(poses[0].copy(), velocity=[10.0, 0.0])
+    cands = np.zeros((2, 8, 3))
+    cands[:, :7] = poses_to_local(poses[0], poses[1:])
+    cands[1, :, 1] += 2.0
+    cands[:, 7] = 100.0      # beyond the previous plan's horizon: not compared
+    dist = pair.previous_plan_distance(later, cands)
+    assert dist == pytest.approx([0.0, 2.0], abs=1e-6)
+    later.stamp_s = 12.0     # too old (a new episode or dropped frames): no term
+    assert pair.previous_plan_distance(later, cands) is None
+    later.stamp_s = 10.5
+    pair.reset()
+    assert pair.previous_plan_distance(later, cands) is None

@@ -13,18 +13,23 @@ import time
 import numpy as np
 import torch
 
+from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state
 from pair_drive_ros.policy.configs import config_from_dict
 from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import MODEL_NAME as SEL_NAME, Selector, SelectorConfig
+from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, pick_with_margin, Selector,
+                                            SelectorConfig)
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_RL_CHECKPOINT = 'pair_rl_branch.pt'
 DEFAULT_SELECTOR_CHECKPOINT = 'pair_selector.pt'
+# A previous plan older than this is not used for the consistency term (a new episode, a clock
+# jump, or dropped frames) [s].
+MAX_PREVIOUS_PLAN_AGE_S = 1.0
 
 
 def load_rl_branch(path: str | Path, device: str = 'cpu') -> RLBranch:
@@ -49,8 +54,17 @@ class PaIRPlanner(AbstractPlanner):
     name = 'pair'
 
     def __init__(self, il_planner: AbstractPlanner, rl_branch: RLBranch,
-                 selector: Selector | None, codes='15', device: str = 'cpu') -> None:
+                 selector: Selector | None, codes='15', device: str = 'cpu',
+                 consistency_weight: float = 0.0) -> None:
+        """Compose the three parts.
+
+        consistency_weight: predicted-score penalty per metre of mean distance to the plan
+        executed at the previous frame (closed loop; 0 disables it). Replanning picks from
+        fresh candidates each frame, and switching between them makes the driven path jerky.
+        """
         self.il_planner = il_planner
+        self.consistency_weight = float(consistency_weight)
+        self._previous = None     # (stamp [s], (8, 2) map-frame xy) of the last executed plan
         self.device = torch.device(device)
         self.rl_branch = rl_branch.to(self.device).eval()
         self.selector = None if selector is None else selector.to(self.device).eval()
@@ -59,8 +73,8 @@ class PaIRPlanner(AbstractPlanner):
 
     @classmethod
     def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,
-                         device: str = 'cpu', il_name: str = 'transfuser', codes='15'
-                         ) -> 'PaIRPlanner':
+                         device: str = 'cpu', il_name: str = 'transfuser', codes='15',
+                         consistency_weight: float = 0.0) -> 'PaIRPlanner':
         """Build from checkpoints (None: the shipped ones in models/).
 
         il_checkpoint: a Transfuser or DiffusionDrive checkpoint (its own model name decides).
@@ -76,11 +90,35 @@ class PaIRPlanner(AbstractPlanner):
                 raise CheckpointError(f'PaIR {label} checkpoint {path} does not exist')
         il = load_il_planner(il_path, device=device)
         return cls(il, load_rl_branch(rl_path, device), load_selector(sel_path, device),
-                   codes=codes, device=device)
+                   codes=codes, device=device, consistency_weight=consistency_weight)
 
     def reset(self) -> None:
-        """Forget any per-episode state of the IL planner."""
+        """Forget per-episode state: the IL planner's and the previous plan."""
         self.il_planner.reset()
+        self._previous = None
+
+    def previous_plan_distance(self, features, candidates: np.ndarray) -> np.ndarray | None:
+        """(K,) mean xy distance [m] of ego-frame candidates to the previous plan, or None.
+
+        The previous plan is compared at the same absolute times (its poses are interpolated
+        at this frame's pose times, within its horizon).
+        """
+        if self._previous is None or features.ego is None:
+            return None
+        stamp, prev_map = self._previous
+        age = features.stamp_s - stamp
+        if not 0.0 < age <= MAX_PREVIOUS_PLAN_AGE_S:
+            return None
+        n = candidates.shape[1]
+        times = age + POSE_DT_S * np.arange(1, n + 1)           # on the previous plan's clock
+        prev_times = POSE_DT_S * np.arange(1, n + 1)
+        keep = times <= prev_times[-1]
+        if not keep.any():
+            return None
+        prev_xy = np.stack([np.interp(times[keep], prev_times, prev_map[:, i])
+                            for i in (0, 1)], -1)
+        prev_ego = inverse_transform_points(features.ego.pose, prev_xy)
+        return np.linalg.norm(candidates[:, keep, :2] - prev_ego, axis=-1).mean(-1)
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,6 +149,8 @@ class PaIRPlanner(AbstractPlanner):
             scores[:, 0] = 1.0
         else:
             best, scores = self.selector.select(cands, context, tensors)
+            if self.consistency_weight > 0 and len(batch) == 1:
+                best = self._consistent_pick(batch[0].features, cands, scores, best)
         t3 = time.perf_counter()
         cands_np = cands.cpu().numpy().astype(np.float64)
         scores_np = scores.cpu().numpy().astype(np.float64)
@@ -125,7 +165,20 @@ class PaIRPlanner(AbstractPlanner):
                                   candidate_scores=scores_np[i], il_trajectory=plan.trajectory,
                                   info={'model': 'pair', 'il': self.il_name, 'selected': k,
                                         'fallback_to_il': k == 0, **timing}))
+        if len(batch) == 1 and batch[0].features.ego is not None:
+            self._previous = (batch[0].features.stamp_s, transform_points(
+                batch[0].features.ego.pose, cands_np[0, int(best_np[0]), :, :2]))
         return out
+
+    def _consistent_pick(self, features, cands: torch.Tensor, scores: torch.Tensor,
+                         best: torch.Tensor) -> torch.Tensor:
+        """Re-pick one frame's candidate with the previous-plan distance penalty."""
+        dist = self.previous_plan_distance(features, cands[0].cpu().numpy())
+        if dist is None:
+            return best
+        adjusted = scores - self.consistency_weight * torch.as_tensor(
+            dist, dtype=scores.dtype, device=scores.device)[None]
+        return pick_with_margin(adjusted, self.selector.cfg.fallback_margin)
 
     def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
         """Plan for one frame."""
