@@ -17,7 +17,7 @@ def freeze_startup_heap() -> None:
 
 
 def make_executor(kind: str = 'single', context=None):
-    """An rclpy executor for a node process: 'single' or 'multi' (MultiThreadedExecutor).
+    """Return an rclpy executor for a node process: 'single' or 'multi' (MultiThreadedExecutor).
 
     A node process spins single-threaded: its callbacks run one at a time anyway (the
     planner's inference keeps its inputs waiting in their DDS queues), and the multi-threaded
