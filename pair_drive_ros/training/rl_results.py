@@ -143,9 +143,13 @@ def closed_loop(args: argparse.Namespace) -> dict:
     sequential = load_il_planner(args.sequential, expect_model='transfuser')
     scenarios = split_scenarios(args.split, args.closed_loop)
     res = {'command': args.command_line, 'scenarios': scenarios, 'closed_loop': {}}
-    for label, planner in (('IL-A', il_a), ('IL-A + sequential GRPO', sequential),
-                           ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
-                           ('IL-B', il_b), ('IL-B + PaIR', PaIRPlanner(il_b, rl, selector))):
+    planners = [('IL-A', il_a), ('IL-A + sequential GRPO', sequential),
+                ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
+                ('IL-B', il_b), ('IL-B + PaIR', PaIRPlanner(il_b, rl, selector))]
+    planners += [(f'IL-A + PaIR, consistency {w:g}',
+                  PaIRPlanner(il_a, rl, selector, consistency_weight=w))
+                 for w in args.consistency]
+    for label, planner in planners:
         out = evaluate_closed_loop(planner, scenarios, progress=True)
         res['closed_loop'][label] = out['summary']
         res.setdefault('episodes', {})[label] = [
@@ -347,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
     p.add_argument('--closed-loop', type=int, default=0,
                    help='closed loop only: this many episodes per scenario (no open loop)')
+    p.add_argument('--consistency', type=float, nargs='*', default=[], metavar='W',
+                   help='closed loop: also IL-A + PaIR with these previous-plan consistency '
+                        'weights')
     p.add_argument('--max-frames', type=int, default=0, help='0: all (a fixed random subset)')
     p.add_argument('--cache-dir', default=None,
                    help='feature cache folder (default: <data>/../cache); use a fresh one after '
