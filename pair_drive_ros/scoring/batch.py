@@ -15,7 +15,8 @@ import numpy as np
 from pair_drive_ros.scoring.config import Metric, ScorerConfig
 from pair_drive_ros.scoring.geometry import (box_corners, boxes_overlap, project_on_polyline,
                                              segment_box_overlap)
-from pair_drive_ros.scoring.metrics import (_first_per_pair, _relative_angle,
+from pair_drive_ros.scoring.metrics import (_first_per_pair, _lane_keeping_from,
+                                            _relative_angle, _ttc_at_fault,
                                             driving_direction_compliance, EgoGeometry,
                                             extended_comfort)
 from pair_drive_ros.scoring.simulation import rear_axle_to_centre, StateIndex
@@ -297,13 +298,7 @@ def batch_time_to_collision(geo: EgoGeometry, batch: Batch, groups: list,
             continue
         first = _first_per_pair(ni, mi, ti * n_s + si, ag.xy.shape[2])
         ni, ti, mi, at, gi = ni[first], ti[first], mi[first], at[first], gi[first]
-        angle = _relative_angle(geo.rear[ni, ti], geo.heading[ni, ti], ag.xy[gi, at, mi])
-        ahead = angle < np.deg2rad(cfg.ahead_angle_deg)
-        behind = angle > np.deg2rad(cfg.behind_angle_deg)
-        area = (geo.multiple_lanes[ni, ti] | geo.non_drivable[ni, ti]
-                | geo.rear_in_intersection[ni, ti])
-        bad = ahead | (area & ~behind)
-        score[ni[bad]] = 0.0
+        score[ni[_ttc_at_fault(geo, ni, ti, ag.xy[gi, at, mi], cfg)]] = 0.0
     return score
 
 
@@ -312,14 +307,7 @@ def batch_lane_keeping(geo: EgoGeometry, batch: Batch, cfg: ScorerConfig) -> np.
     exceed = np.empty(geo.heading.shape, dtype=bool)
     for prep, s, c in zip(batch.preps, batch.starts, batch.counts):
         exceed[s:s + c] = ~prep.route_grid.within(geo.centre[s:s + c])
-    skip = geo.centre_in_intersection
-    inc = (exceed & ~skip).astype(np.int64)
-    reset = ~exceed & ~skip
-    csum = np.cumsum(inc, axis=1)
-    base = np.where(reset, csum, 0)
-    base = np.maximum.accumulate(base, axis=1)
-    count = csum - base
-    return np.where((count >= cfg.lk_window_steps).any(axis=1), 0.0, 1.0)
+    return _lane_keeping_from(exceed, geo.centre_in_intersection, cfg)
 
 
 def batch_progress_raw(geo: EgoGeometry, batch: Batch) -> np.ndarray:

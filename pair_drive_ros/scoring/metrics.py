@@ -313,14 +313,23 @@ def time_to_collision(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) 
         return score
     first = _first_per_pair(ni, mi, ti * len(offs) + si, prep.agent_xy.shape[1])
     ni, ti, mi, at = ni[first], ti[first], mi[first], at[first]
-    angle = _relative_angle(geo.rear[ni, ti], geo.heading[ni, ti], prep.agent_xy[at, mi])
+    score[ni[_ttc_at_fault(geo, ni, ti, prep.agent_xy[at, mi], cfg)]] = 0.0
+    return score
+
+
+def _ttc_at_fault(geo: EgoGeometry, ni: np.ndarray, ti: np.ndarray, agent_xy: np.ndarray,
+                  cfg: ScorerConfig) -> np.ndarray:
+    """Which projected overlaps (candidate ni, step ti, agent at agent_xy) count against TTC.
+
+    The agent is ahead, or not behind while the ego is across lanes, off the drivable area or
+    in an intersection.
+    """
+    angle = _relative_angle(geo.rear[ni, ti], geo.heading[ni, ti], agent_xy)
     ahead = angle < np.deg2rad(cfg.ahead_angle_deg)
     behind = angle > np.deg2rad(cfg.behind_angle_deg)
     area = (geo.multiple_lanes[ni, ti] | geo.non_drivable[ni, ti]
             | geo.rear_in_intersection[ni, ti])
-    bad = ahead | (area & ~behind)
-    score[ni[bad]] = 0.0
-    return score
+    return ahead | (area & ~behind)
 
 
 def lane_keeping(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) -> np.ndarray:
@@ -328,8 +337,12 @@ def lane_keeping(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) -> np
 
     Intersection steps are skipped without resetting the count, as in NAVSIM.
     """
-    exceed = ~prep.route_grid.within(geo.centre)
-    skip = geo.centre_in_intersection
+    return _lane_keeping_from(~prep.route_grid.within(geo.centre), geo.centre_in_intersection,
+                              cfg)
+
+
+def _lane_keeping_from(exceed: np.ndarray, skip: np.ndarray, cfg: ScorerConfig) -> np.ndarray:
+    """LK (N,) from per-step off-centreline (N, T) and intersection (N, T) flags."""
     inc = (exceed & ~skip).astype(np.int64)
     reset = ~exceed & ~skip
     csum = np.cumsum(inc, axis=1)
