@@ -203,3 +203,42 @@ def test_consistency_term_measures_distance_to_the_previous_plan(checkpoints):
     later.stamp_s = 10.5
     pair.reset()
     assert pair.previous_plan_distance(later, cands) is None
+
+
+def test_relabel_il_replaces_every_il_block_and_keeps_the_expert_blocks(checkpoints):
+    from pair_drive_ros.policy.il_planner import load_il_model
+    from pair_drive_ros.policy.pair import load_rl_branch
+    from pair_drive_ros.training.train_selector import build_labels, relabel_il
+    from pair_drive_ros.training.train_selector import SelectorTrainConfig
+
+    class ShiftedIL:
+        """A 'new IL-A': the old one's plans moved 1 m to the left."""
+
+        def __init__(self, model):
+            self.model = model
+
+        def plan(self, feats):
+            out = self.model.plan(feats)['trajectory'].clone()
+            out[..., 1] += 1.0
+            return {'trajectory': out}
+
+    cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', ['batch_size=2'])
+    scenes = SyntheticSceneSet(3, seed=1)
+    rl = load_rl_branch(checkpoints['rl'])
+    old_il, _ = load_il_model(checkpoints['il'], 'cpu')
+    new_il = ShiftedIL(old_il)
+    labels = build_labels(scenes, rl, old_il, cfg, 'cpu', 'labels')
+    train, _ = relabel_il(cfg, rl, new_il, 'cpu', labels, scenes, SyntheticSceneSet(2, seed=2))
+    block = labels['candidates'].shape[1] // len(cfg.references)
+    feats, _ = scenes.batch(np.arange(3))
+    with torch.no_grad():
+        new_plan = new_il.plan(feats)['trajectory'].float()
+    for k, ref_name in enumerate(cfg.references):
+        blk = slice(k * block, (k + 1) * block)
+        if ref_name == 'il':
+            assert torch.allclose(train['candidates'][:, k * block], new_plan, atol=1e-5)
+        if ref_name.startswith('il'):
+            assert not torch.equal(train['candidates'][:, blk], labels['candidates'][:, blk])
+        else:
+            assert torch.equal(train['candidates'][:, blk], labels['candidates'][:, blk])
+            assert torch.equal(train['targets'][:, blk], labels['targets'][:, blk])

@@ -35,6 +35,7 @@ from pair_drive_ros.training.rl_common import (add_config_arguments, config_from
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/selector.yaml'
 REFERENCES = ('il', 'il_perturbed', 'expert', 'expert_perturbed', 'expert_sampled')
+IL_REFERENCES = ('il', 'il_perturbed')        # the references made from the IL-A plan
 RASTER_KEYS = ('lidar_bev', 'route_raster')   # feature tensors kept with the labels
 
 
@@ -112,12 +113,11 @@ def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: s
         js = np.arange(start, min(len(scenes), start + cfg.batch_size))
         feats, expert = scenes.batch(js, device)
         context = rl.encode(feats)
+        il_plan = (il_model.plan(feats)['trajectory'].float()
+                   if any(r in IL_REFERENCES for r in references) else None)
         parts = []
         for ref_name in references:
-            if ref_name in ('il', 'il_perturbed'):
-                ref = il_model.plan(feats)['trajectory'].float()
-            else:
-                ref = expert
+            ref = il_plan if ref_name in IL_REFERENCES else expert
             if ref_name in ('il_perturbed', 'expert_perturbed'):
                 ref = perturb_reference(ref, rng, 1.0, cfg.perturb_speed, cfg.perturb_lateral_m,
                                         cfg.perturb_jitter_m)
@@ -189,18 +189,23 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_model, device, train_scenes=Non
 
 def relabel_il(cfg: SelectorTrainConfig, rl, il_model, device, train: dict, train_scenes=None,
                val_scenes=None) -> tuple[dict, dict]:
-    """Replace the 'il' block of saved training labels (a new IL-A) and rebuild val labels."""
-    if 'il' not in cfg.references:
-        raise ValueError('relabel_il needs "il" in references')
+    """Replace the IL-A blocks of saved training labels (a new IL-A) and rebuild val labels.
+
+    Every reference made from the IL-A plan ('il', 'il_perturbed') is re-made and re-scored.
+    """
+    il_refs = tuple(r for r in cfg.references if r in IL_REFERENCES)
+    if not il_refs:
+        raise ValueError(f'relabel_il needs one of {IL_REFERENCES} in references')
     if train_scenes is None:
         train_scenes = _load_scenes(cfg, val=False)
     fresh = build_labels(train_scenes, rl, il_model, cfg, device, 'relabel il',
-                         references=('il',))
-    block = fresh['candidates'].shape[1]
-    start = cfg.references.index('il') * block
+                         references=il_refs)
+    block = fresh['candidates'].shape[1] // len(il_refs)
     train = {k: v.clone() for k, v in train.items()}
-    for key in ('candidates', 'targets'):
-        train[key][:, start:start + block] = fresh[key]
+    for i, ref_name in enumerate(il_refs):
+        start = cfg.references.index(ref_name) * block
+        for key in ('candidates', 'targets'):
+            train[key][:, start:start + block] = fresh[key][:, i * block:(i + 1) * block]
     train_scenes.save_references()
     if val_scenes is None:
         val_scenes = _load_scenes(cfg, val=True)
