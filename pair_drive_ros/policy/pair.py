@@ -165,7 +165,7 @@ class PaIRPlanner(AbstractPlanner):
                                   candidate_scores=scores_np[i], il_trajectory=plan.trajectory,
                                   info={'model': 'pair', 'il': self.il_name, 'selected': k,
                                         'fallback_to_il': k == 0, **timing}))
-        if len(batch) == 1 and batch[0].features.ego is not None:
+        if self.consistency_weight > 0 and len(batch) == 1 and batch[0].features.ego is not None:
             self._previous = (batch[0].features.stamp_s, transform_points(
                 batch[0].features.ego.pose, cands_np[0, int(best_np[0]), :, :2]))
         return out
