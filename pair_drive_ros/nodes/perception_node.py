@@ -8,15 +8,13 @@ Path), all with the frame's stamp.
 """
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.nodes import convert
 from pair_drive_ros.nodes.feature_msgs import feature_messages
 from pair_drive_ros.nodes.params import PERCEPTION_OUTPUTS, PerceptionParams, read_params
-from pair_drive_ros.nodes.process import freeze_startup_heap, make_executor
+from pair_drive_ros.nodes.process import spin_node_process
 from pair_drive_ros.nodes.sync import StampSync, TimeJump
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
@@ -126,20 +124,7 @@ class PerceptionNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PerceptionNode()
-        executor = make_executor('single')
-        executor.add_node(node)
-        freeze_startup_heap()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(PerceptionNode, args)
 
 
 if __name__ == '__main__':

@@ -21,10 +21,8 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from pair_drive_ros.core.trajectory import EGO_FRAME, Trajectory
@@ -32,7 +30,7 @@ from pair_drive_ros.nodes import convert, safety
 from pair_drive_ros.nodes.feature_msgs import FEATURE_TOPICS, features_from_messages
 from pair_drive_ros.nodes.markers import candidate_markers
 from pair_drive_ros.nodes.params import PlannerParams, read_params
-from pair_drive_ros.nodes.process import freeze_startup_heap, make_executor
+from pair_drive_ros.nodes.process import spin_node_process
 from pair_drive_ros.nodes.sync import ExactJoin, LatestSlot
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 
@@ -266,20 +264,7 @@ class PlannerNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PlannerNode()
-        executor = make_executor('single')
-        executor.add_node(node)
-        freeze_startup_heap()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(PlannerNode, args)
 
 
 if __name__ == '__main__':

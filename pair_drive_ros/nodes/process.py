@@ -32,3 +32,28 @@ def make_executor(kind: str = 'single', context=None):
     if kind == 'multi':
         return MultiThreadedExecutor(context=context)
     raise ValueError(f"executor kind must be 'single' or 'multi', got {kind!r}")
+
+
+def spin_node_process(node_factory, args=None) -> None:
+    """Run one node in this process: init, build, freeze the heap, spin single-threaded, clean up.
+
+    The body of a node's console-script `main()` (as in ros2/examples): Ctrl-C and an external
+    shutdown end the spin quietly; the node is destroyed and rclpy shut down either way.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        executor = make_executor('single')
+        executor.add_node(node)
+        freeze_startup_heap()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
