@@ -11,14 +11,13 @@ import importlib
 import time
 
 import numpy as np
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from pair_drive_ros.nodes import convert
 from pair_drive_ros.nodes.control import Command, ControlGains, PathTracker
 from pair_drive_ros.nodes.params import carla_topics, read_params, TrackerParams
+from pair_drive_ros.nodes.process import spin_node_process
 
 THROTTLE_S = 2.0
 CONTROL_TYPES = (('carla', 'carla_msgs.msg', 'CarlaEgoVehicleControl', 'control'),
@@ -123,17 +122,7 @@ class TrackerNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = TrackerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(TrackerNode, args)
 
 
 if __name__ == '__main__':
