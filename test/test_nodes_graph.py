@@ -62,6 +62,17 @@ def _collect(node, msg_type, topic, qos=10):
     return got
 
 
+def _feature_publishers(node):
+    """Publishers of the perception node's feature topics, keyed as FEATURE_TOPICS."""
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image
+
+    from pair_drive_ros.nodes.feature_msgs import FEATURE_TOPICS
+
+    return {k: node.create_publisher(Odometry if k == 'ego' else Image, f'/perception/{k}', 5)
+            for k in FEATURE_TOPICS}
+
+
 class _SensorPublisher:
     """Publishes CARLA-bridge-shaped sensor messages (and optionally /clock) from one node."""
 
@@ -330,9 +341,8 @@ def test_tracker_follows_a_path_and_brakes_when_it_goes_stale(ros_context, sim_f
 
 def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
     from diagnostic_msgs.msg import DiagnosticArray
-    from nav_msgs.msg import Odometry, Path
+    from nav_msgs.msg import Path
     from rclpy.node import Node
-    from sensor_msgs.msg import Image
 
     from pair_drive_ros.core.trajectory import Trajectory
     from pair_drive_ros.nodes import convert
@@ -355,8 +365,7 @@ def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
     probe = Node('probe', context=ros_context)
     paths = _collect(probe, Path, '/planner/trajectory')
     diags = _collect(probe, DiagnosticArray, '/diagnostics')
-    pubs = {k: probe.create_publisher(Odometry if k == 'ego' else Image, f'/perception/{k}', 5)
-            for k in FEATURE_TOPICS}
+    pubs = _feature_publishers(probe)
     executor = _executor(ros_context, [planner, probe])
     try:
         assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
@@ -411,9 +420,8 @@ def test_sample_bag_gives_one_path_per_lidar_frame(ros_context):
 
 def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_frames):
     torch = pytest.importorskip('torch')
-    from nav_msgs.msg import Odometry, Path as PathMsg
+    from nav_msgs.msg import Path as PathMsg
     from rclpy.node import Node
-    from sensor_msgs.msg import Image
     from visualization_msgs.msg import Marker, MarkerArray
 
     from pair_drive_ros.nodes import convert
@@ -436,8 +444,7 @@ def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_f
     paths = _collect(probe, PathMsg, '/planner/trajectory')
     il_paths = _collect(probe, PathMsg, '/planner/il_trajectory')
     markers = _collect(probe, MarkerArray, '/planner/candidates')
-    pubs = {k: probe.create_publisher(Odometry if k == 'ego' else Image, f'/perception/{k}', 5)
-            for k in FEATURE_TOPICS}
+    pubs = _feature_publishers(probe)
     executor = _executor(ros_context, [planner, probe])
     try:
         assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
