@@ -12,9 +12,9 @@ from pair_drive_ros.policy.checkpoint import CheckpointError, save_checkpoint
 from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
 from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import (BOX_POINTS, MODEL_NAME as SEL_NAME, RASTER_CHANNELS,
-                                            raster_samples, Selector, SelectorConfig,
-                                            selector_loss, TARGETS)
+from pair_drive_ros.policy.selector import (BOX_POINTS, MODEL_NAME as SEL_NAME, plan_variants,
+                                            RASTER_CHANNELS, raster_samples, Selector,
+                                            SelectorConfig, selector_loss, TARGETS)
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig
 from pair_drive_ros.training.rl_common import load_config
 from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
@@ -65,6 +65,46 @@ def test_pair_planner_keeps_the_il_plan_as_candidate_zero(checkpoints):
     plan = il_only.compute_plan(PlannerInput(features(0)))
     np.testing.assert_allclose(plan.trajectory.poses, plan.il_trajectory.poses)
     assert plan.info['fallback_to_il']
+
+
+def test_plan_variants_stretch_and_shift_the_whole_plan():
+    t = torch.arange(1, 9, dtype=torch.float32)
+    plan = torch.stack([5.0 * t, 0.1 * t, torch.full_like(t, 0.02)], -1)[None]   # (1, 8, 3)
+    with_identity = plan_variants(plan, keep_identity=True)
+    variants = plan_variants(plan)
+    assert with_identity.shape == (1, 15, 8, 3) and variants.shape == (1, 14, 8, 3)
+    assert any(torch.equal(v, plan[0]) for v in with_identity[0])
+    assert not any(torch.equal(v, plan[0]) for v in variants[0])
+    ramp = t / 8.0
+    expected = []
+    for speed in (0.8, 0.9, 1.0, 1.1, 1.2):
+        for lateral in (-1.0, 0.0, 1.0):
+            v = plan[0].clone()
+            v[:, :2] *= speed
+            v[:, 1] += lateral * ramp     # reaches the full offset at 4 s
+            expected.append(v)
+    assert torch.allclose(with_identity[0], torch.stack(expected), atol=1e-6)
+    assert torch.equal(variants[..., 2], plan[..., 2].expand(1, 14, 8))    # headings kept
+
+
+def test_a_selector_trained_with_variants_gets_them_as_candidates(checkpoints):
+    from dataclasses import replace
+
+    from pair_drive_ros.policy.pair import load_rl_branch
+
+    il = TransfuserPlanner(build_model('transfuser', TransfuserConfig(backbone=TINY_BACKBONE)))
+    rl = load_rl_branch(checkpoints['rl'])
+    selector = Selector(replace(SEL_CFG, plan_variants=True))
+    plan = PaIRPlanner(il, rl, selector).compute_plan(PlannerInput(features(3)))
+    assert plan.candidates.shape == (1 + 15 + 14, 8, 3)
+    np.testing.assert_allclose(plan.candidates[0], plan.il_trajectory.poses, atol=1e-5)
+    ref = torch.as_tensor(plan.candidates[:1], dtype=torch.float32)
+    np.testing.assert_allclose(plan.candidates[16:], plan_variants(ref)[0].numpy(), atol=1e-5)
+    # without a selector (oracle candidates) variants are opt-in
+    assert PaIRPlanner(il, rl, None).compute_plan(
+        PlannerInput(features(3))).candidates.shape == (16, 8, 3)
+    assert PaIRPlanner(il, rl, None, variants=True).compute_plan(
+        PlannerInput(features(3))).candidates.shape == (30, 8, 3)
 
 
 def test_swapping_the_il_planner_needs_no_rl_retraining(checkpoints):
@@ -206,7 +246,7 @@ def test_consistency_term_measures_distance_to_the_previous_plan(checkpoints):
 
 
 def test_relabel_il_replaces_every_il_block_and_keeps_the_expert_blocks(checkpoints):
-    from pair_drive_ros.policy.il_planner import load_il_model
+    from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch
     from pair_drive_ros.training.train_selector import build_labels, relabel_il
     from pair_drive_ros.training.train_selector import SelectorTrainConfig
@@ -214,25 +254,26 @@ def test_relabel_il_replaces_every_il_block_and_keeps_the_expert_blocks(checkpoi
     class ShiftedIL:
         """A 'new IL-A': the old one's plans moved 1 m to the left."""
 
-        def __init__(self, model):
-            self.model = model
+        def __init__(self, planner):
+            self.planner = planner
 
-        def plan(self, feats):
-            out = self.model.plan(feats)['trajectory'].clone()
+        def plan_tensors(self, feats):
+            out = self.planner.plan_tensors(feats)['trajectory'].clone()
             out[..., 1] += 1.0
             return {'trajectory': out}
 
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', ['batch_size=2'])
     scenes = SyntheticSceneSet(3, seed=1)
     rl = load_rl_branch(checkpoints['rl'])
-    old_il, _ = load_il_model(checkpoints['il'], 'cpu')
+    old_il = load_il_planner(checkpoints['il'], 'cpu')
     new_il = ShiftedIL(old_il)
-    labels = build_labels(scenes, rl, old_il, cfg, 'cpu', 'labels')
-    train, _ = relabel_il(cfg, rl, new_il, 'cpu', labels, scenes, SyntheticSceneSet(2, seed=2))
+    labels = build_labels(scenes, rl, [old_il], cfg, 'cpu', 'labels')
+    train, _ = relabel_il(cfg, rl, [new_il], 'cpu', labels, scenes,
+                          SyntheticSceneSet(2, seed=2))
     block = labels['candidates'].shape[1] // len(cfg.references)
     feats, _ = scenes.batch(np.arange(3))
     with torch.no_grad():
-        new_plan = new_il.plan(feats)['trajectory'].float()
+        new_plan = new_il.plan_tensors(feats)['trajectory'].float()
     for k, ref_name in enumerate(cfg.references):
         blk = slice(k * block, (k + 1) * block)
         if ref_name == 'il':
@@ -242,3 +283,49 @@ def test_relabel_il_replaces_every_il_block_and_keeps_the_expert_blocks(checkpoi
         else:
             assert torch.equal(train['candidates'][:, blk], labels['candidates'][:, blk])
             assert torch.equal(train['targets'][:, blk], labels['targets'][:, blk])
+    with pytest.raises(ValueError, match='IL planners'):
+        relabel_il(cfg, rl, [new_il, old_il], 'cpu', labels, scenes)
+
+
+def test_labels_with_two_il_planners_hold_one_il_block_per_planner(checkpoints):
+    from pair_drive_ros.policy.il_planner import load_il_planner
+    from pair_drive_ros.policy.pair import load_rl_branch
+    from pair_drive_ros.policy.selector import Selector
+    from pair_drive_ros.training.train_selector import (build_labels, evaluate,
+                                                        reference_layout, SelectorTrainConfig)
+
+    class ShiftedIL:
+        """A second IL planner: IL-A's plans moved 2 m to the right."""
+
+        def __init__(self, planner):
+            self.planner = planner
+
+        def plan_tensors(self, feats):
+            out = self.planner.plan_tensors(feats)['trajectory'].clone()
+            out[..., 1] -= 2.0
+            return {'trajectory': out}
+
+    cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', ['batch_size=2'])
+    scenes = SyntheticSceneSet(3, seed=1)
+    rl = load_rl_branch(checkpoints['rl'])
+    il_a = load_il_planner(checkpoints['il'], 'cpu')
+    il_b = ShiftedIL(il_a)
+    layout = reference_layout(cfg.references, 2)
+    assert layout[:4] == [('il', 0), ('il', 1), ('il_perturbed', 0), ('il_perturbed', 1)]
+    assert all(k is None for _, k in layout[4:])
+    train = build_labels(scenes, rl, [il_a, il_b], cfg, 'cpu', 'labels')
+    block = 1 + 15
+    assert train['candidates'].shape[1] == len(layout) * block and int(train['il_blocks']) == 2
+    feats, _ = scenes.batch(np.arange(3))
+    with torch.no_grad():
+        plan_a = il_a.plan_tensors(feats)['trajectory'].float()
+    assert torch.allclose(train['candidates'][:, 0], plan_a, atol=1e-5)
+    assert torch.allclose(train['candidates'][:, block, :, 1], plan_a[..., 1] - 2.0, atol=1e-5)
+    # validation: one [IL plan, leaves] block per planner, selected from separately
+    val = build_labels(scenes, rl, [il_a, il_b], cfg, 'cpu', 'val', references=('il',))
+    stats = evaluate(Selector(SEL_CFG), val)
+    for key in ('sel/val_pdms_il', 'sel/val_pdms_oracle', 'sel/val_pdms_selected'):
+        per_il = [stats[f'{key}_il{i}'] for i in range(2)]
+        assert stats[key] == pytest.approx(np.mean(per_il))
+    pdms_il_b = 100 * val['targets'][:, block, -2].mean().item()
+    assert stats['sel/val_pdms_il_il1'] == pytest.approx(pdms_il_b, rel=1e-5)

@@ -78,6 +78,10 @@ class ILPlanner(AbstractPlanner):
     def _plan(self, tensors: dict) -> dict:
         return self.model.plan(tensors)
 
+    def plan_tensors(self, tensors: dict) -> dict:
+        """The model's plan dict for a feature batch (as in compute_plans; no checks)."""
+        return self._plan(tensors)
+
     def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:
         """Plan for several frames in one forward pass."""
         if not batch:

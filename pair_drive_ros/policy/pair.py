@@ -2,8 +2,10 @@
 
 The three parts are independent modules with separate weights. The IL planner is any
 AbstractPlanner-compatible IL planner; its plan is the tree's reference (a detached numpy array,
-so no gradient can cross). Candidates are [IL plan, tree leaves ...]; index 0 is always the IL
-plan, so the selector can fall back to plain IL. Swapping the IL planner needs no retraining.
+so no gradient can cross). Candidates are [IL plan, tree leaves ...] and, when the selector was
+trained with them (SelectorConfig.plan_variants), the IL plan's whole-trajectory speed x lateral
+variants; index 0 is always the IL plan, so the selector can fall back to plain IL. Swapping the
+IL planner needs no retraining.
 """
 
 import logging
@@ -20,8 +22,8 @@ from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, l
 from pair_drive_ros.policy.configs import config_from_dict
 from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, pick_with_margin, Selector,
-                                            SelectorConfig)
+from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, pick_with_margin,
+                                            plan_variants, Selector, SelectorConfig)
 
 LOG = logging.getLogger(__name__)
 
@@ -55,12 +57,14 @@ class PaIRPlanner(AbstractPlanner):
 
     def __init__(self, il_planner: AbstractPlanner, rl_branch: RLBranch,
                  selector: Selector | None, codes='15', device: str = 'cpu',
-                 consistency_weight: float = 0.0) -> None:
+                 consistency_weight: float = 0.0, variants: bool | None = None) -> None:
         """Compose the three parts.
 
         consistency_weight: predicted-score penalty per metre of mean distance to the plan
         executed at the previous frame (closed loop; 0 disables it). Replanning picks from
         fresh candidates each frame, and switching between them makes the driven path jerky.
+        variants: add the IL plan's speed x lateral variants to the candidates (None: as the
+        selector was trained, SelectorConfig.plan_variants; without a selector, no).
         """
         self.il_planner = il_planner
         self.consistency_weight = float(consistency_weight)
@@ -70,6 +74,9 @@ class PaIRPlanner(AbstractPlanner):
         self.selector = None if selector is None else selector.to(self.device).eval()
         self.codes = codes
         self.il_name = getattr(il_planner, 'name', 'il')
+        if variants is None:
+            variants = selector is not None and selector.cfg.plan_variants
+        self.variants = bool(variants)
 
     @classmethod
     def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,
@@ -122,14 +129,18 @@ class PaIRPlanner(AbstractPlanner):
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the candidate set (B, 1 + G, 8, 3) and the RL context tokens (B, N, d).
+        """Return the candidate set (B, K, 8, 3) and the RL context tokens (B, N, d).
 
-        Candidate 0 is the IL plan (B, 8, 3), then the tree leaves around it.
+        Candidate 0 is the IL plan (B, 8, 3), then the G tree leaves around it, then (with
+        variants) the plan's 14 speed x lateral variants: K = 1 + G (+ 14).
         """
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
         tree = self.rl_branch.expand(context, ref, self.codes)
-        return torch.cat([ref[:, None], tree.paths], 1), context
+        parts = [ref[:, None], tree.paths]
+        if self.variants:
+            parts.append(plan_variants(ref))
+        return torch.cat(parts, 1), context
 
     @torch.inference_mode()
     def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:

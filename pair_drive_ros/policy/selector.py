@@ -52,6 +52,9 @@ class SelectorConfig:
     fallback_margin: float = 0.0
     # Sample the BEV rasters along each candidate (off in checkpoints from before it existed).
     raster_features: bool = False
+    # The candidate set this selector was trained on: [IL plan, tree leaves] and, with
+    # plan_variants, also the IL plan's whole-trajectory speed x lateral variants.
+    plan_variants: bool = False
     box_length_m: float = 5.0
     box_width_m: float = 2.0
     # The BEV grid of the features (perception.PerceptionConfig): front edge, half width and
@@ -166,6 +169,33 @@ def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
                            align_corners=False)                            # (B, C, K*8*P, 1)
     values = values.reshape(b, maps.shape[1], k, n * BOX_POINTS).permute(0, 2, 3, 1)
     return values.reshape(b, k, -1)
+
+
+# Whole-trajectory variants of a plan: xy scaled by a speed factor, then shifted along the ego y
+# axis by a lateral offset ramping up over the horizon (the identity pair is the plan itself).
+VARIANT_SPEEDS = (0.8, 0.9, 1.0, 1.1, 1.2)
+VARIANT_LATERAL_M = (-1.0, 0.0, 1.0)
+
+
+def plan_variants(plans: torch.Tensor, keep_identity: bool = False) -> torch.Tensor:
+    """(B, V, 8, 3) speed x lateral variants of (B, 8, 3) ego-frame plans (headings kept).
+
+    V = 15 with keep_identity, else 14 (the unchanged plan left out). The tree moves one
+    waypoint per level and translates the tail, so it cannot stretch or bend a whole plan; these
+    fixed variants can (a plan too fast for a curve, or offset from the lane centre).
+    """
+    ramp = torch.linspace(1.0 / plans.shape[1], 1.0, plans.shape[1], dtype=plans.dtype,
+                          device=plans.device)
+    out = []
+    for speed in VARIANT_SPEEDS:
+        for lateral in VARIANT_LATERAL_M:
+            if not keep_identity and speed == 1.0 and lateral == 0.0:
+                continue
+            v = plans.clone()
+            v[..., :2] = v[..., :2] * speed
+            v[..., 1] = v[..., 1] + lateral * ramp
+            out.append(v)
+    return torch.stack(out, 1)
 
 
 def pick_with_margin(score: torch.Tensor, margin: float) -> torch.Tensor:

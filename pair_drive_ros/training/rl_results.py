@@ -3,10 +3,11 @@
     python -m pair_drive_ros.training.rl_results --out runs/pair/results [--closed-loop 2]
 
 Open loop (every `frame_stride`-th scorable frame of the split, evaluate_open_loop): IL-A, IL-A +
-sequential GRPO, IL-A + PaIR, IL-B, IL-B + PaIR (plug-and-play: RL branch and selector trained
-with IL-A only), oracle best-of-N over the PaIR candidates (UPPER BOUND: true scores), expert
-and the privileged reference planner; the expert as the IL policy (all scenes and the 20% where
-the expert scores lowest); group-size ablation (5, 9, 12, 15 codes) and tree vs no-tree.
+sequential GRPO, IL-A + PaIR, IL-B, IL-B + PaIR (the RL branch is always trained with IL-A only;
+with --plug-selector also a row whose selector never saw IL-B: plug-and-play), oracle best-of-N
+over the PaIR candidates (UPPER BOUND: true scores), expert and the privileged reference planner;
+the expert as the IL policy (all scenes and the 20% where the expert scores lowest); group-size
+ablation (5, 9, 12, 15 codes) and tree vs no-tree.
 Writes results.json and results.md (Markdown tables) under --out.
 """
 
@@ -20,8 +21,10 @@ import numpy as np
 import torch
 
 from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
+from pair_drive_ros.policy.selector import plan_variants
 
 LOG = logging.getLogger(__name__)
+PLUG_LABEL = 'IL-B + PaIR, plug-and-play (RL branch and selector trained with IL-A only)'
 COLS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'C', 'LK', 'HC', 'pdms', 'epdms')
 
 
@@ -34,22 +37,12 @@ class NoTreePaIR(PaIRPlanner):
     """
 
     name = 'pair_no_tree'
-    SPEEDS = (0.8, 0.9, 1.0, 1.1, 1.2)
-    LATERAL_M = (-1.0, 0.0, 1.0)
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray):
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
-        out = []
-        ramp = torch.linspace(0.125, 1.0, ref.shape[1], device=self.device)[:, None]
-        for speed in self.SPEEDS:
-            for lat in self.LATERAL_M:
-                c = ref.clone()
-                c[..., :2] = c[..., :2] * speed
-                c[..., 1] = c[..., 1] + lat * ramp[:, 0]
-                out.append(c)
-        return torch.cat([ref[:, None], torch.stack(out, 1)], 1), context
+        return torch.cat([ref[:, None], plan_variants(ref, keep_identity=True)], 1), context
 
 
 class Frames:
@@ -146,6 +139,8 @@ def closed_loop(args: argparse.Namespace) -> dict:
     planners = [('IL-A', il_a), ('IL-A + sequential GRPO', sequential),
                 ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
                 ('IL-B', il_b), ('IL-B + PaIR', PaIRPlanner(il_b, rl, selector))]
+    if args.plug_selector:
+        planners.append((PLUG_LABEL, PaIRPlanner(il_b, rl, load_selector(args.plug_selector))))
     planners += [(f'IL-A + PaIR, consistency {w:g}',
                   PaIRPlanner(il_a, rl, selector, consistency_weight=w))
                  for w in args.consistency]
@@ -194,7 +189,8 @@ def main(args: argparse.Namespace) -> dict:
     bs = args.batch_size
     res = {'command': args.command_line, 'split': args.split, 'frame_stride': args.frame_stride,
            'checkpoints': {'il_a': args.il_a, 'il_b': args.il_b, 'sequential': args.sequential,
-                           'rl': args.rl_checkpoint, 'selector': args.selector_checkpoint}}
+                           'rl': args.rl_checkpoint, 'selector': args.selector_checkpoint,
+                           'plug_selector': args.plug_selector}}
 
     # -- 1. main table ----------------------------------------------------------------------------
     pair_a = PaIRPlanner(il_a, rl, selector)
@@ -205,7 +201,11 @@ def main(args: argparse.Namespace) -> dict:
         main_rows.append(_open(seq, frames, 'IL-A + sequential GRPO', bs))
     main_rows += [_open(pair_a, frames, 'IL-A + PaIR', bs),
                   _open(il_b, frames, 'IL-B (DiffusionDrive-lite)', bs),
-                  _open(pair_b, frames, 'IL-B + PaIR (RL/selector trained with IL-A)', bs),
+                  _open(pair_b, frames, 'IL-B + PaIR', bs)]
+    if args.plug_selector:
+        plug = PaIRPlanner(il_b, rl, load_selector(args.plug_selector))
+        main_rows.append(_open(plug, frames, PLUG_LABEL, bs))
+    main_rows += [
                   _open(OracleBestOfN(pair_a, score_fn=frames.true_scores), frames,
                         'UPPER BOUND: oracle best-of-16, IL-A + tree', bs),
                   _open(OracleBestOfN(pair_b, score_fn=frames.true_scores), frames,
@@ -349,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--sequential', default='models/transfuser_lite_seq_grpo.pt')
     p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
     p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
+    p.add_argument('--plug-selector', default='',
+                   help='a selector trained with IL-A plans only: adds the plug-and-play '
+                        'IL-B + PaIR row (open and closed loop)')
     p.add_argument('--closed-loop', type=int, default=0,
                    help='closed loop only: this many episodes per scenario (no open loop)')
     p.add_argument('--consistency', type=float, nargs='*', default=[], metavar='W',

@@ -2,12 +2,15 @@
 
 1. Labels: for every training scene, candidates = for each reference in `references` (the IL-A
    plan 'il', the expert 'expert', or 'expert_sampled': a sampled tree around the expert) the
-   reference itself and the RL tree's leaves around it; each is scored by the PDM scorer
+   reference itself and the RL tree's leaves around it (and, with model.plan_variants, its speed
+   x lateral variants, as PaIRPlanner adds them at inference); each is scored by the PDM scorer
    (sub-metrics, PDMS, EPDMS). The RL branch is frozen; its context tokens are the selector's
-   scene input (context_source 'rl_branch').
+   scene input (context_source 'rl_branch'). With `extra_il_checkpoints`, the IL references
+   are made once per IL planner (IL-A first), so the selector sees several IL styles.
 2. Training: BCE on every target + listwise ranking cross-entropy, AdamW + cosine decay.
 3. Validation (every epoch, on `val_split`): candidates exactly as at inference ([IL plan, tree
-   leaves around it]); mean true PDMS of the selected candidate vs the IL plan vs the oracle.
+   leaves around it], per IL planner); mean true PDMS of the selected candidate vs the IL plan
+   vs the oracle, averaged over the IL planners and reported per planner.
 
     pair-drive train selector --config config/selector.yaml
 """
@@ -23,8 +26,8 @@ import torch
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.configs import config_to_dict
 from pair_drive_ros.policy.pair import load_rl_branch
-from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, Selector,
-                                            SelectorConfig, selector_loss, TARGETS)
+from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_variants,
+                                            Selector, SelectorConfig, selector_loss, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
 from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
@@ -53,6 +56,9 @@ class SelectorTrainConfig:
     val_max_scenes: int = 300
     rl_checkpoint: str = 'models/pair_rl_branch.pt'
     il_checkpoint: str = 'models/transfuser_lite.pt'   # IL-A: its plans are references
+    # Further IL planners whose plans are references too (each gets the IL references); the
+    # plug-and-play result uses a selector trained without them.
+    extra_il_checkpoints: tuple = ()
     references: tuple = ('il', 'expert', 'expert_sampled')
     group: str = '15'
     sample_sigma: float = 0.6      # offsets of 'expert_sampled'
@@ -94,17 +100,29 @@ def target_array(scores) -> np.ndarray:
     return np.clip(np.stack(rows, -1), 0.0, 1.0).astype(np.float32)
 
 
+def reference_layout(references, num_il: int) -> list[tuple[str, int | None]]:
+    """Candidate blocks of a label row in order: (reference name, IL planner index or None).
+
+    Each IL reference ('il', 'il_perturbed') appears once per IL planner, IL-A first.
+    """
+    return [(name, k) for name in references
+            for k in (range(num_il) if name in IL_REFERENCES else (None,))]
+
+
 @torch.no_grad()
-def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: str,
+def build_labels(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc: str,
                  references=None) -> dict:
     """Context (N, T, d) float16, candidates (N, K, 8, 3), targets (N, K, len(TARGETS)).
 
-    Also the scenes' BEV rasters (RASTER_KEYS, float16) for selectors with raster_features.
+    il_planners: ILPlanners whose plans are the IL references (reference_layout's order).
+    Also the scenes' BEV rasters (RASTER_KEYS, float16) for selectors with raster_features,
+    and il_blocks: the number of IL planners.
     """
     from tqdm import tqdm
 
     codes = resolve_group(cfg.group)
     references = cfg.references if references is None else references
+    layout = reference_layout(references, len(il_planners))
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     ctxs, cands, targets = [], [], []
@@ -113,11 +131,11 @@ def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: s
         js = np.arange(start, min(len(scenes), start + cfg.batch_size))
         feats, expert = scenes.batch(js, device)
         context = rl.encode(feats)
-        il_plan = (il_model.plan(feats)['trajectory'].float()
-                   if any(r in IL_REFERENCES for r in references) else None)
+        il_plans = ([p.plan_tensors(feats)['trajectory'].float() for p in il_planners]
+                    if any(k is not None for _, k in layout) else [])
         parts = []
-        for ref_name in references:
-            ref = il_plan if ref_name in IL_REFERENCES else expert
+        for ref_name, k in layout:
+            ref = expert if k is None else il_plans[k]
             if ref_name in ('il_perturbed', 'expert_perturbed'):
                 ref = perturb_reference(ref, rng, 1.0, cfg.perturb_speed, cfg.perturb_lateral_m,
                                         cfg.perturb_jitter_m)
@@ -126,6 +144,8 @@ def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: s
             else:
                 tree = rl.expand(context, ref, codes, sigma=cfg.sample_sigma, generator=gen)
             parts += [ref[:, None], tree.paths]
+            if cfg.model.plan_variants:     # the candidate set at inference (PaIRPlanner)
+                parts.append(plan_variants(ref))
         c = torch.cat(parts, 1).cpu().numpy()
         scores = scenes.score(js, c)
         ctxs.append(context.cpu().half())
@@ -134,7 +154,8 @@ def build_labels(scenes, rl, il_model, cfg: SelectorTrainConfig, device, desc: s
         for k in RASTER_KEYS:
             rasters[k].append(feats[k].cpu().half())
     return {'context': torch.cat(ctxs), 'candidates': torch.cat(cands),
-            'targets': torch.cat(targets), **{k: torch.cat(v) for k, v in rasters.items()}}
+            'targets': torch.cat(targets), **{k: torch.cat(v) for k, v in rasters.items()},
+            'il_blocks': torch.tensor(len(il_planners))}
 
 
 def raster_batch(data: dict, idx=None, device='cpu') -> dict | None:
@@ -146,20 +167,40 @@ def raster_batch(data: dict, idx=None, device='cpu') -> dict | None:
 
 
 def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dict:
-    """Mean true PDMS / EPDMS x 100 of the selected, the IL (index 0) and the oracle candidate."""
+    """Mean true PDMS / EPDMS x 100 of the selected, the IL (index 0) and the oracle candidate.
+
+    Validation rows hold one block [IL plan, leaves] per IL planner (il_blocks); each block is
+    selected from on its own, as at inference. The plain keys average the blocks; keys ending in
+    _il<i> are per IL planner.
+    """
     selector.eval()
     margin = selector.cfg.fallback_margin if margin is None else margin
+    n_il = int(data.get('il_blocks', 1))
+    cands = data['candidates']
+    n, k = cands.shape[:2]
+    # (N, n_il * b, ...) -> (N * n_il, b, ...): block i of scene j is row j * n_il + i
+    blocks = cands.reshape(n * n_il, k // n_il, *cands.shape[2:])
+    rasters = raster_batch(data)
+    if rasters is not None:
+        rasters = {key: v.repeat_interleave(n_il, 0) for key, v in rasters.items()}
     with torch.no_grad():
-        logits = selector(data['candidates'], data['context'].float(), raster_batch(data))
-        pick = pick_with_margin(selector.selection_score(logits), margin)
-    pdms = data['targets'][..., TARGETS.index('pdms')]
-    epdms = data['targets'][..., TARGETS.index('epdms')]
-    rows = torch.arange(len(pick))
-    return {'sel/val_pdms_selected': 100 * pdms[rows, pick].mean().item(),
-            'sel/val_epdms_selected': 100 * epdms[rows, pick].mean().item(),
-            'sel/val_pdms_il': 100 * pdms[:, 0].mean().item(),
-            'sel/val_pdms_oracle': 100 * pdms.max(-1).values.mean().item(),
-            'sel/val_fallback_rate': (pick == 0).float().mean().item()}
+        logits = selector(blocks, data['context'].float().repeat_interleave(n_il, 0), rasters)
+        pick = pick_with_margin(selector.selection_score(logits), margin).reshape(n, n_il)
+    targets = data['targets'].reshape(n, n_il, k // n_il, -1)
+    pdms = targets[..., TARGETS.index('pdms')]
+    epdms = targets[..., TARGETS.index('epdms')]
+    chosen = torch.gather(pdms, 2, pick[..., None])[..., 0]
+    chosen_e = torch.gather(epdms, 2, pick[..., None])[..., 0]
+    per_block = {'sel/val_pdms_selected': 100 * chosen.mean(0),
+                 'sel/val_epdms_selected': 100 * chosen_e.mean(0),
+                 'sel/val_pdms_il': 100 * pdms[..., 0].mean(0),
+                 'sel/val_pdms_oracle': 100 * pdms.max(-1).values.mean(0),
+                 'sel/val_fallback_rate': (pick == 0).float().mean(0)}
+    out = {key: v.mean().item() for key, v in per_block.items()}
+    if n_il > 1:
+        out.update({f'{key}_il{i}': v[i].item() for key, v in per_block.items()
+                    for i in range(n_il)})
+    return out
 
 
 def _load_scenes(cfg: SelectorTrainConfig, val: bool):
@@ -173,43 +214,51 @@ def _load_scenes(cfg: SelectorTrainConfig, val: bool):
                           cfg.workers, keep_prepared=False)
 
 
-def make_labels(cfg: SelectorTrainConfig, rl, il_model, device, train_scenes=None,
+def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=None,
                 val_scenes=None) -> tuple[dict, dict]:
     """Scored candidates of the training and validation scenes."""
     if train_scenes is None:
         train_scenes = _load_scenes(cfg, val=False)
-    train = build_labels(train_scenes, rl, il_model, cfg, device, 'labels train')
+    train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train')
     train_scenes.save_references()
     if val_scenes is None:
         val_scenes = _load_scenes(cfg, val=True)
-    val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
+    val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
+                       references=('il',))
     val_scenes.save_references()
     return train, val
 
 
-def relabel_il(cfg: SelectorTrainConfig, rl, il_model, device, train: dict, train_scenes=None,
-               val_scenes=None) -> tuple[dict, dict]:
-    """Replace the IL-A blocks of saved training labels (a new IL-A) and rebuild val labels.
+def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
+               train_scenes=None, val_scenes=None) -> tuple[dict, dict]:
+    """Replace the IL blocks of saved training labels (new IL planners) and rebuild val labels.
 
-    Every reference made from the IL-A plan ('il', 'il_perturbed') is re-made and re-scored.
+    Every reference made from an IL plan ('il', 'il_perturbed') is re-made and re-scored; the
+    saved labels must come from the same number of IL planners.
     """
     il_refs = tuple(r for r in cfg.references if r in IL_REFERENCES)
     if not il_refs:
         raise ValueError(f'relabel_il needs one of {IL_REFERENCES} in references')
+    if int(train.get('il_blocks', 1)) != len(il_planners):
+        raise ValueError(f'saved labels hold {int(train.get("il_blocks", 1))} IL planners, '
+                         f'the config names {len(il_planners)}')
     if train_scenes is None:
         train_scenes = _load_scenes(cfg, val=False)
-    fresh = build_labels(train_scenes, rl, il_model, cfg, device, 'relabel il',
+    fresh = build_labels(train_scenes, rl, il_planners, cfg, device, 'relabel il',
                          references=il_refs)
-    block = fresh['candidates'].shape[1] // len(il_refs)
+    fresh_layout = reference_layout(il_refs, len(il_planners))
+    full_layout = reference_layout(cfg.references, len(il_planners))
+    block = fresh['candidates'].shape[1] // len(fresh_layout)
     train = {k: v.clone() for k, v in train.items()}
-    for i, ref_name in enumerate(il_refs):
-        start = cfg.references.index(ref_name) * block
+    for i, slot in enumerate(fresh_layout):
+        start = full_layout.index(slot) * block
         for key in ('candidates', 'targets'):
             train[key][:, start:start + block] = fresh[key][:, i * block:(i + 1) * block]
     train_scenes.save_references()
     if val_scenes is None:
         val_scenes = _load_scenes(cfg, val=True)
-    val = build_labels(val_scenes, rl, il_model, cfg, device, 'labels val', references=('il',))
+    val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
+                       references=('il',))
     return train, val
 
 
@@ -217,14 +266,15 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
     """Train; return the final checkpoint path (scenes: SceneSets, default: cfg's splits)."""
     from tqdm import tqdm
 
-    from pair_drive_ros.policy.il_planner import load_il_model
+    from pair_drive_ros.policy.il_planner import load_il_planner
 
     # -- setup ---------------------------------------------------------------------------------
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     rl = load_rl_branch(cfg.rl_checkpoint, str(device))
-    il_model, _ = load_il_model(cfg.il_checkpoint, str(device))
+    il_planners = [load_il_planner(path, str(device))
+                   for path in (cfg.il_checkpoint, *cfg.extra_il_checkpoints)]
     log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
 
     # -- labels: candidates scored by the PDM scorer (saved as labels.pt for later runs) ---------
@@ -232,10 +282,11 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
         saved = torch.load(cfg.labels, weights_only=True)
         train, val = saved['train'], saved['val']
         if cfg.relabel_il:
-            train, val = relabel_il(cfg, rl, il_model, device, train, train_scenes, val_scenes)
+            train, val = relabel_il(cfg, rl, il_planners, device, train, train_scenes,
+                                    val_scenes)
             torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
     else:
-        train, val = make_labels(cfg, rl, il_model, device, train_scenes, val_scenes)
+        train, val = make_labels(cfg, rl, il_planners, device, train_scenes, val_scenes)
         torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
     LOG.info('labels: %d train scenes x %d candidates, %d val scenes x %d',
              *train['candidates'].shape[:2], *val['candidates'].shape[:2])
