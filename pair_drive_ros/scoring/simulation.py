@@ -10,6 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from pair_drive_ros.core.ego import EgoState
+from pair_drive_ros.scoring import kernels
 from pair_drive_ros.scoring.config import SimConfig, VehicleParams
 
 
@@ -115,15 +116,19 @@ def _speed_fit_operator(num_disp: int, dt: float, jerk_penalty: float,
     return np.linalg.pinv(normal) @ a_lon.T
 
 
-def fit_velocity_curvature(ref: np.ndarray, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+def fit_velocity_curvature(ref: np.ndarray, cfg: SimConfig,
+                           trig: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit speed and curvature profiles to reference poses (N, T, 3) as NAVSIM does.
 
-    Returns velocity (N, T-1) [m/s] and curvature (N, T-1) [1/m] profiles.
+    Returns velocity (N, T-1) [m/s] and curvature (N, T-1) [1/m] profiles. trig: the
+    reference headings' (cos, sin) (N, T-1) each, when the caller has them.
     """
     dt = cfg.dt_s
     diff = np.diff(ref, axis=1)
-    heading = ref[:, :-1, 2]
-    p = diff[..., 0] * np.cos(heading) + diff[..., 1] * np.sin(heading)
+    if trig is None:
+        heading = ref[:, :-1, 2]
+        trig = np.cos(heading), np.sin(heading)
+    p = diff[..., 0] * trig[0] + diff[..., 1] * trig[1]
     m = p.shape[1]
     op = _speed_fit_operator(m, dt, cfg.jerk_penalty, cfg.navsim_banded_matrix)
     x = p @ op.T
@@ -139,26 +144,8 @@ def fit_velocity_curvature(ref: np.ndarray, cfg: SimConfig) -> tuple[np.ndarray,
     diag[:, -1] = d[:, -1] ** 2 + lam
     off = -lam
     rhs = d * dtheta
-    curvature = _solve_tridiagonal_const_off(diag, off, rhs)
+    curvature = kernels.solve_tridiagonal_const_off(diag, off, rhs)
     return velocity, curvature
-
-
-def _solve_tridiagonal_const_off(diag: np.ndarray, off: float, rhs: np.ndarray) -> np.ndarray:
-    """Batched Thomas algorithm for symmetric tridiagonal systems with constant off-diagonal."""
-    n = diag.shape[1]
-    c = np.empty_like(diag)
-    dd = np.empty_like(rhs)
-    c[:, 0] = off / diag[:, 0]
-    dd[:, 0] = rhs[:, 0] / diag[:, 0]
-    for i in range(1, n):
-        denom = diag[:, i] - off * c[:, i - 1]
-        c[:, i] = off / denom
-        dd[:, i] = (rhs[:, i] - off * dd[:, i - 1]) / denom
-    x = np.empty_like(rhs)
-    x[:, -1] = dd[:, -1]
-    for i in range(n - 2, -1, -1):
-        x[:, i] = dd[:, i] - c[:, i] * x[:, i + 1]
-    return x
 
 
 @lru_cache(maxsize=8)
@@ -217,6 +204,40 @@ def _lateral_lqr(lat_err: np.ndarray, head_err: np.ndarray, steer: np.ndarray,
     return inv * (bv0 * q0 * x0 + bv1 * q1 * x1 + bv2 * q2 * x2)
 
 
+def _tracker_constants(cfg: SimConfig, wheelbase: float) -> np.ndarray:
+    """Scalars of the tracker step for kernels.py, each computed as the numpy code did."""
+    dt = cfg.dt_s
+    n = cfg.tracking_horizon
+    c, _ = _horizon_constants(n)
+    q0, q1, q2 = cfg.q_lateral
+    k_lon = cfg.q_longitudinal * n * dt / ((n * dt) ** 2 * cfg.q_longitudinal
+                                           + cfg.r_longitudinal)
+    bv2 = dt * n
+    k = np.zeros(kernels.NUM_CONST)
+    k[kernels.K_DT] = dt
+    k[kernels.K_WHEELBASE] = wheelbase
+    k[kernels.K_STOP_V] = cfg.stopping_velocity_mps
+    k[kernels.K_NEG_K_LON] = -k_lon
+    k[kernels.K_NEG_STOP_GAIN] = -cfg.stopping_gain
+    k[kernels.K_ALPHA_A] = dt / (dt + cfg.accel_time_constant_s)
+    k[kernels.K_ALPHA_S_DT] = dt / (dt + cfg.steering_time_constant_s) * dt
+    k[kernels.K_MAX_STEER] = cfg.max_steering_rad
+    k[kernels.K_N] = n
+    k[kernels.K_S1], k[kernels.K_S2] = c['s1'], c['s2']
+    k[kernels.K_Q0], k[kernels.K_Q1], k[kernels.K_Q2] = c['q0'], c['q1'], c['q2']
+    k[kernels.K_P1], k[kernels.K_P23], k[kernels.K_P4] = c['p1'], c['p2'] + c['p3'], c['p4']
+    k[kernels.K_DTDT_WB] = dt * dt / wheelbase
+    k[kernels.K_NEG_DT] = -dt
+    k[kernels.K_NEG_DTDT] = -dt * dt
+    k[kernels.K_DT3_WB] = dt ** 3 / wheelbase
+    k[kernels.K_BV2] = bv2
+    k[kernels.K_QL0], k[kernels.K_QL1] = q0, q1
+    k[kernels.K_BV2_QL2_BV2] = bv2 * q2 * bv2
+    k[kernels.K_R_LAT] = cfg.r_lateral
+    k[kernels.K_BV2_QL2] = bv2 * q2
+    return k
+
+
 def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
                        vehicle: VehicleParams) -> np.ndarray:
     """Track reference rear-axle poses (N, T, 3) from start states (N, NUM_STATE).
@@ -224,74 +245,62 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
     Returns states (N, T, NUM_STATE) with states[:, 0] = start.
     """
     n, t_len, _ = ref.shape
-    dt = cfg.dt_s
     hor = cfg.tracking_horizon
     wheelbase = vehicle.wheelbase_m
-    velocity_profile, curvature_profile = fit_velocity_curvature(ref, cfg)
+    # the reference headings' sin and cos serve the speed fit and the tracker's errors
+    ref_heading = np.ascontiguousarray(ref[:, :-1, 2].T)                 # (T-1, N)
+    ref_sin, ref_cos = np.sin(ref_heading), np.cos(ref_heading)
+    velocity_profile, curvature_profile = fit_velocity_curvature(ref, cfg,
+                                                                 (ref_cos.T, ref_sin.T))
     num_profile = velocity_profile.shape[1]
-    # everything that does not depend on the simulated state, for all steps at once
+    # everything that does not depend on the simulated state, for all steps at once, laid out
+    # step-major (T-1, R, N) for the kernels
     its = np.arange(t_len - 1)
     ref_idx = np.minimum(its + hor, num_profile - 1)                     # (T-1,)
     window = np.minimum(its[:, None] + np.arange(hor)[None], ref_idx[:, None])
     _, basis = _horizon_constants(hor)
-    curv_terms = curvature_profile[:, window] @ basis                    # (N, T-1, 5)
-    # per-step rows laid out contiguously (step first): same values, cheaper access
-    curv_rows = np.ascontiguousarray(curv_terms.transpose(1, 2, 0))      # (T-1, 5, N)
-    v_refs = np.ascontiguousarray(velocity_profile[:, ref_idx].T)        # (T-1, N)
-    ref_t = np.ascontiguousarray(ref.transpose(1, 2, 0))                 # (T, 3, N)
-    ref_sin, ref_cos = np.sin(ref_t[:, 2]), np.cos(ref_t[:, 2])          # (T, N)
-    k_lon = cfg.q_longitudinal * hor * dt / ((hor * dt) ** 2 * cfg.q_longitudinal
-                                             + cfg.r_longitudinal)
-    alpha_a = dt / (dt + cfg.accel_time_constant_s)
-    alpha_s = dt / (dt + cfg.steering_time_constant_s)
-    # step-major rows of candidate-major states: each step writes one (N, S) block, and the
-    # final (N, T, S) layout is a copy of whole state rows
-    cols = np.zeros((t_len, n, NUM_STATE))
-    cols[0] = start
-    x, y, heading = start[:, 0].copy(), start[:, 1].copy(), start[:, 2].copy()
-    v = start[:, StateIndex.VELOCITY_X].copy()
-    acc = start[:, StateIndex.ACCELERATION_X].copy()
-    steer = start[:, StateIndex.STEERING_ANGLE].copy()
-    omega = start[:, StateIndex.ANGULAR_VELOCITY].copy()
-    tan_steer = np.tan(steer)
+    steps = np.empty((t_len - 1, kernels.NUM_REF, n))
+    steps[:, kernels.R_X:kernels.R_Y + 1] = ref[:, :-1, :2].transpose(1, 2, 0)
+    steps[:, kernels.R_SIN] = ref_sin
+    steps[:, kernels.R_COS] = ref_cos
+    steps[:, kernels.R_VREF] = velocity_profile[:, ref_idx].T
+    steps[:, kernels.R_CURV:] = (curvature_profile[:, window] @ basis).transpose(1, 2, 0)
+    k = _tracker_constants(cfg, wheelbase)
+    states = np.zeros((n, t_len, NUM_STATE))
+    states[:, 0] = start
+    w = np.empty((kernels.NUM_WORK, n))
+    for row, col in ((kernels.W_X, StateIndex.X), (kernels.W_Y, StateIndex.Y),
+                     (kernels.W_HEADING, StateIndex.HEADING),
+                     (kernels.W_V, StateIndex.VELOCITY_X),
+                     (kernels.W_ACC, StateIndex.ACCELERATION_X),
+                     (kernels.W_STEER, StateIndex.STEERING_ANGLE),
+                     (kernels.W_OMEGA, StateIndex.ANGULAR_VELOCITY)):
+        w[row] = start[:, col]
+    heading, steer, tan_steer = w[kernels.W_HEADING], w[kernels.W_STEER], w[kernels.W_TAN]
+    sin_h, cos_h = w[kernels.W_SIN_H], w[kernels.W_COS_H]
+    num, den, head_err = w[kernels.W_NUM], w[kernels.W_DEN], w[kernels.W_HEAD_ERR]
+    wrap_in = w[kernels.W_P:kernels.W_P + 2]
+    wrap_sin = w[kernels.W_SIN_P:kernels.W_SIN_P + 2]
+    wrap_cos = w[kernels.W_COS_P:kernels.W_COS_P + 2]
+    wrap_out = w[kernels.W_WRAP:kernels.W_WRAP + 2]
+    np.tan(steer, out=tan_steer)
+    # the transcendental functions run in numpy (bit-identical to the vectorized code), the
+    # arithmetic between them in three fused kernels per step
     for t in range(1, t_len):
-        it = t - 1
-        # --- tracker: errors in the reference pose's frame
-        sh, ch = np.sin(heading), np.cos(heading)
-        dx, dy = x - ref_t[it, 0], y - ref_t[it, 1]
-        rs, rc = ref_sin[it], ref_cos[it]
-        lat_err = -dx * rs + dy * rc
-        head_err = np.arctan2(sh * rc - ch * rs, ch * rc + sh * rs)
-        v_ref = v_refs[it]
-        stop = (v_ref <= cfg.stopping_velocity_mps) & (v <= cfg.stopping_velocity_mps)
-        accel_lqr = -k_lon * (v - v_ref)
-        steer_rate = _lateral_lqr(lat_err, head_err, steer, v, accel_lqr, curv_rows[it].T,
-                                  cfg, wheelbase)
-        accel_cmd = np.where(stop, -cfg.stopping_gain * (v - v_ref), accel_lqr)
-        steer_rate = np.where(stop, 0.0, steer_rate)
-        # --- bicycle model (explicit Euler with the old speed, heading and steering)
-        acc_new = alpha_a * (accel_cmd - acc) + acc
-        steer_lp = alpha_s * dt * steer_rate + steer        # low-pass of steer + dt * rate
-        steer_rate_new = (steer_lp - steer) / dt
-        x = x + v * ch * dt
-        y = y + v * sh * dt
-        heading = principal_value(heading + v * tan_steer / wheelbase * dt)
-        v = v + acc_new * dt
-        steer = np.clip(steer + steer_rate_new * dt, -cfg.max_steering_rad, cfg.max_steering_rad)
-        tan_steer = np.tan(steer)
-        omega_new = v * tan_steer / wheelbase
-        out = cols[t].T
-        out[StateIndex.X] = x
-        out[StateIndex.Y] = y
-        out[StateIndex.HEADING] = heading
-        out[StateIndex.VELOCITY_X] = v
-        out[StateIndex.STEERING_ANGLE] = steer
-        out[StateIndex.ANGULAR_VELOCITY] = omega_new
-        out[StateIndex.ACCELERATION_X] = acc_new
-        out[StateIndex.ANGULAR_ACCELERATION] = (omega_new - omega) / dt
-        out[StateIndex.STEERING_RATE] = steer_rate_new
-        acc, omega = acc_new, omega_new
-    return np.ascontiguousarray(cols.transpose(1, 0, 2))
+        np.sin(heading, out=sin_h)
+        np.cos(heading, out=cos_h)
+        kernels.tracker_errors(w, steps, k, states, t)
+        np.arctan2(num, den, out=head_err)
+        kernels.tracker_lqr(w, steps, k, t)
+        # normalize_angle of (x1, steer) in one call each
+        np.sin(wrap_in, out=wrap_sin)
+        np.cos(wrap_in, out=wrap_cos)
+        np.arctan2(wrap_sin, wrap_cos, out=wrap_out)
+        kernels.tracker_step(w, steps, k, states, t)
+        np.tan(steer, out=tan_steer)
+    if t_len > 1:
+        kernels.tracker_yaw_rate(w, k, states, t_len - 1)
+    return states
 
 
 def simulate(poses_map: np.ndarray, start_states: np.ndarray, vehicle: VehicleParams,

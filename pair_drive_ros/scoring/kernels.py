@@ -1,0 +1,190 @@
+"""numba-compiled inner loops of the scorer.
+
+Each kernel fuses a run of elementwise numpy operations into one pass and spells out the same
+floating-point expressions, in the same order, as the numpy code it replaces, so results are
+bit-identical. Transcendental functions (sin, cos, tan, arctan2) stay in numpy between the
+kernels: numpy's SIMD versions may differ from libm in the last bit. `cache=True` compiles
+once per machine (into __pycache__).
+"""
+
+import numba
+import numpy as np
+
+# rows of the tracker's work array (F, N)
+W_X, W_Y, W_HEADING, W_V, W_ACC, W_STEER, W_OMEGA, W_TAN = range(8)
+W_SIN_H, W_COS_H, W_NUM, W_DEN, W_HEAD_ERR, W_LAT = range(8, 14)
+W_P = 14        # 2 rows: arguments of normalize_angle (x1 before wrapping, steer)
+W_SIN_P = 16    # 2 rows
+W_COS_P = 18    # 2 rows
+W_WRAP = 20     # 2 rows: normalize_angle of W_P (x1, x2)
+W_X0, W_BV0, W_BV1, W_INV, W_ACC_LQR = range(22, 27)
+NUM_WORK = 27
+
+# rows of the per-step reference array (T-1, R, N)
+R_X, R_Y, R_SIN, R_COS, R_VREF = range(5)
+R_CURV = 5      # 5 rows: curvature window @ horizon basis
+NUM_REF = 10
+
+# tracker constants (float64 array)
+(K_DT, K_WHEELBASE, K_STOP_V, K_NEG_K_LON, K_NEG_STOP_GAIN, K_ALPHA_A, K_ALPHA_S_DT,
+ K_MAX_STEER, K_N, K_S1, K_S2, K_Q0, K_Q1, K_Q2, K_P1, K_P23, K_P4, K_DTDT_WB, K_NEG_DT,
+ K_NEG_DTDT, K_DT3_WB, K_BV2, K_QL0, K_QL1, K_BV2_QL2_BV2, K_R_LAT, K_BV2_QL2) = range(27)
+NUM_CONST = 27
+
+# state columns (simulation.StateIndex)
+_S_X, _S_Y, _S_HEADING, _S_VX = 0, 1, 2, 3
+_S_AX, _S_STEER, _S_STEER_RATE, _S_OMEGA, _S_ANG_ACC = 5, 7, 8, 9, 10
+
+
+@numba.njit(cache=True)
+def tracker_yaw_rate(w, k, states, t):
+    """Finish step t: yaw rate from the new speed and tan(steer), and yaw acceleration."""
+    n = w.shape[1]
+    wb = k[K_WHEELBASE]
+    dt = k[K_DT]
+    for i in range(n):
+        omega_new = w[W_V, i] * w[W_TAN, i] / wb
+        states[i, t, _S_OMEGA] = omega_new
+        states[i, t, _S_ANG_ACC] = (omega_new - w[W_OMEGA, i]) / dt
+        w[W_OMEGA, i] = omega_new
+
+
+@numba.njit(cache=True)
+def tracker_errors(w, ref, k, states, t):
+    """Step t: finish step t-1 (yaw rate from tan(steer)), then the tracking errors.
+
+    Needs W_SIN_H, W_COS_H of the current heading; writes W_LAT and the arguments of the
+    heading error's arctan2 (W_NUM, W_DEN).
+    """
+    if t > 1:
+        tracker_yaw_rate(w, k, states, t - 1)
+    n = w.shape[1]
+    r = ref[t - 1]
+    for i in range(n):
+        sh = w[W_SIN_H, i]
+        ch = w[W_COS_H, i]
+        rs = r[R_SIN, i]
+        rc = r[R_COS, i]
+        dx = w[W_X, i] - r[R_X, i]
+        dy = w[W_Y, i] - r[R_Y, i]
+        w[W_LAT, i] = -dx * rs + dy * rc
+        w[W_NUM, i] = sh * rc - ch * rs
+        w[W_DEN, i] = ch * rc + sh * rs
+
+
+@numba.njit(cache=True)
+def tracker_lqr(w, ref, k, t):
+    """Longitudinal and closed-form lateral LQR up to the angles to wrap (W_P)."""
+    n = w.shape[1]
+    r = ref[t - 1]
+    dt = k[K_DT]
+    wb = k[K_WHEELBASE]
+    for i in range(n):
+        v = w[W_V, i]
+        head_err = w[W_HEAD_ERR, i]
+        steer = w[W_STEER, i]
+        accel = k[K_NEG_K_LON] * (v - r[R_VREF, i])
+        al = accel * dt
+        vv = v * v
+        va = v * al
+        aa = al * al
+        sum_v = k[K_N] * v + k[K_S1] * al
+        sum_kv = k[K_S1] * v + k[K_S2] * al
+        pair_vv = k[K_Q0] * vv + k[K_Q1] * va + k[K_Q2] * aa
+        pair_ivv = k[K_P1] * vv + k[K_P23] * va + k[K_P4] * aa
+        sa = dt * sum_v
+        sb = sa / wb
+        sw = k[K_DTDT_WB] * pair_vv
+        g1 = k[K_NEG_DT] * (v * r[R_CURV, i] + al * r[R_CURV + 1, i])
+        g0 = k[K_NEG_DTDT] * (vv * r[R_CURV + 2, i] + va * r[R_CURV + 3, i]
+                              + aa * r[R_CURV + 4, i])
+        w[W_X0, i] = w[W_LAT, i] + sa * head_err + sw * steer + g0
+        w[W_P, i] = head_err + sb * steer + g1
+        w[W_P + 1, i] = steer
+        bv0 = k[K_DT3_WB] * pair_ivv
+        bv1 = k[K_DTDT_WB] * sum_kv
+        w[W_BV0, i] = bv0
+        w[W_BV1, i] = bv1
+        w[W_INV, i] = -1.0 / (bv0 * k[K_QL0] * bv0 + bv1 * k[K_QL1] * bv1 + k[K_BV2_QL2_BV2]
+                              + k[K_R_LAT])
+        w[W_ACC_LQR, i] = accel
+
+
+@numba.njit(cache=True)
+def tracker_step(w, ref, k, states, t):
+    """Steering rate, stop controller and the bicycle model's Euler step into states[:, t].
+
+    Needs W_WRAP (normalize_angle of W_P); leaves the new steering in W_STEER for np.tan.
+    """
+    n = w.shape[1]
+    r = ref[t - 1]
+    dt = k[K_DT]
+    wb = k[K_WHEELBASE]
+    stop_v = k[K_STOP_V]
+    max_steer = k[K_MAX_STEER]
+    two_pi = 2.0 * np.pi
+    for i in range(n):
+        out = states[i, t]
+        v = w[W_V, i]
+        steer = w[W_STEER, i]
+        acc = w[W_ACC, i]
+        v_ref = r[R_VREF, i]
+        steer_rate = w[W_INV, i] * (w[W_BV0, i] * k[K_QL0] * w[W_X0, i]
+                                    + w[W_BV1, i] * k[K_QL1] * w[W_WRAP, i]
+                                    + k[K_BV2_QL2] * w[W_WRAP + 1, i])
+        if v_ref <= stop_v and v <= stop_v:
+            accel_cmd = k[K_NEG_STOP_GAIN] * (v - v_ref)
+            steer_rate = 0.0
+        else:
+            accel_cmd = w[W_ACC_LQR, i]
+        acc_new = k[K_ALPHA_A] * (accel_cmd - acc) + acc
+        steer_lp = k[K_ALPHA_S_DT] * steer_rate + steer
+        steer_rate_new = (steer_lp - steer) / dt
+        x = w[W_X, i] + v * w[W_COS_H, i] * dt
+        y = w[W_Y, i] + v * w[W_SIN_H, i] * dt
+        # principal_value: (a + pi) % 2 pi - pi; fmod (slow) only outside [0, 2 pi), where
+        # Python's % returns its argument unchanged
+        shifted = w[W_HEADING, i] + v * w[W_TAN, i] / wb * dt + np.pi
+        if not (0.0 < shifted < two_pi):
+            shifted = shifted % two_pi
+        heading = shifted - np.pi
+        v = v + acc_new * dt
+        steer = steer + steer_rate_new * dt
+        # np.clip: min(max(x, lo), hi)
+        steer = min(max(steer, -max_steer), max_steer)
+        w[W_X, i] = x
+        w[W_Y, i] = y
+        w[W_HEADING, i] = heading
+        w[W_V, i] = v
+        w[W_STEER, i] = steer
+        w[W_ACC, i] = acc_new
+        out[_S_X] = x
+        out[_S_Y] = y
+        out[_S_HEADING] = heading
+        out[_S_VX] = v
+        out[_S_STEER] = steer
+        out[_S_AX] = acc_new
+        out[_S_STEER_RATE] = steer_rate_new
+
+
+@numba.njit(cache=True)
+def solve_tridiagonal_const_off(diag, off, rhs):
+    """Thomas algorithm per row for symmetric tridiagonal systems (N, M), constant off-diagonal.
+
+    The same operations in the same order as the row-vectorized numpy loop it replaces.
+    """
+    rows, n = diag.shape
+    x = np.empty_like(rhs)
+    c = np.empty(n)
+    dd = np.empty(n)
+    for r in range(rows):
+        c[0] = off / diag[r, 0]
+        dd[0] = rhs[r, 0] / diag[r, 0]
+        for i in range(1, n):
+            denom = diag[r, i] - off * c[i - 1]
+            c[i] = off / denom
+            dd[i] = (rhs[r, i] - off * dd[i - 1]) / denom
+        x[r, n - 1] = dd[n - 1]
+        for i in range(n - 2, -1, -1):
+            x[r, i] = dd[i] - c[i] * x[r, i + 1]
+    return x
