@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pair_drive_ros.scoring import kernels
 from pair_drive_ros.scoring.config import Metric, ScorerConfig
-from pair_drive_ros.scoring.geometry import (box_corners, boxes_overlap, project_on_polyline,
+from pair_drive_ros.scoring.geometry import (box_corners, project_on_polyline,
                                              segment_box_overlap)
-from pair_drive_ros.scoring.metrics import (_first_per_pair, _lane_keeping_from,
-                                            _relative_angle, _ttc_at_fault,
+from pair_drive_ros.scoring.metrics import (_lane_keeping_from, _relative_angle, _ttc_at_fault,
                                             driving_direction_compliance, EgoGeometry,
                                             extended_comfort)
 from pair_drive_ros.scoring.simulation import rear_axle_to_centre, StateIndex
@@ -126,6 +126,8 @@ class PaddedAgents:
     valid: np.ndarray     # (Bg, T, M), False for padding
     first_speed: np.ndarray  # (Bg, M)
     radius: np.ndarray    # (Bg, M)
+    cos: np.ndarray       # (Bg, T, M) of heading
+    sin: np.ndarray       # (Bg, T, M)
 
 
 def _agent_groups(batch: Batch) -> list[PaddedAgents]:
@@ -154,92 +156,45 @@ def _agent_groups(batch: Batch) -> list[PaddedAgents]:
             first_speed[i, :m] = p.agent_first_speed
         radius = np.hypot(half[..., 0], half[..., 1])
         out.append(PaddedAgents(np.array(members), xy, heading, half, valid, first_speed,
-                                radius))
+                                radius, np.cos(heading), np.sin(heading)))
     return out
 
 
-# candidates per culling chunk in _close_pairs
-_CHUNK = 16
-# culling margin [m]: agents within reach + this of a chunk's box are tested, so rounding in
-# the box test never drops a pair that the exact distance test keeps
-_CULL_MARGIN_M = 1e-6
+def _first_overlaps(geo: EgoGeometry, trig: tuple, batch: Batch, ag: PaddedAgents,
+                    t_eval: int, offs: np.ndarray, step: np.ndarray | None,
+                    min_speed: float, cfg: ScorerConfig) -> tuple:
+    """(n, t, s, m, g) of the first box overlap of each (row, agent) pair (kernels.py).
 
-
-def _close_pairs(points: np.ndarray, batch: Batch, ag: PaddedAgents, agent_xy: np.ndarray,
-                 agent_ok: np.ndarray, ego_r: float) -> tuple:
-    """(n, k, m, g) where ego circle n at slot k meets agent circle m at slot k.
-
-    points: (N, K, 2) all rows; agent_xy: (Bg, K, M, 2); agent_ok: (Bg, K, M); g is the row's
-    index in the group. As `metrics._close_pairs`, but agents are culled against the bounding
-    box of a chunk of _CHUNK candidates (sorted along their spread, so the boxes are tight)
-    instead of all the scene's candidates: far fewer (candidate, agent) distance tests, the
-    same pairs.
+    step: (N, S) projection times [s] (TTC), or None to test the boxes at their own step (NC).
     """
-    starts, counts = batch.starts[ag.scenes], batch.counts[ag.scenes]
-    n_g, k_len = len(starts), points.shape[1]
-    g_pad = -(-int(counts.max()) // _CHUNK) * _CHUNK
-    # (Bg, G') row of each candidate slot, -1 past a scene's count
-    slot = np.arange(g_pad)
-    perm = np.where(slot < counts[:, None], slot, -1)
-    if g_pad > _CHUNK:
-        # sort each scene's candidates by their end point along the scene's mean displacement
-        rows = starts[:, None] + np.maximum(perm, 0)
-        last, first = points[rows, -1], points[rows, 0]                   # (Bg, G', 2)
-        valid = (perm >= 0)[..., None]
-        axis = (np.where(valid, last - first, 0.0).sum(axis=1))          # (Bg, 2)
-        key = last[..., 0] * axis[:, None, 0] + last[..., 1] * axis[:, None, 1]
-        perm = np.take_along_axis(perm, np.argsort(np.where(perm >= 0, key, np.inf), axis=1,
-                                                   kind='stable'), axis=1)
-    if g_pad == int(counts.min()) and n_g == len(batch.preps) and g_pad <= _CHUNK:
-        blocks = points.reshape(n_g, g_pad, k_len, 2)          # already in chunk order
-    else:
-        # rows past a scene's count are NaN: never within reach, ignored by fmin/fmax
-        blocks = points[starts[:, None] + np.maximum(perm, 0)]
-        blocks[perm < 0] = np.nan
-    n_c = g_pad // _CHUNK
-    chunks = blocks.reshape(n_g, n_c, _CHUNK, k_len, 2)
-    lo = np.fmin.reduce(chunks, axis=2)                       # (Bg, C, K, 2)
-    hi = np.fmax.reduce(chunks, axis=2)
-    reach = (ag.radius + ego_r + _CULL_MARGIN_M)[:, None, None, :]   # (Bg, 1, 1, M)
-    ax, ay = agent_xy[:, None, ..., 0], agent_xy[:, None, ..., 1]     # (Bg, 1, K, M)
-    # x and y spelled out: numpy reduces tiny axes slowly
-    inside = ((ax >= lo[..., 0, None] - reach) & (ax <= hi[..., 0, None] + reach)
-              & (ay >= lo[..., 1, None] - reach) & (ay <= hi[..., 1, None] + reach)
-              & agent_ok[:, None])
-    gg, cc, kk, mm = np.nonzero(inside)
-    if len(gg) == 0:
-        return (np.zeros(0, np.int64),) * 4
-    # (Bg, C, K, 2, chunk): each quadruple gathers one contiguous row of candidates
-    rows_t = np.ascontiguousarray(chunks.transpose(0, 1, 3, 4, 2))
-    dx = rows_t[gg, cc, kk, 0] - agent_xy[gg, kk, mm, 0][:, None]       # (pairs, chunk)
-    dy = rows_t[gg, cc, kk, 1] - agent_xy[gg, kk, mm, 1][:, None]
-    pp, jj = np.nonzero(dx * dx + dy * dy <= ((ag.radius[gg, mm] + ego_r) ** 2)[:, None])
-    gp = gg[pp]
-    return starts[gp] + perm[gp, cc[pp] * _CHUNK + jj], kk[pp], mm[pp], gp
+    veh = cfg.vehicle
+    ego_half = np.array([0.5 * veh.length_m, 0.5 * veh.width_m])
+    ego_r = np.hypot(*ego_half)
+    row_group = np.full(len(geo.heading), -1, dtype=np.int64)
+    for g, b in enumerate(ag.scenes):
+        row_group[batch.starts[b]:batch.starts[b] + batch.counts[b]] = g
+    out = np.empty((len(geo.heading) * ag.xy.shape[2], 4), dtype=np.int64)
+    count = kernels.first_box_overlaps(
+        geo.centre[..., 0], geo.centre[..., 1], trig[0], trig[1], geo.speed, min_speed,
+        np.zeros((1, 1)) if step is None else step, offs.astype(np.int64), t_eval,
+        step is not None, row_group, ag.xy, ag.cos, ag.sin, ag.half,
+        (ag.radius + ego_r) ** 2, ag.valid, float(ego_half[0]), float(ego_half[1]), out)
+    ni, ti, si, mi = out[:count].T
+    return ni, ti, si, mi, row_group[ni]
 
 
-def batch_no_at_fault_collision(geo: EgoGeometry, batch: Batch, groups: list,
+def batch_no_at_fault_collision(geo: EgoGeometry, trig: tuple, batch: Batch, groups: list,
                                 cfg: ScorerConfig) -> np.ndarray:
     """`metrics.no_at_fault_collision` of every row (N,)."""
     n_rows, t_len = geo.heading.shape
     score = np.ones(n_rows)
-    veh = cfg.vehicle
-    ego_half = np.array([0.5 * veh.length_m, 0.5 * veh.width_m])
-    ego_r = np.hypot(*ego_half)
     for ag in groups:
         t_agents = min(t_len, ag.xy.shape[1])
+        ni, ti, _, mi, gi = _first_overlaps(geo, trig, batch, ag, t_agents,
+                                            np.zeros(1, np.int64), None, -np.inf, cfg)
+        if len(ni) == 0:
+            continue
         a_xy = ag.xy[:, :t_agents]
-        ni, ti, mi, gi = _close_pairs(geo.centre[:, :t_agents], batch, ag, a_xy,
-                                      ag.valid[:, :t_agents], ego_r)
-        if len(ni) == 0:
-            continue
-        hit = boxes_overlap(geo.centre[ni, ti], geo.heading[ni, ti], ego_half, a_xy[gi, ti, mi],
-                            ag.heading[gi, ti, mi], ag.half[gi, mi])
-        ni, ti, mi, gi = ni[hit], ti[hit], mi[hit], gi[hit]
-        if len(ni) == 0:
-            continue
-        first = _first_per_pair(ni, mi, ti, a_xy.shape[2])
-        ni, ti, mi, gi = ni[first], ti[first], mi[first], gi[first]
         ego_stopped = geo.speed[ni, ti] <= cfg.ego_stopped_speed_mps
         track_stopped = ag.first_speed[gi, mi] <= cfg.track_stopped_speed_mps
         behind = _relative_angle(geo.rear[ni, ti], geo.heading[ni, ti],
@@ -253,17 +208,13 @@ def batch_no_at_fault_collision(geo: EgoGeometry, batch: Batch, groups: list,
     return score
 
 
-def batch_time_to_collision(geo: EgoGeometry, batch: Batch, groups: list,
+def batch_time_to_collision(geo: EgoGeometry, trig: tuple, batch: Batch, groups: list,
                             cfg: ScorerConfig) -> np.ndarray:
     """`metrics.time_to_collision` of every row (N,)."""
     n_rows, t_len = geo.heading.shape
     score = np.ones(n_rows)
     offs = np.asarray(cfg.ttc_future_steps, dtype=int)
     max_off = int(offs.max())
-    veh = cfg.vehicle
-    ego_half = np.array([0.5 * veh.length_m, 0.5 * veh.width_m])
-    ego_r = np.hypot(*ego_half)
-    n_s = len(offs)
     for ag in groups:
         t_agents = ag.xy.shape[1]
         t_eval = min(t_len - max_off, t_agents - max_off) if cfg.is_v2 else min(t_len, t_agents)
@@ -271,33 +222,12 @@ def batch_time_to_collision(geo: EgoGeometry, batch: Batch, groups: list,
             continue
         dts = np.array([p.scene.dt_s for p in batch.preps])
         # the projection time step is per scene (scene.dt_s); rows of other groups are unused
-        step = (offs[None, :] * dts[:, None])[batch.sid]                  # (N, S)
-        head = geo.heading[:, :t_eval]
-        direction = np.stack([np.cos(head), np.sin(head)], -1)
-        shift = direction * geo.speed[:, :t_eval, None]
-        proj = (geo.centre[:, :t_eval, None, :]
-                + shift[:, :, None, :] * step[:, None, :, None])         # (N, t, S, 2)
-        tt = np.arange(t_eval)[:, None] + offs[None, :]                 # (t, S)
-        avail = tt < t_agents
-        tt_c = np.minimum(tt, t_agents - 1)
-        a_xy = ag.xy[:, tt_c].reshape(len(ag.scenes), t_eval * n_s, -1, 2)
-        a_valid = (ag.valid[:, tt_c] & avail[..., None]).reshape(len(ag.scenes),
-                                                                 t_eval * n_s, -1)
-        ni, ki, mi, gi = _close_pairs(proj.reshape(n_rows, t_eval * n_s, 2), batch, ag, a_xy,
-                                      a_valid, ego_r)
-        ti, si = ki // n_s, ki % n_s
-        moving = geo.speed[ni, ti] >= cfg.ttc_stopped_speed_mps
-        ni, ti, si, mi, gi = ni[moving], ti[moving], si[moving], mi[moving], gi[moving]
+        step = np.ascontiguousarray((offs[None, :] * dts[:, None])[batch.sid])   # (N, S)
+        ni, ti, si, mi, gi = _first_overlaps(geo, trig, batch, ag, t_eval, offs, step,
+                                             cfg.ttc_stopped_speed_mps, cfg)
         if len(ni) == 0:
             continue
-        at = tt_c[ti, si]
-        hit = boxes_overlap(proj[ni, ti, si], geo.heading[ni, ti], ego_half, ag.xy[gi, at, mi],
-                            ag.heading[gi, at, mi], ag.half[gi, mi])
-        ni, ti, si, mi, at, gi = ni[hit], ti[hit], si[hit], mi[hit], at[hit], gi[hit]
-        if len(ni) == 0:
-            continue
-        first = _first_per_pair(ni, mi, ti * n_s + si, ag.xy.shape[2])
-        ni, ti, mi, at, gi = ni[first], ti[first], mi[first], at[first], gi[first]
+        at = ti + offs[si]
         score[ni[_ttc_at_fault(geo, ni, ti, ag.xy[gi, at, mi], cfg)]] = 0.0
     return score
 
@@ -336,12 +266,13 @@ def batch_sub_metrics(states: np.ndarray, batch: Batch, cfg: ScorerConfig,
     """
     geo = batch_geometry(states, batch, cfg)
     groups = _agent_groups(batch)
+    trig = np.cos(geo.heading), np.sin(geo.heading)
     table = np.ones((len(Metric), len(states)))
-    table[Metric.NC] = batch_no_at_fault_collision(geo, batch, groups, cfg)
+    table[Metric.NC] = batch_no_at_fault_collision(geo, trig, batch, groups, cfg)
     table[Metric.DAC] = np.where(geo.non_drivable.any(axis=1), 0.0, 1.0)
     table[Metric.DDC] = driving_direction_compliance(geo, cfg)
     table[Metric.TLC] = 1.0  # our maps have no traffic lights
-    table[Metric.TTC] = batch_time_to_collision(geo, batch, groups, cfg)
+    table[Metric.TTC] = batch_time_to_collision(geo, trig, batch, groups, cfg)
     table[Metric.LK] = batch_lane_keeping(geo, batch, cfg)
     table[Metric.C], table[Metric.HC] = comfort_rows
     if prev_states is not None:

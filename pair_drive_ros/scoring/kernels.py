@@ -188,3 +188,77 @@ def solve_tridiagonal_const_off(diag, off, rhs):
         for i in range(n - 2, -1, -1):
             x[r, i] = dd[i] - c[i] * x[r, i + 1]
     return x
+
+
+@numba.njit(cache=True)
+def first_box_overlaps(cx, cy, cos_h, sin_h, speed, min_speed, step, offs, t_eval, project,
+                       row_group, axy, acos, asin, ahalf, areach2, avalid, ego_hl, ego_hw,
+                       out):
+    """First overlap in (step, projection) order of each (ego row, agent) pair.
+
+    Ego rows n (row_group[n] >= 0 is the row's scene in the agent group) at steps t < t_eval
+    with speed >= min_speed, its box centre projected by `step[n, s]` seconds at constant
+    velocity when `project` (TTC) or not (NC), against the agents at step t + offs[s]: a
+    circle test (squared centre distance <= areach2) then the separating-axis test of
+    geometry.boxes_overlap, spelled out with the same operations. Rows (n, t, s, m) go into
+    out (N M, 4); returns how many.
+    """
+    n_rows = cx.shape[0]
+    n_s = offs.shape[0]
+    t_agents = axy.shape[1]
+    m_count = axy.shape[2]
+    seen = np.full(m_count, -1, np.int64)
+    count = 0
+    for n in range(n_rows):
+        g = row_group[n]
+        if g < 0:
+            continue
+        for t in range(t_eval):
+            v = speed[n, t]
+            if not v >= min_speed:
+                continue
+            ca = cos_h[n, t]
+            sa = sin_h[n, t]
+            for s in range(n_s):
+                tt = t + offs[s]
+                if tt >= t_agents:
+                    continue
+                if project:
+                    px = cx[n, t] + ca * v * step[n, s]
+                    py = cy[n, t] + sa * v * step[n, s]
+                else:
+                    px = cx[n, t]
+                    py = cy[n, t]
+                for m in range(m_count):
+                    if seen[m] == n or not avalid[g, tt, m]:
+                        continue
+                    ax = axy[g, tt, m, 0]
+                    ay = axy[g, tt, m, 1]
+                    ddx = px - ax
+                    ddy = py - ay
+                    if not ddx * ddx + ddy * ddy <= areach2[g, m]:
+                        continue
+                    # geometry.boxes_overlap(p, heading, ego half, agent centre, heading, half)
+                    d0 = ax - px
+                    d1 = ay - py
+                    cb = acos[g, tt, m]
+                    sb = asin[g, tt, m]
+                    cr = abs(ca * cb + sa * sb)
+                    sr = abs(sa * cb - ca * sb)
+                    hlb = ahalf[g, m, 0]
+                    hwb = ahalf[g, m, 1]
+                    if abs(d0 * ca + d1 * sa) > ego_hl + hlb * cr + hwb * sr:
+                        continue
+                    if abs(-d0 * sa + d1 * ca) > ego_hw + hlb * sr + hwb * cr:
+                        continue
+                    if abs(d0 * cb + d1 * sb) > hlb + ego_hl * cr + ego_hw * sr:
+                        continue
+                    if abs(-d0 * sb + d1 * cb) > hwb + ego_hl * sr + ego_hw * cr:
+                        continue
+                    seen[m] = n
+                    out[count, 0] = n
+                    out[count, 1] = t
+                    out[count, 2] = s
+                    out[count, 3] = m
+                    count += 1
+    return count
