@@ -14,8 +14,7 @@ import numpy as np
 
 from pair_drive_ros.scoring import kernels
 from pair_drive_ros.scoring.config import Metric, ScorerConfig
-from pair_drive_ros.scoring.geometry import (box_corners, project_on_polyline,
-                                             segment_box_overlap)
+from pair_drive_ros.scoring.geometry import box_corners, segment_box_overlap
 from pair_drive_ros.scoring.metrics import (_lane_keeping_from, _relative_angle, _ttc_at_fault,
                                             driving_direction_compliance, EgoGeometry,
                                             extended_comfort)
@@ -240,20 +239,27 @@ def batch_lane_keeping(geo: EgoGeometry, batch: Batch, cfg: ScorerConfig) -> np.
     return _lane_keeping_from(exceed, geo.centre_in_intersection, cfg)
 
 
+# project_on_polyline's default search margin [m]
+_PROGRESS_MARGIN_M = 50.0
+
+
 def batch_progress_raw(geo: EgoGeometry, batch: Batch) -> np.ndarray:
-    """`metrics.ego_progress_raw` of every row (N,)."""
+    """`metrics.ego_progress_raw` of every row (N,) (geometry.project_on_polyline as a kernel)."""
     out = np.empty(len(geo.heading))
     first, last = geo.centre[:, 0], geo.centre[:, -1]
     for prep, s, c in zip(batch.preps, batch.starts, batch.counts):
+        route = prep.scene.route
         start = first[s:s + c]
         if (start == start[0]).all():
             # one start for all candidates (as simulated): project it once. The points' box,
             # hence the searched segments, and every point's result are unchanged.
-            p = project_on_polyline(prep.scene.route, np.concatenate([start[:1], last[s:s + c]]))
+            p = kernels.project_on_route(np.concatenate([start[:1], last[s:s + c]]),
+                                         route.points, route.arc_length, _PROGRESS_MARGIN_M)
             out[s:s + c] = np.maximum(p[1:] - p[0], 0.0)
         else:
-            p = project_on_polyline(prep.scene.route,
-                                    np.stack([start, last[s:s + c]], axis=1)).reshape(-1, 2)
+            p = kernels.project_on_route(np.stack([start, last[s:s + c]], axis=1).reshape(-1, 2),
+                                         route.points, route.arc_length,
+                                         _PROGRESS_MARGIN_M).reshape(-1, 2)
             out[s:s + c] = np.maximum(p[:, 1] - p[:, 0], 0.0)
     return out
 

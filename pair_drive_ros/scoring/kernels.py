@@ -262,3 +262,78 @@ def first_box_overlaps(cx, cy, cos_h, sin_h, speed, min_speed, step, offs, t_eva
                     out[count, 3] = m
                     count += 1
     return count
+
+
+@numba.njit(cache=True)
+def project_on_route(points, route, arc, margin):
+    """geometry.project_on_polyline (arc length only) with the same operations.
+
+    points (P, 2), route (R, 2) polyline, arc (R,) its arc length. Segments near the points'
+    bounding box are searched first; a point whose closest one is farther than `margin` is
+    projected on the whole route with Route.project's formula.
+    """
+    n_pts = points.shape[0]
+    n_seg = route.shape[0] - 1
+    out = np.empty(n_pts)
+    lox = points[0, 0]
+    loy = points[0, 1]
+    hix = lox
+    hiy = loy
+    for i in range(1, n_pts):
+        lox = min(lox, points[i, 0])
+        loy = min(loy, points[i, 1])
+        hix = max(hix, points[i, 0])
+        hiy = max(hiy, points[i, 1])
+    lox -= margin
+    loy -= margin
+    hix += margin
+    hiy += margin
+    keep = np.empty(n_seg, np.int64)
+    n_keep = 0
+    for j in range(n_seg):
+        ax, ay = route[j, 0], route[j, 1]
+        bx, by = route[j + 1, 0], route[j + 1, 1]
+        if (max(ax, bx) >= lox and max(ay, by) >= loy and min(ax, bx) <= hix
+                and min(ay, by) <= hiy):
+            keep[n_keep] = j
+            n_keep += 1
+    margin2 = margin * margin
+    for i in range(n_pts):
+        px, py = points[i, 0], points[i, 1]
+        best = -1
+        best_d2 = np.inf
+        best_t = 0.0
+        best_len2 = 0.0
+        for q in range(n_keep):
+            j = keep[q]
+            ax, ay = route[j, 0], route[j, 1]
+            dx = route[j + 1, 0] - ax
+            dy = route[j + 1, 1] - ay
+            len2 = max(dx * dx + dy * dy, 1e-18)
+            rx = px - ax
+            ry = py - ay
+            t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0)
+            ex = rx - t * dx
+            ey = ry - t * dy
+            d2 = ex * ex + ey * ey
+            if d2 < best_d2:
+                best, best_d2, best_t, best_len2 = j, d2, t, len2
+        if best >= 0 and best_d2 <= margin2:
+            out[i] = arc[best] + best_t * np.sqrt(best_len2)
+            continue
+        # Route.project: closest = a + t d, distance of the point to it
+        for j in range(n_seg):
+            ax, ay = route[j, 0], route[j, 1]
+            dx = route[j + 1, 0] - ax
+            dy = route[j + 1, 1] - ay
+            len2 = dx * dx + dy * dy
+            rx = px - ax
+            ry = py - ay
+            t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0)
+            ex = px - (ax + t * dx)
+            ey = py - (ay + t * dy)
+            d2 = ex * ex + ey * ey
+            if j == 0 or d2 < best_d2:
+                best, best_d2, best_t, best_len2 = j, d2, t, len2
+        out[i] = arc[best] + best_t * np.sqrt(best_len2)
+    return out
