@@ -101,6 +101,24 @@ def _lane_flags(points: np.ndarray, batch: Batch) -> tuple:
     return multiple, non_drivable, ~on_route, c_inter, r_inter
 
 
+def _lane_flags_compiled(points: np.ndarray, batch: Batch) -> tuple | None:
+    """_lane_flags by kernels.lane_flags, scene by scene; None when a scene has no dense grid."""
+    if any(p.lanes._dense is None for p in batch.preps):
+        return None
+    n, t_len, k_pts = points.shape[:3]
+    out = np.empty((5, n, t_len), dtype=bool)
+    for prep, start, count in zip(batch.preps, batch.starts, batch.counts):
+        lanes = prep.lanes
+        x0, y0, grid = lanes._dense
+        # the rear axle is only tested against intersection lanes (TTC): skip it without them
+        k_use = k_pts if prep.intersection_lane_mask.any() else k_pts - 1
+        kernels.lane_flags(points[start:start + count], k_use, lanes.num_lanes, lanes.cell_m,
+                           x0, y0, grid, lanes.full, *lanes._flat, lanes.normals,
+                           lanes.offsets, lanes.piece_lane, prep.route_lane_mask,
+                           prep.intersection_lane_mask, out[:, start:start + count])
+    return tuple(out)
+
+
 def batch_geometry(states: np.ndarray, batch: Batch, cfg: ScorerConfig) -> EgoGeometry:
     """`metrics.ego_geometry` of every row of the batch (N, T, ...)."""
     veh = cfg.vehicle
@@ -109,7 +127,9 @@ def batch_geometry(states: np.ndarray, batch: Batch, cfg: ScorerConfig) -> EgoGe
     corners = box_corners(centre, heading, veh.length_m, veh.width_m)
     rear = states[..., :2]
     points = np.concatenate([corners, centre[..., None, :], rear[..., None, :]], axis=-2)
-    flags = _lane_flags(points, batch)
+    flags = _lane_flags_compiled(points, batch)
+    if flags is None:
+        flags = _lane_flags(points, batch)
     speed = np.hypot(states[..., StateIndex.VELOCITY_X], states[..., StateIndex.VELOCITY_Y])
     return EgoGeometry(centre, corners, heading, rear, speed, *flags)
 
@@ -234,8 +254,18 @@ def batch_time_to_collision(geo: EgoGeometry, trig: tuple, batch: Batch, groups:
 def batch_lane_keeping(geo: EgoGeometry, batch: Batch, cfg: ScorerConfig) -> np.ndarray:
     """`metrics.lane_keeping` of every row (N,)."""
     exceed = np.empty(geo.heading.shape, dtype=bool)
+    inside = np.empty(geo.heading.size, dtype=bool)
+    centre = geo.centre.reshape(-1, 2)
+    t_len = geo.heading.shape[1]
     for prep, s, c in zip(batch.preps, batch.starts, batch.counts):
-        exceed[s:s + c] = ~prep.route_grid.within(geo.centre[s:s + c])
+        grid = prep.route_grid
+        if grid._dense is None or len(grid.keys) == 0:
+            exceed[s:s + c] = ~grid.within(geo.centre[s:s + c])
+            continue
+        rows = slice(s * t_len, (s + c) * t_len)
+        kernels.within_segments(centre[rows], grid.radius, grid.cell, *grid._dense,
+                                *grid._flat, grid.a, grid.b, inside[rows])
+        exceed[s:s + c] = ~inside[rows].reshape(c, t_len)
     return _lane_keeping_from(exceed, geo.centre_in_intersection, cfg)
 
 

@@ -337,3 +337,105 @@ def project_on_route(points, route, arc, margin):
                 best, best_d2, best_t, best_len2 = j, d2, t, len2
         out[i] = arc[best] + best_t * np.sqrt(best_len2)
     return out
+
+
+@numba.njit(cache=True)
+def _cell_row(x, y, cell_m, x0, y0, grid):
+    """Row of the dense cell table for point (x, y), -1 outside (geometry._find_rows)."""
+    cx = np.int64(np.floor(x / cell_m))
+    cy = np.int64(np.floor(y / cell_m))
+    nx, ny = grid.shape
+    ix = min(max(cx - x0, 0), nx - 1)
+    iy = min(max(cy - y0, 0), ny - 1)
+    return grid[ix, iy]
+
+
+@numba.njit(cache=True)
+def lane_flags(points, k_use, num_lanes, cell_m, x0, y0, grid, full, flat_start, flat_count,
+               flat_values, normals, offsets, piece_lane, route_mask, inter_mask, out):
+    """Lane flags of the ego points (G, T, 6, 2) of one scene (batch._lane_flags).
+
+    Points are FL, RL, RR, FR, centre, rear axle; only the first k_use are tested. A point is
+    in a column when its cell lies wholly inside it (`full`) or a piece of the column listed
+    for the cell contains it (4 closed half-planes, the same operations as
+    LaneIndex.point_hits). out (5, G, T) bool: multiple lanes, non-drivable, oncoming, centre
+    and rear axle in an intersection.
+    """
+    g_len, t_len = points.shape[0], points.shape[1]
+    n_col = num_lanes + 1
+    hit = np.zeros((6, n_col), np.bool_)
+    for g in range(g_len):
+        for t in range(t_len):
+            for k in range(k_use):
+                x = points[g, t, k, 0]
+                y = points[g, t, k, 1]
+                row = _cell_row(x, y, cell_m, x0, y0, grid)
+                if row < 0:
+                    continue
+                for f in range(full.shape[1]):
+                    col = full[row, f]
+                    if col >= 0:
+                        hit[k, col] = True
+                start = flat_start[row]
+                for q in range(start, start + flat_count[row]):
+                    p = flat_values[q]
+                    if (normals[p, 0, 0] * x + normals[p, 0, 1] * y >= offsets[p, 0]
+                            and normals[p, 1, 0] * x + normals[p, 1, 1] * y >= offsets[p, 1]
+                            and normals[p, 2, 0] * x + normals[p, 2, 1] * y >= offsets[p, 2]
+                            and normals[p, 3, 0] * x + normals[p, 3, 1] * y >= offsets[p, 3]):
+                        hit[k, piece_lane[p]] = True
+            touched = 0
+            all_four = False
+            for c in range(num_lanes):
+                if hit[0, c] or hit[1, c] or hit[2, c] or hit[3, c]:
+                    touched += 1
+                if hit[0, c] and hit[1, c] and hit[2, c] and hit[3, c]:
+                    all_four = True
+            out[0, g, t] = touched > 1 and not all_four
+            drivable = True
+            for k in range(4):
+                inside = False
+                for c in range(n_col):
+                    inside = inside or hit[k, c]
+                drivable = drivable and inside
+            out[1, g, t] = not drivable
+            on_route = False
+            c_inter = False
+            r_inter = False
+            for c in range(num_lanes):
+                on_route = on_route or (hit[4, c] and route_mask[c])
+                c_inter = c_inter or (hit[4, c] and inter_mask[c])
+                r_inter = r_inter or (hit[5, c] and inter_mask[c])
+            out[2, g, t] = not on_route
+            out[3, g, t] = c_inter
+            out[4, g, t] = r_inter
+            hit[:k_use] = False
+
+
+@numba.njit(cache=True)
+def within_segments(points, radius, cell_m, x0, y0, grid, flat_start, flat_count,
+                    flat_values, seg_a, seg_b, out):
+    """SegmentGrid.within for points (P, 2) with its operations: out (P,) bool."""
+    r2 = radius * radius
+    for i in range(points.shape[0]):
+        x = points[i, 0]
+        y = points[i, 1]
+        out[i] = False
+        row = _cell_row(x, y, cell_m, x0, y0, grid)
+        if row < 0:
+            continue
+        start = flat_start[row]
+        for q in range(start, start + flat_count[row]):
+            s = flat_values[q]
+            ax, ay = seg_a[s, 0], seg_a[s, 1]
+            dx = seg_b[s, 0] - ax
+            dy = seg_b[s, 1] - ay
+            len2 = max(dx * dx + dy * dy, 1e-18)
+            rx = x - ax
+            ry = y - ay
+            t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0)
+            ex = rx - t * dx
+            ey = ry - t * dy
+            if ex * ex + ey * ey <= r2:
+                out[i] = True
+                break
