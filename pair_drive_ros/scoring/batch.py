@@ -14,11 +14,11 @@ import numpy as np
 
 from pair_drive_ros.scoring import kernels
 from pair_drive_ros.scoring.config import Metric, ScorerConfig
-from pair_drive_ros.scoring.geometry import box_corners, segment_box_overlap
+from pair_drive_ros.scoring.geometry import segment_box_overlap
 from pair_drive_ros.scoring.metrics import (_lane_keeping_from, _relative_angle, _ttc_at_fault,
                                             driving_direction_compliance, EgoGeometry,
                                             extended_comfort)
-from pair_drive_ros.scoring.simulation import rear_axle_to_centre, StateIndex
+from pair_drive_ros.scoring.simulation import StateIndex
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,22 @@ def _lane_flags_compiled(points: np.ndarray, batch: Batch) -> tuple | None:
     return tuple(out)
 
 
-def batch_geometry(states: np.ndarray, batch: Batch, cfg: ScorerConfig) -> EgoGeometry:
-    """`metrics.ego_geometry` of every row of the batch (N, T, ...)."""
+def batch_geometry(states: np.ndarray, batch: Batch, cfg: ScorerConfig,
+                   trig: tuple | None = None) -> EgoGeometry:
+    """`metrics.ego_geometry` of every row of the batch (N, T, ...).
+
+    trig: (cos, sin) of the states' headings (N, T), when the caller has them.
+    """
     veh = cfg.vehicle
     heading = states[..., StateIndex.HEADING]
-    centre = rear_axle_to_centre(states, veh)
-    corners = box_corners(centre, heading, veh.length_m, veh.width_m)
+    if trig is None:
+        trig = np.cos(heading), np.sin(heading)
+    points = np.empty(heading.shape + (6, 2))
+    kernels.ego_points(states, trig[0], trig[1], float(veh.rear_axle_to_center_m),
+                       float(0.5 * np.asarray(veh.length_m)),
+                       float(0.5 * np.asarray(veh.width_m)), points)
+    centre, corners = points[..., 4, :], points[..., :4, :]
     rear = states[..., :2]
-    points = np.concatenate([corners, centre[..., None, :], rear[..., None, :]], axis=-2)
     flags = _lane_flags_compiled(points, batch)
     if flags is None:
         flags = _lane_flags(points, batch)
@@ -300,9 +308,10 @@ def batch_sub_metrics(states: np.ndarray, batch: Batch, cfg: ScorerConfig,
 
     prev_states: per-scene previous-frame states for EC (entries may be None).
     """
-    geo = batch_geometry(states, batch, cfg)
+    heading = states[..., StateIndex.HEADING]
+    trig = np.cos(heading), np.sin(heading)
+    geo = batch_geometry(states, batch, cfg, trig)
     groups = _agent_groups(batch)
-    trig = np.cos(geo.heading), np.sin(geo.heading)
     table = np.ones((len(Metric), len(states)))
     table[Metric.NC] = batch_no_at_fault_collision(geo, trig, batch, groups, cfg)
     table[Metric.DAC] = np.where(geo.non_drivable.any(axis=1), 0.0, 1.0)

@@ -439,3 +439,37 @@ def within_segments(points, radius, cell_m, x0, y0, grid, flat_start, flat_count
             if ex * ex + ey * ey <= r2:
                 out[i] = True
                 break
+
+
+@numba.njit(cache=True)
+def ego_points(states, cos_h, sin_h, rear_to_centre, half_length, half_width, out):
+    """Box corners FL, RL, RR, FR, centre and rear axle (N, T, 6, 2) of rear-axle states.
+
+    simulation.rear_axle_to_centre and geometry.box_corners with the same operations, from
+    the heading's cos_h, sin_h (N, T).
+    """
+    for n in range(states.shape[0]):
+        for t in range(states.shape[1]):
+            c = cos_h[n, t]
+            s = sin_h[n, t]
+            rx = states[n, t, 0]
+            ry = states[n, t, 1]
+            cx = rx + rear_to_centre * c
+            cy = ry + rear_to_centre * s
+            fx = c * half_length
+            fy = s * half_length
+            lx = -s * half_width
+            ly = c * half_width
+            p = out[n, t]
+            p[0, 0] = cx + fx + lx
+            p[1, 0] = cx - fx + lx
+            p[2, 0] = cx - fx - lx
+            p[3, 0] = cx + fx - lx
+            p[0, 1] = cy + fy + ly
+            p[1, 1] = cy - fy + ly
+            p[2, 1] = cy - fy - ly
+            p[3, 1] = cy + fy - ly
+            p[4, 0] = cx
+            p[4, 1] = cy
+            p[5, 0] = rx
+            p[5, 1] = ry
