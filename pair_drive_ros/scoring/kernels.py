@@ -7,7 +7,10 @@ kernels: numpy's SIMD versions may differ from libm in the last bit. `cache=True
 once per machine (into __pycache__).
 """
 
+from llvmlite import ir
 import numba
+from numba.core import types
+from numba.extending import intrinsic
 import numpy as np
 
 # rows of the tracker's work array (F, N)
@@ -17,13 +20,8 @@ W_P = 14        # 2 rows: arguments of normalize_angle (x1 before wrapping, stee
 W_SIN_P = 16    # 2 rows
 W_COS_P = 18    # 2 rows
 W_WRAP = 20     # 2 rows: normalize_angle of W_P (x1, x2)
-W_X0, W_BV0, W_BV1, W_INV, W_ACC_LQR = range(22, 27)
-NUM_WORK = 27
-
-# rows of the per-step reference array (T-1, R, N)
-R_X, R_Y, R_SIN, R_COS, R_VREF = range(5)
-R_CURV = 5      # 5 rows: curvature window @ horizon basis
-NUM_REF = 10
+W_X0, W_BV0, W_BV1, W_INV, W_ACC_LQR, W_VREF = range(22, 28)
+NUM_WORK = 28
 
 # tracker constants (float64 array)
 (K_DT, K_WHEELBASE, K_STOP_V, K_NEG_K_LON, K_NEG_STOP_GAIN, K_ALPHA_A, K_ALPHA_S_DT,
@@ -34,6 +32,18 @@ NUM_CONST = 27
 # state columns (simulation.StateIndex)
 _S_X, _S_Y, _S_HEADING, _S_VX = 0, 1, 2, 3
 _S_AX, _S_STEER, _S_STEER_RATE, _S_OMEGA, _S_ANG_ACC = 5, 7, 8, 9, 10
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """Fused a * b + c (one rounding), as OpenBLAS's dgemm kernels accumulate."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic('llvm.fma', [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+    return sig, codegen
 
 
 @numba.njit(cache=True)
@@ -50,40 +60,58 @@ def tracker_yaw_rate(w, k, states, t):
 
 
 @numba.njit(cache=True)
-def tracker_errors(w, ref, k, states, t):
+def tracker_errors(w, ref, ref_sin, ref_cos, k, states, t):
     """Step t: finish step t-1 (yaw rate from tan(steer)), then the tracking errors.
 
-    Needs W_SIN_H, W_COS_H of the current heading; writes W_LAT and the arguments of the
-    heading error's arctan2 (W_NUM, W_DEN).
+    ref (N, T, 3) reference poses, ref_sin/ref_cos (T-1, N) of their headings. Needs
+    W_SIN_H, W_COS_H of the current heading; writes W_LAT and the arguments of the heading
+    error's arctan2 (W_NUM, W_DEN).
     """
     if t > 1:
         tracker_yaw_rate(w, k, states, t - 1)
     n = w.shape[1]
-    r = ref[t - 1]
+    it = t - 1
     for i in range(n):
         sh = w[W_SIN_H, i]
         ch = w[W_COS_H, i]
-        rs = r[R_SIN, i]
-        rc = r[R_COS, i]
-        dx = w[W_X, i] - r[R_X, i]
-        dy = w[W_Y, i] - r[R_Y, i]
+        rs = ref_sin[it, i]
+        rc = ref_cos[it, i]
+        dx = w[W_X, i] - ref[i, it, 0]
+        dy = w[W_Y, i] - ref[i, it, 1]
         w[W_LAT, i] = -dx * rs + dy * rc
         w[W_NUM, i] = sh * rc - ch * rs
         w[W_DEN, i] = ch * rc + sh * rs
 
 
 @numba.njit(cache=True)
-def tracker_lqr(w, ref, k, t):
-    """Longitudinal and closed-form lateral LQR up to the angles to wrap (W_P)."""
+def tracker_lqr(w, velocity, ref_idx, curvature, window, basis, k, t):
+    """Longitudinal and closed-form lateral LQR up to the angles to wrap (W_P).
+
+    velocity, curvature (N, T-1) profiles; ref_idx (T-1,) the speed target's index, window
+    (T-1, H) the horizon's curvature indices, basis (H, 5) the horizon sums. The curvature
+    terms are `curvature[:, window] @ basis` as numpy computes it through OpenBLAS's dgemm:
+    a fused multiply-add per horizon step, in order, from 0 (checked bit for bit against
+    this machine's OpenBLAS; another BLAS may round the last bit differently).
+    """
     n = w.shape[1]
-    r = ref[t - 1]
+    it = t - 1
     dt = k[K_DT]
     wb = k[K_WHEELBASE]
+    vi = ref_idx[it]
+    n_h = window.shape[1]
+    curv = np.empty(5)
     for i in range(n):
+        for j in range(5):
+            acc = 0.0
+            for h in range(n_h):
+                acc = _fma(curvature[i, window[it, h]], basis[h, j], acc)
+            curv[j] = acc
         v = w[W_V, i]
         head_err = w[W_HEAD_ERR, i]
         steer = w[W_STEER, i]
-        accel = k[K_NEG_K_LON] * (v - r[R_VREF, i])
+        v_ref = velocity[i, vi]
+        w[W_VREF, i] = v_ref
+        accel = k[K_NEG_K_LON] * (v - v_ref)
         al = accel * dt
         vv = v * v
         va = v * al
@@ -95,9 +123,8 @@ def tracker_lqr(w, ref, k, t):
         sa = dt * sum_v
         sb = sa / wb
         sw = k[K_DTDT_WB] * pair_vv
-        g1 = k[K_NEG_DT] * (v * r[R_CURV, i] + al * r[R_CURV + 1, i])
-        g0 = k[K_NEG_DTDT] * (vv * r[R_CURV + 2, i] + va * r[R_CURV + 3, i]
-                              + aa * r[R_CURV + 4, i])
+        g1 = k[K_NEG_DT] * (v * curv[0] + al * curv[1])
+        g0 = k[K_NEG_DTDT] * (vv * curv[2] + va * curv[3] + aa * curv[4])
         w[W_X0, i] = w[W_LAT, i] + sa * head_err + sw * steer + g0
         w[W_P, i] = head_err + sb * steer + g1
         w[W_P + 1, i] = steer
@@ -111,13 +138,12 @@ def tracker_lqr(w, ref, k, t):
 
 
 @numba.njit(cache=True)
-def tracker_step(w, ref, k, states, t):
+def tracker_step(w, k, states, t):
     """Steering rate, stop controller and the bicycle model's Euler step into states[:, t].
 
     Needs W_WRAP (normalize_angle of W_P); leaves the new steering in W_STEER for np.tan.
     """
     n = w.shape[1]
-    r = ref[t - 1]
     dt = k[K_DT]
     wb = k[K_WHEELBASE]
     stop_v = k[K_STOP_V]
@@ -128,7 +154,7 @@ def tracker_step(w, ref, k, states, t):
         v = w[W_V, i]
         steer = w[W_STEER, i]
         acc = w[W_ACC, i]
-        v_ref = r[R_VREF, i]
+        v_ref = w[W_VREF, i]
         steer_rate = w[W_INV, i] * (w[W_BV0, i] * k[K_QL0] * w[W_X0, i]
                                     + w[W_BV1, i] * k[K_QL1] * w[W_WRAP, i]
                                     + k[K_BV2_QL2] * w[W_WRAP + 1, i])

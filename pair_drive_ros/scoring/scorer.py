@@ -161,11 +161,17 @@ def _batched_comfort(states_all: np.ndarray, preps: list, slices: list,
     for prep, sl in zip(preps, slices):
         if prep.history_states is not None:
             groups.setdefault(len(prep.history_states), []).append((prep, sl))
-    for members in groups.values():
+    for h_len, members in groups.items():
         idx = np.concatenate([np.arange(sl.start, sl.stop) for _, sl in members])
-        hist = np.concatenate([np.broadcast_to(p.history_states, (sl.stop - sl.start,)
-                                               + p.history_states.shape) for p, sl in members])
-        full = np.concatenate([hist, states_all[idx]], axis=1)
+        # history rows then simulated rows, written into one buffer (no gathered copy when
+        # the group is the whole batch)
+        full = np.empty((len(idx), h_len + states_all.shape[1], states_all.shape[2]))
+        row = 0
+        for p, sl in members:
+            full[row:row + sl.stop - sl.start, :h_len] = p.history_states
+            row += sl.stop - sl.start
+        whole = len(idx) == len(states_all)   # idx is then 0..N-1 in order
+        full[:, h_len:] = states_all if whole else states_all[idx]
         hc_all[idx] = comfort.comfort_v2(full, cfg.sim.dt_s, cfg.vehicle.rear_axle_to_center_m)
     return c_all, hc_all
 

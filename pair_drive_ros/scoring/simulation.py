@@ -253,18 +253,11 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
     velocity_profile, curvature_profile = fit_velocity_curvature(ref, cfg,
                                                                  (ref_cos.T, ref_sin.T))
     num_profile = velocity_profile.shape[1]
-    # everything that does not depend on the simulated state, for all steps at once, laid out
-    # step-major (T-1, R, N) for the kernels
+    # the speed target's and the LQR horizon's curvature indices of every step
     its = np.arange(t_len - 1)
     ref_idx = np.minimum(its + hor, num_profile - 1)                     # (T-1,)
     window = np.minimum(its[:, None] + np.arange(hor)[None], ref_idx[:, None])
     _, basis = _horizon_constants(hor)
-    steps = np.empty((t_len - 1, kernels.NUM_REF, n))
-    steps[:, kernels.R_X:kernels.R_Y + 1] = ref[:, :-1, :2].transpose(1, 2, 0)
-    steps[:, kernels.R_SIN] = ref_sin
-    steps[:, kernels.R_COS] = ref_cos
-    steps[:, kernels.R_VREF] = velocity_profile[:, ref_idx].T
-    steps[:, kernels.R_CURV:] = (curvature_profile[:, window] @ basis).transpose(1, 2, 0)
     k = _tracker_constants(cfg, wheelbase)
     states = np.zeros((n, t_len, NUM_STATE))
     states[:, 0] = start
@@ -289,14 +282,15 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
     for t in range(1, t_len):
         np.sin(heading, out=sin_h)
         np.cos(heading, out=cos_h)
-        kernels.tracker_errors(w, steps, k, states, t)
+        kernels.tracker_errors(w, ref, ref_sin, ref_cos, k, states, t)
         np.arctan2(num, den, out=head_err)
-        kernels.tracker_lqr(w, steps, k, t)
+        kernels.tracker_lqr(w, velocity_profile, ref_idx, curvature_profile, window, basis, k,
+                            t)
         # normalize_angle of (x1, steer) in one call each
         np.sin(wrap_in, out=wrap_sin)
         np.cos(wrap_in, out=wrap_cos)
         np.arctan2(wrap_sin, wrap_cos, out=wrap_out)
-        kernels.tracker_step(w, steps, k, states, t)
+        kernels.tracker_step(w, k, states, t)
         np.tan(steer, out=tan_steer)
     if t_len > 1:
         kernels.tracker_yaw_rate(w, k, states, t_len - 1)
