@@ -368,8 +368,13 @@ def project_on_route(points, route, arc, margin):
 @numba.njit(cache=True)
 def _cell_row(x, y, cell_m, x0, y0, grid):
     """Row of the dense cell table for point (x, y), -1 outside (geometry._find_rows)."""
-    cx = np.int64(np.floor(x / cell_m))
-    cy = np.int64(np.floor(y / cell_m))
+    fx = np.floor(x / cell_m)
+    fy = np.floor(y / cell_m)
+    # beyond the int64 range (or NaN) numpy's cast lands on the grid's -1 border as well
+    if not (abs(fx) < 4e18 and abs(fy) < 4e18):
+        return -1
+    cx = np.int64(fx)
+    cy = np.int64(fy)
     nx, ny = grid.shape
     ix = min(max(cx - x0, 0), nx - 1)
     iy = min(max(cy - y0, 0), ny - 1)
