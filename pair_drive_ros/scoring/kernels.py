@@ -21,7 +21,8 @@ W_SIN_P = 16    # 2 rows
 W_COS_P = 18    # 2 rows
 W_WRAP = 20     # 2 rows: normalize_angle of W_P (x1, x2)
 W_X0, W_BV0, W_BV1, W_INV, W_ACC_LQR, W_VREF = range(22, 28)
-NUM_WORK = 28
+W_CURV = 28     # 5 rows: the LQR horizon's curvature terms
+NUM_WORK = 33
 
 # tracker constants (float64 array)
 (K_DT, K_WHEELBASE, K_STOP_V, K_NEG_K_LON, K_NEG_STOP_GAIN, K_ALPHA_A, K_ALPHA_S_DT,
@@ -84,28 +85,29 @@ def tracker_errors(w, ref, ref_sin, ref_cos, k, states, t):
 
 
 @numba.njit(cache=True)
-def tracker_lqr(w, velocity, ref_idx, curvature, window, basis, k, t):
+def tracker_lqr(w, velocity, ref_idx, curvature_t, window, basis, k, t):
     """Longitudinal and closed-form lateral LQR up to the angles to wrap (W_P).
 
-    velocity, curvature (N, T-1) profiles; ref_idx (T-1,) the speed target's index, window
-    (T-1, H) the horizon's curvature indices, basis (H, 5) the horizon sums. The curvature
-    terms are `curvature[:, window] @ basis` as numpy computes it through OpenBLAS's dgemm:
-    a fused multiply-add per horizon step, in order, from 0 (checked bit for bit against
-    this machine's OpenBLAS; another BLAS may round the last bit differently).
+    velocity (N, T-1) and curvature_t (T-1, N) profiles; ref_idx (T-1,) the speed target's
+    index, window (T-1, H) the horizon's curvature indices, basis (H, 5) the horizon sums.
+    The curvature terms are `curvature[:, window] @ basis` as numpy computes it through
+    OpenBLAS's dgemm: a fused multiply-add per horizon step, in order, from 0 (checked bit for
+    bit against this machine's OpenBLAS; another BLAS may round the last bit differently).
     """
     n = w.shape[1]
     it = t - 1
     dt = k[K_DT]
     wb = k[K_WHEELBASE]
     vi = ref_idx[it]
-    n_h = window.shape[1]
-    curv = np.empty(5)
+    for j in range(5):
+        acc = w[W_CURV + j]
+        acc[:] = 0.0
+        for h in range(window.shape[1]):
+            row = curvature_t[window[it, h]]
+            b = basis[h, j]
+            for i in range(n):
+                acc[i] = _fma(row[i], b, acc[i])
     for i in range(n):
-        for j in range(5):
-            acc = 0.0
-            for h in range(n_h):
-                acc = _fma(curvature[i, window[it, h]], basis[h, j], acc)
-            curv[j] = acc
         v = w[W_V, i]
         head_err = w[W_HEAD_ERR, i]
         steer = w[W_STEER, i]
@@ -123,8 +125,9 @@ def tracker_lqr(w, velocity, ref_idx, curvature, window, basis, k, t):
         sa = dt * sum_v
         sb = sa / wb
         sw = k[K_DTDT_WB] * pair_vv
-        g1 = k[K_NEG_DT] * (v * curv[0] + al * curv[1])
-        g0 = k[K_NEG_DTDT] * (vv * curv[2] + va * curv[3] + aa * curv[4])
+        g1 = k[K_NEG_DT] * (v * w[W_CURV, i] + al * w[W_CURV + 1, i])
+        g0 = k[K_NEG_DTDT] * (vv * w[W_CURV + 2, i] + va * w[W_CURV + 3, i]
+                              + aa * w[W_CURV + 4, i])
         w[W_X0, i] = w[W_LAT, i] + sa * head_err + sw * steer + g0
         w[W_P, i] = head_err + sb * steer + g1
         w[W_P + 1, i] = steer

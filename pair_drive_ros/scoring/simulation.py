@@ -258,6 +258,7 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
     ref_idx = np.minimum(its + hor, num_profile - 1)                     # (T-1,)
     window = np.minimum(its[:, None] + np.arange(hor)[None], ref_idx[:, None])
     _, basis = _horizon_constants(hor)
+    curvature_t = np.ascontiguousarray(curvature_profile.T)              # (T-1, N)
     k = _tracker_constants(cfg, wheelbase)
     states = np.zeros((n, t_len, NUM_STATE))
     states[:, 0] = start
@@ -284,8 +285,7 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
         np.cos(heading, out=cos_h)
         kernels.tracker_errors(w, ref, ref_sin, ref_cos, k, states, t)
         np.arctan2(num, den, out=head_err)
-        kernels.tracker_lqr(w, velocity_profile, ref_idx, curvature_profile, window, basis, k,
-                            t)
+        kernels.tracker_lqr(w, velocity_profile, ref_idx, curvature_t, window, basis, k, t)
         # normalize_angle of (x1, steer) in one call each
         np.sin(wrap_in, out=wrap_sin)
         np.cos(wrap_in, out=wrap_cos)
