@@ -2,10 +2,12 @@
 
 The per-scene functions in metrics.py pay a fixed cost of many small numpy calls per scene,
 which dominates at small G. Here the candidates of all scenes are concatenated (N rows, scene
-`sid` per row): elementwise and row-wise work runs once, only the per-scene lookups (lane grid,
-route) loop over scenes, and agents are padded to a common count for NC and TTC. Every value is
-computed by the same floating-point expressions as in metrics.py, so the results are identical
-(test/test_scoring_batched.py checks it against the per-scene path).
+`sid` per row): elementwise and row-wise work runs once, agents are padded to a common count for
+NC and TTC, and the searches (lane membership, LK's centreline distance, the NC/TTC box pairs,
+EP's route projection) run in the compiled kernels of kernels.py, one call per scene or per
+agent group. Every value is computed by the same floating-point expressions as in metrics.py,
+so the results are identical (test/test_scoring_batched.py checks it against the per-scene
+path).
 """
 
 from dataclasses import dataclass
