@@ -12,9 +12,10 @@ from pair_drive_ros.policy.checkpoint import CheckpointError, save_checkpoint
 from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
 from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import (BOX_POINTS, MODEL_NAME as SEL_NAME, plan_variants,
-                                            RASTER_CHANNELS, raster_samples, Selector,
-                                            SelectorConfig, selector_loss, TARGETS)
+from pair_drive_ros.policy.selector import (BOX_POINTS, MODEL_NAME as SEL_NAME,
+                                            NUM_PLAN_VARIANTS, plan_variants, RASTER_CHANNELS,
+                                            raster_samples, Selector, SelectorConfig,
+                                            selector_loss, TARGETS)
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig
 from pair_drive_ros.training.rl_common import load_config
 from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
@@ -314,7 +315,7 @@ def test_labels_with_two_il_planners_hold_one_il_block_per_planner(checkpoints):
     assert layout[:4] == [('il', 0), ('il', 1), ('il_perturbed', 0), ('il_perturbed', 1)]
     assert all(k is None for _, k in layout[4:])
     train = build_labels(scenes, rl, [il_a, il_b], cfg, 'cpu', 'labels')
-    block = 1 + 15
+    block = 1 + 15 + (NUM_PLAN_VARIANTS if cfg.model.plan_variants else 0)
     assert train['candidates'].shape[1] == len(layout) * block and int(train['il_blocks']) == 2
     feats, _ = scenes.batch(np.arange(3))
     with torch.no_grad():
@@ -329,3 +330,23 @@ def test_labels_with_two_il_planners_hold_one_il_block_per_planner(checkpoints):
         assert stats[key] == pytest.approx(np.mean(per_il))
     pdms_il_b = 100 * val['targets'][:, block, -2].mean().item()
     assert stats['sel/val_pdms_il_il1'] == pytest.approx(pdms_il_b, rel=1e-5)
+
+
+def test_safety_gate_keeps_candidates_less_safe_than_the_il_plan_out():
+    from dataclasses import replace
+
+    def logits_for(p: dict) -> torch.Tensor:
+        out = torch.full((1, 3, len(TARGETS)), 4.0)      # sigmoid ~0.98 everywhere
+        for (k, name), value in p.items():
+            out[0, k, TARGETS.index(name)] = torch.logit(torch.tensor(value))
+        return out
+
+    # candidate 1: best composite but a lower predicted NC than the IL plan; candidate 2:
+    # slightly better than IL and as safe.
+    logits = logits_for({(0, 'EP'): 0.5, (1, 'NC'): 0.95, (1, 'EP'): 0.99, (2, 'EP'): 0.7})
+    for tolerance, want in ((-1.0, 1), (0.0, 2), (0.2, 1)):
+        sel = Selector(replace(SEL_CFG, select_by='composite', safety_tolerance=tolerance))
+        sel.forward = lambda *args, **kwargs: logits
+        best, score = sel.select(torch.zeros(1, 3, 8, 3))
+        assert int(best[0]) == want, tolerance
+        assert int(score.argmax()) == 1    # the reported scores are not gated

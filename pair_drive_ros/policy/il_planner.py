@@ -79,7 +79,7 @@ class ILPlanner(AbstractPlanner):
         return self.model.plan(tensors)
 
     def plan_tensors(self, tensors: dict) -> dict:
-        """The model's plan dict for a feature batch (as in compute_plans; no checks)."""
+        """Return the model's plan dict for a feature batch (as in compute_plans; no checks)."""
         return self._plan(tensors)
 
     def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:

@@ -22,8 +22,10 @@ from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, l
 from pair_drive_ros.policy.configs import config_from_dict
 from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, pick_with_margin,
-                                            plan_variants, Selector, SelectorConfig)
+from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, NUM_PLAN_VARIANTS,
+                                            pick_with_margin, plan_variants, Selector,
+                                            SelectorConfig)
+from pair_drive_ros.policy.tree import resolve_group
 
 LOG = logging.getLogger(__name__)
 
@@ -127,12 +129,16 @@ class PaIRPlanner(AbstractPlanner):
         prev_ego = inverse_transform_points(features.ego.pose, prev_xy)
         return np.linalg.norm(candidates[:, keep, :2] - prev_ego, axis=-1).mean(-1)
 
+    def candidates_per_frame(self) -> int:
+        """K: the IL plan, the tree's leaves and (with variants) the plan variants."""
+        return 1 + len(resolve_group(self.codes)) + (NUM_PLAN_VARIANTS if self.variants else 0)
+
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the candidate set (B, K, 8, 3) and the RL context tokens (B, N, d).
 
         Candidate 0 is the IL plan (B, 8, 3), then the G tree leaves around it, then (with
-        variants) the plan's 14 speed x lateral variants: K = 1 + G (+ 14).
+        variants) the plan's 14 speed x lateral variants: K = 1 + G (+ NUM_PLAN_VARIANTS).
         """
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)

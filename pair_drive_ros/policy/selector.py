@@ -55,6 +55,9 @@ class SelectorConfig:
     # The candidate set this selector was trained on: [IL plan, tree leaves] and, with
     # plan_variants, also the IL plan's whole-trajectory speed x lateral variants.
     plan_variants: bool = False
+    # Safety gate (closed loop): a candidate may replace the IL plan only if its predicted NC and
+    # TTC are at least the IL plan's minus this tolerance (negative: no gate).
+    safety_tolerance: float = -1.0
     box_length_m: float = 5.0
     box_width_m: float = 2.0
     # The BEV grid of the features (perception.PerceptionConfig): front edge, half width and
@@ -136,8 +139,17 @@ class Selector(nn.Module):
     def select(self, candidates: torch.Tensor, context: torch.Tensor | None = None,
                batch: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(best index (B,), selection scores (B, K)); index 0 (IL) wins ties within margin."""
-        score = self.selection_score(self.forward(candidates, context, batch))
-        return pick_with_margin(score, self.cfg.fallback_margin), score
+        logits = self.forward(candidates, context, batch)
+        score = self.selection_score(logits)
+        pick_from = score
+        if self.cfg.safety_tolerance >= 0:
+            p = torch.sigmoid(logits)
+            safe = torch.ones_like(score, dtype=torch.bool)
+            for name in ('NC', 'TTC'):
+                q = p[..., TARGETS.index(name)]
+                safe &= q >= q[:, :1] - self.cfg.safety_tolerance
+            pick_from = torch.where(safe, score, torch.full_like(score, -1.0))
+        return pick_with_margin(pick_from, self.cfg.fallback_margin), score
 
 
 def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
@@ -175,6 +187,7 @@ def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
 # axis by a lateral offset ramping up over the horizon (the identity pair is the plan itself).
 VARIANT_SPEEDS = (0.8, 0.9, 1.0, 1.1, 1.2)
 VARIANT_LATERAL_M = (-1.0, 0.0, 1.0)
+NUM_PLAN_VARIANTS = len(VARIANT_SPEEDS) * len(VARIANT_LATERAL_M) - 1    # without the identity
 
 
 def plan_variants(plans: torch.Tensor, keep_identity: bool = False) -> torch.Tensor:

@@ -2,12 +2,12 @@
 
     python -m pair_drive_ros.training.rl_results --out runs/pair/results [--closed-loop 2]
 
-Open loop (every `frame_stride`-th scorable frame of the split, evaluate_open_loop): IL-A, IL-A +
-sequential GRPO, IL-A + PaIR, IL-B, IL-B + PaIR (the RL branch is always trained with IL-A only;
-with --plug-selector also a row whose selector never saw IL-B: plug-and-play), oracle best-of-N
-over the PaIR candidates (UPPER BOUND: true scores), expert and the privileged reference planner;
-the expert as the IL policy (all scenes and the 20% where the expert scores lowest); group-size
-ablation (5, 9, 12, 15 codes) and tree vs no-tree.
+Open loop (every `frame_stride`-th scorable frame of the split, evaluate_open_loop): IL-A,
+IL-A + sequential GRPO, IL-A + PaIR, IL-B, IL-B + PaIR (plug-and-play: RL branch and selector
+trained with IL-A only; with --tree-only-selector also PaIR rows without plan variants, as in
+the paper), oracle best-of-N over the PaIR candidates (UPPER BOUND: true scores), expert and
+the privileged reference planner; the expert as the IL policy (all scenes and the 20% where the
+expert scores lowest); group-size ablation (5, 9, 12, 15 codes), tree only and no tree.
 Writes results.json and results.md (Markdown tables) under --out.
 """
 
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
-from pair_drive_ros.policy.selector import plan_variants
+from pair_drive_ros.policy.selector import plan_variants, VARIANT_LATERAL_M, VARIANT_SPEEDS
 
 LOG = logging.getLogger(__name__)
-PLUG_LABEL = 'IL-B + PaIR, plug-and-play (RL branch and selector trained with IL-A only)'
+TREE_ONLY = ', tree only (paper candidate set, its own selector)'
 COLS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'C', 'LK', 'HC', 'pdms', 'epdms')
 
 
@@ -43,6 +43,9 @@ class NoTreePaIR(PaIRPlanner):
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
         return torch.cat([ref[:, None], plan_variants(ref, keep_identity=True)], 1), context
+
+    def candidates_per_frame(self) -> int:
+        return 1 + len(VARIANT_SPEEDS) * len(VARIANT_LATERAL_M)
 
 
 class Frames:
@@ -139,8 +142,10 @@ def closed_loop(args: argparse.Namespace) -> dict:
     planners = [('IL-A', il_a), ('IL-A + sequential GRPO', sequential),
                 ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
                 ('IL-B', il_b), ('IL-B + PaIR', PaIRPlanner(il_b, rl, selector))]
-    if args.plug_selector:
-        planners.append((PLUG_LABEL, PaIRPlanner(il_b, rl, load_selector(args.plug_selector))))
+    if args.tree_only_selector:
+        tree_sel = load_selector(args.tree_only_selector)
+        planners += [(f'IL-A + PaIR{TREE_ONLY}', PaIRPlanner(il_a, rl, tree_sel)),
+                     (f'IL-B + PaIR{TREE_ONLY}', PaIRPlanner(il_b, rl, tree_sel))]
     planners += [(f'IL-A + PaIR, consistency {w:g}',
                   PaIRPlanner(il_a, rl, selector, consistency_weight=w))
                  for w in args.consistency]
@@ -190,7 +195,7 @@ def main(args: argparse.Namespace) -> dict:
     res = {'command': args.command_line, 'split': args.split, 'frame_stride': args.frame_stride,
            'checkpoints': {'il_a': args.il_a, 'il_b': args.il_b, 'sequential': args.sequential,
                            'rl': args.rl_checkpoint, 'selector': args.selector_checkpoint,
-                           'plug_selector': args.plug_selector}}
+                           'tree_only_selector': args.tree_only_selector}}
 
     # -- 1. main table ----------------------------------------------------------------------------
     pair_a = PaIRPlanner(il_a, rl, selector)
@@ -202,14 +207,17 @@ def main(args: argparse.Namespace) -> dict:
     main_rows += [_open(pair_a, frames, 'IL-A + PaIR', bs),
                   _open(il_b, frames, 'IL-B (DiffusionDrive-lite)', bs),
                   _open(pair_b, frames, 'IL-B + PaIR', bs)]
-    if args.plug_selector:
-        plug = PaIRPlanner(il_b, rl, load_selector(args.plug_selector))
-        main_rows.append(_open(plug, frames, PLUG_LABEL, bs))
-    main_rows += [
-                  _open(OracleBestOfN(pair_a, score_fn=frames.true_scores), frames,
-                        'UPPER BOUND: oracle best-of-16, IL-A + tree', bs),
+    if args.tree_only_selector:
+        tree_sel = load_selector(args.tree_only_selector)
+        main_rows += [_open(PaIRPlanner(il, rl, tree_sel), frames, f'{name} + PaIR{TREE_ONLY}',
+                            bs) for name, il in (('IL-A', il_a), ('IL-B', il_b))]
+    variants = pair_a.variants          # the selector's candidate set (plan variants or not)
+    k = pair_a.candidates_per_frame()
+    kind = 'tree + variants' if variants else 'tree'
+    oracle_a = f'UPPER BOUND: oracle best-of-{k}, IL-A + {kind}'
+    main_rows += [_open(OracleBestOfN(pair_a, score_fn=frames.true_scores), frames, oracle_a, bs),
                   _open(OracleBestOfN(pair_b, score_fn=frames.true_scores), frames,
-                        'UPPER BOUND: oracle best-of-16, IL-B + tree', bs),
+                        f'UPPER BOUND: oracle best-of-{k}, IL-B + {kind}', bs),
                   _open(ExpertPlanner(), frames, 'expert (logged, privileged)', bs),
                   _open(ReferencePlanner(), frames, 'PDM reference planner (privileged)', bs)]
     res['main'] = main_rows
@@ -218,8 +226,10 @@ def main(args: argparse.Namespace) -> dict:
     expert = next(e for e in main_rows if e['label'].startswith('expert'))
     pair_expert = _open(PaIRPlanner(ExpertPlanner(), rl, selector), frames,
                         'expert + PaIR', bs)
-    oracle = OracleBestOfN(PaIRPlanner(ExpertPlanner(), rl, None), score_fn=frames.true_scores)
-    oracle_expert = _open(oracle, frames, 'UPPER BOUND: oracle best-of-16, expert + tree', bs)
+    oracle = OracleBestOfN(PaIRPlanner(ExpertPlanner(), rl, None, variants=variants),
+                           score_fn=frames.true_scores)
+    oracle_expert = _open(oracle, frames, f'UPPER BOUND: oracle best-of-{k}, expert + {kind}',
+                          bs)
     order = sorted(expert['rows'], key=lambda r: r['pdms'])
     worst = {r['token'] for r in order[:max(1, len(order) // 5)]}
     res['expert_as_il'] = {
@@ -230,25 +240,34 @@ def main(args: argparse.Namespace) -> dict:
                     for e in (expert, pair_expert, oracle_expert)},
         'worst_scenes': len(worst)}
 
-    # -- 3. group size and tree vs no tree --------------------------------------------------------
+    # -- 3. group size, tree only and no tree (same selector) -------------------------------------
     ablation = []
     by_label = {e['label']: e for e in main_rows}
+
+    def candidate_set(label: str, planner: PaIRPlanner, oracle_planner: PaIRPlanner) -> dict:
+        sel = _open(planner, frames, f'IL-A + PaIR, {label}', bs)
+        ora = _open(OracleBestOfN(oracle_planner, score_fn=frames.true_scores), frames,
+                    f'oracle, {label}', bs)
+        return {'label': label, 'candidates': planner.candidates_per_frame(),
+                'selector': sel['summary'], 'oracle': ora['summary']}
+
     for group in ('5', '9', '12', '15'):
+        label = f'{kind}, G = {group}'
         if group == '15':   # the main table's rows
-            sel = by_label['IL-A + PaIR']
-            ora = by_label['UPPER BOUND: oracle best-of-16, IL-A + tree']
-        else:
-            sel = _open(PaIRPlanner(il_a, rl, selector, codes=group), frames,
-                        f'IL-A + PaIR, G = {group}', bs)
-            oracle = OracleBestOfN(PaIRPlanner(il_a, rl, None, codes=group),
-                                   score_fn=frames.true_scores)
-            ora = _open(oracle, frames, f'oracle, G = {group}', bs)
-        ablation.append({'group': group, 'selector': sel['summary'], 'oracle': ora['summary']})
-    no_tree = _open(NoTreePaIR(il_a, rl, selector), frames, 'IL-A + no-tree variants', bs)
-    oracle = OracleBestOfN(NoTreePaIR(il_a, rl, None), score_fn=frames.true_scores)
-    no_tree_oracle = _open(oracle, frames, 'oracle, no-tree variants', bs)
-    res['ablation'] = {'group': ablation, 'no_tree': {'selector': no_tree['summary'],
-                                                      'oracle': no_tree_oracle['summary']}}
+            ablation.append({'label': label, 'candidates': k,
+                             'selector': by_label['IL-A + PaIR']['summary'],
+                             'oracle': by_label[oracle_a]['summary']})
+            continue
+        ablation.append(candidate_set(
+            label, PaIRPlanner(il_a, rl, selector, codes=group),
+            PaIRPlanner(il_a, rl, None, codes=group, variants=variants)))
+    if variants:
+        ablation.append(candidate_set('tree only, G = 15 (no variants)',
+                                      PaIRPlanner(il_a, rl, selector, variants=False),
+                                      PaIRPlanner(il_a, rl, None)))
+    ablation.append(candidate_set('no tree (15 whole-trajectory variants)',
+                                  NoTreePaIR(il_a, rl, selector), NoTreePaIR(il_a, rl, None)))
+    res['ablation'] = ablation
 
     for entry in main_rows + [pair_expert, oracle_expert]:
         entry.pop('rows', None)
@@ -310,14 +329,10 @@ def markdown(res: dict) -> str:
                      f'{w["epdms"]:.1f} |')
     lines += ['', '| candidates (IL-A reference) | selector PDMS | selector EPDMS | '
               'oracle PDMS (upper bound) | oracle EPDMS |', '|---|---|---|---|---|']
-    for a in res['ablation']['group']:
-        lines.append(f'| tree, G = {a["group"]} | {a["selector"]["pdms"]:.1f} | '
-                     f'{a["selector"]["epdms"]:.1f} | {a["oracle"]["pdms"]:.1f} | '
-                     f'{a["oracle"]["epdms"]:.1f} |')
-    nt = res['ablation']['no_tree']
-    lines.append(f'| no tree (15 whole-trajectory variants) | {nt["selector"]["pdms"]:.1f} | '
-                 f'{nt["selector"]["epdms"]:.1f} | {nt["oracle"]["pdms"]:.1f} | '
-                 f'{nt["oracle"]["epdms"]:.1f} |')
+    for a in res['ablation']:
+        lines.append(f'| {a["label"]} ({a["candidates"]} candidates) | '
+                     f'{a["selector"]["pdms"]:.1f} | {a["selector"]["epdms"]:.1f} | '
+                     f'{a["oracle"]["pdms"]:.1f} | {a["oracle"]["epdms"]:.1f} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -349,9 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--sequential', default='models/transfuser_lite_seq_grpo.pt')
     p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
     p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
-    p.add_argument('--plug-selector', default='',
-                   help='a selector trained with IL-A plans only: adds the plug-and-play '
-                        'IL-B + PaIR row (open and closed loop)')
+    p.add_argument('--tree-only-selector', default='',
+                   help='a selector trained without plan variants: adds IL-A / IL-B + PaIR rows '
+                        'with the candidate set of the paper, [IL plan, tree leaves] (open and '
+                        'closed loop)')
     p.add_argument('--closed-loop', type=int, default=0,
                    help='closed loop only: this many episodes per scenario (no open loop)')
     p.add_argument('--consistency', type=float, nargs='*', default=[], metavar='W',

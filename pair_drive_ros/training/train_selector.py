@@ -80,7 +80,8 @@ class SelectorTrainConfig:
     margins: tuple = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)   # fallback margins tried on val
     labels: str = ''               # a labels.pt of an earlier run (same RL branch): skip scoring
     relabel_il: bool = False       # with labels: re-score only the IL part (a new IL-A) and val
-    seed: int = 0
+    seed: int = 0                  # weights and batch order
+    label_seed: int = 0            # the labels: scene subset, perturbations, sampled leaves
     device: str = 'cpu'
     threads: int = 2
     workers: int = 1
@@ -123,8 +124,8 @@ def build_labels(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
     codes = resolve_group(cfg.group)
     references = cfg.references if references is None else references
     layout = reference_layout(references, len(il_planners))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.label_seed)
+    rng = np.random.default_rng(cfg.label_seed)
     ctxs, cands, targets = [], [], []
     rasters = {k: [] for k in RASTER_KEYS}
     for start in tqdm(range(0, len(scenes), cfg.batch_size), desc=desc, unit='batch'):
@@ -209,9 +210,10 @@ def _load_scenes(cfg: SelectorTrainConfig, val: bool):
 
     if val:
         return load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
-                              cfg.val_max_scenes, cfg.seed, cfg.workers, keep_prepared=False)
-    return load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes, cfg.seed,
-                          cfg.workers, keep_prepared=False)
+                              cfg.val_max_scenes, cfg.label_seed, cfg.workers,
+                              keep_prepared=False)
+    return load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
+                          cfg.label_seed, cfg.workers, keep_prepared=False)
 
 
 def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=None,
