@@ -70,10 +70,12 @@ def main() -> None:
 
     print(f'| stage (CPU, {args.threads} thread(s), {n} test frames) | p50 / p95 [ms] |')
     print('|---|---|')
-    print(f'| **PaIR compute_plan (IL + tree G=15 + selector)** | {percentiles(total)} |')
+    k = planner.candidates_per_frame()
+    print(f'| **PaIR compute_plan (IL + tree G=15{" + variants" if planner.variants else ""}'
+          f' + selector)** | {percentiles(total)} |')
     print(f'| of which IL planner | {percentiles(il)} |')
     print(f'| of which RL trunk + tree | {percentiles(tree)} |')
-    print(f'| of which selector (16 candidates) | {percentiles(sel)} |')
+    print(f'| of which selector ({k} candidates) | {percentiles(sel)} |')
     print(f'| IL planner alone | {percentiles(il_alone)} |')
     print(f'| feature builder (sensor frame -> features, {len(feat_ms)} frames) | '
           f'{percentiles(feat_ms)} |')
