@@ -246,28 +246,30 @@ def test_consistency_term_measures_distance_to_the_previous_plan(checkpoints):
     assert pair.previous_plan_distance(later, cands) is None
 
 
+class ShiftedIL:
+    """An IL planner whose plans are another one's, moved sideways by dy [m]."""
+
+    def __init__(self, planner, dy: float):
+        self.planner = planner
+        self.dy = dy
+
+    def plan_tensors(self, feats):
+        out = self.planner.plan_tensors(feats)['trajectory'].clone()
+        out[..., 1] += self.dy
+        return {'trajectory': out}
+
+
 def test_relabel_il_replaces_every_il_block_and_keeps_the_expert_blocks(checkpoints):
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch
     from pair_drive_ros.training.train_selector import build_labels, relabel_il
     from pair_drive_ros.training.train_selector import SelectorTrainConfig
 
-    class ShiftedIL:
-        """A 'new IL-A': the old one's plans moved 1 m to the left."""
-
-        def __init__(self, planner):
-            self.planner = planner
-
-        def plan_tensors(self, feats):
-            out = self.planner.plan_tensors(feats)['trajectory'].clone()
-            out[..., 1] += 1.0
-            return {'trajectory': out}
-
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', ['batch_size=2'])
     scenes = SyntheticSceneSet(3, seed=1)
     rl = load_rl_branch(checkpoints['rl'])
     old_il = load_il_planner(checkpoints['il'], 'cpu')
-    new_il = ShiftedIL(old_il)
+    new_il = ShiftedIL(old_il, 1.0)      # a 'new IL-A': plans 1 m to the left
     labels = build_labels(scenes, rl, [old_il], cfg, 'cpu', 'labels')
     train, _ = relabel_il(cfg, rl, [new_il], 'cpu', labels, scenes,
                           SyntheticSceneSet(2, seed=2))
@@ -295,22 +297,11 @@ def test_labels_with_two_il_planners_hold_one_il_block_per_planner(checkpoints):
     from pair_drive_ros.training.train_selector import (build_labels, evaluate,
                                                         reference_layout, SelectorTrainConfig)
 
-    class ShiftedIL:
-        """A second IL planner: IL-A's plans moved 2 m to the right."""
-
-        def __init__(self, planner):
-            self.planner = planner
-
-        def plan_tensors(self, feats):
-            out = self.planner.plan_tensors(feats)['trajectory'].clone()
-            out[..., 1] -= 2.0
-            return {'trajectory': out}
-
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', ['batch_size=2'])
     scenes = SyntheticSceneSet(3, seed=1)
     rl = load_rl_branch(checkpoints['rl'])
     il_a = load_il_planner(checkpoints['il'], 'cpu')
-    il_b = ShiftedIL(il_a)
+    il_b = ShiftedIL(il_a, -2.0)         # a second IL planner: 2 m to the right
     layout = reference_layout(cfg.references, 2)
     assert layout[:4] == [('il', 0), ('il', 1), ('il_perturbed', 0), ('il_perturbed', 1)]
     assert all(k is None for _, k in layout[4:])
