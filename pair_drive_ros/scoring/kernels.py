@@ -296,6 +296,23 @@ def first_box_overlaps(cx, cy, cos_h, sin_h, speed, min_speed, step, offs, t_eva
 
 
 @numba.njit(cache=True)
+def _segment_offset(px, py, ax, ay, bx, by):
+    """(squared distance, t, length^2 floored at 1e-18) of point p to segment a-b.
+
+    The operations of SegmentGrid.within and the route-projection shortcut, in their order.
+    """
+    dx = bx - ax
+    dy = by - ay
+    len2 = max(dx * dx + dy * dy, 1e-18)
+    rx = px - ax
+    ry = py - ay
+    t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0)
+    ex = rx - t * dx
+    ey = ry - t * dy
+    return ex * ex + ey * ey, t, len2
+
+
+@numba.njit(cache=True)
 def project_on_route(points, route, arc, margin):
     """geometry.project_on_polyline (arc length only) with the same operations.
 
@@ -337,16 +354,8 @@ def project_on_route(points, route, arc, margin):
         best_len2 = 0.0
         for q in range(n_keep):
             j = keep[q]
-            ax, ay = route[j, 0], route[j, 1]
-            dx = route[j + 1, 0] - ax
-            dy = route[j + 1, 1] - ay
-            len2 = max(dx * dx + dy * dy, 1e-18)
-            rx = px - ax
-            ry = py - ay
-            t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0)
-            ex = rx - t * dx
-            ey = ry - t * dy
-            d2 = ex * ex + ey * ey
+            d2, t, len2 = _segment_offset(px, py, route[j, 0], route[j, 1], route[j + 1, 0],
+                                          route[j + 1, 1])
             if d2 < best_d2:
                 best, best_d2, best_t, best_len2 = j, d2, t, len2
         if best >= 0 and best_d2 <= margin2:
@@ -463,16 +472,8 @@ def within_segments(points, radius, cell_m, x0, y0, grid, flat_start, flat_count
         start = flat_start[row]
         for q in range(start, start + flat_count[row]):
             s = flat_values[q]
-            ax, ay = seg_a[s, 0], seg_a[s, 1]
-            dx = seg_b[s, 0] - ax
-            dy = seg_b[s, 1] - ay
-            len2 = max(dx * dx + dy * dy, 1e-18)
-            rx = x - ax
-            ry = y - ay
-            t = min(max((rx * dx + ry * dy) / len2, 0.0), 1.0)
-            ex = rx - t * dx
-            ey = ry - t * dy
-            if ex * ex + ey * ey <= r2:
+            d2 = _segment_offset(x, y, seg_a[s, 0], seg_a[s, 1], seg_b[s, 0], seg_b[s, 1])[0]
+            if d2 <= r2:
                 out[i] = True
                 break
 
