@@ -138,7 +138,7 @@ class PaIRPlanner(AbstractPlanner):
         """Return the candidate set (B, K, 8, 3) and the RL context tokens (B, N, d).
 
         Candidate 0 is the IL plan (B, 8, 3), then the G tree leaves around it, then (with
-        variants) the plan's 14 speed x lateral variants: K = 1 + G (+ NUM_PLAN_VARIANTS).
+        variants) the plan's NUM_PLAN_VARIANTS speed x lateral variants.
         """
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
