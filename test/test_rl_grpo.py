@@ -130,6 +130,60 @@ def test_sequential_trainer_smoke(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_sequential_trainer_smoke_diffusiondrive(tmp_path):
+    from pair_drive_ros.policy.checkpoint import save_checkpoint
+    from pair_drive_ros.policy.diffusiondrive.config import DiffusionDriveConfig
+    from pair_drive_ros.policy.il_planner import build_model, DiffusionDrivePlanner, load_il_model
+    from pair_drive_ros.training.train_sequential import (diffusion_plan, main,
+                                                          SequentialConfig)
+
+    torch.manual_seed(0)
+    model = build_model('diffusiondrive', DiffusionDriveConfig(backbone=TINY_BACKBONE,
+                                                               num_modes=4, decoder_layers=1))
+    for p in model.parameters():    # the zero-initialised sample head would give no gradient
+        torch.nn.init.normal_(p, std=0.1)
+    model.eval()
+    scenes = SyntheticSceneSet(4)
+    feats, _ = scenes.batch([0, 1, 2], 'cpu')
+    # The differentiable plan is the deployed plan: plain plan() under no_grad bit for bit;
+    # with grad on, MultiheadAttention leaves its inference fast path (float rounding only).
+    deployed = DiffusionDrivePlanner(model).plan_tensors(feats)
+    enc = model.trunk(feats)
+    with torch.no_grad():
+        same = model.denoise(model.trunk(feats), torch.Generator().manual_seed(0))
+    for key in ('trajectory', 'candidates', 'scores'):
+        assert torch.equal(same[key], deployed[key]), key
+    traj = diffusion_plan(model, enc, noise_seed=0)
+    torch.testing.assert_close(traj, deployed['trajectory'], atol=1e-5, rtol=0)
+    assert not torch.allclose(diffusion_plan(model, enc, noise_seed=1), traj)
+    # Gradients reach the decoder, not the trunk (frozen as in the trainer).
+    model.trunk.requires_grad_(False)
+    enc = model.trunk(feats)
+    diffusion_plan(model, enc, noise_seed=0).square().sum().backward()
+    assert all(p.grad is None for p in model.trunk.parameters())
+    for module in (model.layers, model.traj_encoder):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+    model.zero_grad(set_to_none=True)
+    model.trunk.requires_grad_(True)
+    il_path = save_checkpoint(tmp_path / 'il_b.pt', model, model_name='diffusiondrive',
+                              model_config=model.cfg)
+    cfg = load_config(SequentialConfig, 'config/rl_sequential_b.yaml', [
+        f'runs_root={tmp_path}', 'total_steps=2', 'scenes_per_step=2', 'group_size=4',
+        f'il_checkpoint={il_path}', 'out=' + str(tmp_path / 'seq_b.pt'), 'threads=1'])
+    path = main(cfg, scenes=scenes)
+    assert path.name == 'diffusiondrive_seq_grpo.pt' and (tmp_path / 'seq_b.pt').is_file()
+    tuned, _ = load_il_model(tmp_path / 'seq_b.pt', expect_model='diffusiondrive')
+    assert any(not torch.equal(a, b) for a, b in zip(model.layers.parameters(),
+                                                     tuned.layers.parameters()))
+    for a, b in zip(model.trunk.parameters(), tuned.trunk.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(model.anchors, tuned.anchors)
+    scalars = _scalars(path.parent)
+    assert len(scalars['seq/policy_loss']) == 2
+    assert np.all(np.isfinite(scalars['seq/policy_loss']))
+
+
 def test_reference_augmentation_scales_shifts_and_keeps_headings_consistent():
     from pair_drive_ros.training.train_rl import augment_reference, RLTrainConfig
 

@@ -1,17 +1,23 @@
-"""Sequential baseline (IL -> RL): the same GRPO applied directly to the IL planner A.
+"""Sequential baseline (IL -> RL): the same GRPO applied directly to an IL planner (A or B).
 
+The IL checkpoint's model name decides which: Transfuser-lite (IL-A, the policy mean is
+`model(feats)['trajectory']`) or DiffusionDrive-lite (IL-B, the policy mean is the deployed plan:
+`DiffusionDriveModel.denoise`, i.e. plan() with gradients, with the deployed planner's fixed
+noise seed, the same DDIM steps and the best-scored mode).
 Policy: a Gaussian on the IL plan's kinematic parameters (per-step length [m] and heading
-change [rad], (8, 2), from backbone.kinematic_params of the model's trajectory):
+change [rad], (8, 2), from backbone.kinematic_params of the plan):
 params ~ N(mean, diag(sigma_step^2, sigma_turn^2)), plan = integrate_kinematics(params), so
 every sample is a smooth, kinematically consistent plan; log pi = log N(params; mean, sigma).
 Reward,
 group normalisation, clipped ratio, KL(pi_theta || pi_old) with the adaptive weight, AdamW +
 cosine decay, scenes per step, steps and update epochs are those of train_rl (same budget).
-Like the RL branch, the perception trunk is frozen (its outputs are computed once per step); the
-IL model's trajectory head is what GRPO fine-tunes. The result is an IL checkpoint (same model
-name and config), so `pair-drive evaluate --planner transfuser --il-checkpoint ...` loads it.
+Like the RL branch, the perception trunk is frozen; the IL model's decoder (IL-A: trajectory
+head; IL-B: trajectory encoder, time MLP and cascade layers) is what GRPO fine-tunes. The result
+is an IL checkpoint (same model name and config), so `pair-drive evaluate --planner transfuser
+--il-checkpoint ...` (or `--planner diffusiondrive`) loads it.
 
-    pair-drive train sequential --config config/rl_sequential.yaml
+    pair-drive train sequential --config config/rl_sequential.yaml     # IL-A
+    pair-drive train sequential --config config/rl_sequential_b.yaml   # IL-B
 """
 
 import argparse
@@ -68,6 +74,7 @@ class SequentialConfig:
     workers: int = 1
     runs_root: str = 'runs'
     out: str = ''
+    noise_seed: int = 0            # IL-B only: DiffusionDrivePlanner's fixed per-call noise seed
 
 
 def kinematic_mean(model, feats: dict) -> torch.Tensor:
@@ -76,9 +83,36 @@ def kinematic_mean(model, feats: dict) -> torch.Tensor:
     Uses only the model's output trajectory and backbone.kinematic_params, so it does not depend
     on how the IL head parameterises that trajectory.
     """
-    traj = model(feats)['trajectory']
+    return plan_kinematics(model(feats)['trajectory'])
+
+
+def plan_kinematics(traj: torch.Tensor) -> torch.Tensor:
+    """(B, 8, 2) per-step (length, heading change) of plans (B, 8, 3)."""
     step, turn = kinematic_params(traj[..., :2])
     return torch.stack([step, turn], -1)
+
+
+def diffusion_plan(model, enc: dict, noise_seed: int) -> torch.Tensor:
+    """Return the deployed IL-B plan (B, 8, 3), differentiable w.r.t. the decoder.
+
+    A fresh generator per call, seeded like DiffusionDrivePlanner._plan, so the noise (and with
+    it the plan) is the deployed one; enc: the (frozen) trunk's outputs.
+    """
+    gen = torch.Generator().manual_seed(noise_seed)
+    return model.denoise(enc, gen)['trajectory']
+
+
+def policy_mean_fn(model, feats: dict, noise_seed: int = 0):
+    """Callable () -> (B, 8, 2) policy mean of this step's scenes (the IL plan, kinematic).
+
+    IL-A: kinematic_mean. IL-B: the frozen trunk runs once here (no grad); each call reruns
+    only the diffusion decoder (same noise, so the same plan until the weights change).
+    """
+    if getattr(model, 'model_name', None) == 'diffusiondrive':
+        with torch.no_grad():
+            enc = model.trunk(feats)
+        return lambda: plan_kinematics(diffusion_plan(model, enc, noise_seed))
+    return lambda: kinematic_mean(model, feats)
 
 
 def to_trajectory(params: torch.Tensor) -> torch.Tensor:
@@ -103,7 +137,7 @@ def gaussian_kl(mean_new: torch.Tensor, mean_old: torch.Tensor, sigma) -> torch.
 
 
 def main(cfg: SequentialConfig, scenes=None) -> Path:
-    """Fine-tune IL planner A with GRPO; return the final IL checkpoint path."""
+    """Fine-tune an IL planner (A or B) with GRPO; return the final IL checkpoint path."""
     from tqdm import tqdm
 
     from pair_drive_ros.policy.il_planner import load_il_model
@@ -113,7 +147,8 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
-    model, il_ckpt = load_il_model(cfg.il_checkpoint, str(device), expect_model='transfuser')
+    model, il_ckpt = load_il_model(cfg.il_checkpoint, str(device))
+    name = il_ckpt['model']
     model.eval()
     model.trunk.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -136,9 +171,10 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
         # -- rollout --------------------------------------------------------------------------
         js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
         feats, _ = scenes.batch(js, device)
+        policy_mean = policy_mean_fn(model, feats, cfg.noise_seed)
         sig = sigma * torch.tensor([cfg.sigma_step_m, cfg.sigma_turn_rad], device=device)
         with torch.no_grad():
-            old_mean = kinematic_mean(model, feats)
+            old_mean = policy_mean()
             noise = torch.randn((len(js), cfg.group_size) + old_mean.shape[1:], generator=gen)
             raw = old_mean[:, None] + sig * noise.to(device)
             old_lp = gaussian_log_prob(raw, old_mean[:, None], sig)
@@ -149,7 +185,7 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
 
         # -- GRPO update ------------------------------------------------------------------------
         for _ in range(cfg.update_epochs):
-            mean = kinematic_mean(model, feats)
+            mean = policy_mean()
             lp = gaussian_log_prob(raw, mean[:, None], sig)
             kl = gaussian_kl(mean, old_mean, sig)
             loss, stats = grpo_loss(lp, old_lp, advantages, kl, cfg.clip_eps, beta)
@@ -165,8 +201,8 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
                        'perf/steps_per_s': 1.0 / (time.perf_counter() - t0)})
         log.scalars(step, values)
 
-    path = save_checkpoint(log.run_dir / 'transfuser_seq_grpo.pt', model,
-                           model_name='transfuser', model_config=model.cfg,
+    path = save_checkpoint(log.run_dir / f'{name}_seq_grpo.pt', model,
+                           model_name=name, model_config=model.cfg,
                            perception_config=il_ckpt.get('perception_config') or None,
                            extra={'train_config': config_to_dict(cfg),
                                   'train_seconds': log.elapsed_s,

@@ -172,8 +172,15 @@ class DiffusionDriveModel(nn.Module):
         Returns trajectory (B, 8, 3) the best-scored mode, candidates (B, K, 8, 3) all modes,
         scores (B, K) mode probabilities, context (B, 65, d) the trunk's tokens.
         """
+        return self.denoise(self.trunk(batch), generator)
+
+    def denoise(self, enc: dict, generator: torch.Generator | None = None) -> dict:
+        """plan() from the trunk's outputs `enc`, differentiable (the caller picks grad mode).
+
+        The same noise draw, DDIM steps and best-mode choice as plan(), which calls it under
+        no_grad; the sequential GRPO baseline fine-tunes the decoder through it.
+        """
         cfg = self.cfg
-        enc = self.trunk(batch)
         b = enc['memory'].shape[0]
         dev = enc['memory'].device
         x0 = self.normalize(self.anchors)[None].expand(b, -1, -1, -1)
