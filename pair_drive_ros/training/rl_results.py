@@ -3,11 +3,12 @@
     python -m pair_drive_ros.training.rl_results --out runs/pair/results [--closed-loop 2]
 
 Open loop (every `frame_stride`-th scorable frame of the split, evaluate_open_loop): IL-A,
-IL-A + sequential GRPO, IL-A + PaIR, IL-B, IL-B + PaIR (plug-and-play: RL branch and selector
-trained with IL-A only; with --tree-only-selector also PaIR rows without plan variants, as in
-the paper), oracle best-of-N over the PaIR candidates (UPPER BOUND: true scores), expert and
-the privileged reference planner; the expert as the IL policy (all scenes and the 20% where the
-expert scores lowest); group-size ablation (5, 9, 12, 15 codes), tree only and no tree.
+IL-A + sequential GRPO, IL-A + PaIR, IL-B, IL-B + sequential GRPO, IL-B + PaIR (plug-and-play:
+RL branch and selector trained with IL-A only; with --tree-only-selector also PaIR rows without
+plan variants, as in the paper), oracle best-of-N over the PaIR candidates (UPPER BOUND: true
+scores), expert and the privileged reference planner; the expert as the IL policy (all scenes
+and the 20% where the expert scores lowest); group-size ablation (5, 9, 12, 15 codes), tree only
+and no tree.
 Writes results.json and results.md (Markdown tables) under --out.
 """
 
@@ -25,6 +26,12 @@ from pair_drive_ros.policy.selector import plan_variants, VARIANT_LATERAL_M, VAR
 
 LOG = logging.getLogger(__name__)
 TREE_ONLY = ', tree only (paper candidate set, its own selector)'
+# The sequential baselines' rows (GRPO fine-tuning of the IL planner itself): label, the main
+# table row they follow, the IL model name, the argument holding the checkpoint.
+SEQUENTIAL_ROWS = (('IL-A + sequential GRPO', 'IL-A (Transfuser-lite)', 'transfuser',
+                    'sequential'),
+                   ('IL-B + sequential GRPO', 'IL-B (DiffusionDrive-lite)', 'diffusiondrive',
+                    'sequential_b'))
 COLS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'C', 'LK', 'HC', 'pdms', 'epdms')
 
 
@@ -125,7 +132,12 @@ def _subset_mean(entry: dict, tokens: set, key: str) -> float:
 
 
 def closed_loop(args: argparse.Namespace) -> dict:
-    """Closed-loop rates of IL-A, + sequential, + PaIR, IL-B, + PaIR; closed_loop.{json,md}."""
+    """Closed-loop rates of IL-A, + sequential, + PaIR, IL-B, + sequential, + PaIR.
+
+    Writes closed_loop.{json,md} under --out. With --rows only the planners whose label
+    contains one of the given substrings (or equals one) run; their rows are merged into an
+    existing closed_loop.json of --out (same scenarios required), the other rows kept.
+    """
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch, load_selector
     from pair_drive_ros.training.common import set_threads
@@ -139,9 +151,19 @@ def closed_loop(args: argparse.Namespace) -> dict:
     sequential = load_il_planner(args.sequential, expect_model='transfuser')
     scenarios = split_scenarios(args.split, args.closed_loop)
     res = {'command': args.command_line, 'scenarios': scenarios, 'closed_loop': {}}
+    out_dir = Path(args.out)
+    if args.rows and (out_dir / 'closed_loop.json').is_file():
+        res = json.loads((out_dir / 'closed_loop.json').read_text())
+        if [list(s) for s in res['scenarios']] != [list(s) for s in scenarios]:
+            raise ValueError(f'{out_dir}/closed_loop.json has other scenarios than '
+                             f'--closed-loop {args.closed_loop} on {args.split}; use another '
+                             '--out')
     planners = [('IL-A', il_a), ('IL-A + sequential GRPO', sequential),
-                ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)),
-                ('IL-B', il_b), ('IL-B + PaIR', PaIRPlanner(il_b, rl, selector))]
+                ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)), ('IL-B', il_b)]
+    if args.sequential_b and Path(args.sequential_b).is_file():
+        planners.append(('IL-B + sequential GRPO',
+                         load_il_planner(args.sequential_b, expect_model='diffusiondrive')))
+    planners.append(('IL-B + PaIR', PaIRPlanner(il_b, rl, selector)))
     if args.tree_only_selector:
         tree_sel = load_selector(args.tree_only_selector)
         planners += [(f'IL-A + PaIR{TREE_ONLY}', PaIRPlanner(il_a, rl, tree_sel)),
@@ -149,7 +171,17 @@ def closed_loop(args: argparse.Namespace) -> dict:
     planners += [(f'IL-A + PaIR, consistency {w:g}',
                   PaIRPlanner(il_a, rl, selector, consistency_weight=w))
                  for w in args.consistency]
+    if args.rows:
+        # A value equal to a whole label selects only it ('IL-B'), others every label they are in.
+        labels = {label for label, _ in planners}
+        subs = [r for r in args.rows if r not in labels]
+        planners = [(label, p) for label, p in planners
+                    if label in args.rows or any(r in label for r in subs)]
+        if not planners:
+            raise ValueError(f'--rows {args.rows} match no closed-loop planner label')
     for label, planner in planners:
+        if args.rows:
+            res.setdefault('row_commands', {})[label] = args.command_line
         out = evaluate_closed_loop(planner, scenarios, progress=True)
         res['closed_loop'][label] = out['summary']
         res.setdefault('episodes', {})[label] = [
@@ -159,6 +191,8 @@ def closed_loop(args: argparse.Namespace) -> dict:
     lines = [f'Command: `{res["command"]}`', '']
     if 'command_sequential' in res:
         lines += [f'Sequential row: `{res["command_sequential"]}`', '']
+    for label, command in res.get('row_commands', {}).items():
+        lines += [f'Row {label}: `{command}`', '']
     lines += [
              '| closed loop | episodes | collision rate | off-road rate | route completion '
              '| progress [m] | comfort violations |', '|---|---|---|---|---|---|---|']
@@ -166,7 +200,6 @@ def closed_loop(args: argparse.Namespace) -> dict:
         lines.append(f'| {label} | {s.get("episodes", 0)} | {s["collision_rate"]:.2f} | '
                      f'{s["off_road_rate"]:.2f} | {s["route_completion"]:.2f} | '
                      f'{s["progress_m"]:.1f} | {s["comfort_violations"]:.1f} |')
-    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / 'closed_loop.json').write_text(json.dumps(res, indent=1))
     (out_dir / 'closed_loop.md').write_text('\n'.join(lines) + '\n')
@@ -194,6 +227,7 @@ def main(args: argparse.Namespace) -> dict:
     bs = args.batch_size
     res = {'command': args.command_line, 'split': args.split, 'frame_stride': args.frame_stride,
            'checkpoints': {'il_a': args.il_a, 'il_b': args.il_b, 'sequential': args.sequential,
+                           'sequential_b': args.sequential_b,
                            'rl': args.rl_checkpoint, 'selector': args.selector_checkpoint,
                            'tree_only_selector': args.tree_only_selector}}
 
@@ -205,8 +239,11 @@ def main(args: argparse.Namespace) -> dict:
         seq = load_il_planner(args.sequential, expect_model='transfuser')
         main_rows.append(_open(seq, frames, 'IL-A + sequential GRPO', bs))
     main_rows += [_open(pair_a, frames, 'IL-A + PaIR', bs),
-                  _open(il_b, frames, 'IL-B (DiffusionDrive-lite)', bs),
-                  _open(pair_b, frames, 'IL-B + PaIR', bs)]
+                  _open(il_b, frames, 'IL-B (DiffusionDrive-lite)', bs)]
+    if args.sequential_b and Path(args.sequential_b).is_file():
+        seq_b = load_il_planner(args.sequential_b, expect_model='diffusiondrive')
+        main_rows.append(_open(seq_b, frames, 'IL-B + sequential GRPO', bs))
+    main_rows += [_open(pair_b, frames, 'IL-B + PaIR', bs)]
     if args.tree_only_selector:
         tree_sel = load_selector(args.tree_only_selector)
         main_rows += [_open(PaIRPlanner(il, rl, tree_sel), frames, f'{name} + PaIR{TREE_ONLY}',
@@ -277,7 +314,11 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def add_sequential(args: argparse.Namespace) -> dict:
-    """Evaluate only the sequential-GRPO IL-A and insert its row into an existing results.json."""
+    """Evaluate only sequential-GRPO IL planners and insert their rows into a results.json.
+
+    --add-sequential: IL-A's (--sequential); --add-sequential-b: IL-B's (--sequential-b). Each
+    row goes right after its IL planner's row (replacing an earlier row of the same label).
+    """
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.training.common import set_threads
     from pair_drive_ros.training.rl_data import load_scene_set
@@ -286,14 +327,20 @@ def add_sequential(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     res = json.loads((out / 'results.json').read_text())
     frames = Frames(load_scene_set(args.data, res['split'], res['frame_stride'],
-                                   max_scenes=args.max_frames))
-    seq = load_il_planner(args.sequential, expect_model='transfuser')
-    row = _open(seq, frames, 'IL-A + sequential GRPO', args.batch_size)
-    row.pop('rows', None)
-    res['main'] = [r for r in res['main'] if r['label'] != row['label']]
-    res['main'].insert(1, row)
-    res['checkpoints']['sequential'] = args.sequential
-    res['command_sequential'] = args.command_line
+                                   max_scenes=args.max_frames, workers=2,
+                                   cache_dir=args.cache_dir))
+    wanted = {'sequential': args.add_sequential, 'sequential_b': args.add_sequential_b}
+    for label, after, model, key in SEQUENTIAL_ROWS:
+        if not wanted[key]:
+            continue
+        path = getattr(args, key)
+        row = _open(load_il_planner(path, expect_model=model), frames, label, args.batch_size)
+        row.pop('rows', None)
+        res['main'] = [r for r in res['main'] if r['label'] != row['label']]
+        labels = [r['label'] for r in res['main']]
+        res['main'].insert(labels.index(after) + 1 if after in labels else 1, row)
+        res['checkpoints'][key] = path
+        res['command_' + key] = args.command_line
     (out / 'results.json').write_text(json.dumps(res, indent=1))
     (out / 'results.md').write_text(markdown(res))
     return res
@@ -304,6 +351,8 @@ def markdown(res: dict) -> str:
     lines = [f'Command: `{res["command"]}`', '']
     if 'command_sequential' in res:
         lines += [f'Sequential row: `{res["command_sequential"]}`', '']
+    if 'command_sequential_b' in res:
+        lines += [f'IL-B sequential row: `{res["command_sequential_b"]}`', '']
     lines += [
              f'Split `{res["split"]}`, every {res["frame_stride"]}th scorable frame; open-loop '
              'scores x 100.', '']
@@ -362,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--il-a', default='models/transfuser_lite.pt')
     p.add_argument('--il-b', default='models/diffusiondrive_lite.pt')
     p.add_argument('--sequential', default='models/transfuser_lite_seq_grpo.pt')
+    p.add_argument('--sequential-b', default='models/diffusiondrive_lite_seq_grpo.pt',
+                   help='IL-B fine-tuned by sequential GRPO (row skipped if the file is missing)')
     p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
     p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
     p.add_argument('--tree-only-selector', default='',
@@ -382,19 +433,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', default='runs/pair/results')
     p.add_argument('--add-sequential', action='store_true',
                    help='only evaluate --sequential and add its row to --out/results.json')
+    p.add_argument('--add-sequential-b', action='store_true',
+                   help='only evaluate --sequential-b and add its row to --out/results.json '
+                        '(with --add-sequential: both rows)')
+    p.add_argument('--rows', nargs='*', default=[], metavar='SUBSTRING',
+                   help='closed loop: only the planners whose label contains one of these '
+                        '(e.g. "IL-B + sequential"; a whole label, e.g. "IL-B", selects only '
+                        'that row); merged into --out/closed_loop.json')
     p.add_argument('--curves', nargs='*', default=[],
                    help='run folders whose training curves to summarise (no evaluation)')
     return p
 
 
 if __name__ == '__main__':
+    import shlex
     import sys
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     ns = build_parser().parse_args()
-    ns.command_line = 'python -m pair_drive_ros.training.rl_results ' + ' '.join(sys.argv[1:])
+    # shlex.join: arguments with spaces (--rows labels) stay quoted, the command reruns as is.
+    ns.command_line = 'python -m pair_drive_ros.training.rl_results ' + shlex.join(sys.argv[1:])
     if ns.closed_loop > 0:
         closed_loop(ns)
-    elif ns.add_sequential:
+    elif ns.add_sequential or ns.add_sequential_b:
         add_sequential(ns)
     elif ns.curves:
         tags = ('rl/reward_mean', 'rl/reward_best', 'rl/reward_expert', 'rl/kl', 'rl/clip_frac',
