@@ -39,8 +39,8 @@ class _Arrays:
 class SyntheticSceneSet(SceneSet):
     """Straight 3-lane road scenes (scoring_scenes.make_scene) at different speeds."""
 
-    def __init__(self, n: int = 6, seed: int = 0) -> None:
-        super().__init__(_Arrays(n, seed))
+    def __init__(self, n: int = 6, seed: int = 0, cache_file=None) -> None:
+        super().__init__(_Arrays(n, seed), cache_file=cache_file)
 
     def scene(self, j: int):
         v = float(self.dataset.speeds[self.indices[j]])

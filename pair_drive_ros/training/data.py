@@ -100,7 +100,7 @@ def cache_key(perception_cfg: PerceptionConfig, data_cfg: DataConfig) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     """Short content hash of a file (scene logs are ~100 kB: cheap)."""
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:10]
 
@@ -149,7 +149,7 @@ class ILDataset(Dataset):
             rel = path.relative_to(split_root).with_suffix('')
             # The log's content hash is part of the name: a regenerated log never reuses a
             # stale cache entry.
-            name = '__'.join(rel.parts) + f'__{_file_digest(path)}.npz'
+            name = '__'.join(rel.parts) + f'__{file_digest(path)}.npz'
             out = self.cache_dir / (split or 'all') / name
             files.append(out)
             if not out.is_file():

@@ -4,7 +4,8 @@ Features come from training.data.ILDataset (the same on-disk feature cache the I
 The scorer is the expensive part on a CPU, so everything scorer-side that does not depend on the
 candidates is computed once per scene and kept: `prepare_scene` (lane grid, agents) and EP's
 normaliser `reference_progress` (15 IDM proposals simulated and scored). The normalisers are
-also stored on disk (JSON keyed by scene token) so later runs skip them.
+also stored on disk (JSON keyed by scene token and the content hash of its log file) so later
+runs skip them.
 """
 
 from dataclasses import dataclass
@@ -16,12 +17,14 @@ import numpy as np
 import torch
 
 from pair_drive_ros.perception.features import FEATURE_KEYS
+from pair_drive_ros.training.data import file_digest
 from pair_drive_ros.scoring import (Metric, prepare_scene, reference_progress, score_scenes,
                                     ScorerConfig)
 
 LOG = logging.getLogger(__name__)
 
 REWARDS = ('pdms', 'epdms')
+KEY_SEPARATOR = '@'     # EP normaliser cache keys: <scene token>@<log file hash>
 
 
 @dataclass
@@ -55,7 +58,13 @@ class SceneSet:
         self._refs = {}
         self.cache_file = Path(cache_file) if cache_file else None
         if self.cache_file is not None and self.cache_file.is_file():
-            self._refs = {k: float(v) for k, v in json.loads(self.cache_file.read_text()).items()}
+            saved = json.loads(self.cache_file.read_text())
+            # Keys without a log hash come from before it was part of the key: not trusted.
+            self._refs = {k: float(v) for k, v in saved.items() if KEY_SEPARATOR in k}
+            if len(self._refs) < len(saved):
+                LOG.info('%s: %d EP normalisers without a log hash dropped',
+                         self.cache_file, len(saved) - len(self._refs))
+        self._digests = {}
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -85,10 +94,26 @@ class SceneSet:
             prep = prepare_scene(self.scene(j), self.scorer_cfg)
             if self.keep_prepared:
                 self._prepared[j] = prep
-        token = prep.scene.token
-        if token not in self._refs:
-            self._refs[token] = float(reference_progress(prep, self.scorer_cfg))
-        return prep, self._refs[token]
+        key = self.reference_key(j, prep.scene.token)
+        if key not in self._refs:
+            self._refs[key] = float(reference_progress(prep, self.scorer_cfg))
+        return prep, self._refs[key]
+
+    def reference_key(self, j: int, token: str) -> str:
+        """Cache key of item j's EP normaliser: its scene token and its log file's hash.
+
+        A token (scenario, seed, frame) repeats across log sets: a regenerated split, or
+        rollouts of other planners on the same seeds. The token alone would hand one log's
+        normaliser to another. Datasets without log files (synthetic) use the token.
+        """
+        episode_frame = getattr(self.dataset, 'episode_frame', None)
+        if episode_frame is None:
+            return token
+        path, _ = episode_frame(int(self.indices[j]))
+        digest = self._digests.get(path)
+        if digest is None:
+            digest = self._digests[path] = file_digest(path)
+        return f'{token}{KEY_SEPARATOR}{digest}'
 
     def save_references(self) -> None:
         """Write the EP normalisers computed so far (JSON)."""
