@@ -341,3 +341,17 @@ def test_safety_gate_keeps_candidates_less_safe_than_the_il_plan_out():
         best, score = sel.select(torch.zeros(1, 3, 8, 3))
         assert int(best[0]) == want, tolerance
         assert int(score.argmax()) == 1    # the reported scores are not gated
+
+
+def test_concat_labels_appends_scenes_of_the_same_layout():
+    from pair_drive_ros.training.train_selector import concat_labels
+
+    def labels(n, k):
+        return {'context': torch.zeros(n, 3, 4), 'candidates': torch.full((n, k, 8, 3), float(n)),
+                'targets': torch.zeros(n, k, 10), 'il_blocks': torch.tensor(1)}
+
+    both = concat_labels(labels(2, 5), labels(3, 5))
+    assert both['candidates'].shape == (5, 5, 8, 3) and int(both['il_blocks']) == 1
+    assert both['candidates'][:2].eq(2).all() and both['candidates'][2:].eq(3).all()
+    with pytest.raises(ValueError, match='layout'):
+        concat_labels(labels(2, 5), labels(2, 6))

@@ -1,4 +1,4 @@
-"""`pair-drive train <il|rl|selector|sequential> ...`: dispatch to the trainer modules.
+"""`pair-drive train <il|rl|selector|sequential|rollouts> ...`: dispatch to the trainer modules.
 
 Each trainer module exposes add_arguments(parser) and run(args); they are imported lazily so a
 missing trainer only affects its own sub-command.
@@ -13,6 +13,8 @@ TRAINERS = {
     'selector': ('pair_drive_ros.training.train_selector', 'candidate selector training'),
     'sequential': ('pair_drive_ros.training.train_sequential',
                    'sequential IL -> GRPO fine-tuning baseline'),
+    'rollouts': ('pair_drive_ros.training.rollouts',
+                 'on-policy IL-A + PaIR episodes as scene logs (selector training data)'),
 }
 
 

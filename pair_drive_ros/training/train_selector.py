@@ -51,6 +51,10 @@ class SelectorTrainConfig:
     split: str = 'train'
     frame_stride: int = 4
     max_scenes: int = 0
+    # More training logs, labelled like data_root's (all their `split` frames at frame_stride):
+    # e.g. on-policy PaIR rollouts (training/rollouts.py), which hold the states PaIR itself
+    # drives into (faster, closer to the lead vehicle) that the expert's logs never show.
+    extra_data_roots: tuple = ()
     val_split: str = 'val'
     val_frame_stride: int = 8
     val_max_scenes: int = 300
@@ -216,13 +220,30 @@ def _load_scenes(cfg: SelectorTrainConfig, val: bool):
                           cfg.label_seed, cfg.workers, keep_prepared=False)
 
 
+def concat_labels(first: dict, second: dict) -> dict:
+    """Labels of two scene sets as one (same candidate layout and IL planners)."""
+    if int(first.get('il_blocks', 1)) != int(second.get('il_blocks', 1)) or \
+            first['candidates'].shape[1:] != second['candidates'].shape[1:]:
+        raise ValueError('labels to concatenate must have the same candidate layout')
+    return {k: v if k == 'il_blocks' else torch.cat([v, second[k]]) for k, v in first.items()}
+
+
 def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=None,
                 val_scenes=None) -> tuple[dict, dict]:
-    """Scored candidates of the training and validation scenes."""
+    """Scored candidates of the training (data_root, then extra_data_roots) and val scenes."""
+    from pair_drive_ros.training.rl_data import load_scene_set
+
     if train_scenes is None:
         train_scenes = _load_scenes(cfg, val=False)
     train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train')
     train_scenes.save_references()
+    for root in cfg.extra_data_roots:
+        extra_scenes = load_scene_set(root, cfg.split, cfg.frame_stride, 0, cfg.label_seed,
+                                      cfg.workers, keep_prepared=False)
+        extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}')
+        extra_scenes.save_references()
+        LOG.info('%s: %d extra training scenes', root, len(extra_scenes))
+        train = concat_labels(train, extra)
     if val_scenes is None:
         val_scenes = _load_scenes(cfg, val=True)
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',

@@ -1,0 +1,104 @@
+"""On-policy rollouts: drive a planner in the simulator and keep the episodes as scene logs.
+
+The selector learns from the expert's logs, where the ego is always where the expert put it. In
+closed loop PaIR drives itself into states the expert never visits: picking a candidate a
+little faster than the IL plan at every replan compounds (the next IL plan starts from the
+higher speed), until the ego closes on the lead vehicle at 28-31 m/s where the expert drives
+22-25. Logs of PaIR's own episodes hold those states; labelled like the expert's logs
+(train_selector `extra_data_roots`), they teach the selector what its picks lead to (one
+DAgger round). Only the IL-A planner drives, so IL-B stays plug-and-play.
+
+    pair-drive train rollouts --out data/logs_onpolicy --episodes 20
+
+Output: OUT/<split>/<scenario>/<scenario>_s<seed:06d>.npz (the generate layout; finished
+episodes are skipped). The log's 'expert' is the planner's own driven future.
+"""
+
+import argparse
+from dataclasses import dataclass, fields
+import logging
+from pathlib import Path
+import time
+
+from pair_drive_ros.sim.generate import episode_path
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Which planner drives which seeds."""
+
+    out: str = 'data/logs_onpolicy'
+    split: str = 'train'
+    episodes: int = 20                 # per scenario: the first seeds of the split's range
+    il_checkpoint: str = 'models/transfuser_lite.pt'
+    rl_checkpoint: str = 'models/pair_rl_branch.pt'
+    selector_checkpoint: str = 'models/pair_selector.pt'
+    replan_every: int = 5              # steps of 0.1 s, as the closed-loop evaluation
+    threads: int = 1
+
+
+def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_every: int = 5,
+            max_steps: int = 0) -> list[dict]:
+    """Drive (scenario, seed) jobs with policy(frame, scene) and write their logs.
+
+    planner.reset() starts each episode; max_steps > 0 overrides the scenario's step cap.
+    Returns one summary row per episode written (existing files are skipped).
+    """
+    from pair_drive_ros.sim.closed_loop import SimSession
+
+    rows = []
+    for name, seed in jobs:
+        path = episode_path(Path(out), split, name, int(seed))
+        if path.is_file():
+            continue
+        t0 = time.perf_counter()
+        planner.reset()
+        session = SimSession(name, ego_mode='tracking', split=split,
+                             max_steps=max_steps or None)
+        session.reset(int(seed))
+        while not session.done:
+            if session.steps % max(1, replan_every) == 0:
+                session.set_trajectory(policy(session.sensor_frame(), session.scene()))
+            session.step()
+        log = session.log()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log.save(path)
+        session.env.close()
+        rows.append({'scenario': name, 'seed': int(seed), 'frames': log.num_frames,
+                     'crashed': bool(log.meta['expert_crashed']),
+                     'seconds': time.perf_counter() - t0})
+        LOG.info('%s seed %d: %d frames%s (%.1f s)', name, seed, log.num_frames,
+                 ', crashed' if rows[-1]['crashed'] else '', rows[-1]['seconds'])
+    return rows
+
+
+def main(cfg: RolloutConfig) -> list[dict]:
+    """Roll out IL-A + PaIR (the checkpoints of cfg) on the split's first seeds."""
+    from pair_drive_ros.policy.pair import PaIRPlanner
+    from pair_drive_ros.training.common import set_threads
+    from pair_drive_ros.training.evaluate import closed_loop_policy, split_scenarios
+
+    set_threads(cfg.threads)
+    planner = PaIRPlanner.from_checkpoints(cfg.il_checkpoint, cfg.rl_checkpoint,
+                                           cfg.selector_checkpoint)
+    jobs = split_scenarios(cfg.split, cfg.episodes)
+    rows = collect(closed_loop_policy(planner), planner, cfg.out, cfg.split, jobs,
+                   cfg.replan_every)
+    crashed = sum(r['crashed'] for r in rows)
+    LOG.info('%d episodes written to %s (%d crashed)', len(rows), cfg.out, crashed)
+    return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI flags of `pair-drive train rollouts` (the RolloutConfig fields)."""
+    for f in fields(RolloutConfig):
+        parser.add_argument('--' + f.name.replace('_', '-'), type=type(f.default),
+                            default=f.default)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `pair-drive train rollouts`."""
+    main(RolloutConfig(**{f.name: getattr(args, f.name) for f in fields(RolloutConfig)}))
+    return 0

@@ -1,0 +1,42 @@
+"""On-policy rollouts are written as ordinary scene logs (the generate layout), once."""
+
+import numpy as np
+
+from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
+from pair_drive_ros.sim.generate import episode_path
+from pair_drive_ros.sim.logs import EpisodeLog, episode_paths
+from pair_drive_ros.training.rollouts import collect
+
+
+class _KeepSpeed:
+    """A planner stand-in: keeps the current speed straight ahead; counts its episodes."""
+
+    def __init__(self) -> None:
+        self.episodes = 0
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.episodes += 1
+
+    def __call__(self, frame, scene) -> Trajectory:
+        self.calls += 1
+        t = POSE_DT_S * np.arange(1, 9)
+        speed = float(np.hypot(*frame.ego.velocity))
+        return Trajectory(np.stack([speed * t, 0 * t, 0 * t], -1), POSE_DT_S)
+
+
+def test_rollouts_are_scene_logs_of_the_driven_episode(tmp_path):
+    planner = _KeepSpeed()
+    rows = collect(planner, planner, tmp_path, 'train', [('highway', 3)], max_steps=20)
+    assert [(r['scenario'], r['seed']) for r in rows] == [('highway', 3)]
+    path = episode_path(tmp_path, 'train', 'highway', 3)
+    assert episode_paths(tmp_path, 'train') == [path]
+    log = EpisodeLog.load(path)
+    assert log.meta['scenario'] == 'highway' and log.meta['seed'] == 3
+    assert log.num_frames == rows[0]['frames'] == 21
+    assert (planner.episodes, planner.calls) == (1, 4)     # replanned every 0.5 s
+    # The logged ego is the one the planner drove, not the scenario's expert.
+    assert log.meta['expert'] == 'tracking'
+    # Finished episodes are skipped.
+    assert collect(planner, planner, tmp_path, 'train', [('highway', 3)], max_steps=20) == []
+    assert planner.episodes == 1
