@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench selector clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,17 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# The shipped selector (models/pair_selector.pt), one DAgger round: IL-A + PaIR rollouts on the
+# train seeds, driven by the previous shipped selector (session 3, trained on the expert's logs
+# only; taken from git history), then config/selector.yaml on the expert's logs plus those
+# rollouts. Needs data/logs (pair-drive generate) and a git checkout; about 12 min on 2 cores.
+selector: $(STAMP)
+	mkdir -p runs
+	git show da16852:models/pair_selector.pt > runs/pair_selector_session3.pt
+	$(PY) -m pair_drive_ros.cli train rollouts --out data/logs_onpolicy_s3 --episodes 20 \
+		--selector-checkpoint runs/pair_selector_session3.pt
+	$(PY) -m pair_drive_ros.cli train selector --config config/selector.yaml
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -158,7 +158,7 @@ def test_selector_training_smoke(tmp_path, checkpoints):
     from pair_drive_ros.training.train_selector import main, SelectorTrainConfig
 
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', [
-        f'runs_root={tmp_path}', 'epochs=2', 'batch_size=2', 'threads=1',
+        f'runs_root={tmp_path}', 'epochs=2', 'batch_size=2', 'threads=1', 'extra_data_roots=[]',
         f'rl_checkpoint={checkpoints["rl"]}', f'il_checkpoint={checkpoints["il"]}',
         'out=' + str(tmp_path / 'sel.pt')])
     cfg = type(cfg)(**{**cfg.__dict__, 'model': SEL_CFG})
@@ -355,3 +355,15 @@ def test_concat_labels_appends_scenes_of_the_same_layout():
     assert both['candidates'][:2].eq(2).all() and both['candidates'][2:].eq(3).all()
     with pytest.raises(ValueError, match='layout'):
         concat_labels(labels(2, 5), labels(2, 6))
+
+
+def test_missing_extra_data_root_is_a_clear_error(tmp_path, checkpoints):
+    from pair_drive_ros.training.rl_common import load_config
+    from pair_drive_ros.training.train_selector import SelectorTrainConfig, main
+
+    cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', [
+        f'runs_root={tmp_path}', 'batch_size=2', 'threads=1',
+        f'rl_checkpoint={checkpoints["rl"]}', f'il_checkpoint={checkpoints["il"]}',
+        f'extra_data_roots=[{tmp_path / "no_rollouts"}]', 'out='])
+    with pytest.raises(FileNotFoundError, match='pair-drive train rollouts'):
+        main(cfg, train_scenes=SyntheticSceneSet(2, seed=1), val_scenes=SyntheticSceneSet(2))

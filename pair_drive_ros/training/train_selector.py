@@ -238,6 +238,10 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
     train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train')
     train_scenes.save_references()
     for root in cfg.extra_data_roots:
+        if not (Path(root) / cfg.split).is_dir():
+            raise FileNotFoundError(f'extra_data_roots: {Path(root) / cfg.split} does not '
+                                    'exist; make it with `pair-drive train rollouts` (or '
+                                    '`make selector`)')
         extra_scenes = load_scene_set(root, cfg.split, cfg.frame_stride, 0, cfg.label_seed,
                                       cfg.workers, keep_prepared=False)
         extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}')
