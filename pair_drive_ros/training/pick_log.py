@@ -1,0 +1,109 @@
+"""Closed-loop pick log of a PaIR planner: what it executed at every replan, and the outcome.
+
+Open-loop scores cannot show what PaIR's picks do over an episode; this log can. Per replan:
+the executed candidate's index and kind (IL plan, tree leaf or plan variant), its 4-s
+displacement relative to the IL plan's (a speed ratio), its lateral difference, and the ego
+speed. Per episode: collision, off-road, steps. docs/RESULTS.md (session 4) used it to find
+the compounding speed-up behind PaIR's highway collisions.
+
+    python -m pair_drive_ros.training.pick_log --split val --episodes 15 \
+        --il-checkpoint models/diffusiondrive_lite.pt --out runs/picks_b_val.json
+"""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+SCENARIO_ORDER = ('highway', 'merge', 'intersection', 'roundabout')
+
+
+def pick_kind(index: int, num_leaves: int) -> str:
+    """'il' (candidate 0), 'tree' (the next num_leaves) or 'variant' (the plan variants)."""
+    if index == 0:
+        return 'il'
+    return 'tree' if index <= num_leaves else 'variant'
+
+
+def run(planner, scenarios: list, replan_every: int = 5, max_steps: int | None = None
+        ) -> list[dict]:
+    """Drive (scenario, seed) episodes with a PaIR planner; one row per episode with its picks."""
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.policy.base import PlannerInput
+    from pair_drive_ros.policy.tree import resolve_group
+    from pair_drive_ros.sim.closed_loop import run_episode
+    from pair_drive_ros.training.evaluate import _perception_cfg
+
+    builder = FeatureBuilder(_perception_cfg(planner))
+    num_leaves = len(resolve_group(planner.codes))
+    episodes = []
+    for name, seed in scenarios:
+        planner.reset()
+        picks = []
+
+        def policy(frame, scene, picks=picks):
+            plan = planner.compute_plan(PlannerInput(builder.build(frame), scene))
+            k = int(plan.info.get('selected', 0))
+            end, il_end = plan.trajectory.poses[-1], plan.il_trajectory.poses[-1]
+            picks.append({'t': float(frame.stamp_s), 'index': k,
+                          'kind': pick_kind(k, num_leaves),
+                          'speed_ratio': float(end[0] / max(1e-3, il_end[0])),
+                          'lateral_m': float(end[1] - il_end[1]),
+                          'ego_speed': float(np.hypot(*frame.ego.velocity[:2]))})
+            return plan.trajectory
+
+        result = run_episode(name, int(seed), policy, max_steps=max_steps,
+                             replan_every=replan_every)
+        episodes.append({**result.as_dict(), 'picks': picks})
+    return episodes
+
+
+def summary(episodes: list) -> dict:
+    """Collision and off-road rates, collisions per scenario, and the pick kinds' shares."""
+    kinds = [p['kind'] for e in episodes for p in e['picks']]
+    return {'episodes': len(episodes),
+            'collision_rate': float(np.mean([e['collision'] for e in episodes])),
+            'off_road_rate': float(np.mean([e['off_road'] for e in episodes])),
+            'collisions_by_scenario': {s: sum(e['collision'] for e in episodes
+                                              if e['scenario'] == s) for s in SCENARIO_ORDER},
+            'pick_share': {k: kinds.count(k) / max(1, len(kinds))
+                           for k in ('il', 'tree', 'variant')}}
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Build IL + RL + selector from checkpoints, drive, write the log (JSON)."""
+    from pair_drive_ros.policy.pair import PaIRPlanner
+    from pair_drive_ros.training.common import set_threads
+    from pair_drive_ros.training.evaluate import split_scenarios
+
+    set_threads(1)
+    planner = PaIRPlanner.from_checkpoints(args.il_checkpoint, args.rl_checkpoint,
+                                           args.selector_checkpoint)
+    episodes = run(planner, split_scenarios(args.split, args.episodes))
+    out = {'summary': summary(episodes), 'episodes': episodes,
+           'checkpoints': {'il': args.il_checkpoint, 'rl': args.rl_checkpoint,
+                           'selector': args.selector_checkpoint}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out))
+    LOG.info('%s', out['summary'])
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments (checkpoint defaults: the shipped models/)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--split', default='val')
+    p.add_argument('--episodes', type=int, default=15, help='per scenario')
+    p.add_argument('--il-checkpoint', default='models/transfuser_lite.pt')
+    p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
+    p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
+    p.add_argument('--out', default='runs/pick_log.json')
+    return p
+
+
+if __name__ == '__main__':
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    main(build_parser().parse_args())

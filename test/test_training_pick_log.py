@@ -1,0 +1,28 @@
+"""The closed-loop pick log records every replan of a PaIR planner (shipped checkpoints)."""
+
+import pytest
+
+from pair_drive_ros.policy.pair import PaIRPlanner
+from pair_drive_ros.training.pick_log import pick_kind, run, summary
+
+
+def test_pick_kind():
+    assert [pick_kind(k, 15) for k in (0, 1, 15, 16, 29)] == [
+        'il', 'tree', 'tree', 'variant', 'variant']
+
+
+def test_pick_log_of_a_short_episode():
+    planner = PaIRPlanner.from_checkpoints()
+    episodes = run(planner, [('highway', 10000)], max_steps=15)
+    assert len(episodes) == 1
+    picks = episodes[0]['picks']
+    assert len(picks) == 3                        # replans at steps 0, 5 and 10
+    for p in picks:
+        assert 0 <= p['index'] < planner.candidates_per_frame()
+        assert p['kind'] == pick_kind(p['index'], 15)
+        if p['kind'] == 'il':
+            assert p['speed_ratio'] == pytest.approx(1.0) and p['lateral_m'] == 0.0
+        assert p['ego_speed'] > 0
+    s = summary(episodes)
+    assert s['episodes'] == 1 and sum(s['pick_share'].values()) == pytest.approx(1.0)
+    assert s['collisions_by_scenario']['highway'] == int(episodes[0]['collision'])
