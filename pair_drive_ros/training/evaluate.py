@@ -145,12 +145,17 @@ def _by_family(rows: list) -> dict:
                     frames=sum(r['family'] == f for r in rows)) for f in fams}
 
 
-def closed_loop_policy(planner: AbstractPlanner):
-    """Wrap a planner as the simulator's policy(frame, scene) -> Trajectory."""
+def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
+    """Wrap a planner as the simulator's policy(frame, scene) -> Trajectory.
+
+    on_plan(frame, plan): called with every PlanOutput (e.g. to log what was picked).
+    """
     builder = FeatureBuilder(_perception_cfg(planner))
 
     def policy(frame, scene) -> Trajectory:
         plan = planner.compute_plan(PlannerInput(builder.build(frame), scene))
+        if on_plan is not None:
+            on_plan(frame, plan)
         return plan.trajectory
 
     return policy

@@ -31,21 +31,17 @@ def pick_kind(index: int, num_leaves: int) -> str:
 def run(planner, scenarios: list, replan_every: int = 5, max_steps: int | None = None
         ) -> list[dict]:
     """Drive (scenario, seed) episodes with a PaIR planner; one row per episode with its picks."""
-    from pair_drive_ros.perception.builder import FeatureBuilder
-    from pair_drive_ros.policy.base import PlannerInput
     from pair_drive_ros.policy.tree import resolve_group
     from pair_drive_ros.sim.closed_loop import run_episode
-    from pair_drive_ros.training.evaluate import _perception_cfg
+    from pair_drive_ros.training.evaluate import closed_loop_policy
 
-    builder = FeatureBuilder(_perception_cfg(planner))
     num_leaves = len(resolve_group(planner.codes))
     episodes = []
     for name, seed in scenarios:
         planner.reset()
         picks = []
 
-        def policy(frame, scene, picks=picks):
-            plan = planner.compute_plan(PlannerInput(builder.build(frame), scene))
+        def log_pick(frame, plan, picks=picks) -> None:
             k = int(plan.info.get('selected', 0))
             end, il_end = plan.trajectory.poses[-1], plan.il_trajectory.poses[-1]
             picks.append({'t': float(frame.stamp_s), 'index': k,
@@ -53,8 +49,8 @@ def run(planner, scenarios: list, replan_every: int = 5, max_steps: int | None =
                           'speed_ratio': float(end[0] / max(1e-3, il_end[0])),
                           'lateral_m': float(end[1] - il_end[1]),
                           'ego_speed': float(np.hypot(*frame.ego.velocity[:2]))})
-            return plan.trajectory
 
+        policy = closed_loop_policy(planner, on_plan=log_pick)
         result = run_episode(name, int(seed), policy, max_steps=max_steps,
                              replan_every=replan_every)
         episodes.append({**result.as_dict(), 'picks': picks})

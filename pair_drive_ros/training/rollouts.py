@@ -46,7 +46,7 @@ def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_eve
     planner.reset() starts each episode; max_steps > 0 overrides the scenario's step cap.
     Returns one summary row per episode written (existing files are skipped).
     """
-    from pair_drive_ros.sim.closed_loop import SimSession
+    from pair_drive_ros.sim.closed_loop import run_episode
 
     rows = []
     for name, seed in jobs:
@@ -55,22 +55,16 @@ def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_eve
             continue
         t0 = time.perf_counter()
         planner.reset()
-        session = SimSession(name, ego_mode='tracking', split=split,
-                             max_steps=max_steps or None)
-        session.reset(int(seed))
-        while not session.done:
-            if session.steps % max(1, replan_every) == 0:
-                session.set_trajectory(policy(session.sensor_frame(), session.scene()))
-            session.step()
-        log = session.log()
+        result = run_episode(name, int(seed), policy, max_steps=max_steps or None,
+                             replan_every=replan_every, record=True, ego_mode='tracking',
+                             split=split)
         path.parent.mkdir(parents=True, exist_ok=True)
-        log.save(path)
-        session.env.close()
-        rows.append({'scenario': name, 'seed': int(seed), 'frames': log.num_frames,
-                     'crashed': bool(log.meta['expert_crashed']),
+        result.log.save(path)
+        rows.append({'scenario': name, 'seed': int(seed), 'frames': result.log.num_frames,
+                     'crashed': bool(result.collision),
                      'seconds': time.perf_counter() - t0})
-        LOG.info('%s seed %d: %d frames%s (%.1f s)', name, seed, log.num_frames,
-                 ', crashed' if rows[-1]['crashed'] else '', rows[-1]['seconds'])
+        LOG.info('%s seed %d: %d frames%s (%.1f s)', name, seed, result.log.num_frames,
+                 ', crashed' if result.collision else '', rows[-1]['seconds'])
     return rows
 
 
