@@ -40,3 +40,11 @@ def test_rollouts_are_scene_logs_of_the_driven_episode(tmp_path):
     # Finished episodes are skipped.
     assert collect(planner, planner, tmp_path, 'train', [('highway', 3)], max_steps=20) == []
     assert planner.episodes == 1
+
+
+def test_split_scenarios_skip_extends_a_rollout_set():
+    from pair_drive_ros.training.evaluate import split_scenarios
+
+    first = split_scenarios('train', 4)
+    later = split_scenarios('train', 2, skip=2)
+    assert later == [job for i, job in enumerate(first) if i % 4 >= 2]

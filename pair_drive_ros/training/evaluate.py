@@ -200,15 +200,15 @@ def _closed_summary(rows: list) -> dict:
             'episodes': len(rows)}
 
 
-def split_scenarios(split: str, episodes_per_scenario: int) -> list:
-    """(scenario, seed) pairs: the first N seeds of each scenario's range for the split."""
+def split_scenarios(split: str, episodes_per_scenario: int, skip: int = 0) -> list:
+    """(scenario, seed) pairs: N seeds of each scenario's range for the split, after `skip`."""
     from pair_drive_ros.sim.suite import load_suite
 
     suite = load_suite()
     out = []
     for name in suite.names():
         seeds = suite.get(name).seed_range(split)
-        out.extend((name, s) for s in list(seeds)[:episodes_per_scenario])
+        out.extend((name, s) for s in list(seeds)[skip:skip + episodes_per_scenario])
     return out
 
 

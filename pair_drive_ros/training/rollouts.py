@@ -32,6 +32,7 @@ class RolloutConfig:
     out: str = 'data/logs_onpolicy'
     split: str = 'train'
     episodes: int = 20                 # per scenario: the first seeds of the split's range
+    skip_seeds: int = 0                # per scenario: start after this many (extend a set)
     il_checkpoint: str = 'models/transfuser_lite.pt'
     rl_checkpoint: str = 'models/pair_rl_branch.pt'
     selector_checkpoint: str = 'models/pair_selector.pt'
@@ -77,7 +78,7 @@ def main(cfg: RolloutConfig) -> list[dict]:
     set_threads(cfg.threads)
     planner = PaIRPlanner.from_checkpoints(cfg.il_checkpoint, cfg.rl_checkpoint,
                                            cfg.selector_checkpoint)
-    jobs = split_scenarios(cfg.split, cfg.episodes)
+    jobs = split_scenarios(cfg.split, cfg.episodes, skip=cfg.skip_seeds)
     rows = collect(closed_loop_policy(planner), planner, cfg.out, cfg.split, jobs,
                    cfg.replan_every)
     crashed = sum(r['crashed'] for r in rows)
