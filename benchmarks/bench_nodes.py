@@ -108,7 +108,7 @@ class Source:
         from sensor_msgs.msg import Image, PointCloud2
         from diagnostic_msgs.msg import DiagnosticArray
 
-        from pair_drive_ros.nodes import convert
+        from pair_drive_ros import ros
         from pair_drive_ros.nodes.params import carla_topics
         from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
 
@@ -117,10 +117,10 @@ class Source:
         self.pubs = {'camera': node.create_publisher(Image, topics['camera'], 10),
                      'lidar': node.create_publisher(PointCloud2, topics['lidar'], 10),
                      'odometry': node.create_publisher(Odometry, topics['odometry'], 10)}
-        self.route_pub = node.create_publisher(PathMsg, topics['route'], convert.latched_qos())
-        self.route_pub.publish(convert.route_msg(route, convert.header(convert.to_stamp(0.0),
-                                                                       'map')))
-        self.msgs = sensor_messages(frame, convert.to_stamp(0.0))
+        self.route_pub = node.create_publisher(PathMsg, topics['route'], ros.latched_qos())
+        hdr = ros.make_header(ros.seconds_to_stamp(0.0), 'map')
+        self.route_pub.publish(ros.route_to_path(route, hdr))
+        self.msgs = sensor_messages(frame, ros.seconds_to_stamp(0.0))
         self.sent: set[int] = set()
         self.received: dict[int, int] = {}
         self.latency_ms: list[float] = []
@@ -145,7 +145,7 @@ class Source:
                 and self.path_sub.get_publisher_count() > 0 and bool(self.diags))
 
     def _publish(self) -> None:
-        from pair_drive_ros.nodes import convert
+        from pair_drive_ros import ros
 
         if not self.sending:
             return
@@ -153,13 +153,13 @@ class Source:
         for key in ('camera', 'odometry', 'lidar'):
             self.msgs[key].header.stamp = stamp
             self.pubs[key].publish(self.msgs[key])
-        self.sent.add(convert.stamp_ns(stamp))
+        self.sent.add(ros.stamp_to_nanoseconds(stamp))
 
     def _on_path(self, msg) -> None:
-        from pair_drive_ros.nodes import convert
+        from pair_drive_ros import ros
 
         now = self.node.get_clock().now().nanoseconds
-        t = convert.stamp_ns(msg.header.stamp)
+        t = ros.stamp_to_nanoseconds(msg.header.stamp)
         # Only answers to sent frames: the watchdog's stopping trajectories carry `now`.
         if t in self.sent and t not in self.received:
             self.received[t] = now
@@ -183,8 +183,8 @@ def run(seconds: float, rate_hz: float, planner: str | None, points: int, width:
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
 
-    from pair_drive_ros.nodes.launcher import make_nodes
-    from pair_drive_ros.nodes.process import freeze_startup_heap, make_executor
+    from pair_drive_ros.apps.run import make_nodes
+    from pair_drive_ros.ros.executor import freeze_startup_heap, make_executor
 
     frame, route = make_frame(points, width, height)
     domain = 100 + os.getpid() % 100

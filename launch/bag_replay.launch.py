@@ -9,8 +9,8 @@ from launch.actions import ExecuteProcess
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 
-from pair_drive_ros.nodes.launch_helpers import (launch_arguments, node_actions, rviz_action,
-                                                 share_file)
+from pair_drive_ros.apps.launch_helpers import (launch_arguments, node_actions, rviz_action,
+                                                share_file)
 
 ARGUMENTS = {
     'bag': ('', 'rosbag2 directory to play'),

@@ -11,8 +11,8 @@ from launch.actions import IncludeLaunchDescription, LogInfo
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
-from pair_drive_ros.nodes.launch_helpers import (launch_arguments, node_actions, rviz_action,
-                                                 share_file)
+from pair_drive_ros.apps.launch_helpers import (launch_arguments, node_actions, rviz_action,
+                                                share_file)
 
 ARGUMENTS = {
     'host': ('localhost', 'CARLA server host'),

@@ -5,8 +5,8 @@ ros2 launch pair_drive_ros sim.launch.py scenarios:=highway:11000,merge:11000 pl
 
 from launch import LaunchDescription
 
-from pair_drive_ros.nodes.launch_helpers import (launch_arguments, node_actions, rviz_action,
-                                                 share_file)
+from pair_drive_ros.apps.launch_helpers import (launch_arguments, node_actions, rviz_action,
+                                                share_file)
 
 ARGUMENTS = {
     'scenarios': ('highway:11000', 'comma-separated scenario:seed list (config/scenarios.yaml)'),

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from pair_drive_ros.perception.features import STATUS_DIM
+from pair_drive_ros.core.features import STATUS_DIM
 from pair_drive_ros.policy.backbone import BackboneConfig
 from pair_drive_ros.training.rl_data import SceneSet
 

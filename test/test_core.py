@@ -5,7 +5,7 @@ import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 
-from pair_drive_ros.core import (AgentTracks, Agents, EgoState, Lane, RoadMap, Route, Scene,
+from pair_drive_ros.core import (Agents, AgentTracks, EgoState, Lane, RoadMap, Route, Scene,
                                  Trajectory)
 from pair_drive_ros.core.se2 import (box_corners, inverse_transform_points, poses_to_global,
                                      poses_to_local, quaternion_to_yaw, se2_compose, se2_inverse,

@@ -102,7 +102,7 @@ def test_rviz_config_shows_the_graph_topics():
 
 
 def test_planner_launch_default_comes_from_the_params_file():
-    from pair_drive_ros.nodes.launch_helpers import config_default
+    from pair_drive_ros.apps.launch_helpers import config_default
 
     for path in LAUNCH_FILES:
         assert _literal(ast.parse(path.read_text()), 'ARGUMENTS')['planner'][0] is None

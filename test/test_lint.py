@@ -88,19 +88,85 @@ def test_setup_cfg_installs_scripts_for_ros2_run():
     assert (ROOT / 'resource' / 'pair_drive_ros').exists()
 
 
-def test_learning_rooms_import_without_ros():
-    code = ('import sys\n'
-            'for m in ("rclpy", "sensor_msgs", "nav_msgs", "geometry_msgs", "std_msgs"):\n'
+# Rooms below `nodes` and `apps` must import where ROS is absent (the learning code runs on
+# machines with no ROS at all); `ros` imports rclpy and messages only inside its functions.
+ROS_FREE_ROOMS = ('core', 'ros', 'runtime', 'perception', 'policy', 'scoring', 'sim', 'training',
+                  'evaluation')
+# What each room may import of the package: imports flow downwards only.
+ALLOWED_IMPORTS = {
+    'core': set(),
+    'ros': {'core'},
+    'runtime': {'core'},
+    'perception': {'core'},
+    'sim': {'core', 'ros', 'runtime'},
+    'scoring': {'core', 'sim'},
+    'policy': {'core', 'perception', 'scoring', 'sim'},
+    'training': {'core', 'perception', 'policy', 'scoring', 'sim', 'ros', 'runtime'},
+    'evaluation': {'core', 'perception', 'policy', 'scoring', 'sim', 'training', 'ros',
+                   'runtime'},
+    'nodes': {'core', 'ros', 'runtime', 'perception', 'policy', 'sim'},
+    'apps': {'core', 'ros', 'runtime', 'nodes', 'sim', 'policy', 'perception'},
+    'cli': {'*'},
+}
+ROS_MODULES = ('rclpy', 'sensor_msgs', 'nav_msgs', 'geometry_msgs', 'std_msgs',
+               'visualization_msgs', 'diagnostic_msgs', 'rosgraph_msgs', 'builtin_interfaces',
+               'tf2_msgs', 'tf2_ros', 'lifecycle_msgs', 'rcl_interfaces', 'carla_msgs',
+               'ackermann_msgs', 'launch', 'launch_ros', 'ament_index_python', 'cv_bridge')
+
+
+def _package_modules(rooms) -> list[str]:
+    pkg = ROOT / 'pair_drive_ros'
+    out = []
+    for room in rooms:
+        for path in sorted((pkg / room).rglob('*.py')):
+            rel = path.relative_to(ROOT).with_suffix('')
+            parts = rel.parts[:-1] if rel.name == '__init__' else rel.parts
+            out.append('.'.join(parts))
+    return out
+
+
+def test_every_module_of_the_ros_free_rooms_imports_without_ros():
+    modules = _package_modules(ROS_FREE_ROOMS)
+    assert len(modules) > 60  # the walk finds the modules (not only the package __init__s)
+    code = ('import sys, importlib\n'
+            f'for m in {ROS_MODULES!r}:\n'
             '    sys.modules[m] = None\n'
-            'import pair_drive_ros.core, pair_drive_ros.ros\n'
-            'import importlib\n'
-            'for room in ("perception", "policy", "scoring", "sim", "training"):\n'
-            '    try:\n'
-            '        importlib.import_module("pair_drive_ros." + room)\n'
-            '    except ModuleNotFoundError as exc:\n'
-            '        if exc.name != "pair_drive_ros." + room:\n'
-            '            raise\n')
-    subprocess.run([sys.executable, '-c', code], check=True, cwd=ROOT)
+            f'for m in {modules!r}:\n'
+            '    importlib.import_module(m)\n')
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _imported_rooms(path: Path) -> set[str]:
+    rooms = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+            if node.module == 'pair_drive_ros':
+                names = [f'pair_drive_ros.{a.name}' for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split('.')
+            if parts[0] == 'pair_drive_ros' and len(parts) > 1:
+                rooms.add(parts[1])
+    return rooms
+
+
+def test_rooms_import_downwards_only():
+    pkg = ROOT / 'pair_drive_ros'
+    rooms = {p.name for p in pkg.iterdir() if (p / '__init__.py').exists()}
+    assert rooms | {'cli'} == set(ALLOWED_IMPORTS), 'a new room needs its place in the layering'
+    for path in pkg.rglob('*.py'):
+        rel = path.relative_to(pkg).parts
+        room = rel[0] if len(rel) > 1 else path.stem
+        allowed = ALLOWED_IMPORTS.get(room, set())
+        if '*' in allowed:
+            continue
+        upward = _imported_rooms(path) - allowed - {room}
+        assert not upward, f'{path.relative_to(ROOT)} imports {sorted(upward)}'
 
 
 def test_core_imports_nothing_of_the_package_but_core():

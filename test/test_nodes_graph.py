@@ -51,7 +51,7 @@ def _close(executor):
 
 
 def _graph(ctx, exes, overrides=None):
-    from pair_drive_ros.nodes.launcher import make_nodes
+    from pair_drive_ros.apps.run import make_nodes
 
     return make_nodes(exes, overrides=overrides, context=ctx)
 
@@ -67,7 +67,7 @@ def _feature_publishers(node):
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Image
 
-    from pair_drive_ros.nodes.feature_msgs import FEATURE_TOPICS
+    from pair_drive_ros.ros.features import FEATURE_TOPICS
 
     return {k: node.create_publisher(Odometry if k == 'ego' else Image, f'/perception/{k}', 5)
             for k in FEATURE_TOPICS}
@@ -81,11 +81,11 @@ class _SensorPublisher:
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import Image, PointCloud2
 
-        from pair_drive_ros.nodes import convert
+        from pair_drive_ros import ros
         from pair_drive_ros.nodes.params import carla_topics
 
         t = carla_topics()
-        self.convert = convert
+        self.ros = ros
         self.clock_cls = Clock
         self.pubs = {
             'camera': node.create_publisher(Image, t['camera'], 10),
@@ -94,14 +94,15 @@ class _SensorPublisher:
             'clock': node.create_publisher(Clock, '/clock', 10),
         }
         if route is not None:
-            pub = node.create_publisher(Path, t['route'], convert.latched_qos())
-            pub.publish(convert.route_msg(route, convert.header(convert.to_stamp(0.0), 'map')))
+            pub = node.create_publisher(Path, t['route'], ros.latched_qos())
+            hdr = ros.make_header(ros.seconds_to_stamp(0.0), 'map')
+            pub.publish(ros.route_to_path(route, hdr))
             self.route_pub = pub
 
     def publish(self, frame, stamp_s, clock=False):
         from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
 
-        stamp = self.convert.to_stamp(stamp_s)
+        stamp = self.ros.seconds_to_stamp(stamp_s)
         if clock:
             self.pubs['clock'].publish(self.clock_cls(clock=stamp))
         msgs = sensor_messages(frame, stamp)
@@ -112,7 +113,6 @@ class _SensorPublisher:
 
 def _write_bag(path, frames, route):
     from pair_drive_ros import ros
-    from pair_drive_ros.nodes import convert
     from pair_drive_ros.nodes.params import carla_topics
     from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
 
@@ -120,11 +120,11 @@ def _write_bag(path, frames, route):
     stamps = []
     with ros.BagWriter(path) as bag:
         t0 = int(5e9)
-        bag.write(topics['route'], convert.route_msg(route, convert.header(
-            convert.stamp_from_ns(t0), 'map')), t0, latched=True)
+        bag.write(topics['route'], ros.route_to_path(route, ros.make_header(
+            ros.nanoseconds_to_stamp(t0), 'map')), t0, latched=True)
         for k, frame in enumerate(frames):
             t_ns = t0 + int(k * FRAME_DT_S * 1e9)
-            msgs = sensor_messages(frame, convert.stamp_from_ns(t_ns))
+            msgs = sensor_messages(frame, ros.nanoseconds_to_stamp(t_ns))
             for key in ('camera', 'camera_info', 'odometry', 'lidar'):
                 bag.write(topics[key], msgs[key], t_ns)
             stamps.append(t_ns)
@@ -135,8 +135,8 @@ def test_bag_to_perception_to_planner_one_path_per_frame(ros_context, sim_frames
     from nav_msgs.msg import Path
     from rclpy.node import Node
 
-    from pair_drive_ros.nodes import convert
-    from pair_drive_ros.nodes.replay import BagPlayer
+    from pair_drive_ros import ros
+    from pair_drive_ros.apps.replay import BagPlayer
 
     frames, route = sim_frames
     stamps = _write_bag(tmp_path / 'bag', frames, route)
@@ -158,11 +158,11 @@ def test_bag_to_perception_to_planner_one_path_per_frame(ros_context, sim_frames
         spin_until(executor, lambda: False, 0.3)  # nothing more may arrive
     finally:
         _close(executor)
-    assert [convert.stamp_ns(p.header.stamp) for p in paths] == stamps
+    assert [ros.stamp_to_nanoseconds(p.header.stamp) for p in paths] == stamps
     for p in paths:
         assert p.header.frame_id == 'map' and len(p.poses) == 8
-        t0 = convert.stamp_s(p.header.stamp)
-        np.testing.assert_allclose([convert.stamp_s(q.header.stamp) for q in p.poses],
+        t0 = ros.stamp_to_seconds(p.header.stamp)
+        np.testing.assert_allclose([ros.stamp_to_seconds(q.header.stamp) for q in p.poses],
                                    t0 + 0.5 * np.arange(1, 9), atol=1e-9)
         assert {q.header.frame_id for q in p.poses} == {'map'}
     # The plan starts ahead of the ego's map pose of that frame.
@@ -197,7 +197,7 @@ def test_stale_input_gives_stopping_path_and_error_then_recovers(ros_context, si
     from nav_msgs.msg import Path
     from rclpy.node import Node
 
-    from pair_drive_ros.nodes import convert
+    from pair_drive_ros import ros
 
     frames, route = sim_frames
     # Wall clock: the sensors stop and time goes on (a live sensor failure).
@@ -243,7 +243,8 @@ def test_stale_input_gives_stopping_path_and_error_then_recovers(ros_context, si
         assert spin_until(executor, lambda: bytes([0]) in levels()[n_diags:], 2.0)
         assert spin_until(executor, lambda: len(paths) > n_paths
                           and np.ptp(steps(paths[-1])) < 1e-6, 2.0)
-        assert convert.stamp_ns(paths[-1].header.stamp) > convert.stamp_ns(stop.header.stamp)
+        assert (ros.stamp_to_nanoseconds(paths[-1].header.stamp)
+                > ros.stamp_to_nanoseconds(stop.header.stamp))
     finally:
         _close(executor)
     assert nodes[1].health.fault == ''
@@ -254,7 +255,7 @@ def test_malformed_input_and_time_jump_are_logged_and_survived(ros_context, sim_
     from rclpy.node import Node
     from sensor_msgs.msg import Image, PointCloud2
 
-    from pair_drive_ros.nodes import convert
+    from pair_drive_ros import ros
 
     frames, route = sim_frames
     nodes = _graph(ros_context, ('perception_node', 'planner_node'),
@@ -272,7 +273,7 @@ def test_malformed_input_and_time_jump_are_logged_and_survived(ros_context, sim_
             sensors.publish(frames[k], 100.0 + 0.1 * k, clock=True)
             spin_until(executor, lambda: False, 0.05)
         assert spin_until(executor, lambda: len(paths) == 3, 2.0)
-        hdr = convert.header(convert.to_stamp(100.35), 'ego_vehicle/rgb_front')
+        hdr = ros.make_header(ros.seconds_to_stamp(100.35), 'ego_vehicle/rgb_front')
         bad_image = Image(header=hdr, height=10, width=10, encoding='bgra8', step=40,
                           data=bytes(12))
         bad_cloud = PointCloud2(header=hdr, height=1, width=100, point_step=16, row_step=1600,
@@ -292,7 +293,7 @@ def test_malformed_input_and_time_jump_are_logged_and_survived(ros_context, sim_
         assert spin_until(executor, lambda: len(paths) >= 6, 3.0)
     finally:
         _close(executor)
-    stamps = [convert.stamp_s(p.header.stamp) for p in paths]
+    stamps = [ros.stamp_to_seconds(p.header.stamp) for p in paths]
     assert stamps[:3] == pytest.approx([100.0, 100.1, 100.2])
     assert min(stamps[3:]) >= 50.0 and max(stamps[3:]) < 51.0
     assert planner.health.stops == 0
@@ -307,8 +308,8 @@ def test_tracker_follows_a_path_and_brakes_when_it_goes_stale(ros_context, sim_f
     from nav_msgs.msg import Odometry, Path
     from rclpy.node import Node
 
+    from pair_drive_ros import ros
     from pair_drive_ros.core.trajectory import Trajectory
-    from pair_drive_ros.nodes import convert
 
     frames, _ = sim_frames
     (tracker,) = _graph(ros_context, ('tracker_node',))
@@ -321,12 +322,12 @@ def test_tracker_follows_a_path_and_brakes_when_it_goes_stale(ros_context, sim_f
     try:
         assert spin_until(executor, lambda: probe.count_subscribers('/planner/trajectory') > 0,
                           2.0)
-        stamp = convert.to_stamp(ego.stamp_s)
-        odom_pub.publish(convert.odom_msg(ego, stamp))
+        stamp = ros.seconds_to_stamp(ego.stamp_s)
+        odom_pub.publish(ros.ego_state_to_odometry(ego, stamp=stamp))
         plan = Trajectory(np.stack([ego.speed * 0.5 * np.arange(1, 9), np.full(8, 1.0),
                                     np.zeros(8)], -1)).to_map(ego.pose)
         plan = Trajectory(plan.poses, plan.dt_s, plan.frame, ego.stamp_s)
-        path_pub.publish(convert.path_msg(plan, convert.header(stamp, 'map')))
+        path_pub.publish(ros.trajectory_to_path(plan, ros.make_header(stamp, 'map')))
         assert spin_until(executor, lambda: len(cmds) >= 3, 2.0)
         following = cmds[-1]
         n = len(cmds)
@@ -344,12 +345,12 @@ def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
     from nav_msgs.msg import Path
     from rclpy.node import Node
 
+    from pair_drive_ros import ros
     from pair_drive_ros.core.trajectory import Trajectory
-    from pair_drive_ros.nodes import convert
-    from pair_drive_ros.nodes.feature_msgs import feature_messages, FEATURE_TOPICS
     from pair_drive_ros.nodes.planner_node import PlannerNode
     from pair_drive_ros.perception.builder import FeatureBuilder
     from pair_drive_ros.policy.base import AbstractPlanner, PlanOutput
+    from pair_drive_ros.ros.features import feature_messages, FEATURE_TOPICS
 
     class BrokenPlanner(AbstractPlanner):
         name = 'broken'
@@ -382,7 +383,8 @@ def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
     xy = np.array([[q.pose.position.x, q.pose.position.y] for q in paths[0].poses])
     assert np.all(np.isfinite(xy))
     assert np.all(np.diff(np.linalg.norm(np.diff(xy, axis=0), axis=1)) < 0)  # braking
-    assert convert.stamp_ns(paths[0].header.stamp) == convert.stamp_ns(msgs['ego'].header.stamp)
+    assert (ros.stamp_to_nanoseconds(paths[0].header.stamp)
+            == ros.stamp_to_nanoseconds(msgs['ego'].header.stamp))
 
 
 SAMPLE_BAG = Path(__file__).resolve().parent / 'data' / 'sample_bag'
@@ -394,8 +396,7 @@ def test_sample_bag_gives_one_path_per_lidar_frame(ros_context):
     from rclpy.node import Node
 
     from pair_drive_ros import ros
-    from pair_drive_ros.nodes import convert
-    from pair_drive_ros.nodes.replay import BagPlayer
+    from pair_drive_ros.apps.replay import BagPlayer
 
     lidar = [ros.stamp_to_nanoseconds(m.header.stamp) for _, _, m in
              ros.read_bag(SAMPLE_BAG, ['/carla/ego_vehicle/lidar'])]
@@ -413,7 +414,7 @@ def test_sample_bag_gives_one_path_per_lidar_frame(ros_context):
                           30.0)
     finally:
         _close(executor)
-    assert [convert.stamp_ns(p.header.stamp) for p in paths] == lidar
+    assert [ros.stamp_to_nanoseconds(p.header.stamp) for p in paths] == lidar
     assert {p.header.frame_id for p in paths} == {'map'}
     assert all(len(p.poses) == 8 for p in paths)
 
@@ -424,14 +425,14 @@ def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_f
     from rclpy.node import Node
     from visualization_msgs.msg import Marker, MarkerArray
 
-    from pair_drive_ros.nodes import convert
-    from pair_drive_ros.nodes.feature_msgs import feature_messages, FEATURE_TOPICS
+    from pair_drive_ros import ros
     from pair_drive_ros.nodes.planner_node import PlannerNode
     from pair_drive_ros.perception.builder import FeatureBuilder
     from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
     from pair_drive_ros.policy.pair import PaIRPlanner
     from pair_drive_ros.policy.rl_branch import RLBranch, RLBranchConfig
     from pair_drive_ros.policy.selector import Selector, SelectorConfig
+    from pair_drive_ros.ros.features import feature_messages, FEATURE_TOPICS
 
     torch.manual_seed(0)  # untrained weights: this checks the plumbing, not the driving
     torch.set_num_threads(1)  # the executor's threads share two cores with torch here
@@ -457,9 +458,9 @@ def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_f
         assert spin_until(executor, lambda: paths and il_paths and markers, 20.0)
     finally:
         _close(executor)
-    stamp = convert.stamp_ns(msgs['ego'].header.stamp)
+    stamp = ros.stamp_to_nanoseconds(msgs['ego'].header.stamp)
     for msg in (paths[0], il_paths[0], markers[0].markers[0]):
-        assert convert.stamp_ns(msg.header.stamp) == stamp and msg.header.frame_id == 'map'
+        assert ros.stamp_to_nanoseconds(msg.header.stamp) == stamp and msg.header.frame_id == 'map'
     strips = markers[0].markers[1:]
     assert markers[0].markers[0].action == Marker.DELETEALL and len(strips) == 16
     # Candidate 0 is the IL plan: the same map-frame points as ~/il_trajectory.

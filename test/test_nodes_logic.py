@@ -6,22 +6,21 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
+from pair_drive_ros import ros
 from pair_drive_ros.core.ego import EgoState
+from pair_drive_ros.core.features import Features, STATUS_DIM
 from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.trajectory import Trajectory
-from pair_drive_ros.nodes import convert, safety
-from pair_drive_ros.nodes.control import ControlGains, lookahead_point, PathTracker
-from pair_drive_ros.nodes.control import pure_pursuit_curvature, reference_speed
-from pair_drive_ros.nodes.feature_msgs import feature_messages, features_from_messages
-from pair_drive_ros.nodes.feature_msgs import unstack_image
-from pair_drive_ros.nodes.markers import agent_markers, candidate_markers, score_colors
-from pair_drive_ros.nodes.params import DEFAULT_CONFIG, NODE_NAMES, PARAMS_CLASSES
-from pair_drive_ros.nodes.params import params_from_dict, ParamsError, PlannerParams
-from pair_drive_ros.nodes.params import yaml_params
+from pair_drive_ros.nodes.params import (DEFAULT_CONFIG, NODE_NAMES, PARAMS_CLASSES,
+                                         params_from_dict, ParamsError, PlannerParams, yaml_params)
 from pair_drive_ros.nodes.sim_bridge_node import parse_scenarios
-from pair_drive_ros.nodes.sync import ExactJoin, LatestSlot, StampSync, TimeJump
 from pair_drive_ros.nodes.tracker_node import control_message, pick_control_type
-from pair_drive_ros.perception.features import Features, STATUS_DIM
+from pair_drive_ros.ros.features import feature_messages, features_from_messages, unstack_image
+from pair_drive_ros.ros.markers import agent_markers, candidate_markers, score_colors
+from pair_drive_ros.runtime import safety
+from pair_drive_ros.runtime.path_tracker import (ControlGains, lookahead_point, PathTracker,
+                                                 pure_pursuit_curvature, reference_speed)
+from pair_drive_ros.runtime.sync import ExactJoin, LatestSlot, StampSync, TimeJump
 
 MS = 1_000_000
 
@@ -184,7 +183,7 @@ def test_control_messages_of_each_kind():
     cmd = tracker.command(np.zeros(3), 5.0, 0.0, t, pts, 0.05)
     kind, cls, key = pick_control_type('auto')
     assert (kind, cls, key) == ('twist', Twist, 'twist')  # no carla/ackermann msgs here
-    msg = control_message('twist', Twist, cmd, convert.to_stamp(1.0))
+    msg = control_message('twist', Twist, cmd, ros.seconds_to_stamp(1.0))
     assert msg.linear.x == pytest.approx(cmd.target_speed_mps)
     assert msg.angular.z == pytest.approx(cmd.target_speed_mps * cmd.curvature)
     with pytest.raises(ImportError, match='carla_msgs'):
@@ -199,7 +198,7 @@ def test_candidate_markers_deleteall_then_one_strip_per_candidate():
 
     cands = np.zeros((3, 8, 3))
     cands[:, :, 0] = np.arange(1, 9)
-    hdr = convert.header(convert.to_stamp(2.0), 'map')
+    hdr = ros.make_header(ros.seconds_to_stamp(2.0), 'map')
     arr = candidate_markers(hdr, cands, np.array([0.1, 0.9, 0.5]))
     assert arr.markers[0].action == Marker.DELETEALL
     assert [m.id for m in arr.markers[1:]] == [0, 1, 2]
@@ -219,7 +218,7 @@ def test_agent_markers_one_cube_per_agent():
     from visualization_msgs.msg import Marker
 
     agents = Agents([7, 9], [[1, 2, 0], [3, 4, np.pi / 2]], [[5, 2], [4, 2]], np.zeros((2, 2)))
-    arr = agent_markers(convert.header(convert.to_stamp(1.0), 'map'), agents)
+    arr = agent_markers(ros.make_header(ros.seconds_to_stamp(1.0), 'map'), agents)
     cubes = arr.markers[1:]
     assert [m.id for m in cubes] == [7, 9] and all(m.type == Marker.CUBE for m in cubes)
     assert cubes[1].pose.orientation.z == pytest.approx(np.sin(np.pi / 4))
@@ -239,7 +238,7 @@ def _features(rng):
 
 def test_features_round_trip_through_messages_bit_exact():
     f = _features(np.random.default_rng(0))
-    stamp = convert.to_stamp(f.stamp_s)
+    stamp = ros.seconds_to_stamp(f.stamp_s)
     msgs = feature_messages(f, stamp)
     assert {m.header.stamp.sec for m in msgs.values()} == {12}
     assert msgs['lidar_bev'].encoding == '32FC1' and msgs['lidar_bev'].height == 32
@@ -254,11 +253,11 @@ def test_features_round_trip_through_messages_bit_exact():
 
 def test_unstack_image_rejects_wrong_layouts():
     f = _features(np.random.default_rng(1))
-    msgs = feature_messages(f, convert.to_stamp(1.0))
-    with pytest.raises(convert.MessageError, match='stacked channels'):
+    msgs = feature_messages(f, ros.seconds_to_stamp(1.0))
+    with pytest.raises(ros.CodecError, match='stacked channels'):
         unstack_image(msgs['camera'], 5)
-    rgb = convert.image_msg(np.zeros((4, 4, 3), np.uint8), 'rgb8', msgs['camera'].header)
-    with pytest.raises(convert.MessageError, match='32FC1'):
+    rgb = ros.numpy_to_image(np.zeros((4, 4, 3), np.uint8), 'rgb8', msgs['camera'].header)
+    with pytest.raises(ros.CodecError, match='32FC1'):
         unstack_image(rgb, 1)
 
 
@@ -292,8 +291,8 @@ def test_parse_scenarios():
 
 def test_path_message_stamps_each_pose_with_its_time():
     traj = Trajectory(np.zeros((8, 3)), dt_s=0.5, frame='map')
-    msg = convert.path_msg(traj, convert.header(convert.to_stamp(100.0), 'map'))
-    times = [convert.stamp_s(p.header.stamp) for p in msg.poses]
+    msg = ros.trajectory_to_path(traj, ros.make_header(ros.seconds_to_stamp(100.0), 'map'))
+    times = [ros.stamp_to_seconds(p.header.stamp) for p in msg.poses]
     np.testing.assert_allclose(times, 100.0 + 0.5 * np.arange(1, 9))
     assert {p.header.frame_id for p in msg.poses} == {'map'}
 
@@ -307,7 +306,7 @@ def test_rgb_array_is_rgb_and_a_view_where_the_encoding_allows(encoding):
     shape = (64, 128, channels) if channels > 1 else (64, 128)
     arr = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
     msg = numpy_to_image(arr, encoding)
-    rgb = convert.rgb_array(msg)
+    rgb = ros.image_to_rgb(msg)
     expected = image_to_numpy(msg, 'rgb8')  # the contiguous converting decoder
     np.testing.assert_array_equal(rgb, expected)
     assert np.shares_memory(rgb, image_to_numpy(msg)) == (encoding != 'mono8')

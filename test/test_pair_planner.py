@@ -5,19 +5,18 @@ import numpy as np
 import pytest
 import torch
 
+from pair_drive_ros.core.config import load_config
 from pair_drive_ros.core.ego import EgoState
-from pair_drive_ros.perception.features import Features, STATUS_DIM
+from pair_drive_ros.core.features import Features, STATUS_DIM
 from pair_drive_ros.policy.base import PlannerInput
 from pair_drive_ros.policy.checkpoint import CheckpointError, save_checkpoint
 from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
 from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import (BOX_POINTS, MODEL_NAME as SEL_NAME,
-                                            NUM_PLAN_VARIANTS, plan_variants, RASTER_CHANNELS,
-                                            raster_samples, Selector, SelectorConfig,
-                                            selector_loss, TARGETS)
+from pair_drive_ros.policy.selector import (BOX_POINTS, MODEL_NAME as SEL_NAME, NUM_PLAN_VARIANTS,
+                                            plan_variants, RASTER_CHANNELS, raster_samples,
+                                            Selector, selector_loss, SelectorConfig, TARGETS)
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig
-from pair_drive_ros.training.rl_common import load_config
 from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
 
 torch.set_num_threads(1)
@@ -262,8 +261,8 @@ class ShiftedIL:
 def test_relabel_il_replaces_every_il_block_and_keeps_the_expert_blocks(checkpoints):
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch
-    from pair_drive_ros.training.train_selector import build_labels, relabel_il
-    from pair_drive_ros.training.train_selector import SelectorTrainConfig
+    from pair_drive_ros.training.train_selector import (build_labels, relabel_il,
+                                                        SelectorTrainConfig)
 
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', ['batch_size=2'])
     scenes = SyntheticSceneSet(3, seed=1)
@@ -294,8 +293,8 @@ def test_labels_with_two_il_planners_hold_one_il_block_per_planner(checkpoints):
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch
     from pair_drive_ros.policy.selector import Selector
-    from pair_drive_ros.training.train_selector import (build_labels, evaluate,
-                                                        reference_layout, SelectorTrainConfig)
+    from pair_drive_ros.training.train_selector import (build_labels, evaluate, reference_layout,
+                                                        SelectorTrainConfig)
 
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', ['batch_size=2'])
     scenes = SyntheticSceneSet(3, seed=1)
@@ -358,8 +357,8 @@ def test_concat_labels_appends_scenes_of_the_same_layout():
 
 
 def test_missing_extra_data_root_is_a_clear_error(tmp_path, checkpoints):
-    from pair_drive_ros.training.rl_common import load_config
-    from pair_drive_ros.training.train_selector import SelectorTrainConfig, main
+    from pair_drive_ros.core.config import load_config
+    from pair_drive_ros.training.train_selector import main, SelectorTrainConfig
 
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', [
         f'runs_root={tmp_path}', 'batch_size=2', 'threads=1',

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from pair_drive_ros.core.config import load_config
 from pair_drive_ros.policy.rl_branch import RLBranchConfig
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule)
-from pair_drive_ros.training.rl_common import load_config
 from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
 
 torch.set_num_threads(1)
@@ -134,8 +134,7 @@ def test_sequential_trainer_smoke_diffusiondrive(tmp_path):
     from pair_drive_ros.policy.checkpoint import save_checkpoint
     from pair_drive_ros.policy.diffusiondrive.config import DiffusionDriveConfig
     from pair_drive_ros.policy.il_planner import build_model, DiffusionDrivePlanner, load_il_model
-    from pair_drive_ros.training.train_sequential import (diffusion_plan, main,
-                                                          SequentialConfig)
+    from pair_drive_ros.training.train_sequential import diffusion_plan, main, SequentialConfig
 
     torch.manual_seed(0)
     model = build_model('diffusiondrive', DiffusionDriveConfig(backbone=TINY_BACKBONE,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pair_drive_ros.perception.features import STATUS_DIM
+from pair_drive_ros.core.features import STATUS_DIM
 from pair_drive_ros.policy.backbone import BackboneConfig
 from pair_drive_ros.policy.rl_branch import gaussian_log_prob, RLBranch, RLBranchConfig, tree_kl
 from pair_drive_ros.policy.tree import (ALL_CODES, BACKWARD, branch_offsets, CODES_15,

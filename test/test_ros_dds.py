@@ -18,8 +18,8 @@ def test_image_and_path_over_dds(ros_context):
 
     from pair_drive_ros.core import Trajectory
     from pair_drive_ros.ros import (image_to_numpy, latched_qos, numpy_to_image,
-                                    path_to_trajectory, reliable_qos, seconds_to_stamp,
-                                    sensor_qos, trajectory_to_path)
+                                    path_to_trajectory, reliable_qos, seconds_to_stamp, sensor_qos,
+                                    trajectory_to_path)
 
     rng = np.random.default_rng(11)
     frame = rng.integers(0, 256, (60, 80, 4), dtype=np.uint8)

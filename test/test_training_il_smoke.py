@@ -12,8 +12,7 @@ from pair_drive_ros.cli import main as cli_main
 from pair_drive_ros.core.agents import Agents
 from pair_drive_ros.perception import PerceptionConfig
 from pair_drive_ros.policy.checkpoint import load_checkpoint
-from pair_drive_ros.training.data import (agent_targets, collate, DataConfig, DataError,
-                                          ILDataset)
+from pair_drive_ros.training.data import agent_targets, collate, DataConfig, DataError, ILDataset
 from pair_drive_ros.training.train_il import kmeans_anchors
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -4,7 +4,7 @@ import numpy as np
 
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
 from pair_drive_ros.sim.generate import episode_path
-from pair_drive_ros.sim.logs import EpisodeLog, episode_paths
+from pair_drive_ros.sim.logs import episode_paths, EpisodeLog
 from pair_drive_ros.training.rollouts import collect
 
 
@@ -43,7 +43,7 @@ def test_rollouts_are_scene_logs_of_the_driven_episode(tmp_path):
 
 
 def test_split_scenarios_skip_extends_a_rollout_set():
-    from pair_drive_ros.training.evaluate import split_scenarios
+    from pair_drive_ros.sim.suite import split_scenarios
 
     first = split_scenarios('train', 4)
     later = split_scenarios('train', 2, skip=2)

@@ -10,14 +10,14 @@ Path), all with the frame's stamp.
 import numpy as np
 from rclpy.node import Node
 
+from pair_drive_ros import ros
 from pair_drive_ros.core.sensor_frame import SensorFrame
-from pair_drive_ros.nodes import convert
-from pair_drive_ros.nodes.feature_msgs import feature_messages
 from pair_drive_ros.nodes.params import PERCEPTION_OUTPUTS, PerceptionParams, read_params
-from pair_drive_ros.nodes.process import spin_node_process
-from pair_drive_ros.nodes.sync import StampSync, TimeJump
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
+from pair_drive_ros.ros.executor import spin_node_process
+from pair_drive_ros.ros.features import feature_messages
+from pair_drive_ros.runtime.sync import StampSync, TimeJump
 
 THROTTLE_S = 2.0
 
@@ -43,15 +43,15 @@ class PerceptionNode(Node):
         for name in PERCEPTION_OUTPUTS:
             msg_type = {'ego': Odometry, 'route': Path}.get(name, Image)
             # The route changes rarely: latched, republished only when a new one arrives.
-            qos = convert.latched_qos() if name == 'route' else convert.reliable_qos(2)
+            qos = ros.latched_qos() if name == 'route' else ros.reliable_qos(2)
             self._pubs[name] = self.create_publisher(msg_type, f'~/{name}', qos)
         self._route_published = None
-        qos = convert.sensor_qos()
+        qos = ros.sensor_qos()
         self.create_subscription(Image, p.camera_topic, self._camera_callback, qos)
         self.create_subscription(PointCloud2, p.lidar_topic, self._lidar_callback, qos)
         self.create_subscription(Odometry, p.odometry_topic, self._odometry_callback, qos)
         self.create_subscription(Path, p.route_topic, self._route_callback,
-                                 convert.latched_qos())
+                                 ros.latched_qos())
         # tf2_ros is optional and the mounts rarely change: parameters are the source here.
         self.get_logger().info(
             f'sensor extrinsics from parameters (lidar {p.lidar_mount}, camera {p.camera_mount});'
@@ -66,45 +66,45 @@ class PerceptionNode(Node):
 
     def _camera_callback(self, msg) -> None:
         try:
-            image = convert.rgb_array(msg)
-        except (convert.MessageError, ValueError) as err:
+            image = ros.image_to_rgb(msg)
+        except (ros.CodecError, ValueError) as err:
             return self._bad('camera image', err)
         self._add('camera', msg.header.stamp, image)
 
     def _lidar_callback(self, msg) -> None:
         try:
-            points = convert.cloud_xyzi(msg)
-        except (convert.MessageError, ValueError) as err:
+            points = ros.pointcloud_to_xyzi(msg)
+        except (ros.CodecError, ValueError) as err:
             return self._bad('point cloud', err)
         self._add('lidar', msg.header.stamp, points)
 
     def _odometry_callback(self, msg) -> None:
         try:
-            ego = convert.ego_from_odom(msg)
-        except (convert.MessageError, ValueError) as err:
+            ego = ros.odometry_to_ego_state(msg)
+        except (ros.CodecError, ValueError) as err:
             return self._bad('odometry', err)
         self._add('odometry', msg.header.stamp, ego)
 
     def _route_callback(self, msg) -> None:
         try:
-            self._route = convert.route_from_path(msg)
-        except (convert.MessageError, ValueError) as err:
+            self._route = ros.path_to_route(msg)
+        except (ros.CodecError, ValueError) as err:
             self._bad('route', err)
 
     def _add(self, key: str, stamp, item) -> None:
         try:
-            matched = self._sync.add(key, convert.stamp_ns(stamp), item)
+            matched = self._sync.add(key, ros.stamp_to_nanoseconds(stamp), item)
         except TimeJump as err:
             self.get_logger().warning(f'time jumped backwards, resynchronizing: {err}',
                                       throttle_duration_sec=THROTTLE_S)
             return
         if matched is not None:
-            self._publish(convert.stamp_from_ns(matched[0]), matched[1])
+            self._publish(ros.nanoseconds_to_stamp(matched[0]), matched[1])
 
     # ---- output ------------------------------------------------------------------------------
     def _publish(self, stamp, parts: dict) -> None:
         p = self.params
-        frame = SensorFrame(stamp_s=convert.stamp_s(stamp), ego=parts['odometry'],
+        frame = SensorFrame(stamp_s=ros.stamp_to_seconds(stamp), ego=parts['odometry'],
                             lidar_points=parts['lidar'], camera_image=parts['camera'],
                             route=self._route, lidar_mount=np.asarray(p.lidar_mount),
                             camera_mount=np.asarray(p.camera_mount),

@@ -25,14 +25,15 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
+from pair_drive_ros import ros
 from pair_drive_ros.core.trajectory import EGO_FRAME, Trajectory
-from pair_drive_ros.nodes import convert, safety
-from pair_drive_ros.nodes.feature_msgs import FEATURE_TOPICS, features_from_messages
-from pair_drive_ros.nodes.markers import candidate_markers
 from pair_drive_ros.nodes.params import PlannerParams, read_params
-from pair_drive_ros.nodes.process import spin_node_process
-from pair_drive_ros.nodes.sync import ExactJoin, LatestSlot
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
+from pair_drive_ros.ros.executor import spin_node_process
+from pair_drive_ros.ros.features import FEATURE_TOPICS, features_from_messages
+from pair_drive_ros.ros.markers import candidate_markers
+from pair_drive_ros.runtime import safety
+from pair_drive_ros.runtime.sync import ExactJoin, LatestSlot
 
 THROTTLE_S = 2.0
 LATENCY_WINDOW = 200
@@ -116,20 +117,20 @@ class PlannerNode(Node):
 
         inputs = MutuallyExclusiveCallbackGroup()
         work = MutuallyExclusiveCallbackGroup()
-        self._path_pub = self.create_publisher(Path, '~/trajectory', convert.reliable_qos(1))
-        self._il_pub = self.create_publisher(Path, '~/il_trajectory', convert.reliable_qos(1))
+        self._path_pub = self.create_publisher(Path, '~/trajectory', ros.reliable_qos(1))
+        self._il_pub = self.create_publisher(Path, '~/il_trajectory', ros.reliable_qos(1))
         self._cand_pub = self.create_publisher(MarkerArray, '~/candidates',
-                                               convert.reliable_qos(1))
+                                               ros.reliable_qos(1))
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
-                                               convert.reliable_qos(10))
-        qos = convert.reliable_qos(5)
+                                               ros.reliable_qos(10))
+        qos = ros.reliable_qos(5)
         for key in FEATURE_TOPICS:
             msg_type = Odometry if key == 'ego' else Image
             self.create_subscription(msg_type, f'{p.features_ns}/{key}',
                                      lambda msg, k=key: self._feature_callback(k, msg), qos,
                                      callback_group=inputs)
         self.create_subscription(Path, f'{p.features_ns}/route', self._route_callback,
-                                 convert.latched_qos(), callback_group=inputs)
+                                 ros.latched_qos(), callback_group=inputs)
         self._wake = self.create_guard_condition(self._infer_callback, callback_group=work)
         self.create_timer(p.watchdog_period_s, self._watchdog_callback, callback_group=work,
                           clock=self._steady)
@@ -140,15 +141,15 @@ class PlannerNode(Node):
 
     # ---- inputs (subscription group) ---------------------------------------------------------
     def _feature_callback(self, key: str, msg) -> None:
-        done = self._join.add(key, convert.stamp_ns(msg.header.stamp), msg)
+        done = self._join.add(key, ros.stamp_to_nanoseconds(msg.header.stamp), msg)
         if done is not None:
             self._slot.put((done[0], done[1]))
             self._wake.trigger()
 
     def _route_callback(self, msg) -> None:
         try:
-            self._route = convert.route_from_path(msg)
-        except convert.MessageError as err:
+            self._route = ros.path_to_route(msg)
+        except ros.CodecError as err:
             self.health.bad_inputs += 1
             self.get_logger().warning(f'ignoring route: {err}', throttle_duration_sec=THROTTLE_S)
 
@@ -168,14 +169,14 @@ class PlannerNode(Node):
             self._last_plan_map = None
         try:
             features = features_from_messages(parts, route=self._route)
-        except (convert.MessageError, ValueError) as err:
+        except (ros.CodecError, ValueError) as err:
             h.bad_inputs += 1
             self.get_logger().warning(f'dropping malformed feature frame: {err}',
                                       throttle_duration_sec=THROTTLE_S)
             return
         self._last_stamp_ns = stamp_ns
         self._last_ego = features.ego
-        stamp = convert.stamp_from_ns(stamp_ns)
+        stamp = ros.nanoseconds_to_stamp(stamp_ns)
         age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         h.last_input_age_s = age_s
         if age_s > self.params.max_input_age_s:
@@ -195,7 +196,7 @@ class PlannerNode(Node):
 
     def _publish_plan(self, out: PlanOutput, ego_pose: np.ndarray, stamp_ns: int) -> None:
         p = self.params
-        stamp = convert.stamp_from_ns(stamp_ns)
+        stamp = ros.nanoseconds_to_stamp(stamp_ns)
         t0 = stamp_ns * 1e-9
         # The plan first: it is what the latency is measured to; the debug outputs follow,
         # built only for a subscriber (each costs a message build and a publish per frame).
@@ -206,7 +207,7 @@ class PlannerNode(Node):
             cands = np.asarray(out.candidates, dtype=np.float64)
             if p.output_frame == 'map':
                 cands = np.stack([Trajectory(c).to_map(ego_pose).poses for c in cands])
-            self._cand_pub.publish(candidate_markers(convert.header(stamp, p.output_frame),
+            self._cand_pub.publish(candidate_markers(ros.make_header(stamp, p.output_frame),
                                                      cands, out.candidate_scores))
         self._last_plan_map = out.trajectory.to_map(ego_pose)
         self.health.plans += 1
@@ -222,7 +223,7 @@ class PlannerNode(Node):
         else:
             out = traj.to_ego(ego_pose, EGO_FRAME)
         out = Trajectory(out.poses, out.dt_s, out.frame, t0_s)
-        return convert.path_msg(out, convert.header(stamp, p.output_frame))
+        return ros.trajectory_to_path(out, ros.make_header(stamp, p.output_frame))
 
     # ---- safety ------------------------------------------------------------------------------
     def _stop(self, reason: str, stamp) -> None:
@@ -237,7 +238,7 @@ class PlannerNode(Node):
         h.stops += 1
         newly = not h.fault
         h.fault = reason
-        self._path_pub.publish(self._path(stop, ego.pose, stamp, convert.stamp_s(stamp)))
+        self._path_pub.publish(self._path(stop, ego.pose, stamp, ros.stamp_to_seconds(stamp)))
         if newly:
             self.get_logger().error(f'publishing a stopping trajectory: {reason}',
                                     throttle_duration_sec=THROTTLE_S)
@@ -253,7 +254,7 @@ class PlannerNode(Node):
         quiet_s = (now_ns - self._last_stamp_ns) * 1e-9
         if quiet_s > self.params.max_input_age_s:
             self.health.last_input_age_s = quiet_s
-            self._stop(f'no input for {quiet_s:.2f} s', convert.stamp_from_ns(now_ns))
+            self._stop(f'no input for {quiet_s:.2f} s', ros.nanoseconds_to_stamp(now_ns))
 
     def _diagnostics_callback(self) -> None:
         payload = safety.planner_status(self.health, self.latencies_ms)

@@ -20,12 +20,12 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+from pair_drive_ros import ros
 from pair_drive_ros.core.se2 import yaw_to_quaternion
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
-from pair_drive_ros.nodes import convert
-from pair_drive_ros.nodes.markers import agent_markers
 from pair_drive_ros.nodes.params import carla_topics, read_params, SimBridgeParams
+from pair_drive_ros.ros.markers import agent_markers
 from pair_drive_ros.sim.closed_loop import SimSession
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
 from pair_drive_ros.sim.suite import load_suite
@@ -60,7 +60,7 @@ def tf_message(stamp, transforms: list[tuple[str, str, np.ndarray]]):
 
     msg = TFMessage()
     for parent, child, xyzyaw in transforms:
-        ts = TransformStamped(header=convert.header(stamp, parent), child_frame_id=child)
+        ts = TransformStamped(header=ros.make_header(stamp, parent), child_frame_id=child)
         ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = (
             float(v) for v in xyzyaw[:3])
         q = yaw_to_quaternion(xyzyaw[3])
@@ -105,24 +105,24 @@ class SimBridgeNode(Node):
         self._frames = {'map': 'map', 'ego': p.role_name, 'lidar': f'{p.role_name}/lidar',
                         'camera': f'{p.role_name}/rgb_front'}
         topics = carla_topics(p.role_name)
-        sensor = convert.reliable_qos(10)  # what the CARLA bridge offers
+        sensor = ros.reliable_qos(10)  # what the CARLA bridge offers
         self._pubs = {
-            'clock': self.create_publisher(ClockMsg, '/clock', convert.reliable_qos(10)),
+            'clock': self.create_publisher(ClockMsg, '/clock', ros.reliable_qos(10)),
             'camera': self.create_publisher(Image, topics['camera'], sensor),
             'camera_info': self.create_publisher(CameraInfo, topics['camera_info'], sensor),
             'lidar': self.create_publisher(PointCloud2, topics['lidar'], sensor),
             'odometry': self.create_publisher(Odometry, topics['odometry'], sensor),
             'speedometer': self.create_publisher(Float32, topics['speedometer'], sensor),
-            'route': self.create_publisher(Path, topics['route'], convert.latched_qos()),
+            'route': self.create_publisher(Path, topics['route'], ros.latched_qos()),
             'markers': self.create_publisher(MarkerArray, topics['markers'], sensor),
             'metrics': self.create_publisher(String, '~/episode_metrics', _metrics_qos()),
         }
         self._tf_ok = p.publish_tf and tf_message(None, []) is not None
         if self._tf_ok:
             from tf2_msgs.msg import TFMessage
-            self._pubs['tf'] = self.create_publisher(TFMessage, '/tf', convert.reliable_qos(100))
+            self._pubs['tf'] = self.create_publisher(TFMessage, '/tf', ros.reliable_qos(100))
         self.create_subscription(Path, p.path_topic, self._path_callback,
-                                 convert.reliable_qos(1))
+                                 ros.reliable_qos(1))
         self.results: list[dict] = []
         self.finished = False
         self.ticks = 0
@@ -183,18 +183,20 @@ class SimBridgeNode(Node):
     # ---- ticking -----------------------------------------------------------------------------
     def _path_callback(self, msg) -> None:
         try:
-            traj = convert.trajectory_from_path(msg)
-        except convert.MessageError as err:
+            traj = ros.path_to_trajectory(msg)
+            if len(traj) == 0:
+                raise ros.CodecError('empty Path')
+        except ros.CodecError as err:
             self.get_logger().warning(f'ignoring path: {err}', throttle_duration_sec=THROTTLE_S)
             return
         if traj.frame != MAP_FRAME or self._session is None:
             self.get_logger().warning('the simulator follows map-frame paths only',
                                       throttle_duration_sec=THROTTLE_S)
             return
-        stamp_ns = convert.stamp_ns(msg.header.stamp)
-        if stamp_ns < convert.stamp_ns(convert.to_stamp(self._offset_s)):
+        stamp_ns = ros.stamp_to_nanoseconds(msg.header.stamp)
+        if stamp_ns < ros.stamp_to_nanoseconds(ros.seconds_to_stamp(self._offset_s)):
             return  # planned for a previous episode
-        answer = stamp_ns == convert.stamp_ns(convert.to_stamp(self.stamp_s()))
+        answer = stamp_ns == ros.stamp_to_nanoseconds(ros.seconds_to_stamp(self.stamp_s()))
         lockstep = self.params.tick_mode == 'lockstep'
         if lockstep and not answer:
             # Lockstep is request/response: only the answer to the current frame (its stamp)
@@ -249,15 +251,15 @@ class SimBridgeNode(Node):
 
     # ---- publishing --------------------------------------------------------------------------
     def _publish_route(self) -> None:
-        stamp = convert.to_stamp(self.stamp_s())
-        self._pubs['route'].publish(convert.route_msg(self._session.route,
-                                                      convert.header(stamp, 'map')))
+        stamp = ros.seconds_to_stamp(self.stamp_s())
+        self._pubs['route'].publish(ros.route_to_path(self._session.route,
+                                                      ros.make_header(stamp, 'map')))
 
     def _publish_frame(self) -> None:
         from rosgraph_msgs.msg import Clock as ClockMsg
 
         s = self._session
-        stamp = convert.to_stamp(self.stamp_s())
+        stamp = ros.seconds_to_stamp(self.stamp_s())
         msgs = sensor_messages(s.sensor_frame(), stamp, self.params.role_name, self._camera_cfg)
         self._pubs['clock'].publish(ClockMsg(clock=stamp))
         if self._tf_ok:
@@ -272,7 +274,7 @@ class SimBridgeNode(Node):
         for key in ('camera', 'camera_info', 'odometry', 'speedometer'):
             self._pubs[key].publish(msgs[key])
         agents = s.log().agents(s.steps)
-        self._pubs['markers'].publish(agent_markers(convert.header(stamp, 'map'), agents))
+        self._pubs['markers'].publish(agent_markers(ros.make_header(stamp, 'map'), agents))
         # LiDAR last: perception anchors its frame on the LiDAR stamp.
         self._pubs['lidar'].publish(msgs['lidar'])
         self._answered = False
@@ -293,12 +295,12 @@ def sensor_messages(frame: SensorFrame, stamp, role_name: str = 'ego_vehicle',
     cfg = camera_cfg or CameraConfig(width=img.shape[1], height=img.shape[0],
                                      fov_deg=frame.camera_fov_deg)
     bgra = np.concatenate([img[..., 2::-1], np.full(img.shape[:2] + (1,), 255, np.uint8)], -1)
-    cam_hdr = convert.header(stamp, f'{role_name}/rgb_front')
+    cam_hdr = ros.make_header(stamp, f'{role_name}/rgb_front')
     return {
-        'camera': convert.image_msg(bgra, 'bgra8', cam_hdr),
+        'camera': ros.numpy_to_image(bgra, 'bgra8', cam_hdr),
         'camera_info': camera_info(cfg, cam_hdr),
-        'lidar': convert.cloud_msg(frame.lidar_points, f'{role_name}/lidar', stamp),
-        'odometry': convert.odom_msg(frame.ego, stamp, 'map', role_name),
+        'lidar': ros.numpy_to_pointcloud(frame.lidar_points, f'{role_name}/lidar', stamp),
+        'odometry': ros.ego_state_to_odometry(frame.ego, 'map', role_name, stamp=stamp),
         'speedometer': Float32(data=float(frame.ego.speed)),
         'odometry_pose': frame.ego.pose,
     }

@@ -1,7 +1,7 @@
 """tracker_node: the planner's Path + Odometry -> vehicle control at `rate_hz`.
 
-Pure pursuit + PI speed control (nodes/control.py). Output type, by what is importable (or the
-`control_type` parameter): carla_msgs/CarlaEgoVehicleControl on
+Pure pursuit + PI speed control (runtime/path_tracker.py). Output type, by what is importable
+(or the `control_type` parameter): carla_msgs/CarlaEgoVehicleControl on
 /carla/<role>/vehicle_control_cmd, else ackermann_msgs/AckermannDrive on
 /carla/<role>/ackermann_cmd, else geometry_msgs/Twist on /carla/<role>/twist (for
 carla_twist_to_control). A missing or stale path (wall time > `path_timeout_s`) brakes.
@@ -14,10 +14,10 @@ import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
-from pair_drive_ros.nodes import convert
-from pair_drive_ros.nodes.control import Command, ControlGains, PathTracker
+from pair_drive_ros import ros
 from pair_drive_ros.nodes.params import carla_topics, read_params, TrackerParams
-from pair_drive_ros.nodes.process import spin_node_process
+from pair_drive_ros.ros.executor import spin_node_process
+from pair_drive_ros.runtime.path_tracker import Command, ControlGains, PathTracker
 
 THROTTLE_S = 2.0
 CONTROL_TYPES = (('carla', 'carla_msgs.msg', 'CarlaEgoVehicleControl', 'control'),
@@ -42,7 +42,7 @@ def control_message(kind: str, msg_type: type, cmd: Command, stamp):
     """Fill a control message of `kind` from a Command."""
     if kind == 'carla':
         # CARLA steers positive to the right (left-handed world); ours is positive to the left.
-        return msg_type(header=convert.header(stamp, ''), throttle=float(cmd.throttle),
+        return msg_type(header=ros.make_header(stamp, ''), throttle=float(cmd.throttle),
                         steer=float(np.clip(-cmd.steer, -1.0, 1.0)), brake=float(cmd.brake),
                         hand_brake=False, reverse=False, gear=1, manual_gear_shift=False)
     if kind == 'ackermann':
@@ -64,7 +64,7 @@ class TrackerNode(Node):
         self.params = p = read_params(self, TrackerParams)
         self.kind, self._msg_type, topic_key = pick_control_type(p.control_type)
         topic = carla_topics(p.role_name)[topic_key]
-        self._pub = self.create_publisher(self._msg_type, topic, convert.reliable_qos(1))
+        self._pub = self.create_publisher(self._msg_type, topic, ros.reliable_qos(1))
         self._tracker = PathTracker(ControlGains(
             wheelbase_m=p.wheelbase_m, max_steer_rad=p.max_steer_rad,
             min_lookahead_m=p.min_lookahead_m, lookahead_time_s=p.lookahead_time_s,
@@ -75,9 +75,9 @@ class TrackerNode(Node):
         self._odom = None
         self.commands = 0
         self.create_subscription(Path, p.path_topic, self._path_callback,
-                                 convert.reliable_qos(1))
+                                 ros.reliable_qos(1))
         self.create_subscription(Odometry, p.odometry_topic, self._odometry_callback,
-                                 convert.sensor_qos())
+                                 ros.sensor_qos())
         # Wall-clock timer: control must keep coming (braking) even if /clock stops.
         self.create_timer(1.0 / p.rate_hz, self._control_callback,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -86,12 +86,13 @@ class TrackerNode(Node):
 
     def _path_callback(self, msg) -> None:
         try:
-            poses, times = convert.path_poses(msg)
+            traj = ros.path_to_trajectory(msg)
+            poses, times = traj.poses, traj.times_s
             if len(poses) == 0 or not np.all(np.isfinite(poses)):
-                raise convert.MessageError('empty or non-finite Path')
+                raise ros.CodecError('empty or non-finite Path')
             if msg.header.frame_id not in ('map', ''):
-                raise convert.MessageError(f'Path frame {msg.header.frame_id!r} is not map')
-        except convert.MessageError as err:
+                raise ros.CodecError(f'Path frame {msg.header.frame_id!r} is not map')
+        except ros.CodecError as err:
             self.get_logger().warning(f'ignoring path: {err}', throttle_duration_sec=THROTTLE_S)
             return
         self._path = (times, poses[:, :2])
@@ -99,8 +100,8 @@ class TrackerNode(Node):
 
     def _odometry_callback(self, msg) -> None:
         try:
-            self._odom = convert.ego_from_odom(msg)
-        except convert.MessageError as err:
+            self._odom = ros.odometry_to_ego_state(msg)
+        except ros.CodecError as err:
             self.get_logger().warning(f'ignoring odometry: {err}',
                                       throttle_duration_sec=THROTTLE_S)
 
@@ -117,7 +118,7 @@ class TrackerNode(Node):
             cmd = self._tracker.command(ego.pose, ego.speed, ego.stamp_s, times, points,
                                         1.0 / p.rate_hz)
         self._pub.publish(control_message(self.kind, self._msg_type, cmd,
-                                          convert.to_stamp(ego.stamp_s)))
+                                          ros.seconds_to_stamp(ego.stamp_s)))
         self.commands += 1
 
 

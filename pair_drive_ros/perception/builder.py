@@ -9,11 +9,11 @@ import logging
 import numpy as np
 
 from pair_drive_ros.core.ego import EgoState
+from pair_drive_ros.core.features import COMMANDS, Features, STATUS_DIM
 from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.se2 import inverse_transform_points, wrap_angle
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.perception.config import PerceptionConfig
-from pair_drive_ros.perception.features import COMMANDS, Features, STATUS_DIM
 
 LOG = logging.getLogger(__name__)
 

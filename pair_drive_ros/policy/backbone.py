@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F  # noqa: N812
 
-from pair_drive_ros.perception.features import COMMANDS, FEATURE_KEYS, STATUS_DIM
+from pair_drive_ros.core.features import COMMANDS, FEATURE_KEYS, STATUS_DIM
 
 # Agent box state: x, y [m], yaw [rad], length, width [m] in the ego frame (Transfuser's order).
 AGENT_STATE_DIM = 5

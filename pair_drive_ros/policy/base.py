@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pair_drive_ros.core.features import Features
 from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.core.trajectory import Trajectory
-from pair_drive_ros.perception.features import Features
 
 
 @dataclass

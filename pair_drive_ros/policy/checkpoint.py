@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from pair_drive_ros.policy.configs import config_diff, config_to_dict
+from pair_drive_ros.core.config import config_diff, config_to_dict
 
 LOG = logging.getLogger(__name__)
 

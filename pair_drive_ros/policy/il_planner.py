@@ -7,12 +7,12 @@ import time
 import numpy as np
 import torch
 
+from pair_drive_ros.core.config import config_from_dict
+from pair_drive_ros.core.features import FEATURE_KEYS, Features
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
 from pair_drive_ros.perception.config import PerceptionConfig
-from pair_drive_ros.perception.features import FEATURE_KEYS, Features
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state
-from pair_drive_ros.policy.configs import config_from_dict
 
 LOG = logging.getLogger(__name__)
 

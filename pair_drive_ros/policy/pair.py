@@ -15,11 +15,11 @@ import time
 import numpy as np
 import torch
 
+from pair_drive_ros.core.config import config_from_dict
 from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state
-from pair_drive_ros.policy.configs import config_from_dict
 from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
 from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, NUM_PLAN_VARIANTS,

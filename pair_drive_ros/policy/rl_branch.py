@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from pair_drive_ros.policy.backbone import BackboneConfig, PerceptionTrunk
-from pair_drive_ros.policy.tree import (branch_offsets, graft, LEFT, mean_step_length,
-                                        NUM_BRANCHES, NUM_LEVELS, RIGHT, TreeLayout,
-                                        EXPANSION_INDICES)
+from pair_drive_ros.policy.tree import (branch_offsets, EXPANSION_INDICES, graft, LEFT,
+                                        mean_step_length, NUM_BRANCHES, NUM_LEVELS, RIGHT,
+                                        TreeLayout)
 
 MODEL_NAME = 'pair_rl_branch'
 

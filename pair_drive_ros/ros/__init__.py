@@ -10,16 +10,17 @@ from pair_drive_ros.ros.errors import (BagError, CodecError, MalformedMessageErr
 from pair_drive_ros.ros.geometry import (ego_state_to_odometry, odometry_to_ego_state,
                                          path_to_route, path_to_trajectory, quaternion_to_yaw,
                                          route_to_path, trajectory_to_path, yaw_to_quaternion)
-from pair_drive_ros.ros.image import encoding_info, image_to_numpy, numpy_to_image
+from pair_drive_ros.ros.image import encoding_info, image_to_numpy, image_to_rgb, numpy_to_image
 from pair_drive_ros.ros.pointcloud import (numpy_to_pointcloud, pointcloud_to_numpy,
                                            pointcloud_to_xyzi)
 from pair_drive_ros.ros.qos import latched_qos, reliable_qos, sensor_qos
-from pair_drive_ros.ros.stamps import (nanoseconds_to_stamp, seconds_to_stamp,
+from pair_drive_ros.ros.stamps import (make_header, nanoseconds_to_stamp, seconds_to_stamp,
                                        stamp_to_nanoseconds, stamp_to_seconds)
 
 __all__ = [
     'BagError', 'BagWriter', 'CodecError', 'MalformedMessageError', 'UnsupportedEncodingError',
-    'bag_topics', 'ego_state_to_odometry', 'encoding_info', 'image_to_numpy', 'latched_qos',
+    'bag_topics', 'ego_state_to_odometry', 'encoding_info', 'image_to_numpy', 'image_to_rgb',
+    'latched_qos', 'make_header',
     'message_class', 'msgtype_of', 'nanoseconds_to_stamp', 'numpy_to_image',
     'numpy_to_pointcloud', 'odometry_to_ego_state', 'path_to_route', 'path_to_trajectory',
     'pointcloud_to_numpy', 'pointcloud_to_xyzi', 'quaternion_to_yaw', 'read_bag',

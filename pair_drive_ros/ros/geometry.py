@@ -176,13 +176,15 @@ def path_to_route(path: Any) -> Route:
         raise MalformedMessageError(f'Path does not make a Route: {exc}') from None
 
 
-def odometry_to_ego_state(msg: Any, previous: Optional[EgoState] = None) -> EgoState:
+def odometry_to_ego_state(msg: Any, previous: Optional[EgoState] = None,
+                          acceleration: Optional[Any] = None) -> EgoState:
     """Decode a nav_msgs/Odometry into an EgoState.
 
     The pose is read in `header.frame_id` (map) and the twist in the child (vehicle) frame, as
     the CARLA bridge publishes it. Acceleration is unknown from one message: zeros, unless
     `previous` (an earlier state) is given; then it is the finite difference of the map-frame
     velocities, rotated into the current vehicle frame (so it includes the centripetal term).
+    A known `acceleration` (vehicle frame, e.g. from the ego-status features) is used as given.
     """
     pose = field(field(msg, 'pose', 'Odometry'), 'pose', 'Odometry.pose')
     x, y, yaw = _pose_xyyaw(pose, 'Odometry.pose.pose')
@@ -194,7 +196,9 @@ def odometry_to_ego_state(msg: Any, previous: Optional[EgoState] = None) -> EgoS
     yaw_rate = _number(angular, 'z', 'Odometry.twist.twist.angular')
     stamp_s = stamp_to_seconds(field(field(msg, 'header', 'Odometry'), 'stamp', 'Odometry.header'))
     accel = np.zeros(2)
-    if previous is not None:
+    if acceleration is not None:
+        accel = np.asarray(acceleration, dtype=np.float64)
+    elif previous is not None:
         dt = stamp_s - previous.stamp_s
         if dt > 0:
             c, s = math.cos(yaw), math.sin(yaw)
@@ -212,15 +216,18 @@ def odometry_to_ego_state(msg: Any, previous: Optional[EgoState] = None) -> EgoS
 
 
 def ego_state_to_odometry(ego: EgoState, frame_id: str = MAP_FRAME,
-                          child_frame_id: str = 'ego_vehicle') -> Any:
-    """Encode an EgoState as a nav_msgs/Odometry (pose in `frame_id`, twist in the child frame)."""
+                          child_frame_id: str = 'ego_vehicle', stamp: Optional[Any] = None) -> Any:
+    """Encode an EgoState as a nav_msgs/Odometry (pose in `frame_id`, twist in the child frame).
+
+    The header stamp is `stamp` (a builtin_interfaces/Time) if given, else the state's own.
+    """
     from nav_msgs.msg import Odometry
 
     if not isinstance(ego, EgoState):
         raise CodecError(f'ego_state_to_odometry needs a core.EgoState, got {type(ego).__name__}')
     msg = Odometry()
     msg.header.frame_id = frame_id
-    msg.header.stamp = seconds_to_stamp(ego.stamp_s)
+    msg.header.stamp = seconds_to_stamp(ego.stamp_s) if stamp is None else stamp
     msg.child_frame_id = child_frame_id
     msg.pose.pose.position.x = float(ego.pose[0])
     msg.pose.pose.position.y = float(ego.pose[1])

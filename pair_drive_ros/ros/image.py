@@ -147,3 +147,21 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Optional[Any] = Non
     # Assigning bytes is ~1000x faster than assigning an ndarray (rclpy iterates over arrays).
     msg.data = arr.tobytes()
     return msg
+
+
+# Colour encodings whose RGB channels are a strided view of the message (channel order).
+_RGB_VIEWS = {'rgb8': slice(0, 3), 'rgba8': slice(0, 3), 'bgr8': slice(2, None, -1),
+              'bgra8': slice(2, None, -1)}
+
+
+def image_to_rgb(msg: Any) -> np.ndarray:
+    """Colour Image (rgb8, bgr8, rgba8, bgra8, mono8) -> (H, W, 3) uint8 RGB.
+
+    A view of `msg.data` (do not write into it) for the rgb/bgr(a) encodings (CARLA's bgra8
+    included): copying a 800x600 frame into a contiguous RGB array costs ~0.5 ms per frame,
+    and the feature builder only samples it. mono8 is converted (a new array).
+    """
+    channels = _RGB_VIEWS.get(getattr(msg, 'encoding', None))
+    if channels is None:
+        return image_to_numpy(msg, 'rgb8')
+    return image_to_numpy(msg)[:, :, channels]

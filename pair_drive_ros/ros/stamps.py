@@ -61,3 +61,10 @@ def as_stamp(stamp: Union[Any, float, None]) -> Any:
     if isinstance(stamp, (int, float, np.integer, np.floating)) and not isinstance(stamp, bool):
         return seconds_to_stamp(stamp)
     return nanoseconds_to_stamp(stamp_to_nanoseconds(stamp))
+
+
+def make_header(stamp: Any, frame_id: str) -> Any:
+    """Build a std_msgs/Header with this stamp and frame."""
+    from std_msgs.msg import Header
+
+    return Header(stamp=stamp, frame_id=frame_id)

@@ -14,7 +14,7 @@ from pair_drive_ros.core.se2 import poses_to_local
 from pair_drive_ros.core.trajectory import NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.scoring.config import Metric, ScorerConfig
 from pair_drive_ros.scoring.geometry import project_on_polyline
-from pair_drive_ros.scoring.metrics import PreparedScene, prepare_scene
+from pair_drive_ros.scoring.metrics import prepare_scene, PreparedScene
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from pair_drive_ros.core.se2 import poses_to_global
 from pair_drive_ros.core.trajectory import MAP_FRAME, NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.scoring import comfort, metrics
 from pair_drive_ros.scoring.batch import Batch, batch_sub_metrics
-from pair_drive_ros.scoring.config import (EPDMS_MULTIPLIERS, Metric, PDMS_MULTIPLIERS,
-                                           ScorerConfig)
-from pair_drive_ros.scoring.metrics import PreparedScene, prepare_scene
+from pair_drive_ros.scoring.config import EPDMS_MULTIPLIERS, Metric, PDMS_MULTIPLIERS, ScorerConfig
+from pair_drive_ros.scoring.metrics import prepare_scene, PreparedScene
 from pair_drive_ros.scoring.simulation import simulate
 
 LOGGER = logging.getLogger(__name__)

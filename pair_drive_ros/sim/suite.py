@@ -94,3 +94,13 @@ def load_suite(path: str | Path = DEFAULT_SUITE) -> Suite:
         entry['config'] = dict(entry.get('config') or {})
         scenarios[name] = ScenarioSpec(name=name, **entry)
     return Suite(scenarios, str(path))
+
+
+def split_scenarios(split: str, episodes_per_scenario: int, skip: int = 0) -> list:
+    """(scenario, seed) pairs: N seeds of each scenario's range for the split, after `skip`."""
+    suite = load_suite()
+    out = []
+    for name in suite.names():
+        seeds = suite.get(name).seed_range(split)
+        out.extend((name, s) for s in list(seeds)[skip:skip + episodes_per_scenario])
+    return out

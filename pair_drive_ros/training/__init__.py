@@ -1,1 +1,1 @@
-"""Datasets, trainers (IL, GRPO, selector), evaluation."""
+"""Datasets and trainers: IL, GRPO (RL branch), selector, sequential baseline, on-policy data."""

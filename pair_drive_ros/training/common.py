@@ -7,15 +7,17 @@ import logging
 import os
 from pathlib import Path
 import random
+import shutil
 import subprocess
+import tempfile
 import time
 
 import numpy as np
 import torch
 
+from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.policy.checkpoint import (CHECKPOINT_SCHEMA_VERSION, CheckpointError,
                                               load_checkpoint, load_state, save_checkpoint)
-from pair_drive_ros.policy.configs import config_to_dict
 
 LOG = logging.getLogger(__name__)
 
@@ -137,3 +139,23 @@ class RunLog:
         if self._writer is not None:
             self._writer.close()
         self._csv.close()
+
+
+def export_copy(path: str | Path, out: str | Path | None) -> None:
+    """Copy a finished checkpoint to `out` (the config's export path), if one is set.
+
+    Atomic: the copy is written next to `out` and renamed over it, so a crash never leaves a
+    half-written checkpoint where a planner would load it.
+    """
+    if not out:
+        return
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pair_drive_ros.core.features import FEATURE_KEYS, Features
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import PerceptionConfig
-from pair_drive_ros.perception.features import FEATURE_KEYS, Features
 from pair_drive_ros.policy.backbone import AGENT_STATE_DIM
 from pair_drive_ros.policy.losses import TARGET_KEYS
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pair_drive_ros.perception.features import FEATURE_KEYS
-from pair_drive_ros.training.data import file_digest
+from pair_drive_ros.core.features import FEATURE_KEYS
 from pair_drive_ros.scoring import (Metric, prepare_scene, reference_progress, score_scenes,
                                     ScorerConfig)
+from pair_drive_ros.training.data import file_digest
 
 LOG = logging.getLogger(__name__)
 

@@ -73,7 +73,8 @@ def main(cfg: RolloutConfig) -> list[dict]:
     """Roll out IL-A + PaIR (the checkpoints of cfg) on the split's first seeds."""
     from pair_drive_ros.policy.pair import PaIRPlanner
     from pair_drive_ros.training.common import set_threads
-    from pair_drive_ros.training.evaluate import closed_loop_policy, split_scenarios
+    from pair_drive_ros.policy.closed_loop import closed_loop_policy
+    from pair_drive_ros.sim.suite import split_scenarios
 
     set_threads(cfg.threads)
     planner = PaIRPlanner.from_checkpoints(cfg.il_checkpoint, cfg.rl_checkpoint,

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from pair_drive_ros.core.config import config_from_dict, config_to_dict
 from pair_drive_ros.perception.config import PerceptionConfig
-from pair_drive_ros.policy.configs import config_from_dict, config_to_dict
 from pair_drive_ros.policy.il_planner import build_model, compute_loss, IL_MODELS
 from pair_drive_ros.training.common import (DistInfo, git_hash, init_distributed, load_checkpoint,
                                             load_state, pick_device, RunLog, save_checkpoint,

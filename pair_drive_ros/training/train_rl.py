@@ -18,15 +18,15 @@ import time
 import numpy as np
 import torch
 
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
-from pair_drive_ros.policy.configs import config_to_dict
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
 from pair_drive_ros.policy.tree import resolve_group
-from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
+from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
+                                            set_threads)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule)
-from pair_drive_ros.training.rl_common import (add_config_arguments, config_from_args, export_copy,
-                                               perturb_reference)
+from pair_drive_ros.training.references import perturb_reference
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_grpo.yaml'

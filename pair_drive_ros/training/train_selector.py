@@ -23,17 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.checkpoint import save_checkpoint
-from pair_drive_ros.policy.configs import config_to_dict
 from pair_drive_ros.policy.pair import load_rl_branch
-from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_variants,
-                                            Selector, SelectorConfig, selector_loss, TARGETS)
+from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_variants, Selector,
+                                            selector_loss, SelectorConfig, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
-from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
+from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
+                                            set_threads)
 from pair_drive_ros.training.grpo import cosine_lr
-from pair_drive_ros.training.rl_common import (add_config_arguments, config_from_args, export_copy,
-                                               perturb_reference)
+from pair_drive_ros.training.references import perturb_reference
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/selector.yaml'

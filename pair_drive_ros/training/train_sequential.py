@@ -30,13 +30,13 @@ import time
 import numpy as np
 import torch
 
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.backbone import integrate_kinematics, kinematic_params
 from pair_drive_ros.policy.checkpoint import save_checkpoint
-from pair_drive_ros.policy.configs import config_to_dict
-from pair_drive_ros.training.common import pick_device, RunLog, seed_everything, set_threads
+from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
+                                            set_threads)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule)
-from pair_drive_ros.training.rl_common import add_config_arguments, config_from_args, export_copy
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_sequential.yaml'

@@ -8,7 +8,7 @@ consistent) instead of regressed independently, as a residual on the constant-ve
 import torch
 from torch import nn
 
-from pair_drive_ros.perception.features import COMMANDS
+from pair_drive_ros.core.features import COMMANDS
 from pair_drive_ros.policy.backbone import (integrate_kinematics, PerceptionTrunk,
                                             residual_kinematics)
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig

@@ -13,7 +13,6 @@ from pathlib import Path
 import time
 
 from pair_drive_ros import ros
-from pair_drive_ros.nodes import convert
 
 LOG = logging.getLogger(__name__)
 LATCHED_SUFFIXES = ('/tf_static', '/waypoints', '/vehicle_info', '/episode_metrics')
@@ -67,9 +66,9 @@ class BagPlayer:
             except ros.BagError as err:
                 node.get_logger().warning(f'skipping {topic}: {err}')
                 continue
-            qos = convert.latched_qos() if topic in latched else convert.reliable_qos(10)
+            qos = ros.latched_qos() if topic in latched else ros.reliable_qos(10)
             self._pubs[topic] = node.create_publisher(cls, topic, qos)
-        self._clock_pub = node.create_publisher(Clock, '/clock', convert.reliable_qos(10)) \
+        self._clock_pub = node.create_publisher(Clock, '/clock', ros.reliable_qos(10)) \
             if clock else None
         self._clock_cls = Clock
         self.published = 0
@@ -114,7 +113,7 @@ class BagPlayer:
             if time.monotonic() < due:
                 return True
             if self._clock_pub is not None:
-                self._clock_pub.publish(self._clock_cls(clock=convert.stamp_from_ns(t_ns)))
+                self._clock_pub.publish(self._clock_cls(clock=ros.nanoseconds_to_stamp(t_ns)))
             self._pubs[topic].publish(bytes(data))
             self.published += 1
             self._next = None

@@ -1,7 +1,16 @@
-"""Frozen config dataclasses from plain dicts (YAML, checkpoints), failing on unknown keys."""
+"""Configuration of every command: frozen dataclasses from YAML plus `--set key=value` overrides.
 
+One mechanism for all commands: a dataclass declares the fields and defaults, a YAML file sets
+some of them, repeated `--set key=value` (YAML-parsed values, dotted keys for nested configs)
+override them; an unknown key is an error. The same dicts travel in checkpoints.
+"""
+
+import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any, get_type_hints
+
+import yaml
 
 
 class ConfigError(ValueError):
@@ -55,3 +64,37 @@ def config_diff(expected: dict, got: dict, prefix: str = '') -> list[str]:
         elif expected[key] != got[key]:
             out.append(f'{name}: {got[key]!r} != expected {expected[key]!r}')
     return out
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | None) -> None:
+    """--config YAML and repeated --set key=value overrides (YAML-parsed values)."""
+    parser.add_argument('--config', default=default_config,
+                        help=f'YAML config (default {default_config}); keys are the config '
+                             'dataclass fields, an unknown key is an error')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='override one config field, e.g. --set total_steps=20')
+
+
+def load_config(cls: type, path: str | Path | None = None, overrides: list | None = None) -> Any:
+    """Frozen config `cls` from a YAML file (None: defaults) plus KEY=VALUE strings."""
+    data = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f'config file {p} does not exist')
+        data = yaml.safe_load(p.read_text()) or {}
+    for item in overrides or []:
+        if '=' not in item:
+            raise ValueError(f'--set expects KEY=VALUE, got {item!r}')
+        key, value = item.split('=', 1)
+        parts = key.split('.')
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return config_from_dict(cls, data)
+
+
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """Build the config of a command's parsed `--config` / `--set` arguments."""
+    return load_config(cls, args.config, args.set)

@@ -19,7 +19,6 @@ import time
 import numpy as np
 
 from pair_drive_ros import ros
-from pair_drive_ros.nodes import convert
 from pair_drive_ros.nodes.params import DEFAULT_CONFIG
 
 LOG = logging.getLogger(__name__)
@@ -86,10 +85,10 @@ class TopicRecorder:
     def _remember(self, topic: str, msg) -> None:
         if topic.endswith('/odometry'):
             p = msg.pose.pose.position
-            self.odometry.append((convert.stamp_s(msg.header.stamp), p.x, p.y))
+            self.odometry.append((ros.stamp_to_seconds(msg.header.stamp), p.x, p.y))
         elif topic == self.path_topic and msg.header.frame_id == 'map' and msg.poses:
             xy = np.array([[q.pose.position.x, q.pose.position.y] for q in msg.poses])
-            self.paths.append((convert.stamp_s(msg.header.stamp), xy))
+            self.paths.append((ros.stamp_to_seconds(msg.header.stamp), xy))
         elif topic.endswith('/waypoints'):
             self.routes.append(np.array([[q.pose.position.x, q.pose.position.y]
                                          for q in msg.poses]))
@@ -185,8 +184,8 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
-    from pair_drive_ros.nodes.launcher import make_nodes
-    from pair_drive_ros.nodes.replay import BagPlayer
+    from pair_drive_ros.apps.run import make_nodes
+    from pair_drive_ros.apps.replay import BagPlayer
 
     utc = datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
     out = Path(args.out or f'runs/demo__{utc}')

@@ -23,7 +23,7 @@ def _args(module, argv):
 
 @pytest.fixture(scope='module')
 def demo_run(tmp_path_factory):
-    from pair_drive_ros.nodes import demo
+    from pair_drive_ros.apps import demo
 
     out = tmp_path_factory.mktemp('demo')
     domain = str(150 + os.getpid() % 40)
@@ -53,7 +53,7 @@ def test_demo_closed_loop_writes_bag_metrics_and_picture(demo_run):
 
 
 def test_demo_over_a_recorded_bag(demo_run, tmp_path):
-    from pair_drive_ros.nodes import demo
+    from pair_drive_ros.apps import demo
 
     _, closed = demo_run
     out = tmp_path / 'bag_demo'

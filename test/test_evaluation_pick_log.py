@@ -2,8 +2,8 @@
 
 import pytest
 
+from pair_drive_ros.evaluation.pick_log import log_picks, pick_kind, summary
 from pair_drive_ros.policy.pair import PaIRPlanner
-from pair_drive_ros.training.pick_log import pick_kind, run, summary
 
 
 def test_pick_kind():
@@ -13,7 +13,7 @@ def test_pick_kind():
 
 def test_pick_log_of_a_short_episode():
     planner = PaIRPlanner.from_checkpoints()
-    episodes = run(planner, [('highway', 10000)], max_steps=15)
+    episodes = log_picks(planner, [('highway', 10000)], max_steps=15)
     assert len(episodes) == 1
     picks = episodes[0]['picks']
     assert len(picks) == 3                        # replans at steps 0, 5 and 10

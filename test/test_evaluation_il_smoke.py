@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from pair_drive_ros.cli import main as cli_main
+from pair_drive_ros.evaluation.evaluate import (evaluate_open_loop, markdown_table,
+                                                OPEN_LOOP_METRICS)
 from pair_drive_ros.policy.factory import build_planner
 from pair_drive_ros.sim.logs import list_frames
-from pair_drive_ros.training.evaluate import (evaluate_open_loop, markdown_table,
-                                              OPEN_LOOP_METRICS)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from il_synthetic_logs import write_logs  # noqa: E402

@@ -1,6 +1,6 @@
 """The PaIR-Drive result tables of docs/RESULTS.md, from checkpoints, on one split.
 
-    python -m pair_drive_ros.training.rl_results --out runs/pair/results [--closed-loop 2]
+    pair-drive report attribution --out runs/pair/results [--closed-loop 2]
 
 Open loop (every `frame_stride`-th scorable frame of the split, evaluate_open_loop): IL-A,
 IL-A + sequential GRPO, IL-A + PaIR, IL-B, IL-B + sequential GRPO, IL-B + PaIR (plug-and-play:
@@ -19,10 +19,9 @@ from pathlib import Path
 import time
 
 import numpy as np
-import torch
 
+from pair_drive_ros.policy.ablations import NoTreePaIR
 from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
-from pair_drive_ros.policy.selector import plan_variants, VARIANT_LATERAL_M, VARIANT_SPEEDS
 
 LOG = logging.getLogger(__name__)
 TREE_ONLY = ', tree only (paper candidate set, its own selector)'
@@ -33,26 +32,6 @@ SEQUENTIAL_ROWS = (('IL-A + sequential GRPO', 'IL-A (Transfuser-lite)', 'transfu
                    ('IL-B + sequential GRPO', 'IL-B (DiffusionDrive-lite)', 'diffusiondrive',
                     'sequential_b'))
 COLS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'C', 'LK', 'HC', 'pdms', 'epdms')
-
-
-class NoTreePaIR(PaIRPlanner):
-    """Ablation: the same number of candidates without the tree (whole-trajectory variants).
-
-    Candidates: the IL plan, then the IL plan with its xy scaled by a speed factor and shifted
-    along the ego y axis by a lateral offset ramping up over the horizon: 5 x 3 = 15 variants
-    (one of them is the IL plan itself), 16 candidates like the tree of 15.
-    """
-
-    name = 'pair_no_tree'
-
-    @torch.no_grad()
-    def candidates(self, batch: dict, il_poses: np.ndarray):
-        ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
-        context = self.rl_branch.encode(batch)
-        return torch.cat([ref[:, None], plan_variants(ref, keep_identity=True)], 1), context
-
-    def candidates_per_frame(self) -> int:
-        return 1 + len(VARIANT_SPEEDS) * len(VARIANT_LATERAL_M)
 
 
 class Frames:
@@ -141,7 +120,8 @@ def closed_loop(args: argparse.Namespace) -> dict:
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch, load_selector
     from pair_drive_ros.training.common import set_threads
-    from pair_drive_ros.training.evaluate import evaluate_closed_loop, split_scenarios
+    from pair_drive_ros.evaluation.evaluate import evaluate_closed_loop
+    from pair_drive_ros.sim.suite import split_scenarios
 
     set_threads(args.threads)
     rl = load_rl_branch(args.rl_checkpoint)
@@ -445,24 +425,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-if __name__ == '__main__':
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of `pair-drive report attribution`."""
+    for action in build_parser()._actions:
+        if action.dest != 'help':
+            parser._add_action(action)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the tables, the closed-loop rows, the sequential rows or the curve summary."""
     import shlex
     import sys
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
-    ns = build_parser().parse_args()
     # shlex.join: arguments with spaces (--rows labels) stay quoted, the command reruns as is.
-    ns.command_line = 'python -m pair_drive_ros.training.rl_results ' + shlex.join(sys.argv[1:])
-    if ns.closed_loop > 0:
-        closed_loop(ns)
-    elif ns.add_sequential or ns.add_sequential_b:
-        add_sequential(ns)
-    elif ns.curves:
+    args.command_line = 'pair-drive report attribution ' + shlex.join(sys.argv[3:])
+    if args.closed_loop > 0:
+        closed_loop(args)
+    elif args.add_sequential or args.add_sequential_b:
+        add_sequential(args)
+    elif args.curves:
         tags = ('rl/reward_mean', 'rl/reward_best', 'rl/reward_expert', 'rl/kl', 'rl/clip_frac',
                 'rl/beta', 'seq/reward_mean', 'seq/reward_best', 'seq/kl', 'seq/clip_frac',
                 'sel/loss', 'sel/val_pdms_selected', 'sel/val_pdms_il', 'sel/val_pdms_oracle')
-        text = '\n'.join(curve_summary(run, tags) for run in ns.curves)
-        Path(ns.out).mkdir(parents=True, exist_ok=True)
-        (Path(ns.out) / 'curves.md').write_text(text)
+        text = '\n'.join(curve_summary(r, tags) for r in args.curves)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / 'curves.md').write_text(text)
         sys.stdout.write(text)
     else:
-        main(ns)
+        main(args)
+    return 0

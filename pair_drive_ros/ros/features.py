@@ -7,9 +7,13 @@ Odometry (map frame), the route as a Path. All messages of one frame share the s
 
 import numpy as np
 
+from pair_drive_ros.core.features import COMMANDS, Features, STATUS_DIM
 from pair_drive_ros.core.route import Route
-from pair_drive_ros.nodes import convert
-from pair_drive_ros.perception.features import COMMANDS, Features, STATUS_DIM
+from pair_drive_ros.ros.errors import CodecError
+from pair_drive_ros.ros.geometry import (ego_state_to_odometry, odometry_to_ego_state,
+                                         path_to_route, route_to_path)
+from pair_drive_ros.ros.image import image_to_numpy, numpy_to_image
+from pair_drive_ros.ros.stamps import make_header
 
 # Channel counts of the stacked images (the feature builder's layout).
 LIDAR_BEV_CHANNELS = 2
@@ -22,19 +26,19 @@ def stacked_image(tensor: np.ndarray, hdr):
     """(C, H, W) float array -> 32FC1 Image of (C*H) x W."""
     t = np.asarray(tensor, dtype=np.float32)
     if t.ndim != 3:
-        raise convert.MessageError(f'expected a (C, H, W) tensor, got shape {t.shape}')
+        raise CodecError(f'expected a (C, H, W) tensor, got shape {t.shape}')
     c, h, w = t.shape
-    return convert.image_msg(t.reshape(c * h, w), '32FC1', hdr)
+    return numpy_to_image(t.reshape(c * h, w), '32FC1', hdr)
 
 
 def unstack_image(msg, channels: int) -> np.ndarray:
     """32FC1 Image of (C*H) x W -> (C, H, W) float32 (a copy)."""
     if msg.encoding != '32FC1':
-        raise convert.MessageError(f'expected a 32FC1 feature image, got {msg.encoding!r}')
-    arr = convert.image_array(msg)
+        raise CodecError(f'expected a 32FC1 feature image, got {msg.encoding!r}')
+    arr = image_to_numpy(msg)
     if arr.ndim != 2 or arr.shape[0] % channels:
-        raise convert.MessageError(f'feature image of shape {arr.shape} does not hold '
-                                   f'{channels} stacked channels')
+        raise CodecError(f'feature image of shape {arr.shape} does not hold '
+                         f'{channels} stacked channels')
     return np.array(arr, dtype=np.float32).reshape(channels, arr.shape[0] // channels,
                                                    arr.shape[1])
 
@@ -42,16 +46,16 @@ def unstack_image(msg, channels: int) -> np.ndarray:
 def feature_messages(features: Features, stamp, ego_frame: str = 'ego_vehicle',
                      map_frame: str = 'map', with_route: bool = True) -> dict:
     """Messages for one frame, keyed like FEATURE_TOPICS (+ 'route' if known and wanted)."""
-    hdr = convert.header(stamp, ego_frame)
+    hdr = make_header(stamp, ego_frame)
     msgs = {
         'lidar_bev': stacked_image(features.lidar_bev, hdr),
         'camera': stacked_image(features.camera, hdr),
         'route_raster': stacked_image(features.route_raster, hdr),
         'ego_status': stacked_image(np.asarray(features.ego_status).reshape(1, 1, -1), hdr),
-        'ego': convert.odom_msg(features.ego, stamp, map_frame, ego_frame),
+        'ego': ego_state_to_odometry(features.ego, map_frame, ego_frame, stamp=stamp),
     }
     if with_route and features.route is not None:
-        msgs['route'] = convert.route_msg(features.route, convert.header(stamp, map_frame))
+        msgs['route'] = route_to_path(features.route, make_header(stamp, map_frame))
     return msgs
 
 
@@ -59,12 +63,12 @@ def features_from_messages(msgs: dict, route: Route | None = None) -> Features:
     """Inverse of feature_messages (the route may come from a separate, latest message)."""
     status = unstack_image(msgs['ego_status'], 1).reshape(-1)
     if status.shape != (STATUS_DIM,):
-        raise convert.MessageError(f'ego_status must have {STATUS_DIM} values, got '
-                                   f'{status.shape[0]}')
+        raise CodecError(f'ego_status must have {STATUS_DIM} values, got '
+                         f'{status.shape[0]}')
     n = len(COMMANDS)
-    ego = convert.ego_from_odom(msgs['ego'], acceleration=status[n + 2:n + 4])
+    ego = odometry_to_ego_state(msgs['ego'], acceleration=status[n + 2:n + 4])
     if 'route' in msgs and msgs['route'] is not None:
-        route = convert.route_from_path(msgs['route'])
+        route = path_to_route(msgs['route'])
     return Features(
         lidar_bev=unstack_image(msgs['lidar_bev'], LIDAR_BEV_CHANNELS),
         camera=unstack_image(msgs['camera'], CAMERA_CHANNELS),

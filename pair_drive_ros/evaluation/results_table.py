@@ -1,6 +1,6 @@
 """Combine `pair-drive evaluate` output folders into the RESULTS.md tables.
 
-Usage: python -m pair_drive_ros.training.results_table runs/eval/constant_velocity ...
+Usage: pair-drive report table runs/eval/constant_velocity ...
 Prints a NAVSIM-style table (every sub-metric x 100, PDMS, EPDMS), a per-family PDMS table and a
 closed-loop table; IL rows add training time, parameters, checkpoint size and inference time.
 """
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 import sys
 
-from pair_drive_ros.training.evaluate import OPEN_LOOP_METRICS
+from pair_drive_ros.evaluation.evaluate import OPEN_LOOP_METRICS
 
 
 def _il_info(path: str | None) -> dict:
@@ -68,13 +68,12 @@ def tables(dirs: list) -> str:
     return '\n'.join(out)
 
 
-def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of `pair-drive report table`."""
     parser.add_argument('dirs', nargs='+', help='pair-drive evaluate --out folders')
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the tables of these evaluation folders."""
     sys.stdout.write(tables(args.dirs) + '\n')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

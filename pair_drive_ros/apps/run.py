@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-    from pair_drive_ros.nodes.process import freeze_startup_heap
+    from pair_drive_ros.ros.executor import freeze_startup_heap
 
     exes = ['perception_node', 'planner_node']
     if not args.no_tracker:

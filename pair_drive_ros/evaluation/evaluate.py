@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from pair_drive_ros.core.trajectory import Trajectory
 from pair_drive_ros.perception.builder import FeatureBuilder
-from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput
+from pair_drive_ros.policy.closed_loop import closed_loop_policy, planner_perception_config
+from pair_drive_ros.sim.suite import split_scenarios
 
 LOG = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ class EvalConfig:
     num_threads: int = 2
 
 
-def _perception_cfg(planner: AbstractPlanner) -> PerceptionConfig:
-    return getattr(planner, 'perception_config', None) or PerceptionConfig()
-
-
 def _frame_inputs(frames, planner: AbstractPlanner):
     """Yield (path, k, log, features) for (path, k) pairs or an ILDataset (cached features)."""
     from pair_drive_ros.sim.logs import EpisodeLog
@@ -66,7 +62,7 @@ def _frame_inputs(frames, planner: AbstractPlanner):
             log = log_of(path)
             yield path, k, log, frames.features(i, log)
         return
-    builder = FeatureBuilder(_perception_cfg(planner))
+    builder = FeatureBuilder(planner_perception_config(planner))
     for path, k in frames:
         log = log_of(path)
         yield path, k, log, builder.build(log.sensor_frame(k))
@@ -145,22 +141,6 @@ def _by_family(rows: list) -> dict:
                     frames=sum(r['family'] == f for r in rows)) for f in fams}
 
 
-def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
-    """Wrap a planner as the simulator's policy(frame, scene) -> Trajectory.
-
-    on_plan(frame, plan): called with every PlanOutput (e.g. to log what was picked).
-    """
-    builder = FeatureBuilder(_perception_cfg(planner))
-
-    def policy(frame, scene) -> Trajectory:
-        plan = planner.compute_plan(PlannerInput(builder.build(frame), scene))
-        if on_plan is not None:
-            on_plan(frame, plan)
-        return plan.trajectory
-
-    return policy
-
-
 def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *,
                          max_steps: int | None = None, replan_every: int = 5,
                          progress: bool = False) -> dict:
@@ -198,18 +178,6 @@ def _closed_summary(rows: list) -> dict:
             'progress_m': float(np.mean([r['progress_m'] for r in rows])),
             'comfort_violations': float(np.mean([r['comfort_violations'] for r in rows])),
             'episodes': len(rows)}
-
-
-def split_scenarios(split: str, episodes_per_scenario: int, skip: int = 0) -> list:
-    """(scenario, seed) pairs: N seeds of each scenario's range for the split, after `skip`."""
-    from pair_drive_ros.sim.suite import load_suite
-
-    suite = load_suite()
-    out = []
-    for name in suite.names():
-        seeds = suite.get(name).seed_range(split)
-        out.extend((name, s) for s in list(seeds)[skip:skip + episodes_per_scenario])
-    return out
 
 
 def plot_bev(scene, plan, path: str | Path, title: str = '', extent=(-16.0, 64.0, 32.0)
@@ -306,7 +274,7 @@ def run(args) -> int:
 
     import yaml
 
-    from pair_drive_ros.policy.configs import config_from_dict, config_to_dict
+    from pair_drive_ros.core.config import config_from_dict, config_to_dict
     from pair_drive_ros.policy.factory import build_planner
     from pair_drive_ros.training.common import set_threads
     from pair_drive_ros.training.data import DataConfig, ILDataset
@@ -324,7 +292,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
-    frames = ILDataset(args.data, cfg.split, _perception_cfg(planner),
+    frames = ILDataset(args.data, cfg.split, planner_perception_config(planner),
                        DataConfig(frame_stride=cfg.frame_stride), args.cache_dir,
                        progress=progress)
     if cfg.max_frames > 0 and cfg.max_frames < len(frames):

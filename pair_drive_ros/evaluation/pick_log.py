@@ -3,10 +3,10 @@
 Open-loop scores cannot show what PaIR's picks do over an episode; this log can. Per replan:
 the executed candidate's index and kind (IL plan, tree leaf or plan variant), its 4-s
 displacement relative to the IL plan's (a speed ratio), its lateral difference, and the ego
-speed. Per episode: collision, off-road, steps. docs/RESULTS.md (session 4) used it to find
-the compounding speed-up behind PaIR's highway collisions.
+speed. Per episode: collision, off-road, steps. docs/RESULTS.md used it to find the
+compounding speed-up behind PaIR's highway collisions.
 
-    python -m pair_drive_ros.training.pick_log --split val --episodes 15 \
+    pair-drive report picks --split val --episodes 15 \
         --il-checkpoint models/diffusiondrive_lite.pt --out runs/picks_b_val.json
 """
 
@@ -28,12 +28,12 @@ def pick_kind(index: int, num_leaves: int) -> str:
     return 'tree' if index <= num_leaves else 'variant'
 
 
-def run(planner, scenarios: list, replan_every: int = 5, max_steps: int | None = None
-        ) -> list[dict]:
+def log_picks(planner, scenarios: list, replan_every: int = 5,
+              max_steps: int | None = None) -> list[dict]:
     """Drive (scenario, seed) episodes with a PaIR planner; one row per episode with its picks."""
     from pair_drive_ros.policy.tree import resolve_group
     from pair_drive_ros.sim.closed_loop import run_episode
-    from pair_drive_ros.training.evaluate import closed_loop_policy
+    from pair_drive_ros.policy.closed_loop import closed_loop_policy
 
     num_leaves = len(resolve_group(planner.codes))
     episodes = []
@@ -73,12 +73,12 @@ def main(args: argparse.Namespace) -> dict:
     """Build IL + RL + selector from checkpoints, drive, write the log (JSON)."""
     from pair_drive_ros.policy.pair import PaIRPlanner
     from pair_drive_ros.training.common import set_threads
-    from pair_drive_ros.training.evaluate import split_scenarios
+    from pair_drive_ros.sim.suite import split_scenarios
 
     set_threads(1)
     planner = PaIRPlanner.from_checkpoints(args.il_checkpoint, args.rl_checkpoint,
                                            args.selector_checkpoint)
-    episodes = run(planner, split_scenarios(args.split, args.episodes))
+    episodes = log_picks(planner, split_scenarios(args.split, args.episodes))
     out = {'summary': summary(episodes), 'episodes': episodes,
            'checkpoints': {'il': args.il_checkpoint, 'rl': args.rl_checkpoint,
                            'selector': args.selector_checkpoint}}
@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-if __name__ == '__main__':
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
-    main(build_parser().parse_args())
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of `pair-drive report picks`."""
+    for action in build_parser()._actions:
+        if action.dest != 'help':
+            parser._add_action(action)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Log PaIR's picks in closed loop and write the summary."""
+    main(args)
+    return 0

@@ -1,0 +1,33 @@
+"""`pair-drive report <attribution|picks> ...`: dispatch to the report modules.
+
+Each report module exposes add_arguments(parser) and run(args); imported lazily.
+"""
+
+import argparse
+import importlib
+
+REPORTS = {
+    'attribution': ('pair_drive_ros.evaluation.attribution',
+                    'the PaIR result tables: IL, PaIR, ablations, oracle, sequential baselines'),
+    'table': ('pair_drive_ros.evaluation.results_table',
+              'the RESULTS.md tables from pair-drive evaluate output folders'),
+    'picks': ('pair_drive_ros.evaluation.pick_log',
+              "closed-loop log of PaIR's pick at every replan, and its summary"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Positional report name; the rest is parsed by the report."""
+    parser.add_argument('report', choices=sorted(REPORTS), help='; '.join(
+        f'{k}: {v[1]}' for k, v in sorted(REPORTS.items())))
+    parser.add_argument('rest', nargs=argparse.REMAINDER, help='report arguments')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the report's own arguments and run it."""
+    module_name, description = REPORTS[args.report]
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f'pair-drive report {args.report}',
+                                  description=description)
+    module.add_arguments(sub)
+    return int(module.run(sub.parse_args(args.rest)) or 0)

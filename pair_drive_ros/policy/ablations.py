@@ -1,0 +1,27 @@
+"""Ablation planners for attribution: PaIR's selector over candidates without the RL branch."""
+
+import numpy as np
+import torch
+
+from pair_drive_ros.policy.pair import PaIRPlanner
+from pair_drive_ros.policy.selector import plan_variants, VARIANT_LATERAL_M, VARIANT_SPEEDS
+
+
+class NoTreePaIR(PaIRPlanner):
+    """Ablation: the same number of candidates without the tree (whole-trajectory variants).
+
+    Candidates: the IL plan, then the IL plan with its xy scaled by a speed factor and shifted
+    along the ego y axis by a lateral offset ramping up over the horizon: 5 x 3 = 15 variants
+    (one of them is the IL plan itself), 16 candidates like the tree of 15.
+    """
+
+    name = 'pair_no_tree'
+
+    @torch.no_grad()
+    def candidates(self, batch: dict, il_poses: np.ndarray):
+        ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
+        context = self.rl_branch.encode(batch)
+        return torch.cat([ref[:, None], plan_variants(ref, keep_identity=True)], 1), context
+
+    def candidates_per_frame(self) -> int:
+        return 1 + len(VARIANT_SPEEDS) * len(VARIANT_LATERAL_M)

@@ -1,0 +1,27 @@
+"""A planner as the simulator's closed-loop policy: sensor frame -> features -> plan."""
+
+from pair_drive_ros.core.trajectory import Trajectory
+from pair_drive_ros.perception.builder import FeatureBuilder
+from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput
+
+
+def planner_perception_config(planner: AbstractPlanner) -> PerceptionConfig:
+    """Return the perception configuration a planner was trained with (default: baselines)."""
+    return getattr(planner, 'perception_config', None) or PerceptionConfig()
+
+
+def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
+    """Wrap a planner as the simulator's policy(frame, scene) -> Trajectory.
+
+    on_plan(frame, plan): called with every PlanOutput (e.g. to log what was picked).
+    """
+    builder = FeatureBuilder(planner_perception_config(planner))
+
+    def policy(frame, scene) -> Trajectory:
+        plan = planner.compute_plan(PlannerInput(builder.build(frame), scene))
+        if on_plan is not None:
+            on_plan(frame, plan)
+        return plan.trajectory
+
+    return policy
