@@ -109,8 +109,8 @@ class Source:
         from diagnostic_msgs.msg import DiagnosticArray
 
         from pair_drive_ros import ros
-        from pair_drive_ros.nodes.params import carla_topics
-        from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
+        from pair_drive_ros.ros.carla import carla_topics
+        from pair_drive_ros.ros.carla import sensor_messages
 
         self.node = node
         topics = carla_topics()

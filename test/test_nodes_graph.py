@@ -82,7 +82,7 @@ class _SensorPublisher:
         from sensor_msgs.msg import Image, PointCloud2
 
         from pair_drive_ros import ros
-        from pair_drive_ros.nodes.params import carla_topics
+        from pair_drive_ros.ros.carla import carla_topics
 
         t = carla_topics()
         self.ros = ros
@@ -100,7 +100,7 @@ class _SensorPublisher:
             self.route_pub = pub
 
     def publish(self, frame, stamp_s, clock=False):
-        from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
+        from pair_drive_ros.ros.carla import sensor_messages
 
         stamp = self.ros.seconds_to_stamp(stamp_s)
         if clock:
@@ -113,8 +113,8 @@ class _SensorPublisher:
 
 def _write_bag(path, frames, route):
     from pair_drive_ros import ros
-    from pair_drive_ros.nodes.params import carla_topics
-    from pair_drive_ros.nodes.sim_bridge_node import sensor_messages
+    from pair_drive_ros.ros.carla import carla_topics
+    from pair_drive_ros.ros.carla import sensor_messages
 
     topics = carla_topics()
     stamps = []

@@ -34,7 +34,7 @@ def test_export_reads_back_with_rclpy_types(episode, tmp_path):
                               height=48, lidar_azimuths=90, storage='mcap')
     assert export_bag.run(args) == 0
     topics = CarlaTopics()
-    types = {topics.lidar: PointCloud2, topics.image: Image, topics.camera_info: CameraInfo,
+    types = {topics.lidar: PointCloud2, topics.camera: Image, topics.camera_info: CameraInfo,
              topics.odometry: Odometry, topics.route: Path, topics.clock: Clock}
     seen = {}
     with Reader(out) as reader:
@@ -49,7 +49,7 @@ def test_export_reads_back_with_rclpy_types(episode, tmp_path):
     assert t_ns == 200_000_000 and odom.header.frame_id == 'map'
     assert odom.child_frame_id == 'ego_vehicle'
     assert odom.pose.pose.position.x == pytest.approx(log.arrays['ego_pose'][2, 0])
-    image = seen[topics.image][0][1]
+    image = seen[topics.camera][0][1]
     assert (image.encoding, image.width, image.height) == ('bgra8', 64, 48)
     assert image.header.stamp.nanosec == 200_000_000
     info = seen[topics.camera_info][0][1]

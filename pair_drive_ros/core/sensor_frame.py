@@ -14,6 +14,12 @@ DEFAULT_CAMERA_MOUNT = (2.0, 0.0, 2.0, 0.0)
 DEFAULT_CAMERA_FOV_DEG = 90.0
 
 
+def pinhole_intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
+    """3x3 camera matrix K of a pinhole camera with this horizontal field of view."""
+    f = width / (2.0 * np.tan(np.radians(fov_deg) / 2.0))
+    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+
+
 @dataclass
 class SensorFrame:
     """Sensor inputs of one frame, synchronized to `stamp_s`.

@@ -12,6 +12,8 @@ import typing
 
 import yaml
 
+from pair_drive_ros.ros.carla import carla_topics
+
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'pair_drive.yaml'
 
 
@@ -178,16 +180,6 @@ NODE_NAMES = {'perception_node': 'perception', 'planner_node': 'planner',
               'tracker_node': 'tracker', 'sim_bridge_node': 'sim_bridge'}
 PARAMS_CLASSES = {'perception_node': PerceptionParams, 'planner_node': PlannerParams,
                   'tracker_node': TrackerParams, 'sim_bridge_node': SimBridgeParams}
-
-
-def carla_topics(role_name: str = 'ego_vehicle') -> dict:
-    """CARLA ROS bridge topic names of one ego vehicle."""
-    base = f'/carla/{role_name}'
-    return {'camera': f'{base}/rgb_front/image', 'camera_info': f'{base}/rgb_front/camera_info',
-            'lidar': f'{base}/lidar', 'odometry': f'{base}/odometry',
-            'route': f'{base}/waypoints', 'speedometer': f'{base}/speedometer',
-            'control': f'{base}/vehicle_control_cmd', 'ackermann': f'{base}/ackermann_cmd',
-            'twist': f'{base}/twist', 'markers': '/carla/markers', 'clock': '/clock'}
 
 
 def node_topics(executable: str, params=None, name: str | None = None) -> set[str]:

@@ -22,9 +22,9 @@ from rclpy.node import Node
 
 from pair_drive_ros import ros
 from pair_drive_ros.core.se2 import yaw_to_quaternion
-from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
-from pair_drive_ros.nodes.params import carla_topics, read_params, SimBridgeParams
+from pair_drive_ros.nodes.params import read_params, SimBridgeParams
+from pair_drive_ros.ros.carla import carla_topics, sensor_messages
 from pair_drive_ros.ros.markers import agent_markers
 from pair_drive_ros.sim.closed_loop import SimSession
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
@@ -67,21 +67,6 @@ def tf_message(stamp, transforms: list[tuple[str, str, np.ndarray]]):
         ts.transform.rotation.z, ts.transform.rotation.w = float(q[2]), float(q[3])
         msg.transforms.append(ts)
     return msg
-
-
-def camera_info(cfg: CameraConfig, hdr):
-    """sensor_msgs/CameraInfo of the pinhole camera (no distortion)."""
-    from sensor_msgs.msg import CameraInfo
-
-    k = cfg.intrinsics()
-    info = CameraInfo(header=hdr, height=cfg.height, width=cfg.width,
-                      distortion_model='plumb_bob')
-    info.d = [0.0] * 5
-    info.k = [float(v) for v in k.reshape(-1)]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [float(k[0, 0]), 0.0, float(k[0, 2]), 0.0, 0.0, float(k[1, 1]), float(k[1, 2]),
-              0.0, 0.0, 0.0, 1.0, 0.0]
-    return info
 
 
 class SimBridgeNode(Node):
@@ -260,10 +245,11 @@ class SimBridgeNode(Node):
 
         s = self._session
         stamp = ros.seconds_to_stamp(self.stamp_s())
-        msgs = sensor_messages(s.sensor_frame(), stamp, self.params.role_name, self._camera_cfg)
+        frame = s.sensor_frame()
+        msgs = sensor_messages(frame, stamp, self.params.role_name)
         self._pubs['clock'].publish(ClockMsg(clock=stamp))
         if self._tf_ok:
-            ego = msgs['odometry_pose']
+            ego = frame.ego.pose
             self._pubs['tf'].publish(tf_message(stamp, [
                 ('map', self._frames['ego'], np.array([ego[0], ego[1], 0.0, ego[2]])),
                 (self._frames['ego'], self._frames['lidar'],
@@ -279,31 +265,6 @@ class SimBridgeNode(Node):
         self._pubs['lidar'].publish(msgs['lidar'])
         self._answered = False
         self._sent_wall = time.monotonic()
-
-
-def sensor_messages(frame: SensorFrame, stamp, role_name: str = 'ego_vehicle',
-                    camera_cfg: CameraConfig | None = None) -> dict:
-    """CARLA-bridge-shaped messages of one SensorFrame (keys as carla_topics) + the ego pose.
-
-    camera: bgra8 Image (frame <role>/rgb_front), camera_info, lidar: PointCloud2 (frame
-    <role>/lidar), odometry (map -> <role>), speedometer (Float32); 'odometry_pose' is the (3,)
-    map pose, not a message.
-    """
-    from std_msgs.msg import Float32
-
-    img = frame.camera_image
-    cfg = camera_cfg or CameraConfig(width=img.shape[1], height=img.shape[0],
-                                     fov_deg=frame.camera_fov_deg)
-    bgra = np.concatenate([img[..., 2::-1], np.full(img.shape[:2] + (1,), 255, np.uint8)], -1)
-    cam_hdr = ros.make_header(stamp, f'{role_name}/rgb_front')
-    return {
-        'camera': ros.numpy_to_image(bgra, 'bgra8', cam_hdr),
-        'camera_info': camera_info(cfg, cam_hdr),
-        'lidar': ros.numpy_to_pointcloud(frame.lidar_points, f'{role_name}/lidar', stamp),
-        'odometry': ros.ego_state_to_odometry(frame.ego, 'map', role_name, stamp=stamp),
-        'speedometer': Float32(data=float(frame.ego.speed)),
-        'odometry_pose': frame.ego.pose,
-    }
 
 
 def _metrics_qos():

@@ -15,8 +15,9 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from pair_drive_ros import ros
-from pair_drive_ros.nodes.params import carla_topics, read_params, TrackerParams
+from pair_drive_ros.nodes.params import read_params, TrackerParams
 from pair_drive_ros.ros.executor import spin_node_process
+from pair_drive_ros.ros.carla import carla_topics
 from pair_drive_ros.runtime.path_tracker import Command, ControlGains, PathTracker
 
 THROTTLE_S = 2.0

@@ -8,7 +8,6 @@ field of view from its CameraInfo (fx) when recorded. `frames_from_log(path)` sy
 frames of a scene-log episode. `load_frames(path)` picks one by the path.
 """
 
-from dataclasses import dataclass
 import logging
 from pathlib import Path
 from typing import Iterator
@@ -16,20 +15,9 @@ from typing import Iterator
 import numpy as np
 
 from pair_drive_ros.core.sensor_frame import SensorFrame
+from pair_drive_ros.ros.carla import CarlaTopics
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CarlaTopics:
-    """CARLA ROS bridge topic names for the ego vehicle 'ego_vehicle'."""
-
-    lidar: str = '/carla/ego_vehicle/lidar'
-    image: str = '/carla/ego_vehicle/rgb_front/image'
-    camera_info: str = '/carla/ego_vehicle/rgb_front/camera_info'
-    odometry: str = '/carla/ego_vehicle/odometry'
-    route: str = '/carla/ego_vehicle/waypoints'
-    clock: str = '/clock'
 
 
 def frames_from_bag(path: str | Path, topics: CarlaTopics = CarlaTopics(),
@@ -44,7 +32,7 @@ def frames_from_bag(path: str | Path, topics: CarlaTopics = CarlaTopics(),
     from pair_drive_ros.ros.pointcloud import pointcloud_to_xyzi
     from pair_drive_ros.ros.stamps import stamp_to_nanoseconds
 
-    wanted = [topics.lidar, topics.image, topics.camera_info, topics.odometry, topics.route]
+    wanted = [topics.lidar, topics.camera, topics.camera_info, topics.odometry, topics.route]
     route = None
     fov = None
     odom: list = []          # (stamp_ns, EgoState), time ordered

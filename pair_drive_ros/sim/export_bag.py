@@ -13,15 +13,11 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from pair_drive_ros.sim.bags import CarlaTopics
+from pair_drive_ros.ros.carla import CarlaTopics
 from pair_drive_ros.sim.logs import EpisodeLog
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
 
 LOG = logging.getLogger(__name__)
-LIDAR_FRAME = 'ego_vehicle/lidar'
-CAMERA_FRAME = 'ego_vehicle/rgb_front'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,23 +45,6 @@ def parse_frames(spec: str, num_frames: int) -> range:
     return range(num_frames)[slice(*parts)]
 
 
-def camera_info_msg(cfg: CameraConfig, stamp, frame_id: str = CAMERA_FRAME):
-    """sensor_msgs/CameraInfo of a pinhole camera config (no distortion)."""
-    from sensor_msgs.msg import CameraInfo
-
-    msg = CameraInfo()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.width, msg.height = cfg.width, cfg.height
-    msg.distortion_model = 'plumb_bob'
-    msg.d = [0.0] * 5
-    k = cfg.intrinsics()
-    msg.k = k.reshape(-1).tolist()
-    msg.r = np.eye(3).reshape(-1).tolist()
-    msg.p = np.c_[k, np.zeros(3)].reshape(-1).tolist()
-    return msg
-
-
 def export_episode(log: EpisodeLog, out: str | Path, frames: range | None = None,
                    lidar_cfg: LidarConfig = LidarConfig(),
                    camera_cfg: CameraConfig = CameraConfig(), storage: str = 'mcap',
@@ -74,9 +53,8 @@ def export_episode(log: EpisodeLog, out: str | Path, frames: range | None = None
     from rosgraph_msgs.msg import Clock
 
     from pair_drive_ros.ros.bag import BagWriter
-    from pair_drive_ros.ros.geometry import ego_state_to_odometry, route_to_path
-    from pair_drive_ros.ros.image import numpy_to_image
-    from pair_drive_ros.ros.pointcloud import numpy_to_pointcloud
+    from pair_drive_ros.ros.carla import sensor_messages
+    from pair_drive_ros.ros.geometry import route_to_path
     from pair_drive_ros.ros.stamps import seconds_to_nanoseconds, seconds_to_stamp
 
     frames = range(log.num_frames) if frames is None else frames
@@ -94,18 +72,9 @@ def export_episode(log: EpisodeLog, out: str | Path, frames: range | None = None
                 bag.write(topics.route, path, t_ns, latched=True)
                 first = False
             bag.write(topics.clock, Clock(clock=stamp), t_ns)
-            bag.write(topics.odometry, ego_state_to_odometry(frame.ego, 'map', 'ego_vehicle'),
-                      t_ns)
-            bag.write(topics.lidar, numpy_to_pointcloud(frame.lidar_points, LIDAR_FRAME, stamp),
-                      t_ns)
-            bgra = np.empty(frame.camera_image.shape[:2] + (4,), dtype=np.uint8)
-            bgra[..., :3] = frame.camera_image[..., ::-1]
-            bgra[..., 3] = 255
-            image = numpy_to_image(bgra, 'bgra8')
-            image.header.stamp = stamp
-            image.header.frame_id = CAMERA_FRAME
-            bag.write(topics.image, image, t_ns)
-            bag.write(topics.camera_info, camera_info_msg(camera_cfg, stamp), t_ns)
+            msgs = sensor_messages(frame, stamp)
+            for key in ('odometry', 'lidar', 'camera', 'camera_info'):
+                bag.write(getattr(topics, key), msgs[key], t_ns)
     return len(frames)
 
 

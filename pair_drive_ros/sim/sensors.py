@@ -29,7 +29,7 @@ from pair_drive_ros.core.agents import Agents
 from pair_drive_ros.core.road import LINE_CONTINUOUS, RoadMap
 from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.sensor_frame import DEFAULT_CAMERA_FOV_DEG, DEFAULT_CAMERA_MOUNT
-from pair_drive_ros.core.sensor_frame import DEFAULT_LIDAR_MOUNT
+from pair_drive_ros.core.sensor_frame import DEFAULT_LIDAR_MOUNT, pinhole_intrinsics
 from pair_drive_ros.sim import raster as rz
 
 WALL_HEIGHT_M = 0.8
@@ -77,9 +77,7 @@ class CameraConfig:
 
     def intrinsics(self) -> np.ndarray:
         """3x3 camera matrix K (ROS/OpenCV optical convention)."""
-        f = self.focal_px
-        return np.array([[f, 0.0, self.width / 2.0], [0.0, f, self.height / 2.0],
-                         [0.0, 0.0, 1.0]])
+        return pinhole_intrinsics(self.width, self.height, self.fov_deg)
 
 
 @dataclass
