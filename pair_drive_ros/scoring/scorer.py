@@ -229,7 +229,7 @@ def _as_prepared(scene, cfg: ScorerConfig) -> PreparedScene:
 
 def _finish(prep: PreparedScene, table: np.ndarray, progress: np.ndarray, states: np.ndarray,
             reference, human: tuple | None, ec_used: bool, cfg: ScorerConfig) -> ScoreTable:
-    """ScoreTable of one scene; human: the expert's (sub-metrics (len(Metric),), progress)."""
+    """Build the ScoreTable of one scene; human: the expert's (sub-metrics, progress)."""
     if reference is None:
         from pair_drive_ros.scoring.reference import reference_progress
         reference = reference_progress(prep, cfg)
