@@ -324,3 +324,77 @@ def comfort_v1(states, dt=0.1):
         (sg(h, 5, 2, 1), -0.95, 0.95),
     ]
     return float(all(np.all((v > lo) & (v < hi)) for v, lo, hi in checks))
+
+
+def history_rows(scene, veh, dt=0.1):
+    """NAVSIM's history states for HC, one row at a time, or None with under 6 logged poses.
+
+    NAVSIM builds them with ego_status_to_ego_state: no steering, yaw rate or yaw acceleration.
+    The rear axle's velocity and acceleration are central differences of the logged poses
+    (np.gradient applied twice), rotated into the heading. NAVSIM drops the last two logged
+    states (t = -0.1, 0 s); the two oldest, where the differences would be one-sided, go too.
+    """
+    hist = np.asarray(scene.ego_history, dtype=float).reshape(-1, 3)
+    if len(hist) < 6:
+        return None
+    r = veh.rear_axle_to_center_m
+    rear = [np.array([p[0] - r * math.cos(p[2]), p[1] - r * math.sin(p[2])]) for p in hist]
+    rows = []
+    for i in range(2, len(hist) - 2):
+        vel = (rear[i + 1] - rear[i - 1]) / (2 * dt)
+        acc = (rear[i + 2] - 2 * rear[i] + rear[i - 2]) / (4 * dt * dt)
+        c, s = math.cos(hist[i, 2]), math.sin(hist[i, 2])
+        row = np.zeros(11)
+        row[[X, Y, H]] = rear[i][0], rear[i][1], hist[i, 2]
+        row[VX], row[VY] = c * vel[0] + s * vel[1], -s * vel[0] + c * vel[1]
+        row[AX], row[AY] = c * acc[0] + s * acc[1], -s * acc[0] + c * acc[1]
+        rows.append(row)
+    return np.array(rows)
+
+
+def history_comfort(states, history, veh, dt=0.1):
+    """HC: v2 comfort of the history rows followed by the simulated states (1 without history)."""
+    if history is None:
+        return 1.0
+    full = np.concatenate([history, states])
+    r = veh.rear_axle_to_center_m
+    ax, ay = full[:, AX], full[:, AY]
+    ax_c = ax + r * full[:, W] ** 2 + r * full[:, W_DOT]
+    h = np.unwrap(full[:, H])
+
+    def sg(y, w, p, d=0):
+        return np.round(savgol_filter(y, min(w, len(y)), p, deriv=d, delta=dt), 8)
+    lon = sg(ax_c, 8, 2)
+    checks = [
+        (lon, -4.05, 2.40),
+        (sg(ay, 8, 2), -4.89, 4.89),
+        (sg(sg(np.hypot(ax, ay), 8, 2), 15, 2, 1), -8.37, 8.37),
+        (sg(lon, 15, 2, 1), -4.13, 4.13),
+        (sg(h, 5, 3, 2), -1.93, 1.93),
+        (sg(h, 5, 2, 1), -0.95, 0.95),
+    ]
+    return float(all(np.all((v > lo) & (v < hi)) for v, lo, hi in checks))
+
+
+FILTER_COLUMNS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'LK', 'HC')
+
+
+def epdms(agent, human=None, ec_used=False):
+    """EPDMS of one candidate from dicts of its sub-metrics, after NAVSIM's human filter.
+
+    As navsim/evaluate/pdm_score.py does: for every metric column on which the human scores 0,
+    the agent's column is set to 1, then the score is recomputed. EC is not a column there.
+    Returns (score, names of the filtered columns).
+    """
+    agent = dict(agent)
+    filtered = []
+    if human is not None:
+        for name in FILTER_COLUMNS:
+            if human[name] == 0:
+                agent[name] = 1.0
+                filtered.append(name)
+    weights = {'EP': 5.0, 'TTC': 5.0, 'LK': 2.0, 'HC': 2.0}
+    if ec_used:
+        weights['EC'] = 2.0
+    weighted = sum(w * agent[k] for k, w in weights.items()) / sum(weights.values())
+    return agent['NC'] * agent['DAC'] * agent['DDC'] * agent['TLC'] * weighted, filtered

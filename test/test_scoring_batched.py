@@ -2,11 +2,11 @@
 
 score_scenes scores all scenes of a call in one pass; the per-scene functions are the ones the
 shapely reference tests check. Scenes mix agent counts, lane counts, intersections, histories
-and group sizes (the human filter adds the expert to some scenes only).
+and group sizes (the human filter adds the expert to some scenes only). The real scenes come
+from short expert episodes of every scenario family, recorded by the simulator for this module.
 """
 
 from dataclasses import fields, replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +20,34 @@ from pair_drive_ros.scoring.batch import Batch, batch_geometry, batch_sub_metric
 from pair_drive_ros.scoring.metrics import ego_geometry
 from pair_drive_ros.scoring.scorer import sub_metrics
 
-VAL = Path(__file__).resolve().parents[1] / 'data' / 'logs' / 'val'
+# frames of each recorded episode: history of 5, 13 and the full 21 poses
+REAL_FRAMES = (4, 12, 20)
+REAL_STEPS = 60     # 61 frames: the last scorable one is 20
+
+
+@pytest.fixture(scope='module')
+def real_scenes(tmp_path_factory) -> list:
+    """Scenes of one short val expert episode per scenario family (~10 s to record)."""
+    from pair_drive_ros.sim import generate
+    from pair_drive_ros.sim.logs import EpisodeLog
+    from pair_drive_ros.sim.suite import load_suite
+    suite = load_suite(generate.DEFAULT_SUITE)
+    first_of_family: dict = {}
+    for name in suite.names():
+        first_of_family.setdefault(suite.get(name).family, name)
+    root = tmp_path_factory.mktemp('logs')
+    scenes = []
+    for name in first_of_family.values():
+        seed = suite.get(name).seed_range('val')[0]
+        path = generate.episode_path(root, 'val', name, seed)
+        generate.record_episode(generate.DEFAULT_SUITE.as_posix(), 'val', name, seed,
+                                str(path), max_steps=REAL_STEPS)
+        log = EpisodeLog.load(path)
+        frames = [k for k in REAL_FRAMES if k in set(log.scorable_frames().tolist())]
+        assert frames, f'{name}: the expert episode ended before frame {REAL_FRAMES[0]}'
+        scenes += [log.scene(k) for k in frames]
+    assert len(first_of_family) >= 4       # highway, merge, intersection, roundabout
+    return scenes
 
 
 def _synthetic_scenes():
@@ -38,18 +65,6 @@ def _synthetic_scenes():
                                             tr.velocities[:21], tr.valid[:21]))
     yield replace(scene, agents=AgentTracks(tr.ids[:0], tr.sizes[:0], tr.poses[:, :0],
                                             tr.velocities[:, :0], tr.valid[:, :0]))
-
-
-def _real_scenes(num: int = 12):
-    from pair_drive_ros.sim.logs import EpisodeLog, list_frames
-    frames = list_frames(VAL.parent, 'val')
-    rng = np.random.default_rng(3)
-    logs = {}
-    for i in sorted(rng.choice(len(frames), min(num, len(frames)), replace=False)):
-        path, k = frames[i]
-        if path not in logs:
-            logs[path] = EpisodeLog.load(path)
-        yield logs[path].scene(int(k))
 
 
 def _check_sub_metrics(scenes, cfg: ScorerConfig, rng: np.random.Generator,
@@ -96,15 +111,14 @@ def test_batched_sub_metrics_equal_per_scene_without_dense_grids():
                        dense=False)
 
 
-@pytest.mark.skipif(not VAL.is_dir(), reason='no val logs')
-def test_batched_sub_metrics_equal_per_scene_real():
-    _check_sub_metrics(list(_real_scenes()), ScorerConfig(), np.random.default_rng(1))
+def test_batched_sub_metrics_equal_per_scene_real(real_scenes):
+    assert len(real_scenes) >= 8
+    _check_sub_metrics(real_scenes, ScorerConfig(), np.random.default_rng(1))
 
 
-def test_score_scenes_equals_one_scene_at_a_time():
-    scenes = list(_synthetic_scenes())
-    if VAL.is_dir():
-        scenes += list(_real_scenes(6))
+def test_score_scenes_equals_one_scene_at_a_time(real_scenes):
+    scenes = list(_synthetic_scenes()) + real_scenes
+    assert sum(s.expert is not None for s in scenes) >= len(real_scenes)
     cfg = ScorerConfig()
     rng = np.random.default_rng(2)
     cands = np.stack([random_candidates(rng, max(s.ego.speed, 1.0), 5) for s in scenes])

@@ -7,8 +7,9 @@ from scoring_scenes import (make_scene, states_from_centres, straight_lanes,
 
 from pair_drive_ros.core import Lane, Trajectory
 from pair_drive_ros.scoring import (aggregate_epdms, aggregate_pdms, constant_velocity_trajectory,
-                                    Metric, prepare_scene, reference_plan, reference_progress,
-                                    score_candidates, score_scenes, ScorerConfig)
+                                    human_filter_mask, Metric, prepare_scene, reference_plan,
+                                    reference_progress, score_candidates, score_scenes,
+                                    ScorerConfig)
 from pair_drive_ros.scoring import metrics
 
 CFG = ScorerConfig()
@@ -206,6 +207,60 @@ def test_history_comfort_uses_the_logged_history():
                   reference=40.0)[Metric.HC][0] == 1.0
 
 
+def _turn_entry(speed: float = 4.0, yaw_accel: float = 1.5, yaw_rate: float = 0.6):
+    """A scene whose ego history enters a left turn (yaw rate ramping up at `yaw_accel` from
+    t = -1.0 s to `yaw_rate`, at constant speed) and (1, 41, S) states that continue the arc,
+    as the bicycle model would carry it (no lateral acceleration output)."""
+    from dataclasses import replace
+    from pair_drive_ros.scoring.simulation import NUM_STATE, StateIndex
+    dt, fine = 0.1, 100
+    t = np.arange(-15 * fine, 40 * fine + 1) * dt / fine
+    w = np.clip((t + 1.0) * yaw_accel, 0.0, yaw_rate)
+    h = np.concatenate([[0.0], np.cumsum(w[:-1]) * dt / fine])
+    x = np.concatenate([[0.0], np.cumsum(speed * np.cos(h[:-1])) * dt / fine])
+    y = np.concatenate([[0.0], np.cumsum(speed * np.sin(h[:-1])) * dt / fine])
+    w, h, x, y = w[::fine], h[::fine], x[::fine], y[::fine]
+    r = CFG.vehicle.rear_axle_to_center_m
+    centre = np.c_[x + r * np.cos(h), y + r * np.sin(h), h]
+    scene = replace(make_scene(speed, ego_xy=centre[15, :2], ego_yaw=h[15]),
+                    ego_history=centre[:16])
+    states = np.zeros((1, T, NUM_STATE))
+    states[0, :, StateIndex.X], states[0, :, StateIndex.Y] = x[15:], y[15:]
+    states[0, :, StateIndex.HEADING] = h[15:]
+    states[0, :, StateIndex.VELOCITY_X] = speed
+    states[0, :, StateIndex.ANGULAR_VELOCITY] = w[15:]
+    return scene, states
+
+
+def test_history_rows_carry_no_yaw_rate_as_navsim_builds_them():
+    from pair_drive_ros.scoring.simulation import StateIndex
+    scene, _ = _turn_entry()
+    hist = prepare_scene(scene, CFG).history_states
+    assert hist.shape[0] == 12                  # 16 logged poses less two at each end
+    assert not hist[:, StateIndex.ANGULAR_VELOCITY].any()
+    assert not hist[:, StateIndex.ANGULAR_ACCELERATION].any()
+    assert not hist[:, StateIndex.STEERING_ANGLE].any()
+    # the finite-difference dynamics are kept: constant speed, v w lateral acceleration
+    np.testing.assert_allclose(hist[:, StateIndex.VELOCITY_X], 4.0, atol=0.02)
+    np.testing.assert_allclose(hist[-1, StateIndex.ACCELERATION_Y], 4.0 * 0.6, atol=0.05)
+
+
+def test_turn_entry_history_passes_hc_without_differentiated_yaw_rate():
+    from pair_drive_ros.scoring.simulation import StateIndex
+    scene, states = _turn_entry()
+    prep = prepare_scene(scene, CFG)
+    assert metrics.history_comfort(states, prep, CFG)[0] == 1.0
+    # Differentiating the history's yaw rate instead puts r dw/dt = 2.5 m * 1.5 rad/s^2 into
+    # the history rows' a_x at the box centre, over the 2.4 m/s^2 bound: HC would be 0.
+    yaw = np.unwrap(scene.ego_history[:, 2])
+    rate = np.gradient(yaw, scene.dt_s)
+    rows = prep.history_states.copy()
+    rows[:, StateIndex.ANGULAR_VELOCITY] = rate[2:-2]
+    rows[:, StateIndex.ANGULAR_ACCELERATION] = np.gradient(rate, scene.dt_s)[2:-2]
+    object.__setattr__(prep, 'history_states', rows)
+    assert metrics.history_comfort(states, prep, CFG)[0] == 0.0
+
+
 def test_extended_comfort_against_previous_frame():
     scene = make_scene(10.0)
     steady = _score(scene, straight_trajectory(10.0), reference=40.0)
@@ -273,25 +328,104 @@ def test_pdms_and_epdms_formulas_and_multiplier_masks():
                                [4.5 / 12, 0.5 * 9.5 / 12, 0.0, 7.5 / 12])
     np.testing.assert_allclose(aggregate_epdms(table, CFG, True),
                                [8.5 / 16, 0.5 * 13.5 / 16, 0.0, 0.5 * 13.5 / 16])
-    filt = np.array([False, True, False, False])
-    np.testing.assert_allclose(aggregate_epdms(table, CFG, True, filt)[2], 13.5 / 16)
+    # the filter sets whole rows to 1, a multiplier (DAC) and a weighted metric (TTC) alike
+    filt = np.zeros(len(Metric), dtype=bool)
+    filt[[Metric.DAC, Metric.TTC]] = True
+    np.testing.assert_allclose(aggregate_epdms(table, CFG, True, filt),
+                               [13.5 / 16, 0.5 * 13.5 / 16, 13.5 / 16, 0.5 * 13.5 / 16])
+    filt[:] = False
+    filt[Metric.EP] = True
+    np.testing.assert_allclose(aggregate_epdms(table, CFG, False, filt),
+                               [9.0 / 14, 0.5 * 14.0 / 14, 0.0, 0.5 * 14.0 / 14])
+    with pytest.raises(ValueError, match='filtered'):
+        aggregate_epdms(table, CFG, True, np.array([False, True, False, False]))
 
 
-def test_human_filter_sets_failed_multipliers_to_one_and_recomputes():
+def _human(**values) -> np.ndarray:
+    column = np.ones(len(Metric))
+    column[Metric.EP] = 0.0     # sub_metrics leaves EP at 0; human_filter_mask computes it
+    for name, value in values.items():
+        column[Metric[name]] = value
+    return column
+
+
+def _mask(*names) -> np.ndarray:
+    out = np.zeros(len(Metric), dtype=bool)
+    out[[Metric[n] for n in names]] = True
+    return out
+
+
+def test_human_filter_mask_follows_navsim_columns():
+    # every multiplier and weighted metric on which the human scores 0 is filtered
+    np.testing.assert_array_equal(
+        human_filter_mask(_human(NC=0.0, DDC=0.0, TTC=0.0, LK=0.0), 30.0, CFG),
+        _mask('NC', 'DDC', 'TTC', 'LK'))
+    # a half (NC, DDC) is not a 0
+    np.testing.assert_array_equal(human_filter_mask(_human(NC=0.5, DDC=0.5), 30.0, CFG),
+                                  _mask())
+    # NAVSIM scores the human alone and without a history: its EP is its own progress over
+    # itself (1 in v2, even with a 0 multiplier or no progress), its HC is 1; EC and C are not
+    # columns of the filter
+    np.testing.assert_array_equal(
+        human_filter_mask(_human(DAC=0.0, HC=0.0, EC=0.0, C=0.0), 30.0, CFG), _mask('DAC'))
+    np.testing.assert_array_equal(human_filter_mask(_human(), 0.0, CFG), _mask())
+    # v1's EP is 0 under a 0 multiplier when the normaliser is under 5 m
+    np.testing.assert_array_equal(human_filter_mask(_human(DAC=0.0), 30.0, V1),
+                                  _mask('DAC', 'EP'))
+
+
+def test_human_filter_sets_failed_metrics_to_one_and_recomputes():
     lanes, fwd = straight_lanes(1)
     expert = straight_trajectory(10.0, lateral=-3.0)        # the human leaves the road
     scene = make_scene(10.0, lanes=lanes, route_ids=fwd, expert=expert)
     table = _score(scene, straight_trajectory(10.0, lateral=-3.0), reference=40.0)
-    # the human's centre also leaves the only (route) lane, so DDC is filtered too
-    np.testing.assert_array_equal(table.human_filtered, [False, True, True, False])
-    assert table[Metric.DAC][0] == 0.0 and table.pdms[0] == 0.0
+    # the human's centre also leaves the only (route) lane, so DDC is filtered too, and it
+    # stays 3 m off the centreline for over 2 s, so LK is
+    np.testing.assert_array_equal(table.human_filtered, _mask('DAC', 'DDC', 'LK'))
     t = table.table[:, 0]
-    expected = t[Metric.NC] * (5 * t[Metric.EP] + 5 * t[Metric.TTC]
-                               + 2 * t[Metric.LK] + 2 * t[Metric.HC]) / 14
-    assert table.epdms[0] == pytest.approx(expected) and expected > 0
+    assert t[Metric.DAC] == 0.0 and t[Metric.LK] == 0.0 and table.pdms[0] == 0.0
+    expected = t[Metric.NC] * (5 * t[Metric.EP] + 5 * t[Metric.TTC] + 2 + 2 * t[Metric.HC]) / 14
+    assert table.epdms[0] == pytest.approx(expected, abs=1e-15) and expected > 0
     off = _score(scene, straight_trajectory(10.0, lateral=-3.0),
                  cfg=ScorerConfig(human_filter=False), reference=40.0)
     assert off.epdms[0] == 0.0
+    np.testing.assert_array_equal(off.human_filtered, _mask())
+    np.testing.assert_array_equal(off.table, table.table)
+
+
+def test_human_filter_forgives_lane_keeping_the_human_also_fails():
+    # three forward lanes, all on the route; the route centreline is the right lane's
+    expert = straight_trajectory(10.0, lateral=4.0, lateral_time=1.0)  # the human changes lane
+    scene = make_scene(10.0, expert=expert)
+    change = straight_trajectory(10.0, lateral=4.0, lateral_time=1.0)
+    keep = straight_trajectory(10.0)
+    table = _score(scene, change, keep, reference=40.0)
+    off = _score(scene, change, keep, cfg=ScorerConfig(human_filter=False), reference=40.0)
+    np.testing.assert_array_equal(table.human_filtered, _mask('LK'))
+    np.testing.assert_array_equal(table[Metric.LK], [0.0, 1.0])
+    for m in ('NC', 'DAC', 'DDC', 'TLC', 'TTC', 'HC'):
+        np.testing.assert_array_equal(table[Metric[m]], [1.0, 1.0], err_msg=m)
+    ep = table[Metric.EP]
+    # before: LK counted 0 for the lane change; now it counts 1 (EC dropped: no previous frame)
+    np.testing.assert_allclose(off.epdms, [(5 * ep[0] + 5 + 0 + 2) / 14, (5 * ep[1] + 9) / 14],
+                               rtol=0, atol=1e-15)
+    np.testing.assert_allclose(table.epdms, (5 * ep + 9) / 14, rtol=0, atol=1e-15)
+    assert table.epdms[0] - off.epdms[0] == pytest.approx(2 / 14, abs=1e-15)
+    assert table.epdms[1] == off.epdms[1]
+    np.testing.assert_array_equal(table.pdms, off.pdms)   # PDMS has no human filter
+
+
+def test_human_filter_forgives_ttc_the_human_also_fails():
+    # a fast follower fails TTC for human and candidate, without an at-fault collision (as in
+    # test_rear_end_by_fast_follower_is_not_at_fault_but_fails_ttc)
+    follower = dict(x=-21.0, y=0.0, yaw=0.0, speed=20.0)
+    scene = make_scene(5.0, [follower], expert=straight_trajectory(5.0))
+    plan = straight_trajectory(5.0)
+    table = _score(scene, plan, reference=20.0)
+    off = _score(scene, plan, cfg=ScorerConfig(human_filter=False), reference=20.0)
+    np.testing.assert_array_equal(table.human_filtered, _mask('TTC'))
+    assert table[Metric.TTC][0] == 0.0 and table[Metric.NC][0] == 1.0
+    assert table.epdms[0] - off.epdms[0] == pytest.approx(5 / 14, abs=1e-15)
 
 
 # ---------------------------------------------------------------- API

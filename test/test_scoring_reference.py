@@ -1,10 +1,14 @@
 """The vectorized scorer against the slow, independent reference in test/scoring_reference.py."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scoring_reference as slow
 from scoring_scenes import random_candidates, random_scene
 
+from pair_drive_ros.core import Trajectory
+from pair_drive_ros.core.se2 import poses_to_global
 from pair_drive_ros.scoring import Metric, prepare_scene, ScorerConfig
 from pair_drive_ros.scoring.metrics import PreparedScene
 from pair_drive_ros.scoring.scorer import ego_progress, score_candidates, simulate_candidates
@@ -55,7 +59,6 @@ def test_fast_simulation_matches_literal_navsim_tracker():
         prep = prepare_scene(scene, cfg)
         cands = random_candidates(rng, scene.ego.speed, 8)
         fast = simulate_candidates(prep, cands, cfg)
-        from pair_drive_ros.core.se2 import poses_to_global
         for g in range(len(cands)):
             poses = poses_to_global(scene.ego.pose, cands[g])
             ref = slow.simulate_one(poses, prep.start_state, cfg.vehicle)
@@ -69,7 +72,6 @@ def test_true_difference_matrix_switch_changes_the_speed_fit():
     prep = prepare_scene(scene, cfg)
     cands = random_candidates(rng, scene.ego.speed, 4)
     fast = simulate_candidates(prep, cands, cfg)
-    from pair_drive_ros.core.se2 import poses_to_global
     for g in range(len(cands)):
         ref = slow.simulate_one(poses_to_global(scene.ego.pose, cands[g]), prep.start_state,
                                 cfg.vehicle, navsim_band=False)
@@ -85,3 +87,58 @@ def test_ep_formula_v1_masks_by_multiplier():
     np.testing.assert_allclose(ego_progress(raw, mult, 4.0, cfg1), [1.0, 1.0, 0.0])
     np.testing.assert_allclose(ego_progress(np.array([3.0]), np.array([0.0]), 4.0, cfg1), [0.0])
     assert isinstance(prepare_scene(random_scene(np.random.default_rng(0)), cfg2), PreparedScene)
+
+
+def _turning_history(rng: np.random.Generator, scene):
+    """The scene with a logged history that weaves into the ego (random-walk yaw rate)."""
+    dt = scene.dt_s
+    n = len(scene.ego_history)
+    speed = max(scene.ego.speed, 1.0)
+    yaw_rate = np.cumsum(rng.normal(0.0, 0.12, n))
+    hist = np.zeros((n, 3))
+    hist[-1] = scene.ego.pose
+    for k in range(n - 2, -1, -1):          # backwards from the current pose
+        yaw = hist[k + 1, 2] - yaw_rate[k] * dt
+        hist[k] = [hist[k + 1, 0] - speed * dt * np.cos(yaw),
+                   hist[k + 1, 1] - speed * dt * np.sin(yaw), yaw]
+    return replace(scene, ego_history=hist)
+
+
+def test_epdms_with_human_filter_matches_reference():
+    rng = np.random.default_rng(21)
+    cfg = ScorerConfig()
+    checked = {'hc_fail': 0, 'pairs': 0}
+    columns = set()
+    for i in range(14):
+        scene = random_scene(rng, token=f'h{i}')
+        if i % 2:
+            scene = _turning_history(rng, scene)
+        expert = random_candidates(rng, scene.ego.speed, 1)[0]
+        scene = replace(scene, expert=Trajectory(expert))
+        cands = random_candidates(rng, scene.ego.speed, 5)
+        prep = prepare_scene(scene, cfg)
+        reference = float(rng.uniform(0.0, 40.0))
+        table = score_candidates(prep, cands, cfg, reference=reference)
+        ref = slow.SlowScorer(scene, cfg)
+        human_states = slow.simulate_one(poses_to_global(scene.ego.pose, expert),
+                                         prep.start_state, cfg.vehicle)
+        human = ref.score(human_states)
+        human_mult = human['NC'] * human['DAC'] * human['DDC']
+        # NAVSIM scores the human alone (EP over its own progress) and without a history
+        human.update(TLC=1.0, EP=slow.ep(human['raw'], human_mult, 0.0, True), HC=1.0)
+        history = slow.history_rows(scene, cfg.vehicle)
+        for g in range(len(cands)):
+            got = ref.score(table.states[g])
+            mult = got['NC'] * got['DAC'] * got['DDC']
+            got.update(TLC=1.0, EP=slow.ep(got['raw'], mult, reference, True),
+                       HC=slow.history_comfort(table.states[g], history, cfg.vehicle))
+            assert table[Metric.HC][g] == got['HC'], (scene.token, g)
+            score, filtered = slow.epdms(got, human)
+            assert [m.name for m in Metric if table.human_filtered[m]] == filtered
+            assert table.epdms[g] == pytest.approx(score, abs=1e-12), (scene.token, g)
+            checked['pairs'] += 1
+            checked['hc_fail'] += got['HC'] == 0.0
+        columns.update(filtered)
+    # the scenes exercise HC both ways and the filter on multipliers and weighted metrics
+    assert checked['pairs'] == 70 and 0 < checked['hc_fail'] < 70, checked
+    assert {'DAC', 'TTC', 'LK'} <= columns, columns

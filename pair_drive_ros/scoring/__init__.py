@@ -10,15 +10,15 @@ from pair_drive_ros.scoring.config import (HIGHWAY_ENV_VEHICLE, load_config, Met
 from pair_drive_ros.scoring.metrics import prepare_scene, PreparedScene
 from pair_drive_ros.scoring.reference import (constant_velocity_trajectory, idm_proposals,
                                               reference_plan, reference_progress)
-from pair_drive_ros.scoring.scorer import (aggregate_epdms, aggregate_pdms, score_candidates,
-                                           score_scenes, ScoreTable)
+from pair_drive_ros.scoring.scorer import (aggregate_epdms, aggregate_pdms, human_filter_mask,
+                                           score_candidates, score_scenes, ScoreTable)
 from pair_drive_ros.scoring.simulation import initial_state, simulate, StateIndex
 
 __all__ = [
     'HIGHWAY_ENV_VEHICLE', 'Metric', 'PACIFICA_VEHICLE', 'PreparedScene', 'ScoreTable',
     'ScorerConfig', 'SimConfig', 'StateIndex', 'VehicleParams', 'aggregate_epdms',
-    'aggregate_pdms', 'constant_velocity_trajectory', 'idm_proposals', 'initial_state',
-    'load_config',
+    'aggregate_pdms', 'constant_velocity_trajectory', 'human_filter_mask', 'idm_proposals',
+    'initial_state', 'load_config',
     'prepare_scene', 'reference_plan', 'reference_progress', 'score_candidates', 'score_scenes',
     'simulate',
 ]

@@ -1,7 +1,9 @@
 """Scorer configuration: NAVSIM version behaviours, weights, thresholds and vehicle geometry.
 
 Every threshold carries its unit and the NAVSIM code it follows: "v1" is navsim tag v1.1,
-"v2" is navsim main at 0a380a9 (see /work/shared/design/navsim_metrics.md).
+"v2" is navsim main at 0a380a9 (autonomousvision/navsim on GitHub: the scorer is
+navsim/planning/simulation/planner/pdm_planner/scoring/pdm_scorer.py, the human filter
+navsim/evaluate/pdm_score.py).
 """
 
 from dataclasses import dataclass, field, fields
@@ -26,8 +28,13 @@ class Metric(IntEnum):
     EC = 9   # extended (two-frame) comfort (v2) {0, 1}
 
 
-# Metrics that multiply the score in EPDMS (and on which the human filter acts).
+# Metrics that multiply the score in EPDMS.
 EPDMS_MULTIPLIERS = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)
+# Metric columns the EPDMS human filter acts on: every column of NAVSIM's per-proposal result
+# (navsim/evaluate/pdm_score.py), multipliers and weighted metrics alike. EC is not one: NAVSIM
+# adds it after the filter, from two consecutive frames.
+HUMAN_FILTER_METRICS = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC, Metric.EP, Metric.TTC,
+                        Metric.LK, Metric.HC)
 PDMS_MULTIPLIERS = (Metric.NC, Metric.DAC)
 
 

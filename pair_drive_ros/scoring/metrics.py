@@ -74,10 +74,12 @@ def history_states(scene: Scene, cfg: ScorerConfig) -> np.ndarray | None:
     """Past ego states for HC, in NAVSIM's layout; None when there is too little history.
 
     NAVSIM takes the logged states on a 0.1 s grid and drops the last two (t = -0.1 s, 0 s), so
-    the 0.2 s gap to the first simulated state is treated as 0.1 s. Our logs store poses only:
-    velocity, acceleration, yaw rate and yaw acceleration are estimated by finite differences
-    (of the rear axle's positions), and the two oldest rows, where those are one-sided, are
-    dropped too.
+    the 0.2 s gap to the first simulated state is treated as 0.1 s. It builds them with
+    ego_status_to_ego_state, which sets no steering, yaw rate or yaw acceleration: those
+    columns are 0 here too (they enter HC through a_x moved to the box centre, a_x + r w^2 +
+    r dw/dt, so HC sees the rear-axle a_x on history rows). Our logs store poses only:
+    velocity and acceleration are estimated by finite differences of the rear axle's
+    positions, and the two oldest rows, where those are one-sided, are dropped too.
     """
     hist = np.asarray(scene.ego_history, dtype=np.float64).reshape(-1, 3)
     if len(hist) < 6:
@@ -90,7 +92,6 @@ def history_states(scene: Scene, cfg: ScorerConfig) -> np.ndarray | None:
     vel = np.gradient(rear, dt, axis=0)
     acc = np.gradient(vel, dt, axis=0)
     c, s = np.cos(heading), np.sin(heading)
-    yaw_rate = np.gradient(heading, dt)
     out = np.zeros((len(hist), NUM_STATE))
     out[:, StateIndex.X] = rear[:, 0]
     out[:, StateIndex.Y] = rear[:, 1]
@@ -99,8 +100,6 @@ def history_states(scene: Scene, cfg: ScorerConfig) -> np.ndarray | None:
     out[:, StateIndex.VELOCITY_Y] = -vel[:, 0] * s + vel[:, 1] * c
     out[:, StateIndex.ACCELERATION_X] = acc[:, 0] * c + acc[:, 1] * s
     out[:, StateIndex.ACCELERATION_Y] = -acc[:, 0] * s + acc[:, 1] * c
-    out[:, StateIndex.ANGULAR_VELOCITY] = yaw_rate
-    out[:, StateIndex.ANGULAR_ACCELERATION] = np.gradient(yaw_rate, dt)
     return out[2:-2]
 
 

@@ -11,7 +11,8 @@ from pair_drive_ros.core.se2 import poses_to_global
 from pair_drive_ros.core.trajectory import MAP_FRAME, NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.scoring import comfort, metrics
 from pair_drive_ros.scoring.batch import Batch, batch_sub_metrics
-from pair_drive_ros.scoring.config import EPDMS_MULTIPLIERS, Metric, PDMS_MULTIPLIERS, ScorerConfig
+from pair_drive_ros.scoring.config import (EPDMS_MULTIPLIERS, HUMAN_FILTER_METRICS, Metric,
+                                           PDMS_MULTIPLIERS, ScorerConfig)
 from pair_drive_ros.scoring.metrics import prepare_scene, PreparedScene
 from pair_drive_ros.scoring.simulation import simulate
 
@@ -25,9 +26,10 @@ class ScoreTable:
     table: (len(Metric), G) sub-metrics (rows indexed by Metric), before the human filter.
     pdms, epdms: (G,). progress_m: (G,) raw route progress [m]. reference_progress_m: EP's
     normaliser (the privileged planner's masked progress). ec_used: whether EC had a previous
-    frame (else its weight was dropped). human_filtered: (4,) bool for NC, DAC, DDC, TLC, true
-    where the expert scored 0 and the candidates' value was set to 1 for EPDMS.
-    states: (G, 41, S) simulated rear-axle states, map frame (feed them to the next frame's EC).
+    frame (else its weight was dropped). human_filtered: (len(Metric),) bool, true for the
+    metrics on which the expert scored 0 and whose candidate values were set to 1 for EPDMS
+    (see human_filter_mask). states: (G, 41, S) simulated rear-axle states, map frame (feed
+    them to the next frame's EC).
     """
 
     table: np.ndarray
@@ -134,18 +136,47 @@ def aggregate_pdms(table: np.ndarray, cfg: ScorerConfig) -> np.ndarray:
 
 def aggregate_epdms(table: np.ndarray, cfg: ScorerConfig, ec_used: bool,
                     filtered: np.ndarray | None = None) -> np.ndarray:
-    """EPDMS = prod f(NC, DAC, DDC, TLC) * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16.
+    """EPDMS = prod f(NC, DAC, DDC, TLC) * (5 f(EP) + 5 f(TTC) + 2 f(LK) + 2 f(HC) + 2 EC) / 16.
 
-    filtered: (4,) bool, multipliers set to 1 by the human filter. EC's weight is dropped when
-    there was no previous frame.
+    filtered: (len(Metric),) bool, the rows the human filter sets to 1 (human_filter_mask);
+    f(m) is 1 for those, else the candidate's m. EC's weight is dropped when there was no
+    previous frame.
     """
-    mult = table[list(EPDMS_MULTIPLIERS)].copy()
+    rows = table
     if filtered is not None:
-        mult[np.asarray(filtered, dtype=bool)] = 1.0
+        filtered = np.asarray(filtered, dtype=bool)
+        if filtered.shape != (len(Metric),):
+            raise ValueError(f'filtered must have shape ({len(Metric)},), got {filtered.shape}')
+        rows = table.copy()
+        rows[filtered] = 1.0
     w = np.array([cfg.epdms_ep_weight, cfg.epdms_ttc_weight, cfg.epdms_lk_weight,
                   cfg.epdms_hc_weight, cfg.epdms_ec_weight if ec_used else 0.0])
-    rows = table[[Metric.EP, Metric.TTC, Metric.LK, Metric.HC, Metric.EC]]
-    return np.prod(mult, axis=0) * (w @ rows) / w.sum()
+    weighted = rows[[Metric.EP, Metric.TTC, Metric.LK, Metric.HC, Metric.EC]]
+    return np.prod(rows[list(EPDMS_MULTIPLIERS)], axis=0) * (w @ weighted) / w.sum()
+
+
+def human_filter_mask(human: np.ndarray, human_progress_m: float,
+                      cfg: ScorerConfig) -> np.ndarray:
+    """(len(Metric),) bool: the metrics on which the logged human scores 0.
+
+    NAVSIM (navsim/evaluate/pdm_score.py, fixed in navsim commit 359c7f7) scores the human
+    trajectory and sets every metric column on which it scores 0 to 1 for the agent, the
+    multipliers and the weighted metrics alike, then recomputes the score. The human is scored
+    as NAVSIM scores it: alone, so EP is normalised by its own masked progress (in v2 it is
+    then always 1), and without a history, so HC is 1. EC is never filtered (NAVSIM adds it
+    after the filter).
+
+    human: (len(Metric),) the human's sub-metrics as `sub_metrics` returns them (EP and HC
+    are recomputed here); human_progress_m: its raw route progress [m].
+    """
+    human = np.array(human, dtype=np.float64)
+    mult = multiplier(human[:, None], cfg)
+    human[Metric.EP] = ego_progress(np.array([human_progress_m]), mult, 0.0, cfg)[0]
+    human[Metric.HC] = 1.0
+    mask = np.zeros(len(Metric), dtype=bool)
+    rows = list(HUMAN_FILTER_METRICS)
+    mask[rows] = human[rows] == 0.0
+    return mask
 
 
 def _batched_comfort(states_all: np.ndarray, preps: list, slices: list,
@@ -197,15 +228,15 @@ def _as_prepared(scene, cfg: ScorerConfig) -> PreparedScene:
 
 
 def _finish(prep: PreparedScene, table: np.ndarray, progress: np.ndarray, states: np.ndarray,
-            reference, human_table: np.ndarray | None, ec_used: bool,
-            cfg: ScorerConfig) -> ScoreTable:
+            reference, human: tuple | None, ec_used: bool, cfg: ScorerConfig) -> ScoreTable:
+    """Build the ScoreTable of one scene; human: the expert's (sub-metrics, progress)."""
     if reference is None:
         from pair_drive_ros.scoring.reference import reference_progress
         reference = reference_progress(prep, cfg)
     table[Metric.EP] = ego_progress(progress, multiplier(table, cfg), float(reference), cfg)
-    filtered = np.zeros(len(EPDMS_MULTIPLIERS), dtype=bool)
-    if human_table is not None and cfg.human_filter:
-        filtered = human_table[list(EPDMS_MULTIPLIERS), 0] == 0.0
+    filtered = np.zeros(len(Metric), dtype=bool)
+    if human is not None and cfg.human_filter:
+        filtered = human_filter_mask(human[0], human[1], cfg)
     return ScoreTable(table, aggregate_pdms(table, cfg),
                       aggregate_epdms(table, cfg, ec_used, filtered), progress,
                       float(reference), ec_used, filtered, states)
@@ -269,7 +300,7 @@ def score_scenes(scenes: Sequence, candidates: np.ndarray, cfg: ScorerConfig = S
         table, progress = table_all[:, slices[b]], progress_all[slices[b]]
         human = None
         if with_expert[b]:
-            human = table[:, n_g:]
+            human = table[:, n_g], float(progress[n_g])
             table, progress, states = table[:, :n_g], progress[:n_g], states[:n_g]
         ref = None if references is None else references[b]
         prev = None if prev_states is None else prev_states[b]

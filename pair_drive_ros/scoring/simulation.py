@@ -152,9 +152,12 @@ def fit_velocity_curvature(ref: np.ndarray, cfg: SimConfig,
 def _horizon_constants(n: int) -> tuple:
     """Return the sums over the LQR horizon k = 0..n-1 used by the closed-form lateral LQR.
 
-    With v_k = v + k alpha along the horizon, every horizon sum is a polynomial in (v, alpha)
-    with these integer coefficients, and the curvature terms are dot products of the curvature
-    window with the columns of `curv_basis` (n, 5).
+    The lateral LQR (kernels.tracker_lqr) acts on (lateral error, heading error, steering)
+    over a linear time-varying horizon. Its step matrices I + a_k E01 + b_k E12 (a_k = v_k dt,
+    b_k = a_k / L) compose to I + sum(a) E01 + sum(b) E12 + sum_{i<j} a_j b_i E02, which gives
+    NAVSIM's A, B and g in closed form. With v_k = v + k alpha along the horizon, every horizon
+    sum is a polynomial in (v, alpha) with these integer coefficients, and the curvature terms
+    are dot products of the curvature window with the columns of `curv_basis` (n, 5).
     """
     k = np.arange(n, dtype=np.float64)
     i, j = np.triu_indices(n, 1)                    # pairs i < j
@@ -167,45 +170,8 @@ def _horizon_constants(n: int) -> tuple:
     return pairs, curv_basis
 
 
-def _lateral_lqr(lat_err: np.ndarray, head_err: np.ndarray, steer: np.ndarray,
-                 v: np.ndarray, accel: np.ndarray, curv_terms: np.ndarray, cfg: SimConfig,
-                 wheelbase: float) -> np.ndarray:
-    """One-step lateral LQR over the linear time-varying horizon, in closed form.
-
-    State (lateral error, heading error, steering), horizon velocities v_k = v + k accel dt and
-    curvatures kappa_k (through curv_terms = kappa_window @ curv_basis, (N, 5)). The step
-    matrices I + a_k E01 + b_k E12 (a_k = v_k dt, b_k = a_k / L) compose to
-    I + sum(a) E01 + sum(b) E12 + sum_{i<j} a_j b_i E02, which gives NAVSIM's A, B and g.
-    """
-    n = cfg.tracking_horizon
-    dt = cfg.dt_s
-    c, _ = _horizon_constants(n)
-    al = accel * dt
-    vv, va, aa = v * v, v * al, al * al
-    sum_v = n * v + c['s1'] * al                        # sum_k v_k
-    sum_kv = c['s1'] * v + c['s2'] * al                 # sum_k k v_k
-    pair_vv = c['q0'] * vv + c['q1'] * va + c['q2'] * aa  # sum_{i<j} v_i v_j
-    # sum_{i<j} i v_i v_j
-    pair_ivv = c['p1'] * vv + (c['p2'] + c['p3']) * va + c['p4'] * aa
-    sa = dt * sum_v
-    sb = sa / wheelbase
-    sw = dt * dt / wheelbase * pair_vv
-    # affine terms: g1 = sum_k c_k, g0 = sum_k c_k sum_{j>k} a_j with c_k = -v_k kappa_k dt
-    g1 = -dt * (v * curv_terms[:, 0] + al * curv_terms[:, 1])
-    g0 = -dt * dt * (vv * curv_terms[:, 2] + va * curv_terms[:, 3] + aa * curv_terms[:, 4])
-    x0 = lat_err + sa * head_err + sw * steer + g0
-    x1 = normalize_angle(head_err + sb * steer + g1)
-    x2 = normalize_angle(steer)
-    bv0 = dt ** 3 / wheelbase * pair_ivv
-    bv1 = dt * dt / wheelbase * sum_kv
-    bv2 = dt * n
-    q0, q1, q2 = cfg.q_lateral
-    inv = -1.0 / (bv0 * q0 * bv0 + bv1 * q1 * bv1 + bv2 * q2 * bv2 + cfg.r_lateral)
-    return inv * (bv0 * q0 * x0 + bv1 * q1 * x1 + bv2 * q2 * x2)
-
-
 def _tracker_constants(cfg: SimConfig, wheelbase: float) -> np.ndarray:
-    """Scalars of the tracker step for kernels.py, each computed as the numpy code did."""
+    """Scalars of the tracker step for kernels.py (the horizon sums of _horizon_constants)."""
     dt = cfg.dt_s
     n = cfg.tracking_horizon
     c, _ = _horizon_constants(n)
