@@ -74,12 +74,6 @@ def lane_id(index: tuple) -> str:
     return f'{index[0]}:{index[1]}:{0 if index[2] is None else int(index[2])}'
 
 
-def parse_lane_id(lid: str) -> tuple[str, str, int]:
-    """Inverse of `lane_id`."""
-    a, b, i = lid.rsplit(':', 2)
-    return a, b, int(i)
-
-
 def sample_lane(lane: Any, s0: float, s1: float, step: float = LANE_SAMPLE_STEP_M
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Centreline points (P, 2) and widths (P,) of a highway-env lane over [s0, s1]."""
@@ -157,13 +151,6 @@ def route_chain(road: Any, vehicle: Any, max_len: int = 50) -> list[tuple[str, s
             break
         chain.append(nxt_idx)
     return [(a, b, 0 if i is None else int(i)) for a, b, i in chain]
-
-
-def vehicle_state(v: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pose (3,), size (2,), velocity (2,)) of a highway-env vehicle in the map frame."""
-    pose = np.array([v.position[0], v.position[1], v.heading], dtype=np.float64)
-    size = np.array([v.LENGTH, v.WIDTH], dtype=np.float64)
-    return pose, size, np.asarray(v.velocity, dtype=np.float64)
 
 
 def install_ego(env_u: Any, vehicle: Any) -> Any:
