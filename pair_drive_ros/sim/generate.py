@@ -81,7 +81,7 @@ def record_episode(suite_path: str, split: str, scenario: str, seed: int, path: 
 
     t0 = time.perf_counter()
     session = SimSession(scenario, suite=suite_path, ego_mode='expert',
-                         max_steps=max_steps or None, split=split)
+                         max_steps=max_steps or None, split=split, record_past_goal=True)
     session.reset(seed)
     while not session.done:
         session.step()

@@ -69,6 +69,25 @@ def make_env(env_id: str, config: dict | None = None) -> Any:
         return gym.make(env_id, config=cfg)
 
 
+def step_env(env_u: Any) -> tuple[bool, bool]:
+    """Advance an env by one policy step without an action; return (terminated, truncated).
+
+    `env.step` computes the observation and the reward, which read the ego's action and the
+    attributes of highway-env's own vehicle classes (racetrack: the norm of the action; two-way,
+    u-turn: `speed_index`, `target_speeds`); the ego here is driven by its own controller, so we
+    step the road directly, as `AbstractEnv.step` does, and compute neither. Post-step work of
+    the 1.12.1 envs that overrides `step`: the intersection clears arrived vehicles and spawns
+    new ones (replicated here); exit adds an info entry and lane-keeping updates reward
+    bookkeeping and its action-driven observer (neither needed).
+    """
+    env_u.time += 1.0 / env_u.config['policy_frequency']
+    env_u._simulate(None)
+    if hasattr(env_u, '_clear_vehicles') and hasattr(env_u, '_spawn_vehicle'):
+        env_u._clear_vehicles()
+        env_u._spawn_vehicle(spawn_probability=env_u.config['spawn_probability'])
+    return bool(env_u._is_terminated()), bool(env_u._is_truncated())
+
+
 def lane_id(index: tuple) -> str:
     """Lane id string of a highway-env lane index (from, to, i)."""
     return f'{index[0]}:{index[1]}:{0 if index[2] is None else int(index[2])}'
