@@ -22,6 +22,15 @@ SIM_DT_S = 1.0 / SIM_HZ
 _LINE_NAMES = {0: LINE_NONE, 1: LINE_STRIPED, 2: LINE_CONTINUOUS, 3: LINE_CONTINUOUS}
 LANE_SAMPLE_STEP_M = 2.0
 LONG_LANE_M = 400.0
+# The single-ego driving envs registered by highway-env 1.12.1 (all run here, expert or planner;
+# not parking, a goal-conditioned task, nor the multi-agent intersection).
+DRIVING_ENV_IDS = (
+    'exit-v0', 'exit-v1', 'highway-v0', 'highway-fast-v0', 'intersection-v0', 'intersection-v1',
+    'intersection-v2', 'lane-keeping-v0', 'merge-v0', 'merge-v1', 'merge-generic-v0',
+    'merge-generic-v1', 'racetrack-v0', 'racetrack-v1', 'racetrack-large-v0',
+    'racetrack-large-v1', 'racetrack-oval-v0', 'racetrack-oval-v1', 'roundabout-v0',
+    'roundabout-v1', 'roundabout-generic-v0', 'roundabout-generic-v1', 'two-way-v0',
+    'u-turn-v0', 'u-turn-v1')
 
 
 # highway-env's intersection env sets IDMVehicle.DISTANCE_WANTED, COMFORT_ACC_MAX and
