@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(with --episodes) and names the output folder; any name '
                              '(letters, digits, ".", "_", "-") with --seeds')
     parser.add_argument('--episodes', type=int, default=None,
-                        help='total episodes over the split\'s scenarios (default 8)')
+                        help="total episodes over the split's scenarios (default 8)")
     parser.add_argument('--seeds', default=None, help=SEEDS_HELP)
     parser.add_argument('--scenarios', default='', help='comma-separated subset of scenarios')
     parser.add_argument('--workers', type=int, default=1, help='worker processes')

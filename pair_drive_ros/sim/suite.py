@@ -208,8 +208,9 @@ def resolve_jobs(suite: 'Suite', split: str | None = None, *, seeds: str | dict 
         if not scenarios:
             names = [n for n in names if split in suite.get(n).seeds]
         if not names:
+            known = sorted({s for n in suite.names() for s in suite.get(n).seeds})
             raise SuiteError(f'no scenario of the suite has seeds for split {split!r}; '
-                             f'splits: {sorted({s for n in suite.names() for s in suite.get(n).seeds})}')
+                             f'splits: {known}')
         counts = (allot(episodes, [suite.get(n).weight for n in names]) if episodes is not None
                   else [per_scenario] * len(names))
         for name, count in zip(names, counts):
