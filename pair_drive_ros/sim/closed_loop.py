@@ -22,7 +22,8 @@ from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import Trajectory
 from pair_drive_ros.sim import hw
-from pair_drive_ros.sim.experts import conflict_mask, make_idm_ego, SearchConfig, SearchExpert
+from pair_drive_ros.sim.experts import conflict_mask, make_idm_ego, make_tracking_ego
+from pair_drive_ros.sim.experts import SearchConfig, SearchExpert
 from pair_drive_ros.sim.logs import EpisodeLog
 from pair_drive_ros.sim.recorder import EpisodeRecorder
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig, RoadGeometry
@@ -43,14 +44,20 @@ ROUTE_END_MARGIN_M = 10.0
 Policy = Callable[[SensorFrame, Scene], Trajectory]
 
 
+END_CAUSES = ('goal', 'collision', 'off_road', 'env_terminated', 'time_limit', 'step_cap')
+FAILURES = ('collision', 'off_road', 'env_terminated')
+
+
 @dataclass
 class EpisodeResult:
-    """Outcome of one closed-loop episode.
+    """Outcome of one closed-loop episode (see SimSession for the semantics).
 
-    route_completion: 1 if the environment's goal was reached without a crash, else
-    min(1, progress / target), target = min(route length ahead at start, reference speed x
-    episode duration). off_road: the ego centre left every lane at some step.
-    comfort_violations: steps breaking a NAVSIM comfort bound (from 0.1-s finite differences).
+    end_cause: one of END_CAUSES, decided at step end_step. goal_reached: the ego covered the
+    route target on the road without a collision. collision / off_road: the episode ended by
+    that failure. route_completion: min(1, progress / target) at the end (progress along the
+    route at the first failure; 1.0 exactly when the goal was reached). comfort_violations:
+    steps breaking a NAVSIM comfort bound (from 0.1-s finite differences). terminated /
+    truncated: the environment reported it at some step.
     """
 
     scenario: str
@@ -65,12 +72,16 @@ class EpisodeResult:
     truncated: bool
     log: EpisodeLog | None = None
     extra: dict = field(default_factory=dict)
+    goal_reached: bool = False
+    end_cause: str = ''
+    end_step: int = -1
 
     def as_dict(self) -> dict:
         """Plain-value summary (no log)."""
         return {k: getattr(self, k) for k in (
             'scenario', 'seed', 'collision', 'off_road', 'route_completion', 'progress_m',
-            'comfort_violations', 'steps', 'terminated', 'truncated')}
+            'comfort_violations', 'steps', 'terminated', 'truncated', 'goal_reached',
+            'end_cause', 'end_step')}
 
 
 def _resolve(scenario: Any, suite: Suite | str | None) -> tuple[Callable, ScenarioSpec]:
@@ -109,13 +120,34 @@ def _force_rates(env: Any) -> None:
 
 
 class SimSession:
-    """One highway-env episode at a time, stepped 0.1 s per `step()`."""
+    """One highway-env episode at a time, stepped 0.1 s per `step()`.
+
+    Outcome, checked after every step in this order; the first event decides it (cause and
+    step) and ends the episode:
+    - 'collision': the ego crashed;
+    - 'off_road': the ego's centre is on no lane;
+    - 'env_terminated': the env terminated the episode for another reason. Exception: the
+      env's own success (intersection: arrived at the exit, merge: passed the merge end) is
+      recorded as `env_goal_step` and the episode goes on, since it is not the route's end;
+    - 'goal': the progress along the route reached the target: min(route length ahead - 10 m,
+      reference speed x episode duration (step cap, or the env's `duration` if shorter)): the
+      route's end, or the distance of an open route at the reference speed; the checks above
+      passed, so the ego is on the road and uncrashed;
+    - 'time_limit' (the env's duration) or 'step_cap' (max_steps).
+    Progress is the arc length along the route since the start, updated while the ego is on a
+    road segment of the route (leaving it, e.g. down an exit, freezes it). Route completion is
+    min(1, progress / target) at the decision (1.0 exactly for 'goal').
+
+    record_past_goal: keep simulating after 'goal' (the outcome stays as decided) until a
+    failure, the time limit, the step cap or the route's end, so that the frames before the
+    goal have a logged 4-s future (data generation).
+    """
 
     def __init__(self, scenario: Any, suite: Suite | str | None = None,
                  ego_mode: str = 'tracking', lidar_cfg: LidarConfig | None = None,
                  camera_cfg: CameraConfig | None = None,
                  search_cfg: SearchConfig = SearchConfig(), max_steps: int | None = None,
-                 split: str = '') -> None:
+                 split: str = '', record_past_goal: bool = False) -> None:
         if ego_mode not in EGO_MODES + ('expert',):
             raise ValueError(f'ego_mode must be one of {EGO_MODES + ("expert",)}, '
                              f'got {ego_mode!r}')
@@ -126,14 +158,13 @@ class SimSession:
         self.search_cfg = search_cfg
         self.max_steps = int(max_steps or self.spec.max_steps or DEFAULT_MAX_STEPS)
         self.split = split
+        self.record_past_goal = bool(record_past_goal)
         self.env = None
         self.seed = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
         """Start a new episode with this seed."""
-        from pair_drive_ros.sim.tracking import TrackingVehicle
-
         if self.env is None:
             self.env = self._factory()
         self.seed = int(seed)
@@ -145,16 +176,17 @@ class SimSession:
         if self.ego_mode == 'idm':
             ego = make_idm_ego(old)
         else:
-            ego = TrackingVehicle.replace(old, sim_dt_s=hw.SIM_DT_S)
-            # Keep the planned route so that the route chain and the expert see it.
-            ego.route = [tuple(r) for r in (getattr(old, 'route', None) or [])] or None
+            ego = make_tracking_ego(old, hw.SIM_DT_S)
         hw.install_ego(u, ego)
         self.ego = ego
         self.steps = 0
         self.terminated = False
         self.truncated = False
         self.arrived = False
-        self.goal_reached = False
+        self.env_goal_step = -1
+        self.end_cause = ''
+        self.end_step = -1
+        self._stopped = False
         horizon_s = self.max_steps * hw.SIM_DT_S
         self.recorder = EpisodeRecorder(u, ego, {
             'scenario': self.spec.name, 'family': self.spec.family, 'env_id': self.spec.env_id,
@@ -167,11 +199,18 @@ class SimSession:
         lanes = {ln.lane_id: ln for ln in self.recorder.lanes}
         self.route = Route(np.concatenate([lanes[x].centerline
                                            for x in self.recorder.route_lanes]))
+        self._route_edges = {tuple(x.rsplit(':', 2)[:2]) for x in self.recorder.route_lanes}
         self._s_start = float(self.route.project(ego.position)[0])
         ref = self.spec.reference_speed_mps
         if ref is None:
             ref = 0.8 * float(getattr(ego.lane, 'speed_limit', 20.0) or 20.0)
-        self._target_m = max(1.0, min(self.route.length - self._s_start, ref * horizon_s))
+        # The env may end the episode earlier than the step cap (its `duration`).
+        duration = u.config.get('duration')
+        drive_s = min(horizon_s, float(duration)) if duration else horizon_s
+        ahead = self.route.length - self._s_start - ROUTE_END_MARGIN_M
+        self._target_m = max(1.0, min(ahead, ref * drive_s))
+        self.progress_m = 0.0
+        self._final_progress_m = 0.0
         self.expert = None
         if self.ego_mode == 'search':
             conflict = conflict_mask(self.route, self.recorder.lanes, self.recorder.route_lanes,
@@ -184,21 +223,19 @@ class SimSession:
         return self.steps * hw.SIM_DT_S
 
     @property
+    def target_m(self) -> float:
+        """Route progress [m] that counts as reaching the route's end (the goal)."""
+        return self._target_m
+
+    @property
+    def goal_reached(self) -> bool:
+        """The episode's outcome is 'goal'."""
+        return self.end_cause == 'goal'
+
+    @property
     def done(self) -> bool:
-        """The episode is over: crash, time limit, step cap, or the end of the route.
-
-        Reaching the environment's goal (e.g. intersection exit, merge passed) does not end the
-        episode, so that the frames before the goal have a logged 4-s future; it counts for
-        route completion.
-        """
-        if self.ego.crashed or self.truncated or self.steps >= self.max_steps:
-            return True
-        if self.terminated and not self.goal_reached:
-            return True
-        return self.goal_reached and self._s_now() >= self.route.length - ROUTE_END_MARGIN_M
-
-    def _s_now(self) -> float:
-        return float(self.route.project(self.ego.position)[0])
+        """The outcome is decided (with record_past_goal: and the recording after it ended)."""
+        return self._stopped
 
     def set_trajectory(self, traj: Trajectory) -> None:
         """Track `traj` (ego frame relative to the current pose, or map frame) from now on."""
@@ -214,16 +251,55 @@ class SimSession:
         if self.expert is not None and self.steps % 5 == 0:
             plan = self.expert.plan(u.road, self.ego, self.time_s)
             self.ego.set_trajectory(plan, self.time_s)
-        _, _, terminated, truncated, _ = u.step(None)
+        terminated, truncated = hw.step_env(u)
         self.steps += 1
-        self.terminated = bool(terminated if np.isscalar(terminated) else all(terminated))
-        self.truncated = bool(truncated)
-        if self.terminated and not self.ego.crashed:
-            self.goal_reached = True
-        if hasattr(u, 'has_arrived'):
-            self.arrived = bool(u.has_arrived(self.ego))
+        self.terminated |= terminated
+        self.truncated |= truncated
         self.recorder.record(u, self.ego)
         self._log_cache = None
+        self._update_outcome(terminated, truncated)
+
+    def _env_success(self) -> bool:
+        """Whether the env's termination is its own success (not a failure of the ego)."""
+        u = self.env.unwrapped
+        if hasattr(u, 'has_arrived'):
+            return bool(u.has_arrived(self.ego))
+        from highway_env.envs.merge_env import MergeEnv
+
+        # merge terminates on a crash or once the ego passed the merge's end.
+        return isinstance(u, MergeEnv) and not self.ego.crashed
+
+    def _update_outcome(self, terminated: bool, truncated: bool) -> None:
+        u = self.env.unwrapped
+        lane = self.ego.lane_index
+        s_now = float(self.route.project(self.ego.position)[0])
+        if lane is not None and tuple(lane[:2]) in self._route_edges:
+            self.progress_m = max(0.0, s_now - self._s_start)
+        success = terminated and self._env_success()
+        if hasattr(u, 'has_arrived'):
+            self.arrived = bool(u.has_arrived(self.ego))
+        if success and self.env_goal_step < 0:
+            self.env_goal_step = self.steps
+        if self.ego.crashed:
+            failure = 'collision'
+        elif not self.recorder.frames[-1]['on_road']:
+            failure = 'off_road'
+        elif terminated and not success:
+            failure = 'env_terminated'
+        else:
+            failure = ''
+        limit = 'time_limit' if truncated else 'step_cap' if self.steps >= self.max_steps else ''
+        if not self.end_cause:
+            cause = failure or ('goal' if self.progress_m >= self._target_m else '') or limit
+            if not cause:
+                return
+            self.end_cause, self.end_step = cause, self.steps
+            self._final_progress_m = self.progress_m
+            self._stopped = cause != 'goal' or not self.record_past_goal
+        if not self._stopped:
+            # Recording past the goal: the outcome is decided, the log goes on.
+            self._stopped = bool(failure or limit
+                                 or s_now >= self.route.length - ROUTE_END_MARGIN_M)
 
     # ---- observations -------------------------------------------------------------------------
     def log(self) -> EpisodeLog:
@@ -254,19 +330,20 @@ class SimSession:
 
     # ---- metrics ------------------------------------------------------------------------------
     def _outcome(self) -> dict:
-        frames = self.recorder.frames
-        crashed = any(f['crashed'] for f in frames)
-        off_road = not all(f['on_road'] for f in frames)
-        progress = max(0.0, self._s_now() - self._s_start)
-        goal = self.goal_reached and not crashed
+        decided = bool(self.end_cause)
+        progress = self._final_progress_m if decided else self.progress_m
+        goal = self.end_cause == 'goal'
         rc = 1.0 if goal else float(min(1.0, progress / self._target_m))
         return {'terminated': self.terminated, 'truncated': self.truncated,
-                'goal_reached': self.goal_reached,
-                'arrived': self.arrived, 'off_road': off_road, 'progress_m': progress,
-                'route_completion': rc, 'steps': self.steps}
+                'goal_reached': goal, 'end_cause': self.end_cause, 'end_step': self.end_step,
+                'env_goal_step': self.env_goal_step, 'arrived': self.arrived,
+                'collision': self.end_cause == 'collision',
+                'off_road': self.end_cause == 'off_road', 'progress_m': float(progress),
+                'route_target_m': float(self._target_m), 'route_completion': rc,
+                'steps': self.steps}
 
     def metrics(self) -> dict:
-        """Collision, off-road, route completion, progress and comfort so far."""
+        """Outcome (see the class docstring), progress and comfort so far."""
         out = self._outcome()
         log = self.log()
         a = log.arrays
@@ -276,7 +353,6 @@ class SimSession:
                | (np.abs(acc[:, 1]) >= COMFORT_LAT_ACC)
                | (np.abs(a['ego_yaw_rate']) >= COMFORT_YAW_RATE)
                | (np.abs(jerk) >= COMFORT_LON_JERK))
-        out['collision'] = bool(log.meta['expert_crashed'])
         out['comfort_violations'] = int(bad[1:].sum())
         return out
 
@@ -292,16 +368,17 @@ def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | Non
                 max_steps: int | None = None, replan_every: int = 5, record: bool = False,
                 suite: Suite | str | None = None, ego_mode: str | None = None,
                 lidar_cfg: LidarConfig | None = None, camera_cfg: CameraConfig | None = None,
-                split: str = '') -> EpisodeResult:
+                split: str = '', record_past_goal: bool = False) -> EpisodeResult:
     """Run one closed-loop episode.
 
     With a policy, the ego tracks its trajectories (replanned every `replan_every` steps);
-    with policy None, the scenario's expert drives (ego_mode overrides either choice).
+    with policy None, the scenario's expert drives (ego_mode overrides either choice). The
+    episode ends at its outcome (see SimSession); record_past_goal as in SimSession.
     """
     mode = ego_mode or ('tracking' if policy is not None else 'expert')
     session = SimSession(env_or_factory_or_scenario, suite=suite, ego_mode=mode,
                          lidar_cfg=lidar_cfg, camera_cfg=camera_cfg, max_steps=max_steps,
-                         split=split)
+                         split=split, record_past_goal=record_past_goal)
     session.reset(seed)
     while not session.done:
         if policy is not None and session.ego_mode == 'tracking' \
@@ -315,4 +392,8 @@ def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | Non
                          off_road=m['off_road'], route_completion=m['route_completion'],
                          progress_m=m['progress_m'], comfort_violations=m['comfort_violations'],
                          steps=m['steps'], terminated=m['terminated'], truncated=m['truncated'],
-                         log=log, extra={'arrived': m['arrived'], 'expert': session.ego_mode})
+                         log=log, extra={'arrived': m['arrived'], 'expert': session.ego_mode,
+                                         'env_goal_step': m['env_goal_step'],
+                                         'route_target_m': m['route_target_m']},
+                         goal_reached=m['goal_reached'], end_cause=m['end_cause'],
+                         end_step=m['end_step'])

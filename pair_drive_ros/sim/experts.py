@@ -15,17 +15,73 @@ from typing import Any
 
 from highway_env import utils as hw_utils
 from highway_env.vehicle.behavior import IDMVehicle
+from highway_env.vehicle.controller import MDPVehicle
 import numpy as np
 
 from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.trajectory import MAP_FRAME, NUM_POSES, POSE_DT_S, Trajectory
+from pair_drive_ros.sim.tracking import TrackingVehicle
 
 
-def make_idm_ego(old: Any) -> IDMVehicle:
+class SpeedIndexMixin:
+    """The speed-index attributes highway-env's envs read from their controlled vehicle.
+
+    The two-way and u-turn rewards and the TimeToCollision observation read `speed_index` and
+    `target_speeds` (MDPVehicle's discrete speeds); the two-way reward reads
+    `target_lane_index`. An ego of another class keeps the env's speed grid and reports the
+    grid index closest to its actual speed, so such code runs whoever drives.
+    """
+
+    target_speeds: np.ndarray = MDPVehicle.DEFAULT_TARGET_SPEEDS
+
+    @property
+    def speed_index(self) -> int:
+        """Index of the target speed closest to the current speed."""
+        return self.speed_to_index(self.speed)
+
+    def index_to_speed(self, index: int) -> float:
+        """Speed of a grid index."""
+        return float(self.target_speeds[index])
+
+    def speed_to_index(self, speed: float) -> int:
+        """Index of the grid speed closest to `speed`."""
+        return int(np.argmin(np.abs(np.asarray(self.target_speeds) - speed)))
+
+
+class IDMEgo(SpeedIndexMixin, IDMVehicle):
+    """highway-env's IDM/MOBIL vehicle as the ego (the 'idm' expert)."""
+
+
+class TrackingEgo(SpeedIndexMixin, TrackingVehicle):
+    """The trajectory-tracking ego (planners and the 'search' expert)."""
+
+    @property
+    def target_lane_index(self) -> tuple | None:
+        """The lane it is on: it follows trajectories, not lane targets."""
+        return self.lane_index
+
+
+def _target_speeds(old: Any) -> np.ndarray:
+    speeds = getattr(old, 'target_speeds', None)
+    return np.asarray(MDPVehicle.DEFAULT_TARGET_SPEEDS if speeds is None else speeds,
+                      dtype=np.float64)
+
+
+def make_idm_ego(old: Any) -> IDMEgo:
     """Return an IDM/MOBIL vehicle at the state of `old`, keeping its route and speed as target."""
     route = [tuple(r) for r in (getattr(old, 'route', None) or [])] or None
-    ego = IDMVehicle(old.road, old.position.copy(), old.heading, old.speed,
-                     target_speed=max(float(old.speed), 5.0), route=route)
+    ego = IDMEgo(old.road, old.position.copy(), old.heading, old.speed,
+                 target_speed=max(float(old.speed), 5.0), route=route)
+    ego.target_speeds = _target_speeds(old)
+    return ego
+
+
+def make_tracking_ego(old: Any, sim_dt_s: float) -> TrackingEgo:
+    """Return a trajectory-tracking ego at the state of `old`, keeping its planned route."""
+    ego = TrackingEgo.replace(old, sim_dt_s=sim_dt_s)
+    # Keep the planned route so that the route chain and the expert see it.
+    ego.route = [tuple(r) for r in (getattr(old, 'route', None) or [])] or None
+    ego.target_speeds = _target_speeds(old)
     return ego
 
 

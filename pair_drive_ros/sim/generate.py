@@ -1,11 +1,16 @@
 """`pair-drive generate`: record expert episodes of a scenario suite into scene logs.
 
-Jobs are (scenario, seed) pairs: `--episodes N` is split over the split's scenarios in
-proportion to their `weight` (largest remainder), taking the first seeds of each scenario's
-range, so the same command always produces the same files. One process per worker; finished
-episodes are skipped (resumable; files are written atomically).
-Output: OUT/<split>/<scenario>/<scenario>_s<seed:06d>.npz, and OUT/<split>/MANIFEST.json once
-every job of the command has finished.
+Jobs are (scenario, seed) pairs (sim.suite.resolve_jobs): either `--seeds` (explicit seeds,
+optionally per scenario; the split is then just the output label) or `--episodes N`, split over
+the split's scenarios in proportion to their `weight` (largest remainder), taking the first
+seeds of each scenario's range. Either way the same command produces the same files, and an
+episode file depends only on (suite entry, seed, step cap), so runs shard by seed range:
+`--seeds 0-9` plus `--seeds 10-19` write exactly the files of `--seeds 0-19`. One process per
+worker; finished episodes are skipped (resumable; files are written atomically). A failing
+episode is logged and skipped; the run goes on.
+Output: OUT/<split>/<scenario>/<scenario>_s<seed:06d>.npz, and OUT/<split>/MANIFEST.json at the
+end of every run: the episodes present (of this run and of earlier runs into the same split,
+made with the same suite file), the failures with their error, and the suite's sha256.
 """
 
 import argparse
@@ -17,19 +22,31 @@ import os
 from pathlib import Path
 import time
 
-import numpy as np
-
-from pair_drive_ros.sim.logs import read_meta, SCHEMA_VERSION
-from pair_drive_ros.sim.suite import DEFAULT_SUITE, load_suite, SPLITS
+from pair_drive_ros.sim.logs import LogFormatError, read_meta, SCHEMA_VERSION
+from pair_drive_ros.sim.suite import allot, check_split_name, DEFAULT_SUITE, load_suite
+from pair_drive_ros.sim.suite import resolve_jobs, SuiteError
 
 LOG = logging.getLogger(__name__)
+
+__all__ = ['allot', 'plan_jobs', 'record_episode', 'write_manifest', 'run']
+
+SEEDS_HELP = (
+    'explicit seeds instead of --episodes: "11000-11019" (inclusive), "3", "0-9,20,30-31" for '
+    'every selected scenario, or per scenario "highway=0-9;merge=100-104" (scenarios not named '
+    'get none). Shard a data set by running disjoint ranges, possibly on several machines: '
+    '--seeds 0-9 and --seeds 10-19 write the same files as --seeds 0-19')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options."""
     parser.add_argument('--suite', default=str(DEFAULT_SUITE), help='scenario suite YAML')
-    parser.add_argument('--split', choices=SPLITS, default='train')
-    parser.add_argument('--episodes', type=int, default=8, help='total episodes (all scenarios)')
+    parser.add_argument('--split', default='train',
+                        help='split name: picks the seed ranges of that split in the suite '
+                             '(with --episodes) and names the output folder; any name '
+                             '(letters, digits, ".", "_", "-") with --seeds')
+    parser.add_argument('--episodes', type=int, default=None,
+                        help="total episodes over the split's scenarios (default 8)")
+    parser.add_argument('--seeds', default=None, help=SEEDS_HELP)
     parser.add_argument('--scenarios', default='', help='comma-separated subset of scenarios')
     parser.add_argument('--workers', type=int, default=1, help='worker processes')
     parser.add_argument('--out', default='data/logs', help='output root directory')
@@ -37,36 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
-def allot(total: int, weights: list[float]) -> list[int]:
-    """Split `total` in proportion to `weights` (largest remainder, ties to the first)."""
-    w = np.asarray(weights, dtype=np.float64)
-    if total < 0 or len(w) == 0 or np.any(w < 0) or w.sum() <= 0:
-        raise ValueError(f'cannot split {total} episodes with weights {list(weights)}')
-    exact = total * w / w.sum()
-    counts = np.floor(exact).astype(int)
-    order = sorted(range(len(w)), key=lambda k: (-(exact[k] - counts[k]), k))
-    for k in order[:total - int(counts.sum())]:
-        counts[k] += 1
-    return [int(c) for c in counts]
-
-
 def plan_jobs(suite, split: str, episodes: int, names: list[str] | None = None
               ) -> list[tuple[str, int]]:
-    """Deterministic (scenario, seed) jobs for a split."""
-    names = names or [n for n in suite.names() if split in suite.get(n).seeds]
-    if not names:
-        raise ValueError(f'no scenario of the suite has seeds for split {split!r}')
-    jobs = []
-    per = allot(episodes, [suite.get(n).weight for n in names])
-    for name, count in zip(names, per):
-        seeds = suite.get(name).seed_range(split)
-        if count > len(seeds):
-            raise ValueError(f'{name}: {count} episodes requested, only {len(seeds)} seeds in '
-                             f'split {split}')
-        jobs.extend((name, seeds[i]) for i in range(count))
-    # Interleave scenarios so that partial runs cover every family.
-    order = sorted(range(len(jobs)), key=lambda j: (jobs[j][1], names.index(jobs[j][0])))
-    return [jobs[j] for j in order]
+    """Deterministic (scenario, seed) jobs for `episodes` of a split (see resolve_jobs)."""
+    return resolve_jobs(suite, split, episodes=episodes, scenarios=names)
 
 
 def episode_path(out: Path, split: str, scenario: str, seed: int) -> Path:
@@ -76,20 +67,27 @@ def episode_path(out: Path, split: str, scenario: str, seed: int) -> Path:
 
 def record_episode(suite_path: str, split: str, scenario: str, seed: int, path: str,
                    max_steps: int = 0) -> dict:
-    """Run the scenario's expert for one seed and write the log (worker entry point)."""
+    """Run the scenario's expert for one seed and write the log (worker entry point).
+
+    The log goes on past the goal (record_past_goal) so that the frames before it have a logged
+    future; its meta holds the episode's outcome as decided (sim.closed_loop.SimSession).
+    """
     from pair_drive_ros.sim.closed_loop import SimSession
 
     t0 = time.perf_counter()
     session = SimSession(scenario, suite=suite_path, ego_mode='expert',
-                         max_steps=max_steps or None, split=split)
-    session.reset(seed)
-    while not session.done:
-        session.step()
-    log = session.log()
-    log.save(path)
-    session.env.close()
+                         max_steps=max_steps or None, split=split, record_past_goal=True)
+    try:
+        session.reset(seed)
+        while not session.done:
+            session.step()
+        log = session.log()
+        log.save(path)
+    finally:
+        if session.env is not None:
+            session.env.close()
     return {'path': path, 'frames': log.num_frames, 'seconds': time.perf_counter() - t0,
-            'crashed': log.meta['expert_crashed']}
+            'crashed': log.meta['expert_crashed'], 'end_cause': log.meta['end_cause']}
 
 
 def _init_worker() -> None:
@@ -102,38 +100,88 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str, int]]) -> Path:
-    """MANIFEST.json of a finished split: episodes with frame counts, outcome and hashes."""
+def _episode_entry(base: Path, path: Path, name: str, seed: int) -> dict:
+    meta = read_meta(path)
+    return {
+        'file': path.relative_to(base).as_posix(), 'scenario': name, 'family': meta['family'],
+        'seed': seed, 'num_frames': meta['num_frames'],
+        'scorable_frames': max(0, meta['num_frames'] - 40),
+        'expert_crashed': meta['expert_crashed'],
+        'route_completion': meta['route_completion'],
+        'end_cause': meta.get('end_cause', ''), 'sha256': _sha256(path)}
+
+
+def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str, int]],
+                   failures: dict | None = None) -> Path:
+    """Write OUT/<split>/MANIFEST.json: the episodes and failures of `jobs` and earlier runs.
+
+    failures: (scenario, seed) -> error text of this run. Entries of an existing manifest of the
+    same suite file (same sha256) are kept unless this run redid them (shards of a data set
+    written into one folder add up); a manifest of another suite file is an error, not
+    overwritten. Episodes and failures are sorted by (scenario, seed).
+    """
+    out = Path(out)
     base = out / split
-    episodes = []
+    base.mkdir(parents=True, exist_ok=True)
+    suite_file = Path(suite_path)
+    suite_sha = _sha256(suite_file) if suite_file.is_file() else ''
+    path = base / 'MANIFEST.json'
+    episodes: dict = {}
+    failed: dict = {}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get('suite_sha256', suite_sha) != suite_sha:
+            raise SuiteError(f'{path} was written for another suite file (sha256 '
+                             f'{old.get("suite_sha256")}); write to another --out or --split')
+        for e in old.get('episodes', []):
+            if (base / e['file']).is_file():
+                episodes[(e['scenario'], int(e['seed']))] = e
+        for e in old.get('failures', []):
+            failed[(e['scenario'], int(e['seed']))] = e
+    failures = failures or {}
     for name, seed in jobs:
-        path = episode_path(out, split, name, seed)
-        meta = read_meta(path)
-        episodes.append({
-            'file': str(path.relative_to(base)), 'scenario': name, 'family': meta['family'],
-            'seed': seed, 'num_frames': meta['num_frames'],
-            'scorable_frames': max(0, meta['num_frames'] - 40),
-            'expert_crashed': meta['expert_crashed'], 'route_completion':
-            meta['route_completion'], 'sha256': _sha256(path)})
+        key = (name, int(seed))
+        ep = episode_path(out, split, name, seed)
+        if key in failures:
+            failed[key] = {'scenario': name, 'seed': int(seed), 'error': failures[key]}
+            episodes.pop(key, None)
+        elif ep.is_file():
+            episodes[key] = _episode_entry(base, ep, name, int(seed))
+            failed.pop(key, None)
+    rows = [episodes[k] for k in sorted(episodes)]
     manifest = {
         'schema_version': SCHEMA_VERSION, 'split': split, 'suite': suite_path,
-        'episodes': episodes, 'num_episodes': len(episodes),
-        'num_frames': sum(e['num_frames'] for e in episodes),
-        'num_scorable_frames': sum(e['scorable_frames'] for e in episodes),
-        'expert_crashes': sum(e['expert_crashed'] for e in episodes),
+        'suite_sha256': suite_sha, 'episodes': rows, 'num_episodes': len(rows),
+        'num_frames': sum(e['num_frames'] for e in rows),
+        'num_scorable_frames': sum(e['scorable_frames'] for e in rows),
+        'expert_crashes': sum(e['expert_crashed'] for e in rows),
+        'failures': [failed[k] for k in sorted(failed)], 'num_failures': len(failed),
     }
-    path = base / 'MANIFEST.json'
     tmp = path.with_suffix('.tmp')
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     tmp.replace(path)
     return path
 
 
-def run(args: argparse.Namespace) -> int:
-    """Generate the requested episodes; returns 0 when all succeeded."""
-    suite = load_suite(args.suite)
+def _jobs(args: argparse.Namespace, suite) -> list[tuple[str, int]]:
     names = [n for n in args.scenarios.split(',') if n] or None
-    jobs = plan_jobs(suite, args.split, args.episodes, names)
+    if args.seeds is not None and args.episodes is not None:
+        raise SuiteError('give --seeds or --episodes, not both')
+    if args.seeds is not None:
+        return resolve_jobs(suite, args.split, seeds=args.seeds, scenarios=names)
+    return resolve_jobs(suite, args.split, episodes=8 if args.episodes is None
+                        else args.episodes, scenarios=names)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the requested episodes; 0 when all succeeded, 1 when some failed (skipped)."""
+    try:
+        check_split_name(args.split)
+        suite = load_suite(args.suite)
+        jobs = _jobs(args, suite)
+    except (SuiteError, ValueError) as err:
+        LOG.error('%s', err)
+        return 2
     out = Path(args.out)
     todo = [(n, s) for n, s in jobs if not episode_path(out, args.split, n, s).is_file()]
     LOG.info('%d episodes planned, %d already done, %d to run on %d worker(s)',
@@ -145,42 +193,58 @@ def run(args: argparse.Namespace) -> int:
     bar = None if (tqdm is None or args.no_progress) else tqdm(total=len(todo), unit='ep')
     t0 = time.perf_counter()
     frames = 0
-    failures = 0
-    results = []
+    failures: dict = {}
 
-    def done(res: dict) -> None:
+    def done(job: tuple[str, int], res: dict | None, err: BaseException | None) -> None:
         nonlocal frames
-        frames += res['frames']
-        results.append(res)
+        if err is not None:
+            # The job's error, logged with its traceback, is recorded and the run goes on.
+            failures[job] = f'{type(err).__name__}: {err}'
+            LOG.error('episode %s seed %d failed: %s', job[0], job[1], failures[job],
+                      exc_info=err)
+        else:
+            frames += res['frames']
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(frames=frames, fps=f'{frames / (time.perf_counter() - t0):.0f}')
+            bar.set_postfix(frames=frames, failed=len(failures),
+                            fps=f'{frames / (time.perf_counter() - t0):.0f}')
+
+    def args_of(name: str, seed: int) -> tuple:
+        return (args.suite, args.split, name, seed,
+                str(episode_path(out, args.split, name, seed)), args.max_steps)
 
     if args.workers <= 1:
         _init_worker()
-        for name, seed in todo:
-            done(record_episode(args.suite, args.split, name, seed,
-                                str(episode_path(out, args.split, name, seed)), args.max_steps))
+        for job in todo:
+            try:
+                res = record_episode(*args_of(*job))
+            except Exception as err:  # noqa: BLE001 - any episode error is recorded
+                done(job, None, err)
+            else:
+                done(job, res, None)
     else:
         with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker) as pool:
-            futures = {pool.submit(record_episode, args.suite, args.split, name, seed,
-                                   str(episode_path(out, args.split, name, seed)),
-                                   args.max_steps): (name, seed) for name, seed in todo}
+            futures = {pool.submit(record_episode, *args_of(*job)): job for job in todo}
             for fut in as_completed(futures):
                 try:
-                    done(fut.result())
-                except Exception:  # noqa: BLE001 - report and continue with other episodes
-                    failures += 1
-                    LOG.exception('episode %s failed', futures[fut])
+                    res = fut.result()
+                except Exception as err:  # noqa: BLE001 - any episode error is recorded
+                    done(futures[fut], None, err)
+                else:
+                    done(futures[fut], res, None)
     if bar is not None:
         bar.close()
     wall = time.perf_counter() - t0
-    if todo:
+    if todo and wall > 0:
         LOG.info('%d frames in %.1f s: %.1f frames/s total, %.1f frames/s per worker', frames,
                  wall, frames / wall, frames / wall / max(1, args.workers))
-    if failures:
-        LOG.error('%d episodes failed; MANIFEST.json not written', failures)
+    try:
+        path = write_manifest(out, args.split, args.suite, jobs, failures)
+    except (SuiteError, LogFormatError) as err:
+        LOG.error('MANIFEST.json not written: %s', err)
         return 1
-    path = write_manifest(out, args.split, args.suite, jobs)
     LOG.info('wrote %s', path)
+    if failures:
+        LOG.error('%d of %d episodes failed (listed in %s)', len(failures), len(jobs), path)
+        return 1
     return 0

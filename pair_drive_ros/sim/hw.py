@@ -22,6 +22,15 @@ SIM_DT_S = 1.0 / SIM_HZ
 _LINE_NAMES = {0: LINE_NONE, 1: LINE_STRIPED, 2: LINE_CONTINUOUS, 3: LINE_CONTINUOUS}
 LANE_SAMPLE_STEP_M = 2.0
 LONG_LANE_M = 400.0
+# The single-ego driving envs registered by highway-env 1.12.1 (all run here, expert or planner;
+# not parking, a goal-conditioned task, nor the multi-agent intersection).
+DRIVING_ENV_IDS = (
+    'exit-v0', 'exit-v1', 'highway-v0', 'highway-fast-v0', 'intersection-v0', 'intersection-v1',
+    'intersection-v2', 'lane-keeping-v0', 'merge-v0', 'merge-v1', 'merge-generic-v0',
+    'merge-generic-v1', 'racetrack-v0', 'racetrack-v1', 'racetrack-large-v0',
+    'racetrack-large-v1', 'racetrack-oval-v0', 'racetrack-oval-v1', 'roundabout-v0',
+    'roundabout-v1', 'roundabout-generic-v0', 'roundabout-generic-v1', 'two-way-v0',
+    'u-turn-v0', 'u-turn-v1')
 
 
 # highway-env's intersection env sets IDMVehicle.DISTANCE_WANTED, COMFORT_ACC_MAX and
@@ -69,15 +78,28 @@ def make_env(env_id: str, config: dict | None = None) -> Any:
         return gym.make(env_id, config=cfg)
 
 
+def step_env(env_u: Any) -> tuple[bool, bool]:
+    """Advance an env by one policy step without an action; return (terminated, truncated).
+
+    `env.step` computes the observation and the reward, which read the ego's action and the
+    attributes of highway-env's own vehicle classes (racetrack: the norm of the action; two-way,
+    u-turn: `speed_index`, `target_speeds`); the ego here is driven by its own controller, so we
+    step the road directly, as `AbstractEnv.step` does, and compute neither. Post-step work of
+    the 1.12.1 envs that overrides `step`: the intersection clears arrived vehicles and spawns
+    new ones (replicated here); exit adds an info entry and lane-keeping updates reward
+    bookkeeping and its action-driven observer (neither needed).
+    """
+    env_u.time += 1.0 / env_u.config['policy_frequency']
+    env_u._simulate(None)
+    if hasattr(env_u, '_clear_vehicles') and hasattr(env_u, '_spawn_vehicle'):
+        env_u._clear_vehicles()
+        env_u._spawn_vehicle(spawn_probability=env_u.config['spawn_probability'])
+    return bool(env_u._is_terminated()), bool(env_u._is_truncated())
+
+
 def lane_id(index: tuple) -> str:
     """Lane id string of a highway-env lane index (from, to, i)."""
     return f'{index[0]}:{index[1]}:{0 if index[2] is None else int(index[2])}'
-
-
-def parse_lane_id(lid: str) -> tuple[str, str, int]:
-    """Inverse of `lane_id`."""
-    a, b, i = lid.rsplit(':', 2)
-    return a, b, int(i)
 
 
 def sample_lane(lane: Any, s0: float, s1: float, step: float = LANE_SAMPLE_STEP_M
@@ -157,13 +179,6 @@ def route_chain(road: Any, vehicle: Any, max_len: int = 50) -> list[tuple[str, s
             break
         chain.append(nxt_idx)
     return [(a, b, 0 if i is None else int(i)) for a, b, i in chain]
-
-
-def vehicle_state(v: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pose (3,), size (2,), velocity (2,)) of a highway-env vehicle in the map frame."""
-    pose = np.array([v.position[0], v.position[1], v.heading], dtype=np.float64)
-    size = np.array([v.LENGTH, v.WIDTH], dtype=np.float64)
-    return pose, size, np.asarray(v.velocity, dtype=np.float64)
 
 
 def install_ego(env_u: Any, vehicle: Any) -> Any:

@@ -11,8 +11,11 @@ same seed gives a byte-identical file (checked by the tests, hashed in MANIFEST.
 
 Arrays (T frames at 10 Hz, M agents ever seen, L lanes, P lane points; map frame; SI units):
   meta            0-d str   JSON: schema_version, scenario, family, env_id, seed, split, expert,
-                            expert_crashed, crash_step, terminated, truncated, arrived, off_road,
-                            progress_m, route_completion, ego_length/width/height, ...
+                            the outcome (sim.closed_loop.SimSession): end_cause, end_step,
+                            goal_reached, collision, off_road, progress_m, route_target_m,
+                            route_completion, env_goal_step, terminated, truncated, arrived;
+                            log facts: expert_crashed, crash_step (any crash in the frames, also
+                            one after the goal), ego_length/width/height, ...
   t               (T,)      time [s] of each frame (frame k at k * 0.1 s)
   ego_pose        (T, 3)    x, y, yaw of the ego box centre (highway-env vehicle position)
   ego_speed       (T,)      [m/s]

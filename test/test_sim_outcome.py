@@ -1,0 +1,113 @@
+"""Episode outcomes: goal, collision, off-road and env termination with exact steps."""
+
+from highway_env.vehicle.kinematics import Vehicle
+import numpy as np
+import pytest
+
+from pair_drive_ros.sim import hw
+from pair_drive_ros.sim.closed_loop import run_episode, SimSession
+from pair_drive_ros.sim.suite import ScenarioSpec
+
+
+def _spec(max_steps: int, lanes: int = 3, **config) -> ScenarioSpec:
+    cfg = {'vehicles_count': 0, 'lanes_count': lanes, 'duration': 100, **config}
+    # Target: 10 m/s x max_steps x 0.1 s of route (the route is the 10-km highway lane).
+    return ScenarioSpec(name='straight', env_id='highway-fast-v0', family='t', config=cfg,
+                        max_steps=max_steps, reference_speed_mps=10.0)
+
+
+def _session(max_steps: int, speed: float, heading: float = 0.0, obstacle_m: float = 0.0,
+             record_past_goal: bool = False, lanes: int = 3, **config) -> SimSession:
+    """A tracking ego without a plan (it holds speed and heading) on an empty highway."""
+    session = SimSession(_spec(max_steps, lanes, **config), ego_mode='tracking',
+                         record_past_goal=record_past_goal)
+    session.reset(0)
+    ego = session.ego
+    ego.speed, ego.heading = speed, heading
+    if obstacle_m:
+        road = session.env.unwrapped.road
+        road.vehicles.append(Vehicle(road, ego.position + [obstacle_m, 0.0], 0.0, 0.0))
+    return session
+
+
+def _run(session: SimSession) -> dict:
+    while not session.done:
+        session.step()
+    return session.metrics()
+
+
+def test_goal_ends_the_episode_before_a_later_crash():
+    # 2 m per step; target 21 m -> reached at step 11 (22 m); the parked car 30 m ahead would
+    # be hit at step 13 (centres 4 m apart < 5 m).
+    m = _run(_session(21, 20.0, obstacle_m=30.0))
+    assert m['end_cause'] == 'goal' and m['end_step'] == 11 == m['steps']
+    assert m['goal_reached'] and not m['collision'] and m['route_completion'] == 1.0
+    assert m['progress_m'] == pytest.approx(22.0) and m['route_target_m'] == pytest.approx(21.0)
+    # Recording on past the goal (data generation): the crash is logged, the outcome stays.
+    session = _session(21, 20.0, obstacle_m=30.0, record_past_goal=True)
+    m = _run(session)
+    assert m['end_cause'] == 'goal' and m['end_step'] == 11 and m['steps'] == 13
+    assert session.log().meta['expert_crashed'] and session.log().meta['crash_step'] == 13
+    assert m['route_completion'] == 1.0 and not m['collision']
+
+
+def test_collision_before_the_target():
+    m = _run(_session(50, 20.0, obstacle_m=30.0))
+    assert m['end_cause'] == 'collision' and m['end_step'] == 13 == m['steps']
+    assert m['collision'] and not m['goal_reached'] and not m['off_road']
+    # At step 13 the boxes overlap by 1 m; highway-env pushes both back by half of it.
+    assert m['progress_m'] == pytest.approx(25.5)
+    assert m['route_completion'] == pytest.approx(25.5 / 50.0)
+
+
+def test_leaving_the_road_is_a_failure_even_when_the_env_terminates():
+    # One 4-m lane; 10 m/s at 0.2 rad: lateral 10 sin(0.2) x 0.1 = 0.199 m per step, off the
+    # lane (|y| > 2 m) at step 11; the env (offroad_terminal) terminates there too.
+    m = _run(_session(50, 10.0, heading=0.2, lanes=1, offroad_terminal=True))
+    assert m['end_cause'] == 'off_road' and m['end_step'] == 11 and m['off_road']
+    assert m['terminated'] and not m['goal_reached'] and not m['collision']
+    progress = 11 * 10.0 * np.cos(0.2) * 0.1
+    assert m['progress_m'] == pytest.approx(progress, abs=1e-6)
+    assert m['route_completion'] == pytest.approx(progress / 50.0, abs=1e-6)
+
+
+def test_env_termination_ends_the_episode_with_its_cause_and_step():
+    session = _session(50, 20.0)
+    u = session.env.unwrapped
+    u._is_terminated = lambda: u.time >= 0.5 - 1e-9      # the env ends the episode at 0.5 s
+    m = _run(session)
+    assert m['end_cause'] == 'env_terminated' and m['end_step'] == 5 and m['terminated']
+    assert not m['goal_reached'] and m['route_completion'] == pytest.approx(10.0 / 50.0)
+
+
+def test_time_limit_and_step_cap():
+    m = _run(_session(50, 5.0, duration=2))
+    # duration 2 s shortens the target to 10 m/s x 2 s; 0.5 m per step covers 10 m.
+    assert m['route_target_m'] == pytest.approx(20.0)
+    assert m['end_cause'] == 'time_limit' and m['end_step'] == 20
+    assert m['route_completion'] == pytest.approx(10.0 / 20.0)
+    m = _run(_session(10, 5.0))
+    assert m['end_cause'] == 'step_cap' and m['end_step'] == 10
+    assert m['route_completion'] == pytest.approx(5.0 / 10.0)
+
+
+def test_merge_success_termination_goes_on_to_the_route_target():
+    session = SimSession('merge', ego_mode='tracking', max_steps=200)
+    session.reset(10000)
+    ego = session.ego
+    ego.position = np.array([368.0, ego.position[1]])
+    ego.speed, ego.heading = 10.0, 0.0
+    session._s_start = float(session.route.project(ego.position)[0])   # start from here
+    session.step()
+    session.step()
+    session.step()
+    # x > 370: merge terminates (its success): recorded, the episode goes on.
+    assert session.terminated and session.env_goal_step == 3 and not session.done
+    assert session.end_cause == ''
+
+
+def test_run_episode_reports_the_outcome():
+    res = run_episode(lambda: hw.make_env('highway-fast-v0', {'vehicles_count': 0}), 0, None,
+                      max_steps=5)
+    assert res.end_cause == 'goal' and res.goal_reached and res.steps == res.end_step == 5
+    assert res.as_dict()['end_cause'] == 'goal'
