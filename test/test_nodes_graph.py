@@ -184,7 +184,8 @@ def test_closed_loop_episode_makes_progress_without_collision(ros_context):
     finally:
         _close(executor)
     (result,) = sim.results
-    assert result['steps'] == 20 and not result['collision'] and not result['off_road']
+    assert result['end_cause'] in ('goal', 'step_cap') and result['steps'] == result['end_step']
+    assert not result['collision'] and not result['off_road']
     assert result['progress_m'] > 20.0
     assert planner.health.plans >= 20 and planner.health.dropped == 0
     # Lockstep pauses /clock while the simulator works: that is not stale input.

@@ -237,8 +237,12 @@ def split_scenarios(split: str, episodes_per_scenario: int, skip: int = 0,
                     suite: 'Suite | None' = None) -> list[tuple[str, int]]:
     """(scenario, seed) pairs: N seeds of each scenario's range for the split, after `skip`.
 
-    The shorthand of `resolve_jobs(suite, split, per_scenario=N, skip=skip)` on the default
-    suite (or `suite`).
+    Scenario-major, in suite order (the order rollout sets were built in): the same pairs as
+    `resolve_jobs(suite, split, per_scenario=N, skip=skip)`. Default suite unless `suite`.
     """
-    return resolve_jobs(suite or load_suite(), split, per_scenario=episodes_per_scenario,
-                        skip=skip)
+    suite = suite or load_suite()
+    out = []
+    for name in suite.names():
+        seeds = list(suite.get(name).seed_range(split))
+        out.extend((name, s) for s in seeds[skip:skip + episodes_per_scenario])
+    return out
