@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 
 from pair_drive_ros.cli import main as cli_main
 from pair_drive_ros.evaluation.evaluate import (evaluate_open_loop, markdown_table,
@@ -44,9 +45,31 @@ def test_evaluate_cli_writes_json_markdown_and_plots(logs, tmp_path):
     out = tmp_path / 'eval'
     assert cli_main(['evaluate', '--planner', 'constant_velocity', '--data', str(logs),
                      '--split', 'test', '--out', str(out), '--frame-stride', '2', '--plots',
-                     '1', '--cache-dir', str(tmp_path / 'cache'), '--no-progress']) == 0
+                     '1', '--cache-dir', str(tmp_path / 'cache'), '--set', 'progress=false']) == 0
     data = json.loads((out / 'open_loop.json').read_text())
     assert data['planner'] == 'constant_velocity' and data['frames'] == 3
     assert 0.0 <= data['summary']['pdms'] <= 100.0
     assert '| constant_velocity | 3 |' in (out / 'summary.md').read_text()
     assert len(list((out / 'plots').glob('*.png'))) == 1
+    # The resolved config is saved with the outputs.
+    saved = yaml.safe_load((out / 'config.yaml').read_text())
+    assert saved['planner'] == 'constant_velocity' and saved['frame_stride'] == 2
+
+
+def test_evaluate_closed_loop_on_a_users_suite_and_seed_range(tmp_path):
+    import hashlib
+
+    suite = tmp_path / 'my_suite.yaml'
+    suite.write_text('scenarios:\n  fast_road:\n    env_id: highway-fast-v0\n'
+                     '    expert: idm\n    max_steps: 12\n'
+                     '    seeds: {train: [0, 10], val: [10, 20], test: [20, 30]}\n')
+    out = tmp_path / 'eval'
+    assert cli_main(['evaluate', '--planner', 'constant_velocity', '--data', str(tmp_path),
+                     '--suite', str(suite), '--seeds', '500-501', '--split', 'heldout',
+                     '--out', str(out), '--set', 'progress=false']) == 0
+    closed = json.loads((out / 'closed_loop.json').read_text())
+    assert [(e['scenario'], e['seed']) for e in closed['episodes']] == [('fast_road', 500),
+                                                                      ('fast_road', 501)]
+    assert closed['suite']['sha256'] == hashlib.sha256(suite.read_bytes()).hexdigest()
+    assert closed['summary']['episodes'] == 2
+    assert not (out / 'open_loop.json').exists()

@@ -66,13 +66,25 @@ def config_diff(expected: dict, got: dict, prefix: str = '') -> list[str]:
     return out
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | None) -> None:
-    """--config YAML and repeated --set key=value overrides (YAML-parsed values)."""
+def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | None,
+                         fields: tuple[str, ...] = ()) -> None:
+    """--config YAML, repeated --set key=value overrides, and `--<field>` shortcuts.
+
+    Each name in `fields` (a top-level config field) gets a `--<field-name> VALUE` flag that is
+    exactly `--set <field>=VALUE` (the same YAML parsing; applied after the --set items), so a
+    command's frequent settings read naturally without a second configuration mechanism.
+    """
     parser.add_argument('--config', default=default_config,
                         help=f'YAML config (default {default_config}); keys are the config '
                              'dataclass fields, an unknown key is an error')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override one config field, e.g. --set total_steps=20')
+    for name in fields:
+        parser.add_argument('--' + name.replace('_', '-'), dest=_FIELD_PREFIX + name,
+                            metavar='VALUE', help=f'same as --set {name}=VALUE')
+
+
+_FIELD_PREFIX = 'config_field__'
 
 
 def load_config(cls: type, path: str | Path | None = None, overrides: list | None = None) -> Any:
@@ -96,5 +108,20 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list | Non
 
 
 def config_from_args(cls: type, args: argparse.Namespace) -> Any:
-    """Build the config of a command's parsed `--config` / `--set` arguments."""
-    return load_config(cls, args.config, args.set)
+    """Build the config of a command's parsed `--config` / `--set` / `--<field>` arguments."""
+    shortcuts = [f'{key[len(_FIELD_PREFIX):]}={value}' for key, value in vars(args).items()
+                 if key.startswith(_FIELD_PREFIX) and value is not None]
+    return load_config(cls, args.config, list(args.set) + shortcuts)
+
+
+def config_text(cfg: Any) -> str:
+    """The whole resolved config as YAML (printed at start, saved with a run's outputs)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: Any, out_dir: str | Path, name: str = 'config.yaml') -> Path:
+    """Write the resolved config next to a run's outputs; returns the file."""
+    path = Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_text(cfg))
+    return path

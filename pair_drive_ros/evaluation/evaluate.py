@@ -29,9 +29,20 @@ CLOSED_LOOP_METRICS = ('collision_rate', 'off_road_rate', 'route_completion', 'p
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation settings (YAML: config/eval.yaml)."""
+    """Evaluation settings (YAML: config/eval.yaml; `--set key=value` or `--<key>` overrides)."""
 
+    planner: str = ''              # one of policy.factory.PLANNERS
+    il_checkpoint: str = ''        # '': the shipped one (IL planners and PaIR's IL branch)
+    rl_checkpoint: str = ''        # PaIR only; '': shipped
+    selector_checkpoint: str = ''  # PaIR only; '': shipped
+    data: str = 'data/logs'        # scene-log root holding <split>/ (open loop)
     split: str = 'test'
+    suite: str = ''                # closed loop: scenario suite YAML ('': config/scenarios.yaml)
+    seeds: str = ''                # closed loop: seed spec (sim.suite.parse_seeds), else the split
+    out: str = ''                  # output folder (required)
+    cache_dir: str = ''            # feature cache ('': <data>/../cache)
+    device: str = 'cpu'
+    progress: bool = True
     frame_stride: int = 8          # every 8th scorable frame (0.8 s apart)
     max_frames: int = 0            # 0: all selected frames
     batch_size: int = 32
@@ -141,12 +152,13 @@ def _by_family(rows: list) -> dict:
                     frames=sum(r['family'] == f for r in rows)) for f in fams}
 
 
-def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *,
+def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=None,
                          max_steps: int | None = None, replan_every: int = 5,
                          progress: bool = False) -> dict:
     """Drive (scenario name, seed) episodes with the planner.
 
     The 'expert' planner cannot replay a log in closed loop: the scenario's expert drives.
+    suite: the scenario suite the names come from (None: the default suite).
     Returns {'summary': collision / off-road rates, mean route completion, progress [m] and
     comfort violations per episode, 'episodes': per-episode rows}.
     """
@@ -162,7 +174,7 @@ def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *,
         planner.reset()
         t0 = time.perf_counter()
         res = run_episode(name, int(seed), policy, max_steps=max_steps,
-                          replan_every=replan_every)
+                          replan_every=replan_every, suite=suite)
         row = res.as_dict()
         row['wall_s'] = time.perf_counter() - t0
         rows.append(row)
@@ -177,6 +189,9 @@ def _closed_summary(rows: list) -> dict:
             'route_completion': float(np.mean([r['route_completion'] for r in rows])),
             'progress_m': float(np.mean([r['progress_m'] for r in rows])),
             'comfort_violations': float(np.mean([r['comfort_violations'] for r in rows])),
+            'goal_rate': float(np.mean([r.get('goal_reached', False) for r in rows])),
+            'end_causes': {c: sum(r.get('end_cause') == c for r in rows)
+                           for c in sorted({str(r.get('end_cause')) for r in rows})},
             'episodes': len(rows)}
 
 
@@ -246,73 +261,81 @@ def markdown_table(name: str, open_loop: dict | None, closed_loop: dict | None) 
     return '\n'.join(lines)
 
 
-def add_arguments(parser) -> None:
-    """Arguments of `pair-drive evaluate`."""
-    from pair_drive_ros.policy.factory import PLANNERS
+EVAL_FLAGS = ('planner', 'il_checkpoint', 'rl_checkpoint', 'selector_checkpoint', 'data',
+              'split', 'suite', 'seeds', 'out', 'frame_stride', 'max_frames',
+              'closed_loop_episodes', 'plots', 'cache_dir', 'device')
 
-    parser.add_argument('--planner', required=True, choices=PLANNERS)
-    parser.add_argument('--il-checkpoint')
-    parser.add_argument('--rl-checkpoint')
-    parser.add_argument('--selector-checkpoint')
-    parser.add_argument('--data', required=True, help='scene-log root (with <split>/)')
-    parser.add_argument('--split', default='test')
-    parser.add_argument('--out', required=True)
-    parser.add_argument('--config', help='YAML EvalConfig (config/eval.yaml)')
-    parser.add_argument('--frame-stride', type=int)
-    parser.add_argument('--max-frames', type=int)
-    parser.add_argument('--closed-loop-episodes', type=int,
-                        help='closed-loop episodes per scenario (0: none)')
-    parser.add_argument('--plots', type=int)
-    parser.add_argument('--cache-dir', help='feature cache (default: <data>/../cache)')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--no-progress', action='store_true')
+
+def add_arguments(parser) -> None:
+    """Arguments of `pair-drive evaluate`: the EvalConfig fields (config/eval.yaml)."""
+    from pair_drive_ros.core.config import add_config_arguments
+
+    add_config_arguments(parser, 'config/eval.yaml', EVAL_FLAGS)
+
+
+def closed_loop_jobs(cfg: EvalConfig) -> tuple[list, object]:
+    """(scenario, seed) episodes of the closed-loop evaluation, and the suite they come from."""
+    from pair_drive_ros.sim.suite import DEFAULT_SUITE, load_suite, resolve_jobs
+
+    suite = load_suite(cfg.suite or DEFAULT_SUITE)
+    if cfg.seeds:
+        return resolve_jobs(suite, cfg.split, seeds=str(cfg.seeds)), suite
+    if cfg.closed_loop_episodes > 0:
+        return split_scenarios(cfg.split, cfg.closed_loop_episodes, suite=suite), suite
+    return [], suite
 
 
 def run(args) -> int:
     """Entry point of `pair-drive evaluate`."""
-    from dataclasses import replace
-
-    import yaml
-
-    from pair_drive_ros.core.config import config_from_dict, config_to_dict
-    from pair_drive_ros.policy.factory import build_planner
+    from pair_drive_ros.core.config import config_from_args, config_text, config_to_dict
+    from pair_drive_ros.core.config import save_config
+    from pair_drive_ros.policy.factory import build_planner, PLANNERS
     from pair_drive_ros.training.common import set_threads
     from pair_drive_ros.training.data import DataConfig, ILDataset
 
-    data = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    cfg = config_from_dict(EvalConfig, data or {})
-    cfg = replace(cfg, **{k: v for k, v in {
-        'split': args.split, 'frame_stride': args.frame_stride, 'max_frames': args.max_frames,
-        'closed_loop_episodes': args.closed_loop_episodes, 'plots': args.plots}.items()
-        if v is not None})
+    cfg = config_from_args(EvalConfig, args)
+    if cfg.planner not in PLANNERS:
+        raise ValueError(f'--planner must be one of {PLANNERS}, got {cfg.planner!r}')
+    if not cfg.out:
+        raise ValueError('--out is required')
+    LOG.info('pair-drive evaluate config:\n%s', config_text(cfg))
     set_threads(cfg.num_threads)
-    planner = build_planner(args.planner, il_checkpoint=args.il_checkpoint,
-                            rl_checkpoint=args.rl_checkpoint,
-                            selector_checkpoint=args.selector_checkpoint, device=args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    progress = not args.no_progress
-    frames = ILDataset(args.data, cfg.split, planner_perception_config(planner),
-                       DataConfig(frame_stride=cfg.frame_stride), args.cache_dir,
-                       progress=progress)
-    if cfg.max_frames > 0 and cfg.max_frames < len(frames):
-        from pair_drive_ros.training.data import subset
-        frames = subset(frames, cfg.max_frames)
-    t0 = time.perf_counter()
-    open_loop = evaluate_open_loop(planner, frames, batch_size=cfg.batch_size,
-                                   plot_dir=out / 'plots', plots=cfg.plots, progress=progress)
-    open_loop['wall_s'] = time.perf_counter() - t0
-    meta = {'planner': args.planner, 'il_checkpoint': args.il_checkpoint,
-            'config': config_to_dict(cfg), 'data': str(args.data)}
-    (out / 'open_loop.json').write_text(json.dumps({**meta, **open_loop}, indent=1))
+    planner = build_planner(cfg.planner, il_checkpoint=cfg.il_checkpoint or None,
+                            rl_checkpoint=cfg.rl_checkpoint or None,
+                            selector_checkpoint=cfg.selector_checkpoint or None,
+                            device=cfg.device)
+    out = Path(cfg.out)
+    save_config(cfg, out)
+    meta = {'planner': cfg.planner, 'il_checkpoint': cfg.il_checkpoint,
+            'config': config_to_dict(cfg), 'data': cfg.data}
+    open_loop = None
+    if Path(cfg.data, cfg.split).is_dir():
+        frames = ILDataset(cfg.data, cfg.split, planner_perception_config(planner),
+                           DataConfig(frame_stride=cfg.frame_stride), cfg.cache_dir or None,
+                           progress=cfg.progress)
+        if cfg.max_frames > 0 and cfg.max_frames < len(frames):
+            from pair_drive_ros.training.data import subset
+            frames = subset(frames, cfg.max_frames)
+        t0 = time.perf_counter()
+        open_loop = evaluate_open_loop(planner, frames, batch_size=cfg.batch_size,
+                                       plot_dir=out / 'plots', plots=cfg.plots,
+                                       progress=cfg.progress)
+        open_loop['wall_s'] = time.perf_counter() - t0
+        (out / 'open_loop.json').write_text(json.dumps({**meta, **open_loop}, indent=1))
+    else:
+        LOG.info('no scene logs at %s: open loop skipped', Path(cfg.data, cfg.split))
     closed = None
-    if cfg.closed_loop_episodes > 0:
-        scenarios = split_scenarios(cfg.split, cfg.closed_loop_episodes)
-        closed = evaluate_closed_loop(planner, scenarios,
+    scenarios, suite = closed_loop_jobs(cfg)
+    if scenarios:
+        closed = evaluate_closed_loop(planner, scenarios, suite=suite,
                                       max_steps=cfg.closed_loop_max_steps or None,
-                                      replan_every=cfg.replan_every, progress=progress)
+                                      replan_every=cfg.replan_every, progress=cfg.progress)
+        closed['suite'] = {'path': suite.path, 'sha256': suite.sha256}
         (out / 'closed_loop.json').write_text(json.dumps({**meta, **closed}, indent=1))
-    table = markdown_table(args.planner, open_loop, closed)
+    if open_loop is None and closed is None:
+        raise ValueError(f'nothing to evaluate: no logs at {Path(cfg.data, cfg.split)} and no '
+                         'closed-loop episodes (--closed-loop-episodes N or --seeds SPEC)')
+    table = markdown_table(cfg.planner, open_loop, closed)
     (out / 'summary.md').write_text(table + '\n')
-    LOG.info('%s\n%s', args.planner, table)
+    LOG.info('%s\n%s', cfg.planner, table)
     return 0
