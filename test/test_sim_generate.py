@@ -32,7 +32,7 @@ def suite_file(tmp_path):
 def _args(suite_file, out, **kw) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     generate.add_arguments(parser)
-    argv = ['--suite', str(suite_file), '--out', str(out), '--no-progress']
+    argv = ['--suite', str(suite_file), '--out', str(out), '--set', 'progress=false']
     for key, value in kw.items():
         argv += [f'--{key.replace("_", "-")}', str(value)]
     return parser.parse_args(argv)

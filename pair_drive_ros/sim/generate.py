@@ -15,6 +15,7 @@ made with the same suite file), the failures with their error, and the suite's s
 
 import argparse
 from concurrent.futures import as_completed, ProcessPoolExecutor
+from dataclasses import dataclass
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ import os
 from pathlib import Path
 import time
 
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_text
 from pair_drive_ros.sim.logs import LogFormatError, read_meta, SCHEMA_VERSION
 from pair_drive_ros.sim.suite import allot, check_split_name, DEFAULT_SUITE, load_suite
 from pair_drive_ros.sim.suite import resolve_jobs, SuiteError
@@ -37,21 +39,29 @@ SEEDS_HELP = (
     '--seeds 0-9 and --seeds 10-19 write the same files as --seeds 0-19')
 
 
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Settings of `pair-drive generate` (`--set key=value` or `--<key>` overrides)."""
+
+    suite: str = str(DEFAULT_SUITE)   # scenario suite YAML
+    split: str = 'train'   # picks the suite's seed ranges (with episodes) and names the folder
+    episodes: int = 0      # total episodes over the split's scenarios (0: 8, unless seeds)
+    seeds: str = ''        # seed spec instead of episodes (SEEDS_HELP); split is then a label
+    scenarios: str = ''    # comma-separated subset of scenarios
+    workers: int = 1       # worker processes
+    out: str = 'data/logs'  # output root directory
+    max_steps: int = 0     # override the step cap (0: the scenario's)
+    progress: bool = True  # progress bar
+
+
+GENERATE_FLAGS = ('suite', 'split', 'episodes', 'seeds', 'scenarios', 'workers', 'out',
+                  'max_steps')
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Command-line options."""
-    parser.add_argument('--suite', default=str(DEFAULT_SUITE), help='scenario suite YAML')
-    parser.add_argument('--split', default='train',
-                        help='split name: picks the seed ranges of that split in the suite '
-                             '(with --episodes) and names the output folder; any name '
-                             '(letters, digits, ".", "_", "-") with --seeds')
-    parser.add_argument('--episodes', type=int, default=None,
-                        help="total episodes over the split's scenarios (default 8)")
-    parser.add_argument('--seeds', default=None, help=SEEDS_HELP)
-    parser.add_argument('--scenarios', default='', help='comma-separated subset of scenarios')
-    parser.add_argument('--workers', type=int, default=1, help='worker processes')
-    parser.add_argument('--out', default='data/logs', help='output root directory')
-    parser.add_argument('--max-steps', type=int, default=0, help='override the step cap')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    """Command-line options: the GenerateConfig fields."""
+    add_config_arguments(parser, None, GENERATE_FLAGS)
+    parser.epilog = 'seeds: ' + SEEDS_HELP
 
 
 def plan_jobs(suite, split: str, episodes: int, names: list[str] | None = None
@@ -163,23 +173,24 @@ def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str,
     return path
 
 
-def _jobs(args: argparse.Namespace, suite) -> list[tuple[str, int]]:
-    names = [n for n in args.scenarios.split(',') if n] or None
-    if args.seeds is not None and args.episodes is not None:
+def _jobs(cfg: GenerateConfig, suite) -> list[tuple[str, int]]:
+    names = [n for n in str(cfg.scenarios).split(',') if n] or None
+    if cfg.seeds and cfg.episodes:
         raise SuiteError('give --seeds or --episodes, not both')
-    if args.seeds is not None:
-        return resolve_jobs(suite, args.split, seeds=args.seeds, scenarios=names)
-    return resolve_jobs(suite, args.split, episodes=8 if args.episodes is None
-                        else args.episodes, scenarios=names)
+    if cfg.seeds:
+        return resolve_jobs(suite, cfg.split, seeds=str(cfg.seeds), scenarios=names)
+    return resolve_jobs(suite, cfg.split, episodes=cfg.episodes or 8, scenarios=names)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the requested episodes; 0 when all succeeded, 1 when some failed (skipped)."""
     try:
+        args = config_from_args(GenerateConfig, args)
+        LOG.info('pair-drive generate config:\n%s', config_text(args))
         check_split_name(args.split)
         suite = load_suite(args.suite)
         jobs = _jobs(args, suite)
-    except (SuiteError, ValueError) as err:
+    except (SuiteError, ValueError, FileNotFoundError) as err:
         LOG.error('%s', err)
         return 2
     out = Path(args.out)
@@ -190,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         tqdm = None
-    bar = None if (tqdm is None or args.no_progress) else tqdm(total=len(todo), unit='ep')
+    bar = None if (tqdm is None or not args.progress) else tqdm(total=len(todo), unit='ep')
     t0 = time.perf_counter()
     frames = 0
     failures: dict = {}
