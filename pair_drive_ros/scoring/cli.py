@@ -11,13 +11,14 @@ same episode is also scored; otherwise its weight is dropped.
 
 import argparse
 import csv
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from pair_drive_ros.core.config import add_config_arguments, config_from_args
 from pair_drive_ros.core.trajectory import NUM_POSES
 from pair_drive_ros.scoring.config import load_config, Metric, ScorerConfig, VEHICLE_PRESETS
 from pair_drive_ros.scoring.metrics import prepare_scene
@@ -62,25 +63,46 @@ def load_trajectories(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarr
     return episodes, frames, poses
 
 
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Settings of `pair-drive score` (`--set key=value` or `--<key>` overrides)."""
+
+    logs: str = ''            # scene-log root directory (required)
+    split: str = ''           # sub-directory of logs (e.g. val); '': the root itself
+    trajectories: str = ''    # trajectories file (.npz or .json, see module doc), or
+    baseline: str = ''        # a built-in planner instead: expert, cv or reference
+    out: str = ''             # output directory (required)
+    scorer_config: str = ''   # ScorerConfig YAML (config/scorer.yaml); '': defaults
+    navsim_version: str = ''  # '' (the scorer config's), v1 or v2
+    vehicle: str = ''         # '' (the scorer config's), highway-env or pacifica
+    frame_stride: int = 1     # baselines: score every n-th scorable frame
+    limit: int = 0            # score at most this many scenes (0: all)
+
+
+SCORE_FLAGS = ('logs', 'split', 'trajectories', 'baseline', 'out', 'scorer_config',
+               'navsim_version', 'vehicle', 'frame_stride', 'limit')
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `pair-drive score`."""
-    parser.add_argument('--logs', required=True, help='scene-log root directory')
-    parser.add_argument('--split', default=None, help='sub-directory of --logs (e.g. val)')
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument('--trajectories', help='trajectories file (.npz or .json, see module doc)')
-    src.add_argument('--baseline', choices=BASELINES, help='score a built-in planner instead')
-    parser.add_argument('--out', required=True, help='output directory')
-    parser.add_argument('--config', default=None,
-                        help='ScorerConfig YAML (config/scorer.yaml); the flags below override it')
-    parser.add_argument('--navsim-version', default=None, choices=('v1', 'v2'))
-    parser.add_argument('--vehicle', default=None, choices=('highway-env', 'pacifica'))
-    parser.add_argument('--frame-stride', type=int, default=1,
-                        help='baselines: score every n-th scorable frame')
-    parser.add_argument('--limit', type=int, default=0, help='score at most this many scenes')
+    """Arguments of `pair-drive score`: the ScoreConfig fields."""
+    add_config_arguments(parser, None, SCORE_FLAGS)
+
+
+def _check(args: ScoreConfig) -> None:
+    if not args.logs or not args.out:
+        raise ValueError('--logs and --out are required')
+    if bool(args.trajectories) == bool(args.baseline):
+        raise ValueError('give exactly one of --trajectories FILE or --baseline NAME')
+    if args.baseline and args.baseline not in BASELINES:
+        raise ValueError(f'--baseline must be one of {BASELINES}, got {args.baseline!r}')
+    if args.navsim_version not in ('', 'v1', 'v2'):
+        raise ValueError(f'--navsim-version must be v1 or v2, got {args.navsim_version!r}')
+    if args.vehicle and args.vehicle not in VEHICLE_PRESETS:
+        raise ValueError(f'--vehicle must be one of {sorted(VEHICLE_PRESETS)}')
 
 
 def _config(args) -> ScorerConfig:
-    cfg = load_config(args.config) if args.config else ScorerConfig()
+    cfg = load_config(args.scorer_config) if args.scorer_config else ScorerConfig()
     changes = {}
     if args.navsim_version:
         changes['navsim_version'] = args.navsim_version
@@ -107,6 +129,12 @@ def _jobs(args, root: Path):
 def run(args) -> int:
     """Score and write scores.csv, scores.json and summary.json into --out."""
     from pair_drive_ros.sim.logs import EpisodeLog
+    try:
+        args = config_from_args(ScoreConfig, args)
+        _check(args)
+    except (OSError, ValueError) as exc:
+        LOGGER.error('%s', exc)
+        return 2
     root = Path(args.logs)
     base = root / args.split if args.split else root
     try:
@@ -180,7 +208,7 @@ def _write(rows: list, out: Path, cfg: ScorerConfig, args) -> int:
     summary = {'num_scenes': len(rows), 'means': means,
                'num_scenes_with_previous_frame': len(ec_rows),
                'source': args.trajectories or f'baseline:{args.baseline}',
-               'logs': str(args.logs), 'split': args.split,
+               'logs': str(args.logs), 'split': args.split or None,
                'navsim_version': cfg.navsim_version, 'vehicle': vars_of(cfg.vehicle)}
     (out / 'summary.json').write_text(json.dumps(summary, indent=1))
     LOGGER.info('scored %d scenes: PDMS %.4f, EPDMS %.4f -> %s', len(rows), means['pdms'],
