@@ -54,19 +54,23 @@ def reference_speed(times_s: np.ndarray, points: np.ndarray, t_s: float) -> floa
     return float(speeds[k])
 
 
-def lookahead_point(pose: np.ndarray, points: np.ndarray, distance_m: float) -> np.ndarray | None:
-    """First point of the densified path ahead of `pose` at least `distance_m` away."""
+def lookahead_point(pose: np.ndarray, points: np.ndarray, distance_m: float,
+                    step_m: float = 0.25, min_ahead_m: float = 0.1) -> np.ndarray | None:
+    """First point of the path, densified every `step_m`, ahead of `pose` (x, y, yaw) by more
+    than `min_ahead_m` along the heading and at least `distance_m` away; else the last point
+    ahead; None if nothing is ahead. Densifying lets the target move smoothly along the path.
+    """
     pts = np.asarray(points, dtype=np.float64)
     if len(pts) == 0:
         return None
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     arc = np.r_[0.0, np.cumsum(seg)]
     if arc[-1] > 1e-6:
-        s = np.arange(0.0, arc[-1] + 1e-9, 0.25)
+        s = np.arange(0.0, arc[-1] + 1e-9, step_m)
         pts = np.stack([np.interp(s, arc, pts[:, 0]), np.interp(s, arc, pts[:, 1])], -1)
     heading = np.array([np.cos(pose[2]), np.sin(pose[2])])
     rel = pts - pose[:2]
-    ahead = rel @ heading > 0.1
+    ahead = rel @ heading > min_ahead_m
     far = np.linalg.norm(rel, axis=1) >= distance_m
     idx = np.nonzero(ahead & far)[0]
     if len(idx):

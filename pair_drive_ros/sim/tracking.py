@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from highway_env.vehicle.kinematics import Vehicle
 import numpy as np
 
-from pair_drive_ros.core.se2 import wrap_angle
 from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
+from pair_drive_ros.runtime.path_tracker import lookahead_point, pure_pursuit_curvature
 
 WHEELBASE_M = 5.0  # highway-env Vehicle.LENGTH, the model's effective length
 MAX_STEER_RAD = np.pi / 4
@@ -87,34 +87,17 @@ def track_control(position: np.ndarray, heading: float, speed: float, t: float, 
     fwd = np.array([np.cos(heading), np.sin(heading)])
     acc = a_ff + cfg.k_speed * (v_ref - speed) + cfg.k_along * float((p_ref - position) @ fwd)
     acc = float(np.clip(acc, *ACC_LIMITS))
-    # Densify the reference so the look-ahead point moves smoothly along it.
-    dense = _densify(pts, 0.5)
-    rel = dense - position
-    ahead = rel @ fwd > 0.5
-    dist = np.linalg.norm(rel, axis=1)
+    # The same pure pursuit as the tracker node (runtime.path_tracker), with this ego's
+    # look-ahead settings, inverted for highway-env's bicycle model below.
+    pose = np.array([position[0], position[1], heading], dtype=np.float64)
     lookahead = max(cfg.min_lookahead_m, cfg.lookahead_s * speed)
-    cand = np.nonzero(ahead & (dist >= lookahead))[0]
-    if len(cand):
-        target = dense[cand[0]]
-    elif ahead.any():
-        target = dense[np.nonzero(ahead)[0][-1]]
-    else:
+    target = lookahead_point(pose, pts, lookahead, step_m=0.5, min_ahead_m=0.5)
+    if target is None:
         return acc, 0.0
-    d = target - position
-    alpha = float(wrap_angle(np.arctan2(d[1], d[0]) - heading))
-    kappa = 2.0 * np.sin(alpha) / max(float(np.hypot(*d)), 1e-3)
+    kappa = pure_pursuit_curvature(pose, target)
     beta = np.arcsin(np.clip(kappa * WHEELBASE_M / 2.0, -0.99, 0.99))
     steer = float(np.arctan(2.0 * np.tan(beta)))
     return acc, float(np.clip(steer, -MAX_STEER_RAD, MAX_STEER_RAD))
-
-
-def _densify(pts: np.ndarray, step: float) -> np.ndarray:
-    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-    arc = np.r_[0.0, np.cumsum(seg)]
-    if arc[-1] < 1e-6:
-        return pts[-1:]
-    s = np.arange(0.0, arc[-1] + 1e-9, step)
-    return np.stack([np.interp(s, arc, pts[:, 0]), np.interp(s, arc, pts[:, 1])], -1)
 
 
 class TrackingVehicle(Vehicle):
