@@ -222,7 +222,3 @@ def residual_kinematics(raw: torch.Tensor, base_step: torch.Tensor, base_turn: t
     turn = (base_turn + raw[..., 1] * 0.1 * max_turn_rad).clamp(-max_turn_rad, max_turn_rad)
     return step, turn
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Trainable parameter count."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
