@@ -221,4 +221,3 @@ def residual_kinematics(raw: torch.Tensor, base_step: torch.Tensor, base_turn: t
     step = F.softplus(step / 0.2) * 0.2
     turn = (base_turn + raw[..., 1] * 0.1 * max_turn_rad).clamp(-max_turn_rad, max_turn_rad)
     return step, turn
-
