@@ -26,18 +26,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
-# The shipped selector (models/pair_selector.pt), one DAgger round: IL-A + PaIR rollouts on the
-# train seeds, driven by the previous shipped selector (session 3, trained on the expert's logs
-# only; taken from git history), then config/selector.yaml on the expert's logs plus those
-# rollouts (train seeds 0-39 per scenario). Needs data/logs (pair-drive generate) and a git
-# checkout; about 15 min on 2 cores.
+# The selector's chain, one DAgger round: a first selector trained on the expert's logs only,
+# IL-A + PaIR rollouts on the train seeds driven by it, then config/selector.yaml on the
+# expert's logs plus those rollouts (train seeds 0-39 per scenario). Needs data/logs
+# (pair-drive generate); about 30 min on 2 cores.
 selector: $(STAMP)
 	mkdir -p runs
-	git show da16852:models/pair_selector.pt > runs/pair_selector_session3.pt
-	$(PY) -m pair_drive_ros.cli train rollouts --out data/logs_onpolicy_s3 --episodes 20 \
-		--selector-checkpoint runs/pair_selector_session3.pt
-	$(PY) -m pair_drive_ros.cli train rollouts --out data/logs_onpolicy_s3b --episodes 20 \
-		--skip-seeds 20 --selector-checkpoint runs/pair_selector_session3.pt
+	$(PY) -m pair_drive_ros.cli train selector --config config/selector.yaml \
+		--set extra_data_roots=[] --set out=runs/pair_selector_expert_logs.pt
+	$(PY) -m pair_drive_ros.cli train rollouts --out data/logs_onpolicy --episodes 40 \
+		--selector-checkpoint runs/pair_selector_expert_logs.pt
 	$(PY) -m pair_drive_ros.cli train selector --config config/selector.yaml
 
 clean:
