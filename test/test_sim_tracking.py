@@ -82,3 +82,14 @@ def test_expert_episode_on_env_instance():
     env = _empty_highway()
     result = run_episode(env, 1, None, max_steps=15)
     assert result.steps == 15 and result.extra['expert'] == 'idm' and not result.collision
+
+
+def test_episode_speed_statistics_come_from_the_logged_speeds():
+    res = run_episode('highway', 11000, None, max_steps=15, record=True)
+    speeds = res.log.arrays['ego_speed']
+    assert res.mean_speed_mps == pytest.approx(float(np.mean(speeds)), abs=0.0)
+    assert res.p95_speed_mps == pytest.approx(float(np.percentile(speeds, 95)), abs=0.0)
+    lanes = res.log.arrays['ego_lane']
+    limits = res.log.arrays['lane_speed_limit'][lanes[lanes >= 0]]
+    assert res.mean_speed_limit_mps == pytest.approx(float(np.mean(limits)))
+    assert res.as_dict()['p95_speed_mps'] == res.p95_speed_mps

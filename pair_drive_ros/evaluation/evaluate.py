@@ -181,6 +181,22 @@ def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=Non
     return {'summary': _closed_summary(rows), 'episodes': rows}
 
 
+def _per_family(rows: list) -> dict:
+    """Closed-loop rates and speeds per scenario name (overspeeding shows per family)."""
+    out = {}
+    for fam in sorted({r['scenario'] for r in rows}):
+        sub = [r for r in rows if r['scenario'] == fam]
+        out[fam] = {'episodes': len(sub),
+                    'collision_rate': float(np.mean([r['collision'] for r in sub])),
+                    'off_road_rate': float(np.mean([r['off_road'] for r in sub])),
+                    'route_completion': float(np.mean([r['route_completion'] for r in sub])),
+                    'mean_speed_mps': float(np.mean([r.get('mean_speed_mps', np.nan)
+                                                     for r in sub])),
+                    'p95_speed_mps': float(np.mean([r.get('p95_speed_mps', np.nan)
+                                                    for r in sub]))}
+    return out
+
+
 def _closed_summary(rows: list) -> dict:
     if not rows:
         return {k: float('nan') for k in CLOSED_LOOP_METRICS}
@@ -190,6 +206,8 @@ def _closed_summary(rows: list) -> dict:
             'progress_m': float(np.mean([r['progress_m'] for r in rows])),
             'comfort_violations': float(np.mean([r['comfort_violations'] for r in rows])),
             'goal_rate': float(np.mean([r.get('goal_reached', False) for r in rows])),
+            'mean_speed_mps': float(np.mean([r.get('mean_speed_mps', np.nan) for r in rows])),
+            'per_family': _per_family(rows),
             'end_causes': {c: sum(r.get('end_cause') == c for r in rows)
                            for c in sorted({str(r.get('end_cause')) for r in rows})},
             'episodes': len(rows)}

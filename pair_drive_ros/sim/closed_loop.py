@@ -75,13 +75,17 @@ class EpisodeResult:
     goal_reached: bool = False
     end_cause: str = ''
     end_step: int = -1
+    mean_speed_mps: float = 0.0
+    p95_speed_mps: float = 0.0
+    mean_speed_limit_mps: float = float('nan')   # of the lanes driven on (NaN: unknown)
 
     def as_dict(self) -> dict:
         """Plain-value summary (no log)."""
         return {k: getattr(self, k) for k in (
             'scenario', 'seed', 'collision', 'off_road', 'route_completion', 'progress_m',
             'comfort_violations', 'steps', 'terminated', 'truncated', 'goal_reached',
-            'end_cause', 'end_step')}
+            'end_cause', 'end_step', 'mean_speed_mps', 'p95_speed_mps',
+            'mean_speed_limit_mps')}
 
 
 def _resolve(scenario: Any, suite: Suite | str | None) -> tuple[Callable, ScenarioSpec]:
@@ -354,6 +358,18 @@ class SimSession:
                | (np.abs(a['ego_yaw_rate']) >= COMFORT_YAW_RATE)
                | (np.abs(jerk) >= COMFORT_LON_JERK))
         out['comfort_violations'] = int(bad[1:].sum())
+        # Speed against the road's limit (overspeeding is reported per family).
+        speed = np.asarray(a['ego_speed'], dtype=np.float64)
+        lane = np.asarray(a['ego_lane'])
+        limits = np.asarray(a['lane_speed_limit'], dtype=np.float64)
+        known = (lane >= 0) & (lane < len(limits))
+        limit = np.where(known, limits[np.clip(lane, 0, max(len(limits) - 1, 0))], np.nan) \
+            if len(limits) else np.full(len(speed), np.nan)
+        out['mean_speed_mps'] = float(speed.mean()) if len(speed) else 0.0
+        out['p95_speed_mps'] = float(np.percentile(speed, 95)) if len(speed) else 0.0
+        with np.errstate(invalid='ignore'):
+            out['mean_speed_limit_mps'] = float(np.nanmean(limit)) if np.isfinite(limit).any() \
+                else float('nan')
         return out
 
 
@@ -396,4 +412,6 @@ def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | Non
                                          'env_goal_step': m['env_goal_step'],
                                          'route_target_m': m['route_target_m']},
                          goal_reached=m['goal_reached'], end_cause=m['end_cause'],
-                         end_step=m['end_step'])
+                         end_step=m['end_step'], mean_speed_mps=m['mean_speed_mps'],
+                         p95_speed_mps=m['p95_speed_mps'],
+                         mean_speed_limit_mps=m['mean_speed_limit_mps'])
