@@ -1,6 +1,7 @@
 """The scenario suite YAML and the generate job plan."""
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,14 @@ def test_bad_suites_are_rejected(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(SuiteError, match=match):
         load_suite(path)
+
+
+def test_the_held_out_suite_shares_no_environment_with_the_training_suite():
+    root = Path(__file__).resolve().parents[1]
+    train = load_suite(root / 'config' / 'scenarios.yaml')
+    held = load_suite(root / 'config' / 'heldout.yaml')
+    train_ids = {train.get(n).env_id for n in train.names()}
+    held_ids = {held.get(n).env_id for n in held.names()}
+    assert len(held_ids) >= 6 and not train_ids & held_ids
+    assert {held.get(n).family for n in held.names()}.isdisjoint(
+        {train.get(n).family for n in train.names()})
