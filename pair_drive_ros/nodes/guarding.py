@@ -12,7 +12,7 @@ from rclpy.clock import Clock, ClockType
 
 from pair_drive_ros import ros
 from pair_drive_ros.runtime import safety
-from pair_drive_ros.runtime.guard import InputMonitor
+from pair_drive_ros.runtime.guard import Dropped, InputMonitor
 from pair_drive_ros.runtime.validate import check_stamp, Limits, LIMITS
 
 
@@ -37,11 +37,28 @@ class NodeGuard:
         self._hardware_id = hardware_id
         self._pub = None
         self._malformed_seen = 0
+        self._guard_clock_subscription()
         if publish:
             self._pub = node.create_publisher(DiagnosticArray, '/diagnostics',
                                               ros.reliable_qos(10))
             node.create_timer(period_s, self.monitor.guard_timer('diagnostics', self.publish),
                               clock=self.steady)
+
+    def _guard_clock_subscription(self) -> None:
+        # rclpy's own /clock subscription (use_sim_time) raises on a negative time, out of
+        # every node's reach; validated and counted here like any other input. (Private rclpy
+        # attributes: where they differ, the resilient spin loop still survives the error.)
+        sub = getattr(getattr(self.node, '_time_source', None), '_clock_sub', None)
+        if sub is None or not callable(getattr(sub, 'callback', None)):
+            return
+        original = sub.callback
+
+        def clock_callback(msg) -> None:
+            t_ns = ros.stamp_to_nanoseconds(msg.clock)
+            if t_ns < 0:
+                raise Dropped('negative_clock', f'{t_ns * 1e-9:.3f} s')
+            original(msg)
+        sub.callback = self.monitor.guard('clock', clock_callback)
 
     def steady_s(self) -> float:
         """The node's steady clock [s]."""
