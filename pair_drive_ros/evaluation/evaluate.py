@@ -266,10 +266,15 @@ def add_arguments(parser) -> None:
     parser.add_argument('--cache-dir', help='feature cache (default: <data>/../cache)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--force', action='store_true',
+                        help='write into a non-empty --out folder')
 
 
 def run(args) -> int:
     """Entry point of `pair-drive evaluate`."""
+    from pair_drive_ros.training.common import refuse_overwrite
+
+    refuse_overwrite(args.out, getattr(args, 'force', False), 'evaluation folder')
     from dataclasses import replace
 
     import yaml
