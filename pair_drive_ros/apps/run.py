@@ -36,7 +36,7 @@ def configure_discovery(network: bool = False, environ: dict | None = None) -> s
 
 
 def add_network_argument(parser: argparse.ArgumentParser) -> None:
-    """The --network switch shared by `run` and `demo`."""
+    """Add the --network switch shared by `run` and `demo`."""
     parser.add_argument('--network', action='store_true',
                         help=f'discover ROS peers on the local network (default: this machine '
                         f'only; {DISCOVERY_ENV} in the environment takes precedence)')

@@ -61,11 +61,11 @@ class NodeGuard:
         sub.callback = self.monitor.guard('clock', clock_callback)
 
     def steady_s(self) -> float:
-        """The node's steady clock [s]."""
+        """Return the node's steady clock [s]."""
         return self.steady.now().nanoseconds * 1e-9
 
     def stamp_ns(self, header, what: str) -> int:
-        """The header's stamp, decoded and checked against the node clock (see check_stamp)."""
+        """Decode the header's stamp and check it against the node clock (see check_stamp)."""
         stamp_ns = ros.stamp_to_nanoseconds(header.stamp)
         return check_stamp(stamp_ns, self.node.get_clock().now().nanoseconds, self.limits)
 

@@ -69,7 +69,7 @@ class InputMonitor:
         self._last_log: dict[str, float] = {}
 
     def stats(self, topic: str) -> TopicStats:
-        """The statistics of `topic` (created on first use)."""
+        """Return the statistics of `topic` (created on first use)."""
         st = self.topics.get(topic)
         if st is None:
             st = self.topics[topic] = TopicStats()

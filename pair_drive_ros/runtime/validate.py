@@ -38,7 +38,7 @@ LIMITS = Limits()
 
 
 def check_stamp(stamp_ns: int, now_ns: int | None = None, limits: Limits = LIMITS) -> int:
-    """A sensor stamp the node may use: non-zero, not far in the future of `now_ns`.
+    """Check a sensor stamp the node may use: non-zero, not far in the future of `now_ns`.
 
     `now_ns` is the node clock at receipt; 0 or None (sim time before the first /clock) skips
     the future check. A zero stamp is an unset one, except while the clock itself is within
@@ -64,7 +64,7 @@ def check_frame(frame_id: str, expected: tuple | str, what: str) -> str:
 
 
 def check_sensor_frame(frame_id: str, what: str) -> str:
-    """A sensor message is in a sensor (vehicle-fixed) frame: named, not a world frame."""
+    """Check that a sensor message is in a sensor (vehicle-fixed) frame, not a world frame."""
     if not frame_id or frame_id in ('map', 'world', 'odom', 'earth'):
         raise Dropped('wrong_frame', f'{what} in frame {frame_id!r}, expected a sensor frame')
     return frame_id
@@ -137,7 +137,7 @@ class AccelerationCheck:
 
 
 def cap_route(route: Route, limits: Limits = LIMITS) -> Route:
-    """The route inside the position bounds, resampled by arc length to at most max poses."""
+    """Check the route is inside the map bounds; resample it by arc length to max poses."""
     pts = route.points
     if np.any(np.abs(pts) > limits.max_position_m):
         raise Dropped('implausible_route', 'route leaves the map bounds')
