@@ -10,6 +10,8 @@ import importlib
 import logging
 import sys
 
+# Errors a user causes (bad file, parameter, checkpoint): one line instead of a traceback.
+USER_ERRORS = (ValueError, OSError)
 # name: (module, one-line description)
 COMMANDS = {
     'generate': ('pair_drive_ros.sim.generate',
@@ -50,10 +52,22 @@ def main(argv: list | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if known.verbose else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     module_name, description = COMMANDS[known.command]
-    module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f'pair-drive {known.command}', description=description)
-    module.add_arguments(sub)
-    return int(module.run(sub.parse_args(argv[head:])) or 0)
+    try:
+        module = importlib.import_module(module_name)
+        sub = argparse.ArgumentParser(prog=f'pair-drive {known.command}',
+                                      description=description)
+        module.add_arguments(sub)
+        return int(module.run(sub.parse_args(argv[head:])) or 0)
+    except KeyboardInterrupt:
+        print(f'pair-drive {known.command}: interrupted', file=sys.stderr, flush=True)
+        return 130
+    except USER_ERRORS as err:
+        # A bad file, parameter or checkpoint: one line (every error class of the package is
+        # a ValueError); -v shows the traceback.
+        if known.verbose:
+            raise
+        print(f'pair-drive {known.command}: error: {err}', file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == '__main__':

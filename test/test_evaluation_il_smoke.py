@@ -68,8 +68,8 @@ def test_evaluate_closed_loop_on_a_users_suite_and_seed_range(tmp_path):
                      '--suite', str(suite), '--seeds', '500-501', '--split', 'heldout',
                      '--out', str(out), '--set', 'progress=false']) == 0
     closed = json.loads((out / 'closed_loop.json').read_text())
-    assert [(e['scenario'], e['seed']) for e in closed['episodes']] == [('fast_road', 500),
-                                                                      ('fast_road', 501)]
+    jobs = [(e['scenario'], e['seed']) for e in closed['episodes']]
+    assert jobs == [('fast_road', 500), ('fast_road', 501)]
     assert closed['suite']['sha256'] == hashlib.sha256(suite.read_bytes()).hexdigest()
     assert closed['summary']['episodes'] == 2
     assert not (out / 'open_loop.json').exists()

@@ -7,6 +7,10 @@ table (metrics.md, metrics.json) and a picture of the drives (drive.png) and pri
 are. `--bag FILE` does the same over a recorded bag: the bag is played into perception ->
 planner -> tracker, and the table reports open-loop numbers (plans per frame, latency, the
 displacement of each plan from the recorded future ego path).
+
+The bag is flushed every second (a killed demo leaves a bag that the next reader recovers);
+an existing output folder is not written into without --force; discovery is localhost-only
+unless --network (see `pair-drive run`); Ctrl-C ends it with exit status 130.
 """
 
 import argparse
@@ -19,6 +23,7 @@ import time
 import numpy as np
 
 from pair_drive_ros import ros
+from pair_drive_ros.apps.run import add_network_argument, configure_discovery
 from pair_drive_ros.nodes.params import DEFAULT_CONFIG
 
 LOG = logging.getLogger(__name__)
@@ -160,6 +165,9 @@ def plot_drives(rec: TopicRecorder, path: Path, titles: list[str]) -> None:
     plt.close(fig)
 
 
+FLUSH_PERIOD_S = 1.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', default=None,
                         help='output folder (default runs/demo__<utc>)')
@@ -175,25 +183,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='stop after this many wall seconds')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='DDS domain (default: ROS_DOMAIN_ID or 0)')
+    parser.add_argument('--force', action='store_true',
+                        help='write into an existing --out folder (replacing its bag)')
+    add_network_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    LOG.info('DDS discovery range: %s', configure_discovery(getattr(args, 'network', False)))
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
+    from rclpy.signals import SignalHandlerOptions
 
     from pair_drive_ros.apps.run import make_nodes
     from pair_drive_ros.apps.replay import BagPlayer
+    from pair_drive_ros.ros.executor import SpinErrors, spin_once_resilient, USER_ERRORS
 
     utc = datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
     out = Path(args.out or f'runs/demo__{utc}')
-    out.mkdir(parents=True, exist_ok=True)
     bag_path = out / 'graph_mcap'
-    if bag_path.exists():
-        LOG.error('%s exists; choose another --out', bag_path)
+    if out.exists() and any(out.iterdir()) and not getattr(args, 'force', False):
+        LOG.error('%s exists and is not empty; choose another --out or pass --force', out)
         return 1
+    out.mkdir(parents=True, exist_ok=True)
+    if bag_path.exists():
+        shutil.rmtree(bag_path)  # --force
     closed_loop = args.bag is None
     exes = ('perception_node', 'planner_node', 'tracker_node') + (
         ('sim_bridge_node',) if closed_loop else ())
@@ -205,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
                                             max_steps=int(args.max_steps))
     ctx = Context()
     init_kwargs = {} if args.domain_id is None else {'domain_id': args.domain_id}
-    rclpy.init(context=ctx, **init_kwargs)
+    rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO, **init_kwargs)
     nodes = []
     t_start = time.monotonic()
     try:
@@ -226,21 +244,25 @@ def run(args: argparse.Namespace) -> int:
         with ros.BagWriter(bag_path) as writer:
             rec = TopicRecorder(rec_node, writer)
             rec.scan()
-            last_scan = 0.0
+            last_scan = last_flush = 0.0
             bag_done_at = None
+            errors = SpinErrors(rec_node.get_logger())
             if player is not None:
                 # Do not play into the void: wait until perception and the recorder matched.
                 sensors = [t for t in player.topics if t.endswith(('/lidar', '/odometry',
                                                                    '/image'))]
                 ready_by = time.monotonic() + 5.0
                 while not player.subscribed(sensors, 2) and time.monotonic() < ready_by:
-                    executor.spin_once(timeout_sec=0.01)
+                    spin_once_resilient(executor, 0.01, errors)
             while time.monotonic() - t_start < args.timeout:
-                executor.spin_once(timeout_sec=0.01)
+                spin_once_resilient(executor, 0.01, errors)
                 now = time.monotonic()
                 if now - last_scan > 0.5:
                     rec.scan()
                     last_scan = now
+                if now - last_flush > FLUSH_PERIOD_S:
+                    writer.flush()
+                    last_flush = now
                 if closed_loop and by_name['sim_bridge'].finished:
                     break
                 if player is not None and bag_done_at is None and not player.step():
@@ -251,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
                 LOG.warning('demo stopped after the %.0f s timeout', args.timeout)
             end = time.monotonic() + 0.5
             while time.monotonic() < end:  # drain what is in flight
-                executor.spin_once(timeout_sec=0.01)
+                spin_once_resilient(executor, 0.01, errors)
         planner = by_name['planner']
         wall_s = time.monotonic() - t_start
         if closed_loop:
@@ -285,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         print(f'metrics: {out / "metrics.md"}')
         print(f'picture: {out / "drive.png"}')
         return 0
-    except (ValueError, ros.BagError) as err:
+    except USER_ERRORS as err:
         LOG.error('%s', err)
         return 1
     finally:

@@ -3,16 +3,45 @@
 Large sensor messages cross process boundaries slowly with default Fast DDS settings (see
 docs), so the default deployment composes the nodes in one process. Parameters come from a
 params file (config/pair_drive.yaml by default) with the same names as nodes/params.py.
+
+Network exposure: the graph discovers peers on this machine only
+(ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) unless the environment already says otherwise or
+`--network` is given (SUBNET: other machines of the local network; see README, Security).
+A callback error is logged and survived (the spin loop never turns one into an exit); Ctrl-C
+ends the command with exit status 130.
 """
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from pair_drive_ros.nodes.params import DEFAULT_CONFIG, NODE_NAMES, parameter_overrides
 from pair_drive_ros.nodes.params import PARAMS_CLASSES, params_from_dict, yaml_params
 
 LOG = logging.getLogger(__name__)
+DISCOVERY_ENV = 'ROS_AUTOMATIC_DISCOVERY_RANGE'
+
+
+def configure_discovery(network: bool = False, environ: dict | None = None) -> str:
+    """Set the DDS discovery range of this process before rclpy starts; return it.
+
+    LOCALHOST by default, SUBNET with `network`; a range the user already set in the
+    environment is kept.
+    """
+    env = os.environ if environ is None else environ
+    if DISCOVERY_ENV not in env:
+        env[DISCOVERY_ENV] = 'SUBNET' if network else 'LOCALHOST'
+    return env[DISCOVERY_ENV]
+
+
+def add_network_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the --network switch shared by `run` and `demo`."""
+    parser.add_argument('--network', action='store_true',
+                        help=f'discover ROS peers on the local network (default: this machine '
+                        f'only; {DISCOVERY_ENV} in the environment takes precedence)')
+
+
 GRAPH_ORDER = ('sim_bridge_node', 'perception_node', 'planner_node', 'tracker_node')
 
 
@@ -58,13 +87,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also run the embedded simulator bridge, e.g. 'highway:11000'")
     parser.add_argument('--wall-time', action='store_true',
                         help='use_sim_time false (inputs without /clock)')
+    add_network_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the graph until Ctrl-C (KeyboardInterrupt propagates) or the simulator finishes."""
+    LOG.info('DDS discovery range: %s', configure_discovery(getattr(args, 'network', False)))
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
-    from pair_drive_ros.ros.executor import freeze_startup_heap
+    from pair_drive_ros.ros.executor import (freeze_startup_heap, SpinErrors,
+                                             spin_once_resilient, USER_ERRORS)
 
     exes = ['perception_node', 'planner_node']
     if not args.no_tracker:
@@ -77,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         overrides['sim_bridge_node']['scenarios'] = args.sim
     for exe in exes:
         overrides[exe]['use_sim_time'] = not args.wall_time
-    rclpy.init()
+    # Ctrl-C as a plain KeyboardInterrupt (rclpy's handler would shut the context down and
+    # leave the loop as if the graph had finished).
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     try:
         nodes = make_nodes(tuple(exes), args.params, overrides)
@@ -87,11 +123,12 @@ def run(args: argparse.Namespace) -> int:
         freeze_startup_heap()
         LOG.info('running %s', ', '.join(n.get_name() for n in nodes))
         sim = next((n for n in nodes if n.get_name() == 'sim_bridge'), None)
+        errors = SpinErrors(nodes[0].get_logger() if nodes else None)
         while rclpy.ok() and not (sim is not None and sim.finished):
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+            spin_once_resilient(executor, 0.1, errors)
+    except ExternalShutdownException:
         pass
-    except ValueError as err:
+    except USER_ERRORS as err:
         LOG.error('%s', err)
         return 1
     finally:

@@ -289,6 +289,8 @@ def add_arguments(parser) -> None:
     from pair_drive_ros.core.config import add_config_arguments
 
     add_config_arguments(parser, 'config/eval.yaml', EVAL_FLAGS)
+    parser.add_argument('--force', action='store_true',
+                        help='write into a non-empty --out folder')
 
 
 def closed_loop_jobs(cfg: EvalConfig) -> tuple[list, object]:
@@ -308,7 +310,7 @@ def run(args) -> int:
     from pair_drive_ros.core.config import config_from_args, config_text, config_to_dict
     from pair_drive_ros.core.config import save_config
     from pair_drive_ros.policy.factory import build_planner, PLANNERS
-    from pair_drive_ros.training.common import set_threads
+    from pair_drive_ros.training.common import refuse_overwrite, set_threads
     from pair_drive_ros.training.data import DataConfig, ILDataset
 
     cfg = config_from_args(EvalConfig, args)
@@ -316,6 +318,7 @@ def run(args) -> int:
         raise ValueError(f'--planner must be one of {PLANNERS}, got {cfg.planner!r}')
     if not cfg.out:
         raise ValueError('--out is required')
+    refuse_overwrite(cfg.out, getattr(args, 'force', False), 'evaluation folder')
     LOG.info('pair-drive evaluate config:\n%s', config_text(cfg))
     set_threads(cfg.num_threads)
     planner = build_planner(cfg.planner, il_checkpoint=cfg.il_checkpoint or None,

@@ -5,6 +5,9 @@ camera, LiDAR and odometry by stamp within `sync_slop_s` (the LiDAR stamp is the
 runs the perception room's FeatureBuilder and publishes the features on private topics
 (~/lidar_bev, ~/camera, ~/route_raster, ~/ego_status as 32FC1 Images, ~/ego Odometry, ~/route
 Path), all with the frame's stamp.
+
+Inputs are validated at receipt (stamp, frame, size, odometry plausibility) and every callback is
+guarded: what cannot be used is counted per topic and reason in /diagnostics and dropped.
 """
 
 import numpy as np
@@ -12,11 +15,15 @@ from rclpy.node import Node
 
 from pair_drive_ros import ros
 from pair_drive_ros.core.sensor_frame import SensorFrame
+from pair_drive_ros.core.trajectory import MAP_FRAME
+from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.nodes.params import PERCEPTION_OUTPUTS, PerceptionParams, read_params
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
 from pair_drive_ros.ros.executor import spin_node_process
 from pair_drive_ros.ros.features import feature_messages
+from pair_drive_ros.runtime import safety, validate
+from pair_drive_ros.runtime.guard import Dropped
 from pair_drive_ros.runtime.sync import StampSync, TimeJump
 
 THROTTLE_S = 2.0
@@ -31,6 +38,10 @@ class PerceptionNode(Node):
         from sensor_msgs.msg import Image, PointCloud2
 
         self.params = p = read_params(self, PerceptionParams)
+        validate.validate_params(p)
+        self.guard = NodeGuard(self, status=self._status)
+        guard = self.guard.monitor
+        self._accel = validate.AccelerationCheck()
         cfg = load_perception_config(p.perception_config) if p.perception_config \
             else PerceptionConfig()
         self._builder = FeatureBuilder(cfg)
@@ -38,7 +49,6 @@ class PerceptionNode(Node):
                                slop_ns=int(p.sync_slop_s * 1e9), queue_size=p.sync_queue)
         self._route = None
         self.frames = 0
-        self.bad_inputs = 0
         self._pubs = {}
         for name in PERCEPTION_OUTPUTS:
             msg_type = {'ego': Odometry, 'route': Path}.get(name, Image)
@@ -47,10 +57,13 @@ class PerceptionNode(Node):
             self._pubs[name] = self.create_publisher(msg_type, f'~/{name}', qos)
         self._route_published = None
         qos = ros.sensor_qos()
-        self.create_subscription(Image, p.camera_topic, self._camera_callback, qos)
-        self.create_subscription(PointCloud2, p.lidar_topic, self._lidar_callback, qos)
-        self.create_subscription(Odometry, p.odometry_topic, self._odometry_callback, qos)
-        self.create_subscription(Path, p.route_topic, self._route_callback,
+        self.create_subscription(Image, p.camera_topic,
+                                 guard.guard('camera', self._camera_callback), qos)
+        self.create_subscription(PointCloud2, p.lidar_topic,
+                                 guard.guard('lidar', self._lidar_callback), qos)
+        self.create_subscription(Odometry, p.odometry_topic,
+                                 guard.guard('odometry', self._odometry_callback), qos)
+        self.create_subscription(Path, p.route_topic, guard.guard('route', self._route_callback),
                                  ros.latched_qos())
         # tf2_ros is optional and the mounts rarely change: parameters are the source here.
         self.get_logger().info(
@@ -59,41 +72,49 @@ class PerceptionNode(Node):
             f'{cfg.camera_height}x{cfg.camera_width}')
 
     # ---- inputs ------------------------------------------------------------------------------
-    def _bad(self, what: str, err: Exception) -> None:
-        self.bad_inputs += 1
-        self.get_logger().warning(f'dropping malformed {what}: {err}',
-                                  throttle_duration_sec=THROTTLE_S)
+    @property
+    def bad_inputs(self) -> int:
+        """Malformed inputs dropped so far (every topic)."""
+        return self.guard.monitor.malformed
+
+    def _status(self) -> tuple[int, str, dict]:
+        level = safety.OK if self.frames else safety.WARN
+        return level, 'publishing features' if self.frames else 'waiting for input', {
+            'frames': str(self.frames), 'bad_inputs': str(self.bad_inputs),
+            'sync_buffered': str(self._sync.buffered)}
 
     def _camera_callback(self, msg) -> None:
-        try:
-            image = ros.image_to_rgb(msg)
-        except (ros.CodecError, ValueError) as err:
-            return self._bad('camera image', err)
-        self._add('camera', msg.header.stamp, image)
+        stamp_ns = self.guard.stamp_ns(msg.header, 'camera')
+        validate.check_sensor_frame(msg.header.frame_id, 'camera image')
+        validate.check_image_size(msg.height, msg.width, msg.step, len(msg.data))
+        self._add('camera', stamp_ns, ros.image_to_rgb(msg))
 
     def _lidar_callback(self, msg) -> None:
-        try:
-            points = ros.pointcloud_to_xyzi(msg)
-        except (ros.CodecError, ValueError) as err:
-            return self._bad('point cloud', err)
-        self._add('lidar', msg.header.stamp, points)
+        stamp_ns = self.guard.stamp_ns(msg.header, 'lidar')
+        validate.check_sensor_frame(msg.header.frame_id, 'point cloud')
+        validate.check_cloud_size(msg.height, msg.width, msg.point_step, len(msg.data))
+        points = ros.pointcloud_to_xyzi(msg)
+        # Non-finite points carry no range; the feature builder must not see them.
+        if not np.isfinite(points).all():
+            points = points[np.isfinite(points).all(axis=1)]
+        self._add('lidar', stamp_ns, points)
 
     def _odometry_callback(self, msg) -> None:
-        try:
-            ego = ros.odometry_to_ego_state(msg)
-        except (ros.CodecError, ValueError) as err:
-            return self._bad('odometry', err)
-        self._add('odometry', msg.header.stamp, ego)
+        stamp_ns = self.guard.stamp_ns(msg.header, 'odometry')
+        validate.check_frame(msg.header.frame_id, MAP_FRAME, 'odometry')
+        ego = ros.odometry_to_ego_state(msg)
+        validate.check_ego(ego.pose, ego.velocity, ego.yaw_rate)
+        self._accel.check(stamp_ns * 1e-9, ego.velocity_map)
+        self._add('odometry', stamp_ns, ego)
 
     def _route_callback(self, msg) -> None:
-        try:
-            self._route = ros.path_to_route(msg)
-        except (ros.CodecError, ValueError) as err:
-            self._bad('route', err)
+        # A route in another frame would be silently misplaced: rejected (no tf here).
+        validate.check_frame(msg.header.frame_id, MAP_FRAME, 'route')
+        self._route = validate.cap_route(ros.path_to_route(msg))
 
-    def _add(self, key: str, stamp, item) -> None:
+    def _add(self, key: str, stamp_ns: int, item) -> None:
         try:
-            matched = self._sync.add(key, ros.stamp_to_nanoseconds(stamp), item)
+            matched = self._sync.add(key, stamp_ns, item)
         except TimeJump as err:
             self.get_logger().warning(f'time jumped backwards, resynchronizing: {err}',
                                       throttle_duration_sec=THROTTLE_S)
@@ -113,8 +134,8 @@ class PerceptionNode(Node):
             features = self._builder.build(frame)
             msgs = feature_messages(features, stamp, ego_frame=p.ego_frame,
                                     with_route=self._route is not self._route_published)
-        except ValueError as err:
-            return self._bad('sensor frame', err)
+        except (ValueError, IndexError, FloatingPointError) as err:
+            raise Dropped('unusable_frame', str(err)) from None
         if 'route' in msgs:
             self._route_published = self._route
         for name in ('route', 'lidar_bev', 'camera', 'route_raster', 'ego_status', 'ego'):

@@ -11,10 +11,14 @@ its own future time), ~/il_trajectory (the same for the IL plan) and ~/candidate
 (MarkerArray), both built only when subscribed, /diagnostics (1 Hz and on every change of
 health).
 
-Safety: input older than `max_input_age_s` on the node clock (checked when a frame arrives and by
-a steady-clock watchdog when frames stop coming) or a non-finite plan -> a comfortable stopping
-trajectory and an ERROR diagnostic, until good input returns. Under use_sim_time a stopped
-/clock (paused simulator, finished bag) does not count as stale input.
+Safety: every input is validated at receipt (stamp, frame, size, plausibility) and every
+callback is guarded (runtime/guard.py): what the node cannot use is counted in /diagnostics and
+dropped, never raised. No usable frame for `max_input_age_s`, measured from its receipt on the
+steady clock (on the node clock under use_sim_time, so a stopped /clock (paused simulator,
+finished bag) is not stale input, while a future or frozen stamp cannot hide silence), or a
+non-finite or implausible plan -> a bounded stopping trajectory and an ERROR diagnostic, until
+good input returns. A complete frame that is already too old when inference reaches it is
+dropped as stale (data still flowing is not a reason to stop).
 """
 
 import sys
@@ -26,13 +30,14 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from pair_drive_ros import ros
-from pair_drive_ros.core.trajectory import EGO_FRAME, Trajectory
+from pair_drive_ros.core.trajectory import EGO_FRAME, MAP_FRAME, Trajectory
 from pair_drive_ros.nodes.params import PlannerParams, read_params
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.ros.executor import spin_node_process
 from pair_drive_ros.ros.features import FEATURE_TOPICS, features_from_messages
+from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.ros.markers import candidate_markers
-from pair_drive_ros.runtime import safety
+from pair_drive_ros.runtime import safety, validate
 from pair_drive_ros.runtime.sync import ExactJoin, LatestSlot
 
 THROTTLE_S = 2.0
@@ -97,6 +102,7 @@ class PlannerNode(Node):
         from visualization_msgs.msg import MarkerArray
 
         self.params = p = read_params(self, PlannerParams)
+        validate.validate_params(p)
         self.planner = planner if planner is not None else make_planner(p)
         self.health = safety.PlannerHealth(planner=getattr(self.planner, 'name', p.planner),
                                            device=p.device,
@@ -110,6 +116,10 @@ class PlannerNode(Node):
         self._join = ExactJoin(FEATURE_TOPICS, max_pending=p.pending_frames)
         self._slot = LatestSlot()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.guard = NodeGuard(self, publish=False)
+        guard = self.guard.monitor
+        self._sim_time = bool(self.get_parameter('use_sim_time').value)
+        self._last_good = None           # (steady ns, node-clock ns) at receipt of a used frame
         self._last_stamp_ns = None
         self._last_ego = None
         self._last_plan_map = None
@@ -126,39 +136,47 @@ class PlannerNode(Node):
         qos = ros.reliable_qos(5)
         for key in FEATURE_TOPICS:
             msg_type = Odometry if key == 'ego' else Image
-            self.create_subscription(msg_type, f'{p.features_ns}/{key}',
-                                     lambda msg, k=key: self._feature_callback(k, msg), qos,
-                                     callback_group=inputs)
-        self.create_subscription(Path, f'{p.features_ns}/route', self._route_callback,
+            self.create_subscription(
+                msg_type, f'{p.features_ns}/{key}',
+                guard.guard(key, lambda msg, k=key: self._feature_callback(k, msg)), qos,
+                callback_group=inputs)
+        self.create_subscription(Path, f'{p.features_ns}/route',
+                                 guard.guard('route', self._route_callback),
                                  ros.latched_qos(), callback_group=inputs)
-        self._wake = self.create_guard_condition(self._infer_callback, callback_group=work)
-        self.create_timer(p.watchdog_period_s, self._watchdog_callback, callback_group=work,
+        self._wake = self.create_guard_condition(guard.guard_timer('inference',
+                                                                   self._infer_callback),
+                                                 callback_group=work)
+        self.create_timer(p.watchdog_period_s, self._watchdog_guarded, callback_group=work,
                           clock=self._steady)
-        self.create_timer(p.diagnostics_period_s, self._diagnostics_callback,
+        self.create_timer(p.diagnostics_period_s,
+                          guard.guard_timer('diagnostics', self._diagnostics_callback),
                           callback_group=work, clock=self._steady)
         self.get_logger().info(f'planner {self.health.model_ids} on {p.device}; output frame '
                                f'{p.output_frame}; inputs under {p.features_ns}')
 
     # ---- inputs (subscription group) ---------------------------------------------------------
     def _feature_callback(self, key: str, msg) -> None:
-        done = self._join.add(key, ros.stamp_to_nanoseconds(msg.header.stamp), msg)
+        stamp_ns = self.guard.stamp_ns(msg.header, key)
+        validate.check_frame(msg.header.frame_id,
+                             MAP_FRAME if key == 'ego' else self.params.ego_frame, key)
+        if key != 'ego':
+            validate.check_image_size(msg.height, msg.width, msg.step, len(msg.data))
+        done = self._join.add(key, stamp_ns, msg)
         if done is not None:
-            self._slot.put((done[0], done[1]))
+            self._slot.put((done[0], done[1], self._steady.now().nanoseconds,
+                            self.get_clock().now().nanoseconds))
             self._wake.trigger()
 
     def _route_callback(self, msg) -> None:
-        try:
-            self._route = ros.path_to_route(msg)
-        except ros.CodecError as err:
-            self.health.bad_inputs += 1
-            self.get_logger().warning(f'ignoring route: {err}', throttle_duration_sec=THROTTLE_S)
+        validate.check_frame(msg.header.frame_id, MAP_FRAME, 'route')
+        self._route = validate.cap_route(ros.path_to_route(msg))
 
     # ---- inference (work group) --------------------------------------------------------------
     def _infer_callback(self) -> None:
         item = self._slot.take()
         if item is None:
             return
-        stamp_ns, parts = item
+        stamp_ns, parts, steady_ns, node_ns = item
         h = self.health
         h.frames += 1
         h.dropped = self._join.dropped + self._slot.overwritten
@@ -167,20 +185,22 @@ class PlannerNode(Node):
                                       throttle_duration_sec=THROTTLE_S)
             self.planner.reset()
             self._last_plan_map = None
-        try:
-            features = features_from_messages(parts, route=self._route)
-        except (ros.CodecError, ValueError) as err:
-            h.bad_inputs += 1
-            self.get_logger().warning(f'dropping malformed feature frame: {err}',
-                                      throttle_duration_sec=THROTTLE_S)
+        features = self.guard.monitor.call('frame', self._decode_frame, parts)
+        if features is None:
+            h.bad_inputs = self.guard.monitor.malformed
             return
-        self._last_stamp_ns = stamp_ns
-        self._last_ego = features.ego
         stamp = ros.nanoseconds_to_stamp(stamp_ns)
         age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         h.last_input_age_s = age_s
         if age_s > self.params.max_input_age_s:
-            return self._stop(f'input is {age_s:.3f} s old', stamp)
+            # Data is still flowing, only this frame is late (the watchdog stops the car when
+            # no usable frame comes in time).
+            h.stale_frames += 1
+            self.guard.monitor.drop('frame', 'stale', f'{age_s:.3f} s old', malformed=False)
+            return
+        self._last_stamp_ns = stamp_ns
+        self._last_ego = features.ego
+        self._last_good = (steady_ns, node_ns)
         t_start = time.perf_counter()
         try:
             out = self.planner.compute_plan(PlannerInput(features=features))
@@ -192,7 +212,17 @@ class PlannerNode(Node):
         self.latencies_ms = (self.latencies_ms + [h.last_latency_ms])[-LATENCY_WINDOW:]
         if not finite:
             return self._stop('planner returned non-finite values', stamp)
+        why = validate.plan_is_plausible(out.trajectory.poses)
+        if why:
+            h.implausible_plans += 1
+            return self._stop(f'implausible plan: {why}', stamp)
         self._publish_plan(out, features.ego.pose, stamp_ns)
+
+    def _decode_frame(self, parts: dict):
+        features = features_from_messages(parts, route=self._route)
+        ego = features.ego
+        validate.check_ego(ego.pose, ego.velocity, ego.yaw_rate)
+        return features
 
     def _publish_plan(self, out: PlanOutput, ego_pose: np.ndarray, stamp_ns: int) -> None:
         p = self.params
@@ -231,33 +261,67 @@ class PlannerNode(Node):
         ego = self._last_ego
         if ego is None:
             return
-        path_xy = None
-        if self._last_plan_map is not None:
-            path_xy = self._last_plan_map.to_ego(ego.pose).xy
-        stop = safety.stopping_trajectory(ego.speed, self.params.stop_decel_mps2, path_xy)
         h.stops += 1
         newly = not h.fault
         h.fault = reason
-        self._path_pub.publish(self._path(stop, ego.pose, stamp, ros.stamp_to_seconds(stamp)))
+        try:
+            path_xy = None
+            if self._last_plan_map is not None:
+                path_xy = self._last_plan_map.to_ego(ego.pose).xy
+            stop = safety.stopping_trajectory(ego.speed, self.params.stop_decel_mps2, path_xy)
+            msg = self._path(stop, ego.pose, stamp, ros.stamp_to_seconds(stamp))
+        except (ValueError, FloatingPointError, OverflowError) as err:
+            # The stop itself must not fail: hold the last (validated) ego pose.
+            self.get_logger().error(f'stopping trajectory failed ({err}); holding position',
+                                    throttle_duration_sec=THROTTLE_S)
+            msg = self._path(safety.standstill_trajectory(), ego.pose, stamp,
+                             ros.stamp_to_seconds(stamp))
+        self._path_pub.publish(msg)
         if newly:
             self.get_logger().error(f'publishing a stopping trajectory: {reason}',
                                     throttle_duration_sec=THROTTLE_S)
             self._diagnostics_callback()
 
-    def _watchdog_callback(self) -> None:
-        if self._last_stamp_ns is None:
-            return
-        # Age on the node clock: under use_sim_time a paused simulator (lockstep) or a
-        # finished bag stops the clock too, which is not stale input; the timer itself runs on
-        # the steady clock so that it fires either way.
+    def quiet_s(self) -> float | None:
+        """Seconds since the last usable frame was received (None before the first one).
+
+        Measured from receipt, never from header stamps (a future or frozen stamp cannot hide
+        silence): on the steady clock, or under use_sim_time on the node clock, where a paused
+        simulator (lockstep) or a finished bag stops the clock too, which is not stale input.
+        """
+        if self._last_good is None:
+            return None
+        steady_ns, node_ns = self._last_good
+        if not self._sim_time:
+            return (self._steady.now().nanoseconds - steady_ns) * 1e-9
         now_ns = self.get_clock().now().nanoseconds
-        quiet_s = (now_ns - self._last_stamp_ns) * 1e-9
-        if quiet_s > self.params.max_input_age_s:
-            self.health.last_input_age_s = quiet_s
-            self._stop(f'no input for {quiet_s:.2f} s', ros.nanoseconds_to_stamp(now_ns))
+        if now_ns < node_ns:
+            # /clock jumped back (bag loop, simulator reset): count from the jump.
+            self._last_good = (steady_ns, now_ns)
+            return 0.0
+        return (now_ns - node_ns) * 1e-9
+
+    def _watchdog_guarded(self) -> None:
+        try:
+            self._watchdog_callback()
+        except Exception as err:  # noqa: B902  the watchdog must outlive any error
+            self.guard.monitor.errors += 1
+            self.get_logger().error(f'watchdog: {type(err).__name__}: {err}',
+                                    throttle_duration_sec=THROTTLE_S)
+
+    def _watchdog_callback(self) -> None:
+        quiet_s = self.quiet_s()
+        if quiet_s is None or quiet_s <= self.params.max_input_age_s:
+            return
+        self.health.last_input_age_s = quiet_s
+        now_ns = self.get_clock().now().nanoseconds
+        stamp_ns = now_ns if now_ns > 0 else (self._last_stamp_ns or 0)
+        self._stop(f'no input for {quiet_s:.2f} s', ros.nanoseconds_to_stamp(stamp_ns))
 
     def _diagnostics_callback(self) -> None:
+        self.health.bad_inputs = self.guard.monitor.malformed
         payload = safety.planner_status(self.health, self.latencies_ms)
+        payload['values'].update(self.guard.monitor.values())
         status = safety.diagnostic_status(payload, f'{self.get_name()}: planner',
                                           hardware_id=self.params.device)
         self._diag_pub.publish(safety.diagnostic_array([status],

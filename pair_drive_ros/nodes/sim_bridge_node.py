@@ -9,9 +9,15 @@ Path with the simulator's own tracking controller (the one used in training). Sy
 'lockstep' ticks once the planner has answered the current frame (or after `answer_timeout_s`),
 'rate' ticks at `tick_rate_hz`. At the end of each episode its metrics are published as JSON on
 ~/episode_metrics (latched) and kept in `results`.
+
+Start-up: the first frame goes out once a consumer subscribes to the LiDAR and the planner's
+Path has a publisher; a frame that gets no answer within `answer_timeout_s` (lost while the
+graph was still matching) is sent again, at most MAX_RESENDS times, then the simulator ticks
+anyway, so no start order stalls the loop. Callbacks and timers are guarded (runtime/guard.py).
 """
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -23,15 +29,20 @@ from rclpy.node import Node
 from pair_drive_ros import ros
 from pair_drive_ros.core.se2 import yaw_to_quaternion
 from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
+from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.nodes.params import read_params, SimBridgeParams
 from pair_drive_ros.ros.carla import carla_topics, sensor_messages
 from pair_drive_ros.ros.markers import agent_markers
+from pair_drive_ros.runtime import safety, validate
+from pair_drive_ros.runtime.guard import Dropped
 from pair_drive_ros.sim.closed_loop import SimSession
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
 from pair_drive_ros.sim.suite import load_suite
 
 THROTTLE_S = 2.0
 EPISODE_GAP_S = 1.0
+MAX_RESENDS = 3
+START_WAIT_S = 30.0   # wait this long for the planner's Path publisher, then start anyway
 
 
 def parse_scenarios(text: str) -> list[tuple[str, int]]:
@@ -81,6 +92,9 @@ class SimBridgeNode(Node):
         from visualization_msgs.msg import MarkerArray
 
         self.params = p = read_params(self, SimBridgeParams)
+        validate.validate_params(p)
+        self.guard = NodeGuard(self, status=self._status)
+        guard = self.guard.monitor
         self.episodes = parse_scenarios(p.scenarios)
         self._suite = load_suite(p.suite) if p.suite else load_suite()
         for name, _ in self.episodes:
@@ -106,7 +120,7 @@ class SimBridgeNode(Node):
         if self._tf_ok:
             from tf2_msgs.msg import TFMessage
             self._pubs['tf'] = self.create_publisher(TFMessage, '/tf', ros.reliable_qos(100))
-        self.create_subscription(Path, p.path_topic, self._path_callback,
+        self.create_subscription(Path, p.path_topic, guard.guard('path', self._path_callback),
                                  ros.reliable_qos(1))
         self.results: list[dict] = []
         self.finished = False
@@ -118,10 +132,15 @@ class SimBridgeNode(Node):
         self._answered = False
         self._answers = 0
         self._sent_wall = None
+        self._resends = 0
+        self.resends_total = 0
+        self.unanswered_ticks = 0
+        self._created_wall = time.monotonic()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._wake = self.create_guard_condition(self._tick_callback)
+        self._wake = self.create_guard_condition(guard.guard_timer('tick', self._tick_callback))
         period = 1.0 / p.tick_rate_hz if p.tick_mode == 'rate' else 0.05
-        self.create_timer(period, self._timer_callback, clock=self._steady)
+        self.create_timer(period, guard.guard_timer('tick_timer', self._timer_callback),
+                          clock=self._steady)
         self.get_logger().info(
             f'{len(self.episodes)} episode(s) {p.scenarios}, {p.tick_mode} ticks, '
             f'/tf {"on" if self._tf_ok else "off (tf2_msgs not importable)"}')
@@ -145,6 +164,7 @@ class SimBridgeNode(Node):
         self._session.reset(seed)
         self._pending_path = None
         self._answers = 0
+        self._resends = 0
         self.get_logger().info(f'episode {self._episode + 1}/{len(self.episodes)}: {name} '
                                f'seed {seed}')
         self._publish_route()
@@ -166,18 +186,25 @@ class SimBridgeNode(Node):
             f'progress={m["progress_m"]:.1f} m in {m["steps"]} steps')
 
     # ---- ticking -----------------------------------------------------------------------------
+    def _status(self) -> tuple[int, str, dict]:
+        level = safety.OK if self._session is not None else safety.WARN
+        message = 'finished' if self.finished else (
+            'simulating' if self._session is not None else 'waiting for the graph')
+        return level, message, {'ticks': str(self.ticks), 'episode': str(self._episode + 1),
+                                'resends': str(self.resends_total),
+                                'unanswered_ticks': str(self.unanswered_ticks)}
+
     def _path_callback(self, msg) -> None:
-        try:
-            traj = ros.path_to_trajectory(msg)
-            if len(traj) == 0:
-                raise ros.CodecError('empty Path')
-        except ros.CodecError as err:
-            self.get_logger().warning(f'ignoring path: {err}', throttle_duration_sec=THROTTLE_S)
-            return
-        if traj.frame != MAP_FRAME or self._session is None:
-            self.get_logger().warning('the simulator follows map-frame paths only',
-                                      throttle_duration_sec=THROTTLE_S)
-            return
+        traj = ros.path_to_trajectory(msg)
+        if len(traj) == 0 or not np.all(np.isfinite(traj.poses)):
+            raise Dropped('empty_or_non_finite_path')
+        if traj.frame != MAP_FRAME:
+            raise Dropped('wrong_frame', f'Path in {traj.frame!r}; the simulator follows map '
+                          'paths only')
+        if np.any(np.abs(traj.poses[:, :2]) > validate.LIMITS.max_position_m):
+            raise Dropped('implausible_path', 'poses outside the map bounds')
+        if self._session is None:
+            raise Dropped('no_episode', malformed=False)
         stamp_ns = ros.stamp_to_nanoseconds(msg.header.stamp)
         if stamp_ns < ros.stamp_to_nanoseconds(ros.seconds_to_stamp(self._offset_s)):
             return  # planned for a previous episode
@@ -201,8 +228,11 @@ class SimBridgeNode(Node):
             return
         p = self.params
         if self._session is None:
-            # Wait for a consumer so that the first frame is not lost.
+            # Wait for a consumer (and the planner) so that the first frame is not lost.
             if self._pubs['lidar'].get_subscription_count() == 0:
+                return
+            if self.count_publishers(p.path_topic) == 0 \
+                    and time.monotonic() - self._created_wall < START_WAIT_S:
                 return
             if self._start_next():
                 self._publish_frame()
@@ -210,11 +240,17 @@ class SimBridgeNode(Node):
         if p.tick_mode == 'rate':
             self._tick_callback()
         elif time.monotonic() - self._sent_wall > p.answer_timeout_s:
-            if self._answers == 0:
-                self.get_logger().warning('no answer from the planner yet; resending the frame',
-                                          throttle_duration_sec=THROTTLE_S)
+            if self._answers == 0 and self._resends < MAX_RESENDS:
+                # The first exchange of an episode can be lost while the graph is matching;
+                # the same frame again is answered (perception re-matches equal stamps).
+                self._resends += 1
+                self.resends_total += 1
+                self.get_logger().warning(
+                    f'no answer from the planner yet; resending the frame '
+                    f'({self._resends}/{MAX_RESENDS})', throttle_duration_sec=THROTTLE_S)
                 self._publish_frame()
             else:
+                self.unanswered_ticks += 1
                 self.get_logger().warning('planner did not answer in time; ticking anyway',
                                           throttle_duration_sec=THROTTLE_S)
                 self._tick_callback()
@@ -274,18 +310,34 @@ def _metrics_qos():
 
 
 def main(args=None) -> None:
+    from rclpy.executors import SingleThreadedExecutor
+
+    from pair_drive_ros.ros.executor import SpinErrors, spin_once_resilient, USER_ERRORS
+
     rclpy.init(args=args)
     node = None
+    code = 0
     try:
         node = SimBridgeNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        errors = SpinErrors(node.get_logger())
         while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+            spin_once_resilient(executor, 0.1, errors)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr, flush=True)
+        code = 130
+    except ExternalShutdownException:
         pass
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr, flush=True)
+        code = 1
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == '__main__':

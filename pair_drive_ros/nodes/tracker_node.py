@@ -5,6 +5,7 @@ Pure pursuit + PI speed control (runtime/path_tracker.py). Output type, by what 
 /carla/<role>/vehicle_control_cmd, else ackermann_msgs/AckermannDrive on
 /carla/<role>/ackermann_cmd, else geometry_msgs/Twist on /carla/<role>/twist (for
 carla_twist_to_control). A missing or stale path (wall time > `path_timeout_s`) brakes.
+Inputs are validated and callbacks guarded (counted per topic in /diagnostics, never raised).
 """
 
 import importlib
@@ -15,9 +16,13 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from pair_drive_ros import ros
+from pair_drive_ros.core.trajectory import MAP_FRAME
+from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.nodes.params import read_params, TrackerParams
-from pair_drive_ros.ros.executor import spin_node_process
 from pair_drive_ros.ros.carla import carla_topics
+from pair_drive_ros.ros.executor import spin_node_process
+from pair_drive_ros.runtime import safety, validate
+from pair_drive_ros.runtime.guard import Dropped
 from pair_drive_ros.runtime.path_tracker import Command, ControlGains, PathTracker
 
 THROTTLE_S = 2.0
@@ -63,6 +68,9 @@ class TrackerNode(Node):
         from nav_msgs.msg import Odometry, Path
 
         self.params = p = read_params(self, TrackerParams)
+        validate.validate_params(p)
+        self.guard = NodeGuard(self, status=self._status)
+        guard = self.guard.monitor
         self.kind, self._msg_type, topic_key = pick_control_type(p.control_type)
         topic = carla_topics(p.role_name)[topic_key]
         self._pub = self.create_publisher(self._msg_type, topic, ros.reliable_qos(1))
@@ -75,36 +83,54 @@ class TrackerNode(Node):
         self._path_wall = None
         self._odom = None
         self.commands = 0
-        self.create_subscription(Path, p.path_topic, self._path_callback,
+        self.create_subscription(Path, p.path_topic, guard.guard('path', self._path_callback),
                                  ros.reliable_qos(1))
-        self.create_subscription(Odometry, p.odometry_topic, self._odometry_callback,
+        self.create_subscription(Odometry, p.odometry_topic,
+                                 guard.guard('odometry', self._odometry_callback),
                                  ros.sensor_qos())
         # Wall-clock timer: control must keep coming (braking) even if /clock stops.
-        self.create_timer(1.0 / p.rate_hz, self._control_callback,
+        self.create_timer(1.0 / p.rate_hz, self._control_guarded,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f'publishing {self._msg_type.__name__} ({self.kind}) on {topic} '
                                f'at {p.rate_hz:g} Hz')
 
+    def _status(self) -> tuple[int, str, dict]:
+        fresh = self._path is not None and \
+            time.monotonic() - self._path_wall <= self.params.path_timeout_s
+        level = safety.OK if fresh else safety.WARN
+        return level, 'tracking' if fresh else 'braking: no fresh path', {
+            'commands': str(self.commands), 'control_type': self.kind}
+
     def _path_callback(self, msg) -> None:
-        try:
-            traj = ros.path_to_trajectory(msg)
-            poses, times = traj.poses, traj.times_s
-            if len(poses) == 0 or not np.all(np.isfinite(poses)):
-                raise ros.CodecError('empty or non-finite Path')
-            if msg.header.frame_id not in ('map', ''):
-                raise ros.CodecError(f'Path frame {msg.header.frame_id!r} is not map')
-        except ros.CodecError as err:
-            self.get_logger().warning(f'ignoring path: {err}', throttle_duration_sec=THROTTLE_S)
-            return
+        validate.check_frame(msg.header.frame_id, (MAP_FRAME, ''), 'Path')
+        traj = ros.path_to_trajectory(msg)
+        poses, times = traj.poses, traj.times_s
+        if len(poses) == 0 or not np.all(np.isfinite(poses)) or not np.all(np.isfinite(times)):
+            raise Dropped('empty_or_non_finite_path')
+        if np.any(np.abs(poses[:, :2]) > validate.LIMITS.max_position_m):
+            raise Dropped('implausible_path', 'poses outside the map bounds')
         self._path = (times, poses[:, :2])
         self._path_wall = time.monotonic()
 
     def _odometry_callback(self, msg) -> None:
+        validate.check_frame(msg.header.frame_id, MAP_FRAME, 'odometry')
+        ego = ros.odometry_to_ego_state(msg)
+        validate.check_ego(ego.pose, ego.velocity, ego.yaw_rate)
+        self._odom = ego
+
+    def _control_guarded(self) -> None:
         try:
-            self._odom = ros.odometry_to_ego_state(msg)
-        except ros.CodecError as err:
-            self.get_logger().warning(f'ignoring odometry: {err}',
-                                      throttle_duration_sec=THROTTLE_S)
+            self._control_callback()
+        except Exception as err:  # noqa: B902  control must keep coming: brake instead
+            self.guard.monitor.errors += 1
+            self.get_logger().error(f'control failed ({type(err).__name__}: {err}); braking',
+                                    throttle_duration_sec=THROTTLE_S)
+            try:
+                self._pub.publish(control_message(self.kind, self._msg_type,
+                                                  self._tracker.stop(),
+                                                  ros.seconds_to_stamp(self._odom.stamp_s)))
+            except Exception:  # noqa: B902  nothing more to do than log (above)
+                pass
 
     def _control_callback(self) -> None:
         p = self.params

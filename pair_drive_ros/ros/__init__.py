@@ -4,7 +4,8 @@ Importable without ROS: rclpy and the message packages are imported inside the f
 build messages or touch DDS. Bad input raises CodecError subclasses naming the field and values.
 """
 
-from pair_drive_ros.ros.bag import bag_topics, BagWriter, message_class, msgtype_of, read_bag
+from pair_drive_ros.ros.bag import (bag_topics, BagWriter, message_class, msgtype_of,
+                                    read_bag, recover_bag)
 from pair_drive_ros.ros.errors import (BagError, CodecError, MalformedMessageError,
                                        UnsupportedEncodingError)
 from pair_drive_ros.ros.geometry import (ego_state_to_odometry, odometry_to_ego_state,
@@ -24,6 +25,7 @@ __all__ = [
     'message_class', 'msgtype_of', 'nanoseconds_to_stamp', 'numpy_to_image',
     'numpy_to_pointcloud', 'odometry_to_ego_state', 'path_to_route', 'path_to_trajectory',
     'pointcloud_to_numpy', 'pointcloud_to_xyzi', 'quaternion_to_yaw', 'read_bag',
-    'reliable_qos', 'route_to_path', 'seconds_to_stamp', 'sensor_qos', 'stamp_to_nanoseconds',
+    'recover_bag', 'reliable_qos', 'route_to_path', 'seconds_to_stamp', 'sensor_qos',
+    'stamp_to_nanoseconds',
     'stamp_to_seconds', 'trajectory_to_path', 'yaw_to_quaternion',
 ]

@@ -1,12 +1,24 @@
-"""rosbag2 (MCAP or sqlite3) writing and reading of rclpy messages, on top of `rosbags`."""
+"""rosbag2 (MCAP or sqlite3) writing and reading of rclpy messages, on top of `rosbags`.
+
+Durability: `BagWriter.flush()` puts everything written so far on disk as complete MCAP chunks;
+a recording killed afterwards (kill -9, power loss) has no metadata.yaml and no MCAP footer, and
+`recover_bag` (run by every reader on such a bag, as `ros2 bag reindex` would be) rebuilds a
+readable bag from the complete records, keeping the damaged file next to it.
+"""
 
 import importlib
+import logging
+import os
 from pathlib import Path
+import shutil
+import struct
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from pair_drive_ros.ros.errors import BagError
 
 STORAGES = ('mcap', 'sqlite3')
+LOG = logging.getLogger(__name__)
+MCAP_MAGIC = b'\x89MCAP0\r\n'
 
 
 def msgtype_of(msg: Any) -> str:
@@ -66,6 +78,21 @@ class BagWriter:
             raise BagError(f'cannot create bag {self.path}: {exc}') from None
         return self
 
+    def flush(self) -> None:
+        """Write what is buffered as a complete MCAP chunk and hand it to the OS.
+
+        Everything written before a flush survives the process being killed (see
+        `recover_bag`). sqlite3 bags commit per write already.
+        """
+        storage = getattr(self._writer, 'storage', None)
+        chunk = getattr(storage, 'chunk', None)
+        if chunk is None or not hasattr(storage, 'close_chunk'):
+            return
+        if chunk.bio.tell():
+            storage.close_chunk()
+        storage.bio.flush()
+        os.fsync(storage.bio.fileno())
+
     def __exit__(self, *exc_info: Any) -> None:
         if self._writer is not None:
             self._writer.close()
@@ -119,9 +146,99 @@ class BagWriter:
         return conn
 
 
+def _read_str(buf: bytes, pos: int) -> tuple[str, int]:
+    (n,) = struct.unpack_from('<I', buf, pos)
+    return buf[pos + 4:pos + 4 + n].decode(), pos + 4 + n
+
+
+def _scan_records(buf: bytes, schemas: dict, channels: dict, messages: list) -> None:
+    """Collect schema, channel and message records of MCAP data; stop at a truncated record."""
+    pos = 0
+    while pos + 9 <= len(buf):
+        op, size = buf[pos], struct.unpack_from('<Q', buf, pos + 1)[0]
+        body = buf[pos + 9:pos + 9 + size]
+        if len(body) < size:
+            return  # the record the writer was killed in
+        pos += 9 + size
+        if op == 0x03:
+            (sid,) = struct.unpack_from('<H', body, 0)
+            name, q = _read_str(body, 2)
+            schemas[sid] = name
+        elif op == 0x04:
+            cid, sid = struct.unpack_from('<HH', body, 0)
+            topic, q = _read_str(body, 4)
+            _, q = _read_str(body, q)  # message encoding
+            (map_len,) = struct.unpack_from('<I', body, q)
+            meta = body[q + 4:q + 4 + map_len].decode(errors='replace')
+            channels[cid] = (topic, sid, 'transient_local' in meta.lower()
+                             or 'durability: 1' in meta)
+        elif op == 0x05:
+            cid, _, log_time = struct.unpack_from('<HIQ', body, 0)
+            messages.append((cid, log_time, bytes(body[22:])))
+        elif op == 0x06:
+            compression, q = _read_str(body, 28)
+            (n,) = struct.unpack_from('<Q', body, q)
+            records = body[q + 8:q + 8 + n]
+            if compression:
+                from rosbags.rosbag2.storage_mcap import decompress, ReaderError
+                size, crc = struct.unpack_from('<QI', body, 16)
+                try:
+                    records = decompress(records, compression, size, crc)
+                except ReaderError:
+                    continue  # a damaged or unknown chunk: the others are still good
+            _scan_records(records, schemas, channels, messages)
+
+
+def recover_bag(path: Union[str, Path]) -> int:
+    """Rebuild a readable bag from an MCAP recording that was never closed; messages kept.
+
+    Does nothing (returns -1) for a bag with metadata.yaml. The damaged file is kept as
+    `<name>.mcap.damaged` beside the rebuilt one; messages after the last complete record
+    (at most what was written since the last `BagWriter.flush`) are lost.
+    """
+    path = Path(path)
+    if (path / 'metadata.yaml').exists():
+        return -1
+    files = sorted(path.glob('*.mcap'))
+    if not files:
+        raise BagError(f'cannot recover bag {path}: no metadata.yaml and no .mcap file')
+    schemas: dict = {}
+    channels: dict = {}
+    messages: list = []
+    for f in files:
+        data = f.read_bytes()
+        if not data.startswith(MCAP_MAGIC):
+            raise BagError(f'cannot recover bag {path}: {f.name} is not an MCAP file')
+        try:
+            _scan_records(data[len(MCAP_MAGIC):], schemas, channels, messages)
+        except (struct.error, UnicodeDecodeError, ValueError, ImportError) as exc:
+            raise BagError(f'cannot recover bag {path}: {f.name}: {exc}') from None
+    tmp = path / f'{path.name}_recovered'
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    messages.sort(key=lambda m: m[1])
+    with BagWriter(tmp) as writer:
+        for cid, t_ns, data in messages:
+            if cid not in channels or channels[cid][1] not in schemas:
+                continue
+            topic, sid, latched = channels[cid]
+            writer.write(topic, data, t_ns, msgtype=schemas[sid], latched=latched)
+    for f in files:
+        f.rename(f.with_name(f.name + '.damaged'))
+    for item in tmp.iterdir():
+        item.rename(path / item.name)
+    tmp.rmdir()
+    LOG.warning('recovered bag %s: %d messages (the damaged file is kept as .damaged)',
+                path, len(messages))
+    return len(messages)
+
+
 def _reader(path: Union[str, Path]) -> Any:
     from rosbags.rosbag2 import Reader, ReaderError
 
+    if Path(path).is_dir() and not (Path(path) / 'metadata.yaml').exists() \
+            and any(Path(path).glob('*.mcap')):
+        recover_bag(path)
     try:
         reader = Reader(Path(path))
         reader.open()

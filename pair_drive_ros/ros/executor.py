@@ -1,6 +1,8 @@
 """Process-level settings of the node entry points (one place, so every launcher does the same)."""
 
 import gc
+import sys
+import time
 
 
 def freeze_startup_heap() -> None:
@@ -34,26 +36,84 @@ def make_executor(kind: str = 'single', context=None):
     raise ValueError(f"executor kind must be 'single' or 'multi', got {kind!r}")
 
 
+# Errors a user causes (a bad parameter, file or checkpoint): one line, no traceback. Every
+# error class of the package derives from ValueError.
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+class SpinErrors:
+    """Count and log (throttled) the callback errors a resilient spin loop survived."""
+
+    def __init__(self, logger=None, throttle_s: float = 2.0) -> None:
+        self.count = 0
+        self.logger = logger
+        self.throttle_s = throttle_s
+        self._last = -1e9
+
+    def __call__(self, err: BaseException) -> None:
+        """Record one error raised out of a callback."""
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last >= self.throttle_s:
+            self._last = now
+            text = (f'a callback raised {type(err).__name__}: {err} (input dropped, still '
+                    f'running; {self.count} so far)')
+            if self.logger is not None:
+                self.logger.error(text)
+            else:
+                print(text, file=sys.stderr, flush=True)
+
+
+def spin_once_resilient(executor, timeout_sec: float, on_error) -> None:
+    """Spin once; an exception a callback raises goes to `on_error` instead of ending the spin.
+
+    The nodes guard their own callbacks; this catches what runs outside them (rclpy's /clock
+    subscription raises on a negative time, for instance), so that no single message ends
+    every node of the process. Ctrl-C and shutdown still end it.
+    """
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        executor.spin_once(timeout_sec=timeout_sec)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        raise
+    except Exception as err:  # noqa: B902  one callback's error must not end the process
+        on_error(err)
+
+
 def spin_node_process(node_factory, args=None) -> None:
     """Run one node in this process: init, build, freeze the heap, spin single-threaded, clean up.
 
     The body of a node's console-script `main()` (as in ros2/examples): Ctrl-C and an external
-    shutdown end the spin quietly; the node is destroyed and rclpy shut down either way.
+    shutdown end the spin with one line (exit 130 on Ctrl-C); a callback error is logged and
+    survived; a bad parameter, file or checkpoint at start-up ends the process with one line
+    (exit 1); the node is destroyed and rclpy shut down either way.
     """
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
     node = None
+    code = 0
     try:
         node = node_factory()
         executor = make_executor('single')
         executor.add_node(node)
         freeze_startup_heap()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        errors = SpinErrors(node.get_logger())
+        while rclpy.ok():
+            spin_once_resilient(executor, 0.5, errors)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr, flush=True)
+        code = 130
+    except ExternalShutdownException:
         pass
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr, flush=True)
+        code = 1
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if code:
+        raise SystemExit(code)

@@ -12,6 +12,8 @@ import numpy as np
 from pair_drive_ros.core.trajectory import EGO_FRAME, NUM_POSES, POSE_DT_S, Trajectory
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+MAX_STOP_SPEED_MPS = 100.0   # the odometry plausibility bound; faster readings are corrupt
+MAX_STOP_PATH_M = 1000.0     # an ego-frame path reaching further is not a plan to follow
 LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', STALE: 'STALE'}
 
 
@@ -22,10 +24,19 @@ def stopping_trajectory(speed_mps: float, decel_mps2: float = 2.5,
 
     Travels along `path_xy` ((P, 2) ego-frame polyline starting ahead of the ego, e.g. the last
     good plan) if given, else straight ahead. Pose k is at t0_s + (k + 1) dt_s.
+
+    Bounded whatever the inputs: the speed is clamped to [0, MAX_STOP_SPEED_MPS] (a non-finite
+    one reads 0) and a path that is not finite or leaves MAX_STOP_PATH_M is ignored, so the
+    result is at most MAX_STOP_SPEED_MPS^2 / (2 decel) long. Only a non-positive `decel_mps2`
+    raises (the nodes refuse it at start-up).
     """
-    v0 = max(0.0, float(speed_mps)) if np.isfinite(speed_mps) else 0.0
+    try:
+        v0 = float(speed_mps)
+    except (TypeError, ValueError):
+        v0 = 0.0
+    v0 = min(max(0.0, v0), MAX_STOP_SPEED_MPS) if np.isfinite(v0) else 0.0
     decel = float(decel_mps2)
-    if not decel > 0:
+    if not (decel > 0 and np.isfinite(decel)):
         raise ValueError(f'decel_mps2 must be positive, got {decel_mps2}')
     t = dt_s * np.arange(1, num_poses + 1)
     t_stop = v0 / decel
@@ -33,7 +44,8 @@ def stopping_trajectory(speed_mps: float, decel_mps2: float = 2.5,
     s = v0 * tc - 0.5 * decel * tc ** 2
     poses = np.zeros((num_poses, 3))
     pts = None if path_xy is None else np.asarray(path_xy, dtype=np.float64).reshape(-1, 2)
-    if pts is not None and len(pts) and np.all(np.isfinite(pts)):
+    if pts is not None and len(pts) and np.all(np.isfinite(pts)) \
+            and np.all(np.abs(pts) <= MAX_STOP_PATH_M):
         pts = np.vstack([np.zeros(2), pts])
         seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
         arc = np.r_[0.0, np.cumsum(seg)]
@@ -48,6 +60,11 @@ def stopping_trajectory(speed_mps: float, decel_mps2: float = 2.5,
             return Trajectory(poses, dt_s=dt_s, frame=EGO_FRAME, t0_s=t0_s)
     poses[:, 0] = s
     return Trajectory(poses, dt_s=dt_s, frame=EGO_FRAME, t0_s=t0_s)
+
+
+def standstill_trajectory(num_poses: int = NUM_POSES, dt_s: float = POSE_DT_S) -> Trajectory:
+    """Every pose at the ego (ego frame): the stop that needs no speed, path or parameter."""
+    return Trajectory(np.zeros((num_poses, 3)), dt_s=dt_s, frame=EGO_FRAME)
 
 
 def plan_is_finite(*arrays) -> bool:
@@ -69,7 +86,9 @@ class PlannerHealth:
     plans: int = 0
     stops: int = 0
     dropped: int = 0
-    bad_inputs: int = 0
+    bad_inputs: int = 0      # malformed inputs (decode, stamp, frame, plausibility)
+    stale_frames: int = 0    # complete frames too old to plan on when inference got to them
+    implausible_plans: int = 0
     last_latency_ms: float = float('nan')
     last_input_age_s: float = float('nan')
     fault: str = ''          # non-empty while publishing stopping trajectories
@@ -95,6 +114,8 @@ def planner_status(health: PlannerHealth, latencies_ms: list[float]) -> dict:
         'planner': health.planner, 'device': health.device, 'model_ids': health.model_ids,
         'frames': str(health.frames), 'plans': str(health.plans), 'stops': str(health.stops),
         'dropped_frames': str(health.dropped), 'bad_inputs': str(health.bad_inputs),
+        'stale_frames': str(health.stale_frames),
+        'implausible_plans': str(health.implausible_plans),
         'inference_latency_ms_last': f'{health.last_latency_ms:.2f}',
         'inference_latency_ms_p50': f'{np.percentile(lat, 50):.2f}' if len(lat) else 'nan',
         'inference_latency_ms_max': f'{lat.max():.2f}' if len(lat) else 'nan',

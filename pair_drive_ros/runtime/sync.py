@@ -18,7 +18,8 @@ class StampSync:
     """Match one message per key whose stamps lie within `slop_ns` of the anchor key's stamp.
 
     `add(key, stamp_ns, item)` returns `(stamp_ns, {key: item})` for the newest complete set (the
-    anchor's stamp), and drops everything at or before it; otherwise None. A stamp more than
+    anchor's stamp), and drops everything at or before it; otherwise None. The same frame sent
+    again (equal stamps) is matched again. A stamp more than
     `jump_tolerance_ns` older than the last emitted set raises TimeJump after clearing the
     buffers, so the caller can log it and carry on.
     """
@@ -53,8 +54,10 @@ class StampSync:
             self._queues[key].append((stamp_ns, item))
             raise TimeJump(f'{key} stamp {stamp_ns * 1e-9:.3f} s is '
                            f'{(last - stamp_ns) * 1e-9:.3f} s before the last frame')
-        if last is not None and stamp_ns <= last:
+        if last is not None and stamp_ns < last:
             return None  # late message of a frame already emitted
+        # A stamp equal to the last emitted one is kept: a simulator that resends its frame
+        # (the first exchange was lost while the graph was starting) must be answered again.
         self._queues[key].append((stamp_ns, item))
         return self._match()
 

@@ -141,6 +141,19 @@ class RunLog:
         self._csv.close()
 
 
+class OutputExistsError(ValueError):
+    """An output would overwrite what a user recorded or trained (pass --force to allow it)."""
+
+
+def refuse_overwrite(path: str | Path | None, force: bool = False, what: str = 'output') -> None:
+    """Raise OutputExistsError if `path` is a file or a non-empty folder, unless `force`."""
+    if not path or force:
+        return
+    p = Path(path)
+    if p.is_file() or (p.is_dir() and any(p.iterdir())):
+        raise OutputExistsError(f'{what} {p} exists; choose another path or pass --force')
+
+
 def export_copy(path: str | Path, out: str | Path | None) -> None:
     """Copy a finished checkpoint to `out` (the config's export path), if one is set.
 

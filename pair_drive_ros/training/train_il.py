@@ -9,6 +9,7 @@ dicts with the resolved configs (policy.checkpoint); `--resume` continues a run,
 from dataclasses import dataclass, field, replace
 import logging
 import math
+import os
 from pathlib import Path
 import shutil
 import time
@@ -258,7 +259,14 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
         ckpt.pop(key, None)
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, dst)
+    # Atomic: a crash never leaves a half-written checkpoint where a planner would load it.
+    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return dst
 
 
@@ -279,10 +287,19 @@ def add_arguments(parser) -> None:
     parser.add_argument('--export', help='also write the best checkpoint without optimizer '
                         'state here (e.g. models/transfuser_lite.pt)')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--force', action='store_true',
+                        help='overwrite an existing --export file and write into a non-empty '
+                        '--out folder')
 
 
 def run(args) -> int:
     """Entry point of `pair-drive train il`."""
+    from pair_drive_ros.training.common import refuse_overwrite
+
+    force = getattr(args, 'force', False)
+    refuse_overwrite(args.export, force, 'export checkpoint')
+    if not args.resume:
+        refuse_overwrite(args.out, force, 'checkpoint folder')
     cfg = load_train_config(args.config, model=args.model, epochs=args.epochs,
                             max_steps=args.max_steps, seed=args.seed, device=args.device,
                             num_threads=args.num_threads)
