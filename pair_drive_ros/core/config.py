@@ -115,7 +115,7 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
 
 
 def config_text(cfg: Any) -> str:
-    """The whole resolved config as YAML (printed at start, saved with a run's outputs)."""
+    """Return the whole resolved config as YAML (printed at start, saved with the outputs)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
 

@@ -56,9 +56,11 @@ def reference_speed(times_s: np.ndarray, points: np.ndarray, t_s: float) -> floa
 
 def lookahead_point(pose: np.ndarray, points: np.ndarray, distance_m: float,
                     step_m: float = 0.25, min_ahead_m: float = 0.1) -> np.ndarray | None:
-    """First point of the path, densified every `step_m`, ahead of `pose` (x, y, yaw) by more
-    than `min_ahead_m` along the heading and at least `distance_m` away; else the last point
-    ahead; None if nothing is ahead. Densifying lets the target move smoothly along the path.
+    """Return the pure-pursuit target: the first path point at least `distance_m` away.
+
+    The path is densified every `step_m` (so the target moves smoothly along it); only points
+    ahead of `pose` (x, y, yaw) by more than `min_ahead_m` along the heading count. Else the
+    last point ahead; None if nothing is ahead.
     """
     pts = np.asarray(points, dtype=np.float64)
     if len(pts) == 0:
