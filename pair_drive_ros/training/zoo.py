@@ -293,7 +293,7 @@ class Stage:
     keep_partial: tuple = ()                       # outputs resumed after an interruption
     estimate_s: float = 0.0
     action: Callable | None = None                 # custom work instead of `commands`
-    configs: dict = field(default_factory=dict)    # file name -> resolved trainer config
+    configs: dict = field(default_factory=dict)    # config path -> resolved config (YAML)
 
     def input_digest(self) -> str:
         """Digest of everything the stage's outputs depend on."""
@@ -401,11 +401,9 @@ class Zoo:
         return load_config(cls, resolve_path(spec.config), sets)
 
     def write_config(self, stage: Stage, cfg) -> Path:
-        """Write a resolved trainer config where its command reads it."""
+        """Return the path of a stage's resolved trainer config (written when it runs)."""
         path = self.work / 'configs' / f'{stage.name}.yaml'
-        data = config_to_dict(cfg)
-        stage.configs[path.name] = data
-        write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+        stage.configs[str(path)] = config_to_dict(cfg)
         return path
 
     # -- the stages ----------------------------------------------------------------------------
@@ -562,8 +560,7 @@ class Zoo:
                 'replan_every': self.cfg.rollouts.replan_every, 'plots': ecfg.plots,
                 'num_threads': self.cfg.threads}
         path = self.work / 'configs' / f'eval_{split}.yaml'
-        stage.configs[path.name] = data
-        write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+        stage.configs[str(path)] = data
         m = self.models
         out = []
         for key, _, planner, il_file, pair in ROWS:
@@ -685,7 +682,7 @@ class Zoo:
     def estimate(self, stage: Stage) -> float:
         """Seconds the stage should take on 2 CPU cores (see COSTS; GPU runs are faster)."""
         c, d = self.cfg, self.cfg.data
-        cfg = next(iter(stage.configs.values()), {})
+        cfg = next(iter(stage.configs.values()), {})   # the stage's trainer config
         if stage.name == 'data':
             return (self.generate_s('train', d.train_episodes)
                     + self.generate_s('val', d.val_episodes)) / max(1, min(d.workers, 2))
@@ -781,8 +778,10 @@ COSTS = {
     'grpo_step_s': 0.25,          # train rl: ~130 s per 600 steps with cached normalisers
     'ep_reference_s': 0.1,        # EP normaliser of a new scene (15 IDM proposals scored)
     'sequential_step_s': 0.3,     # train sequential: 136-345 s per 600 steps
-    'label_reference_s': 0.05,    # selector labels: one reference's 30 candidates scored
-    'selector_sample_s': 0.004,   # selector training per sample per epoch
+    # selector: labels per reference (its 30 candidates scored) and training per sample per
+    # epoch (659 s for the shipped selector's 8,685 + 992 scenes, 8 epochs; models/*.md)
+    'label_reference_s': 0.012,
+    'selector_sample_s': 0.003,
     'rollout_step_s': 0.03,       # closed loop: simulator + sensors + a replan every 5 steps
     'eval_frame_s': 0.1,          # open loop: plan (batch 32) + PDM scoring per frame
     'publish_s': 5.0,
@@ -876,6 +875,8 @@ class ZooRun(Zoo):
                 _remove(path)
         _remove(self.marker_path(stage.name))
         write_atomic(started, json.dumps({'inputs': digest, 'started_utc': _now()}))
+        for path, data in stage.configs.items():
+            write_atomic(path, yaml.safe_dump(data, sort_keys=False))
         t0 = time.monotonic()
         (stage.action or self.run_commands)(stage)
         seconds = time.monotonic() - t0
