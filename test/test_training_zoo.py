@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pair_drive_ros.core.config import config_from_dict
-from pair_drive_ros.training.zoo import (MODELS, run_in_process, run_zoo, STAGES, ZooConfig,
-                                         ZooError)
+from pair_drive_ros.core.config import config_from_dict, load_config
+from pair_drive_ros.training.zoo import (MODELS, run_in_process, run_subprocess, run_zoo, STAGES,
+                                         ZooConfig, ZooError, ZooRun)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +159,7 @@ def test_zoo_refuses_to_overwrite(tmp_path):
         run_zoo(_tiny(), tmp_path / 'out2', other, plan_only=True)
 
 
-def test_zoo_cli_plan_and_bad_config(tmp_path, caplog):
+def test_zoo_cli_plan_and_bad_config(tmp_path, caplog, capfd):
     from pair_drive_ros.cli import main
 
     caplog.set_level(logging.INFO)
@@ -170,6 +170,14 @@ def test_zoo_cli_plan_and_bad_config(tmp_path, caplog):
         assert f'  {name} ' in plan
     assert 'to run' in plan
     assert not (tmp_path / 'w').exists()
+    # The default config fits a night on 2 CPU cores by the zoo's own estimate.
+    zoo = ZooRun(load_config(ZooConfig, ROOT / 'config/zoo.yaml'), tmp_path / 'o', tmp_path / 'w')
+    hours = sum(s.estimate_s for s in zoo.stages()) / 3600
+    assert 1.0 < hours < 8.0
+    assert not (tmp_path / 'w').exists()
+    # The subprocess runner reaches the same command table.
+    assert run_subprocess(['zoo', '--help']) == 0
+    assert 'usage: pair-drive zoo' in capfd.readouterr().out
     with pytest.raises(ZooError, match='unknown scenarios'):
         run_zoo(_tiny(**{'data.scenarios': ['nowhere']}), tmp_path / 'o', tmp_path / 'w')
     with pytest.raises(ValueError, match='unknown config keys'):
