@@ -315,9 +315,11 @@ class Zoo:
 
     def __init__(self, cfg: ZooConfig, out: str | Path, work: str | Path | None = None,
                  runner: Callable = run_in_process, command: str = '') -> None:
+        from pair_drive_ros.sim.suite import load_suite
         from pair_drive_ros.training.common import pick_device
 
         self.cfg = cfg
+        self.suite = load_suite()      # config/scenarios.yaml: what generate and rollouts use
         self.out = Path(out)
         self.work = Path(work or cfg.work_dir)
         self.runner = runner
@@ -332,9 +334,7 @@ class Zoo:
     # -- configuration checks and paths ----------------------------------------------------
 
     def _validate(self) -> None:
-        from pair_drive_ros.sim.suite import load_suite
-
-        suite = load_suite()
+        suite = self.suite
         unknown = [n for n in self.cfg.data.scenarios if n not in suite.names()]
         if unknown:
             raise ZooError(f'data.scenarios: unknown scenarios {unknown}; the suite has '
@@ -346,9 +346,7 @@ class Zoo:
 
     def scenario_names(self) -> list:
         """Return the scenarios the zoo uses (config/scenarios.yaml order)."""
-        from pair_drive_ros.sim.suite import load_suite
-
-        names = load_suite().names()
+        names = self.suite.names()
         return [n for n in names if not self.cfg.data.scenarios or n in self.cfg.data.scenarios]
 
     def rollout_roots(self) -> list:
@@ -413,7 +411,7 @@ class Zoo:
         from pair_drive_ros.training import train_il, train_rl, train_selector, train_sequential
 
         c, w, m = self.cfg, self.work, self.models
-        scen = ','.join(c.data.scenarios)
+        scen = ','.join(self.scenario_names()) if c.data.scenarios else ''
         stages = []
 
         def generate(split: str, episodes: int) -> list:
@@ -542,9 +540,7 @@ class Zoo:
 
     def rollout_jobs(self, k: int) -> list:
         """(scenario, seed) jobs of rollout chunk k (the split_scenarios order, after skip)."""
-        from pair_drive_ros.sim.suite import load_suite
-
-        suite = load_suite()
+        suite = self.suite
         skip = sum(self.cfg.rollouts.chunks[:k])
         count = self.cfg.rollouts.chunks[k]
         return [(n, s) for n in self.scenario_names()
@@ -669,9 +665,8 @@ class Zoo:
     def split_samples(self, split: str, episodes: int, stride: int) -> tuple[int, int]:
         """Return (simulator steps, frames at a stride) of a split's generate jobs (estimate)."""
         from pair_drive_ros.sim.generate import plan_jobs
-        from pair_drive_ros.sim.suite import load_suite
 
-        suite = load_suite()
+        suite = self.suite
         steps = frames = 0
         for name, _ in plan_jobs(suite, split, episodes, self.scenario_names()):
             n = self.cfg.data.max_steps or suite.get(name).max_steps
@@ -730,22 +725,20 @@ class Zoo:
             gen = self.generate_s('test', d.test_episodes) / max(1, min(d.workers, 2)) \
                 if split == 'test' else 0.0
             closed = e.closed_loop_episodes * sum(
-                self.cap(name) for name in self.scenario_names()) * COSTS['rollout_step_s']
+                self.cap(name, e.closed_loop_max_steps) for name in self.scenario_names()
+            ) * COSTS['rollout_step_s']
             return gen + len(ROWS) * (n * COSTS['eval_frame_s'] + closed)
         return COSTS['publish_s']
 
-    def cap(self, name: str) -> int:
-        """Step cap of a scenario in this zoo."""
-        from pair_drive_ros.sim.suite import load_suite
-
-        return self.cfg.rollouts.max_steps or load_suite().get(name).max_steps
+    def cap(self, name: str, max_steps: int = 0) -> int:
+        """Return the step cap of a scenario (max_steps > 0 overrides the suite's)."""
+        return max_steps or self.suite.get(name).max_steps
 
     def generate_s(self, split: str, episodes: int) -> float:
         """One core's seconds to generate a split (per-scenario costs of the expert)."""
         from pair_drive_ros.sim.generate import plan_jobs
-        from pair_drive_ros.sim.suite import load_suite
 
-        suite = load_suite()
+        suite = self.suite
         total = 0.0
         for name, _ in plan_jobs(suite, split, episodes, self.scenario_names()):
             spec = suite.get(name)
@@ -755,11 +748,11 @@ class Zoo:
 
     def rollout_steps(self, k: int) -> int:
         """Return the simulator steps of rollout chunk k (at most)."""
-        return sum(self.cap(name) for name, _ in self.rollout_jobs(k))
+        return sum(self.cap(name, self.cfg.rollouts.max_steps) for name, _ in self.rollout_jobs(k))
 
     def rollout_frames(self, k: int, stride: int) -> int:
         """Return the selector frames of rollout chunk k (at most)."""
-        return sum(math.ceil(max(0, self.cap(n) + 1 - 40) / stride)
+        return sum(math.ceil(max(0, self.cap(n, self.cfg.rollouts.max_steps) + 1 - 40) / stride)
                    for n, _ in self.rollout_jobs(k))
 
 
@@ -782,7 +775,9 @@ COSTS = {
     # epoch (659 s for the shipped selector's 8,685 + 992 scenes, 8 epochs; models/*.md)
     'label_reference_s': 0.012,
     'selector_sample_s': 0.003,
-    'rollout_step_s': 0.03,       # closed loop: simulator + sensors + a replan every 5 steps
+    # closed loop: simulator, sensors and a replan every 5 steps (a tiny zoo run: 0.047 s per
+    # step with the models' start-up)
+    'rollout_step_s': 0.04,
     'eval_frame_s': 0.1,          # open loop: plan (batch 32) + PDM scoring per frame
     'publish_s': 5.0,
 }
