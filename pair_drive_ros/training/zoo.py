@@ -219,21 +219,6 @@ def write_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
-def copy_atomic(src: str | Path, dst: str | Path) -> Path:
-    """Copy src to a temporary file next to dst, then rename it over dst."""
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
-
-
 def git_state() -> dict:
     """Commit of the source tree and whether it has uncommitted changes."""
     def git(*args) -> str:
@@ -637,28 +622,56 @@ class Zoo:
         return out
 
     def _publish(self, stage: Stage) -> None:
-        """Checkpoints, one card each, and zoo.json into OUT (each file renamed into place)."""
+        """Checkpoints, one card each, and zoo.json into OUT.
+
+        Everything is first written next to its destination under a temporary name, then
+        renamed into place one file after the other: an interruption before the renames leaves
+        OUT as it was, and no reader ever sees a half-written file.
+        """
         scores = self.scores()
         markers = {name: self.read_marker(name) for name in STAGES}
         manifests = {split: sha256_file(self.data_root / split / 'MANIFEST.json')
                      for split in SPLITS if (self.data_root / split / 'MANIFEST.json').is_file()}
+        self.out.mkdir(parents=True, exist_ok=True)
+        staged = []     # (temporary file, destination)
+
+        def stage_file(dst: Path, src: Path | None = None, text: str = '') -> None:
+            for old in self.out.glob(f'.{dst.name}.*.tmp'):
+                old.unlink()    # left by a publish that was killed
+            fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f'.{dst.name}.', suffix='.tmp')
+            os.close(fd)
+            staged.append((Path(tmp), dst))
+            if src is not None:
+                shutil.copyfile(src, tmp)
+            else:
+                Path(tmp).write_text(text)
+
         models = {}
-        for file, (name, title) in MODELS.items():
-            src = self.models / file
-            sha = sha256_file(src)
-            models[file] = {'stage': name, 'sha256': sha, 'weights_digest':
-                            markers[name]['outputs']['model']['digest'],
-                            'bytes': src.stat().st_size}
-            card = model_card(file, title, self, markers, manifests, scores, sha)
-            copy_atomic(src, self.out / file)
-            write_atomic(self.out / (file[:-3] + '.md'), card)
-        summary = {'command': self.command, 'config': config_to_dict(self.cfg),
-                   'git': self.git, 'device': self.device, 'work_dir': str(self.work),
-                   'data_manifests_sha256': manifests, 'models': models,
-                   'stages': {n: {k: mk.get(k) for k in ('seconds', 'finished_utc', 'commands')}
-                              for n, mk in markers.items() if mk},
-                   'scores': scores}
-        write_atomic(self.out / 'zoo.json', json.dumps(summary, indent=1, sort_keys=True))
+        try:
+            for file, (name, title) in MODELS.items():
+                src = self.models / file
+                sha = sha256_file(src)
+                models[file] = {'stage': name, 'sha256': sha, 'weights_digest':
+                                markers[name]['outputs']['model']['digest'],
+                                'bytes': src.stat().st_size}
+                stage_file(self.out / file, src=src)
+                stage_file(self.out / (file[:-3] + '.md'),
+                           text=model_card(file, title, self, markers, manifests, scores, sha))
+            summary = {'command': self.command, 'config': config_to_dict(self.cfg),
+                       'git': self.git, 'device': self.device, 'work_dir': str(self.work),
+                       'data_manifests_sha256': manifests, 'models': models,
+                       'stages': {n: {k: mk.get(k) for k in ('seconds', 'finished_utc',
+                                                             'commands')}
+                                  for n, mk in markers.items() if mk},
+                       'scores': scores}
+            stage_file(self.out / 'zoo.json',
+                       text=json.dumps(summary, indent=1, sort_keys=True))
+            for tmp, dst in staged:
+                os.replace(tmp, dst)
+        finally:
+            for tmp, _ in staged:
+                if tmp.exists():
+                    tmp.unlink()
 
     # -- estimates -------------------------------------------------------------------------------
 
@@ -817,7 +830,9 @@ class ZooRun(Zoo):
         """
         if self.out.exists() and not self.out.is_dir():
             raise ZooError(f'--out {self.out} exists and is not a folder')
-        entries = sorted(p.name for p in self.out.iterdir()) if self.out.is_dir() else []
+        entries = sorted(p.name for p in self.out.iterdir()
+                         if not (p.name.startswith('.') and p.name.endswith('.tmp'))
+                         ) if self.out.is_dir() else []
         if entries and not (force or resume):
             raise ZooError(f'--out {self.out} is not empty ({len(entries)} entries, e.g. '
                            f'{entries[:3]}): pass --resume to continue a zoo run that publishes '
