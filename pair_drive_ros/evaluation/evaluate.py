@@ -37,6 +37,9 @@ class EvalConfig:
     batch_size: int = 32
     closed_loop_episodes: int = 0  # per scenario; 0: open loop only
     closed_loop_max_steps: int = 0  # 0: the scenario's cap
+    # Per scenario, start after this many seeds of the split's range: a shard of a larger
+    # evaluation (seeds [skip, skip + episodes) of each scenario; `pair-drive report merge`).
+    closed_loop_skip: int = 0
     replan_every: int = 5          # closed loop: replan every 5 steps (0.5 s)
     plots: int = 6                 # BEV plots of this many scenes
     num_threads: int = 2
@@ -169,6 +172,11 @@ def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *,
     return {'summary': _closed_summary(rows), 'episodes': rows}
 
 
+def closed_loop_summary(rows: list) -> dict:
+    """Return the summary of closed-loop episode rows (what evaluate_closed_loop reports)."""
+    return _closed_summary(rows)
+
+
 def _closed_summary(rows: list) -> dict:
     if not rows:
         return {k: float('nan') for k in CLOSED_LOOP_METRICS}
@@ -262,6 +270,8 @@ def add_arguments(parser) -> None:
     parser.add_argument('--max-frames', type=int)
     parser.add_argument('--closed-loop-episodes', type=int,
                         help='closed-loop episodes per scenario (0: none)')
+    parser.add_argument('--closed-loop-skip', type=int,
+                        help='closed loop: skip this many seeds per scenario first (a shard)')
     parser.add_argument('--plots', type=int)
     parser.add_argument('--cache-dir', help='feature cache (default: <data>/../cache)')
     parser.add_argument('--device', default='cpu')
@@ -283,7 +293,8 @@ def run(args) -> int:
     cfg = config_from_dict(EvalConfig, data or {})
     cfg = replace(cfg, **{k: v for k, v in {
         'split': args.split, 'frame_stride': args.frame_stride, 'max_frames': args.max_frames,
-        'closed_loop_episodes': args.closed_loop_episodes, 'plots': args.plots}.items()
+        'closed_loop_episodes': args.closed_loop_episodes, 'plots': args.plots,
+        'closed_loop_skip': args.closed_loop_skip}.items()
         if v is not None})
     set_threads(cfg.num_threads)
     planner = build_planner(args.planner, il_checkpoint=args.il_checkpoint,
@@ -307,7 +318,8 @@ def run(args) -> int:
     (out / 'open_loop.json').write_text(json.dumps({**meta, **open_loop}, indent=1))
     closed = None
     if cfg.closed_loop_episodes > 0:
-        scenarios = split_scenarios(cfg.split, cfg.closed_loop_episodes)
+        scenarios = split_scenarios(cfg.split, cfg.closed_loop_episodes,
+                                    skip=cfg.closed_loop_skip)
         closed = evaluate_closed_loop(planner, scenarios,
                                       max_steps=cfg.closed_loop_max_steps or None,
                                       replan_every=cfg.replan_every, progress=progress)
