@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pair_drive_ros.core.config import config_from_dict, load_config
-from pair_drive_ros.training.zoo import (MODELS, run_in_process, run_subprocess, run_zoo, STAGES,
-                                         ZooConfig, ZooError, ZooRun)
+from pair_drive_ros.training.zoo import (MODELS, run_in_process, run_subprocess, run_zoo, Stage,
+                                         STAGES, ZooConfig, ZooError, ZooRun)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,6 +127,8 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     # A changed input re-runs its stage and what depends on it, nothing else.
     results = run_zoo(_tiny(**{'evaluate.max_frames': 2}), out, work, resume=True)
     assert results == {**skipped, 'evaluate': 'ran', 'publish': 'ran'}
+    zoo = json.loads((out / 'zoo.json').read_text())
+    assert all(r['open_loop']['frames'] == 2 for r in zoo['scores']['val'].values())
     # A published file edited by hand is not replaced without --force; with it, only
     # publish runs.
     (out / 'pair_selector.md').write_text('edited')
@@ -183,6 +185,15 @@ def test_zoo_cli_plan_and_bad_config(tmp_path, caplog, capfd):
     # The subprocess runner reaches the same command table.
     assert run_subprocess(['zoo', '--help']) == 0
     assert 'usage: pair-drive zoo' in capfd.readouterr().out
+    # Evaluation rows in parallel processes: every command runs; a failing one stops the zoo.
+    merged = tmp_path / 'merged'
+    stage = Stage('evaluate', 'rows', commands=[
+        ['report', 'merge', '--help'], ['zoo', '--help'],
+        ['report', 'merge', str(tmp_path / 'no_shard'), '--out', str(merged)]])
+    with pytest.raises(ZooError, match='1 commands failed, e.g. `pair-drive report merge /'):
+        zoo._parallel(2)(stage)
+    assert capfd.readouterr().out.count('usage: pair-drive') == 2
+    assert zoo._parallel(1) is None      # one at a time: the stage's own runner
     with pytest.raises(ZooError, match='unknown scenarios'):
         run_zoo(_tiny(**{'data.scenarios': ['nowhere']}), tmp_path / 'o', tmp_path / 'w')
     with pytest.raises(ValueError, match='unknown config keys'):

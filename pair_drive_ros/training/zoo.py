@@ -110,6 +110,7 @@ class EvalStage:
     closed_loop_max_steps: int = 0
     batch_size: int = 32
     plots: int = 0
+    workers: int = 1               # rows evaluated at once, each in its own process
 
 
 @dataclass(frozen=True)
@@ -498,6 +499,7 @@ class Zoo:
                   inputs={'upstream': self.upstream('data', *model_stages)},
                   outputs={'val': w / 'eval' / 'val'})
         s.commands = self.eval_commands(s, 'val', c.evaluate)
+        s.action = self._parallel(c.evaluate.workers)
         stages.append(s)
 
         if c.test.enabled:
@@ -507,6 +509,7 @@ class Zoo:
                       keep_partial=('test_logs',))
             s.commands = [generate('test', c.data.test_episodes)] + \
                 self.eval_commands(s, 'test', c.test)
+            s.action = self._parallel(c.test.workers)
             stages.append(s)
 
         evals = ('data', 'evaluate', 'test') if c.test.enabled else ('data', 'evaluate')
@@ -565,6 +568,30 @@ class Zoo:
             rc = self.runner(argv)
             if rc != 0:
                 raise ZooError(f'stage {stage.name}: `{command_text(argv)}` exited with {rc}')
+
+    def _parallel(self, workers: int) -> Callable | None:
+        """Action running `generate` commands in order, then the others `workers` at a time.
+
+        Each command of a batch runs in its own process (evaluation rows are independent);
+        workers <= 1: the stage's runner, one command after the other.
+        """
+        if workers <= 1:
+            return None
+
+        def action(stage: Stage) -> None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            first = [a for a in stage.commands if a[0] == 'generate']
+            rest = [a for a in stage.commands if a[0] != 'generate']
+            self.run_commands(Stage(stage.name, stage.title, commands=first))
+            LOG.info('%s: %d commands, %d at a time', stage.name, len(rest), workers)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                codes = list(pool.map(run_subprocess, rest))
+            failed = [command_text(a) for a, rc in zip(rest, codes) if rc != 0]
+            if failed:
+                raise ZooError(f'stage {stage.name}: {len(failed)} commands failed, e.g. '
+                               f'`{failed[0]}`')
+        return action
 
     def _runner_then_move(self, src: Path, dst: Path) -> Callable:
         def action(stage: Stage) -> None:
@@ -740,7 +767,8 @@ class Zoo:
             closed = e.closed_loop_episodes * sum(
                 self.cap(name, e.closed_loop_max_steps) for name in self.scenario_names()
             ) * COSTS['rollout_step_s']
-            return gen + len(ROWS) * (n * COSTS['eval_frame_s'] + closed)
+            return gen + len(ROWS) * (n * COSTS['eval_frame_s'] + closed) / max(
+                1, min(e.workers, 2))   # 2 cores
         return COSTS['publish_s']
 
     def cap(self, name: str, max_steps: int = 0) -> int:
