@@ -570,7 +570,7 @@ class Zoo:
                 raise ZooError(f'stage {stage.name}: `{command_text(argv)}` exited with {rc}')
 
     def _parallel(self, workers: int) -> Callable | None:
-        """Action running `generate` commands in order, then the others `workers` at a time.
+        """Return an action: `generate` commands in order, then the others `workers` at a time.
 
         Each command of a batch runs in its own process (evaluation rows are independent);
         workers <= 1: the stage's runner, one command after the other.
