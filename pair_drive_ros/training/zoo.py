@@ -327,6 +327,9 @@ class Zoo:
                            f'{suite.names()}')
         if not self.cfg.rollouts.chunks or min(self.cfg.rollouts.chunks) <= 0:
             raise ZooError('rollouts.chunks must list positive episode counts per scenario')
+        if not self.cfg.evaluate.enabled:
+            raise ZooError('evaluate.enabled: the val evaluation always runs (the cards report '
+                           'it); only test.enabled may be false')
         if self.cfg.data.train_episodes <= 0 or self.cfg.data.val_episodes <= 0:
             raise ZooError('data.train_episodes and data.val_episodes must be positive')
 
