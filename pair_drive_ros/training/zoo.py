@@ -15,7 +15,8 @@ resolved config written to WORK/configs/<stage>.yaml:
     sequential_a  sequential IL -> GRPO baseline of IL-A
     sequential_b  the same for IL-B
     evaluate      open loop (and closed loop if configured) on val: every model, both IL planners
-    test          optional: generate the test split and evaluate on it (never used for a choice)
+    test_data     optional: generate the test split
+    test          optional: evaluate on it, last (never used for a choice)
     publish       copy the checkpoints to OUT with a model card each, and OUT/zoo.json
 
 Every stage seeds its trainer with the zoo's seed. Resumable: a finished stage leaves
@@ -54,7 +55,7 @@ LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/zoo.yaml'
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ('data', 'il_a', 'il_b', 'rl', 'selector_0', 'rollouts', 'selector', 'sequential_a',
-          'sequential_b', 'evaluate', 'test', 'publish')
+          'sequential_b', 'evaluate', 'test_data', 'test', 'publish')
 SPLITS = ('train', 'val', 'test')
 
 
@@ -506,16 +507,18 @@ class Zoo:
         stages.append(s)
 
         if c.test.enabled:
-            s = Stage('test', 'test split: generate, then evaluate (reported, never chosen on)',
-                      inputs={'upstream': self.upstream(*model_stages)},
-                      outputs={'test_logs': self.data_root / 'test', 'test': w / 'eval' / 'test'},
-                      keep_partial=('test_logs',))
-            s.commands = [generate('test', c.data.test_episodes)] + \
-                self.eval_commands(s, 'test', c.test)
+            stages.append(Stage('test_data', 'expert scene logs: test split',
+                                commands=[generate('test', c.data.test_episodes)],
+                                outputs={'test': self.data_root / 'test'},
+                                keep_partial=('test',)))
+            s = Stage('test', 'evaluation on test (reported, never chosen on)',
+                      inputs={'upstream': self.upstream('test_data', *model_stages)},
+                      outputs={'test': w / 'eval' / 'test'})
+            s.commands = self.eval_commands(s, 'test', c.test)
             s.action = self._parallel(c.test.workers)
             stages.append(s)
 
-        evals = ('data', 'evaluate', 'test') if c.test.enabled else ('data', 'evaluate')
+        evals = ('data', 'evaluate') + (('test_data', 'test') if c.test.enabled else ())
         s = Stage('publish', f'checkpoints and model cards to {self.out}',
                   inputs={'upstream': self.upstream(*model_stages, 'selector_0', 'rollouts',
                                                     *evals),
@@ -573,9 +576,9 @@ class Zoo:
                 raise ZooError(f'stage {stage.name}: `{command_text(argv)}` exited with {rc}')
 
     def _parallel(self, workers: int) -> Callable | None:
-        """Return an action: `generate` commands in order, then the others `workers` at a time.
+        """Return an action running the stage's commands `workers` at a time.
 
-        Each command of a batch runs in its own process (evaluation rows are independent);
+        Each command runs in its own process (evaluation rows are independent);
         workers <= 1: the stage's runner, one command after the other.
         """
         if workers <= 1:
@@ -584,9 +587,7 @@ class Zoo:
         def action(stage: Stage) -> None:
             from concurrent.futures import ThreadPoolExecutor
 
-            first = [a for a in stage.commands if a[0] == 'generate']
-            rest = [a for a in stage.commands if a[0] != 'generate']
-            self.run_commands(Stage(stage.name, stage.title, commands=first))
+            rest = stage.commands
             LOG.info('%s: %d commands, %d at a time', stage.name, len(rest), workers)
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 codes = list(pool.map(run_subprocess, rest))
@@ -758,6 +759,8 @@ class Zoo:
             return steps * COSTS['rollout_step_s']
         if stage.name.startswith('sequential'):
             return cfg['total_steps'] * COSTS['sequential_step_s']
+        if stage.name == 'test_data':
+            return self.generate_s('test', d.test_episodes) / max(1, min(d.workers, 2))
         if stage.name in ('evaluate', 'test'):
             split = 'val' if stage.name == 'evaluate' else 'test'
             e = c.evaluate if split == 'val' else c.test
@@ -765,12 +768,10 @@ class Zoo:
             steps, n = self.split_samples(split, episodes, e.frame_stride)
             if e.max_frames:
                 n = min(n, e.max_frames)
-            gen = self.generate_s('test', d.test_episodes) / max(1, min(d.workers, 2)) \
-                if split == 'test' else 0.0
             closed = e.closed_loop_episodes * sum(
                 self.cap(name, e.closed_loop_max_steps) for name in self.scenario_names()
             ) * COSTS['rollout_step_s']
-            return gen + len(ROWS) * (n * COSTS['eval_frame_s'] + closed) / max(
+            return len(ROWS) * (n * COSTS['eval_frame_s'] + closed) / max(
                 1, min(e.workers, 2))   # 2 cores
         return COSTS['publish_s']
 
