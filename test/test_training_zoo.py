@@ -38,7 +38,7 @@ TINY = {
                      'overrides': ['total_steps=2', 'scenes_per_step=2', 'group_size=4',
                                    'frame_stride=2']},
     'evaluate': {'frame_stride': 8, 'max_frames': 3},
-    'test': {'enabled': False},
+    'test': {'frame_stride': 8, 'max_frames': 2},
 }
 
 
@@ -72,7 +72,7 @@ class _Interrupt:
 def test_zoo_builds_resumes_and_publishes(tmp_path):
     out, work = tmp_path / 'out', tmp_path / 'work'
     cfg = _tiny()
-    ran = {name: 'ran' for name in STAGES if name not in ('test_data', 'test')}
+    ran = {name: 'ran' for name in STAGES}
     skipped = {name: 'skipped' for name in ran}
 
     # Stages 1..2, then an interruption in the middle of stage 4 (rl).
@@ -113,6 +113,10 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     scores = zoo['scores']['val']
     assert set(scores) == {'expert', 'il_a', 'il_b', 'pair_a', 'pair_b', 'seq_a', 'seq_b'}
     assert all(r['open_loop']['frames'] == 3 for r in scores.values())
+    assert set(zoo['scores']['test']) == set(scores)
+    assert zoo['data_manifests_sha256']['test'] == \
+        _sha(work / 'data' / 'logs' / 'test' / 'MANIFEST.json')
+    assert 'test split, open loop' in (out / 'pair_rl_branch.md').read_text()
 
     # A finished --out is never overwritten by accident ...
     with pytest.raises(ZooError, match='not empty'):
