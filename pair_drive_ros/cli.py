@@ -32,6 +32,8 @@ COMMANDS = {
             'run the perception, planner and tracker nodes in one process'),
     'demo': ('pair_drive_ros.apps.demo',
              'closed-loop demo: simulator + ROS graph + planner, recorded to MCAP'),
+    'zoo': ('pair_drive_ros.training.zoo',
+            'rebuild every shipped model from HEAD: data, training, evaluation, model cards'),
 }
 
 

@@ -1,4 +1,4 @@
-"""`pair-drive report <attribution|picks> ...`: dispatch to the report modules.
+"""`pair-drive report <attribution|table|picks|merge> ...`: dispatch to the report modules.
 
 Each report module exposes add_arguments(parser) and run(args); imported lazily.
 """
@@ -13,6 +13,8 @@ REPORTS = {
               'the RESULTS.md tables from pair-drive evaluate output folders'),
     'picks': ('pair_drive_ros.evaluation.pick_log',
               "closed-loop log of PaIR's pick at every replan, and its summary"),
+    'merge': ('pair_drive_ros.evaluation.shards',
+              'merge closed-loop evaluation shards (--closed-loop-skip) into one result'),
 }
 
 

@@ -48,6 +48,9 @@ class EvalConfig:
     batch_size: int = 32
     closed_loop_episodes: int = 0  # per scenario; 0: open loop only
     closed_loop_max_steps: int = 0  # 0: the scenario's cap
+    # Per scenario, start after this many seeds of the split's range: a shard of a larger
+    # evaluation (seeds [skip, skip + episodes) of each scenario; `pair-drive report merge`).
+    closed_loop_skip: int = 0
     replan_every: int = 5          # closed loop: replan every 5 steps (0.5 s)
     plots: int = 6                 # BEV plots of this many scenes
     num_threads: int = 2
@@ -181,6 +184,11 @@ def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=Non
     return {'summary': _closed_summary(rows), 'episodes': rows}
 
 
+def closed_loop_summary(rows: list) -> dict:
+    """Return the summary of closed-loop episode rows (what evaluate_closed_loop reports)."""
+    return _closed_summary(rows)
+
+
 def _per_family(rows: list) -> dict:
     """Closed-loop rates and speeds per scenario name (overspeeding shows per family)."""
     out = {}
@@ -281,7 +289,7 @@ def markdown_table(name: str, open_loop: dict | None, closed_loop: dict | None) 
 
 EVAL_FLAGS = ('planner', 'il_checkpoint', 'rl_checkpoint', 'selector_checkpoint', 'data',
               'split', 'suite', 'seeds', 'out', 'frame_stride', 'max_frames',
-              'closed_loop_episodes', 'plots', 'cache_dir', 'device')
+              'closed_loop_episodes', 'closed_loop_skip', 'plots', 'cache_dir', 'device')
 
 
 def add_arguments(parser) -> None:
@@ -301,7 +309,8 @@ def closed_loop_jobs(cfg: EvalConfig) -> tuple[list, object]:
     if cfg.seeds:
         return resolve_jobs(suite, cfg.split, seeds=str(cfg.seeds)), suite
     if cfg.closed_loop_episodes > 0:
-        return split_scenarios(cfg.split, cfg.closed_loop_episodes, suite=suite), suite
+        return split_scenarios(cfg.split, cfg.closed_loop_episodes, skip=cfg.closed_loop_skip,
+                               suite=suite), suite
     return [], suite
 
 
