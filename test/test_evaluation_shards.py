@@ -43,7 +43,7 @@ def test_evaluate_skip_and_report_merge(tmp_path):
     config = tmp_path / 'eval.yaml'
     config.write_text('closed_loop_max_steps: 3\nplots: 0\nnum_threads: 1\n')
     common = ['evaluate', '--planner', 'constant_velocity', '--data', str(data), '--split', 'val',
-              '--config', str(config), '--closed-loop-episodes', '1', '--no-progress']
+              '--config', str(config), '--closed-loop-episodes', '1', '--set', 'progress=false']
     assert cli_main(common + ['--out', str(tmp_path / 's0')]) == 0
     assert cli_main(common + ['--closed-loop-skip', '1', '--out', str(tmp_path / 's1')]) == 0
     shard1 = json.loads((tmp_path / 's1' / 'closed_loop.json').read_text())

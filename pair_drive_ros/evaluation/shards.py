@@ -21,7 +21,7 @@ from pair_drive_ros.sim.suite import load_suite
 
 LOG = logging.getLogger(__name__)
 # Settings that differ between shards by design; every other setting must agree.
-SHARD_KEYS = ('closed_loop_episodes', 'closed_loop_skip')
+SHARD_KEYS = ('closed_loop_episodes', 'closed_loop_skip', 'seeds', 'out')
 
 
 class ShardError(ValueError):
@@ -71,7 +71,10 @@ def merge_folders(folders: list, out: str | Path) -> dict:
         if meta != metas[0]:
             raise ShardError(f'{folder} is not a shard of {folders[0]}: planner, checkpoints, '
                              'data or settings differ')
-    merged = {**metas[0], 'shards': [str(f) for f in folders], **merge_closed_loop(parts)}
+    suite_path = (parts[0].get('suite') or {}).get('path')
+    suite = load_suite(suite_path) if suite_path else None
+    merged = {**metas[0], 'shards': [str(f) for f in folders],
+              **merge_closed_loop(parts, suite)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / 'closed_loop.json.tmp'

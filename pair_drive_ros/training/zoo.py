@@ -429,7 +429,8 @@ class Zoo:
             export = w / 'runs' / name / 'export' / file
             s.commands = [['train', 'il', '--model', model, '--data', str(self.data_root),
                            '--config', str(path), '--out', str(w / 'runs' / name),
-                           '--runs', str(w / 'runs'), '--export', str(export)]]
+                           '--runs', str(w / 'runs'), '--export', str(export),
+                           '--force']]   # the zoo's own work folder: a re-run starts afresh
             s.action = self._runner_then_move(export, m / file)
             stages.append(s)
 
