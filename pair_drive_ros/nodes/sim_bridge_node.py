@@ -3,8 +3,10 @@
 Runs the scenarios of `scenarios` ('name:seed,...') one after the other with sim.SimSession and
 publishes, per 0.1-s tick, what the CARLA bridge would: /clock, the front camera (bgra8 Image +
 CameraInfo), the LiDAR (PointCloud2 x, y, z, intensity), odometry (map -> ego_vehicle), the
-speedometer, the route (/carla/<role>/waypoints, TRANSIENT_LOCAL), other vehicles as a
-MarkerArray on /carla/markers, and /tf when tf2_msgs is importable. The ego follows the planner's
+speedometer, the route (carla/<role>/waypoints, TRANSIENT_LOCAL), other vehicles as a
+MarkerArray on carla/markers, and, when tf2_msgs is importable, map -> <role> on /tf every tick
+and the sensor mounts once on /tf_static. Topic names are relative (a namespace moves them);
+/clock, /tf and /tf_static are global. The ego follows the planner's
 Path with the simulator's own tracking controller (the one used in training). Synchronous mode:
 'lockstep' ticks once the planner has answered the current frame (or after `answer_timeout_s`),
 'rate' ticks at `tick_rate_hz`. At the end of each episode its metrics are published as JSON on
@@ -22,6 +24,7 @@ from rclpy.node import Node
 
 from pair_drive_ros import ros
 from pair_drive_ros.core.se2 import yaw_to_quaternion
+from pair_drive_ros.core.shipped import shipped_path
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
 from pair_drive_ros.nodes.params import carla_topics, read_params, SimBridgeParams
@@ -97,7 +100,7 @@ class SimBridgeNode(Node):
 
         self.params = p = read_params(self, SimBridgeParams)
         self.episodes = parse_scenarios(p.scenarios)
-        self._suite = load_suite(p.suite) if p.suite else load_suite()
+        self._suite = load_suite(p.suite or shipped_path('config', 'scenarios.yaml'))
         for name, _ in self.episodes:
             self._suite.get(name)  # fail early on an unknown scenario
         self._lidar_cfg = LidarConfig()
@@ -121,6 +124,16 @@ class SimBridgeNode(Node):
         if self._tf_ok:
             from tf2_msgs.msg import TFMessage
             self._pubs['tf'] = self.create_publisher(TFMessage, '/tf', ros.reliable_qos(100))
+            # The sensor mounts never move: once on /tf_static (latched), as
+            # robot_state_publisher does for fixed joints.
+            self._pubs['tf_static'] = self.create_publisher(TFMessage, '/tf_static',
+                                                            ros.latched_qos())
+            self._pubs['tf_static'].publish(tf_message(self.get_clock().now().to_msg(), [
+                (self._frames['ego'], self._frames['lidar'],
+                 np.asarray(self._lidar_cfg.mount, dtype=np.float64)),
+                (self._frames['ego'], self._frames['camera'],
+                 np.asarray(self._camera_cfg.mount, dtype=np.float64)),
+            ]))
         self.create_subscription(Path, p.path_topic, self._path_callback,
                                  ros.reliable_qos(1))
         self.results: list[dict] = []
@@ -266,10 +279,6 @@ class SimBridgeNode(Node):
             ego = msgs['odometry_pose']
             self._pubs['tf'].publish(tf_message(stamp, [
                 ('map', self._frames['ego'], np.array([ego[0], ego[1], 0.0, ego[2]])),
-                (self._frames['ego'], self._frames['lidar'],
-                 np.asarray(self._lidar_cfg.mount, dtype=np.float64)),
-                (self._frames['ego'], self._frames['camera'],
-                 np.asarray(self._camera_cfg.mount, dtype=np.float64)),
             ]))
         for key in ('camera', 'camera_info', 'odometry', 'speedometer'):
             self._pubs[key].publish(msgs[key])
