@@ -114,8 +114,6 @@ class PlannerNode(LifecycleNode):
     # ---- lifecycle ---------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import Path
-        from visualization_msgs.msg import MarkerArray
 
         p = self.params
         try:
@@ -141,19 +139,13 @@ class PlannerNode(LifecycleNode):
         self._last_plan_map = None
         self._route = None
         self._work = MutuallyExclusiveCallbackGroup()
-        self._path_pub = self.create_lifecycle_publisher(Path, '~/trajectory',
-                                                         ros.reliable_qos(1))
-        self._il_pub = self.create_lifecycle_publisher(Path, '~/il_trajectory',
-                                                       ros.reliable_qos(1))
-        self._cand_pub = self.create_lifecycle_publisher(MarkerArray, '~/candidates',
-                                                         ros.reliable_qos(1))
+        self._path_pub = None  # the outputs appear on activation (see on_activate)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
                                                ros.reliable_qos(10))
         self._wake = self.create_guard_condition(self._infer_callback, callback_group=self._work)
         diag = self.create_timer(p.diagnostics_period_s, self._diagnostics_callback,
                                  callback_group=self._work, clock=self._steady)
-        self._configured_handles = [self._path_pub, self._il_pub, self._cand_pub,
-                                    self._diag_pub, self._wake, diag]
+        self._configured_handles = [self._diag_pub, self._wake, diag]
         self.get_logger().info(f'planner {self.health.model_ids} on {p.device}; output frame '
                                f'{p.output_frame}; inputs under {p.features_ns}')
         return TransitionCallbackReturn.SUCCESS
@@ -161,6 +153,7 @@ class PlannerNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         from nav_msgs.msg import Odometry, Path
         from sensor_msgs.msg import Image
+        from visualization_msgs.msg import MarkerArray
 
         p = self.params
         inputs = MutuallyExclusiveCallbackGroup()
@@ -177,6 +170,16 @@ class PlannerNode(LifecycleNode):
         handles.append(self.create_timer(p.watchdog_period_s, self._watchdog_callback,
                                          callback_group=self._work, clock=self._steady))
         self._active_handles = handles
+        if self._path_pub is None:
+            # Created after the subscriptions: a lockstep simulator that waits for a Path
+            # publisher then knows that the planner also listens.
+            self._path_pub = self.create_lifecycle_publisher(Path, '~/trajectory',
+                                                             ros.reliable_qos(1))
+            self._il_pub = self.create_lifecycle_publisher(Path, '~/il_trajectory',
+                                                           ros.reliable_qos(1))
+            self._cand_pub = self.create_lifecycle_publisher(MarkerArray, '~/candidates',
+                                                             ros.reliable_qos(1))
+            self._configured_handles += [self._path_pub, self._il_pub, self._cand_pub]
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -189,6 +192,7 @@ class PlannerNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy(self._configured_handles)
         self._configured_handles = []
+        self._path_pub = None
         self.planner = None
         return TransitionCallbackReturn.SUCCESS
 
@@ -216,7 +220,8 @@ class PlannerNode(LifecycleNode):
     def _publish_final_stop(self) -> None:
         """Leave the ego with a stopping trajectory from its last pose (deactivate, shutdown)."""
         ego = getattr(self, '_last_ego', None)
-        if ego is None or not self._path_pub.is_activated():
+        pub = getattr(self, '_path_pub', None)
+        if ego is None or pub is None or not pub.is_activated():
             return
         path_xy = None
         if self._last_plan_map is not None:

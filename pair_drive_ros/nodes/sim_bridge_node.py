@@ -229,8 +229,10 @@ class SimBridgeNode(Node):
             return
         p = self.params
         if self._session is None:
-            # Wait for a consumer so that the first frame is not lost.
-            if self._pubs['lidar'].get_subscription_count() == 0:
+            # Wait for a consumer so that the first frame is not lost; in lockstep also for the
+            # planner (its Path publisher appears once it is active, after its subscriptions).
+            if self._pubs['lidar'].get_subscription_count() == 0 or (
+                    p.tick_mode == 'lockstep' and self.count_publishers(p.path_topic) == 0):
                 return
             if self._start_next():
                 self._publish_frame()
