@@ -65,10 +65,27 @@ def domain():
     return 120 + os.getpid() % 60
 
 
-def ros2(env: dict, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    """Run a ros2 CLI verb without the daemon (nothing left running)."""
-    return subprocess.run(['ros2', *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def ros2(env: dict, *args: str, timeout: float = 30.0,
+         retry_s: float = 0.0) -> subprocess.CompletedProcess:
+    """Run a ros2 CLI verb; retry for `retry_s` while it fails (graph discovery takes a moment).
+
+    Verbs that look nodes up use the ros2 daemon of the test's domain (stopped at the end).
+    """
+    deadline = time.monotonic() + retry_s
+    while True:
+        out = subprocess.run(['ros2', *args], env=env, capture_output=True, text=True,
+                             timeout=timeout)
+        if out.returncode == 0 or time.monotonic() > deadline:
+            return out
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def stop_daemons(domain, workspace):
+    yield
+    for offset in range(3):
+        subprocess.run(['ros2', 'daemon', 'stop'], env=_env(workspace, domain + offset),
+                       capture_output=True, timeout=30)
 
 
 class Launch:
@@ -166,23 +183,30 @@ def test_symlink_install_builds_and_links_the_sources(tmp_path):
 # ---- ros2 launch sim.launch.py in a namespace, with ros2cli against the running graph ---------
 @pytest.fixture(scope='module')
 def sim_graph(workspace, domain, tmp_path_factory):
-    """sim.launch.py under namespace car1: a rate-ticked episode of 12 s of sim time."""
+    """sim.launch.py under namespace car1: two rate-ticked episodes of 20 s."""
     env = _env(workspace, domain)
     log = tmp_path_factory.mktemp('sim_launch') / 'launch.log'
     launch = Launch(env, 'sim.launch.py', 'namespace:=car1', 'planner:=constant_velocity',
-                    'tick_mode:=rate', 'max_steps:=120', 'scenarios:=highway:11000',
+                    'tick_mode:=rate', 'max_steps:=200', 'scenarios:=highway:11000,highway:11001',
                     'log_level:=info', 'rviz:=true', log=log)
-    assert launch.wait_for('episode 1/1', 60.0), launch.text()[-4000:]
-    yield env, launch
+    # Listening from the start: the metrics come at the end of the episode.
+    metrics = subprocess.Popen(['ros2', 'topic', 'echo', '--once', '--no-daemon',
+                                '/car1/sim_bridge/episode_metrics', 'std_msgs/msg/String',
+                                '--field', 'data'], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert launch.wait_for('episode 1/2', 60.0), launch.text()[-4000:]
+    yield env, launch, metrics
     launch.stop()
+    if metrics.poll() is None:
+        metrics.kill()
 
 
 def test_sim_launch_namespaced_graph_publishes_a_path(sim_graph):
-    env, launch = sim_graph
-    out = ros2(env, 'topic', 'echo', '--once', '--no-daemon', '/car1/planner/trajectory',
+    env, launch, _ = sim_graph
+    out = ros2(env, 'topic', 'echo', '--once', '/car1/planner/trajectory',
                'nav_msgs/msg/Path', '--field', 'header.frame_id', timeout=30)
     assert out.returncode == 0 and out.stdout.split()[0] == 'map', out.stderr
-    topics = ros2(env, 'topic', 'list', '--no-daemon', '--spin-time', '3').stdout.split()
+    topics = ros2(env, 'topic', 'list', '--spin-time', '3').stdout.split()
     # The namespace moved the whole graph; /clock, /tf and /tf_static stay global.
     for topic in ('/car1/carla/ego_vehicle/lidar', '/car1/perception/lidar_bev',
                   '/car1/planner/trajectory', '/car1/sim_bridge/episode_metrics', '/clock',
@@ -191,57 +215,57 @@ def test_sim_launch_namespaced_graph_publishes_a_path(sim_graph):
     assert not any(t.startswith(('/carla/', '/planner/', '/perception/')) for t in topics)
 
 
+def test_lifecycle_nodes_were_driven_to_active(sim_graph):
+    env, _, _ = sim_graph
+    for node in ('/car1/planner', '/car1/perception'):
+        out = ros2(env, 'service', 'call', f'{node}/get_state', 'lifecycle_msgs/srv/GetState',
+                   retry_s=10)
+        assert "label='active'" in out.stdout, (node, out.stdout, out.stderr)
+
+
 def test_launch_arguments_reach_the_nodes(sim_graph):
-    env, _ = sim_graph
+    env, _, _ = sim_graph
     for node, name, value in (('/car1/planner', 'planner', 'constant_velocity'),
                               ('/car1/sim_bridge', 'tick_mode', 'rate'),
-                              ('/car1/sim_bridge', 'max_steps', '120'),
+                              ('/car1/sim_bridge', 'max_steps', '200'),
                               ('/car1/planner', 'use_sim_time', 'True')):
-        out = ros2(env, 'param', 'get', '--no-daemon', node, name)
+        out = ros2(env, 'param', 'get', node, name, retry_s=10)
         assert out.returncode == 0 and out.stdout.split()[-1] == value, (node, name, out)
 
 
 def test_param_dump_describe_and_refused_values(sim_graph):
-    env, _ = sim_graph
-    dump = ros2(env, 'param', 'dump', '--no-daemon', '/car1/planner')
+    env, _, _ = sim_graph
+    dump = ros2(env, 'param', 'dump', '/car1/planner', retry_s=10)
     assert dump.returncode == 0, dump.stderr
     import yaml
     params = yaml.safe_load(dump.stdout)['/car1/planner']['ros__parameters']
     assert params['planner'] == 'constant_velocity' and params['max_input_age_s'] == 0.3
-    desc = ros2(env, 'param', 'describe', '--no-daemon', '/car1/planner', 'max_input_age_s')
+    desc = ros2(env, 'param', 'describe', '/car1/planner', 'max_input_age_s', retry_s=10)
     assert 'Type: double' in desc.stdout and 'Min value: 0.01' in desc.stdout, desc.stdout
-    bad = ros2(env, 'param', 'set', '--no-daemon', '/car1/planner', 'max_input_age_s',
-               "'not a number'")
-    assert 'Set parameter successful' not in bad.stdout, bad.stdout
-    far = ros2(env, 'param', 'set', '--no-daemon', '/car1/planner', 'max_input_age_s', '100.0')
-    assert 'Set parameter successful' not in far.stdout, far.stdout
-    fixed = ros2(env, 'param', 'set', '--no-daemon', '/car1/planner', 'planner', 'pair')
-    assert 'Set parameter successful' not in fixed.stdout, fixed.stdout  # read only
-    ok = ros2(env, 'param', 'set', '--no-daemon', '/car1/planner', 'max_input_age_s', '0.5')
+    ok = ros2(env, 'param', 'set', '/car1/planner', 'max_input_age_s', '0.5', retry_s=10)
     assert 'Set parameter successful' in ok.stdout, ok.stdout + ok.stderr
-    now = ros2(env, 'param', 'get', '--no-daemon', '/car1/planner', 'max_input_age_s')
+    now = ros2(env, 'param', 'get', '/car1/planner', 'max_input_age_s', retry_s=10)
+    assert now.stdout.split()[-1] == '0.5'
+    for name, value, why in (('max_input_age_s', "'not a number'", 'type'),
+                             ('max_input_age_s', '100.0', 'range'),
+                             ('planner', 'pair', 'read only')):
+        bad = ros2(env, 'param', 'set', '/car1/planner', name, value, retry_s=10)
+        assert 'Setting parameter failed' in bad.stdout + bad.stderr, (why, bad.stdout)
+    now = ros2(env, 'param', 'get', '/car1/planner', 'max_input_age_s', retry_s=10)
     assert now.stdout.split()[-1] == '0.5'
 
 
-def test_lifecycle_nodes_were_driven_to_active(sim_graph):
-    env, _ = sim_graph
-    for node in ('/car1/planner', '/car1/perception'):
-        out = ros2(env, 'lifecycle', 'get', '--no-daemon', node)
-        assert out.stdout.startswith('active'), (node, out.stdout, out.stderr)
-
-
 def test_rviz_missing_is_not_fatal_and_episode_ends_the_launch(sim_graph):
-    env, launch = sim_graph
-    metrics = ros2(env, 'topic', 'echo', '--once', '--no-daemon', '--qos-durability',
-                   'transient_local', '/car1/sim_bridge/episode_metrics', 'std_msgs/msg/String',
-                   '--field', 'data', timeout=40)
-    assert metrics.returncode == 0, metrics.stderr
-    m = json.loads(metrics.stdout.strip().splitlines()[0])
-    assert m['scenario'] == 'highway' and m['steps'] == 120
+    env, launch, metrics = sim_graph
+    out, err = metrics.communicate(timeout=60)
+    assert metrics.returncode == 0, err
+    m = json.loads(out.strip().splitlines()[0])
+    assert m['scenario'] == 'highway' and m['seed'] == 11000 and m['steps'] == 200
     assert m['progress_m'] > 30.0 and not m['off_road']
     # The simulator's exit (on_exit=Shutdown) ends the launch; nothing is left running.
-    assert launch.wait(30) == 0, launch.text()[-3000:]
+    assert launch.wait(45) == 0, launch.text()[-3000:]
     text = launch.text()
+    assert 'episode highway:11001 done' in text and 'all episodes done' in text
     if shutil.which('rviz2') is None:
         assert 'rviz2 is not installed; going on without it' in text
     assert 'Traceback' not in text, text[-3000:]
@@ -282,9 +306,9 @@ def test_carla_launch_fails_soft_and_tracker_drives_the_role(workspace, domain, 
         assert launch.wait_for('publishing', 60.0), launch.text()[-3000:]
         text = launch.text()
         assert 'carla_ros_bridge is not installed' in text
-        role = ros2(env, 'param', 'get', '--no-daemon', '/tracker', 'role_name')
+        role = ros2(env, 'param', 'get', '/tracker', 'role_name', retry_s=10)
         assert role.stdout.split()[-1] == 'hero', role
-        topic = ros2(env, 'param', 'get', '--no-daemon', '/perception', 'lidar_topic')
+        topic = ros2(env, 'param', 'get', '/perception', 'lidar_topic', retry_s=10)
         assert topic.stdout.split()[-1] == 'carla/hero/lidar', topic
         # The tracker commands once it has odometry (brakes: no path yet).
         pub = subprocess.Popen(['ros2', 'topic', 'pub', '-r', '10', '/carla/hero/odometry',
