@@ -49,7 +49,7 @@ def _player(values: dict) -> list:
         return [ExecuteProcess(cmd=['ros2', 'bag', 'play', bag, '--clock', '--rate', rate]
                                + (['--loop'] if loop else []), output='screen', on_exit=done)]
     if player != 'pair_drive':
-        raise ValueError(f"player must be auto, ros2 or pair_drive, got {player!r}")
+        raise ValueError(f'player must be auto, ros2 or pair_drive, got {player!r}')
     return [Node(package='pair_drive_ros', executable='bag_player', output='screen',
                  arguments=[bag, '--rate', rate] + (['--loop'] if loop else []),
                  on_exit=done)]

@@ -51,7 +51,7 @@ def all_arguments(arguments: dict) -> dict:
 
 
 def launch_arguments(arguments: dict) -> list:
-    """DeclareLaunchArgument actions for {name: (default, description)} (+ the common ones).
+    """Return DeclareLaunchArgument actions for {name: (default, description)} (+ common ones).
 
     A None default declares '' (the params file's value is kept).
     """
@@ -63,7 +63,7 @@ def launch_arguments(arguments: dict) -> list:
 
 
 def node_parameters(spec: dict, values: dict, params_file: str, namespace: str) -> dict:
-    """The typed parameter dict of one NODES entry (params file, launch arguments, sim time)."""
+    """Return the typed parameters of one NODES entry (params file, launch arguments, sim time)."""
     from pair_drive_ros.nodes.params import (coerce_value, PARAMS_CLASSES, typed_values,
                                              yaml_params)
 
@@ -80,14 +80,14 @@ def node_parameters(spec: dict, values: dict, params_file: str, namespace: str) 
 
 
 def is_true(text: str) -> bool:
-    """A launch argument as a bool (true/false, 1/0, yes/no, on/off)."""
+    """Return a launch argument as a bool (true/false, 1/0, yes/no, on/off)."""
     from pair_drive_ros.nodes.params import coerce_value
 
     return coerce_value(text, False, 'launch argument')
 
 
 def graph_actions(context, arguments: dict, nodes: list[dict], extra=None) -> list:
-    """The node actions of a launch file, with every launch argument resolved.
+    """Return the node actions of a launch file, with every launch argument resolved.
 
     extra(values) may return more actions (e.g. the bag player).
     """
@@ -108,7 +108,7 @@ def graph_actions(context, arguments: dict, nodes: list[dict], extra=None) -> li
 
 
 def node_action(spec: dict, values: dict, params_file: str, namespace: str) -> list:
-    """Node (or LifecycleNode + its configure/activate events) for one NODES entry."""
+    """Return the Node (or LifecycleNode + configure/activate events) of one NODES entry."""
     from launch.actions import EmitEvent, RegisterEventHandler, Shutdown
     from launch_ros.actions import LifecycleNode, Node
 
@@ -149,7 +149,7 @@ def node_action(spec: dict, values: dict, params_file: str, namespace: str) -> l
 
 
 def rviz_available() -> bool:
-    """Whether rviz2 can be started (an installed package or an executable on PATH)."""
+    """Tell whether rviz2 can be started (an installed package or an executable on PATH)."""
     try:
         from ament_index_python.packages import get_package_prefix
         get_package_prefix('rviz2')
@@ -159,7 +159,7 @@ def rviz_available() -> bool:
 
 
 def rviz_actions(values: dict) -> list:
-    """RViz2 with config/pair_drive.rviz when `rviz` is true and rviz2 is installed.
+    """Return RViz2 with config/pair_drive.rviz when `rviz` is true and rviz2 is installed.
 
     Never fatal: without rviz2 the launch logs why and goes on.
     """
@@ -177,7 +177,7 @@ def rviz_actions(values: dict) -> list:
 
 
 def generate(arguments: dict, nodes: list[dict], extra=None, before=()):
-    """The LaunchDescription of a launch file: arguments, `before` actions, then the graph."""
+    """Return a launch file's description: arguments, `before` actions, then the graph."""
     from launch import LaunchDescription
     from launch.actions import OpaqueFunction
 
