@@ -183,11 +183,15 @@ def test_symlink_install_builds_and_links_the_sources(tmp_path):
 # ---- ros2 launch sim.launch.py in a namespace, with ros2cli against the running graph ---------
 @pytest.fixture(scope='module')
 def sim_graph(workspace, domain, tmp_path_factory):
-    """sim.launch.py under namespace car1: four rate-ticked episodes of 20 s (time for the CLI checks on a loaded machine)."""
+    """Run sim.launch.py under namespace car1: four rate-ticked episodes of 20 s.
+
+    Long enough for the CLI checks on a loaded machine; the graph ends by itself.
+    """
     env = _env(workspace, domain)
     log = tmp_path_factory.mktemp('sim_launch') / 'launch.log'
     launch = Launch(env, 'sim.launch.py', 'namespace:=car1', 'planner:=constant_velocity',
-                    'tick_mode:=rate', 'max_steps:=200', 'scenarios:=highway:11000,highway:11001,highway:11002,highway:11003',
+                    'tick_mode:=rate', 'max_steps:=200',
+                    'scenarios:=highway:11000,highway:11001,highway:11002,highway:11003',
                     'log_level:=info', 'rviz:=true', log=log)
     # Listening from the start: the metrics come at the end of the episode.
     metrics = subprocess.Popen(['ros2', 'topic', 'echo', '--once', '--no-daemon',
