@@ -37,6 +37,7 @@ setup(
             'planner_node = pair_drive_ros.nodes.planner_node:main',
             'tracker_node = pair_drive_ros.nodes.tracker_node:main',
             'sim_bridge_node = pair_drive_ros.nodes.sim_bridge_node:main',
+            'bag_player = pair_drive_ros.apps.bag_player:main',
         ],
     },
 )

@@ -1,44 +1,59 @@
-"""Drive perception, planner and tracker from a recorded bag (`ros2 bag play --clock`).
+"""Drive perception, planner and tracker from a recorded bag, with /clock from the bag.
 
 ros2 launch pair_drive_ros bag_replay.launch.py bag:=/path/to/bag rate:=1.0 loop:=false
-Without rosbag2, `pair-drive replay BAG` plays the bag the same way (player:=pair_drive).
+player:=auto plays with `ros2 bag play --clock` where rosbag2 is installed, else with this
+package's bag_player executable (`ros2 run pair_drive_ros bag_player BAG`, no rosbag2 needed).
+The launch ends when the bag has been played (unless loop:=true).
 """
 
-from launch import LaunchDescription
-from launch.actions import ExecuteProcess
-from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from pair_drive_ros.apps.launch_helpers import generate
 
-from pair_drive_ros.apps.launch_helpers import (launch_arguments, node_actions, rviz_action,
-                                                share_file)
-
+# name: (default, description); None: the params file's value is kept.
 ARGUMENTS = {
     'bag': ('', 'rosbag2 directory to play'),
     'rate': ('1.0', 'playback rate'),
     'loop': ('false', 'restart the bag at its end'),
-    'player': ('ros2', 'ros2 (ros2 bag play --clock) or pair_drive (pair-drive replay)'),
-    # None: the planner node's value in config/pair_drive.yaml (the one place to change it).
+    'player': ('auto', 'auto (ros2 bag if installed), ros2 (ros2 bag play --clock) or '
+                       'pair_drive (the bag_player executable)'),
     'planner': (None, 'planner name (pair_drive_ros.policy.factory)'),
-    'rviz': ('true', 'start RViz2 with config/pair_drive.rviz'),
 }
 
 NODES = [
-    {'executable': 'perception_node', 'name': 'perception'},
-    {'executable': 'planner_node', 'name': 'planner', 'parameters': {'planner': '{planner}'}},
+    {'executable': 'perception_node', 'name': 'perception', 'lifecycle': True},
+    {'executable': 'planner_node', 'name': 'planner', 'lifecycle': True,
+     'parameters': {'planner': '{planner}'}},
     {'executable': 'tracker_node', 'name': 'tracker'},
 ]
 
 
-def generate_launch_description() -> LaunchDescription:
-    params = share_file('config', 'pair_drive.yaml')
-    bag, rate, loop = (LaunchConfiguration(n) for n in ('bag', 'rate', 'loop'))
-    native = PythonExpression(["'", LaunchConfiguration('player'), "' == 'ros2'"])
-    loop_flag = PythonExpression(["'--loop' if '", loop, "'.lower() == 'true' else ''"])
-    players = [
-        ExecuteProcess(cmd=['ros2', 'bag', 'play', bag, '--clock', '--rate', rate, loop_flag],
-                       output='screen', shell=True, condition=IfCondition(native)),
-        ExecuteProcess(cmd=['pair-drive', 'replay', bag, '--rate', rate, loop_flag],
-                       output='screen', shell=True, condition=UnlessCondition(native)),
-    ]
-    return LaunchDescription(launch_arguments(ARGUMENTS, params) + node_actions(NODES, params)
-                             + players + [rviz_action()])
+def rosbag2_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec('ros2bag') is not None
+
+
+def _player(values: dict) -> list:
+    from launch.actions import ExecuteProcess, LogInfo, Shutdown
+    from launch_ros.actions import Node
+
+    from pair_drive_ros.apps.launch_helpers import is_true
+
+    bag, rate, loop = values['bag'], values['rate'], is_true(values['loop'])
+    if not bag:
+        return [LogInfo(msg='bag:= is empty: the nodes wait for a bag played elsewhere')]
+    player = values['player']
+    if player == 'auto':
+        player = 'ros2' if rosbag2_available() else 'pair_drive'
+    done = Shutdown(reason='bag played')
+    if player == 'ros2':
+        return [ExecuteProcess(cmd=['ros2', 'bag', 'play', bag, '--clock', '--rate', rate]
+                               + (['--loop'] if loop else []), output='screen', on_exit=done)]
+    if player != 'pair_drive':
+        raise ValueError(f'player must be auto, ros2 or pair_drive, got {player!r}')
+    return [Node(package='pair_drive_ros', executable='bag_player', output='screen',
+                 arguments=[bag, '--rate', rate] + (['--loop'] if loop else []),
+                 on_exit=done)]
+
+
+def generate_launch_description():
+    return generate(ARGUMENTS, NODES, extra=_player)

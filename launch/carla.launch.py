@@ -1,19 +1,14 @@
 """Drive a CARLA ego vehicle: CARLA ROS bridge + ego spawn + waypoints + our nodes (+ RViz).
 
 Mirrors carla_ad_demo.launch.py with carla_ad_agent replaced by perception -> planner -> tracker.
-The CARLA packages are included by package share when installed (else only our nodes start,
-e.g. against a bridge launched elsewhere).
-ros2 launch pair_drive_ros carla.launch.py host:=localhost town:=Town01 planner:=pair
+The CARLA packages are included when installed; without them only our nodes start (e.g.
+against a bridge launched elsewhere) and the launch says so.
+ros2 launch pair_drive_ros carla.launch.py host:=localhost town:=Town01 role_name:=hero
 """
 
-from launch import LaunchDescription
-from launch.actions import IncludeLaunchDescription, LogInfo
-from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
+from pair_drive_ros.apps.launch_helpers import generate
 
-from pair_drive_ros.apps.launch_helpers import (launch_arguments, node_actions, rviz_action,
-                                                share_file)
-
+# name: (default, description); None: the params file's value is kept.
 ARGUMENTS = {
     'host': ('localhost', 'CARLA server host'),
     'port': ('2000', 'CARLA server port'),
@@ -21,25 +16,25 @@ ARGUMENTS = {
     'town': ('Town01', 'CARLA map'),
     'role_name': ('ego_vehicle', 'ego vehicle role name'),
     'spawn_point': ('127.4,-195.4,2,0,0,180', 'ego spawn point x,y,z,roll,pitch,yaw'),
-    # None: the planner node's value in config/pair_drive.yaml (the one place to change it).
     'planner': (None, 'planner name (pair_drive_ros.policy.factory)'),
-    'il_checkpoint': ('', 'IL checkpoint ("" = shipped default)'),
-    'device': ('cpu', 'torch device of the planner'),
-    'rviz': ('false', 'start RViz2 with config/pair_drive.rviz'),
+    'il_checkpoint': (None, "IL checkpoint ('' = shipped default)"),
+    'device': (None, 'torch device of the planner'),
 }
 
 NODES = [
-    {'executable': 'perception_node', 'name': 'perception',
-     'remappings': [('/carla/ego_vehicle/rgb_front/image', '/carla/{role_name}/rgb_front/image'),
-                    ('/carla/ego_vehicle/lidar', '/carla/{role_name}/lidar'),
-                    ('/carla/ego_vehicle/odometry', '/carla/{role_name}/odometry'),
-                    ('/carla/ego_vehicle/waypoints', '/carla/{role_name}/waypoints')]},
-    {'executable': 'planner_node', 'name': 'planner',
+    {'executable': 'perception_node', 'name': 'perception', 'lifecycle': True,
+     'parameters': {'camera_topic': 'carla/{role_name}/rgb_front/image',
+                    'lidar_topic': 'carla/{role_name}/lidar',
+                    'odometry_topic': 'carla/{role_name}/odometry',
+                    'route_topic': 'carla/{role_name}/waypoints',
+                    'ego_frame': '{role_name}', 'lidar_frame': '{role_name}/lidar',
+                    'camera_frame': '{role_name}/rgb_front'}},
+    {'executable': 'planner_node', 'name': 'planner', 'lifecycle': True,
      'parameters': {'planner': '{planner}', 'il_checkpoint': '{il_checkpoint}',
-                    'device': '{device}'}},
+                    'device': '{device}', 'ego_frame': '{role_name}'}},
     {'executable': 'tracker_node', 'name': 'tracker',
-     'parameters': {'role_name': '{role_name}'},
-     'remappings': [('/carla/ego_vehicle/odometry', '/carla/{role_name}/odometry')]},
+     'parameters': {'role_name': '{role_name}',
+                    'odometry_topic': 'carla/{role_name}/odometry'}},
 ]
 
 # (package, launch file, arguments forwarded from ours)
@@ -54,13 +49,18 @@ CARLA_INCLUDES = [
 
 
 def _carla_includes() -> list:
+    from launch.actions import IncludeLaunchDescription, LogInfo
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from launch.substitutions import LaunchConfiguration
+
     actions = []
     for package, launch_file, forwarded in CARLA_INCLUDES:
         try:
             from ament_index_python.packages import get_package_share_directory
             path = f'{get_package_share_directory(package)}/{launch_file}'
-        except Exception:  # noqa: B902  (package not installed)
-            actions.append(LogInfo(msg=f'{package} is not installed; not launching it'))
+        except Exception:  # noqa: B902  (package not installed, or no ament index)
+            actions.append(LogInfo(msg=f'{package} is not installed; not launching it '
+                                       '(our nodes start anyway)'))
             continue
         args = {name: LaunchConfiguration(name) for name in forwarded}
         if package == 'carla_spawn_objects':
@@ -73,7 +73,5 @@ def _carla_includes() -> list:
     return actions
 
 
-def generate_launch_description() -> LaunchDescription:
-    params = share_file('config', 'pair_drive.yaml')
-    return LaunchDescription(launch_arguments(ARGUMENTS, params) + _carla_includes()
-                             + node_actions(NODES, params) + [rviz_action()])
+def generate_launch_description():
+    return generate(ARGUMENTS, NODES, before=_carla_includes())

@@ -1,31 +1,31 @@
 """Embedded simulator behind CARLA bridge topics + perception, planner, tracker (+ RViz).
 
 ros2 launch pair_drive_ros sim.launch.py scenarios:=highway:11000,merge:11000 planner:=pair
+The launch ends when the simulator has run its episodes (their metrics are on
+/sim_bridge/episode_metrics). Common arguments: namespace, use_sim_time, params_file,
+log_level, managed, rviz (`ros2 launch pair_drive_ros sim.launch.py --show-args`).
 """
 
-from launch import LaunchDescription
+from pair_drive_ros.apps.launch_helpers import generate
 
-from pair_drive_ros.apps.launch_helpers import (launch_arguments, node_actions, rviz_action,
-                                                share_file)
-
+# name: (default, description); None: the params file's value is kept.
 ARGUMENTS = {
-    'scenarios': ('highway:11000', 'comma-separated scenario:seed list (config/scenarios.yaml)'),
-    # None: the planner node's value in config/pair_drive.yaml (the one place to change it).
+    'scenarios': (None, 'comma-separated scenario:seed list (config/scenarios.yaml)'),
+    'max_steps': (None, "steps per episode (0 = the scenario's own cap)"),
     'planner': (None, 'planner name (pair_drive_ros.policy.factory)'),
-    'tick_mode': ('lockstep', 'lockstep (tick when the planner answered) or rate'),
-    'rviz': ('true', 'start RViz2 with config/pair_drive.rviz'),
+    'tick_mode': (None, 'lockstep (tick when the planner answered) or rate'),
 }
 
 NODES = [
-    {'executable': 'sim_bridge_node', 'name': 'sim_bridge',
-     'parameters': {'scenarios': '{scenarios}', 'tick_mode': '{tick_mode}'}},
-    {'executable': 'perception_node', 'name': 'perception'},
-    {'executable': 'planner_node', 'name': 'planner', 'parameters': {'planner': '{planner}'}},
+    {'executable': 'sim_bridge_node', 'name': 'sim_bridge', 'shutdown_on_exit': True,
+     'parameters': {'scenarios': '{scenarios}', 'tick_mode': '{tick_mode}',
+                    'max_steps': '{max_steps}'}},
+    {'executable': 'perception_node', 'name': 'perception', 'lifecycle': True},
+    {'executable': 'planner_node', 'name': 'planner', 'lifecycle': True,
+     'parameters': {'planner': '{planner}'}},
     {'executable': 'tracker_node', 'name': 'tracker'},
 ]
 
 
-def generate_launch_description() -> LaunchDescription:
-    params = share_file('config', 'pair_drive.yaml')
-    return LaunchDescription(launch_arguments(ARGUMENTS, params) + node_actions(NODES, params)
-                             + [rviz_action()])
+def generate_launch_description():
+    return generate(ARGUMENTS, NODES)

@@ -43,10 +43,15 @@ def test_demo_closed_loop_writes_bag_metrics_and_picture(demo_run):
     assert not episode['collision'] and episode['progress_m'] > 0
     assert (out / 'drive.png').stat().st_size > 10_000
     assert '| highway | 11000 | 12 |' in (out / 'metrics.md').read_text()
+    from pair_drive_ros.nodes.params import carla_topics, resolve
+    from pair_drive_ros.nodes.tracker_node import pick_control_type
+
+    # The tracker's output: CarlaEgoVehicleControl where carla_msgs is installed, else ...
+    control = resolve(carla_topics()[pick_control_type('auto')[2]])
     topics = ros.bag_topics(out / 'graph_mcap')
     for topic in ('/clock', '/carla/ego_vehicle/lidar', '/carla/ego_vehicle/rgb_front/image',
                   '/perception/lidar_bev', '/planner/trajectory', '/diagnostics',
-                  '/carla/ego_vehicle/twist', '/sim_bridge/episode_metrics'):
+                  control, '/sim_bridge/episode_metrics'):
         assert topic in topics, topic
     paths = [m for _, _, m in ros.read_bag(out / 'graph_mcap', ['/planner/trajectory'])]
     assert len(paths) == data['summary']['plans'] == 12

@@ -9,8 +9,9 @@ import re
 import pytest
 import yaml
 
+from pair_drive_ros.apps.launch_helpers import COMMON_ARGUMENTS, node_parameters
 from pair_drive_ros.nodes.params import DEFAULT_CONFIG, NODE_NAMES, node_topics, PARAMS_CLASSES
-from pair_drive_ros.nodes.params import params_from_dict, yaml_params
+from pair_drive_ros.nodes.params import params_from_dict, ParamsError, resolve, yaml_params
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
@@ -45,7 +46,7 @@ def test_launch_file_nodes_match_the_package(path):
     assert any(isinstance(n, ast.FunctionDef) and n.name == 'generate_launch_description'
                for n in tree.body)
     nodes = _literal(tree, 'NODES')
-    arguments = _literal(tree, 'ARGUMENTS')
+    arguments = {**COMMON_ARGUMENTS, **_literal(tree, 'ARGUMENTS')}
     scripts = _console_scripts()
     for spec in nodes:
         exe = spec['executable']
@@ -58,8 +59,11 @@ def test_launch_file_nodes_match_the_package(path):
         assert set(params) <= {f for f in cls.__dataclass_fields__}, exe
         used = node_topics(exe)
         for src, dst in spec.get('remappings', []):
-            assert src in used, f'{path.name}: {exe} does not use {src}'
-            assert dst.startswith('/')
+            assert resolve(src) in used, f'{path.name}: {exe} does not use {src}'
+        # Topic parameters stay relative, so that a namespace moves them too.
+        for key, value in params.items():
+            if key.endswith('_topic'):
+                assert not value.startswith('/'), (exe, key)
         texts = [v for v in params.values() if isinstance(v, str)]
         texts += [t for pair in spec.get('remappings', []) for t in pair]
         for text in texts:
@@ -68,21 +72,51 @@ def test_launch_file_nodes_match_the_package(path):
 
 
 @pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_parameter_files_exist_and_load(path):
+def test_launch_file_node_parameters_load_with_default_arguments(path):
     tree = ast.parse(path.read_text())
-    files = [[ast.literal_eval(a) for a in call.args] for call in ast.walk(tree)
-             if isinstance(call, ast.Call) and getattr(call.func, 'id', None) == 'share_file']
-    assert files, 'the launch file passes no parameter file'
-    for parts in files:
-        target = ROOT.joinpath(*parts)
-        assert target.is_file(), target
-        if target.suffix == '.yaml':
-            for spec in _literal(tree, 'NODES'):
-                exe = spec['executable']
-                values = yaml_params(target, spec['name'])
-                values.update({k: v for k, v in spec.get('parameters', {}).items()
-                               if not PLACEHOLDER.search(str(v))})
-                params_from_dict(PARAMS_CLASSES[exe], values)
+    arguments = {**COMMON_ARGUMENTS, **_literal(tree, 'ARGUMENTS')}
+    values = {k: '' if d is None else d for k, (d, _) in arguments.items()}
+    for spec in _literal(tree, 'NODES'):
+        params = node_parameters(spec, values, str(DEFAULT_CONFIG), '')
+        cls = PARAMS_CLASSES[spec['executable']]
+        assert set(params) == {f for f in cls.__dataclass_fields__} | {'use_sim_time'}
+        assert params['use_sim_time'] is True
+        params.pop('use_sim_time')
+        # Every value typed as the node declares it (a typed ROS parameter refuses others).
+        assert params_from_dict(cls, params) == params_from_dict(cls, {
+            k: v for k, v in params.items()})
+        for key, value in params.items():
+            default = getattr(cls(), key)
+            assert type(value) is (list if isinstance(default, tuple) else type(default)), key
+
+
+def test_launch_arguments_win_over_the_params_file(tmp_path):
+    sim = ast.parse((ROOT / 'launch' / 'sim.launch.py').read_text())
+    nodes = {spec['name']: spec for spec in _literal(sim, 'NODES')}
+    values = {k: '' if d is None else d for k, (d, _) in
+              {**COMMON_ARGUMENTS, **_literal(sim, 'ARGUMENTS')}.items()}
+    values.update(planner='constant_velocity', tick_mode='rate', max_steps='7',
+                  use_sim_time='false', scenarios='merge:11000')
+    planner = node_parameters(nodes['planner'], values, str(DEFAULT_CONFIG), '')
+    sim_bridge = node_parameters(nodes['sim_bridge'], values, str(DEFAULT_CONFIG), '')
+    assert planner['planner'] == 'constant_velocity' and planner['use_sim_time'] is False
+    assert (sim_bridge['tick_mode'], sim_bridge['max_steps'], sim_bridge['scenarios']) == (
+        'rate', 7, 'merge:11000')
+    # An empty argument keeps the file's value; a namespaced section applies in its namespace.
+    params_file = tmp_path / 'params.yaml'
+    params_file.write_text('/**:\n  ros__parameters:\n    use_sim_time: true\n'
+                           'planner:\n  ros__parameters:\n    planner: transfuser\n'
+                           '/car1/planner:\n  ros__parameters:\n    max_input_age_s: 0.7\n')
+    values['planner'] = ''
+    assert node_parameters(nodes['planner'], values, str(params_file), '')['planner'] == \
+        'transfuser'
+    assert node_parameters(nodes['planner'], values, str(params_file),
+                           'car1')['max_input_age_s'] == 0.7
+    assert node_parameters(nodes['planner'], values, str(params_file),
+                           '')['max_input_age_s'] == 0.3
+    values['max_steps'] = 'many'
+    with pytest.raises(ParamsError, match='max_steps'):
+        node_parameters(nodes['sim_bridge'], values, str(DEFAULT_CONFIG), '')
 
 
 def test_rviz_config_shows_the_graph_topics():
@@ -101,13 +135,42 @@ def test_rviz_config_shows_the_graph_topics():
             'rviz_default_plugins/Image', 'rviz_default_plugins/PointCloud2'} <= classes
 
 
-def test_planner_launch_default_comes_from_the_params_file():
-    from pair_drive_ros.apps.launch_helpers import config_default
-
+def test_launch_arguments_setting_node_parameters_default_to_the_params_file():
     for path in LAUNCH_FILES:
-        assert _literal(ast.parse(path.read_text()), 'ARGUMENTS')['planner'][0] is None
-    assert config_default(str(DEFAULT_CONFIG), 'planner') == \
-        yaml_params(DEFAULT_CONFIG, 'planner')['planner']
+        tree = ast.parse(path.read_text())
+        arguments = _literal(tree, 'ARGUMENTS')
+        for spec in _literal(tree, 'NODES'):
+            for value in spec.get('parameters', {}).values():
+                for name in PLACEHOLDER.findall(value):
+                    # A placeholder that is the whole value sets a parameter: its default must
+                    # not hide the params file's value ('' keeps it).
+                    if value == '{' + name + '}' and name != 'role_name':
+                        assert arguments[name][0] is None, (path.name, name)
+
+
+def test_shipped_file_resolver_finds_every_shipped_folder():
+    from pair_drive_ros.core.shipped import shipped_path, ShippedFileError
+
+    for rel in ('config/pair_drive.yaml', 'config/scenarios.yaml', 'config/pair_drive.rviz',
+                'config/pair_drive.foxglove.json', 'models', 'launch/sim.launch.py'):
+        assert shipped_path(*rel.split('/')).exists(), rel
+    with pytest.raises(ShippedFileError, match='no_such.yaml'):
+        shipped_path('config', 'no_such.yaml')
+
+
+def test_foxglove_layout_shows_camera_bev_candidates_and_path():
+    import json
+
+    layout = json.loads((ROOT / 'config' / 'pair_drive.foxglove.json').read_text())
+    panels = layout['configById']
+    images = {p['imageMode']['imageTopic'] for k, p in panels.items() if k.startswith('Image!')}
+    assert images == {'/carla/ego_vehicle/rgb_front/image', '/perception/lidar_bev'}
+    scene = next(p for k, p in panels.items() if k.startswith('3D!'))
+    assert {'/planner/trajectory', '/planner/candidates'} <= set(scene['topics'])
+    known = set().union(*(node_topics(exe) for exe in PARAMS_CLASSES))
+    assert images | set(scene['topics']) <= known
+    text = json.dumps(layout['layout'])
+    assert all(k in text for k in panels)  # every panel is placed
 
 
 def test_default_params_file_is_what_the_nodes_declare():
@@ -133,4 +196,27 @@ def test_generate_launch_description(path):
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     assert isinstance(description, LaunchDescription)
-    assert len(description.entities) >= len(module.NODES)
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
+
+    context = LaunchContext()
+    for entity in description.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            context.launch_configurations[entity.name] = entity.default_value[0].text \
+                if entity.default_value else ''
+    bag = str(ROOT / 'test' / 'data' / 'sample_bag')
+    context.launch_configurations.update(rviz='true', bag=bag)
+    (opaque,) = [e for e in description.entities if isinstance(e, OpaqueFunction)]
+    actions = opaque.execute(context)
+    procs = [a for a in actions if isinstance(a, ExecuteProcess)]
+    names = [type(a).__name__ for a in procs]
+    assert len(procs) >= len(module.NODES), names
+    for proc in procs:
+        assert not proc.shell
+    from pair_drive_ros.apps.launch_helpers import rviz_available
+
+    if not rviz_available():
+        assert any('rviz2 is not installed' in str(getattr(a, 'msg', '')) or
+                   'rviz2 is not installed' in ''.join(
+                       getattr(s, 'text', '') for s in getattr(a, 'msg', []) or [])
+                   for a in actions if type(a).__name__ == 'LogInfo')

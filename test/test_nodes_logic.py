@@ -1,6 +1,7 @@
 """Node helpers without a ROS graph: sync, safety, control, markers, feature messages, params."""
 
 from dataclasses import fields
+import importlib.util
 
 from hypothesis import given, settings, strategies as st
 import numpy as np
@@ -181,13 +182,24 @@ def test_control_messages_of_each_kind():
     tracker = PathTracker()
     t, pts = _straight_path(8.0, y=2.0)
     cmd = tracker.command(np.zeros(3), 5.0, 0.0, t, pts, 0.05)
+    # 'auto' takes the first importable of carla_msgs, ackermann_msgs, geometry_msgs.
+    importable = [k for k, mod in (('carla', 'carla_msgs'), ('ackermann', 'ackermann_msgs'))
+                  if importlib.util.find_spec(mod) is not None]
     kind, cls, key = pick_control_type('auto')
-    assert (kind, cls, key) == ('twist', Twist, 'twist')  # no carla/ackermann msgs here
+    assert kind == (importable + ['twist'])[0]
+    assert pick_control_type('twist') == ('twist', Twist, 'twist')
     msg = control_message('twist', Twist, cmd, ros.seconds_to_stamp(1.0))
     assert msg.linear.x == pytest.approx(cmd.target_speed_mps)
     assert msg.angular.z == pytest.approx(cmd.target_speed_mps * cmd.curvature)
-    with pytest.raises(ImportError, match='carla_msgs'):
-        pick_control_type('carla')
+    if 'carla' in importable:
+        kind, cls, key = pick_control_type('carla')
+        msg = control_message(kind, cls, cmd, ros.seconds_to_stamp(1.0))
+        # CARLA steers positive to the right: the sign is flipped.
+        assert key == 'control' and msg.steer == pytest.approx(-cmd.steer, abs=1e-6)
+        assert msg.throttle == pytest.approx(cmd.throttle) and msg.brake == cmd.brake
+    else:
+        with pytest.raises(ImportError, match='carla_msgs'):
+            pick_control_type('carla')
     with pytest.raises(ValueError, match='control_type'):
         pick_control_type('joystick')
 

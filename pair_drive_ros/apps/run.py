@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from pair_drive_ros.nodes.params import DEFAULT_CONFIG, NODE_NAMES, parameter_overrides
-from pair_drive_ros.nodes.params import PARAMS_CLASSES, params_from_dict, yaml_params
+from pair_drive_ros.nodes.params import coerce_value, PARAMS_CLASSES, typed_values, yaml_params
 
 LOG = logging.getLogger(__name__)
 DISCOVERY_ENV = 'ROS_AUTOMATIC_DISCOVERY_RANGE'
@@ -50,8 +50,12 @@ def node_values(executable: str, params_file: str | Path | None = DEFAULT_CONFIG
     """Parameter values of one node: params file section, then `overrides` (validated)."""
     values = yaml_params(params_file, NODE_NAMES[executable]) if params_file else {}
     values.update(overrides or {})
-    params_from_dict(PARAMS_CLASSES[executable], values)  # fail early on bad names/values
-    return values
+    # Fail early on bad names/values; pass each value with the type the node declares.
+    typed = typed_values(PARAMS_CLASSES[executable], values)
+    out = {k: typed[k] for k in values if k in typed}
+    if 'use_sim_time' in values:
+        out['use_sim_time'] = coerce_value(values['use_sim_time'], False, 'use_sim_time')
+    return out
 
 
 def make_nodes(executables: tuple, params_file: str | Path | None = DEFAULT_CONFIG,
@@ -59,6 +63,7 @@ def make_nodes(executables: tuple, params_file: str | Path | None = DEFAULT_CONF
     """Create the nodes (in graph order) with their parameters.
 
     overrides: {executable: {name: value}}; node_kwargs (e.g. context=) go to every node.
+    The lifecycle nodes (perception, planner) come back configured and active.
     """
     from pair_drive_ros.nodes.perception_node import PerceptionNode
     from pair_drive_ros.nodes.planner_node import PlannerNode

@@ -1,122 +1,177 @@
 """Node parameters: one frozen dataclass per node, the same names as config/pair_drive.yaml.
 
-`read_params(node, cls)` declares every field as a ROS parameter (default = the field default) and
-returns the frozen values; `yaml_params(path, node_name, cls)` reads the same names from a params
-file without a graph (the launcher and the tests use it). Topics a node uses are listed by
-`node_topics(executable)` so launch files can be checked against them.
+`read_params(node, cls)` declares every field as a typed ROS parameter (default = the field
+default, with a description, a range where one applies, read_only unless the node applies a
+change at run time) and returns the frozen values; `yaml_params(path, node_name, cls)` reads the
+same names from a params file without a graph (the launcher and the tests use it). Topics a node
+uses are listed by `node_topics(executable)` so launch files can be checked against them.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 import typing
 
 import yaml
 
+from pair_drive_ros.core.shipped import shipped_default
 from pair_drive_ros.ros.carla import carla_topics
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'pair_drive.yaml'
+# The shipped params file: the share directory of an install, else the source tree.
+DEFAULT_CONFIG = shipped_default('config', 'pair_drive.yaml')
 
 
 class ParamsError(ValueError):
     """A parameter file or value does not match the node's parameter dataclass."""
 
 
+def _f(default, doc: str, lo: float | None = None, hi: float | None = None,
+       dynamic: bool = False, choices: tuple = ()):
+    """Return a parameter field: default, description, [lo, hi] range, choices.
+
+    dynamic: a change is applied at run time; otherwise the parameter is read only (a change
+    needs a restart).
+    """
+    return field(default=default, metadata={'doc': doc, 'range': (lo, hi), 'dynamic': dynamic,
+                                            'choices': choices})
+
+
+# Topic names are relative: they resolve in the node's namespace, so `__ns:=/car1` (or the
+# launch files' `namespace` argument) moves the whole graph. /clock, /tf, /tf_static and
+# /diagnostics stay global, as in every ROS 2 graph.
+
 @dataclass(frozen=True)
 class PerceptionParams:
     """perception_node: CARLA bridge topics in, features out (private topics, one stamp)."""
 
-    camera_topic: str = '/carla/ego_vehicle/rgb_front/image'
-    lidar_topic: str = '/carla/ego_vehicle/lidar'
-    odometry_topic: str = '/carla/ego_vehicle/odometry'
-    route_topic: str = '/carla/ego_vehicle/waypoints'
-    sync_slop_s: float = 0.025           # stamps closer than this belong to one frame [s]
-    sync_queue: int = 10                 # messages kept per input while waiting for a match
-    perception_config: str = ''          # perception YAML ('' = PerceptionConfig defaults)
+    camera_topic: str = _f('carla/ego_vehicle/rgb_front/image', 'front camera (sensor_msgs/Image)')
+    lidar_topic: str = _f('carla/ego_vehicle/lidar', 'LiDAR (sensor_msgs/PointCloud2)')
+    odometry_topic: str = _f('carla/ego_vehicle/odometry', 'ego odometry (nav_msgs/Odometry)')
+    route_topic: str = _f('carla/ego_vehicle/waypoints', 'route (nav_msgs/Path, latched)')
+    sync_slop_s: float = _f(0.025, 'stamps closer than this belong to one frame [s]', 0.0, 1.0)
+    sync_queue: int = _f(10, 'messages kept per input while waiting for a match', 1, 1000)
+    perception_config: str = _f('', "perception YAML ('' = PerceptionConfig defaults)")
     # Sensor mounts in the ego frame (x, y, z [m], yaw [rad]); CARLA bridge defaults.
-    lidar_mount: tuple = (0.0, 0.0, 2.4, 0.0)
-    camera_mount: tuple = (2.0, 0.0, 2.0, 0.0)
-    camera_fov_deg: float = 90.0
-    ego_frame: str = 'ego_vehicle'
+    lidar_mount: tuple = _f((0.0, 0.0, 2.4, 0.0), 'LiDAR mount in the ego frame: x, y, z [m], '
+                            'yaw [rad] (used when TF does not give it)', dynamic=True)
+    camera_mount: tuple = _f((2.0, 0.0, 2.0, 0.0), 'camera mount in the ego frame: x, y, z [m], '
+                             'yaw [rad] (used when TF does not give it)', dynamic=True)
+    camera_fov_deg: float = _f(90.0, 'horizontal field of view of the camera [deg]', 10.0,
+                               170.0, dynamic=True)
+    ego_frame: str = _f('ego_vehicle', 'TF frame of the ego vehicle')
+    lidar_frame: str = _f('ego_vehicle/lidar', 'TF frame of the LiDAR (mount lookup)')
+    camera_frame: str = _f('ego_vehicle/rgb_front', 'TF frame of the camera (mount lookup)')
+    autostart: bool = _f(False, 'configure and activate by itself (unmanaged start)')
 
 
 @dataclass(frozen=True)
 class PlannerParams:
     """planner_node: features in, ~/trajectory (Path) out."""
 
-    planner: str = 'pair'   # the default planner (config/pair_drive.yaml holds the same value)
-    il_checkpoint: str = ''
-    rl_checkpoint: str = ''
-    selector_checkpoint: str = ''
-    device: str = 'cpu'
-    torch_threads: int = 1               # torch intra-op threads (0 = torch's default)
+    planner: str = _f('pair', 'planner name (pair_drive_ros.policy.factory.PLANNERS)')
+    il_checkpoint: str = _f('', "IL checkpoint ('' = the shipped one)")
+    rl_checkpoint: str = _f('', "RL branch checkpoint ('' = the shipped one)")
+    selector_checkpoint: str = _f('', "selector checkpoint ('' = the shipped one)")
+    device: str = _f('cpu', 'torch device')
+    torch_threads: int = _f(1, "torch intra-op threads (0 = torch's default)", 0, 256)
     # Python's GIL switch interval [s] for the process (0 = keep Python's 5 ms). The inference
     # thread runs many small torch ops; with sensor callbacks busy in other threads, each GIL
     # hand-over waited up to 5 ms, and a PaIR inference took ~0.8 s instead of ~18 ms.
-    gil_switch_interval_s: float = 0.0002
-    warmup: bool = True                  # one dummy inference at start-up (first-call costs)
-    features_ns: str = '/perception'     # perception_node's private namespace
-    output_frame: str = 'map'            # 'map' or the ego frame name
-    ego_frame: str = 'ego_vehicle'
-    max_input_age_s: float = 0.3         # older input -> stopping trajectory + ERROR
-    stop_decel_mps2: float = 2.5         # comfortable deceleration of the stopping trajectory
-    diagnostics_period_s: float = 1.0
-    watchdog_period_s: float = 0.05
-    pending_frames: int = 4              # partial frames kept while joining by stamp
+    gil_switch_interval_s: float = _f(0.0002, "GIL switch interval [s] (0 = Python's 5 ms)",
+                                      0.0, 0.1)
+    warmup: bool = _f(True, 'one dummy inference when configured (first-call costs)')
+    features_ns: str = _f('perception', "perception_node's private namespace (inputs)")
+    output_frame: str = _f('map', "frame of the published Path: 'map' or the ego frame name",
+                           dynamic=True)
+    ego_frame: str = _f('ego_vehicle', 'TF frame of the ego vehicle')
+    max_input_age_s: float = _f(0.3, 'older input -> stopping trajectory + ERROR [s]', 0.01,
+                                60.0, dynamic=True)
+    stop_decel_mps2: float = _f(2.5, 'deceleration of the stopping trajectory [m/s^2]', 0.1,
+                                10.0, dynamic=True)
+    diagnostics_period_s: float = _f(1.0, 'period of /diagnostics [s]', 0.05, 60.0)
+    watchdog_period_s: float = _f(0.05, 'period of the stale-input watchdog [s]', 0.005, 10.0)
+    pending_frames: int = _f(4, 'partial frames kept while joining by stamp', 1, 100)
+    autostart: bool = _f(False, 'configure and activate by itself (unmanaged start)')
 
 
 @dataclass(frozen=True)
 class TrackerParams:
     """tracker_node: Path + Odometry -> vehicle control at `rate_hz`."""
 
-    path_topic: str = '/planner/trajectory'
-    odometry_topic: str = '/carla/ego_vehicle/odometry'
-    role_name: str = 'ego_vehicle'
-    control_type: str = 'auto'           # auto, carla, ackermann or twist
-    rate_hz: float = 20.0
-    wheelbase_m: float = 2.875           # CARLA's default Lincoln MKZ
-    max_steer_rad: float = 1.22          # steering angle at steer = 1
-    min_lookahead_m: float = 3.0
-    lookahead_time_s: float = 0.8
-    speed_kp: float = 0.4                # throttle per m/s of speed error
-    speed_ki: float = 0.05
-    max_throttle: float = 0.75
-    brake_gain: float = 0.3              # brake per m/s of overspeed
-    path_timeout_s: float = 0.5          # older path (wall time) -> brake
+    path_topic: str = _f('planner/trajectory', 'planned path (nav_msgs/Path)')
+    odometry_topic: str = _f('carla/ego_vehicle/odometry', 'ego odometry (nav_msgs/Odometry)')
+    role_name: str = _f('ego_vehicle', 'CARLA role name of the ego (control topic)')
+    control_type: str = _f('auto', 'control message type', choices=('auto', 'carla',
+                                                                    'ackermann', 'twist'))
+    rate_hz: float = _f(20.0, 'control rate [Hz]', 1.0, 200.0)
+    wheelbase_m: float = _f(2.875, "wheelbase [m] (CARLA's Lincoln MKZ)", 0.5, 10.0,
+                            dynamic=True)
+    max_steer_rad: float = _f(1.22, 'steering angle at steer = 1 [rad]', 0.1, 1.6, dynamic=True)
+    min_lookahead_m: float = _f(3.0, 'pure pursuit minimum lookahead [m]', 0.1, 50.0,
+                                dynamic=True)
+    lookahead_time_s: float = _f(0.8, 'pure pursuit lookahead time [s]', 0.0, 5.0, dynamic=True)
+    speed_kp: float = _f(0.4, 'throttle per m/s of speed error', 0.0, 10.0, dynamic=True)
+    speed_ki: float = _f(0.05, 'integral gain of the speed control', 0.0, 10.0, dynamic=True)
+    max_throttle: float = _f(0.75, 'throttle limit', 0.0, 1.0, dynamic=True)
+    brake_gain: float = _f(0.3, 'brake per m/s of overspeed', 0.0, 10.0, dynamic=True)
+    path_timeout_s: float = _f(0.5, 'older path (wall time) -> brake [s]', 0.01, 60.0,
+                               dynamic=True)
 
 
 @dataclass(frozen=True)
 class SimBridgeParams:
     """sim_bridge_node: the embedded simulator behind CARLA bridge topics."""
 
-    scenarios: str = 'highway:11000'     # comma-separated scenario:seed list, run in order
-    suite: str = ''                      # scenario suite YAML ('' = config/scenarios.yaml)
-    split: str = 'test'
-    max_steps: int = 0                   # 0 = the scenario's own cap
-    role_name: str = 'ego_vehicle'
-    path_topic: str = '/planner/trajectory'
-    tick_mode: str = 'lockstep'          # lockstep: tick when the planner answered; rate
-    tick_rate_hz: float = 10.0           # tick rate in 'rate' mode
-    answer_timeout_s: float = 2.0        # lockstep: tick anyway after this wall time
-    start_time_s: float = 1.0            # sim time of the first frame [s]
-    camera_width: int = 256
-    camera_height: int = 128
-    publish_tf: bool = True
-    loop: bool = False                   # restart the scenario list when done
+    scenarios: str = _f('highway:11000', 'comma-separated scenario:seed list, run in order')
+    suite: str = _f('', "scenario suite YAML ('' = the shipped config/scenarios.yaml)")
+    split: str = _f('test', 'suite split of the seeds', choices=('train', 'val', 'test'))
+    max_steps: int = _f(0, "steps per episode (0 = the scenario's own cap)", 0, 100000,
+                        dynamic=True)
+    role_name: str = _f('ego_vehicle', 'CARLA role name of the ego (topic and frame names)')
+    path_topic: str = _f('planner/trajectory', 'path the ego follows (nav_msgs/Path)')
+    tick_mode: str = _f('lockstep', 'lockstep: tick when the planner answered; rate',
+                        choices=('lockstep', 'rate'))
+    tick_rate_hz: float = _f(10.0, "tick rate in 'rate' mode [Hz]", 0.1, 1000.0)
+    answer_timeout_s: float = _f(2.0, 'lockstep: tick anyway after this wall time [s]', 0.01,
+                                 600.0, dynamic=True)
+    start_time_s: float = _f(1.0, 'sim time of the first frame [s]', 0.0, 1e9)
+    camera_width: int = _f(256, 'camera image width [px]', 16, 4096)
+    camera_height: int = _f(128, 'camera image height [px]', 16, 4096)
+    publish_tf: bool = _f(True, 'map -> ego on /tf and the sensor mounts on /tf_static')
+    loop: bool = _f(False, 'restart the scenario list when done', dynamic=True)
 
 
-def _coerce(value, default, name: str):
+_TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
+
+
+def coerce_value(value, default, name: str):
     """Cast a parameter value to the type of the dataclass default."""
     try:
         if isinstance(default, bool):
-            if isinstance(value, str):
-                return value.strip().lower() in ('1', 'true', 'yes', 'on')
-            return bool(value)
+            if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+                return value.strip().lower() in _TRUE
+            if isinstance(value, (bool, int)):
+                return bool(value)
+            raise ValueError(value)
         if isinstance(default, tuple):
+            if isinstance(value, str) or len(value) != len(default):
+                raise ValueError(value)
             return tuple(float(v) for v in value)
+        if isinstance(default, (int, float)) and isinstance(value, bool):
+            raise ValueError(value)
         return type(default)(value)
     except (TypeError, ValueError) as err:
         raise ParamsError(f'parameter {name}: cannot use {value!r} as '
                           f'{type(default).__name__}') from err
+
+
+def check_value(f, value) -> None:
+    """Raise ParamsError when `value` is outside the field's range or choices."""
+    lo, hi = f.metadata.get('range', (None, None))
+    if lo is not None and not lo <= value <= hi:
+        raise ParamsError(f'parameter {f.name}: {value!r} is outside [{lo}, {hi}]')
+    choices = f.metadata.get('choices', ())
+    if choices and value not in choices:
+        raise ParamsError(f'parameter {f.name}: {value!r} is not one of {list(choices)}')
 
 
 def params_from_dict(cls, data: dict | None):
@@ -126,26 +181,111 @@ def params_from_dict(cls, data: dict | None):
     unknown = sorted(set(data) - set(names) - {'use_sim_time'})
     if unknown:
         raise ParamsError(f'unknown {cls.__name__} parameters: {unknown}')
-    values = {n: _coerce(data[n], f.default, n) for n, f in names.items() if n in data}
+    values = {n: coerce_value(data[n], f.default, n) for n, f in names.items() if n in data}
+    for n, v in values.items():
+        check_value(names[n], v)
     return cls(**values)
 
 
-def read_params(node, cls):
-    """Declare every field of `cls` on `node` and return the frozen values."""
-    from rcl_interfaces.msg import ParameterDescriptor
+def typed_values(cls, data: dict | None) -> dict:
+    """Every parameter of `cls` with its type's value (the defaults where `data` has none).
 
-    descriptor = ParameterDescriptor(dynamic_typing=True)
+    What a launcher passes to a node: ints where the node declares ints, floats where it
+    declares floats, lists for arrays (a typed ROS parameter refuses any other type).
+    """
+    params = params_from_dict(cls, data)
+    out = {f.name: getattr(params, f.name) for f in fields(cls)}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def descriptor(f):
+    """rcl_interfaces/ParameterDescriptor of a params field: type, description, range."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rcl_interfaces.msg import ParameterType
+
+    default = f.default
+    kind = (ParameterType.PARAMETER_BOOL if isinstance(default, bool)
+            else ParameterType.PARAMETER_INTEGER if isinstance(default, int)
+            else ParameterType.PARAMETER_DOUBLE if isinstance(default, float)
+            else ParameterType.PARAMETER_DOUBLE_ARRAY if isinstance(default, tuple)
+            else ParameterType.PARAMETER_STRING)
+    dynamic = f.metadata.get('dynamic', False)
+    desc = ParameterDescriptor(name=f.name, type=kind, read_only=not dynamic,
+                               description=f.metadata.get('doc', ''))
+    choices = f.metadata.get('choices', ())
+    notes = [f'one of: {", ".join(choices)}'] if choices else []
+    notes.append('applied at run time' if dynamic else 'read only: needs a restart')
+    desc.additional_constraints = '; '.join(notes)
+    lo, hi = f.metadata.get('range', (None, None))
+    if lo is not None and kind == ParameterType.PARAMETER_INTEGER:
+        desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+    elif lo is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(lo),
+                                                        to_value=float(hi), step=0.0)]
+    return desc
+
+
+def read_params(node, cls, on_change=None):
+    """Declare every field of `cls` on `node` (typed, described, ranged) and return the values.
+
+    Fields marked dynamic may be set while the node runs: the change is checked (type, range,
+    choices: a bad value is refused with its reason), then `node.params` is replaced by the new
+    frozen values and `on_change(old, new)` is called. The others are read only.
+    """
     values = {}
     for f in fields(cls):
         default = list(f.default) if isinstance(f.default, tuple) else f.default
         if not node.has_parameter(f.name):
-            node.declare_parameter(f.name, default, descriptor)
+            node.declare_parameter(f.name, default, descriptor(f))
         values[f.name] = node.get_parameter(f.name).value
-    return params_from_dict(cls, values)
+    params = params_from_dict(cls, values)
+    _watch(node, cls, on_change)
+    return params
 
 
-def yaml_params(path: str | Path, node_name: str, cls=None) -> dict | typing.Any:
-    """`ros__parameters` of `node_name` in a params file (wildcard `/**` merged first).
+def _watch(node, cls, on_change) -> None:
+    from rcl_interfaces.msg import SetParametersResult
+
+    names = {f.name: f for f in fields(cls)}
+
+    def check(parameters) -> SetParametersResult:
+        try:
+            for param in parameters:
+                if param.name in names:
+                    f = names[param.name]
+                    check_value(f, coerce_value(param.value, f.default, f.name))
+        except ParamsError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def apply(parameters) -> None:
+        changes = {p.name: coerce_value(p.value, names[p.name].default, p.name)
+                   for p in parameters if p.name in names}
+        if not changes or not hasattr(node, 'params'):
+            return
+        old = node.params
+        node.params = replace(old, **changes)
+        node.get_logger().info('parameters changed: ' + ', '.join(
+            f'{k}={v!r}' for k, v in changes.items()))
+        if on_change is not None:
+            on_change(old, node.params)
+
+    node.add_on_set_parameters_callback(check)
+    node.add_post_set_parameters_callback(apply)
+
+
+def namespaced_sections(node_name: str, namespace: str = '') -> tuple:
+    """Params-file keys that address node `node_name` in `namespace`, lowest priority first."""
+    ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
+    keys = ['/**', '/**/' + node_name, node_name, '/' + node_name]
+    if ns:
+        keys += [ns.lstrip('/') + '/' + node_name, ns + '/' + node_name]
+    return tuple(keys)
+
+
+def yaml_params(path: str | Path, node_name: str, cls=None,
+                namespace: str = '') -> dict | typing.Any:
+    """`ros__parameters` of `node_name` in a params file (wildcards merged first).
 
     Returns the dict, or the params dataclass when `cls` is given.
     """
@@ -157,7 +297,7 @@ def yaml_params(path: str | Path, node_name: str, cls=None) -> dict | typing.Any
     if not isinstance(data, dict):
         raise ParamsError(f'{path}: expected a mapping of node names')
     merged = {}
-    for key in ('/**', node_name, '/' + node_name):
+    for key in namespaced_sections(node_name, namespace):
         section = data.get(key) or {}
         params = section.get('ros__parameters') if isinstance(section, dict) else section
         if not isinstance(params, (dict, type(None))):
@@ -182,21 +322,33 @@ PARAMS_CLASSES = {'perception_node': PerceptionParams, 'planner_node': PlannerPa
                   'tracker_node': TrackerParams, 'sim_bridge_node': SimBridgeParams}
 
 
-def node_topics(executable: str, params=None, name: str | None = None) -> set[str]:
-    """Every topic (absolute name) the node uses with these parameters (defaults if None)."""
+def resolve(topic: str, namespace: str = '') -> str:
+    """Absolute name of a topic in `namespace` (relative names are prefixed, '~/' kept out)."""
+    if topic.startswith('/'):
+        return topic
+    ns = namespace.strip('/')
+    return f'/{ns}/{topic}' if ns else f'/{topic}'
+
+
+def node_topics(executable: str, params=None, name: str | None = None,
+                namespace: str = '') -> set[str]:
+    """Every topic (absolute name in `namespace`) the node uses with these parameters."""
     cls = PARAMS_CLASSES[executable]
     p = params or cls()
     name = name or NODE_NAMES[executable]
+    outputs = {'perception_node': PERCEPTION_OUTPUTS, 'planner_node': PLANNER_OUTPUTS,
+               'sim_bridge_node': ('episode_metrics',)}.get(executable, ())
+    private = {f'{name}/{t}' for t in outputs}
     if executable == 'perception_node':
-        return {p.camera_topic, p.lidar_topic, p.odometry_topic, p.route_topic} | {
-            f'/{name}/{t}' for t in PERCEPTION_OUTPUTS}
-    if executable == 'planner_node':
-        return {f'{p.features_ns}/{t}' for t in PERCEPTION_OUTPUTS} | {
-            f'/{name}/{t}' for t in PLANNER_OUTPUTS} | {'/diagnostics'}
-    if executable == 'tracker_node':
-        c = carla_topics(p.role_name)
-        return {p.path_topic, p.odometry_topic, c['control'], c['ackermann'], c['twist'],
+        used = {p.camera_topic, p.lidar_topic, p.odometry_topic, p.route_topic}
+    elif executable == 'planner_node':
+        used = {f'{p.features_ns}/{t}' for t in PERCEPTION_OUTPUTS} | {'/diagnostics'}
+    elif executable == 'tracker_node':
+        c = carla_topics(p.role_name, relative=True)
+        used = {p.path_topic, p.odometry_topic, c['control'], c['ackermann'], c['twist'],
                 '/diagnostics'}
-    c = carla_topics(p.role_name)
-    return {p.path_topic, c['camera'], c['camera_info'], c['lidar'], c['odometry'], c['route'],
-            c['speedometer'], c['markers'], '/clock', '/tf', f'/{name}/episode_metrics'}
+    else:
+        c = carla_topics(p.role_name, relative=True)
+        used = {p.path_topic, c['camera'], c['camera_info'], c['lidar'], c['odometry'],
+                c['route'], c['speedometer'], c['markers'], '/clock', '/tf', '/tf_static'}
+    return {resolve(t, namespace) for t in used | private}

@@ -10,13 +10,16 @@ Inputs are validated at receipt (stamp, frame, size, odometry plausibility) and 
 guarded: what cannot be used is counted per topic and reason in /diagnostics and dropped.
 """
 
+from dataclasses import replace
+
 import numpy as np
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from pair_drive_ros import ros
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import MAP_FRAME
 from pair_drive_ros.nodes.guarding import NodeGuard
+from pair_drive_ros.nodes.lifecycle import activate
 from pair_drive_ros.nodes.params import PERCEPTION_OUTPUTS, PerceptionParams, read_params
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
@@ -29,47 +32,142 @@ from pair_drive_ros.runtime.sync import StampSync, TimeJump
 THROTTLE_S = 2.0
 
 
-class PerceptionNode(Node):
-    """Synchronize sensors and publish features."""
+def tf_mounts(node, p: PerceptionParams, buffer) -> dict:
+    """Sensor mounts (x, y, z, yaw) in the ego frame from TF; {} for those TF does not have."""
+    from rclpy.time import Time
 
-    def __init__(self, **kwargs) -> None:
+    from pair_drive_ros.core.se2 import quaternion_to_yaw
+
+    out = {}
+    for key, frame in (('lidar_mount', p.lidar_frame), ('camera_mount', p.camera_frame)):
+        try:
+            tf = buffer.lookup_transform(p.ego_frame, frame, Time()).transform
+        except Exception:  # noqa: B902  (tf2 raises LookupException, ExtrapolationException...)
+            continue
+        q = tf.rotation
+        out[key] = (tf.translation.x, tf.translation.y, tf.translation.z,
+                    float(quaternion_to_yaw(np.array([q.x, q.y, q.z, q.w]))))
+    return out
+
+
+class PerceptionNode(LifecycleNode):
+    """Synchronize sensors and publish features.
+
+    A managed (lifecycle) node: configure loads the perception config and builds the feature
+    builder, activate subscribes to the sensors and starts publishing, deactivate stops both.
+    With `autostart` (the Python API's default; the `autostart` parameter for `ros2 run`) it
+    configures and activates itself.
+    """
+
+    def __init__(self, *, autostart: bool | None = True, **kwargs) -> None:
         super().__init__('perception', **kwargs)
-        from nav_msgs.msg import Odometry, Path
-        from sensor_msgs.msg import Image, PointCloud2
-
-        self.params = p = read_params(self, PerceptionParams)
-        validate.validate_params(p)
+        self.params = read_params(self, PerceptionParams)
+        validate.validate_params(self.params)
         self.guard = NodeGuard(self, status=self._status)
-        guard = self.guard.monitor
         self._accel = validate.AccelerationCheck()
-        cfg = load_perception_config(p.perception_config) if p.perception_config \
-            else PerceptionConfig()
+        self._sync = None
+        self.frames = 0
+        self.extrinsics = 'parameters'
+        self._tf_buffer = None
+        self._active_handles = []
+        self._pubs = {}
+        if self.params.autostart if autostart is None else autostart:
+            activate(self)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from nav_msgs.msg import Odometry, Path
+        from sensor_msgs.msg import Image
+
+        p = self.params
+        try:
+            cfg = load_perception_config(p.perception_config) if p.perception_config \
+                else PerceptionConfig()
+        except (OSError, ValueError) as err:
+            self.get_logger().error(f'cannot load perception config: {err}')
+            return TransitionCallbackReturn.FAILURE
         self._builder = FeatureBuilder(cfg)
         self._sync = StampSync(('lidar', 'camera', 'odometry'), anchor='lidar',
                                slop_ns=int(p.sync_slop_s * 1e9), queue_size=p.sync_queue)
         self._route = None
-        self.frames = 0
         self._pubs = {}
         for name in PERCEPTION_OUTPUTS:
             msg_type = {'ego': Odometry, 'route': Path}.get(name, Image)
             # The route changes rarely: latched, republished only when a new one arrives.
             qos = ros.latched_qos() if name == 'route' else ros.reliable_qos(2)
-            self._pubs[name] = self.create_publisher(msg_type, f'~/{name}', qos)
+            self._pubs[name] = self.create_lifecycle_publisher(msg_type, f'~/{name}', qos)
         self._route_published = None
-        qos = ros.sensor_qos()
-        self.create_subscription(Image, p.camera_topic,
-                                 guard.guard('camera', self._camera_callback), qos)
-        self.create_subscription(PointCloud2, p.lidar_topic,
-                                 guard.guard('lidar', self._lidar_callback), qos)
-        self.create_subscription(Odometry, p.odometry_topic,
-                                 guard.guard('odometry', self._odometry_callback), qos)
-        self.create_subscription(Path, p.route_topic, guard.guard('route', self._route_callback),
-                                 ros.latched_qos())
-        # tf2_ros is optional and the mounts rarely change: parameters are the source here.
+        self._start_tf()
         self.get_logger().info(
-            f'sensor extrinsics from parameters (lidar {p.lidar_mount}, camera {p.camera_mount});'
-            f' BEV {cfg.bev_height}x{cfg.bev_width}, camera tensor '
+            f'sensor extrinsics from {self.extrinsics} (lidar {p.lidar_mount}, camera '
+            f'{p.camera_mount}); BEV {cfg.bev_height}x{cfg.bev_width}, camera tensor '
             f'{cfg.camera_height}x{cfg.camera_width}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _start_tf(self) -> None:
+        """Read the mounts from TF where tf2_ros is importable (else the parameters stand)."""
+        try:
+            from tf2_ros import Buffer, TransformListener
+        except ImportError:
+            self.extrinsics = 'parameters (tf2_ros is not installed)'
+            return
+        self._tf_buffer = Buffer()
+        self._tf_listener = TransformListener(self._tf_buffer, self)
+        self.extrinsics = f'TF ({self.params.ego_frame} -> sensor frames), else parameters'
+
+    def _refresh_mounts(self) -> None:
+        if self._tf_buffer is None:
+            return
+        mounts = tf_mounts(self, self.params, self._tf_buffer)
+        changed = {k: v for k, v in mounts.items() if tuple(getattr(self.params, k)) != v}
+        if changed:
+            self.params = replace(self.params, **changed)
+            self.get_logger().info(f'sensor mounts from TF: {changed}')
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from nav_msgs.msg import Odometry, Path
+        from sensor_msgs.msg import Image, PointCloud2
+
+        p = self.params
+        qos = ros.sensor_qos()
+        guard = self.guard.monitor
+        self._active_handles = [
+            self.create_subscription(Image, p.camera_topic,
+                                     guard.guard('camera', self._camera_callback), qos),
+            self.create_subscription(PointCloud2, p.lidar_topic,
+                                     guard.guard('lidar', self._lidar_callback), qos),
+            self.create_subscription(Odometry, p.odometry_topic,
+                                     guard.guard('odometry', self._odometry_callback), qos),
+            self.create_subscription(Path, p.route_topic,
+                                     guard.guard('route', self._route_callback),
+                                     ros.latched_qos()),
+        ]
+        if self._tf_buffer is not None:
+            # Mounts rarely change: looked up once a second, not per frame.
+            self._active_handles.append(self.create_timer(1.0, self._refresh_mounts))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._drop_active()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._drop_active()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _drop_active(self) -> None:
+        for handle in self._active_handles:
+            if type(handle).__name__ == 'Timer':
+                self.destroy_timer(handle)
+            else:
+                self.destroy_subscription(handle)
+        self._active_handles = []
 
     # ---- inputs ------------------------------------------------------------------------------
     @property
@@ -81,7 +179,7 @@ class PerceptionNode(Node):
         level = safety.OK if self.frames else safety.WARN
         return level, 'publishing features' if self.frames else 'waiting for input', {
             'frames': str(self.frames), 'bad_inputs': str(self.bad_inputs),
-            'sync_buffered': str(self._sync.buffered)}
+            'sync_buffered': str(self._sync.buffered if self._sync is not None else 0)}
 
     def _camera_callback(self, msg) -> None:
         stamp_ns = self.guard.stamp_ns(msg.header, 'camera')
@@ -145,7 +243,7 @@ class PerceptionNode(Node):
 
 
 def main(args=None) -> None:
-    spin_node_process(PerceptionNode, args)
+    spin_node_process(lambda: PerceptionNode(autostart=None), args)
 
 
 if __name__ == '__main__':

@@ -27,10 +27,11 @@ import time
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from pair_drive_ros import ros
 from pair_drive_ros.core.trajectory import EGO_FRAME, MAP_FRAME, Trajectory
+from pair_drive_ros.nodes.lifecycle import activate
 from pair_drive_ros.nodes.params import PlannerParams, read_params
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.ros.executor import spin_node_process
@@ -91,68 +92,158 @@ def model_ids(planner: AbstractPlanner, p: PlannerParams) -> str:
     return ','.join(parts)
 
 
-class PlannerNode(Node):
-    """Plan once per feature frame; stop safely on stale or broken input."""
+class PlannerNode(LifecycleNode):
+    """Plan once per feature frame; stop safely on stale or broken input.
 
-    def __init__(self, planner: AbstractPlanner | None = None, **kwargs) -> None:
+    A managed (lifecycle) node: configure builds the planner from its checkpoints and checks it
+    with one warm-up inference, activate subscribes to the features and starts publishing,
+    deactivate publishes a final stopping trajectory and stops, cleanup drops the model. With
+    `autostart` (the Python API's default; the `autostart` parameter for `ros2 run`) it
+    configures and activates itself.
+    """
+
+    def __init__(self, planner: AbstractPlanner | None = None, *,
+                 autostart: bool | None = True, **kwargs) -> None:
         super().__init__('planner', **kwargs)
-        from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import Odometry, Path
-        from sensor_msgs.msg import Image
-        from visualization_msgs.msg import MarkerArray
+        self.params = read_params(self, PlannerParams)
+        validate.validate_params(self.params)
+        self.guard = NodeGuard(self, publish=False)
+        self._injected = planner
+        self.planner = None
+        self.health = None
+        self.latencies_ms: list[float] = []
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._active_handles = []
+        self._configured_handles = []
+        if self.params.autostart if autostart is None else autostart:
+            activate(self)
 
-        self.params = p = read_params(self, PlannerParams)
-        validate.validate_params(p)
-        self.planner = planner if planner is not None else make_planner(p)
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        p = self.params
+        try:
+            self.planner = self._injected if self._injected is not None else make_planner(p)
+        except (OSError, ValueError, RuntimeError, ImportError) as err:
+            self.get_logger().error(f'cannot build planner {p.planner!r}: {err}')
+            return TransitionCallbackReturn.FAILURE
         self.health = safety.PlannerHealth(planner=getattr(self.planner, 'name', p.planner),
                                            device=p.device,
                                            model_ids=model_ids(self.planner, p))
-        self.latencies_ms: list[float] = []
+        self.latencies_ms = []
         if p.warmup:
             try:
                 self.get_logger().info(f'warm-up inference: {warm_up(self.planner):.2f} s')
             except (ValueError, RuntimeError) as err:
-                self.get_logger().warning(f'warm-up inference failed: {err}')
+                self.get_logger().error(f'warm-up inference failed: {err}')
+                self.planner = None
+                return TransitionCallbackReturn.FAILURE
         self._join = ExactJoin(FEATURE_TOPICS, max_pending=p.pending_frames)
         self._slot = LatestSlot()
-        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.guard = NodeGuard(self, publish=False)
-        guard = self.guard.monitor
         self._sim_time = bool(self.get_parameter('use_sim_time').value)
         self._last_good = None           # (steady ns, node-clock ns) at receipt of a used frame
         self._last_stamp_ns = None
         self._last_ego = None
         self._last_plan_map = None
         self._route = None
-
-        inputs = MutuallyExclusiveCallbackGroup()
-        work = MutuallyExclusiveCallbackGroup()
-        self._path_pub = self.create_publisher(Path, '~/trajectory', ros.reliable_qos(1))
-        self._il_pub = self.create_publisher(Path, '~/il_trajectory', ros.reliable_qos(1))
-        self._cand_pub = self.create_publisher(MarkerArray, '~/candidates',
-                                               ros.reliable_qos(1))
+        self._work = MutuallyExclusiveCallbackGroup()
+        self._path_pub = None  # the outputs appear on activation (see on_activate)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
                                                ros.reliable_qos(10))
-        qos = ros.reliable_qos(5)
-        for key in FEATURE_TOPICS:
-            msg_type = Odometry if key == 'ego' else Image
-            self.create_subscription(
-                msg_type, f'{p.features_ns}/{key}',
-                guard.guard(key, lambda msg, k=key: self._feature_callback(k, msg)), qos,
-                callback_group=inputs)
-        self.create_subscription(Path, f'{p.features_ns}/route',
-                                 guard.guard('route', self._route_callback),
-                                 ros.latched_qos(), callback_group=inputs)
-        self._wake = self.create_guard_condition(guard.guard_timer('inference',
-                                                                   self._infer_callback),
-                                                 callback_group=work)
-        self.create_timer(p.watchdog_period_s, self._watchdog_guarded, callback_group=work,
-                          clock=self._steady)
-        self.create_timer(p.diagnostics_period_s,
-                          guard.guard_timer('diagnostics', self._diagnostics_callback),
-                          callback_group=work, clock=self._steady)
+        guard = self.guard.monitor
+        self._wake = self.create_guard_condition(
+            guard.guard_timer('inference', self._infer_callback), callback_group=self._work)
+        diag = self.create_timer(p.diagnostics_period_s,
+                                 guard.guard_timer('diagnostics', self._diagnostics_callback),
+                                 callback_group=self._work, clock=self._steady)
+        self._configured_handles = [self._diag_pub, self._wake, diag]
         self.get_logger().info(f'planner {self.health.model_ids} on {p.device}; output frame '
                                f'{p.output_frame}; inputs under {p.features_ns}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from nav_msgs.msg import Odometry, Path
+        from sensor_msgs.msg import Image
+        from visualization_msgs.msg import MarkerArray
+
+        p = self.params
+        inputs = MutuallyExclusiveCallbackGroup()
+        qos = ros.reliable_qos(5)
+        guard = self.guard.monitor
+        handles = []
+        for key in FEATURE_TOPICS:
+            msg_type = Odometry if key == 'ego' else Image
+            handles.append(self.create_subscription(
+                msg_type, f'{p.features_ns}/{key}',
+                guard.guard(key, lambda msg, k=key: self._feature_callback(k, msg)), qos,
+                callback_group=inputs))
+        handles.append(self.create_subscription(Path, f'{p.features_ns}/route',
+                                                guard.guard('route', self._route_callback),
+                                                ros.latched_qos(), callback_group=inputs))
+        handles.append(self.create_timer(p.watchdog_period_s, self._watchdog_guarded,
+                                         callback_group=self._work, clock=self._steady))
+        self._active_handles = handles
+        if self._path_pub is None:
+            # Created after the subscriptions: a lockstep simulator that waits for a Path
+            # publisher then knows that the planner also listens.
+            self._path_pub = self.create_lifecycle_publisher(Path, '~/trajectory',
+                                                             ros.reliable_qos(1))
+            self._il_pub = self.create_lifecycle_publisher(Path, '~/il_trajectory',
+                                                           ros.reliable_qos(1))
+            self._cand_pub = self.create_lifecycle_publisher(MarkerArray, '~/candidates',
+                                                             ros.reliable_qos(1))
+            self._configured_handles += [self._path_pub, self._il_pub, self._cand_pub]
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy(self._active_handles)
+        self._active_handles = []
+        self._publish_final_stop()
+        self._slot.take()  # a parked frame is not planned once inactive
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy(self._configured_handles)
+        self._configured_handles = []
+        self._path_pub = None
+        self.planner = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._active_handles:
+            self._publish_final_stop()
+        self._destroy(self._active_handles + self._configured_handles)
+        self._active_handles, self._configured_handles = [], []
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy(self, handles: list) -> None:
+        for handle in handles:
+            kind = type(handle).__name__
+            if kind == 'LifecyclePublisher':
+                self.destroy_lifecycle_publisher(handle)
+            elif kind == 'Publisher':
+                self.destroy_publisher(handle)
+            elif kind == 'Subscription':
+                self.destroy_subscription(handle)
+            elif kind == 'Timer':
+                self.destroy_timer(handle)
+            else:
+                self.destroy_guard_condition(handle)
+
+    def _publish_final_stop(self) -> None:
+        """Leave the ego with a stopping trajectory from its last pose (deactivate, shutdown)."""
+        ego = getattr(self, '_last_ego', None)
+        pub = getattr(self, '_path_pub', None)
+        if ego is None or pub is None or not pub.is_activated():
+            return
+        path_xy = None
+        if self._last_plan_map is not None:
+            path_xy = self._last_plan_map.to_ego(ego.pose).xy
+        stop = safety.stopping_trajectory(ego.speed, self.params.stop_decel_mps2, path_xy)
+        stamp = self.get_clock().now().to_msg()
+        self._path_pub.publish(self._path(stop, ego.pose, stamp, ros.stamp_to_seconds(stamp)))
+        self.get_logger().info('deactivated: published a stopping trajectory')
 
     # ---- inputs (subscription group) ---------------------------------------------------------
     def _feature_callback(self, key: str, msg) -> None:
@@ -329,7 +420,7 @@ class PlannerNode(Node):
 
 
 def main(args=None) -> None:
-    spin_node_process(PlannerNode, args)
+    spin_node_process(lambda: PlannerNode(autostart=None), args)
 
 
 if __name__ == '__main__':

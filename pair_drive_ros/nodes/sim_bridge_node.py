@@ -3,8 +3,10 @@
 Runs the scenarios of `scenarios` ('name:seed,...') one after the other with sim.SimSession and
 publishes, per 0.1-s tick, what the CARLA bridge would: /clock, the front camera (bgra8 Image +
 CameraInfo), the LiDAR (PointCloud2 x, y, z, intensity), odometry (map -> ego_vehicle), the
-speedometer, the route (/carla/<role>/waypoints, TRANSIENT_LOCAL), other vehicles as a
-MarkerArray on /carla/markers, and /tf when tf2_msgs is importable. The ego follows the planner's
+speedometer, the route (carla/<role>/waypoints, TRANSIENT_LOCAL), other vehicles as a
+MarkerArray on carla/markers, and, when tf2_msgs is importable, map -> <role> on /tf every tick
+and the sensor mounts once on /tf_static. Topic names are relative (a namespace moves them);
+/clock, /tf and /tf_static are global. The ego follows the planner's
 Path with the simulator's own tracking controller (the one used in training). Synchronous mode:
 'lockstep' ticks once the planner has answered the current frame (or after `answer_timeout_s`),
 'rate' ticks at `tick_rate_hz`. At the end of each episode its metrics are published as JSON on
@@ -28,6 +30,7 @@ from rclpy.node import Node
 
 from pair_drive_ros import ros
 from pair_drive_ros.core.se2 import yaw_to_quaternion
+from pair_drive_ros.core.shipped import shipped_path
 from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
 from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.nodes.params import read_params, SimBridgeParams
@@ -96,14 +99,14 @@ class SimBridgeNode(Node):
         self.guard = NodeGuard(self, status=self._status)
         guard = self.guard.monitor
         self.episodes = parse_scenarios(p.scenarios)
-        self._suite = load_suite(p.suite) if p.suite else load_suite()
+        self._suite = load_suite(p.suite or shipped_path('config', 'scenarios.yaml'))
         for name, _ in self.episodes:
             self._suite.get(name)  # fail early on an unknown scenario
         self._lidar_cfg = LidarConfig()
         self._camera_cfg = CameraConfig(width=p.camera_width, height=p.camera_height)
         self._frames = {'map': 'map', 'ego': p.role_name, 'lidar': f'{p.role_name}/lidar',
                         'camera': f'{p.role_name}/rgb_front'}
-        topics = carla_topics(p.role_name)
+        topics = carla_topics(p.role_name, relative=True)
         sensor = ros.reliable_qos(10)  # what the CARLA bridge offers
         self._pubs = {
             'clock': self.create_publisher(ClockMsg, '/clock', ros.reliable_qos(10)),
@@ -120,6 +123,16 @@ class SimBridgeNode(Node):
         if self._tf_ok:
             from tf2_msgs.msg import TFMessage
             self._pubs['tf'] = self.create_publisher(TFMessage, '/tf', ros.reliable_qos(100))
+            # The sensor mounts never move: once on /tf_static (latched), as
+            # robot_state_publisher does for fixed joints.
+            self._pubs['tf_static'] = self.create_publisher(TFMessage, '/tf_static',
+                                                            ros.latched_qos())
+            self._pubs['tf_static'].publish(tf_message(self.get_clock().now().to_msg(), [
+                (self._frames['ego'], self._frames['lidar'],
+                 np.asarray(self._lidar_cfg.mount, dtype=np.float64)),
+                (self._frames['ego'], self._frames['camera'],
+                 np.asarray(self._camera_cfg.mount, dtype=np.float64)),
+            ]))
         self.create_subscription(Path, p.path_topic, guard.guard('path', self._path_callback),
                                  ros.reliable_qos(1))
         self.results: list[dict] = []
@@ -228,8 +241,10 @@ class SimBridgeNode(Node):
             return
         p = self.params
         if self._session is None:
-            # Wait for a consumer (and the planner) so that the first frame is not lost.
-            if self._pubs['lidar'].get_subscription_count() == 0:
+            # Wait for a consumer so that the first frame is not lost; in lockstep also for the
+            # planner (its Path publisher appears once it is active, after its subscriptions).
+            if self._pubs['lidar'].get_subscription_count() == 0 or (
+                    p.tick_mode == 'lockstep' and self.count_publishers(p.path_topic) == 0):
                 return
             if self.count_publishers(p.path_topic) == 0 \
                     and time.monotonic() - self._created_wall < START_WAIT_S:
@@ -288,10 +303,6 @@ class SimBridgeNode(Node):
             ego = frame.ego.pose
             self._pubs['tf'].publish(tf_message(stamp, [
                 ('map', self._frames['ego'], np.array([ego[0], ego[1], 0.0, ego[2]])),
-                (self._frames['ego'], self._frames['lidar'],
-                 np.asarray(self._lidar_cfg.mount, dtype=np.float64)),
-                (self._frames['ego'], self._frames['camera'],
-                 np.asarray(self._camera_cfg.mount, dtype=np.float64)),
             ]))
         for key in ('camera', 'camera_info', 'odometry', 'speedometer'):
             self._pubs[key].publish(msgs[key])

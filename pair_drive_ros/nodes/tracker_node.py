@@ -2,9 +2,11 @@
 
 Pure pursuit + PI speed control (runtime/path_tracker.py). Output type, by what is importable
 (or the `control_type` parameter): carla_msgs/CarlaEgoVehicleControl on
-/carla/<role>/vehicle_control_cmd, else ackermann_msgs/AckermannDrive on
-/carla/<role>/ackermann_cmd, else geometry_msgs/Twist on /carla/<role>/twist (for
-carla_twist_to_control). A missing or stale path (wall time > `path_timeout_s`) brakes.
+carla/<role>/vehicle_control_cmd, else ackermann_msgs/AckermannDrive on
+carla/<role>/ackermann_cmd, else geometry_msgs/Twist on carla/<role>/twist (for
+carla_twist_to_control); the names are relative, so they follow the node's namespace. A missing
+or stale path (wall time > `path_timeout_s`) brakes. The gains and `path_timeout_s` may be set
+while the node runs (`ros2 param set /tracker speed_kp 0.5`).
 Inputs are validated and callbacks guarded (counted per topic in /diagnostics, never raised).
 """
 
@@ -60,6 +62,14 @@ def control_message(kind: str, msg_type: type, cmd: Command, stamp):
     return msg
 
 
+def gains_of(p: TrackerParams) -> ControlGains:
+    """Return the control gains of the tracker parameters."""
+    return ControlGains(wheelbase_m=p.wheelbase_m, max_steer_rad=p.max_steer_rad,
+                        min_lookahead_m=p.min_lookahead_m, lookahead_time_s=p.lookahead_time_s,
+                        speed_kp=p.speed_kp, speed_ki=p.speed_ki, max_throttle=p.max_throttle,
+                        brake_gain=p.brake_gain)
+
+
 class TrackerNode(Node):
     """Follow the latest planned path."""
 
@@ -67,18 +77,14 @@ class TrackerNode(Node):
         super().__init__('tracker', **kwargs)
         from nav_msgs.msg import Odometry, Path
 
-        self.params = p = read_params(self, TrackerParams)
+        self.params = p = read_params(self, TrackerParams, on_change=self._on_params)
         validate.validate_params(p)
         self.guard = NodeGuard(self, status=self._status)
         guard = self.guard.monitor
         self.kind, self._msg_type, topic_key = pick_control_type(p.control_type)
-        topic = carla_topics(p.role_name)[topic_key]
+        topic = carla_topics(p.role_name, relative=True)[topic_key]
         self._pub = self.create_publisher(self._msg_type, topic, ros.reliable_qos(1))
-        self._tracker = PathTracker(ControlGains(
-            wheelbase_m=p.wheelbase_m, max_steer_rad=p.max_steer_rad,
-            min_lookahead_m=p.min_lookahead_m, lookahead_time_s=p.lookahead_time_s,
-            speed_kp=p.speed_kp, speed_ki=p.speed_ki, max_throttle=p.max_throttle,
-            brake_gain=p.brake_gain))
+        self._tracker = PathTracker(gains_of(p))
         self._path = None            # (times (N,), points (N, 2)) map frame
         self._path_wall = None
         self._odom = None
@@ -100,6 +106,10 @@ class TrackerNode(Node):
         level = safety.OK if fresh else safety.WARN
         return level, 'tracking' if fresh else 'braking: no fresh path', {
             'commands': str(self.commands), 'control_type': self.kind}
+
+    def _on_params(self, old: TrackerParams, new: TrackerParams) -> None:
+        # Gains and timeouts apply from the next control tick; the speed integral is kept.
+        self._tracker.gains = gains_of(new)
 
     def _path_callback(self, msg) -> None:
         validate.check_frame(msg.header.frame_id, (MAP_FRAME, ''), 'Path')

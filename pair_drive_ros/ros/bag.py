@@ -50,6 +50,27 @@ def _typestore() -> Any:
     return get_typestore(Stores.ROS2_KILTED)
 
 
+def _register_installed(typestore: Any, msgtype: str) -> bool:
+    """Add an installed interface package's message (e.g. carla_msgs) to the typestore.
+
+    Reads `<prefix>/share/<pkg>/msg/<Name>.msg` of the ament prefixes (and the interpreter's);
+    its dependencies must be in the store already. False when the definition is not found.
+    """
+    import os
+    import sys
+
+    from rosbags.typesys import get_types_from_msg
+
+    pkg, _, name = msgtype.partition('/msg/')
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    for prefix in prefixes + [sys.prefix]:
+        path = Path(prefix) / 'share' / pkg / 'msg' / f'{name}.msg'
+        if path.is_file():
+            typestore.register(get_types_from_msg(path.read_text(), msgtype))
+            return msgtype in typestore.fielddefs
+    return False
+
+
 class BagWriter:
     """Write a rosbag2 (version 9) from rclpy messages or serialized CDR bytes.
 
@@ -134,8 +155,10 @@ class BagWriter:
 
         if msgtype is None:
             raise BagError(f'first write to {topic!r} with raw bytes needs msgtype=')
-        if msgtype not in self._typestore.fielddefs:
-            raise BagError(f'message type {msgtype!r} is not in the rosbags Kilted typestore')
+        if msgtype not in self._typestore.fielddefs and not _register_installed(
+                self._typestore, msgtype):
+            raise BagError(f'message type {msgtype!r} is not in the rosbags Kilted typestore '
+                           'and its .msg definition is not installed')
         zero = QosTime(0, 0)
         qos = Qos(QosHistory.KEEP_LAST, 1 if latched else 10, QosReliability.RELIABLE,
                   QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,

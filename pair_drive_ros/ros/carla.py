@@ -45,9 +45,16 @@ class CarlaTopics:
                    ackermann=f'{base}/ackermann_cmd', twist=f'{base}/twist')
 
 
-def carla_topics(role_name: str = DEFAULT_ROLE_NAME) -> dict:
-    """CARLA ROS bridge topic names of one ego vehicle, by key (the CarlaTopics fields)."""
-    return asdict(CarlaTopics.for_role(role_name))
+def carla_topics(role_name: str = DEFAULT_ROLE_NAME, relative: bool = False) -> dict:
+    """CARLA ROS bridge topic names of one ego vehicle, by key (the CarlaTopics fields).
+
+    relative: without the leading '/' (except /clock), as nodes use them so that a namespace
+    moves the whole graph; in the root namespace both resolve to the bridge's names.
+    """
+    names = asdict(CarlaTopics.for_role(role_name))
+    if relative:
+        names = {k: v if k == 'clock' else v.lstrip('/') for k, v in names.items()}
+    return names
 
 
 def camera_info(intrinsics: np.ndarray, width: int, height: int, header: Any) -> Any:
