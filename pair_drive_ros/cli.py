@@ -12,6 +12,15 @@ import sys
 
 # Errors a user causes (bad file, parameter, checkpoint): one line instead of a traceback.
 USER_ERRORS = (ValueError, OSError)
+
+
+def _is_user_error(err: BaseException) -> bool:
+    """A bad file, parameter or checkpoint (also rclpy's parameter and name errors)."""
+    if isinstance(err, USER_ERRORS):
+        return True
+    return type(err).__module__ == 'rclpy.exceptions' and any(
+        base.__name__ in ('ParameterException', 'NameValidationException')
+        for base in type(err).__mro__)
 # name: (module, one-line description)
 COMMANDS = {
     'generate': ('pair_drive_ros.sim.generate',
@@ -63,9 +72,11 @@ def main(argv: list | None = None) -> int:
     except KeyboardInterrupt:
         print(f'pair-drive {known.command}: interrupted', file=sys.stderr, flush=True)
         return 130
-    except USER_ERRORS as err:
+    except Exception as err:  # noqa: B902  (user errors are told apart below)
         # A bad file, parameter or checkpoint: one line (every error class of the package is
-        # a ValueError); -v shows the traceback.
+        # a ValueError; rclpy's parameter errors count too); -v shows the traceback.
+        if not _is_user_error(err):
+            raise
         if known.verbose:
             raise
         print(f'pair-drive {known.command}: error: {err}', file=sys.stderr, flush=True)

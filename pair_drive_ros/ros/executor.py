@@ -90,8 +90,11 @@ def spin_node_process(node_factory, args=None) -> None:
     (exit 1); the node is destroyed and rclpy shut down either way.
     """
     import rclpy
+    from rclpy.exceptions import NameValidationException, ParameterException
     from rclpy.executors import ExternalShutdownException
 
+    # A parameter outside its declared range or type, or a bad name, is the user's error too.
+    user_errors = USER_ERRORS + (ParameterException, NameValidationException)
     rclpy.init(args=args)
     node = None
     code = 0
@@ -108,7 +111,7 @@ def spin_node_process(node_factory, args=None) -> None:
         code = 130
     except ExternalShutdownException:
         pass
-    except USER_ERRORS as err:
+    except user_errors as err:
         print(f'error: {err}', file=sys.stderr, flush=True)
         code = 1
     finally:
