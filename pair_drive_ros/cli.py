@@ -15,12 +15,14 @@ USER_ERRORS = (ValueError, OSError)
 
 
 def _is_user_error(err: BaseException) -> bool:
-    """A bad file, parameter or checkpoint (also rclpy's parameter and name errors)."""
+    """Tell a user's error (bad file, parameter, checkpoint; rclpy's parameter errors)."""
     if isinstance(err, USER_ERRORS):
         return True
     return type(err).__module__ == 'rclpy.exceptions' and any(
         base.__name__ in ('ParameterException', 'NameValidationException')
         for base in type(err).__mro__)
+
+
 # name: (module, one-line description)
 COMMANDS = {
     'generate': ('pair_drive_ros.sim.generate',
