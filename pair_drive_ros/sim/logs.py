@@ -334,6 +334,24 @@ class EpisodeLog:
         return Route(np.concatenate([index.lanes[str(x)].centerline
                                      for x in self.arrays['route_lanes']]))
 
+    def speed_limit(self, k: int) -> float | None:
+        """Speed limit [m/s] of the ego's lane at frame k (its route lane if off every lane).
+
+        None where the log holds no lanes (e.g. converted from a recording without a map).
+        """
+        k = self._check(k)
+        a = self.arrays
+        limits = a['lane_speed_limit']
+        li = int(a['ego_lane'][k])
+        if 0 <= li < len(limits):
+            return float(limits[li])
+        if len(a['route_lanes']) and len(limits):
+            ids = [str(x) for x in a['lane_ids']]
+            first = str(a['route_lanes'][0])
+            if first in ids:
+                return float(limits[ids.index(first)])
+        return None
+
     # ---- scenes and sensors -------------------------------------------------------------------
     def token(self, k: int) -> str:
         """Return a unique scene token."""
@@ -374,7 +392,8 @@ class EpisodeLog:
                            camera_image=image, route=self.route(k),
                            lidar_mount=np.array(lidar_cfg_eff.mount),
                            camera_mount=np.array(camera_cfg_eff.mount),
-                           camera_fov_deg=camera_cfg_eff.fov_deg)
+                           camera_fov_deg=camera_cfg_eff.fov_deg,
+                           speed_limit_mps=self.speed_limit(k))
 
     def bev(self, k: int, extent_m: float = 32.0, resolution_m: float = 0.25) -> np.ndarray:
         """BEV semantic raster of frame k (see raster.bev_semantics)."""

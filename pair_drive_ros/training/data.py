@@ -78,9 +78,30 @@ def agent_targets(agents_ego, cfg: PerceptionConfig, num_agents: int
     return states, mask
 
 
-def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig) -> dict:
-    """Features and targets of frame k of an EpisodeLog, as numpy arrays."""
-    feats = builder.build(log.sensor_frame(k))
+def history_frames(stamps: np.ndarray, k: int, cfg: PerceptionConfig) -> list[int]:
+    """Earlier frames of an episode whose sweeps fill frame k's past slots, oldest first.
+
+    Slot j takes the frame nearest to stamps[k] - j * history_dt_s (the history then drops it
+    if it is farther than history_tolerance_s: a gap in the log).
+    """
+    out = set()
+    for j in range(1, cfg.history_sweeps + 1):
+        target = stamps[k] - j * cfg.history_dt_s
+        i = int(np.searchsorted(stamps[:k], target))
+        near = [m for m in (i - 1, i) if 0 <= m < k]
+        if near:
+            out.add(min(near, key=lambda m: abs(stamps[m] - target)))
+    return sorted(out)
+
+
+def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
+                 history=None) -> dict:
+    """Features and targets of frame k of an EpisodeLog, as numpy arrays.
+
+    history: the episode's SweepHistory, already fed with frame k's history_frames (see
+    episode_samples); None for models without motion channels.
+    """
+    feats = builder.build(log.sensor_frame(k), history)
     scene = log.scene(k)
     if scene.expert is None:
         raise DataError(f'frame {k} of {log.path} has no expert (not scorable)')
@@ -105,6 +126,29 @@ def file_digest(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:10]
 
 
+def episode_samples(log, frames, builder: FeatureBuilder, data_cfg: DataConfig) -> list:
+    """frame_sample of each frame (ascending) of one episode, feeding its sweep history.
+
+    The history sees exactly what the perception node's would have at each frame: the earlier
+    sweeps of the same episode, in time order.
+    """
+    cfg = builder.cfg
+    frames = sorted(int(k) for k in frames)
+    if cfg.history_sweeps == 0:
+        return [frame_sample(log, k, builder, data_cfg) for k in frames]
+    history = builder.new_history()
+    stamps = np.asarray(log.arrays['t'], dtype=np.float64)
+    wanted = set(frames)
+    extra = {m for k in frames for m in history_frames(stamps, k, cfg)} - wanted
+    samples = []
+    for k in sorted(wanted | extra):
+        if k in wanted:
+            samples.append(frame_sample(log, k, builder, data_cfg, history))
+        else:
+            builder.observe(log.sensor_frame(k), history)
+    return samples
+
+
 def _build_episode(args: tuple) -> str:
     path, out_path, perception_cfg, data_cfg = args
     from pair_drive_ros.sim.logs import EpisodeLog
@@ -112,7 +156,7 @@ def _build_episode(args: tuple) -> str:
     log = EpisodeLog.load(path)
     builder = FeatureBuilder(perception_cfg)
     frames = log.scorable_frames()[::data_cfg.frame_stride]
-    samples = [frame_sample(log, int(k), builder, data_cfg) for k in frames]
+    samples = episode_samples(log, frames, builder, data_cfg)
     arrays = {'frames': np.asarray(frames, np.int64)}
     for key, dtype in _STORE.items():
         arrays[key] = (np.stack([s[key] for s in samples]).astype(dtype) if samples

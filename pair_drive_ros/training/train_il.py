@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from pair_drive_ros.core.config import config_from_dict, config_to_dict
 from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.il_planner import build_model, compute_loss, IL_MODELS
 from pair_drive_ros.training.common import (DistInfo, git_hash, init_distributed, load_checkpoint,
                                             load_state, pick_device, RunLog, save_checkpoint,
@@ -77,11 +78,29 @@ def kmeans_anchors(trajectories: np.ndarray, k: int, seed: int) -> np.ndarray:
     return centres.reshape(k, -1, 2).astype(np.float32)
 
 
+def model_config_for(cfg: ILTrainConfig) -> dict:
+    """Return the model-config overrides with the input sizes the perception config fixes.
+
+    The LiDAR channels and the ego-status layout follow the features (history sweeps, road
+    speed); an explicit backbone value that disagrees is an error.
+    """
+    data = dict(cfg.model_config)
+    backbone = dict(data.get('backbone') or {})
+    for key, value in backbone_inputs(cfg.perception).items():
+        given = backbone.get(key)
+        if given is not None and (tuple(given) if isinstance(given, list) else given) != value:
+            raise ValueError(f'model_config.backbone.{key} = {given!r} does not fit the '
+                             f'perception config (needs {value!r})')
+        backbone[key] = value
+    data['backbone'] = backbone
+    return data
+
+
 def build(cfg: ILTrainConfig, train_set: ILDataset, device: torch.device):
     """Model (anchors set for DiffusionDrive), optimizer, LR schedule."""
     if cfg.model not in IL_MODELS:
         raise ValueError(f'unknown IL model {cfg.model!r}; choose one of {IL_MODELS}')
-    model = build_model(cfg.model, cfg.model_config)
+    model = build_model(cfg.model, model_config_for(cfg))
     if cfg.model == 'diffusiondrive':
         model.set_anchors(kmeans_anchors(train_set.trajectories(), model.cfg.num_modes,
                                          cfg.seed))
@@ -194,7 +213,7 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
     if resume:
         ckpt = load_checkpoint(resume, expect_model=cfg.model,
                                expect_model_config=config_to_dict(model.cfg),
-                               expect_perception_config=cfg.perception)
+                               expect_perception_config=cfg.perception.as_dict())
         load_state(model, ckpt, f'checkpoint {resume}')
         if 'optimizer' in ckpt:
             optimizer.load_state_dict(ckpt['optimizer'])
@@ -239,7 +258,8 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
             extra['best_val_ade_m'] = best
             module = getattr(model, 'module', model)
             save_checkpoint(last_path, module, model_name=cfg.model,
-                            model_config=module.cfg, perception_config=cfg.perception,
+                            model_config=module.cfg,
+                            perception_config=cfg.perception.as_dict(),
                             extra=extra)
             if ade <= best:
                 shutil.copyfile(last_path, best_path)
