@@ -35,6 +35,10 @@ Arrays (T frames at 10 Hz, M agents ever seen, L lanes, P lane points; map frame
   route_lanes     (R,) str  the episode's lane-level route (lane ids in driving order)
 Optional stored sensors: lidar_offsets (T + 1,), lidar_points (N, 4) float32; camera (T, H, W, 3)
 uint8. Without them, sensors are re-synthesized deterministically from the state.
+Optional route_points (P, 2): the route centreline where no lane-level route is known (logs
+converted from recordings, `pair-drive dataset from-bag`). Such logs say in meta what they lack:
+agents_known / map_known false (no agent boxes / no lanes were recorded), so trainers and
+scorers skip the terms that need them.
 
 Scenes: `EpisodeLog.scene(k)` is the scorer's input at frame k: the ego state, up to 2 s of ego
 history, agent tracks over 41 steps (4 s) from frame k, the lanes within 150 m, the lane-level
@@ -309,13 +313,26 @@ class EpisodeLog:
             chain.append(best.lane_id)
         return chain
 
+    @property
+    def agents_known(self) -> bool:
+        """False where the log has no agent boxes to learn from (a converted recording)."""
+        return bool(self.meta.get('agents_known', True))
+
+    @property
+    def map_known(self) -> bool:
+        """False where the log has no lanes (BEV semantics and map-based scores unknown)."""
+        return bool(self.meta.get('map_known', True))
+
     def route(self, k: int, back_m: float = ROUTE_BACK_M, ahead_m: float = ROUTE_AHEAD_M
               ) -> Route:
         """Return the lane-level route centreline at frame k, cropped around the ego."""
-        index = self._index()
-        chain = self.route_lane_chain(k)
-        pts = np.concatenate([index.lanes[x].centerline for x in chain])
-        full = Route(pts)
+        k = self._check(k)
+        if not len(self.arrays['route_lanes']) and 'route_points' in self.arrays:
+            full = Route(self.arrays['route_points'])
+        else:
+            index = self._index()
+            chain = self.route_lane_chain(k)
+            full = Route(np.concatenate([index.lanes[x].centerline for x in chain]))
         s, _ = full.project(self.arrays['ego_pose'][k, :2])
         keep = (full.arc_length >= s - back_m) & (full.arc_length <= s + ahead_m)
         if keep.sum() >= 2:
@@ -330,6 +347,8 @@ class EpisodeLog:
 
     def episode_route(self) -> Route:
         """Return the whole episode route (lanes of route_lanes concatenated)."""
+        if not len(self.arrays['route_lanes']) and 'route_points' in self.arrays:
+            return Route(self.arrays['route_points'])
         index = self._index()
         return Route(np.concatenate([index.lanes[str(x)].centerline
                                      for x in self.arrays['route_lanes']]))

@@ -3,7 +3,9 @@
 Features are built by `perception.FeatureBuilder` from `EpisodeLog.sensor_frame(k)` (the same
 builder the perception node calls); targets come from the privileged log: the expert trajectory,
 the BEV semantic raster (`sim.raster.bev_semantics`, cropped to the BEV grid) and the nearest
-agent boxes. Synthesizing sensors costs ~0.15 s per frame, so every episode's features and
+agent boxes. Logs converted from recordings (no agents, no lanes: `pair-drive dataset
+from-bag`) give an IGNORE_CLASS BEV target and agents_known false, so those terms are skipped.
+Synthesizing sensors costs ~0.15 s per frame, so every episode's features and
 targets are cached on disk (one NPZ per episode, keyed by the perception config and the data
 config), and later epochs and runs read the cache.
 """
@@ -23,7 +25,7 @@ from pair_drive_ros.core.features import FEATURE_KEYS, Features
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import AGENT_STATE_DIM
-from pair_drive_ros.policy.losses import TARGET_KEYS
+from pair_drive_ros.policy.losses import IGNORE_CLASS, TARGET_KEYS
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +33,9 @@ CACHE_VERSION = 1
 # Storage dtypes in the cache (features are float32 when served).
 _STORE = {'lidar_bev': np.float16, 'camera': np.float16, 'route_raster': np.uint8,
           'ego_status': np.float32, 'trajectory': np.float32, 'bev_semantics': np.uint8,
-          'agent_states': np.float32, 'agent_mask': bool}
+          'agent_states': np.float32, 'agent_mask': bool, 'agents_known': bool}
+# Keys a cache written before they existed lacks, with the value they had then.
+_DEFAULTS = {'agents_known': True}
 
 
 class DataError(ValueError):
@@ -106,10 +110,15 @@ def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
     if scene.expert is None:
         raise DataError(f'frame {k} of {log.path} has no expert (not scorable)')
     states, mask = agent_targets(log.agents(k, frame='ego'), builder.cfg, data_cfg.num_agents)
+    cfg = builder.cfg
+    if log.map_known:
+        bev = bev_semantic_target(scene, cfg)
+    else:
+        # A recording without lanes: no BEV-semantic target (the loss skips these cells).
+        bev = np.full((cfg.bev_height, cfg.bev_width), IGNORE_CLASS, np.uint8)
     out = {key: getattr(feats, key) for key in FEATURE_KEYS}
-    out.update(trajectory=scene.expert.poses.astype(np.float32),
-               bev_semantics=bev_semantic_target(scene, builder.cfg),
-               agent_states=states, agent_mask=mask)
+    out.update(trajectory=scene.expert.poses.astype(np.float32), bev_semantics=bev,
+               agent_states=states, agent_mask=mask, agents_known=log.agents_known)
     return out
 
 
@@ -207,10 +216,12 @@ class ILDataset(Dataset):
         index = []
         for e, f in enumerate(files):
             with np.load(f) as data:
+                n = len(data['frames'])
                 for key in _STORE:
-                    parts[key].append(data[key])
+                    parts[key].append(data[key] if key in data.files
+                                      else np.full(n, _DEFAULTS[key], _STORE[key]))
                 index.extend((e, int(k)) for k in data['frames'])
-        self.arrays = {key: np.concatenate([p for p in parts[key] if p.ndim > 1])
+        self.arrays = {key: np.concatenate([p for p in parts[key] if p.size] or parts[key][:1])
                        for key in _STORE}
         self.index = index
         if not index:
@@ -243,7 +254,7 @@ class ILDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[dict, dict]:
         feats = {k: self.arrays[k][i].astype(np.float32) for k in FEATURE_KEYS}
-        targets = {k: self.arrays[k][i] for k in TARGET_KEYS}
+        targets = {k: self.arrays[k][i] for k in TARGET_KEYS + ('agents_known',)}
         return feats, targets
 
     def episode_frame(self, i: int) -> tuple[str, int]:
@@ -272,7 +283,9 @@ def collate(samples: list) -> tuple[dict, dict]:
     """Stack (features, targets) items into tensors (float32 features, typed targets)."""
     feats = {k: torch.from_numpy(np.stack([s[0][k] for s in samples])) for k in FEATURE_KEYS}
     targets = {}
-    for k in TARGET_KEYS:
+    for k in TARGET_KEYS + ('agents_known',):
+        if k not in samples[0][1]:
+            continue
         arr = np.stack([s[1][k] for s in samples])
         if k == 'bev_semantics':
             arr = arr.astype(np.int64)

@@ -191,8 +191,13 @@ def _loaders(cfg: ILTrainConfig, train_set, val_set, dist: DistInfo):
 
 def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
          resume: str | Path | None = None, runs_root: str | Path = 'runs',
-         cache_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt)."""
+         cache_dir: str | Path | None = None, progress: bool = True,
+         init: str | Path | None = None) -> Path:
+    """Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt).
+
+    init: a checkpoint whose weights start the run (fine-tuning, e.g. a shipped model on scene
+    logs converted from recordings); its model and perception configs must match cfg's.
+    """
     set_threads(cfg.num_threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
@@ -210,6 +215,11 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
         val_set = torch.utils.data.Subset(val_set, range(min(cfg.val_max_frames, len(val_set))))
     model, optimizer, scheduler = build(cfg, train_set, device)
     start_epoch, step, best, train_time = 0, 0, math.inf, 0.0
+    if init and not resume:
+        ckpt = load_checkpoint(init, expect_model=cfg.model,
+                               expect_perception_config=cfg.perception.as_dict())
+        load_state(model, ckpt, f'checkpoint {init}')
+        LOG.info('fine-tuning from %s', init)
     if resume:
         ckpt = load_checkpoint(resume, expect_model=cfg.model,
                                expect_model_config=config_to_dict(model.cfg),
@@ -288,6 +298,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--data', required=True, help='scene-log root with train/ and val/')
     parser.add_argument('--config', help='YAML ILTrainConfig (config/il_<model>.yaml)')
     parser.add_argument('--resume', help='checkpoint to continue from')
+    parser.add_argument('--init', help='checkpoint whose weights start a new run (fine-tuning, '
+                        'e.g. models/transfuser_lite.pt on logs from `pair-drive dataset '
+                        'from-bag`)')
     parser.add_argument('--epochs', type=int)
     parser.add_argument('--max-steps', type=int)
     parser.add_argument('--seed', type=int)
@@ -307,7 +320,7 @@ def run(args) -> int:
                             max_steps=args.max_steps, seed=args.seed, device=args.device,
                             num_threads=args.num_threads)
     best = main(cfg, args.data, args.out, args.resume, args.runs, args.cache_dir,
-                progress=not args.no_progress)
+                progress=not args.no_progress, init=args.init)
     if args.export and best.exists():
         export_checkpoint(best, args.export)
         LOG.info('exported %s -> %s', best, args.export)
