@@ -13,7 +13,7 @@ from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.perception import FeatureBuilder, PerceptionConfig
 from pair_drive_ros.perception.builder import bev_cells, curve_speed
-from pair_drive_ros.training.data import DataConfig, episode_samples
+from pair_drive_ros.training.data import DataConfig, episode_samples, frame_features
 from il_synthetic_logs import make_log
 
 MOTION = PerceptionConfig(history_sweeps=2, history_dt_s=0.2, history_tolerance_s=0.05)
@@ -167,6 +167,9 @@ def test_dataset_history_equals_the_online_stream():
     for k, sample in zip([4, 8, 12], offline):
         np.testing.assert_array_equal(sample['lidar_bev'], online[k].lidar_bev)
         np.testing.assert_array_equal(sample['ego_status'], online[k].ego_status)
+    # Random access (open-loop evaluation of single frames) rebuilds the same history.
+    np.testing.assert_array_equal(frame_features(log, 12, builder).lidar_bev,
+                                  online[12].lidar_bev)
     # The two agents drive along x at 0.8 v and v, like the ego (v ~ 15 m/s): over 0.2 s the
     # slower one falls ~0.6 m back in the ego frame, the other keeps its cells.
     assert online[12].lidar_bev[3].any() and online[12].ego_status[-1] == 1.0

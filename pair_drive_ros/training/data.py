@@ -98,6 +98,20 @@ def history_frames(stamps: np.ndarray, k: int, cfg: PerceptionConfig) -> list[in
     return sorted(out)
 
 
+def frame_features(log, k: int, builder: FeatureBuilder) -> Features:
+    """Features of frame k alone, its sweep history rebuilt from the episode's earlier frames.
+
+    For random access to frames (open-loop evaluation of a list of frames); iterating an
+    episode in order is cheaper with one history (episode_samples).
+    """
+    history = None
+    if builder.cfg.history_sweeps > 0:
+        history = builder.new_history()
+        for m in history_frames(np.asarray(log.arrays['t'], np.float64), k, builder.cfg):
+            builder.observe(log.sensor_frame(m), history)
+    return builder.build(log.sensor_frame(k), history)
+
+
 def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
                  history=None) -> dict:
     """Features and targets of frame k of an EpisodeLog, as numpy arrays.
