@@ -47,7 +47,9 @@ class PerceptionConfig:
     # Motion: past LiDAR sweeps, ego-motion compensated into the current ego frame, one BEV
     # channel each (points above split_height_m). 0: off (the features of the original models).
     history_sweeps: int = 0
-    history_dt_s: float = 0.2               # spacing of the past sweeps [s]
+    # Spacing of the past sweeps [s]. 0.5 s matches the closed-loop replanning period of the
+    # simulator (it hands the planner a frame every 5 steps); online every sweep is fed.
+    history_dt_s: float = 0.5
     history_tolerance_s: float = 0.05       # a sweep this far from its slot time still counts [s]
     # The speed the road allows, as ego-status entries: speed limit [m/s], its known flag, and
     # the curve speed sqrt(road_lateral_accel_mps2 / max |curvature|) over the route ahead [m/s].
