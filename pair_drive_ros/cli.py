@@ -29,6 +29,8 @@ COMMANDS = {
                  'generate scene logs with the embedded simulator'),
     'export-bag': ('pair_drive_ros.sim.export_bag',
                    'export a scene-log episode as a rosbag2 MCAP'),
+    'dataset': ('pair_drive_ros.training.datasets',
+                'turn rosbag2 recordings into scene logs for training (from-bag)'),
     'score': ('pair_drive_ros.scoring.cli',
               'score trajectories with the PDM scorer (PDMS, EPDMS)'),
     'train': ('pair_drive_ros.training.cli',

@@ -28,7 +28,8 @@ class SensorFrame:
     intensity in the LiDAR frame (x forward, y left, z up). camera_image: (H, W, 3) uint8 RGB from
     the front camera.
     route: the route in the map frame, if known. *_mount: (4,) sensor pose in the ego frame
-    (x, y, z [m], yaw [rad]).
+    (x, y, z [m], yaw [rad]). speed_limit_mps: the speed limit of the ego's lane [m/s], if known
+    (a scene log's lane, a parameter, a map).
     """
 
     stamp_s: float
@@ -39,3 +40,4 @@ class SensorFrame:
     lidar_mount: np.ndarray = field(default_factory=lambda: np.array(DEFAULT_LIDAR_MOUNT))
     camera_mount: np.ndarray = field(default_factory=lambda: np.array(DEFAULT_CAMERA_MOUNT))
     camera_fov_deg: float = DEFAULT_CAMERA_FOV_DEG
+    speed_limit_mps: float | None = None

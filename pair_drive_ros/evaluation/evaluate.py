@@ -59,7 +59,7 @@ class EvalConfig:
 def _frame_inputs(frames, planner: AbstractPlanner):
     """Yield (path, k, log, features) for (path, k) pairs or an ILDataset (cached features)."""
     from pair_drive_ros.sim.logs import EpisodeLog
-    from pair_drive_ros.training.data import ILDataset
+    from pair_drive_ros.training.data import frame_features, ILDataset
 
     logs: dict = {}
 
@@ -79,7 +79,7 @@ def _frame_inputs(frames, planner: AbstractPlanner):
     builder = FeatureBuilder(planner_perception_config(planner))
     for path, k in frames:
         log = log_of(path)
-        yield path, k, log, builder.build(log.sensor_frame(k))
+        yield path, k, log, frame_features(log, k, builder)
 
 
 def evaluate_open_loop(planner: AbstractPlanner, frames, *, scorer_cfg=None,

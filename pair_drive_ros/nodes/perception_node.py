@@ -4,7 +4,9 @@ Subscribes to the CARLA bridge topics (sensor-data QoS, the route TRANSIENT_LOCA
 camera, LiDAR and odometry by stamp within `sync_slop_s` (the LiDAR stamp is the frame's stamp),
 runs the perception room's FeatureBuilder and publishes the features on private topics
 (~/lidar_bev, ~/camera, ~/route_raster, ~/ego_status as 32FC1 Images, ~/ego Odometry, ~/route
-Path), all with the frame's stamp.
+Path), all with the frame's stamp. With history_sweeps > 0 in the perception config, the node
+keeps one SweepHistory that every published frame feeds (it clears itself when time jumps back;
+sweeps lost to gaps become zero channels flagged missing in the ego status).
 
 Inputs are validated at receipt (stamp, frame, size, odometry plausibility) and every callback is
 guarded: what cannot be used is counted per topic and reason in /diagnostics and dropped.
@@ -87,6 +89,7 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f'cannot load perception config: {err}')
             return TransitionCallbackReturn.FAILURE
         self._builder = FeatureBuilder(cfg)
+        self._history = self._builder.new_history()
         self._sync = StampSync(('lidar', 'camera', 'odometry'), anchor='lidar',
                                slop_ns=int(p.sync_slop_s * 1e9), queue_size=p.sync_queue)
         self._route = None
@@ -216,6 +219,7 @@ class PerceptionNode(LifecycleNode):
         except TimeJump as err:
             self.get_logger().warning(f'time jumped backwards, resynchronizing: {err}',
                                       throttle_duration_sec=THROTTLE_S)
+            self._history.reset()
             return
         if matched is not None:
             self._publish(ros.nanoseconds_to_stamp(matched[0]), matched[1])
@@ -229,7 +233,7 @@ class PerceptionNode(LifecycleNode):
                             camera_mount=np.asarray(p.camera_mount),
                             camera_fov_deg=p.camera_fov_deg)
         try:
-            features = self._builder.build(frame)
+            features = self._builder.build(frame, self._history)
             msgs = feature_messages(features, stamp, ego_frame=p.ego_frame,
                                     with_route=self._route is not self._route_published)
         except (ValueError, IndexError, FloatingPointError) as err:

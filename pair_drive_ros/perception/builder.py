@@ -14,6 +14,7 @@ from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.se2 import inverse_transform_points, wrap_angle
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.perception.history import SweepHistory
 
 LOG = logging.getLogger(__name__)
 
@@ -47,9 +48,22 @@ def lidar_histogram(cfg: PerceptionConfig, points: np.ndarray | None,
     points: (N, >=3) x, y, z [m] in the LiDAR frame; mount: (4,) x, y, z, yaw of the LiDAR in the
     ego frame.
     """
+    return lidar_bev_and_obstacles(cfg, points, mount, keep_obstacles=False)[0]
+
+
+def lidar_bev_and_obstacles(cfg: PerceptionConfig, points: np.ndarray | None,
+                            mount: np.ndarray, keep_obstacles: bool = True
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Return lidar_histogram's (2, H, W) histogram and the obstacle points' ego-frame xy (N, 2).
+
+    Obstacle points are those above the split height and below max_height_m, near enough to
+    enter the BEV within the sweep history's time span (for SweepHistory). One pass over the
+    cloud serves both (the history must not cost a second one).
+    """
     h, w = cfg.bev_height, cfg.bev_width
+    none = np.zeros((0, 2))
     if points is None or len(points) == 0:
-        return np.zeros((2, h, w), dtype=np.float32)
+        return np.zeros((2, h, w), dtype=np.float32), none
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise FeatureError(f'lidar_points must have shape (N, >=3), got {pts.shape}')
@@ -58,21 +72,33 @@ def lidar_histogram(cfg: PerceptionConfig, points: np.ndarray | None,
         raise FeatureError(f'lidar_mount must have shape (4,), got {np.shape(mount)}')
     c, s = np.cos(mnt[3]), np.sin(mnt[3])
     px, py = pts[:, 0], pts[:, 1]
+    ex = px * c - py * s + mnt[0]
+    ey = px * s + py * c + mnt[1]
     # Fractional grid coordinates; the bounds are checked on them (floor(u) in [0, h) <=> u in
     # [0, h), NaN fails both), so only the points inside are cast: the same cells as flooring
     # every point, at half the cost on 60,000 points.
-    u = (cfg.x_max_m - (px * c - py * s + mnt[0])) / cfg.resolution_m
-    v = (cfg.y_extent_m - (px * s + py * c + mnt[1])) / cfg.resolution_m
+    u = (cfg.x_max_m - ex) / cfg.resolution_m
+    v = (cfg.y_extent_m - ey) / cfg.resolution_m
     z = pts[:, 2] + mnt[2]
-    ok = ((u >= 0) & (u < h) & (v >= 0) & (v < w)
-          & (z >= cfg.min_height_m) & (z <= cfg.max_height_m))
+    in_height = (z >= cfg.min_height_m) & (z <= cfg.max_height_m)
+    ok = (u >= 0) & (u < h) & (v >= 0) & (v < w) & in_height
     idx = np.flatnonzero(ok)
     flat = u[idx].astype(np.int64) * w + v[idx].astype(np.int64)  # truncation = floor here
     flat += (z[idx] > cfg.split_height_m) * (h * w)
     counts = np.bincount(flat, minlength=2 * h * w)
     hist = np.minimum(counts, cfg.hist_max_per_cell).astype(np.float32)
     hist *= 1.0 / cfg.hist_max_per_cell
-    return hist.reshape(2, h, w)
+    obstacles = none
+    if keep_obstacles:
+        # Points outside the BEV now may enter it later, as the ego or they move: keep a margin
+        # that covers 50 m/s of relative motion over the whole history (+5 m for turning).
+        margin = cfg.history_sweeps * cfg.history_dt_s * 50.0 + 5.0
+        sel = np.flatnonzero(in_height & (z > cfg.split_height_m)
+                             & (u >= -margin / cfg.resolution_m)
+                             & (u < h + margin / cfg.resolution_m)
+                             & (np.abs(ey) <= cfg.y_extent_m + margin))
+        obstacles = np.stack([ex[sel], ey[sel]], -1).astype(np.float64)
+    return hist.reshape(2, h, w), obstacles
 
 
 def route_raster(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> np.ndarray:
@@ -130,6 +156,44 @@ def ego_status(command: int, ego: EgoState) -> np.ndarray:
     return status
 
 
+def curve_speed(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> float:
+    """Return the speed [m/s] of the sharpest curve within road_lookahead_m along the route.
+
+    At that speed the lateral acceleration is road_lateral_accel_mps2 (capped at
+    road_speed_cap_mps; the cap without a route).
+
+    Curvature is the heading change over 5-m chords (robust to the polyline's vertex noise).
+    """
+    if route is None:
+        return cfg.road_speed_cap_mps
+    chord = 5.0
+    s0, _ = route.project(np.asarray(ego_pose[:2])[None])
+    s = s0[0] + np.arange(0.0, cfg.road_lookahead_m + chord, chord)
+    s = s[s <= route.length]
+    if len(s) < 3:
+        return cfg.road_speed_cap_mps
+    xy = route.interpolate(s)[:, :2]
+    d = np.diff(xy, axis=0)
+    heading = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+    seg = np.maximum(np.linalg.norm(d, axis=1), 1e-6)
+    kappa = np.abs(np.diff(heading)) / (0.5 * (seg[1:] + seg[:-1]))
+    k_max = float(kappa.max(initial=0.0))
+    if k_max <= cfg.road_lateral_accel_mps2 / cfg.road_speed_cap_mps ** 2:
+        return cfg.road_speed_cap_mps
+    return float(np.sqrt(cfg.road_lateral_accel_mps2 / k_max))
+
+
+def road_status(cfg: PerceptionConfig, speed_limit_mps: float | None, route: Route | None,
+                ego_pose: np.ndarray) -> np.ndarray:
+    """(3,) float32 speed limit [m/s] (0 unknown), known flag, curve speed [m/s]."""
+    limit = speed_limit_mps
+    if limit is None or not np.isfinite(limit) or limit <= 0:
+        limit = cfg.speed_limit_default_mps
+    known = limit > 0
+    return np.array([limit if known else 0.0, float(known), curve_speed(cfg, route, ego_pose)],
+                    dtype=np.float32)
+
+
 class FeatureBuilder:
     """Build model Features from one SensorFrame (what the car sees; nothing privileged)."""
 
@@ -167,15 +231,47 @@ class FeatureBuilder:
         out = small * self._cam_scale + self._cam_offset
         return np.ascontiguousarray(out.transpose(2, 0, 1))
 
-    def build(self, frame: SensorFrame) -> Features:
-        """Features of one frame (ego frame at frame.stamp_s)."""
+    def new_history(self) -> SweepHistory:
+        """Return an empty sweep history for one stream of frames (an episode, a sensor feed)."""
+        return SweepHistory(self.cfg)
+
+    def observe(self, frame: SensorFrame, history: SweepHistory) -> None:
+        """Feed a frame's sweep to `history` without building its features (cheap)."""
+        _, obstacles = lidar_bev_and_obstacles(self.cfg, frame.lidar_points, frame.lidar_mount)
+        history.push(float(frame.stamp_s), frame.ego.pose, obstacles)
+
+    def build(self, frame: SensorFrame, history: SweepHistory | None = None) -> Features:
+        """Features of one frame (ego frame at frame.stamp_s).
+
+        With history_sweeps > 0, `history` holds this stream's earlier sweeps (fed in time order
+        by earlier calls) and receives this frame's sweep; without one the past channels are
+        zeros flagged missing. Frames of different streams must not share a history.
+        """
         if not isinstance(frame, SensorFrame):
             raise FeatureError(f'expected a SensorFrame, got {type(frame).__name__}')
+        cfg = self.cfg
         ego = frame.ego
-        command = driving_command(self.cfg, frame.route, ego.pose)
+        command = driving_command(cfg, frame.route, ego.pose)
+        motion = cfg.history_sweeps > 0
+        lidar, obstacles = lidar_bev_and_obstacles(cfg, frame.lidar_points, frame.lidar_mount,
+                                                   keep_obstacles=motion and history is not None)
+        status = ego_status(command, ego)
+        if cfg.road_speed:
+            status = np.concatenate([status, road_status(
+                cfg, frame.speed_limit_mps, frame.route, ego.pose)])
+        if motion:
+            stamp = float(frame.stamp_s)
+            if history is None:
+                past = np.zeros((cfg.history_sweeps,) + lidar.shape[1:], np.float32)
+                valid = np.zeros(cfg.history_sweeps, bool)
+            else:
+                past, valid = history.channels(stamp, ego.pose)
+                history.push(stamp, ego.pose, obstacles)
+            lidar = np.concatenate([lidar, past])
+            status = np.concatenate([status, valid.astype(np.float32)])
         return Features(
-            lidar_bev=lidar_histogram(self.cfg, frame.lidar_points, frame.lidar_mount),
+            lidar_bev=lidar,
             camera=self.camera_tensor(frame.camera_image),
-            route_raster=route_raster(self.cfg, frame.route, ego.pose),
-            ego_status=ego_status(command, ego),
+            route_raster=route_raster(cfg, frame.route, ego.pose),
+            ego_status=status,
             ego=ego, route=frame.route, stamp_s=float(frame.stamp_s))

@@ -5,6 +5,15 @@ from pathlib import Path
 
 import yaml
 
+from pair_drive_ros.core.features import status_layout
+
+# Optional feature groups: the switch field and every field of its group (switch included).
+OPTION_GROUPS = {
+    'history_sweeps': ('history_sweeps', 'history_dt_s', 'history_tolerance_s'),
+    'road_speed': ('road_speed', 'road_lookahead_m', 'road_lateral_accel_mps2',
+                   'road_speed_cap_mps', 'speed_limit_default_mps'),
+}
+
 
 class PerceptionConfigError(ValueError):
     """A perception configuration is invalid (unknown key, bad value)."""
@@ -35,6 +44,20 @@ class PerceptionConfig:
     command_lookahead_m: float = 30.0       # route point used for the driving command [m]
     command_turn_rad: float = 0.35          # heading change that counts as a turn [rad]
     command_lateral_m: float = 3.0          # lateral offset that counts as a turn [m]
+    # Motion: past LiDAR sweeps, ego-motion compensated into the current ego frame, one BEV
+    # channel each (points above split_height_m). 0: off (the features of the original models).
+    history_sweeps: int = 0
+    # Spacing of the past sweeps [s]. 0.5 s matches the closed-loop replanning period of the
+    # simulator (it hands the planner a frame every 5 steps); online every sweep is fed.
+    history_dt_s: float = 0.5
+    history_tolerance_s: float = 0.05       # a sweep this far from its slot time still counts [s]
+    # The speed the road allows, as ego-status entries: speed limit [m/s], its known flag, and
+    # the curve speed sqrt(road_lateral_accel_mps2 / max |curvature|) over the route ahead [m/s].
+    road_speed: bool = False
+    road_lookahead_m: float = 60.0          # route stretch searched for the sharpest curve [m]
+    road_lateral_accel_mps2: float = 3.0    # comfortable lateral acceleration in curves
+    road_speed_cap_mps: float = 40.0        # curve speed on straight road (and its upper bound)
+    speed_limit_default_mps: float = 0.0    # limit when a frame carries none (0: unknown)
 
     def __post_init__(self) -> None:
         if not self.x_max_m > self.x_min_m:
@@ -46,6 +69,14 @@ class PerceptionConfig:
             raise PerceptionConfigError('camera tensor must be at least 8 x 8 px')
         if self.hist_max_per_cell < 1:
             raise PerceptionConfigError('hist_max_per_cell must be >= 1')
+        if self.history_sweeps < 0 or self.history_dt_s <= 0:
+            raise PerceptionConfigError('history_sweeps must be >= 0 and history_dt_s > 0')
+        if not 0 <= self.history_tolerance_s < 0.5 * self.history_dt_s:
+            raise PerceptionConfigError('history_tolerance_s must be in [0, history_dt_s / 2)')
+        if (self.road_lookahead_m <= 0 or self.road_lateral_accel_mps2 <= 0
+                or self.road_speed_cap_mps <= 0 or self.speed_limit_default_mps < 0):
+            raise PerceptionConfigError('road_* settings must be positive, '
+                                        'speed_limit_default_mps >= 0')
 
     @property
     def bev_height(self) -> int:
@@ -59,14 +90,25 @@ class PerceptionConfig:
 
     @property
     def lidar_channels(self) -> int:
-        """Histogram channels of the LiDAR BEV: below and above the split height."""
-        return 2
+        """Count the LiDAR BEV channels: below / above the split height, one per past sweep."""
+        return 2 + self.history_sweeps
+
+    @property
+    def status_dim(self) -> int:
+        """Length of the ego-status vector (see core.features.status_layout)."""
+        return len(status_layout(self.road_speed, self.history_sweeps))
 
     def as_dict(self) -> dict:
         """Plain dict (for checkpoints and run logs)."""
         d = asdict(self)
         d['camera_mean'] = list(self.camera_mean)
         d['camera_std'] = list(self.camera_std)
+        # An option group that is off is left out: a default config writes exactly the dict of
+        # the models trained before the group existed (checkpoints and cache keys stay equal).
+        for switch, group in OPTION_GROUPS.items():
+            if not d[switch]:
+                for key in group:
+                    del d[key]
         return d
 
     @classmethod

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F  # noqa: N812
 
-from pair_drive_ros.core.features import COMMANDS, FEATURE_KEYS, STATUS_DIM
+from pair_drive_ros.core.features import (COMMANDS, FEATURE_KEYS, SPEED_STATUS, STATUS_DIM,
+                                          status_layout)
 
 # Agent box state: x, y [m], yaw [rad], length, width [m] in the ego frame (Transfuser's order).
 AGENT_STATE_DIM = 5
@@ -33,13 +34,23 @@ class BackboneConfig:
     fusion_tokens: tuple = (8, 8)          # per-stream token grid at each fused scale
     decoder_layers: int = 2                # query decoder (Transfuser: 3)
     num_agents: int = 16                   # agent queries (Transfuser: 30)
-    lidar_channels: int = 3                # 2 histogram channels + route raster
+    lidar_channels: int = 3                # LiDAR BEV channels + route raster (2 + 1 by default)
+    status_dim: int = STATUS_DIM           # ego-status length (PerceptionConfig.status_dim)
+    status_speed_slots: tuple = ()         # further status entries in m/s (scaled like speed)
     bev_classes: int = 5                   # sim.raster BEV_CLASSES
     semantic_channels: int = 32            # BEV-semantic head width
     agent_range_m: float = 48.0            # agent x, y are tanh-bounded to this [m]
     speed_scale_mps: float = 20.0          # ego-status velocity normalisation
     accel_scale_mps2: float = 4.0          # ego-status acceleration normalisation
     dropout: float = 0.0
+
+
+def backbone_inputs(perception) -> dict:
+    """Return the BackboneConfig fields a perception config fixes (LiDAR channels, status)."""
+    layout = status_layout(perception.road_speed, perception.history_sweeps)
+    slots = [i for i, name in enumerate(layout) if name in SPEED_STATUS and i >= STATUS_DIM]
+    return {'lidar_channels': perception.lidar_channels + 1, 'status_dim': len(layout),
+            'status_speed_slots': tuple(slots)}
 
 
 def _stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -107,7 +118,8 @@ class PerceptionTrunk(nn.Module):
         self.fusions = nn.ModuleList([GPTFusion(ch[2], cfg), GPTFusion(ch[3], cfg)])
         d = cfg.d_model
         self.bev_proj = nn.Conv2d(ch[3], d, 1)
-        self.status_proj = nn.Sequential(nn.Linear(STATUS_DIM, d), nn.ReLU(), nn.Linear(d, d))
+        self.status_proj = nn.Sequential(nn.Linear(cfg.status_dim, d), nn.ReLU(),
+                                         nn.Linear(d, d))
         self.bev_pos = nn.Parameter(torch.zeros(1, 64, d))
         self.status_pos = nn.Parameter(torch.zeros(1, 1, d))
         self.queries = nn.Parameter(torch.randn(1, 1 + cfg.num_agents, d) * 0.02)
@@ -122,10 +134,15 @@ class PerceptionTrunk(nn.Module):
         self.sem_lateral = nn.Conv2d(ch[1], sd, 1)
         self.sem_out = nn.Sequential(nn.Conv2d(sd, sd, 3, padding=1), nn.ReLU(inplace=True),
                                      nn.Conv2d(sd, cfg.bev_classes, 1))
-        scale = torch.ones(STATUS_DIM)
+        if cfg.status_dim < STATUS_DIM:
+            raise ValueError(f'BackboneConfig.status_dim must be >= {STATUS_DIM}, '
+                             f'got {cfg.status_dim}')
+        scale = torch.ones(cfg.status_dim)
         n = len(COMMANDS)
         scale[n:n + 2] = 1.0 / cfg.speed_scale_mps
         scale[n + 2:n + 4] = 1.0 / cfg.accel_scale_mps2
+        for i in cfg.status_speed_slots:
+            scale[int(i)] = 1.0 / cfg.speed_scale_mps
         self.register_buffer('status_scale', scale, persistent=False)
 
     def forward(self, batch: dict) -> dict:

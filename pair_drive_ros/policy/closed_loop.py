@@ -17,9 +17,13 @@ def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
     on_plan(frame, plan): called with every PlanOutput (e.g. to log what was picked).
     """
     builder = FeatureBuilder(planner_perception_config(planner))
+    history = builder.new_history()
 
     def policy(frame, scene) -> Trajectory:
-        plan = planner.compute_plan(PlannerInput(builder.build(frame), scene))
+        newest = history.newest_stamp_s
+        if newest is not None and frame.stamp_s <= newest:
+            history.reset()  # a new episode: its sweeps must not see the last one's
+        plan = planner.compute_plan(PlannerInput(builder.build(frame, history), scene))
         if on_plan is not None:
             on_plan(frame, plan)
         return plan.trajectory

@@ -74,6 +74,9 @@ class ILPlanner(AbstractPlanner):
         if tuple(f.lidar_bev.shape) != want:
             raise ValueError(f'{self.name}: lidar_bev shape {tuple(f.lidar_bev.shape)} does not '
                              f'match the model perception config {want}')
+        if np.shape(f.ego_status) != (cfg.status_dim,):
+            raise ValueError(f'{self.name}: ego_status of {np.shape(f.ego_status)} values does '
+                             f'not match the model perception config ({cfg.status_dim},)')
 
     def _plan(self, tensors: dict) -> dict:
         return self.model.plan(tensors)

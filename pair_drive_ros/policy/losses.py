@@ -11,12 +11,22 @@ import torch.nn.functional as F  # noqa: N812
 # trajectory (B, 8, 3) ego frame; bev_semantics (B, H, W) int64 classes on the BEV grid;
 # agent_states (B, A, 5) x, y, yaw, length, width; agent_mask (B, A) bool (a real agent).
 TARGET_KEYS = ('trajectory', 'bev_semantics', 'agent_states', 'agent_mask')
+# Optional target keys: agents_known (B,) bool, false for frames without agent boxes (converted
+# recordings; their agent terms are skipped). BEV cells of unknown class hold IGNORE_CLASS.
+IGNORE_CLASS = 255
+
+
+def known_agents(targets: dict):
+    """Return the (B,) agents_known flags of a target batch, or None when all are known."""
+    return targets.get('agents_known')
 
 
 def agent_loss(pred_states: torch.Tensor, pred_logits: torch.Tensor, gt_states: torch.Tensor,
-               gt_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+               gt_mask: torch.Tensor, known: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Transfuser's agent loss: Hungarian match, then BCE on existence and L1 on matched boxes.
 
+    known: (B,) bool, false where the frame's agents are unknown (no existence target there).
     Returns (class loss, box loss), each a scalar.
     """
     b, a = pred_logits.shape
@@ -47,16 +57,28 @@ def agent_loss(pred_states: torch.Tensor, pred_logits: torch.Tensor, gt_states: 
                + F.l1_loss(pred[:, 3:], gt[:, 3:]))
     else:
         box = pred_states.sum() * 0.0
-    cls = F.binary_cross_entropy_with_logits(pred_logits, target_cls)
+    if known is None or bool(known.all()):
+        cls = F.binary_cross_entropy_with_logits(pred_logits, target_cls)
+    elif bool(known.any()):
+        k = known.to(torch.bool)
+        cls = F.binary_cross_entropy_with_logits(pred_logits[k], target_cls[k])
+    else:
+        cls = pred_logits.sum() * 0.0
     return cls, box
 
 
 def bev_semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Pixel-wise cross-entropy; logits (B, C, h, w), target (B, h, w) int64."""
+    """Pixel-wise cross-entropy; logits (B, C, h, w), target (B, h, w) int64.
+
+    Cells holding IGNORE_CLASS (frames without a map) do not count; 0 when none is known.
+    """
     if logits.shape[-2:] != target.shape[-2:]:
         raise ValueError(f'BEV semantics size mismatch: model {tuple(logits.shape[-2:])}, '
                          f'target {tuple(target.shape[-2:])}')
-    return F.cross_entropy(logits, target.long())
+    target = target.long()
+    if not bool((target != IGNORE_CLASS).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, ignore_index=IGNORE_CLASS)
 
 
 def trajectory_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

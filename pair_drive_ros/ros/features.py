@@ -15,7 +15,9 @@ from pair_drive_ros.ros.geometry import (ego_state_to_odometry, odometry_to_ego_
 from pair_drive_ros.ros.image import image_to_numpy, numpy_to_image
 from pair_drive_ros.ros.stamps import make_header
 
-# Channel counts of the stacked images (the feature builder's layout).
+# Channel counts of the stacked images (the feature builder's layout). The LiDAR BEV has
+# LIDAR_BEV_CHANNELS with the default perception config and one more per past sweep: a reader
+# takes its channel count from the image height over the route raster's (one channel, H rows).
 LIDAR_BEV_CHANNELS = 2
 CAMERA_CHANNELS = 3
 ROUTE_CHANNELS = 1
@@ -60,17 +62,27 @@ def feature_messages(features: Features, stamp, ego_frame: str = 'ego_vehicle',
 
 
 def features_from_messages(msgs: dict, route: Route | None = None) -> Features:
-    """Inverse of feature_messages (the route may come from a separate, latest message)."""
+    """Inverse of feature_messages (the route may come from a separate, latest message).
+
+    The LiDAR channel count and the status length are those the sender's perception config
+    gives; the planner checks them against its model's.
+    """
     status = unstack_image(msgs['ego_status'], 1).reshape(-1)
-    if status.shape != (STATUS_DIM,):
-        raise CodecError(f'ego_status must have {STATUS_DIM} values, got '
+    if status.shape[0] < STATUS_DIM:
+        raise CodecError(f'ego_status must have at least {STATUS_DIM} values, got '
                          f'{status.shape[0]}')
+    route_raster = unstack_image(msgs['route_raster'], ROUTE_CHANNELS)
+    rows = route_raster.shape[1]
+    lidar_rows = msgs['lidar_bev'].height
+    if rows == 0 or lidar_rows % rows or lidar_rows < LIDAR_BEV_CHANNELS * rows:
+        raise CodecError(f'lidar_bev image of {lidar_rows} rows does not stack whole BEV '
+                         f'channels of {rows} rows (at least {LIDAR_BEV_CHANNELS})')
     n = len(COMMANDS)
     ego = odometry_to_ego_state(msgs['ego'], acceleration=status[n + 2:n + 4])
     if 'route' in msgs and msgs['route'] is not None:
         route = path_to_route(msgs['route'])
     return Features(
-        lidar_bev=unstack_image(msgs['lidar_bev'], LIDAR_BEV_CHANNELS),
+        lidar_bev=unstack_image(msgs['lidar_bev'], lidar_rows // rows),
         camera=unstack_image(msgs['camera'], CAMERA_CHANNELS),
-        route_raster=unstack_image(msgs['route_raster'], ROUTE_CHANNELS),
+        route_raster=route_raster,
         ego_status=status, ego=ego, route=route, stamp_s=ego.stamp_s)

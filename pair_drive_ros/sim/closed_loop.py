@@ -330,7 +330,8 @@ class SimSession:
             lidar_points=simulate_lidar(ego.pose, agents, self._geometry, self.lidar_cfg),
             camera_image=render_camera(ego.pose, agents, self._geometry, self.camera_cfg),
             route=log.route(k), lidar_mount=np.array(self.lidar_cfg.mount),
-            camera_mount=np.array(self.camera_cfg.mount), camera_fov_deg=self.camera_cfg.fov_deg)
+            camera_mount=np.array(self.camera_cfg.mount), camera_fov_deg=self.camera_cfg.fov_deg,
+            speed_limit_mps=log.speed_limit(k))
 
     # ---- metrics ------------------------------------------------------------------------------
     def _outcome(self) -> dict:

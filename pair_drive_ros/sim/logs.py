@@ -38,6 +38,10 @@ Arrays (T frames at 10 Hz, M agents ever seen, L lanes, P lane points; map frame
   route_lanes     (R,) str  the episode's lane-level route (lane ids in driving order)
 Optional stored sensors: lidar_offsets (T + 1,), lidar_points (N, 4) float32; camera (T, H, W, 3)
 uint8. Without them, sensors are re-synthesized deterministically from the state.
+Optional route_points (P, 2): the route centreline where no lane-level route is known (logs
+converted from recordings, `pair-drive dataset from-bag`). Such logs say in meta what they lack:
+agents_known / map_known false (no agent boxes / no lanes were recorded), so trainers and
+scorers skip the terms that need them.
 
 Scenes: `EpisodeLog.scene(k)` is the scorer's input at frame k: the ego state, up to 2 s of ego
 history, agent tracks over 41 steps (4 s) from frame k, the lanes within 150 m, the lane-level
@@ -312,13 +316,26 @@ class EpisodeLog:
             chain.append(best.lane_id)
         return chain
 
+    @property
+    def agents_known(self) -> bool:
+        """False where the log has no agent boxes to learn from (a converted recording)."""
+        return bool(self.meta.get('agents_known', True))
+
+    @property
+    def map_known(self) -> bool:
+        """False where the log has no lanes (BEV semantics and map-based scores unknown)."""
+        return bool(self.meta.get('map_known', True))
+
     def route(self, k: int, back_m: float = ROUTE_BACK_M, ahead_m: float = ROUTE_AHEAD_M
               ) -> Route:
         """Return the lane-level route centreline at frame k, cropped around the ego."""
-        index = self._index()
-        chain = self.route_lane_chain(k)
-        pts = np.concatenate([index.lanes[x].centerline for x in chain])
-        full = Route(pts)
+        k = self._check(k)
+        if not len(self.arrays['route_lanes']) and 'route_points' in self.arrays:
+            full = Route(self.arrays['route_points'])
+        else:
+            index = self._index()
+            chain = self.route_lane_chain(k)
+            full = Route(np.concatenate([index.lanes[x].centerline for x in chain]))
         s, _ = full.project(self.arrays['ego_pose'][k, :2])
         keep = (full.arc_length >= s - back_m) & (full.arc_length <= s + ahead_m)
         if keep.sum() >= 2:
@@ -333,9 +350,29 @@ class EpisodeLog:
 
     def episode_route(self) -> Route:
         """Return the whole episode route (lanes of route_lanes concatenated)."""
+        if not len(self.arrays['route_lanes']) and 'route_points' in self.arrays:
+            return Route(self.arrays['route_points'])
         index = self._index()
         return Route(np.concatenate([index.lanes[str(x)].centerline
                                      for x in self.arrays['route_lanes']]))
+
+    def speed_limit(self, k: int) -> float | None:
+        """Speed limit [m/s] of the ego's lane at frame k (its route lane if off every lane).
+
+        None where the log holds no lanes (e.g. converted from a recording without a map).
+        """
+        k = self._check(k)
+        a = self.arrays
+        limits = a['lane_speed_limit']
+        li = int(a['ego_lane'][k])
+        if 0 <= li < len(limits):
+            return float(limits[li])
+        if len(a['route_lanes']) and len(limits):
+            ids = [str(x) for x in a['lane_ids']]
+            first = str(a['route_lanes'][0])
+            if first in ids:
+                return float(limits[ids.index(first)])
+        return None
 
     # ---- scenes and sensors -------------------------------------------------------------------
     def token(self, k: int) -> str:
@@ -377,7 +414,8 @@ class EpisodeLog:
                            camera_image=image, route=self.route(k),
                            lidar_mount=np.array(lidar_cfg_eff.mount),
                            camera_mount=np.array(camera_cfg_eff.mount),
-                           camera_fov_deg=camera_cfg_eff.fov_deg)
+                           camera_fov_deg=camera_cfg_eff.fov_deg,
+                           speed_limit_mps=self.speed_limit(k))
 
     def bev(self, k: int, extent_m: float = 32.0, resolution_m: float = 0.25) -> np.ndarray:
         """BEV semantic raster of frame k (see raster.bev_semantics)."""

@@ -3,7 +3,9 @@
 Features are built by `perception.FeatureBuilder` from `EpisodeLog.sensor_frame(k)` (the same
 builder the perception node calls); targets come from the privileged log: the expert trajectory,
 the BEV semantic raster (`sim.raster.bev_semantics`, cropped to the BEV grid) and the nearest
-agent boxes. Synthesizing sensors costs ~0.15 s per frame, so every episode's features and
+agent boxes. Logs converted from recordings (no agents, no lanes: `pair-drive dataset
+from-bag`) give an IGNORE_CLASS BEV target and agents_known false, so those terms are skipped.
+Synthesizing sensors costs ~0.15 s per frame, so every episode's features and
 targets are cached on disk (one NPZ per episode, keyed by the perception config and the data
 config), and later epochs and runs read the cache.
 """
@@ -23,7 +25,7 @@ from pair_drive_ros.core.features import FEATURE_KEYS, Features
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import AGENT_STATE_DIM
-from pair_drive_ros.policy.losses import TARGET_KEYS
+from pair_drive_ros.policy.losses import IGNORE_CLASS, TARGET_KEYS
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +33,9 @@ CACHE_VERSION = 1
 # Storage dtypes in the cache (features are float32 when served).
 _STORE = {'lidar_bev': np.float16, 'camera': np.float16, 'route_raster': np.uint8,
           'ego_status': np.float32, 'trajectory': np.float32, 'bev_semantics': np.uint8,
-          'agent_states': np.float32, 'agent_mask': bool}
+          'agent_states': np.float32, 'agent_mask': bool, 'agents_known': bool}
+# Keys a cache written before they existed lacks, with the value they had then.
+_DEFAULTS = {'agents_known': True}
 
 
 class DataError(ValueError):
@@ -78,17 +82,57 @@ def agent_targets(agents_ego, cfg: PerceptionConfig, num_agents: int
     return states, mask
 
 
-def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig) -> dict:
-    """Features and targets of frame k of an EpisodeLog, as numpy arrays."""
-    feats = builder.build(log.sensor_frame(k))
+def history_frames(stamps: np.ndarray, k: int, cfg: PerceptionConfig) -> list[int]:
+    """Earlier frames of an episode whose sweeps fill frame k's past slots, oldest first.
+
+    Slot j takes the frame nearest to stamps[k] - j * history_dt_s (the history then drops it
+    if it is farther than history_tolerance_s: a gap in the log).
+    """
+    out = set()
+    for j in range(1, cfg.history_sweeps + 1):
+        target = stamps[k] - j * cfg.history_dt_s
+        i = int(np.searchsorted(stamps[:k], target))
+        near = [m for m in (i - 1, i) if 0 <= m < k]
+        if near:
+            out.add(min(near, key=lambda m: abs(stamps[m] - target)))
+    return sorted(out)
+
+
+def frame_features(log, k: int, builder: FeatureBuilder) -> Features:
+    """Features of frame k alone, its sweep history rebuilt from the episode's earlier frames.
+
+    For random access to frames (open-loop evaluation of a list of frames); iterating an
+    episode in order is cheaper with one history (episode_samples).
+    """
+    history = None
+    if builder.cfg.history_sweeps > 0:
+        history = builder.new_history()
+        for m in history_frames(np.asarray(log.arrays['t'], np.float64), k, builder.cfg):
+            builder.observe(log.sensor_frame(m), history)
+    return builder.build(log.sensor_frame(k), history)
+
+
+def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
+                 history=None) -> dict:
+    """Features and targets of frame k of an EpisodeLog, as numpy arrays.
+
+    history: the episode's SweepHistory, already fed with frame k's history_frames (see
+    episode_samples); None for models without motion channels.
+    """
+    feats = builder.build(log.sensor_frame(k), history)
     scene = log.scene(k)
     if scene.expert is None:
         raise DataError(f'frame {k} of {log.path} has no expert (not scorable)')
     states, mask = agent_targets(log.agents(k, frame='ego'), builder.cfg, data_cfg.num_agents)
+    cfg = builder.cfg
+    if log.map_known:
+        bev = bev_semantic_target(scene, cfg)
+    else:
+        # A recording without lanes: no BEV-semantic target (the loss skips these cells).
+        bev = np.full((cfg.bev_height, cfg.bev_width), IGNORE_CLASS, np.uint8)
     out = {key: getattr(feats, key) for key in FEATURE_KEYS}
-    out.update(trajectory=scene.expert.poses.astype(np.float32),
-               bev_semantics=bev_semantic_target(scene, builder.cfg),
-               agent_states=states, agent_mask=mask)
+    out.update(trajectory=scene.expert.poses.astype(np.float32), bev_semantics=bev,
+               agent_states=states, agent_mask=mask, agents_known=log.agents_known)
     return out
 
 
@@ -105,6 +149,29 @@ def file_digest(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:10]
 
 
+def episode_samples(log, frames, builder: FeatureBuilder, data_cfg: DataConfig) -> list:
+    """frame_sample of each frame (ascending) of one episode, feeding its sweep history.
+
+    The history sees exactly what the perception node's would have at each frame: the earlier
+    sweeps of the same episode, in time order.
+    """
+    cfg = builder.cfg
+    frames = sorted(int(k) for k in frames)
+    if cfg.history_sweeps == 0:
+        return [frame_sample(log, k, builder, data_cfg) for k in frames]
+    history = builder.new_history()
+    stamps = np.asarray(log.arrays['t'], dtype=np.float64)
+    wanted = set(frames)
+    extra = {m for k in frames for m in history_frames(stamps, k, cfg)} - wanted
+    samples = []
+    for k in sorted(wanted | extra):
+        if k in wanted:
+            samples.append(frame_sample(log, k, builder, data_cfg, history))
+        else:
+            builder.observe(log.sensor_frame(k), history)
+    return samples
+
+
 def _build_episode(args: tuple) -> str:
     path, out_path, perception_cfg, data_cfg = args
     from pair_drive_ros.sim.logs import EpisodeLog
@@ -112,7 +179,7 @@ def _build_episode(args: tuple) -> str:
     log = EpisodeLog.load(path)
     builder = FeatureBuilder(perception_cfg)
     frames = log.scorable_frames()[::data_cfg.frame_stride]
-    samples = [frame_sample(log, int(k), builder, data_cfg) for k in frames]
+    samples = episode_samples(log, frames, builder, data_cfg)
     arrays = {'frames': np.asarray(frames, np.int64)}
     for key, dtype in _STORE.items():
         arrays[key] = (np.stack([s[key] for s in samples]).astype(dtype) if samples
@@ -163,10 +230,12 @@ class ILDataset(Dataset):
         index = []
         for e, f in enumerate(files):
             with np.load(f) as data:
+                n = len(data['frames'])
                 for key in _STORE:
-                    parts[key].append(data[key])
+                    parts[key].append(data[key] if key in data.files
+                                      else np.full(n, _DEFAULTS[key], _STORE[key]))
                 index.extend((e, int(k)) for k in data['frames'])
-        self.arrays = {key: np.concatenate([p for p in parts[key] if p.ndim > 1])
+        self.arrays = {key: np.concatenate([p for p in parts[key] if p.size] or parts[key][:1])
                        for key in _STORE}
         self.index = index
         if not index:
@@ -199,7 +268,7 @@ class ILDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[dict, dict]:
         feats = {k: self.arrays[k][i].astype(np.float32) for k in FEATURE_KEYS}
-        targets = {k: self.arrays[k][i] for k in TARGET_KEYS}
+        targets = {k: self.arrays[k][i] for k in TARGET_KEYS + ('agents_known',)}
         return feats, targets
 
     def episode_frame(self, i: int) -> tuple[str, int]:
@@ -228,7 +297,9 @@ def collate(samples: list) -> tuple[dict, dict]:
     """Stack (features, targets) items into tensors (float32 features, typed targets)."""
     feats = {k: torch.from_numpy(np.stack([s[0][k] for s in samples])) for k in FEATURE_KEYS}
     targets = {}
-    for k in TARGET_KEYS:
+    for k in TARGET_KEYS + ('agents_known',):
+        if k not in samples[0][1]:
+            continue
         arr = np.stack([s[1][k] for s in samples])
         if k == 'bev_semantics':
             arr = arr.astype(np.int64)

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from pair_drive_ros.core.config import config_from_dict, config_to_dict
 from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.il_planner import build_model, compute_loss, IL_MODELS
 from pair_drive_ros.training.common import (DistInfo, git_hash, init_distributed, load_checkpoint,
                                             load_state, pick_device, RunLog, save_checkpoint,
@@ -78,11 +79,29 @@ def kmeans_anchors(trajectories: np.ndarray, k: int, seed: int) -> np.ndarray:
     return centres.reshape(k, -1, 2).astype(np.float32)
 
 
+def model_config_for(cfg: ILTrainConfig) -> dict:
+    """Return the model-config overrides with the input sizes the perception config fixes.
+
+    The LiDAR channels and the ego-status layout follow the features (history sweeps, road
+    speed); an explicit backbone value that disagrees is an error.
+    """
+    data = dict(cfg.model_config)
+    backbone = dict(data.get('backbone') or {})
+    for key, value in backbone_inputs(cfg.perception).items():
+        given = backbone.get(key)
+        if given is not None and (tuple(given) if isinstance(given, list) else given) != value:
+            raise ValueError(f'model_config.backbone.{key} = {given!r} does not fit the '
+                             f'perception config (needs {value!r})')
+        backbone[key] = value
+    data['backbone'] = backbone
+    return data
+
+
 def build(cfg: ILTrainConfig, train_set: ILDataset, device: torch.device):
     """Model (anchors set for DiffusionDrive), optimizer, LR schedule."""
     if cfg.model not in IL_MODELS:
         raise ValueError(f'unknown IL model {cfg.model!r}; choose one of {IL_MODELS}')
-    model = build_model(cfg.model, cfg.model_config)
+    model = build_model(cfg.model, model_config_for(cfg))
     if cfg.model == 'diffusiondrive':
         model.set_anchors(kmeans_anchors(train_set.trajectories(), model.cfg.num_modes,
                                          cfg.seed))
@@ -173,8 +192,13 @@ def _loaders(cfg: ILTrainConfig, train_set, val_set, dist: DistInfo):
 
 def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
          resume: str | Path | None = None, runs_root: str | Path = 'runs',
-         cache_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt)."""
+         cache_dir: str | Path | None = None, progress: bool = True,
+         init: str | Path | None = None) -> Path:
+    """Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt).
+
+    init: a checkpoint whose weights start the run (fine-tuning, e.g. a shipped model on scene
+    logs converted from recordings); its model and perception configs must match cfg's.
+    """
     set_threads(cfg.num_threads)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
@@ -192,10 +216,15 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
         val_set = torch.utils.data.Subset(val_set, range(min(cfg.val_max_frames, len(val_set))))
     model, optimizer, scheduler = build(cfg, train_set, device)
     start_epoch, step, best, train_time = 0, 0, math.inf, 0.0
+    if init and not resume:
+        ckpt = load_checkpoint(init, expect_model=cfg.model,
+                               expect_perception_config=cfg.perception.as_dict())
+        load_state(model, ckpt, f'checkpoint {init}')
+        LOG.info('fine-tuning from %s', init)
     if resume:
         ckpt = load_checkpoint(resume, expect_model=cfg.model,
                                expect_model_config=config_to_dict(model.cfg),
-                               expect_perception_config=cfg.perception)
+                               expect_perception_config=cfg.perception.as_dict())
         load_state(model, ckpt, f'checkpoint {resume}')
         if 'optimizer' in ckpt:
             optimizer.load_state_dict(ckpt['optimizer'])
@@ -240,7 +269,8 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
             extra['best_val_ade_m'] = best
             module = getattr(model, 'module', model)
             save_checkpoint(last_path, module, model_name=cfg.model,
-                            model_config=module.cfg, perception_config=cfg.perception,
+                            model_config=module.cfg,
+                            perception_config=cfg.perception.as_dict(),
                             extra=extra)
             if ade <= best:
                 shutil.copyfile(last_path, best_path)
@@ -276,6 +306,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--data', required=True, help='scene-log root with train/ and val/')
     parser.add_argument('--config', help='YAML ILTrainConfig (config/il_<model>.yaml)')
     parser.add_argument('--resume', help='checkpoint to continue from')
+    parser.add_argument('--init', help='checkpoint whose weights start a new run (fine-tuning, '
+                        'e.g. models/transfuser_lite.pt on logs from `pair-drive dataset '
+                        'from-bag`)')
     parser.add_argument('--epochs', type=int)
     parser.add_argument('--max-steps', type=int)
     parser.add_argument('--seed', type=int)
@@ -304,7 +337,7 @@ def run(args) -> int:
                             max_steps=args.max_steps, seed=args.seed, device=args.device,
                             num_threads=args.num_threads)
     best = main(cfg, args.data, args.out, args.resume, args.runs, args.cache_dir,
-                progress=not args.no_progress)
+                progress=not args.no_progress, init=args.init)
     if args.export and best.exists():
         export_checkpoint(best, args.export)
         LOG.info('exported %s -> %s', best, args.export)

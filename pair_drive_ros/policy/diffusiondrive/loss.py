@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from pair_drive_ros.policy.diffusiondrive.config import DiffusionDriveConfig
-from pair_drive_ros.policy.losses import agent_loss, bev_semantic_loss, trajectory_l1
+from pair_drive_ros.policy.losses import (agent_loss, bev_semantic_loss, known_agents,
+                                          trajectory_l1)
 
 
 def nearest_anchor(anchors: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -31,7 +32,7 @@ def diffusiondrive_loss(out: dict, targets: dict, cfg: DiffusionDriveConfig,
     n = len(out['layers'])
     cls, reg = cls / n, reg / n
     a_cls, a_box = agent_loss(out['agent_states'], out['agent_logits'], targets['agent_states'],
-                              targets['agent_mask'])
+                              targets['agent_mask'], known_agents(targets))
     bev = bev_semantic_loss(out['bev_semantics'], targets['bev_semantics'])
     total = (cfg.cls_weight * cls + cfg.reg_weight * reg + cfg.bev_semantic_weight * bev
              + cfg.agent_class_weight * a_cls + cfg.agent_box_weight * a_box)

@@ -2,7 +2,8 @@
 
 import torch
 
-from pair_drive_ros.policy.losses import agent_loss, bev_semantic_loss, trajectory_l1
+from pair_drive_ros.policy.losses import (agent_loss, bev_semantic_loss, known_agents,
+                                          trajectory_l1)
 from pair_drive_ros.policy.transfuser.config import TransfuserConfig
 
 
@@ -10,7 +11,7 @@ def transfuser_loss(out: dict, targets: dict, cfg: TransfuserConfig) -> dict[str
     """Weighted loss terms; 'loss' is their sum (the one to backpropagate)."""
     traj = trajectory_l1(out['trajectory'], targets['trajectory'])
     cls, box = agent_loss(out['agent_states'], out['agent_logits'], targets['agent_states'],
-                          targets['agent_mask'])
+                          targets['agent_mask'], known_agents(targets))
     bev = bev_semantic_loss(out['bev_semantics'], targets['bev_semantics'])
     total = (cfg.trajectory_weight * traj + cfg.agent_class_weight * cls
              + cfg.agent_box_weight * box + cfg.bev_semantic_weight * bev)
