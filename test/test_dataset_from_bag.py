@@ -127,7 +127,7 @@ def test_gaps_unsorted_stamps_and_failures(tmp_path):
     assert not (tmp_path / 'ds0').exists()
     # A frame (LiDAR, camera, odometry of 0.3 s) recorded again at the end: dropped.
     late = [(topic, 5_000_000_000, data) for topic, ns, data in read_bag(SAMPLE, raw=True)
-            if ns == 300_000_000 and topic in (TOPICS.lidar, TOPICS.image, TOPICS.odometry)]
+            if ns == 300_000_000 and topic in (TOPICS.lidar, TOPICS.camera, TOPICS.odometry)]
     assert len(late) == 3
     unsorted = rewrite(SAMPLE, tmp_path / 'late', extra=late)
     summary = datasets.convert_bags([unsorted, SAMPLE], tmp_path / 'ds1',

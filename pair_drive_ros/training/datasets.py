@@ -1,6 +1,6 @@
 """`pair-drive dataset from-bag BAG... --out DIR`: rosbag2 recordings -> scene logs for training.
 
-Reads CARLA-bridge topics (LiDAR, front camera, odometry, route; see sim.bags.CarlaTopics) with
+Reads CARLA-bridge topics (LiDAR, front camera, odometry, route; see ros.carla.CarlaTopics) with
 `sim.bags.frames_from_bag`, keeps one frame per 0.1 s (the scene-log rate; a faster recording is
 thinned, a frame may be up to `slot_tolerance_s` off its slot) and writes each stretch of frames
 as one scene-log episode (sim.logs format, schema 1) under DIR/<split>/bag/, with the recorded
@@ -28,7 +28,8 @@ import shutil
 import numpy as np
 
 from pair_drive_ros.core.scene import SCENE_FUTURE_STEPS
-from pair_drive_ros.sim.bags import CarlaTopics, frames_from_bag
+from pair_drive_ros.ros.carla import CarlaTopics
+from pair_drive_ros.sim.bags import frames_from_bag
 from pair_drive_ros.sim.logs import (EpisodeLog, FRAME_DT_S, lanes_to_arrays, SCHEMA_VERSION,
                                      write_npz)
 
@@ -72,7 +73,7 @@ def check_topics(path: str | Path, topics: CarlaTopics) -> None:
         have = bag_topics(path)
     except Exception as err:  # noqa: B902  (rosbags raises several types for a bad bag)
         raise DatasetError(f'{path}: cannot read the bag: {err}') from err
-    needed = {'LiDAR': topics.lidar, 'camera': topics.image, 'odometry': topics.odometry,
+    needed = {'LiDAR': topics.lidar, 'camera': topics.camera, 'odometry': topics.odometry,
               'route': topics.route}
     missing = [f'{name} ({topic})' for name, topic in needed.items() if topic not in have]
     if missing:
@@ -244,14 +245,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='cut longer stretches into episodes of this many frames (held '
                         'in memory with their sensor data while converting)')
     parser.add_argument('--lidar-topic', default=CarlaTopics.lidar)
-    parser.add_argument('--camera-topic', default=CarlaTopics.image)
+    parser.add_argument('--camera-topic', default=CarlaTopics.camera)
     parser.add_argument('--odometry-topic', default=CarlaTopics.odometry)
     parser.add_argument('--route-topic', default=CarlaTopics.route)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `pair-drive dataset`."""
-    topics = CarlaTopics(lidar=args.lidar_topic, image=args.camera_topic,
+    topics = CarlaTopics(lidar=args.lidar_topic, camera=args.camera_topic,
                          odometry=args.odometry_topic, route=args.route_topic)
     conv = BagConversion(val_fraction=args.val_fraction, max_frames=args.max_frames,
                          split=args.split)
