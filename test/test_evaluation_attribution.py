@@ -100,7 +100,10 @@ class _SlowExpert(AbstractPlanner):
         for b in batch:
             poses = np.array(b.scene.expert.poses, dtype=np.float64)
             poses[:, :2] *= self.factor
-            out.append(PlanOutput(Trajectory(poses, POSE_DT_S)))
+            # Own modes, like DiffusionDrive's, with another plan first: never what it deploys.
+            modes = np.stack([np.array(b.scene.expert.poses), poses])
+            out.append(PlanOutput(Trajectory(poses, POSE_DT_S), candidates=modes,
+                                  candidate_scores=np.array([0.0, 1.0])))
         return out
 
     def compute_plan(self, inputs):

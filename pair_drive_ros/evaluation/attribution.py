@@ -163,7 +163,9 @@ def evaluate_candidates(planner: AbstractPlanner, frames: Frames, batch_size: in
     for start in tqdm(range(0, len(frames), batch_size), desc=label[:40], unit='batch'):
         batch = frames.inputs[start:start + batch_size]
         plans = planner.compute_plans(batch)
-        if all(p.candidates is not None for p in plans):
+        # Only a PaIR-type planner's candidates form a set; an IL planner's own modes
+        # (DiffusionDrive) are not what it deploys, so it is scored on its plan alone.
+        if hasattr(planner, 'candidates_per_frame'):
             cands = np.stack([p.candidates for p in plans])
             pick = np.array([int(p.info.get('selected', 0)) for p in plans])
         else:
