@@ -210,9 +210,11 @@ def test_sequential_trainer_smoke(tmp_path):
     il_path = save_checkpoint(tmp_path / 'il.pt', model, model_name='transfuser',
                               model_config=model.cfg)
     cfg = load_config(SequentialConfig, 'config/rl_sequential.yaml', [
-        f'runs_root={tmp_path}', 'total_steps=2', 'scenes_per_step=2', 'group_size=4',
-        f'il_checkpoint={il_path}', 'out=', 'threads=1'])
+        f'runs_root={tmp_path}', 'total_steps=50', 'scenes_per_step=2', 'group_size=4',
+        f'il_checkpoint={il_path}', 'out=', 'threads=1', 'scorer_budget=9'])
     path = main(cfg, scenes=SyntheticSceneSet(4))
+    from pair_drive_ros.policy.checkpoint import load_checkpoint
+    assert load_checkpoint(path)['scorer_calls'] == 2 * 2 * 4     # ceil(9 / 8) = 2 steps
     tuned, _ = load_il_model(path, expect_model='transfuser')
     changed = [not torch.equal(a, b) for a, b in zip(model.trajectory_head.parameters(),
                                                      tuned.trajectory_head.parameters())]

@@ -52,6 +52,12 @@ class RLTrainConfig:
     split: str = 'train'
     frame_stride: int = 4          # must match the IL feature cache to share it
     max_scenes: int = 0            # 0: every cached frame of the split
+    # More training logs (all their `split` frames), e.g. on-policy rollouts of
+    # `pair-drive train rollouts`; the selector and the sequential baseline take the same option.
+    extra_data_roots: tuple = ()
+    # > 0: train for ceil(budget / scorer calls per step) steps instead of total_steps (a step
+    # scores scenes_per_step x (group + reference + expert) candidates).
+    scorer_budget: int = 0
     group: str = '15'              # '5', '9', '12', '15', 'all' (tree.GROUPS)
     reward: str = 'pdms'           # 'pdms' or 'epdms'
     scenes_per_step: int = 8
@@ -206,10 +212,6 @@ def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.d
     """
     from pair_drive_ros.policy.losses import agent_loss, bev_semantic_loss
 
-    arrays = scenes.dataset.arrays
-    missing = [k for k in ('bev_semantics', 'agent_states', 'agent_mask') if k not in arrays]
-    if missing:
-        raise ValueError(f'trunk_source aux needs perception targets {missing} in the data set')
     trunk = policy.trunk
     trunk.requires_grad_(True)
     trunk.train()
@@ -220,11 +222,11 @@ def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.d
     for step in range(cfg.trunk_pretrain_steps):
         js = rng.choice(n, min(cfg.trunk_pretrain_batch, n), replace=False)
         feats, _ = scenes.batch(js, device)
-        idx = scenes.indices[js]
         out = trunk(feats)
-        sem = torch.as_tensor(arrays['bev_semantics'][idx], device=device)
-        states = torch.as_tensor(arrays['agent_states'][idx], dtype=torch.float32, device=device)
-        mask = torch.as_tensor(arrays['agent_mask'][idx], device=device)
+        sem = torch.as_tensor(scenes.arrays_of(js, 'bev_semantics'), device=device)
+        states = torch.as_tensor(scenes.arrays_of(js, 'agent_states'), dtype=torch.float32,
+                                 device=device)
+        mask = torch.as_tensor(scenes.arrays_of(js, 'agent_mask'), device=device)
         cls, box = agent_loss(out['agent_states'], out['agent_logits'], states, mask)
         bev = bev_semantic_loss(out['bev_semantics'], sem)
         loss = bev + cls + box
@@ -329,7 +331,8 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     """Train; return the final checkpoint path (scenes: a SceneSet, default: cfg's split)."""
     from tqdm import tqdm
 
-    from pair_drive_ros.training.rl_data import load_scene_set
+    from pair_drive_ros.training.rl_data import (load_scene_set, load_training_scenes,
+                                                 steps_for_budget)
 
     # -- setup: seed, device, data, model, optimizer, run folder ------------------------------
     seed_everything(cfg.seed)
@@ -337,8 +340,11 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     device = pick_device(cfg.device)
     codes = cfg.codes
     if scenes is None:
-        scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
-                                cfg.seed, cfg.workers, cache_dir=cfg.cache_dir or None)
+        scenes = load_training_scenes(cfg.data_root, cfg.extra_data_roots, cfg.split,
+                                      cfg.frame_stride, cfg.max_scenes, cfg.seed, cfg.workers,
+                                      cfg.cache_dir or None)
+    total_steps = steps_for_budget(cfg.scorer_budget,
+                                   cfg.scenes_per_step * (len(codes) + 2), cfg.total_steps)
     if val_scenes is None and cfg.val_split:
         # Seed 0, not cfg.seed: every run is validated on the same subset.
         val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
@@ -368,17 +374,17 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     rng = np.random.default_rng(cfg.seed + start)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
     LOG.info('GRPO: %d scenes, group %s (G=%d), %d steps, run %s', len(scenes), cfg.group,
-             len(codes), cfg.total_steps, log.run_dir)
+             len(codes), total_steps, log.run_dir)
 
     scorer_calls = 0     # this run's scored candidates (leaves, reference, expert)
-    bar = tqdm(range(start, cfg.total_steps), desc='grpo', unit='step', initial=start,
-               total=cfg.total_steps)
+    bar = tqdm(range(start, total_steps), desc='grpo', unit='step', initial=start,
+               total=total_steps)
     for step in bar:
         t0 = time.perf_counter()
-        lr = cosine_lr(step, cfg.total_steps, cfg.lr, cfg.warmup_steps)
+        lr = cosine_lr(step, total_steps, cfg.lr, cfg.warmup_steps)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        sigma = linear_schedule(step, cfg.total_steps, cfg.sigma_start, cfg.sigma_end)
+        sigma = linear_schedule(step, total_steps, cfg.sigma_start, cfg.sigma_end)
 
         # -- rollout: sample the group around the reference, score it and the reference -------
         js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
@@ -425,12 +431,12 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
 
     if val_scenes is not None:
         val['end'] = validate(policy, val_scenes, il_model, codes)
-        log.scalars(cfg.total_steps, val['end'])
+        log.scalars(total_steps, val['end'])
         LOG.info('val after GRPO: %s', val['end'])
     info = {'train_seconds': log.elapsed_s, 'num_scenes': len(scenes), 'val': val,
             'scorer_calls': scorer_calls}
-    save(log.run_dir / 'checkpoint.pt', policy, optimizer, cfg.total_steps, beta, cfg, info)
-    final = save(log.run_dir / 'rl_branch.pt', policy, None, cfg.total_steps, beta, cfg, info)
+    save(log.run_dir / 'checkpoint.pt', policy, optimizer, total_steps, beta, cfg, info)
+    final = save(log.run_dir / 'rl_branch.pt', policy, None, total_steps, beta, cfg, info)
     scenes.save_references()
     log.close()
     export_copy(final, cfg.out)
