@@ -53,6 +53,21 @@ def test_set_credit_is_the_leave_one_out_drop_of_the_best():
             assert set_credit(rewards, ref)[s, i].item() == pytest.approx(full - max(rest))
 
 
+def test_above_reference_advantages_ignore_leaves_below_the_reference():
+    from pair_drive_ros.training.train_rl import advantages_of, RLTrainConfig
+
+    rewards = torch.tensor([[0.2, 0.9, 0.5], [0.1, 0.2, 0.3]])
+    ref = torch.tensor([0.5, 0.8])
+    adv = advantages_of(RLTrainConfig(advantage='above_reference'), rewards, ref)
+    clipped = torch.tensor([0.5, 0.9, 0.5])
+    torch.testing.assert_close(adv[0], (clipped - clipped.mean()) / (clipped.std() + 1e-6))
+    torch.testing.assert_close(adv[1], torch.zeros(3))      # all below: no update
+    both = advantages_of(RLTrainConfig(advantage='group', set_credit_weight=2.0), rewards, ref)
+    want = group_advantages(rewards) + 2.0 * set_credit(rewards, ref) / (
+        rewards.std(-1, keepdim=True) + 1e-6)
+    torch.testing.assert_close(both, want)
+
+
 @pytest.mark.parametrize('ratio,adv,expected', [
     (1.5, 1.0, -1.2),    # positive advantage: gain capped at 1 + eps
     (1.5, -1.0, 1.5),    # negative advantage: the unclipped (worse) term is kept

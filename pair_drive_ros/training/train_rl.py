@@ -39,7 +39,7 @@ from pair_drive_ros.training.references import perturb_reference
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_grpo.yaml'
-ADVANTAGES = ('group', 'reference')
+ADVANTAGES = ('group', 'reference', 'above_reference')
 TRUNK_SOURCES = ('il_copy', 'aux')
 
 
@@ -83,7 +83,8 @@ class RLTrainConfig:
     augment_jitter_m: float = 0.0  # N(0, jitter) per waypoint on augmented references [m]
     # -- objective (docs/RL_DESIGN.md, "Objective") --
     # 'group': (r - group mean) / std (the paper); 'reference': (r - r_reference) / std, a leaf
-    # is credited for beating the plan it grew from.
+    # is credited for beating the plan it grew from; 'above_reference': group-normalised
+    # max(r, r_reference), a leaf below the reference is not pushed towards it.
     advantage: str = 'group'
     # + weight x leave-one-out credit (max(0, r_i - best of the rest of {reference, leaves}))
     # / std: rewards the leaf that raises the best of the set PaIR picks from.
@@ -190,6 +191,11 @@ def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.
     """(S, G) advantages of the configured objective."""
     if cfg.advantage == 'reference':
         adv = reference_advantages(rewards, ref_rewards)
+    elif cfg.advantage == 'above_reference':
+        # PaIR keeps the reference when no leaf beats it, so a leaf below the reference costs
+        # nothing: the group is ranked on max(r, r_ref), and only leaves above the reference
+        # stand out. A group entirely below its reference carries no update.
+        adv = group_advantages(torch.maximum(rewards, ref_rewards[:, None]))
     else:
         adv = group_advantages(rewards)
     if cfg.set_credit_weight > 0:
@@ -350,12 +356,15 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
                                     cfg.val_max_scenes, 0, cfg.workers,
                                     cache_dir=cfg.cache_dir or None)
+    # Built first, right after seeding: init seed s gives the same tree as the attribution's
+    # untrained control of seed s (policy.rl_branch.untrained_tree).
+    torch.manual_seed(cfg.seed)
+    policy, optimizer = build(cfg, device)
     il_model = None
     if cfg.il_reference_fraction > 0 or val_scenes is not None:
         from pair_drive_ros.policy.il_planner import load_il_model
         # Transfuser only: IL-B never supplies a reference, so its PaIR results stay blind.
         il_model, _ = load_il_model(cfg.il_checkpoint, str(device), expect_model='transfuser')
-    policy, optimizer = build(cfg, device)
     start, beta = 0, cfg.kl_beta
     if cfg.resume:
         ckpt = load_checkpoint(cfg.resume, expect_model=MODEL_NAME)
