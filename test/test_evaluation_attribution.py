@@ -10,8 +10,8 @@ from pair_drive_ros.core.config import load_config
 from pair_drive_ros.core.ego import EgoState
 from pair_drive_ros.core.features import Features
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
-from pair_drive_ros.evaluation.attribution import (AttributionConfig, COLUMNS, comparisons_of,
-                                                   report, Row, scorer_calls)
+from pair_drive_ros.evaluation.attribution import (AttributionConfig, COLUMNS, compare_rows,
+                                                   comparisons_of, report, Row, scorer_calls)
 from pair_drive_ros.evaluation.bootstrap import (bootstrap_draws, episode_bootstrap,
                                                  paired_difference)
 from pair_drive_ros.policy.base import AbstractPlanner, PlanOutput
@@ -177,6 +177,11 @@ def test_report_rows_differences_and_output(tmp_path):
     assert saved['meta']['split'] == 'val' and saved['meta']['frames'] == 6
     assert saved['meta']['command'].startswith('pair-drive report attribution')
     assert saved['meta']['commit']
+    # Rows of two reports compare frame by frame: a report against itself gives 0 exactly.
+    same = compare_rows(saved, 'IL-A/pair', saved, 'IL-A/pair')
+    assert (same['mean'], same['low'], same['high']) == (0.0, 0.0, 0.0)
+    d = compare_rows(saved, 'IL-A/pair', saved, 'IL-A/il')
+    assert d['mean'] == pytest.approx(diffs[('IL-A/pair', 'IL-A/il')]['pdms']['mean'])
     text = (tmp_path / 'attribution.md').read_text()
     assert 'oracle, not deployable' in text and 'IL-A + PaIR' in text and 'Commit `' in text
 

@@ -120,8 +120,8 @@ def test_grpo_trainer_smoke_with_the_real_scorer_and_resume(tmp_path):
 
     cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
         f'runs_root={tmp_path}', 'total_steps=3', 'scenes_per_step=2', 'save_every=2',
-        'out=' + str(tmp_path / 'rl.pt'), 'group=5', 'threads=1', 'warmup_steps=1',
-        'init_trunk='])
+        'out=' + str(tmp_path / 'rl.pt'), 'group=5', 'val_split=', 'threads=1',
+        'warmup_steps=1', 'init_trunk='])
     cfg = type(cfg)(**{**cfg.__dict__, 'model': RLBranchConfig(backbone=TINY_BACKBONE,
                                                                decoder_layers=1, num_heads=2)})
     final = main(cfg, scenes=SyntheticSceneSet(4))
@@ -190,7 +190,8 @@ def test_grpo_trainer_trains_its_own_trunk_with_the_auxiliary_losses(tmp_path):
         agent_mask=rng.random((4, TINY_BACKBONE.num_agents)) < 0.5)
     cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
         f'runs_root={tmp_path}', 'total_steps=1', 'scenes_per_step=2', 'group=5', 'threads=1',
-        'out=', 'trunk_source=aux', 'trunk_pretrain_steps=3', 'trunk_pretrain_batch=2'])
+        'out=', 'trunk_source=aux', 'trunk_pretrain_steps=3', 'trunk_pretrain_batch=2',
+        'val_split='])
     cfg = type(cfg)(**{**cfg.__dict__, 'model': model_cfg})
     torch.manual_seed(cfg.seed)
     init = RLBranch(model_cfg).trunk.state_dict()

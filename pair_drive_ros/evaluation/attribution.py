@@ -482,8 +482,15 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
                     'bootstrap': cfg.bootstrap, 'closed_loop_episodes': cfg.closed_loop_episodes,
                     'scenarios': [list(s) for s in scenarios], 'config': config_to_dict(cfg),
                     'budgets': budgets},
+           # Per-frame PDMS / EPDMS and the frames' episodes: rows of two reports (e.g. two
+           # trees, each with its own selector) can be compared frame by frame (compare_rows).
+           'frame_episodes': frames.episodes.tolist(),
+           'frame_tokens': [b.scene.token for b in frames.inputs],
            'rows': [{'key': r.key, 'label': r.label, 'il': r.il, 'oracle': r.oracle,
-                     'candidates': r.candidates, 'scorer_calls': r.scorer_calls}
+                     'candidates': r.candidates, 'scorer_calls': r.scorer_calls,
+                     'pdms': r.frames[:, COLUMNS.index('pdms')].tolist(),
+                     'epdms': r.frames[:, COLUMNS.index('epdms')].tolist(),
+                     'episodes': r.episodes}
                     for r in rows],
            'stats': stats, 'comparisons': diffs}
     out = Path(cfg.out)
@@ -492,6 +499,22 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
     (out / 'attribution.md').write_text(markdown(res))
     LOG.info('wrote %s/attribution.{json,md}', out)
     return res
+
+
+def compare_rows(res_a: dict, key_a: str, res_b: dict, key_b: str, metric: str = 'pdms',
+                 n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Paired difference (x 100) of row key_a of report res_a minus row key_b of report res_b.
+
+    Both reports must cover the same frames (same split, stride and subset): checked by token.
+    """
+    if res_a['frame_tokens'] != res_b['frame_tokens']:
+        raise ValueError('the two reports cover different frames; compare on the same split '
+                         'and frame subset')
+    rows_a = {r['key']: r for r in res_a['rows']}
+    rows_b = {r['key']: r for r in res_b['rows']}
+    diff = np.asarray(rows_a[key_a][metric]) - np.asarray(rows_b[key_b][metric])
+    return episode_bootstrap(diff, np.asarray(res_a['frame_episodes']), n_boot, seed,
+                             level).scaled(100.0).as_dict()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
