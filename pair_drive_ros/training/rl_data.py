@@ -134,7 +134,7 @@ class SceneSet:
         return feats, expert
 
     def arrays_of(self, js, key: str) -> np.ndarray:
-        """The data set's array `key` (e.g. a perception target) of items js."""
+        """Return the data set's array `key` (e.g. a perception target) of items js."""
         arrays = self.dataset.arrays
         if key not in arrays:
             raise ValueError(f'the data set has no {key!r} (perception targets missing)')
@@ -225,7 +225,7 @@ def load_training_scenes(data_root: str | Path, extra_data_roots: tuple, split: 
 
 
 def steps_for_budget(scorer_budget: int, calls_per_step: int, total_steps: int) -> int:
-    """Steps that spend `scorer_budget` scorer calls (rounded up); 0 budget: total_steps."""
+    """Return the steps that spend `scorer_budget` scorer calls (rounded up); 0: total_steps."""
     if scorer_budget <= 0:
         return total_steps
     return -(-int(scorer_budget) // int(calls_per_step))

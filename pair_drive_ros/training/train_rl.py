@@ -169,7 +169,7 @@ def augment_reference(expert: torch.Tensor, cfg: RLTrainConfig, rng: np.random.G
 
 def training_reference(expert: torch.Tensor, feats: dict, il_model, cfg: RLTrainConfig,
                        rng: np.random.Generator) -> torch.Tensor:
-    """References (B, 8, 3): IL-A's plan for a random il_reference_fraction, else the expert.
+    """Return references (B, 8, 3): IL-A's plan for il_reference_fraction, else the expert.
 
     Then the augmentation (speed, lateral ramp, jitter) on a random augment_fraction. At
     inference the tree grows around an IL plan, so training around one teaches offsets that fix
