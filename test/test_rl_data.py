@@ -43,3 +43,28 @@ def test_ep_normalisers_are_keyed_by_the_log_file(tmp_path):
     again = _TwoLogSets(paths, cache)
     assert again._refs == saved
     assert [again.prepared(j)[1] for j in range(2)] == refs
+
+
+def test_concatenated_scene_sets_keep_the_order_of_the_request():
+    import numpy as np
+    import torch
+
+    from pair_drive_ros.training.rl_data import ConcatSceneSet, steps_for_budget
+
+    a, b = SyntheticSceneSet(3, seed=0), SyntheticSceneSet(2, seed=1)
+    both = ConcatSceneSet([a, b])
+    assert len(both) == 5
+    js = [4, 0, 3, 2]
+    feats, expert = both.batch(js)
+    want = [b.batch([1])[1][0], a.batch([0])[1][0], b.batch([0])[1][0], a.batch([2])[1][0]]
+    for got, w in zip(expert, want):
+        assert torch.equal(got, w)
+    assert torch.equal(feats['ego_status'][0], b.batch([1])[0]['ego_status'][0])
+    np.testing.assert_array_equal(both.arrays_of(js, 'trajectory')[1],
+                                  a.arrays_of([0], 'trajectory')[0])
+    cands = expert[:, None].numpy()
+    scores = both.score(js, cands)
+    np.testing.assert_allclose(scores.pdms[0], b.score([1], cands[:1]).pdms[0])
+    np.testing.assert_allclose(scores.pdms[3], a.score([2], cands[3:]).pdms[0])
+    assert steps_for_budget(0, 8, 300) == 300
+    assert steps_for_budget(100, 8, 300) == 13 and steps_for_budget(96, 8, 300) == 12

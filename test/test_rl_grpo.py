@@ -9,7 +9,7 @@ import torch
 from pair_drive_ros.core.config import load_config
 from pair_drive_ros.policy.rl_branch import RLBranchConfig
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
-                                          linear_schedule)
+                                          linear_schedule, reference_advantages, set_credit)
 from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
 
 torch.set_num_threads(1)
@@ -24,6 +24,48 @@ def test_group_advantages_are_normalised_per_scene():
     assert adv[0, 2] > adv[0, 1] > adv[0, 0]
     with pytest.raises(ValueError, match='shape'):
         group_advantages(torch.zeros(4))
+
+
+def test_reference_advantages_credit_beating_the_reference():
+    rewards = torch.tensor([[0.2, 0.6, 1.0], [0.5, 0.5, 0.5]])
+    ref = torch.tensor([0.6, 0.1])
+    adv = reference_advantages(rewards, ref)
+    std = rewards[0].std().item()
+    torch.testing.assert_close(adv[0], torch.tensor([-0.4, 0.0, 0.4]) / (std + 1e-6))
+    torch.testing.assert_close(adv[1], torch.zeros(3))     # no spread: nothing to tell apart
+    with pytest.raises(ValueError, match='ref_rewards'):
+        reference_advantages(rewards, torch.zeros(3))
+
+
+def test_set_credit_is_the_leave_one_out_drop_of_the_best():
+    rewards = torch.tensor([[0.2, 0.9, 0.7],     # leaf 1 best by 0.2 over leaf 2
+                            [0.2, 0.9, 0.7],     # ... but the reference is 0.8: margin 0.1
+                            [0.9, 0.9, 0.1],     # a tie at the top: removing one loses nothing
+                            [0.3, 0.4, 0.2]])    # the reference is best: no leaf earns credit
+    ref = torch.tensor([0.0, 0.8, 0.0, 0.5])
+    want = torch.tensor([[0.0, 0.2, 0.0], [0.0, 0.1, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(set_credit(rewards, ref), want)
+    # The definition: max(set) - max(set without leaf i), by brute force.
+    for s in range(4):
+        full = max(ref[s].item(), rewards[s].max().item())
+        for i in range(3):
+            rest = [ref[s].item()] + [rewards[s, j].item() for j in range(3) if j != i]
+            assert set_credit(rewards, ref)[s, i].item() == pytest.approx(full - max(rest))
+
+
+def test_above_reference_advantages_ignore_leaves_below_the_reference():
+    from pair_drive_ros.training.train_rl import advantages_of, RLTrainConfig
+
+    rewards = torch.tensor([[0.2, 0.9, 0.5], [0.1, 0.2, 0.3]])
+    ref = torch.tensor([0.5, 0.8])
+    adv = advantages_of(RLTrainConfig(advantage='above_reference'), rewards, ref)
+    clipped = torch.tensor([0.5, 0.9, 0.5])
+    torch.testing.assert_close(adv[0], (clipped - clipped.mean()) / (clipped.std() + 1e-6))
+    torch.testing.assert_close(adv[1], torch.zeros(3))      # all below: no update
+    both = advantages_of(RLTrainConfig(advantage='group', set_credit_weight=2.0), rewards, ref)
+    want = group_advantages(rewards) + 2.0 * set_credit(rewards, ref) / (
+        rewards.std(-1, keepdim=True) + 1e-6)
+    torch.testing.assert_close(both, want)
 
 
 @pytest.mark.parametrize('ratio,adv,expected', [
@@ -78,8 +120,8 @@ def test_grpo_trainer_smoke_with_the_real_scorer_and_resume(tmp_path):
 
     cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
         f'runs_root={tmp_path}', 'total_steps=3', 'scenes_per_step=2', 'save_every=2',
-        'out=' + str(tmp_path / 'rl.pt'), 'group=5', 'threads=1', 'warmup_steps=1',
-        'init_trunk='])
+        'out=' + str(tmp_path / 'rl.pt'), 'group=5', 'val_split=', 'threads=1',
+        'warmup_steps=1', 'init_trunk='])
     cfg = type(cfg)(**{**cfg.__dict__, 'model': RLBranchConfig(backbone=TINY_BACKBONE,
                                                                decoder_layers=1, num_heads=2)})
     final = main(cfg, scenes=SyntheticSceneSet(4))
@@ -96,6 +138,72 @@ def test_grpo_trainer_smoke_with_the_real_scorer_and_resume(tmp_path):
                            'runs_root': str(tmp_path / 'resumed')})   # run dirs are per second
     again = main(resumed, scenes=SyntheticSceneSet(4))
     assert len(_scalars(again.parent)['rl/loss']) == 1
+
+
+def test_grpo_trainer_with_il_references_reference_advantages_and_validation(tmp_path):
+    from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
+    from pair_drive_ros.policy.il_planner import build_model
+    from pair_drive_ros.policy.transfuser.config import TransfuserConfig
+    from pair_drive_ros.training.train_rl import main, RLTrainConfig
+
+    torch.manual_seed(0)
+    il = build_model('transfuser', TransfuserConfig(backbone=TINY_BACKBONE))
+    il_path = save_checkpoint(tmp_path / 'il.pt', il, model_name='transfuser',
+                              model_config=il.cfg)
+    cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
+        f'runs_root={tmp_path}', 'total_steps=2', 'scenes_per_step=2', 'group=5', 'threads=1',
+        'warmup_steps=1', 'out=', f'init_trunk={il_path}', f'il_checkpoint={il_path}',
+        'il_reference_fraction=1.0', 'advantage=reference', 'set_credit_weight=1.0',
+        'spread_coef=1.0', 'min_spread_m=100.0', 'augment_jitter_m=0.3'])
+    cfg = type(cfg)(**{**cfg.__dict__, 'model': RLBranchConfig(backbone=TINY_BACKBONE,
+                                                               decoder_layers=1, num_heads=2)})
+    final = main(cfg, scenes=SyntheticSceneSet(4), val_scenes=SyntheticSceneSet(3, seed=1))
+    scalars = _scalars(final.parent)
+    for key in ('rl/oracle', 'rl/reward_ref', 'rl/spread_m', 'rl/spread_mean_m',
+                'rl/oracle_gain'):
+        assert len(scalars[key]) == 2 and np.all(np.isfinite(scalars[key])), key
+    assert all(o >= r - 1e-6 for o, r in zip(scalars['rl/oracle'], scalars['rl/reward_ref']))
+    ckpt = load_checkpoint(final)
+    assert ckpt['scorer_calls'] == 2 * 2 * (5 + 2)
+    for when in ('start', 'end'):
+        v = ckpt['val'][when]
+        assert v['val/oracle_pdms'] >= max(v['val/il_pdms'], v['val/leaf_best_pdms']) - 1e-6
+    # The hinge widened the deployed leaves (min spread far above what they reach).
+    assert ckpt['val']['end']['val/spread_m'] > ckpt['val']['start']['val/spread_m']
+    with pytest.raises(ValueError, match='advantage'):
+        RLTrainConfig(advantage='mean')
+
+
+def test_grpo_trainer_trains_its_own_trunk_with_the_auxiliary_losses(tmp_path):
+    from pair_drive_ros.policy.rl_branch import RLBranch
+    from pair_drive_ros.training.train_rl import main, RLTrainConfig
+
+    model_cfg = RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2)
+    scenes = SyntheticSceneSet(4)
+    with torch.no_grad():
+        out = RLBranch(model_cfg).trunk(scenes.batch([0])[0])
+    h, w = out['bev_semantics'].shape[-2:]
+    rng = np.random.default_rng(0)
+    scenes.dataset.arrays.update(
+        bev_semantics=rng.integers(0, TINY_BACKBONE.bev_classes, (4, h, w)),
+        agent_states=rng.normal(0, 5, (4, TINY_BACKBONE.num_agents, 5)).astype(np.float32),
+        agent_mask=rng.random((4, TINY_BACKBONE.num_agents)) < 0.5)
+    cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
+        f'runs_root={tmp_path}', 'total_steps=1', 'scenes_per_step=2', 'group=5', 'threads=1',
+        'out=', 'trunk_source=aux', 'trunk_pretrain_steps=3', 'trunk_pretrain_batch=2',
+        'val_split='])
+    cfg = type(cfg)(**{**cfg.__dict__, 'model': model_cfg})
+    torch.manual_seed(cfg.seed)
+    init = RLBranch(model_cfg).trunk.state_dict()
+    final = main(cfg, scenes=scenes)
+    from pair_drive_ros.policy.pair import load_rl_branch
+    trained = load_rl_branch(final).trunk.state_dict()
+    assert any(not torch.equal(init[k], trained[k]) for k in init)
+    scalars = _scalars(final.parent)
+    assert len(scalars['trunk/loss']) == 3 and np.all(np.isfinite(scalars['trunk/loss']))
+    scenes.dataset.arrays.pop('bev_semantics')
+    with pytest.raises(ValueError, match='bev_semantics'):
+        main(cfg, scenes=scenes)
 
 
 def test_sequential_trainer_smoke(tmp_path):
@@ -118,9 +226,11 @@ def test_sequential_trainer_smoke(tmp_path):
     il_path = save_checkpoint(tmp_path / 'il.pt', model, model_name='transfuser',
                               model_config=model.cfg)
     cfg = load_config(SequentialConfig, 'config/rl_sequential.yaml', [
-        f'runs_root={tmp_path}', 'total_steps=2', 'scenes_per_step=2', 'group_size=4',
-        f'il_checkpoint={il_path}', 'out=', 'threads=1'])
+        f'runs_root={tmp_path}', 'total_steps=50', 'scenes_per_step=2', 'group_size=4',
+        f'il_checkpoint={il_path}', 'out=', 'threads=1', 'scorer_budget=9'])
     path = main(cfg, scenes=SyntheticSceneSet(4))
+    from pair_drive_ros.policy.checkpoint import load_checkpoint
+    assert load_checkpoint(path)['scorer_calls'] == 2 * 2 * 4     # ceil(9 / 8) = 2 steps
     tuned, _ = load_il_model(path, expect_model='transfuser')
     changed = [not torch.equal(a, b) for a, b in zip(model.trajectory_head.parameters(),
                                                      tuned.trajectory_head.parameters())]

@@ -1,455 +1,536 @@
-"""The PaIR-Drive result tables of docs/RESULTS.md, from checkpoints, on one split.
+"""Attribution of PaIR-Drive's gain to its parts: `pair-drive report attribution`.
 
-    pair-drive report attribution --out runs/pair/results [--closed-loop 2]
+    pair-drive report attribution [--config config/rl_attribution.yaml] [--set split=val ...]
 
-Open loop (every `frame_stride`-th scorable frame of the split, evaluate_open_loop): IL-A,
-IL-A + sequential GRPO, IL-A + PaIR, IL-B, IL-B + sequential GRPO, IL-B + PaIR (plug-and-play:
-RL branch and selector trained with IL-A only; with --tree-only-selector also PaIR rows without
-plan variants, as in the paper), oracle best-of-N over the PaIR candidates (UPPER BOUND: true
-scores), expert and the privileged reference planner; the expert as the IL policy (all scenes
-and the 20% where the expert scores lowest); group-size ablation (5, 9, 12, 15 codes), tree only
-and no tree.
-Writes results.json and results.md (Markdown tables) under --out.
+For each IL planner (IL-A Transfuser-lite, IL-B DiffusionDrive-lite, plugged in unseen) the
+rows are, open loop on every `frame_stride`-th scorable frame of one split:
+
+1. IL alone;
+2. IL + selector over the non-RL candidates: the IL plan and its 14 whole-trajectory variants;
+3. IL + selector over the shipped candidate set with an UNTRAINED tree (the RL trunk, decoder
+   and heads at random init under each of `untrained_seeds`);
+4. IL + the paper's candidate set (IL plan + leaves only) with the trained tree, and with each
+   untrained tree, picked by the tree-only selector (`tree_selector_checkpoint`, if present);
+5. full PaIR: IL plan + trained leaves + variants, the shipped selector;
+6. the sequential baseline (the IL planner itself fine-tuned by GRPO), if its checkpoint exists;
+7. for each candidate set, its oracle (the best candidate by the TRUE score; labelled "oracle,
+   not deployable").
+
+Every row reports every sub-metric, PDMS and EPDMS with an episode-level bootstrap 95 % interval
+(evaluation.bootstrap), and paired differences (same frames; episodes resampled) against IL
+alone and against the no-RL row (oracles against the no-RL oracle), plus trained-vs-untrained
+tree comparisons. Each row also lists the scorer calls its parts used in training (the
+"same budget" question of the sequential baseline). With `closed_loop_episodes > 0` the
+deployable rows also drive that many episodes per scenario of the split (collision, off-road,
+route completion, progress, comfort), paired by episode.
+
+Writes attribution.json and attribution.md under `out`; both record the commit, the split, the
+frames / episodes (the suite) and the command. Choose on val; run test once, at the end.
 """
 
 import argparse
+from dataclasses import dataclass, field
 import json
 import logging
 from pathlib import Path
+import shlex
 import time
 
 import numpy as np
 
-from pair_drive_ros.policy.ablations import NoTreePaIR
-from pair_drive_ros.policy.pair import OracleBestOfN, PaIRPlanner
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
+from pair_drive_ros.evaluation.bootstrap import episode_bootstrap
+from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput
 
 LOG = logging.getLogger(__name__)
-TREE_ONLY = ', tree only (paper candidate set, its own selector)'
-# The sequential baselines' rows (GRPO fine-tuning of the IL planner itself): label, the main
-# table row they follow, the IL model name, the argument holding the checkpoint.
-SEQUENTIAL_ROWS = (('IL-A + sequential GRPO', 'IL-A (Transfuser-lite)', 'transfuser',
-                    'sequential'),
-                   ('IL-B + sequential GRPO', 'IL-B (DiffusionDrive-lite)', 'diffusiondrive',
-                    'sequential_b'))
-COLS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'C', 'LK', 'HC', 'pdms', 'epdms')
+DEFAULT_CONFIG = 'config/rl_attribution.yaml'
+# Per-frame columns of the open-loop table: the sub-metrics, then the two aggregate scores.
+SUB_METRICS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'C', 'LK', 'HC')
+COLUMNS = SUB_METRICS + ('pdms', 'epdms')
+CLOSED_COLUMNS = ('collision', 'off_road', 'route_completion', 'progress_m',
+                  'comfort_violations')
+ORACLE = 'oracle, not deployable'
 
+
+@dataclass(frozen=True)
+class AttributionConfig:
+    """Settings of `pair-drive report attribution` (config/rl_attribution.yaml)."""
+
+    data_root: str = 'data/logs'
+    split: str = 'val'             # choices are made on val; test once for the final table
+    frame_stride: int = 8
+    max_frames: int = 0            # 0: all selected frames (>0: a fixed random subset)
+    cache_dir: str = ''            # feature cache ('' : <data_root>/../cache)
+    planners: tuple = ('IL-A', 'IL-B')
+    il_a: str = 'models/transfuser_lite.pt'
+    il_b: str = 'models/diffusiondrive_lite.pt'
+    rl_checkpoint: str = 'models/pair_rl_branch.pt'
+    selector_checkpoint: str = 'models/pair_selector.pt'
+    tree_selector_checkpoint: str = 'models/pair_selector_tree.pt'   # '' or missing: oracle only
+    sequential_a: str = 'models/transfuser_lite_seq_grpo.pt'         # missing: row skipped
+    sequential_b: str = 'models/diffusiondrive_lite_seq_grpo.pt'
+    untrained_seeds: tuple = (0,)  # init seeds of the untrained-tree controls
+    closed_loop_episodes: int = 0  # per scenario; 0: open loop only
+    bootstrap: int = 2000          # bootstrap replicates
+    bootstrap_seed: int = 0
+    level: float = 0.95
+    batch_size: int = 32
+    threads: int = 1
+    out: str = 'runs/attribution'
+
+
+@dataclass
+class Row:
+    """One table row: a deployable planner or an oracle over a candidate set."""
+
+    key: str                       # stable id, e.g. 'IL-A/pair' or 'IL-A/pair/oracle'
+    label: str
+    il: str                        # 'IL-A' or 'IL-B'
+    oracle: bool
+    candidates: int
+    scorer_calls: dict             # training scorer calls of the parts: {part: calls}
+    frames: np.ndarray | None = None   # (N, len(COLUMNS)) per-frame open-loop scores
+    episodes: list = field(default_factory=list)    # closed loop: per-episode dicts
+
+
+# -- the frames -------------------------------------------------------------------------------
 
 class Frames:
-    """The evaluation frames: cached features, scenes prepared for the scorer once.
-
-    Scores exactly as training.evaluate.evaluate_open_loop (score_scenes, human filter, no
-    previous frame so EC's weight is dropped), but reuses each scene's prepare_scene and EP
-    normaliser across the ~20 planners of the tables.
-    """
+    """The evaluation frames: planner inputs, episode ids, and the scorer on prepared scenes."""
 
     def __init__(self, scenes) -> None:
         self.scenes = scenes
-        self.inputs = None
-        self._token_index = {}
+        self.inputs = [PlannerInput(scenes.features(j), scenes.scene(j))
+                       for j in range(len(scenes))]
+        episode_of = getattr(scenes.dataset, 'episode_frame', None)
+        if episode_of is not None:
+            self.episodes = np.array([str(episode_of(int(i))[0]) for i in scenes.indices])
+        else:   # datasets without logs: the token up to its frame number
+            self.episodes = np.array([b.scene.token.rsplit('_', 1)[0] for b in self.inputs])
 
-    def planner_inputs(self) -> list:
-        from pair_drive_ros.policy.base import PlannerInput
+    def __len__(self) -> int:
+        return len(self.inputs)
 
-        if self.inputs is None:
-            self.inputs = []
-            for j in range(len(self.scenes)):
-                scene = self.scenes.scene(j)
-                self._token_index[scene.token] = j
-                self.inputs.append(PlannerInput(self.scenes.features(j), scene))
-        return self.inputs
+    def score(self, js: list, candidates: np.ndarray) -> np.ndarray:
+        """(B, len(COLUMNS), K) true scores of candidates (B, K, 8, 3) of frames js."""
+        from pair_drive_ros.scoring import Metric
 
-    def true_scores(self, batch: list, cands: np.ndarray, metric: str = 'pdms') -> np.ndarray:
-        """(B, K) true scores of candidates for PlannerInputs of these frames."""
-        js = [self._token_index[b.scene.token] for b in batch]
-        return self.scenes.score(js, cands).reward(metric)
+        s = self.scenes.score(js, candidates)
+        subs = s.table[:, [int(Metric[m]) for m in SUB_METRICS]]
+        return np.concatenate([subs, s.pdms[:, None], s.epdms[:, None]], 1)
 
 
-def _open(planner, frames: Frames, label: str, batch_size: int) -> dict:
-    """Open-loop scores of one planner: summary (x 100) and per-scene PDMS / EPDMS."""
-    from pair_drive_ros.scoring import Metric
+class CachedPlanner(AbstractPlanner):
+    """An IL planner whose plans are kept by scene token: every row of one IL planner reuses them.
+
+    Open loop only (the frames are logged; a plan depends on its frame alone). reset() is
+    passed on.
+    """
+
+    def __init__(self, planner: AbstractPlanner) -> None:
+        self.planner = planner
+        self.name = getattr(planner, 'name', 'il')
+        self._plans: dict = {}
+
+    def reset(self) -> None:
+        """Reset the wrapped planner (the cache is per frame, so it stays)."""
+        self.planner.reset()
+
+    def compute_plans(self, batch: list) -> list:
+        """Plans of the batch, computed once per scene token."""
+        todo = [b for b in batch if b.scene.token not in self._plans]
+        if todo:
+            for b, plan in zip(todo, self.planner.compute_plans(todo)):
+                self._plans[b.scene.token] = plan
+        return [self._plans[b.scene.token] for b in batch]
+
+    def compute_plan(self, inputs: PlannerInput):
+        """Plan for one frame."""
+        return self.compute_plans([inputs])[0]
+
+
+def evaluate_candidates(planner: AbstractPlanner, frames: Frames, batch_size: int,
+                        label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Open-loop scores of a planner's selected plan and of its candidates' oracle.
+
+    Returns (selected (N, C), oracle (N, C)), C = len(COLUMNS). The oracle is the candidate with
+    the best true PDMS (first on ties); a planner without candidates is its own oracle.
+    """
     from tqdm import tqdm
 
-    inputs = frames.planner_inputs()
+    selected, oracle = [], []
     t0 = time.perf_counter()
-    plan_s, rows, fallback = 0.0, [], []
-    for start in tqdm(range(0, len(inputs), batch_size), desc=label[:30], unit='batch'):
-        batch = inputs[start:start + batch_size]
-        t1 = time.perf_counter()
+    for start in tqdm(range(0, len(frames), batch_size), desc=label[:40], unit='batch'):
+        batch = frames.inputs[start:start + batch_size]
         plans = planner.compute_plans(batch)
-        plan_s += time.perf_counter() - t1
-        js = list(range(start, start + len(batch)))
-        scores = frames.scenes.score(js, np.stack([p.trajectory.poses for p in plans])[:, None])
-        for i, (b, plan) in enumerate(zip(batch, plans)):
-            row = {'token': b.scene.token, 'pdms': float(scores.pdms[i, 0]),
-                   'epdms': float(scores.epdms[i, 0])}
-            row.update({m.name: float(scores.table[i, int(m), 0]) for m in Metric})
-            rows.append(row)
-            if 'fallback_to_il' in plan.info:
-                fallback.append(plan.info['fallback_to_il'])
-    summary = {k: 100.0 * float(np.mean([r[k] for r in rows])) for k in COLS}
-    LOG.info('%s: PDMS %.2f EPDMS %.2f (%.0f s)', label, summary['pdms'], summary['epdms'],
-             time.perf_counter() - t0)
-    return {'label': label, 'summary': summary, 'frames': len(rows),
-            'inference_ms': 1e3 * plan_s / max(1, len(rows)),
-            'rows': [{k: r[k] for k in ('token', 'pdms', 'epdms')} for r in rows],
-            'il_fallback_rate': float(np.mean(fallback)) if fallback else None}
+        # Only a PaIR-type planner's candidates form a set; an IL planner's own modes
+        # (DiffusionDrive) are not what it deploys, so it is scored on its plan alone.
+        if hasattr(planner, 'candidates_per_frame'):
+            cands = np.stack([p.candidates for p in plans])
+            pick = np.array([int(p.info.get('selected', 0)) for p in plans])
+        else:
+            cands = np.stack([p.trajectory.poses for p in plans])[:, None]
+            pick = np.zeros(len(plans), dtype=np.int64)
+        table = frames.score(list(range(start, start + len(batch))), cands)
+        rows = np.arange(len(batch))
+        best = table[:, COLUMNS.index('pdms')].argmax(-1)
+        selected.append(table[rows, :, pick])
+        oracle.append(table[rows, :, best])
+    LOG.info('%s: %.0f s', label, time.perf_counter() - t0)
+    return np.concatenate(selected), np.concatenate(oracle)
 
 
-def _row(entry: dict) -> str:
-    s = entry['summary']
-    return (f'| {entry["label"]} | ' + ' | '.join(f'{s[c]:.1f}' for c in COLS) + ' |')
+# -- scorer-call budgets ----------------------------------------------------------------------
 
+def scorer_calls(path: str) -> int | None:
+    """Scorer calls a checkpoint's training used (None: unknown).
 
-def _table(entries: list) -> list:
-    head = '| planner | ' + ' | '.join(c.upper() for c in COLS) + ' |'
-    return [head, '|---|' + '---|' * len(COLS)] + [_row(e) for e in entries] + ['']
-
-
-def _subset_mean(entry: dict, tokens: set, key: str) -> float:
-    vals = [r[key] for r in entry['rows'] if r['token'] in tokens]
-    return 100.0 * float(np.mean(vals)) if vals else float('nan')
-
-
-def closed_loop(args: argparse.Namespace) -> dict:
-    """Closed-loop rates of IL-A, + sequential, + PaIR, IL-B, + sequential, + PaIR.
-
-    Writes closed_loop.{json,md} under --out. With --rows only the planners whose label
-    contains one of the given substrings (or equals one) run; their rows are merged into an
-    existing closed_loop.json of --out (same scenarios required), the other rows kept.
+    Checkpoints written since the budget was recorded store `scorer_calls`; older ones are
+    counted from their train_config: GRPO runs score steps x scenes x (group + 1 reference),
+    the sequential baseline steps x scenes x group, a selector scenes x references x candidates
+    per reference (the reference, its leaves and, with plan variants, its 14 variants).
     """
-    from pair_drive_ros.policy.il_planner import load_il_planner
-    from pair_drive_ros.policy.pair import load_rl_branch, load_selector
-    from pair_drive_ros.training.common import set_threads
+    import torch
+
+    from pair_drive_ros.policy.selector import NUM_PLAN_VARIANTS
+    from pair_drive_ros.policy.tree import resolve_group
+
+    if not path or not Path(path).is_file():
+        return None
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    if 'scorer_calls' in ckpt:
+        return int(ckpt['scorer_calls'])
+    tc = ckpt.get('train_config') or {}
+    model = ckpt.get('model')
+    if model == 'pair_rl_branch' and 'total_steps' in tc:
+        return tc['total_steps'] * tc['scenes_per_step'] * (len(resolve_group(tc['group'])) + 1)
+    if model == 'pair_selector' and 'num_scenes' in ckpt and 'references' in tc:
+        per_ref = 1 + len(resolve_group(tc.get('group', '15')))
+        if (tc.get('model') or {}).get('plan_variants'):
+            per_ref += NUM_PLAN_VARIANTS
+        return int(ckpt['num_scenes']) * len(tc['references']) * per_ref
+    if 'group_size' in tc and 'total_steps' in tc:
+        return tc['total_steps'] * tc['scenes_per_step'] * tc['group_size']
+    return None
+
+
+# -- the rows ---------------------------------------------------------------------------------
+
+def build_rows(cfg: AttributionConfig, il_planners: dict, rl, selector, tree_selector,
+               sequential: dict, budgets: dict) -> list[tuple[Row, AbstractPlanner, Row | None]]:
+    """Return (selected row, planner, oracle row) of every candidate set of every IL planner.
+
+    The selected row is None where no selector can pick (paper set without a tree selector);
+    the oracle row is None for single-plan planners.
+
+    il_planners / sequential: {'IL-A': planner}; budgets: {'rl', 'selector', 'tree_selector',
+    'IL-A/sequential', ...: scorer calls or None}.
+    """
+    from pair_drive_ros.policy.ablations import VariantsOnlyPaIR
+    from pair_drive_ros.policy.pair import PaIRPlanner
+    from pair_drive_ros.policy.rl_branch import untrained_tree
+
+    untrained = {s: untrained_tree(rl, s) for s in cfg.untrained_seeds}
+    sel_budget = {'selector': budgets.get('selector')}
+    out = []
+    for name, il in il_planners.items():
+        def add(key, label, planner, calls, deployable=True, oracle=True):
+            k = planner.candidates_per_frame() if hasattr(planner, 'candidates_per_frame') else 1
+            sel = Row(f'{name}/{key}', f'{name} + {label}', name, False, k, calls)
+            ora = (Row(f'{name}/{key}/oracle', f'{ORACLE}: {name}, {label.split(": ", 1)[-1]}',
+                       name, True, k, calls) if oracle else None)
+            out.append((sel if deployable else None, planner, ora))
+
+        out.append((Row(f'{name}/il', f'{name} alone', name, False, 1, {}), il, None))
+        add('no_rl', 'selector: IL plan + variants (no RL)',
+            VariantsOnlyPaIR(il, rl, selector), sel_budget)
+        for s, tree in untrained.items():
+            add(f'untrained{s}',
+                f'selector: IL plan + untrained leaves (init seed {s}) + variants',
+                PaIRPlanner(il, tree, selector), sel_budget)
+        tree_sel_budget = {'tree_selector': budgets.get('tree_selector')}
+        add('tree', 'tree selector: IL plan + trained leaves (paper set)',
+            PaIRPlanner(il, rl, tree_selector, variants=False),
+            {'rl': budgets.get('rl'), **tree_sel_budget}, deployable=tree_selector is not None)
+        for s, tree in untrained.items():
+            add(f'tree_untrained{s}',
+                f'tree selector: IL plan + untrained leaves (init seed {s}) (paper set)',
+                PaIRPlanner(il, tree, tree_selector, variants=False), tree_sel_budget,
+                deployable=tree_selector is not None)
+        add('pair', 'PaIR: IL plan + trained leaves + variants',
+            PaIRPlanner(il, rl, selector), {'rl': budgets.get('rl'), **sel_budget})
+        if name in sequential:
+            out.append((Row(f'{name}/sequential', f'{name} + sequential GRPO', name, False, 1,
+                            {'sequential': budgets.get(f'{name}/sequential')}),
+                        sequential[name], None))
+    return out
+
+
+def comparisons_of(rows: list[Row], seeds: tuple) -> list[tuple[str, str]]:
+    """(row key, baseline key) pairs of the paired-difference table."""
+    keys = {r.key for r in rows}
+    pairs = []
+    for r in rows:
+        base = r.key.split('/')[0]
+        if r.key.endswith('/il'):
+            continue
+        pairs.append((r.key, f'{base}/il'))
+        no_rl = f'{base}/no_rl/oracle' if r.oracle else f'{base}/no_rl'
+        if r.key != no_rl and not r.key.startswith(f'{base}/no_rl'):
+            pairs.append((r.key, no_rl))
+    for il in sorted({r.il for r in rows}):
+        for s in seeds:
+            for trained, control in ((f'{il}/tree', f'{il}/tree_untrained{s}'),
+                                     (f'{il}/tree/oracle', f'{il}/tree_untrained{s}/oracle'),
+                                     (f'{il}/pair', f'{il}/untrained{s}'),
+                                     (f'{il}/pair/oracle', f'{il}/untrained{s}/oracle')):
+                pairs.append((trained, control))
+    return [(a, b) for a, b in pairs if a in keys and b in keys]
+
+
+# -- closed loop ------------------------------------------------------------------------------
+
+def closed_loop_rows(rows_planners: list, cfg: AttributionConfig) -> list:
+    """Drive the deployable rows' planners; fill Row.episodes; return the scenario list."""
     from pair_drive_ros.evaluation.evaluate import evaluate_closed_loop
     from pair_drive_ros.sim.suite import split_scenarios
 
-    set_threads(args.threads)
-    rl = load_rl_branch(args.rl_checkpoint)
-    selector = load_selector(args.selector_checkpoint)
-    il_a = load_il_planner(args.il_a, expect_model='transfuser')
-    il_b = load_il_planner(args.il_b, expect_model='diffusiondrive')
-    sequential = load_il_planner(args.sequential, expect_model='transfuser')
-    scenarios = split_scenarios(args.split, args.closed_loop)
-    res = {'command': args.command_line, 'scenarios': scenarios, 'closed_loop': {}}
-    out_dir = Path(args.out)
-    if args.rows and (out_dir / 'closed_loop.json').is_file():
-        res = json.loads((out_dir / 'closed_loop.json').read_text())
-        if [list(s) for s in res['scenarios']] != [list(s) for s in scenarios]:
-            raise ValueError(f'{out_dir}/closed_loop.json has other scenarios than '
-                             f'--closed-loop {args.closed_loop} on {args.split}; use another '
-                             '--out')
-    planners = [('IL-A', il_a), ('IL-A + sequential GRPO', sequential),
-                ('IL-A + PaIR', PaIRPlanner(il_a, rl, selector)), ('IL-B', il_b)]
-    if args.sequential_b and Path(args.sequential_b).is_file():
-        planners.append(('IL-B + sequential GRPO',
-                         load_il_planner(args.sequential_b, expect_model='diffusiondrive')))
-    planners.append(('IL-B + PaIR', PaIRPlanner(il_b, rl, selector)))
-    if args.tree_only_selector:
-        tree_sel = load_selector(args.tree_only_selector)
-        planners += [(f'IL-A + PaIR{TREE_ONLY}', PaIRPlanner(il_a, rl, tree_sel)),
-                     (f'IL-B + PaIR{TREE_ONLY}', PaIRPlanner(il_b, rl, tree_sel))]
-    planners += [(f'IL-A + PaIR, consistency {w:g}',
-                  PaIRPlanner(il_a, rl, selector, consistency_weight=w))
-                 for w in args.consistency]
-    if args.rows:
-        # A value equal to a whole label selects only it ('IL-B'), others every label they are in.
-        labels = {label for label, _ in planners}
-        subs = [r for r in args.rows if r not in labels]
-        planners = [(label, p) for label, p in planners
-                    if label in args.rows or any(r in label for r in subs)]
-        if not planners:
-            raise ValueError(f'--rows {args.rows} match no closed-loop planner label')
-    for label, planner in planners:
-        if args.rows:
-            res.setdefault('row_commands', {})[label] = args.command_line
-        out = evaluate_closed_loop(planner, scenarios, progress=True)
-        res['closed_loop'][label] = out['summary']
-        res.setdefault('episodes', {})[label] = [
-            {k: e[k] for k in ('scenario', 'seed', 'collision', 'off_road', 'route_completion')}
-            for e in out['episodes']]
-        LOG.info('closed loop %s: %s', label, out['summary'])
-    lines = [f'Command: `{res["command"]}`', '']
-    if 'command_sequential' in res:
-        lines += [f'Sequential row: `{res["command_sequential"]}`', '']
-    for label, command in res.get('row_commands', {}).items():
-        lines += [f'Row {label}: `{command}`', '']
-    lines += [
-             '| closed loop | episodes | collision rate | off-road rate | route completion '
-             '| progress [m] | comfort violations |', '|---|---|---|---|---|---|---|']
-    for label, s in res['closed_loop'].items():
-        lines.append(f'| {label} | {s.get("episodes", 0)} | {s["collision_rate"]:.2f} | '
-                     f'{s["off_road_rate"]:.2f} | {s["route_completion"]:.2f} | '
-                     f'{s["progress_m"]:.1f} | {s["comfort_violations"]:.1f} |')
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / 'closed_loop.json').write_text(json.dumps(res, indent=1))
-    (out_dir / 'closed_loop.md').write_text('\n'.join(lines) + '\n')
-    return res
+    scenarios = split_scenarios(cfg.split, cfg.closed_loop_episodes)
+    for row, planner in rows_planners:
+        # The per-token cache of the open loop would be wrong here: states are new every run.
+        live = planner.planner if isinstance(planner, CachedPlanner) else planner
+        if hasattr(live, 'il_planner') and isinstance(live.il_planner, CachedPlanner):
+            live.il_planner = live.il_planner.planner
+        res = evaluate_closed_loop(live, scenarios, progress=True)
+        row.episodes = [{'scenario': e['scenario'], 'seed': e['seed'],
+                         **{k: float(e[k]) for k in CLOSED_COLUMNS}} for e in res['episodes']]
+    return scenarios
 
 
-def main(args: argparse.Namespace) -> dict:
-    """Compute every table; write results.json and results.md; return the results dict."""
-    from pair_drive_ros.policy.baselines import ExpertPlanner, ReferencePlanner
-    from pair_drive_ros.policy.il_planner import load_il_planner
-    from pair_drive_ros.policy.pair import load_rl_branch, load_selector
-    from pair_drive_ros.training.common import set_threads
-    from pair_drive_ros.training.rl_data import load_scene_set
+# -- statistics -------------------------------------------------------------------------------
 
-    set_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    frames = Frames(load_scene_set(args.data, args.split, args.frame_stride,
-                                   max_scenes=args.max_frames, workers=2,
-                                   cache_dir=args.cache_dir))
-    rl = load_rl_branch(args.rl_checkpoint)
-    selector = load_selector(args.selector_checkpoint)
-    il_a = load_il_planner(args.il_a, expect_model='transfuser')
-    il_b = load_il_planner(args.il_b, expect_model='diffusiondrive')
-    bs = args.batch_size
-    res = {'command': args.command_line, 'split': args.split, 'frame_stride': args.frame_stride,
-           'checkpoints': {'il_a': args.il_a, 'il_b': args.il_b, 'sequential': args.sequential,
-                           'sequential_b': args.sequential_b,
-                           'rl': args.rl_checkpoint, 'selector': args.selector_checkpoint,
-                           'tree_only_selector': args.tree_only_selector}}
+def summarise(rows: list[Row], frames_episodes: np.ndarray, cfg: AttributionConfig,
+              pairs: list[tuple[str, str]]) -> tuple[dict, list]:
+    """Return per-row intervals and the paired differences of `pairs`.
 
-    # -- 1. main table ----------------------------------------------------------------------------
-    pair_a = PaIRPlanner(il_a, rl, selector)
-    pair_b = PaIRPlanner(il_b, rl, selector)
-    main_rows = [_open(il_a, frames, 'IL-A (Transfuser-lite)', bs)]
-    if args.sequential and Path(args.sequential).is_file():
-        seq = load_il_planner(args.sequential, expect_model='transfuser')
-        main_rows.append(_open(seq, frames, 'IL-A + sequential GRPO', bs))
-    main_rows += [_open(pair_a, frames, 'IL-A + PaIR', bs),
-                  _open(il_b, frames, 'IL-B (DiffusionDrive-lite)', bs)]
-    if args.sequential_b and Path(args.sequential_b).is_file():
-        seq_b = load_il_planner(args.sequential_b, expect_model='diffusiondrive')
-        main_rows.append(_open(seq_b, frames, 'IL-B + sequential GRPO', bs))
-    main_rows += [_open(pair_b, frames, 'IL-B + PaIR', bs)]
-    if args.tree_only_selector:
-        tree_sel = load_selector(args.tree_only_selector)
-        main_rows += [_open(PaIRPlanner(il, rl, tree_sel), frames, f'{name} + PaIR{TREE_ONLY}',
-                            bs) for name, il in (('IL-A', il_a), ('IL-B', il_b))]
-    variants = pair_a.variants          # the selector's candidate set (plan variants or not)
-    k = pair_a.candidates_per_frame()
-    kind = 'tree + variants' if variants else 'tree'
-    oracle_a = f'UPPER BOUND: oracle best-of-{k}, IL-A + {kind}'
-    main_rows += [_open(OracleBestOfN(pair_a, score_fn=frames.true_scores), frames, oracle_a, bs),
-                  _open(OracleBestOfN(pair_b, score_fn=frames.true_scores), frames,
-                        f'UPPER BOUND: oracle best-of-{k}, IL-B + {kind}', bs),
-                  _open(ExpertPlanner(), frames, 'expert (logged, privileged)', bs),
-                  _open(ReferencePlanner(), frames, 'PDM reference planner (privileged)', bs)]
-    res['main'] = main_rows
-
-    # -- 2. expert as the IL policy -------------------------------------------------------------
-    expert = next(e for e in main_rows if e['label'].startswith('expert'))
-    pair_expert = _open(PaIRPlanner(ExpertPlanner(), rl, selector), frames,
-                        'expert + PaIR', bs)
-    oracle = OracleBestOfN(PaIRPlanner(ExpertPlanner(), rl, None, variants=variants),
-                           score_fn=frames.true_scores)
-    oracle_expert = _open(oracle, frames, f'UPPER BOUND: oracle best-of-{k}, expert + {kind}',
-                          bs)
-    order = sorted(expert['rows'], key=lambda r: r['pdms'])
-    worst = {r['token'] for r in order[:max(1, len(order) // 5)]}
-    res['expert_as_il'] = {
-        'all': {e['label']: {'pdms': e['summary']['pdms'], 'epdms': e['summary']['epdms']}
-                for e in (expert, pair_expert, oracle_expert)},
-        'worst20': {e['label']: {'pdms': _subset_mean(e, worst, 'pdms'),
-                                 'epdms': _subset_mean(e, worst, 'epdms')}
-                    for e in (expert, pair_expert, oracle_expert)},
-        'worst_scenes': len(worst)}
-
-    # -- 3. group size, tree only and no tree (same selector) -------------------------------------
-    ablation = []
-    by_label = {e['label']: e for e in main_rows}
-
-    def candidate_set(label: str, planner: PaIRPlanner, oracle_planner: PaIRPlanner) -> dict:
-        sel = _open(planner, frames, f'IL-A + PaIR, {label}', bs)
-        ora = _open(OracleBestOfN(oracle_planner, score_fn=frames.true_scores), frames,
-                    f'oracle, {label}', bs)
-        return {'label': label, 'candidates': planner.candidates_per_frame(),
-                'selector': sel['summary'], 'oracle': ora['summary']}
-
-    for group in ('5', '9', '12', '15'):
-        label = f'{kind}, G = {group}'
-        if group == '15':   # the main table's rows
-            ablation.append({'label': label, 'candidates': k,
-                             'selector': by_label['IL-A + PaIR']['summary'],
-                             'oracle': by_label[oracle_a]['summary']})
-            continue
-        ablation.append(candidate_set(
-            label, PaIRPlanner(il_a, rl, selector, codes=group),
-            PaIRPlanner(il_a, rl, None, codes=group, variants=variants)))
-    if variants:
-        ablation.append(candidate_set('tree only, G = 15 (no variants)',
-                                      PaIRPlanner(il_a, rl, selector, variants=False),
-                                      PaIRPlanner(il_a, rl, None)))
-    ablation.append(candidate_set('no tree (15 whole-trajectory variants)',
-                                  NoTreePaIR(il_a, rl, selector), NoTreePaIR(il_a, rl, None)))
-    res['ablation'] = ablation
-
-    for entry in main_rows + [pair_expert, oracle_expert]:
-        entry.pop('rows', None)
-    (out / 'results.json').write_text(json.dumps(res, indent=1))
-    (out / 'results.md').write_text(markdown(res))
-    return res
-
-
-def add_sequential(args: argparse.Namespace) -> dict:
-    """Evaluate only sequential-GRPO IL planners and insert their rows into a results.json.
-
-    --add-sequential: IL-A's (--sequential); --add-sequential-b: IL-B's (--sequential-b). Each
-    row goes right after its IL planner's row (replacing an earlier row of the same label).
+    Open-loop columns are x 100; closed-loop metrics are per episode. Differences cover PDMS and
+    EPDMS (and every closed-loop metric when both rows drove).
     """
-    from pair_drive_ros.policy.il_planner import load_il_planner
-    from pair_drive_ros.training.common import set_threads
-    from pair_drive_ros.training.rl_data import load_scene_set
+    by_key = {r.key: r for r in rows}
+    boot = dict(n_boot=cfg.bootstrap, seed=cfg.bootstrap_seed, level=cfg.level)
+    stats = {}
+    for r in rows:
+        entry = {}
+        if r.frames is not None:
+            entry['open_loop'] = {c: episode_bootstrap(r.frames[:, i], frames_episodes,
+                                                       **boot).scaled(100.0).as_dict()
+                                  for i, c in enumerate(COLUMNS)}
+        if r.episodes:
+            ids = np.arange(len(r.episodes))
+            entry['closed_loop'] = {c: episode_bootstrap([e[c] for e in r.episodes], ids,
+                                                         **boot).as_dict()
+                                    for c in CLOSED_COLUMNS}
+        stats[r.key] = entry
+    diffs = []
+    for a, b in pairs:
+        ra, rb = by_key[a], by_key[b]
+        item = {'row': a, 'baseline': b}
+        if ra.frames is not None and rb.frames is not None:
+            for c in ('pdms', 'epdms'):
+                i = COLUMNS.index(c)
+                item[c] = episode_bootstrap(ra.frames[:, i] - rb.frames[:, i], frames_episodes,
+                                            **boot).scaled(100.0).as_dict()
+        if ra.episodes and rb.episodes:
+            ids = np.arange(len(ra.episodes))
+            for c in CLOSED_COLUMNS:
+                item[f'closed_{c}'] = episode_bootstrap(
+                    [x[c] - y[c] for x, y in zip(ra.episodes, rb.episodes)], ids,
+                    **boot).as_dict()
+        diffs.append(item)
+    return stats, diffs
 
-    set_threads(args.threads)
-    out = Path(args.out)
-    res = json.loads((out / 'results.json').read_text())
-    frames = Frames(load_scene_set(args.data, res['split'], res['frame_stride'],
-                                   max_scenes=args.max_frames, workers=2,
-                                   cache_dir=args.cache_dir))
-    wanted = {'sequential': args.add_sequential, 'sequential_b': args.add_sequential_b}
-    for label, after, model, key in SEQUENTIAL_ROWS:
-        if not wanted[key]:
-            continue
-        path = getattr(args, key)
-        row = _open(load_il_planner(path, expect_model=model), frames, label, args.batch_size)
-        row.pop('rows', None)
-        res['main'] = [r for r in res['main'] if r['label'] != row['label']]
-        labels = [r['label'] for r in res['main']]
-        res['main'].insert(labels.index(after) + 1 if after in labels else 1, row)
-        res['checkpoints'][key] = path
-        res['command_' + key] = args.command_line
-    (out / 'results.json').write_text(json.dumps(res, indent=1))
-    (out / 'results.md').write_text(markdown(res))
-    return res
+
+# -- output -----------------------------------------------------------------------------------
+
+def _ci(d: dict, digits: int = 1) -> str:
+    return f'{d["mean"]:.{digits}f} [{d["low"]:.{digits}f}, {d["high"]:.{digits}f}]'
+
+
+def _calls(calls: dict) -> str:
+    if not calls:
+        return '0'
+    if any(v is None for v in calls.values()):
+        return 'unknown'
+    return f'{sum(calls.values()):,}'
 
 
 def markdown(res: dict) -> str:
-    """Markdown tables of a results dict."""
-    lines = [f'Command: `{res["command"]}`', '']
-    if 'command_sequential' in res:
-        lines += [f'Sequential row: `{res["command_sequential"]}`', '']
-    if 'command_sequential_b' in res:
-        lines += [f'IL-B sequential row: `{res["command_sequential_b"]}`', '']
-    lines += [
-             f'Split `{res["split"]}`, every {res["frame_stride"]}th scorable frame; open-loop '
-             'scores x 100.', '']
-    lines += _table(res['main'])
-    lines += ['Inference ms per frame (batched, 2 shared cores): ' + ', '.join(
-        f'{e["label"]} {e["inference_ms"]:.1f}' for e in res['main']), '']
-    if 'closed_loop' in res:
-        lines += ['| closed loop | episodes | collision rate | off-road rate | route completion '
-                  '| progress [m] |', '|---|---|---|---|---|---|']
-        for label, s in res['closed_loop'].items():
-            lines.append(f'| {label} | {s.get("episodes", 0)} | {s["collision_rate"]:.2f} | '
-                         f'{s["off_road_rate"]:.2f} | {s["route_completion"]:.2f} | '
-                         f'{s["progress_m"]:.1f} |')
+    """Render the report as Markdown tables."""
+    meta = res['meta']
+    level = int(round(100 * meta['level']))
+    lines = [f'Command: `{meta["command"]}`', '',
+             f'Commit `{meta["commit"]}`; split `{meta["split"]}`; {meta["frames"]} frames of '
+             f'{meta["episodes"]} episodes (every {meta["frame_stride"]}th scorable frame); '
+             f'{level} % intervals: episode bootstrap, {meta["bootstrap"]} replicates. Scores x '
+             '100. Oracle rows pick by the true score: upper bounds, never deployable.', '']
+    diffs = {(d['row'], d['baseline']): d for d in res['comparisons']}
+    for il in meta['planners']:
+        rows = [r for r in res['rows'] if r['il'] == il]
+        lines += [f'### {il}', '',
+                  '| row | K | training scorer calls | ' + ' | '.join(SUB_METRICS)
+                  + ' | PDMS | EPDMS | ΔPDMS vs IL | ΔPDMS vs no-RL |',
+                  '|---|---|---|' + '---|' * len(SUB_METRICS) + '---|---|---|---|']
+        for r in rows:
+            s = res['stats'][r['key']].get('open_loop')
+            if s is None:
+                continue
+            no_rl = f'{il}/no_rl/oracle' if r['oracle'] else f'{il}/no_rl'
+            d_il = diffs.get((r['key'], f'{il}/il'))
+            d_no = diffs.get((r['key'], no_rl))
+            lines.append(
+                f'| {r["label"]} | {r["candidates"]} | {_calls(r["scorer_calls"])} | '
+                + ' | '.join(f'{s[c]["mean"]:.1f}' for c in SUB_METRICS)
+                + f' | {_ci(s["pdms"])} | {_ci(s["epdms"])} | '
+                f'{_ci(d_il["pdms"]) if d_il else "–"} | {_ci(d_no["pdms"]) if d_no else "–"} |')
         lines.append('')
-    ex = res['expert_as_il']
-    lines += [f'Expert as the IL policy (all scenes; the {ex["worst_scenes"]} scenes where the '
-              'expert PDMS is lowest):', '',
-              '| planner | PDMS all | EPDMS all | PDMS worst 20% | EPDMS worst 20% |',
-              '|---|---|---|---|---|']
-    for label, s in ex['all'].items():
-        w = ex['worst20'][label]
-        lines.append(f'| {label} | {s["pdms"]:.1f} | {s["epdms"]:.1f} | {w["pdms"]:.1f} | '
-                     f'{w["epdms"]:.1f} |')
-    lines += ['', '| candidates (IL-A reference) | selector PDMS | selector EPDMS | '
-              'oracle PDMS (upper bound) | oracle EPDMS |', '|---|---|---|---|---|']
-    for a in res['ablation']:
-        lines.append(f'| {a["label"]} ({a["candidates"]} candidates) | '
-                     f'{a["selector"]["pdms"]:.1f} | {a["selector"]["epdms"]:.1f} | '
-                     f'{a["oracle"]["pdms"]:.1f} | {a["oracle"]["epdms"]:.1f} |')
+    lines += ['Paired differences (same frames; episodes resampled), row minus baseline:', '',
+              '| row | baseline | ΔPDMS | ΔEPDMS |', '|---|---|---|---|']
+    labels = {r['key']: r['label'] for r in res['rows']}
+    for d in res['comparisons']:
+        if 'pdms' in d:
+            lines.append(f'| {labels[d["row"]]} | {labels[d["baseline"]]} | {_ci(d["pdms"])} | '
+                         f'{_ci(d["epdms"])} |')
+    closed = [r for r in res['rows'] if res['stats'][r['key']].get('closed_loop')]
+    if closed:
+        lines += ['', f'Closed loop: {meta["closed_loop_episodes"]} episodes per scenario of '
+                  f'`{meta["split"]}` ({len(meta["scenarios"])} episodes).', '',
+                  '| row | ' + ' | '.join(CLOSED_COLUMNS) + ' | Δcollision vs IL | '
+                  'Δcollision vs no-RL |', '|---|' + '---|' * (len(CLOSED_COLUMNS) + 2)]
+        for r in closed:
+            s = res['stats'][r['key']]['closed_loop']
+            d_il = diffs.get((r['key'], f'{r["il"]}/il'), {}).get('closed_collision')
+            d_no = diffs.get((r['key'], f'{r["il"]}/no_rl'), {}).get('closed_collision')
+            lines.append(f'| {r["label"]} | ' + ' | '.join(_ci(s[c], 2) for c in CLOSED_COLUMNS)
+                         + f' | {_ci(d_il, 2) if d_il else "–"} | '
+                         f'{_ci(d_no, 2) if d_no else "–"} |')
     return '\n'.join(lines) + '\n'
 
 
-def curve_summary(run_dir: str | Path, tags: tuple, parts: int = 5) -> str:
-    """Markdown table of a run's scalars.csv: the mean of each tag over `parts` equal chunks."""
-    values: dict = {}
-    for line in (Path(run_dir) / 'scalars.csv').read_text().splitlines():
-        _, key, value = line.split(',')
-        values.setdefault(key, []).append(float(value))
-    head = '| tag | ' + ' | '.join(f'steps {i + 1}/{parts}' for i in range(parts)) + ' |'
-    lines = [f'Run `{run_dir}`:', '', head, '|---|' + '---|' * parts]
-    for tag in tags:
-        v = np.asarray(values.get(tag, []))
-        if len(v) == 0:
-            continue
-        chunks = np.array_split(v, parts)
-        lines.append(f'| {tag} | ' + ' | '.join(f'{c.mean():.3f}' for c in chunks) + ' |')
-    return '\n'.join(lines) + '\n'
+# -- the command ------------------------------------------------------------------------------
+
+def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict | None = None,
+           rl=None, selector=None, tree_selector=None, sequential: dict | None = None) -> dict:
+    """Evaluate every row, write attribution.{json,md} under cfg.out, return the results.
+
+    The keyword arguments replace what is otherwise loaded from cfg (tests pass tiny models and
+    a synthetic SceneSet).
+    """
+    from pair_drive_ros.policy.il_planner import load_il_planner
+    from pair_drive_ros.policy.pair import load_rl_branch, load_selector
+    from pair_drive_ros.training.common import git_hash, set_threads
+
+    set_threads(cfg.threads)
+    if scenes is None:
+        from pair_drive_ros.training.rl_data import load_scene_set
+        scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
+                                max_scenes=cfg.max_frames, workers=1,
+                                cache_dir=cfg.cache_dir or None)
+    frames = Frames(scenes)
+    paths = {'IL-A': (cfg.il_a, 'transfuser', cfg.sequential_a),
+             'IL-B': (cfg.il_b, 'diffusiondrive', cfg.sequential_b)}
+    unknown = sorted(set(cfg.planners) - set(paths))
+    if unknown:
+        raise ValueError(f'planners {unknown}: choose from {sorted(paths)}')
+    if il_planners is None:
+        il_planners = {n: load_il_planner(paths[n][0], expect_model=paths[n][1])
+                       for n in cfg.planners}
+    if sequential is None:
+        sequential = {n: load_il_planner(paths[n][2], expect_model=paths[n][1])
+                      for n in cfg.planners if paths[n][2] and Path(paths[n][2]).is_file()}
+    rl = rl if rl is not None else load_rl_branch(cfg.rl_checkpoint)
+    selector = selector if selector is not None else load_selector(cfg.selector_checkpoint)
+    if tree_selector is None and cfg.tree_selector_checkpoint \
+            and Path(cfg.tree_selector_checkpoint).is_file():
+        tree_selector = load_selector(cfg.tree_selector_checkpoint)
+    if tree_selector is None:
+        LOG.warning('no tree-only selector: the paper-set rows are oracles only')
+    budgets = {'rl': scorer_calls(cfg.rl_checkpoint),
+               'selector': scorer_calls(cfg.selector_checkpoint),
+               'tree_selector': scorer_calls(cfg.tree_selector_checkpoint)}
+    budgets.update({f'{n}/sequential': scorer_calls(paths[n][2]) for n in sequential})
+    cached = {n: CachedPlanner(p) for n, p in il_planners.items()}
+
+    triples = build_rows(cfg, cached, rl, selector, tree_selector, sequential, budgets)
+    rows, deployable = [], []
+    for sel, planner, ora in triples:
+        label = (sel or ora).label
+        selected, oracle = evaluate_candidates(planner, frames, cfg.batch_size, label)
+        if sel is not None:
+            sel.frames = selected
+            rows.append(sel)
+            deployable.append((sel, planner))
+        if ora is not None:
+            ora.frames = oracle
+            rows.append(ora)
+    scenarios = closed_loop_rows(deployable, cfg) if cfg.closed_loop_episodes > 0 else []
+    pairs = comparisons_of(rows, cfg.untrained_seeds)
+    stats, diffs = summarise(rows, frames.episodes, cfg, pairs)
+    res = {'meta': {'command': command, 'commit': git_hash(), 'split': cfg.split,
+                    'data_root': cfg.data_root, 'frame_stride': cfg.frame_stride,
+                    'frames': len(frames), 'episodes': int(len(np.unique(frames.episodes))),
+                    'planners': list(cfg.planners), 'level': cfg.level,
+                    'bootstrap': cfg.bootstrap, 'closed_loop_episodes': cfg.closed_loop_episodes,
+                    'scenarios': [list(s) for s in scenarios], 'config': config_to_dict(cfg),
+                    'budgets': budgets},
+           # Per-frame PDMS / EPDMS and the frames' episodes: rows of two reports (e.g. two
+           # trees, each with its own selector) can be compared frame by frame (compare_rows).
+           'frame_episodes': frames.episodes.tolist(),
+           'frame_tokens': [b.scene.token for b in frames.inputs],
+           'rows': [{'key': r.key, 'label': r.label, 'il': r.il, 'oracle': r.oracle,
+                     'candidates': r.candidates, 'scorer_calls': r.scorer_calls,
+                     'pdms': r.frames[:, COLUMNS.index('pdms')].tolist(),
+                     'epdms': r.frames[:, COLUMNS.index('epdms')].tolist(),
+                     'episodes': r.episodes}
+                    for r in rows],
+           'stats': stats, 'comparisons': diffs}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'attribution.json').write_text(json.dumps(res, indent=1))
+    (out / 'attribution.md').write_text(markdown(res))
+    LOG.info('wrote %s/attribution.{json,md}', out)
+    return res
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Arguments (checkpoint defaults: the shipped models/)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--data', default='data/logs')
-    p.add_argument('--split', default='test')
-    p.add_argument('--frame-stride', type=int, default=8)
-    p.add_argument('--il-a', default='models/transfuser_lite.pt')
-    p.add_argument('--il-b', default='models/diffusiondrive_lite.pt')
-    p.add_argument('--sequential', default='models/transfuser_lite_seq_grpo.pt')
-    p.add_argument('--sequential-b', default='models/diffusiondrive_lite_seq_grpo.pt',
-                   help='IL-B fine-tuned by sequential GRPO (row skipped if the file is missing)')
-    p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
-    p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
-    p.add_argument('--tree-only-selector', default='',
-                   help='a selector trained without plan variants: adds IL-A / IL-B + PaIR rows '
-                        'with the candidate set of the paper, [IL plan, tree leaves] (open and '
-                        'closed loop)')
-    p.add_argument('--closed-loop', type=int, default=0,
-                   help='closed loop only: this many episodes per scenario (no open loop)')
-    p.add_argument('--consistency', type=float, nargs='*', default=[], metavar='W',
-                   help='closed loop: also IL-A + PaIR with these previous-plan consistency '
-                        'weights')
-    p.add_argument('--max-frames', type=int, default=0, help='0: all (a fixed random subset)')
-    p.add_argument('--cache-dir', default=None,
-                   help='feature cache folder (default: <data>/../cache); use a fresh one after '
-                        'the logs were regenerated, the cache key does not cover log contents')
-    p.add_argument('--batch-size', type=int, default=32)
-    p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--out', default='runs/pair/results')
-    p.add_argument('--add-sequential', action='store_true',
-                   help='only evaluate --sequential and add its row to --out/results.json')
-    p.add_argument('--add-sequential-b', action='store_true',
-                   help='only evaluate --sequential-b and add its row to --out/results.json '
-                        '(with --add-sequential: both rows)')
-    p.add_argument('--rows', nargs='*', default=[], metavar='SUBSTRING',
-                   help='closed loop: only the planners whose label contains one of these '
-                        '(e.g. "IL-B + sequential"; a whole label, e.g. "IL-B", selects only '
-                        'that row); merged into --out/closed_loop.json')
-    p.add_argument('--curves', nargs='*', default=[],
-                   help='run folders whose training curves to summarise (no evaluation)')
-    return p
+def compare_rows(res_a: dict, key_a: str, res_b: dict, key_b: str, metric: str = 'pdms',
+                 n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Paired difference (x 100) of row key_a of report res_a minus row key_b of report res_b.
+
+    Both reports must cover the same frames (same split, stride and subset): checked by token.
+    """
+    if res_a['frame_tokens'] != res_b['frame_tokens']:
+        raise ValueError('the two reports cover different frames; compare on the same split '
+                         'and frame subset')
+    rows_a = {r['key']: r for r in res_a['rows']}
+    rows_b = {r['key']: r for r in res_b['rows']}
+    diff = np.asarray(rows_a[key_a][metric]) - np.asarray(rows_b[key_b][metric])
+    return episode_bootstrap(diff, np.asarray(res_a['frame_episodes']), n_boot, seed,
+                             level).scaled(100.0).as_dict()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of `pair-drive report attribution`."""
-    for action in build_parser()._actions:
-        if action.dest != 'help':
-            parser._add_action(action)
+    """--config and --set of `pair-drive report attribution`."""
+    add_config_arguments(parser, DEFAULT_CONFIG)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """Return the command that reproduces this report."""
+    parts = ['pair-drive', 'report', 'attribution', '--config', str(args.config)]
+    for item in args.set:
+        parts += ['--set', item]
+    return shlex.join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the tables, the closed-loop rows, the sequential rows or the curve summary."""
-    import shlex
-    import sys
-    # shlex.join: arguments with spaces (--rows labels) stay quoted, the command reruns as is.
-    args.command_line = 'pair-drive report attribution ' + shlex.join(sys.argv[3:])
-    if args.closed_loop > 0:
-        closed_loop(args)
-    elif args.add_sequential or args.add_sequential_b:
-        add_sequential(args)
-    elif args.curves:
-        tags = ('rl/reward_mean', 'rl/reward_best', 'rl/reward_expert', 'rl/kl', 'rl/clip_frac',
-                'rl/beta', 'seq/reward_mean', 'seq/reward_best', 'seq/kl', 'seq/clip_frac',
-                'sel/loss', 'sel/val_pdms_selected', 'sel/val_pdms_il', 'sel/val_pdms_oracle')
-        text = '\n'.join(curve_summary(r, tags) for r in args.curves)
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / 'curves.md').write_text(text)
-        sys.stdout.write(text)
-    else:
-        main(args)
+    """Entry point of `pair-drive report attribution`."""
+    report(config_from_args(AttributionConfig, args), command_line(args))
     return 0

@@ -4,7 +4,30 @@ import numpy as np
 import torch
 
 from pair_drive_ros.policy.pair import PaIRPlanner
-from pair_drive_ros.policy.selector import plan_variants, VARIANT_LATERAL_M, VARIANT_SPEEDS
+from pair_drive_ros.policy.selector import (NUM_PLAN_VARIANTS, plan_variants, VARIANT_LATERAL_M,
+                                            VARIANT_SPEEDS)
+
+
+class VariantsOnlyPaIR(PaIRPlanner):
+    """The no-RL row: the IL plan and its 14 whole-trajectory variants, no tree leaves.
+
+    Exactly the non-RL part of the shipped candidate set (PaIRPlanner with plan variants),
+    picked by the same selector. The RL branch only supplies the selector's context tokens (its
+    trunk), not candidates.
+    """
+
+    name = 'pair_variants_only'
+
+    @torch.no_grad()
+    def candidates(self, batch: dict, il_poses: np.ndarray):
+        """Return [IL plan, 14 variants] (B, 15, 8, 3) and the RL context tokens."""
+        ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
+        context = self.rl_branch.encode(batch)
+        return torch.cat([ref[:, None], plan_variants(ref)], 1), context
+
+    def candidates_per_frame(self) -> int:
+        """K = 1 + 14."""
+        return 1 + NUM_PLAN_VARIANTS
 
 
 class NoTreePaIR(PaIRPlanner):
@@ -19,9 +42,11 @@ class NoTreePaIR(PaIRPlanner):
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray):
+        """Return [IL plan, 15 variants] (B, 16, 8, 3) and the RL context tokens."""
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
         return torch.cat([ref[:, None], plan_variants(ref, keep_identity=True)], 1), context
 
     def candidates_per_frame(self) -> int:
+        """K = 1 + 15."""
         return 1 + len(VARIANT_SPEEDS) * len(VARIANT_LATERAL_M)

@@ -191,6 +191,25 @@ class RLBranch(nn.Module):
         return self.expand(self.encode(batch), reference, codes, sigma, z, generator)
 
 
+def untrained_tree(trained: RLBranch, init_seed: int) -> RLBranch:
+    """Return the attribution control: `trained`'s trunk, decoder and heads at random init.
+
+    The trunk weights are copied, so a selector reading the RL context sees exactly the same
+    tokens; only the tree (anchor, type and level embeddings, decoder, score and offset heads)
+    is what `RLBranch.__init__` draws under torch seed `init_seed`. The global RNG state is
+    restored afterwards.
+    """
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(int(init_seed))
+        fresh = RLBranch(trained.cfg)
+    finally:
+        torch.random.set_rng_state(state)
+    fresh.trunk.load_state_dict({k: v.clone() for k, v in trained.trunk.state_dict().items()})
+    device = next(trained.parameters()).device
+    return fresh.to(device).eval()
+
+
 def tree_kl(new: TreeOutput, old: TreeOutput, sigma: float) -> torch.Tensor:
     """(B,) exact KL(pi_new || pi_old) summed over levels, averaged over each level's nodes.
 

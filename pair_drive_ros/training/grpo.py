@@ -2,6 +2,11 @@
 
 J = 1/G sum_i [min(rho_i A_i, clip(rho_i, 1 - eps, 1 + eps) A_i)] - beta KL(pi_theta || pi_old),
 rho_i = pi_theta(tau_i) / pi_old(tau_i), A_i = group-normalised reward. We minimise -J.
+
+PaIR deploys the best candidate of [reference, leaves], not the group mean, so two other
+advantages exist (docs/RL_DESIGN.md, "Objective"): `reference_advantages` credits a leaf for
+beating the reference it grew from, and `set_credit` (leave-one-out) for raising the best score
+of the whole candidate set.
 """
 
 from dataclasses import dataclass
@@ -22,6 +27,43 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     mean = rewards.mean(-1, keepdim=True)
     std = rewards.std(-1, keepdim=True)
     return (rewards - mean) / (std + eps)
+
+
+def reference_advantages(rewards: torch.Tensor, ref_rewards: torch.Tensor,
+                         eps: float = 1e-6) -> torch.Tensor:
+    """(r_i - r_ref) / (std of the group + eps): improve on the reference, not on the group mean.
+
+    rewards: (S, G) leaf rewards; ref_rewards: (S,) the reference plan's reward on each scene.
+    A leaf that only matches the reference gets 0. A group without spread gets 0 everywhere:
+    with every leaf equal there is nothing to tell the offsets apart.
+    """
+    if rewards.ndim != 2 or ref_rewards.shape != rewards.shape[:1]:
+        raise ValueError(f'rewards (S, G) and ref_rewards (S,) expected, got '
+                         f'{tuple(rewards.shape)} and {tuple(ref_rewards.shape)}')
+    std = rewards.std(-1, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(rewards)
+    diff = rewards - ref_rewards[:, None]
+    return torch.where(std > eps, diff / (std + eps), torch.zeros_like(diff))
+
+
+def set_credit(rewards: torch.Tensor, ref_rewards: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out credit of each leaf to the best of the set {reference} + leaves.
+
+    credit_i = max(set) - max(set without leaf i) = max(0, r_i - max(r_ref, max_{j != i} r_j)):
+    only a leaf that is strictly the best of the set earns credit, by its margin. (S, G).
+    """
+    if rewards.ndim != 2 or ref_rewards.shape != rewards.shape[:1]:
+        raise ValueError(f'rewards (S, G) and ref_rewards (S,) expected, got '
+                         f'{tuple(rewards.shape)} and {tuple(ref_rewards.shape)}')
+    g = rewards.shape[1]
+    if g == 1:
+        others = ref_rewards[:, None]
+    else:
+        top = rewards.topk(2, -1).values                      # (S, 2)
+        first = rewards.argmax(-1, keepdim=True)
+        is_first = torch.zeros_like(rewards, dtype=torch.bool).scatter_(-1, first, True)
+        others = torch.where(is_first, top[:, 1:2], top[:, :1])
+        others = torch.maximum(others, ref_rewards[:, None])
+    return (rewards - others).clamp(min=0.0)
 
 
 @dataclass

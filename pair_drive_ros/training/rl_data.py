@@ -133,6 +133,13 @@ class SceneSet:
         expert = torch.as_tensor(arrays['trajectory'][idx], dtype=torch.float32, device=device)
         return feats, expert
 
+    def arrays_of(self, js, key: str) -> np.ndarray:
+        """Return the data set's array `key` (e.g. a perception target) of items js."""
+        arrays = self.dataset.arrays
+        if key not in arrays:
+            raise ValueError(f'the data set has no {key!r} (perception targets missing)')
+        return arrays[key][self.indices[np.asarray(js, dtype=np.int64)]]
+
     def score(self, js, candidates: np.ndarray) -> GroupScores:
         """Score candidates (B, G, 8, 3) ego frame for items js (one scorer batch)."""
         preps, refs = zip(*(self.prepared(int(j)) for j in js))
@@ -141,6 +148,87 @@ class SceneSet:
         return GroupScores(np.stack([t.pdms for t in tables]),
                            np.stack([t.epdms for t in tables]),
                            np.stack([t.table for t in tables]))
+
+
+class ConcatSceneSet:
+    """Several SceneSets as one (e.g. the expert's logs and on-policy rollouts)."""
+
+    def __init__(self, parts: list) -> None:
+        if not parts:
+            raise ValueError('ConcatSceneSet needs at least one scene set')
+        self.parts = list(parts)
+        self._offsets = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def _split(self, js) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(part, positions in js, local indices) for every part that js touches."""
+        js = np.asarray(js, dtype=np.int64)
+        part = np.searchsorted(self._offsets, js, side='right') - 1
+        return [(k, np.flatnonzero(part == k), js[part == k] - self._offsets[k])
+                for k in np.unique(part)]
+
+    def batch(self, js, device: torch.device | str = 'cpu') -> tuple[dict, torch.Tensor]:
+        """Features and expert trajectories of items js, in the order of js."""
+        feats, experts, order = [], [], []
+        for k, pos, local in self._split(js):
+            f, e = self.parts[k].batch(local, device)
+            feats.append(f)
+            experts.append(e)
+            order.append(pos)
+        inv = torch.as_tensor(np.argsort(np.concatenate(order)), device=experts[0].device)
+        return ({key: torch.cat([f[key] for f in feats])[inv] for key in feats[0]},
+                torch.cat(experts)[inv])
+
+    def arrays_of(self, js, key: str) -> np.ndarray:
+        """Array `key` of items js, in the order of js."""
+        out, order = [], []
+        for k, pos, local in self._split(js):
+            out.append(self.parts[k].arrays_of(local, key))
+            order.append(pos)
+        return np.concatenate(out)[np.argsort(np.concatenate(order))]
+
+    def score(self, js, candidates: np.ndarray) -> GroupScores:
+        """Scores of candidates (B, G, 8, 3) of items js, in the order of js."""
+        candidates = np.asarray(candidates)
+        parts, order = [], []
+        for k, pos, local in self._split(js):
+            parts.append(self.parts[k].score(local, candidates[pos]))
+            order.append(pos)
+        inv = np.argsort(np.concatenate(order))
+        return GroupScores(*(np.concatenate([getattr(g, f) for g in parts])[inv]
+                             for f in ('pdms', 'epdms', 'table')))
+
+    def save_references(self) -> None:
+        """Write every part's EP normalisers."""
+        for part in self.parts:
+            part.save_references()
+
+
+def load_training_scenes(data_root: str | Path, extra_data_roots: tuple, split: str,
+                         frame_stride: int, max_scenes: int, seed: int, workers: int = 1,
+                         cache_dir: str | Path | None = None):
+    """data_root's split, plus every frame of each extra root's split (e.g. on-policy logs)."""
+    main = load_scene_set(data_root, split, frame_stride, max_scenes, seed, workers,
+                          cache_dir=cache_dir)
+    if not extra_data_roots:
+        return main
+    parts = [main]
+    for root in extra_data_roots:
+        if not (Path(root) / split).is_dir():
+            raise FileNotFoundError(f'extra_data_roots: {Path(root) / split} does not exist; '
+                                    'make it with `pair-drive train rollouts`')
+        parts.append(load_scene_set(root, split, frame_stride, 0, seed, workers,
+                                    cache_dir=cache_dir))
+    return ConcatSceneSet(parts)
+
+
+def steps_for_budget(scorer_budget: int, calls_per_step: int, total_steps: int) -> int:
+    """Return the steps that spend `scorer_budget` scorer calls (rounded up); 0: total_steps."""
+    if scorer_budget <= 0:
+        return total_steps
+    return -(-int(scorer_budget) // int(calls_per_step))
 
 
 def load_scene_set(data_root: str | Path, split: str, frame_stride: int = 4,
@@ -156,7 +244,8 @@ def load_scene_set(data_root: str | Path, split: str, frame_stride: int = 4,
     if 0 < max_scenes < len(dataset):
         rng = np.random.default_rng(seed)
         indices = np.sort(rng.choice(len(dataset), max_scenes, replace=False))
-    cache = Path(data_root).parent / 'cache' / f'ep_reference_{split}.json'
+    cache = (Path(cache_dir) if cache_dir else Path(data_root).parent / 'cache') \
+        / f'ep_reference_{split}.json'
     return SceneSet(dataset, scorer_cfg, indices, cache, keep_prepared)
 
 

@@ -1,10 +1,19 @@
 """GRPO training of the PaIR RL tree branch (CleanRL-style: read `main` top to bottom).
 
-Per step: sample `scenes_per_step` training scenes; grow the tree of the group codes around each
-scene's expert trajectory with sampled offsets (pi_old, no grad); score every leaf with the PDM
-scorer on the logged scene (reward = PDMS or EPDMS); normalise the rewards within each scene's
-group; run `update_epochs` clipped-ratio GRPO updates with a KL(pi_theta || pi_old) penalty whose
-weight adapts to `kl_target`. AdamW, warm-up + cosine decay. The IL planner is not involved.
+Per step: sample `scenes_per_step` training scenes; pick each scene's reference (the expert, or
+with `il_reference_fraction` IL-A's own plan, then optionally perturbed); grow the tree of the
+group codes around it with sampled offsets (pi_old, no grad); score every leaf and the reference
+with the PDM scorer on the logged scene (reward = PDMS or EPDMS); turn the rewards into
+advantages (`advantage`: against the group mean or against the reference, plus optional
+leave-one-out credit to the set's best); run `update_epochs` clipped-ratio GRPO updates with a
+KL(pi_theta || pi_old) penalty whose weight adapts to `kl_target`, and an optional hinge that
+keeps the deterministic leaves spread. AdamW, warm-up + cosine decay.
+
+The trunk is a frozen copy of an IL checkpoint's trunk (`trunk_source: il_copy`) or the branch's
+own, trained from scratch with the auxiliary BEV-semantic and agent losses before GRPO
+(`trunk_source: aux`). With `val_split`, the oracle of [IL-A plan, leaves] is measured on a fixed
+val subset before the first and after the last step (the step-0 numbers are the untrained tree
+of the same init seed).
 
     pair-drive train rl --config config/rl_grpo.yaml [--set total_steps=300]
 """
@@ -25,11 +34,13 @@ from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
                                             set_threads)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
-                                          linear_schedule)
+                                          linear_schedule, reference_advantages, set_credit)
 from pair_drive_ros.training.references import perturb_reference
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_grpo.yaml'
+ADVANTAGES = ('group', 'reference', 'above_reference')
+TRUNK_SOURCES = ('il_copy', 'aux')
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,12 @@ class RLTrainConfig:
     split: str = 'train'
     frame_stride: int = 4          # must match the IL feature cache to share it
     max_scenes: int = 0            # 0: every cached frame of the split
+    # More training logs (all their `split` frames), e.g. on-policy rollouts of
+    # `pair-drive train rollouts`; the selector and the sequential baseline take the same option.
+    extra_data_roots: tuple = ()
+    # > 0: train for ceil(budget / scorer calls per step) steps instead of total_steps (a step
+    # scores scenes_per_step x (group + reference + expert) candidates).
+    scorer_budget: int = 0
     group: str = '15'              # '5', '9', '12', '15', 'all' (tree.GROUPS)
     reward: str = 'pdms'           # 'pdms' or 'epdms'
     scenes_per_step: int = 8
@@ -63,8 +80,39 @@ class RLTrainConfig:
     augment_fraction: float = 0.0
     augment_speed: float = 0.4
     augment_lateral_m: float = 1.5
+    augment_jitter_m: float = 0.0  # N(0, jitter) per waypoint on augmented references [m]
+    # -- objective (docs/RL_DESIGN.md, "Objective") --
+    # 'group': (r - group mean) / std (the paper); 'reference': (r - r_reference) / std, a leaf
+    # is credited for beating the plan it grew from; 'above_reference': group-normalised
+    # max(r, r_reference), a leaf below the reference is not pushed towards it.
+    advantage: str = 'group'
+    # + weight x leave-one-out credit (max(0, r_i - best of the rest of {reference, leaves}))
+    # / std: rewards the leaf that raises the best of the set PaIR picks from.
+    set_credit_weight: float = 0.0
+    # Exploration kept: spread_coef x max(0, min_spread_m - mean end-point distance [m] of the
+    # deterministic (sigma = 0, as at inference) leaves from the reference).
+    spread_coef: float = 0.0
+    min_spread_m: float = 0.0
+    # -- references --
+    # Fraction of scenes whose reference is IL-A's own plan (il_checkpoint, Transfuser only, so
+    # IL-B stays unseen), the rest the expert; augmentation applies to both.
+    il_reference_fraction: float = 0.0
+    il_checkpoint: str = 'models/transfuser_lite.pt'
+    # -- trunk --
+    # 'il_copy': a frozen copy of init_trunk's trunk (empty init_trunk: random init);
+    # 'aux': the branch's own trunk, trained from scratch for trunk_pretrain_steps with the
+    # auxiliary BEV-semantic and agent losses on the training split, then frozen.
+    trunk_source: str = 'il_copy'
     init_trunk: str = ''           # IL checkpoint whose trunk weights are copied (not shared)
-    train_trunk: bool = False      # False: the trunk is frozen, context computed once per step
+    trunk_pretrain_steps: int = 0
+    trunk_pretrain_batch: int = 16
+    trunk_pretrain_lr: float = 1e-3
+    train_trunk: bool = False      # True: GRPO also trains the trunk (end to end, ~10x slower)
+    # -- validation: oracle of [IL-A plan, leaves] on a fixed subset, before and after --
+    val_split: str = ''            # '' : no validation
+    val_frame_stride: int = 8
+    val_max_scenes: int = 256
+    cache_dir: str = ''            # feature cache ('' : <data_root>/../cache)
     seed: int = 0
     device: str = 'cpu'
     threads: int = 2
@@ -73,6 +121,15 @@ class RLTrainConfig:
     save_every: int = 50
     resume: str = ''               # checkpoint to resume from (model, optimizer, step, beta)
     out: str = ''                  # also copy the final checkpoint here (e.g. models/...)
+
+    def __post_init__(self) -> None:
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f'advantage must be one of {ADVANTAGES}, got {self.advantage!r}')
+        if self.trunk_source not in TRUNK_SOURCES:
+            raise ValueError(f'trunk_source must be one of {TRUNK_SOURCES}, got '
+                             f'{self.trunk_source!r}')
+        if not 0.0 <= self.il_reference_fraction <= 1.0:
+            raise ValueError('il_reference_fraction must be in [0, 1]')
 
     @property
     def codes(self) -> tuple:
@@ -87,7 +144,7 @@ def build(cfg: RLTrainConfig, device: torch.device) -> tuple[RLBranch, torch.opt
     update. With init_trunk the trunk starts from a copy of an IL checkpoint's trunk.
     """
     policy = RLBranch(cfg.model)
-    if cfg.init_trunk:
+    if cfg.trunk_source == 'il_copy' and cfg.init_trunk:
         ckpt = load_checkpoint(cfg.init_trunk)
         n = policy.init_trunk_from(ckpt['state_dict'])
         LOG.info('RL trunk initialised from a copy of %s (%d tensors)', cfg.init_trunk, n)
@@ -107,7 +164,113 @@ def augment_reference(expert: torch.Tensor, cfg: RLTrainConfig, rng: np.random.G
     if cfg.augment_fraction <= 0:
         return expert
     return perturb_reference(expert, rng, cfg.augment_fraction, cfg.augment_speed,
-                             cfg.augment_lateral_m)
+                             cfg.augment_lateral_m, cfg.augment_jitter_m)
+
+
+def training_reference(expert: torch.Tensor, feats: dict, il_model, cfg: RLTrainConfig,
+                       rng: np.random.Generator) -> torch.Tensor:
+    """Return references (B, 8, 3): IL-A's plan for il_reference_fraction, else the expert.
+
+    Then the augmentation (speed, lateral ramp, jitter) on a random augment_fraction. At
+    inference the tree grows around an IL plan, so training around one teaches offsets that fix
+    an IL plan's errors rather than an expert's.
+    """
+    ref = expert
+    if il_model is not None and cfg.il_reference_fraction > 0:
+        use = torch.as_tensor(rng.random(len(expert)) < cfg.il_reference_fraction,
+                              device=expert.device)
+        if bool(use.any()):
+            with torch.no_grad():
+                plans = il_model.plan(feats)['trajectory'].to(expert)
+            ref = torch.where(use[:, None, None], plans, expert)
+    return augment_reference(ref, cfg, rng)
+
+
+def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.Tensor
+                  ) -> torch.Tensor:
+    """(S, G) advantages of the configured objective."""
+    if cfg.advantage == 'reference':
+        adv = reference_advantages(rewards, ref_rewards)
+    elif cfg.advantage == 'above_reference':
+        # PaIR keeps the reference when no leaf beats it, so a leaf below the reference costs
+        # nothing: the group is ranked on max(r, r_ref), and only leaves above the reference
+        # stand out. A group entirely below its reference carries no update.
+        adv = group_advantages(torch.maximum(rewards, ref_rewards[:, None]))
+    else:
+        adv = group_advantages(rewards)
+    if cfg.set_credit_weight > 0:
+        std = rewards.std(-1, keepdim=True) if rewards.shape[1] > 1 else 1.0
+        adv = adv + cfg.set_credit_weight * set_credit(rewards, ref_rewards) / (std + 1e-6)
+    return adv
+
+
+def leaf_spread(paths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(B,) mean end-point distance [m] of leaves (B, G, 8, 3) from the reference (B, 8, 3)."""
+    return (paths[:, :, -1, :2] - reference[:, None, -1, :2]).norm(dim=-1).mean(-1)
+
+
+def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.device,
+                   log) -> None:
+    """Train the branch's own trunk from scratch with the auxiliary BEV and agent losses.
+
+    The same perception targets the IL planners learn from (policy.losses), none of the
+    trajectory loss: the trunk learns the scene, not a planner's plan.
+    """
+    from pair_drive_ros.policy.losses import agent_loss, bev_semantic_loss
+
+    trunk = policy.trunk
+    trunk.requires_grad_(True)
+    trunk.train()
+    opt = torch.optim.AdamW(trunk.parameters(), lr=cfg.trunk_pretrain_lr,
+                            weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed + 7)
+    n = len(scenes)
+    for step in range(cfg.trunk_pretrain_steps):
+        js = rng.choice(n, min(cfg.trunk_pretrain_batch, n), replace=False)
+        feats, _ = scenes.batch(js, device)
+        out = trunk(feats)
+        sem = torch.as_tensor(scenes.arrays_of(js, 'bev_semantics'), device=device)
+        states = torch.as_tensor(scenes.arrays_of(js, 'agent_states'), dtype=torch.float32,
+                                 device=device)
+        mask = torch.as_tensor(scenes.arrays_of(js, 'agent_mask'), device=device)
+        cls, box = agent_loss(out['agent_states'], out['agent_logits'], states, mask)
+        bev = bev_semantic_loss(out['bev_semantics'], sem)
+        loss = bev + cls + box
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        log.scalars(step, {'trunk/loss': loss.item(), 'trunk/bev': bev.item(),
+                           'trunk/agent_cls': cls.item(), 'trunk/agent_box': box.item()})
+    trunk.eval()
+    trunk.requires_grad_(cfg.train_trunk)
+
+
+@torch.no_grad()
+def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32) -> dict:
+    """Oracle of [IL-A plan, deterministic leaves] and the leaves' scores on scenes (x 100).
+
+    What PaIR can reach from the tree: the best of the IL plan and its leaves by the true PDMS;
+    also the IL plan's own score, the mean and best leaf, and the leaves' spread [m].
+    """
+    il, oracle, leaf_mean, leaf_best, spread = [], [], [], [], []
+    for start in range(0, len(scenes), batch_size):
+        js = list(range(start, min(len(scenes), start + batch_size)))
+        feats, _ = scenes.batch(js)
+        ref = il_model.plan(feats)['trajectory'].float()
+        tree = policy(feats, ref, codes)
+        cands = torch.cat([ref[:, None], tree.paths], 1)
+        pdms = scenes.score(js, cands.numpy()).pdms
+        il.append(pdms[:, 0])
+        oracle.append(pdms.max(1))
+        leaf_mean.append(pdms[:, 1:].mean(1))
+        leaf_best.append(pdms[:, 1:].max(1))
+        spread.append(leaf_spread(tree.paths, ref).numpy())
+
+    def mean(parts: list, scale: float = 100.0) -> float:
+        return float(scale * np.concatenate(parts).mean())
+    return {'val/il_pdms': mean(il), 'val/oracle_pdms': mean(oracle),
+            'val/leaf_mean_pdms': mean(leaf_mean), 'val/leaf_best_pdms': mean(leaf_best),
+            'val/spread_m': mean(spread, 1.0)}
 
 
 def context_of(policy: RLBranch, feats: dict, train_trunk: bool):
@@ -137,10 +300,17 @@ def update(policy: RLBranch, optimizer, feats: dict, context, reference: torch.T
            old, advantages: torch.Tensor, sigma: float, beta: float, cfg) -> dict:
     """`update_epochs` GRPO steps on one batch; the last step's stats."""
     stats = None
+    spread = None
     for _ in range(cfg.update_epochs):
         new = grow(policy, feats, context, reference, codes, sigma, z=old.z)
         kl = tree_kl(new, old, sigma)
         loss, stats = grpo_loss(new.log_prob, old.log_prob, advantages, kl, cfg.clip_eps, beta)
+        if cfg.spread_coef > 0:
+            # The leaves as deployed (z = mean) depend on the offset means, so the hinge moves
+            # the means apart only where the tree has collapsed onto the reference.
+            det = grow(policy, feats, context, reference, codes, 0.0)
+            spread = leaf_spread(det.paths, reference).mean()
+            loss = loss + cfg.spread_coef * torch.relu(cfg.min_spread_m - spread)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in policy.parameters() if p.requires_grad]
@@ -149,6 +319,8 @@ def update(policy: RLBranch, optimizer, feats: dict, context, reference: torch.T
     out = stats.as_dict()
     out['rl/loss'] = float(loss.detach())
     out['rl/grad_norm'] = float(grad_norm)
+    if spread is not None:
+        out['rl/spread_mean_m'] = float(spread.detach())
     return out
 
 
@@ -161,11 +333,12 @@ def save(path: Path, policy: RLBranch, optimizer, step: int, beta: float,
                                   **state, **(extra or {})})
 
 
-def main(cfg: RLTrainConfig, scenes=None) -> Path:
+def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     """Train; return the final checkpoint path (scenes: a SceneSet, default: cfg's split)."""
     from tqdm import tqdm
 
-    from pair_drive_ros.training.rl_data import load_scene_set
+    from pair_drive_ros.training.rl_data import (load_scene_set, load_training_scenes,
+                                                 steps_for_budget)
 
     # -- setup: seed, device, data, model, optimizer, run folder ------------------------------
     seed_everything(cfg.seed)
@@ -173,9 +346,25 @@ def main(cfg: RLTrainConfig, scenes=None) -> Path:
     device = pick_device(cfg.device)
     codes = cfg.codes
     if scenes is None:
-        scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
-                                cfg.seed, cfg.workers)
+        scenes = load_training_scenes(cfg.data_root, cfg.extra_data_roots, cfg.split,
+                                      cfg.frame_stride, cfg.max_scenes, cfg.seed, cfg.workers,
+                                      cfg.cache_dir or None)
+    total_steps = steps_for_budget(cfg.scorer_budget,
+                                   cfg.scenes_per_step * (len(codes) + 2), cfg.total_steps)
+    if val_scenes is None and cfg.val_split:
+        # Seed 0, not cfg.seed: every run is validated on the same subset.
+        val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
+                                    cfg.val_max_scenes, 0, cfg.workers,
+                                    cache_dir=cfg.cache_dir or None)
+    # Built first, right after seeding: init seed s gives the same tree as the attribution's
+    # untrained control of seed s (policy.rl_branch.untrained_tree).
+    torch.manual_seed(cfg.seed)
     policy, optimizer = build(cfg, device)
+    il_model = None
+    if cfg.il_reference_fraction > 0 or val_scenes is not None:
+        from pair_drive_ros.policy.il_planner import load_il_model
+        # Transfuser only: IL-B never supplies a reference, so its PaIR results stay blind.
+        il_model, _ = load_il_model(cfg.il_checkpoint, str(device), expect_model='transfuser')
     start, beta = 0, cfg.kl_beta
     if cfg.resume:
         ckpt = load_checkpoint(cfg.resume, expect_model=MODEL_NAME)
@@ -184,33 +373,44 @@ def main(cfg: RLTrainConfig, scenes=None) -> Path:
         start, beta = int(ckpt['step']), float(ckpt['beta'])
         LOG.info('resumed %s at step %d', cfg.resume, start)
     log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
+    if cfg.trunk_source == 'aux' and start == 0 and cfg.trunk_pretrain_steps > 0:
+        pretrain_trunk(policy, scenes, cfg, device, log)
+    val = {}
+    if val_scenes is not None:
+        val['start'] = validate(policy, val_scenes, il_model, codes)
+        log.scalars(start, val['start'])
+        LOG.info('val before GRPO: %s', val['start'])
     rng = np.random.default_rng(cfg.seed + start)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
     LOG.info('GRPO: %d scenes, group %s (G=%d), %d steps, run %s', len(scenes), cfg.group,
-             len(codes), cfg.total_steps, log.run_dir)
+             len(codes), total_steps, log.run_dir)
 
-    bar = tqdm(range(start, cfg.total_steps), desc='grpo', unit='step', initial=start,
-               total=cfg.total_steps)
+    scorer_calls = 0     # this run's scored candidates (leaves, reference, expert)
+    bar = tqdm(range(start, total_steps), desc='grpo', unit='step', initial=start,
+               total=total_steps)
     for step in bar:
         t0 = time.perf_counter()
-        lr = cosine_lr(step, cfg.total_steps, cfg.lr, cfg.warmup_steps)
+        lr = cosine_lr(step, total_steps, cfg.lr, cfg.warmup_steps)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        sigma = linear_schedule(step, cfg.total_steps, cfg.sigma_start, cfg.sigma_end)
+        sigma = linear_schedule(step, total_steps, cfg.sigma_start, cfg.sigma_end)
 
-        # -- rollout: sample the group around the expert, score it ---------------------------
+        # -- rollout: sample the group around the reference, score it and the reference -------
         js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
         feats, expert = scenes.batch(js, device)
-        reference = augment_reference(expert, cfg, rng)
+        reference = training_reference(expert, feats, il_model, cfg, rng)
         context = context_of(policy, feats, cfg.train_trunk)
         old = sample_group(policy, feats, context, reference, codes, sigma, gen)
         t1 = time.perf_counter()
-        cands = torch.cat([old.paths, expert[:, None]], 1).cpu().numpy()
+        cands = torch.cat([old.paths, reference[:, None], expert[:, None]], 1).cpu().numpy()
         scores = scenes.score(js, cands)
+        scorer_calls += cands.shape[0] * cands.shape[1]
         t2 = time.perf_counter()
-        reward_all = scores.reward(cfg.reward)
-        rewards = torch.as_tensor(reward_all[:, :-1], dtype=torch.float32, device=device)
-        advantages = group_advantages(rewards)
+        reward_all = torch.as_tensor(scores.reward(cfg.reward), dtype=torch.float32,
+                                     device=device)
+        g = len(codes)
+        rewards, ref_rewards = reward_all[:, :g], reward_all[:, g]
+        advantages = advantages_of(cfg, rewards, ref_rewards)
 
         # -- GRPO update --------------------------------------------------------------------
         stats = update(policy, optimizer, feats, context, reference, codes, old, advantages,
@@ -219,8 +419,14 @@ def main(cfg: RLTrainConfig, scenes=None) -> Path:
 
         # -- logging and checkpoints ----------------------------------------------------------
         best = rewards.max(-1).values.mean().item()
+        oracle = torch.maximum(rewards.max(-1).values, ref_rewards)
         stats.update({'rl/reward_mean': rewards.mean().item(), 'rl/reward_best': best,
                       'rl/reward_expert': float(reward_all[:, -1].mean()),
+                      'rl/reward_ref': ref_rewards.mean().item(),
+                      'rl/oracle': oracle.mean().item(),
+                      'rl/oracle_gain': (oracle - ref_rewards).mean().item(),
+                      'rl/spread_m': leaf_spread(old.paths, reference).mean().item(),
+                      'rl/adv_abs': advantages.abs().mean().item(),
                       'rl/reward_std': rewards.std(-1).mean().item(), 'rl/beta': beta,
                       'rl/sigma': sigma, 'rl/lr': lr,
                       'perf/steps_per_s': 1.0 / (time.perf_counter() - t0),
@@ -232,9 +438,14 @@ def main(cfg: RLTrainConfig, scenes=None) -> Path:
             save(log.run_dir / 'checkpoint.pt', policy, optimizer, step + 1, beta, cfg)
             scenes.save_references()
 
-    info = {'train_seconds': log.elapsed_s, 'num_scenes': len(scenes)}
-    save(log.run_dir / 'checkpoint.pt', policy, optimizer, cfg.total_steps, beta, cfg, info)
-    final = save(log.run_dir / 'rl_branch.pt', policy, None, cfg.total_steps, beta, cfg, info)
+    if val_scenes is not None:
+        val['end'] = validate(policy, val_scenes, il_model, codes)
+        log.scalars(total_steps, val['end'])
+        LOG.info('val after GRPO: %s', val['end'])
+    info = {'train_seconds': log.elapsed_s, 'num_scenes': len(scenes), 'val': val,
+            'scorer_calls': scorer_calls}
+    save(log.run_dir / 'checkpoint.pt', policy, optimizer, total_steps, beta, cfg, info)
+    final = save(log.run_dir / 'rl_branch.pt', policy, None, total_steps, beta, cfg, info)
     scenes.save_references()
     log.close()
     export_copy(final, cfg.out)

@@ -55,6 +55,7 @@ class SelectorTrainConfig:
     # e.g. on-policy PaIR rollouts (training/rollouts.py), which hold the states PaIR itself
     # drives into (faster, closer to the lead vehicle) that the expert's logs never show.
     extra_data_roots: tuple = ()
+    cache_dir: str = ''            # feature cache and EP normalisers ('' : <data_root>/../cache)
     val_split: str = 'val'
     val_frame_stride: int = 8
     val_max_scenes: int = 300
@@ -215,9 +216,10 @@ def _load_scenes(cfg: SelectorTrainConfig, val: bool):
     if val:
         return load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
                               cfg.val_max_scenes, cfg.label_seed, cfg.workers,
-                              keep_prepared=False)
+                              keep_prepared=False, cache_dir=cfg.cache_dir or None)
     return load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
-                          cfg.label_seed, cfg.workers, keep_prepared=False)
+                          cfg.label_seed, cfg.workers, keep_prepared=False,
+                          cache_dir=cfg.cache_dir or None)
 
 
 def concat_labels(first: dict, second: dict) -> dict:
@@ -243,7 +245,8 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
                                     'exist; make it with `pair-drive train rollouts` (or '
                                     '`make selector`)')
         extra_scenes = load_scene_set(root, cfg.split, cfg.frame_stride, 0, cfg.label_seed,
-                                      cfg.workers, keep_prepared=False)
+                                      cfg.workers, keep_prepared=False,
+                                      cache_dir=cfg.cache_dir or None)
         extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}')
         extra_scenes.save_references()
         LOG.info('%s: %d extra training scenes', root, len(extra_scenes))

@@ -52,6 +52,13 @@ class SequentialConfig:
     split: str = 'train'
     frame_stride: int = 4
     max_scenes: int = 0
+    # The RL branch's and the selector's data options, so an equal-data run is one config:
+    # more training logs (e.g. the on-policy rollouts the selector was trained with).
+    extra_data_roots: tuple = ()
+    # > 0: ceil(budget / (scenes_per_step x group_size)) steps instead of total_steps, e.g. the
+    # scorer calls of the RL branch plus the selector (`pair-drive report attribution` lists them).
+    scorer_budget: int = 0
+    cache_dir: str = ''            # feature cache ('' : <data_root>/../cache)
     group_size: int = 15
     reward: str = 'pdms'
     scenes_per_step: int = 8
@@ -141,7 +148,7 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     from tqdm import tqdm
 
     from pair_drive_ros.policy.il_planner import load_il_model
-    from pair_drive_ros.training.rl_data import load_scene_set
+    from pair_drive_ros.training.rl_data import load_training_scenes, steps_for_budget
 
     # -- setup --------------------------------------------------------------------------------
     seed_everything(cfg.seed)
@@ -154,19 +161,23 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if scenes is None:
-        scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
-                                cfg.seed, cfg.workers)
+        scenes = load_training_scenes(cfg.data_root, cfg.extra_data_roots, cfg.split,
+                                      cfg.frame_stride, cfg.max_scenes, cfg.seed, cfg.workers,
+                                      cfg.cache_dir or None)
+    total_steps = steps_for_budget(cfg.scorer_budget, cfg.scenes_per_step * cfg.group_size,
+                                   cfg.total_steps)
+    scorer_calls = 0
     log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     beta = cfg.kl_beta
 
-    for step in tqdm(range(cfg.total_steps), desc='sequential grpo', unit='step'):
+    for step in tqdm(range(total_steps), desc='sequential grpo', unit='step'):
         t0 = time.perf_counter()
-        lr = cosine_lr(step, cfg.total_steps, cfg.lr, cfg.warmup_steps)
+        lr = cosine_lr(step, total_steps, cfg.lr, cfg.warmup_steps)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        sigma = linear_schedule(step, cfg.total_steps, cfg.sigma_start, cfg.sigma_end)
+        sigma = linear_schedule(step, total_steps, cfg.sigma_start, cfg.sigma_end)
 
         # -- rollout --------------------------------------------------------------------------
         js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
@@ -180,6 +191,7 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
             old_lp = gaussian_log_prob(raw, old_mean[:, None], sig)
             samples = to_trajectory(raw)
         scores = scenes.score(js, samples.cpu().numpy())
+        scorer_calls += samples.shape[0] * samples.shape[1]
         rewards = torch.as_tensor(scores.reward(cfg.reward), dtype=torch.float32, device=device)
         advantages = group_advantages(rewards)
 
@@ -206,6 +218,7 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
                            perception_config=il_ckpt.get('perception_config') or None,
                            extra={'train_config': config_to_dict(cfg),
                                   'train_seconds': log.elapsed_s,
+                                  'scorer_calls': scorer_calls,
                                   'init_checkpoint': cfg.il_checkpoint})
     scenes.save_references()
     log.close()
