@@ -473,3 +473,37 @@ def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_f
     c0 = np.array([[p.x, p.y] for p in strips[0].points])
     np.testing.assert_allclose(c0, il_xy, atol=1e-4)
     assert planner.health.plans == 1 and planner.health.model_ids == 'pair'
+
+
+def test_planner_refuses_features_of_another_perception_config(ros_context, sim_frames,
+                                                               tmp_path):
+    from nav_msgs.msg import Path
+    from rclpy.node import Node
+
+    from pair_drive_ros.apps.replay import BagPlayer
+
+    frames, route = sim_frames
+    _write_bag(tmp_path / 'bag', frames, route)
+    # Same 64 x 64 cells at another resolution: the shapes agree, the features do not.
+    other = tmp_path / 'perception.yaml'
+    other.write_text('perception: {x_min_m: -8.0, x_max_m: 24.0, y_extent_m: 16.0, '
+                     'resolution_m: 0.5}\n')
+    nodes = _graph(ros_context, ('perception_node', 'planner_node'),
+                   {'perception_node': {'use_sim_time': True, 'perception_config': str(other)},
+                    'planner_node': {'use_sim_time': True, 'max_input_age_s': 5.0,
+                                     'planner': 'transfuser'}})
+    planner = nodes[1]
+    probe = Node('probe', context=ros_context)
+    paths = _collect(probe, Path, '/planner/trajectory')
+    executor = _executor(ros_context, nodes + [probe])
+    try:
+        player = BagPlayer(probe, tmp_path / 'bag', rate=0.5)
+        assert spin_until(executor, lambda: probe.count_subscribers('/carla/ego_vehicle/lidar')
+                          and probe.count_publishers('/planner/trajectory'), 2.0)
+        assert spin_until(executor, lambda: not player.step() and planner.health.stops >= 3,
+                          20.0)
+    finally:
+        _close(executor)
+    assert planner.health.plans == 0 and len(paths) >= 3
+    assert 'perception config mismatch' in planner.health.fault
+    assert 'resolution_m' in planner.health.fault

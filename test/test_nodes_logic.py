@@ -2,6 +2,7 @@
 
 from dataclasses import fields
 import importlib.util
+import json
 
 from hypothesis import given, settings, strategies as st
 import numpy as np
@@ -328,3 +329,19 @@ def test_rgb_array_is_rgb_and_a_view_where_the_encoding_allows(encoding):
         from pair_drive_ros.perception.config import PerceptionConfig
         builder = FeatureBuilder(PerceptionConfig(**size))
         np.testing.assert_array_equal(builder.camera_tensor(rgb), builder.camera_tensor(expected))
+
+
+def test_the_perception_config_travels_in_the_checkpoint():
+    from pair_drive_ros.nodes.planner_node import perception_config_mismatch
+    from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
+    from pair_drive_ros.policy.factory import default_checkpoint
+
+    ckpt = default_checkpoint('transfuser')
+    cfg = load_perception_config(ckpt)
+    assert cfg == PerceptionConfig()
+    same = json.dumps(cfg.as_dict())
+    assert perception_config_mismatch(cfg, same) == ''
+    other = dict(cfg.as_dict(), resolution_m=0.5)
+    assert 'resolution_m' in perception_config_mismatch(cfg, json.dumps(other))
+    assert perception_config_mismatch(None, json.dumps(other)) == ''   # no model: no check
+    assert 'unreadable' in perception_config_mismatch(cfg, 'not json')

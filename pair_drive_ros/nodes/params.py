@@ -49,7 +49,8 @@ class PerceptionParams:
     route_topic: str = _f('carla/ego_vehicle/waypoints', 'route (nav_msgs/Path, latched)')
     sync_slop_s: float = _f(0.025, 'stamps closer than this belong to one frame [s]', 0.0, 1.0)
     sync_queue: int = _f(10, 'messages kept per input while waiting for a match', 1, 1000)
-    perception_config: str = _f('', "perception YAML ('' = PerceptionConfig defaults)")
+    perception_config: str = _f('', "perception YAML, or the planner's model checkpoint (.pt) "
+                                "to take its perception config from ('' = defaults)")
     # Sensor mounts in the ego frame (x, y, z [m], yaw [rad]); CARLA bridge defaults.
     lidar_mount: tuple = _f((0.0, 0.0, 2.4, 0.0), 'LiDAR mount in the ego frame: x, y, z [m], '
                             'yaw [rad] (used when TF does not give it)', dynamic=True)
@@ -316,6 +317,9 @@ def parameter_overrides(values: dict) -> list:
 # Private outputs of each node (relative to the node name) and its topic-valued parameters.
 PERCEPTION_OUTPUTS = ('lidar_bev', 'camera', 'route_raster', 'ego_status', 'ego', 'route')
 PLANNER_OUTPUTS = ('trajectory', 'il_trajectory', 'candidates')
+# Latched: the perception config the features were built with (JSON); the planner checks it
+# against its model's and refuses to plan on features of another configuration.
+PERCEPTION_CONFIG_TOPIC = 'perception_config'
 NODE_NAMES = {'perception_node': 'perception', 'planner_node': 'planner',
               'tracker_node': 'tracker', 'sim_bridge_node': 'sim_bridge'}
 PARAMS_CLASSES = {'perception_node': PerceptionParams, 'planner_node': PlannerParams,
@@ -336,13 +340,15 @@ def node_topics(executable: str, params=None, name: str | None = None,
     cls = PARAMS_CLASSES[executable]
     p = params or cls()
     name = name or NODE_NAMES[executable]
-    outputs = {'perception_node': PERCEPTION_OUTPUTS, 'planner_node': PLANNER_OUTPUTS,
+    outputs = {'perception_node': PERCEPTION_OUTPUTS + (PERCEPTION_CONFIG_TOPIC,),
+               'planner_node': PLANNER_OUTPUTS,
                'sim_bridge_node': ('episode_metrics',)}.get(executable, ())
     private = {f'{name}/{t}' for t in outputs}
     if executable == 'perception_node':
         used = {p.camera_topic, p.lidar_topic, p.odometry_topic, p.route_topic}
     elif executable == 'planner_node':
-        used = {f'{p.features_ns}/{t}' for t in PERCEPTION_OUTPUTS} | {'/diagnostics'}
+        used = {f'{p.features_ns}/{t}' for t in PERCEPTION_OUTPUTS + (PERCEPTION_CONFIG_TOPIC,)} \
+            | {'/diagnostics'}
     elif executable == 'tracker_node':
         c = carla_topics(p.role_name, relative=True)
         used = {p.path_topic, p.odometry_topic, c['control'], c['ackermann'], c['twist'],

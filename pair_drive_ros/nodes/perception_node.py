@@ -13,6 +13,7 @@ guarded: what cannot be used is counted per topic and reason in /diagnostics and
 """
 
 from dataclasses import replace
+import json
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -22,7 +23,8 @@ from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import MAP_FRAME
 from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.nodes.lifecycle import activate
-from pair_drive_ros.nodes.params import PERCEPTION_OUTPUTS, PerceptionParams, read_params
+from pair_drive_ros.nodes.params import (PERCEPTION_CONFIG_TOPIC, PERCEPTION_OUTPUTS,
+                                         PerceptionParams, read_params)
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
 from pair_drive_ros.ros.executor import spin_node_process
@@ -100,6 +102,11 @@ class PerceptionNode(LifecycleNode):
             qos = ros.latched_qos() if name == 'route' else ros.reliable_qos(2)
             self._pubs[name] = self.create_lifecycle_publisher(msg_type, f'~/{name}', qos)
         self._route_published = None
+        from std_msgs.msg import String
+
+        self._config_msg = String(data=json.dumps(cfg.as_dict(), sort_keys=True))
+        self._pubs['config'] = self.create_lifecycle_publisher(
+            String, f'~/{PERCEPTION_CONFIG_TOPIC}', ros.latched_qos())
         self._start_tf()
         self.get_logger().info(
             f'sensor extrinsics from {self.extrinsics} (lidar {p.lidar_mount}, camera '
@@ -148,7 +155,10 @@ class PerceptionNode(LifecycleNode):
         if self._tf_buffer is not None:
             # Mounts rarely change: looked up once a second, not per frame.
             self._active_handles.append(self.create_timer(1.0, self._refresh_mounts))
-        return super().on_activate(state)
+        result = super().on_activate(state)
+        # Latched: a planner that starts later still learns which config built the features.
+        self._pubs['config'].publish(self._config_msg)
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._drop_active()

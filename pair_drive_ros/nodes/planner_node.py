@@ -32,7 +32,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from pair_drive_ros import ros
 from pair_drive_ros.core.trajectory import EGO_FRAME, MAP_FRAME, Trajectory
 from pair_drive_ros.nodes.lifecycle import activate
-from pair_drive_ros.nodes.params import PlannerParams, read_params
+from pair_drive_ros.nodes.params import PERCEPTION_CONFIG_TOPIC, PlannerParams, read_params
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.ros.executor import spin_node_process
 from pair_drive_ros.ros.features import FEATURE_TOPICS, features_from_messages
@@ -74,13 +74,34 @@ def warm_up(planner: AbstractPlanner) -> float:
     from pair_drive_ros.perception.builder import FeatureBuilder
     from pair_drive_ros.perception.config import PerceptionConfig
 
-    inner = getattr(planner, 'il_planner', planner)
-    cfg = getattr(inner, 'perception_config', None) or PerceptionConfig()
+    cfg = model_perception_config(planner) or PerceptionConfig()
     features = FeatureBuilder(cfg).build(SensorFrame(0.0, EgoState(np.zeros(3))))
     start = time.perf_counter()
     planner.compute_plan(PlannerInput(features=features))
     planner.reset()
     return time.perf_counter() - start
+
+
+def model_perception_config(planner: AbstractPlanner):
+    """Return the perception config the planner's model was trained with (None: no model)."""
+    inner = getattr(planner, 'il_planner', planner)
+    return getattr(inner, 'perception_config', None)
+
+
+def perception_config_mismatch(model_cfg, features_json: str) -> str:
+    """Say how the features' perception config differs from the model's ('' when equal)."""
+    import json
+
+    from pair_drive_ros.core.config import config_diff
+
+    if model_cfg is None:
+        return ''
+    try:
+        got = json.loads(features_json)
+    except ValueError as err:
+        return f'unreadable perception config: {err}'
+    diffs = config_diff(model_cfg.as_dict(), got)
+    return '; '.join(diffs[:4]) + (' ...' if len(diffs) > 4 else '')
 
 
 def model_ids(planner: AbstractPlanner, p: PlannerParams) -> str:
@@ -144,6 +165,7 @@ class PlannerNode(LifecycleNode):
         self._sim_time = bool(self.get_parameter('use_sim_time').value)
         self._last_good = None           # (steady ns, node-clock ns) at receipt of a used frame
         self._last_stamp_ns = None
+        self._config_mismatch = ''
         self._last_ego = None
         self._last_plan_map = None
         self._route = None
@@ -165,6 +187,7 @@ class PlannerNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         from nav_msgs.msg import Odometry, Path
         from sensor_msgs.msg import Image
+        from std_msgs.msg import String
         from visualization_msgs.msg import MarkerArray
 
         p = self.params
@@ -181,6 +204,10 @@ class PlannerNode(LifecycleNode):
         handles.append(self.create_subscription(Path, f'{p.features_ns}/route',
                                                 guard.guard('route', self._route_callback),
                                                 ros.latched_qos(), callback_group=inputs))
+        handles.append(self.create_subscription(
+            String, f'{p.features_ns}/{PERCEPTION_CONFIG_TOPIC}',
+            guard.guard('perception_config', self._perception_config_callback),
+            ros.latched_qos(), callback_group=inputs))
         handles.append(self.create_timer(p.watchdog_period_s, self._watchdog_guarded,
                                          callback_group=self._work, clock=self._steady))
         self._active_handles = handles
@@ -258,6 +285,15 @@ class PlannerNode(LifecycleNode):
                             self.get_clock().now().nanoseconds))
             self._wake.trigger()
 
+    def _perception_config_callback(self, msg) -> None:
+        why = perception_config_mismatch(model_perception_config(self.planner), msg.data)
+        if why and why != self._config_mismatch:
+            self.get_logger().error(
+                'the features come from another perception config than the model was trained '
+                f'with ({why}); not planning: give the perception node the planner checkpoint '
+                'as its perception_config')
+        self._config_mismatch = why
+
     def _route_callback(self, msg) -> None:
         validate.check_frame(msg.header.frame_id, MAP_FRAME, 'route')
         self._route = validate.cap_route(ros.path_to_route(msg))
@@ -280,6 +316,10 @@ class PlannerNode(LifecycleNode):
         if features is None:
             h.bad_inputs = self.guard.monitor.malformed
             return
+        if self._config_mismatch:
+            self._last_ego = features.ego
+            return self._stop(f'perception config mismatch: {self._config_mismatch}',
+                              ros.nanoseconds_to_stamp(stamp_ns))
         stamp = ros.nanoseconds_to_stamp(stamp_ns)
         age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         h.last_input_age_s = age_s

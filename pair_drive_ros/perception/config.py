@@ -126,7 +126,19 @@ class PerceptionConfig:
 
 
 def load_perception_config(path: str | Path) -> PerceptionConfig:
-    """Load a PerceptionConfig from YAML (a top-level `perception:` key is optional)."""
+    """Load a PerceptionConfig from YAML, or from a model checkpoint (.pt).
+
+    YAML: a top-level `perception:` key is optional. A checkpoint carries the configuration its
+    model was trained with, so a node given the planner's checkpoint builds matching features.
+    """
+    if Path(path).suffix == '.pt':
+        import torch   # only for checkpoints; the YAML path stays torch-free
+
+        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        if not isinstance(ckpt, dict) or 'perception_config' not in ckpt:
+            raise PerceptionConfigError(f'{path} is not a model checkpoint with a '
+                                        'perception_config')
+        return PerceptionConfig.from_dict(ckpt['perception_config'] or None)
     data = yaml.safe_load(Path(path).read_text()) or {}
     if 'perception' in data:
         data = data['perception']
