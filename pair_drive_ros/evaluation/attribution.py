@@ -71,6 +71,7 @@ class AttributionConfig:
     sequential_b: str = 'models/diffusiondrive_lite_seq_grpo.pt'
     untrained_seeds: tuple = (0,)  # init seeds of the untrained-tree controls
     closed_loop_episodes: int = 0  # per scenario; 0: open loop only
+    closed_loop_rows: tuple = ()   # closed loop: rows whose label starts with one of these
     bootstrap: int = 2000          # bootstrap replicates
     bootstrap_seed: int = 0
     level: float = 0.95
@@ -472,6 +473,9 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
         if ora is not None:
             ora.frames = oracle
             rows.append(ora)
+    if cfg.closed_loop_rows:
+        deployable = [(row, p) for row, p in deployable
+                      if any(row.label.startswith(s) for s in cfg.closed_loop_rows)]
     scenarios = closed_loop_rows(deployable, cfg) if cfg.closed_loop_episodes > 0 else []
     pairs = comparisons_of(rows, cfg.untrained_seeds)
     stats, diffs = summarise(rows, frames.episodes, cfg, pairs)
