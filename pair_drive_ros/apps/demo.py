@@ -194,14 +194,14 @@ def run(args: argparse.Namespace) -> int:
     LOG.info('DDS discovery range: %s', configure_discovery(getattr(args, 'network', False)))
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
 
     from pair_drive_ros.apps.run import make_nodes
     from pair_drive_ros.apps.replay import BagPlayer
-    from pair_drive_ros.ros.executor import SpinErrors, spin_once_resilient, USER_ERRORS
+    from pair_drive_ros.ros.executor import (make_executor, SpinErrors, spin_once_resilient,
+                                             USER_ERRORS)
 
     utc = datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
     out = Path(args.out or f'runs/demo__{utc}')
@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
             # also holds perception and planner outputs, which the live nodes now produce.
             inputs = [t for t in ros.bag_topics(args.bag) if t.startswith(INPUT_PREFIXES)]
             player = BagPlayer(rec_node, args.bag, rate=args.rate, topics=inputs)
-        executor = MultiThreadedExecutor(num_threads=4, context=ctx)
+        executor = make_executor('multi', context=ctx)
         for node in nodes:
             executor.add_node(node)
         with ros.BagWriter(bag_path) as writer:

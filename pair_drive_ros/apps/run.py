@@ -99,10 +99,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the graph until Ctrl-C (KeyboardInterrupt propagates) or the simulator finishes."""
     LOG.info('DDS discovery range: %s', configure_discovery(getattr(args, 'network', False)))
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
     from rclpy.signals import SignalHandlerOptions
 
-    from pair_drive_ros.ros.executor import (freeze_startup_heap, SpinErrors,
+    from pair_drive_ros.ros.executor import (freeze_startup_heap, make_executor, SpinErrors,
                                              spin_once_resilient, USER_ERRORS)
 
     exes = ['perception_node', 'planner_node']
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     nodes = []
     try:
         nodes = make_nodes(tuple(exes), args.params, overrides)
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = make_executor('multi')
         for node in nodes:
             executor.add_node(node)
         freeze_startup_heap()

@@ -15,6 +15,7 @@ import yaml
 
 from pair_drive_ros.core.shipped import shipped_default
 from pair_drive_ros.ros.carla import carla_topics
+from pair_drive_ros.runtime.path_tracker import ControlGains
 
 # The shipped params file: the share directory of an install, else the source tree.
 DEFAULT_CONFIG = shipped_default('config', 'pair_drive.yaml')
@@ -94,6 +95,10 @@ class PlannerParams:
     autostart: bool = _f(False, 'configure and activate by itself (unmanaged start)')
 
 
+# The controller defaults live in one place (runtime.path_tracker.ControlGains).
+_GAINS = ControlGains()
+
+
 @dataclass(frozen=True)
 class TrackerParams:
     """tracker_node: Path + Odometry -> vehicle control at `rate_hz`."""
@@ -104,16 +109,21 @@ class TrackerParams:
     control_type: str = _f('auto', 'control message type', choices=('auto', 'carla',
                                                                     'ackermann', 'twist'))
     rate_hz: float = _f(20.0, 'control rate [Hz]', 1.0, 200.0)
-    wheelbase_m: float = _f(2.875, "wheelbase [m] (CARLA's Lincoln MKZ)", 0.5, 10.0,
+    wheelbase_m: float = _f(_GAINS.wheelbase_m, "wheelbase [m] (CARLA's Lincoln MKZ)", 0.5, 10.0,
                             dynamic=True)
-    max_steer_rad: float = _f(1.22, 'steering angle at steer = 1 [rad]', 0.1, 1.6, dynamic=True)
-    min_lookahead_m: float = _f(3.0, 'pure pursuit minimum lookahead [m]', 0.1, 50.0,
-                                dynamic=True)
-    lookahead_time_s: float = _f(0.8, 'pure pursuit lookahead time [s]', 0.0, 5.0, dynamic=True)
-    speed_kp: float = _f(0.4, 'throttle per m/s of speed error', 0.0, 10.0, dynamic=True)
-    speed_ki: float = _f(0.05, 'integral gain of the speed control', 0.0, 10.0, dynamic=True)
-    max_throttle: float = _f(0.75, 'throttle limit', 0.0, 1.0, dynamic=True)
-    brake_gain: float = _f(0.3, 'brake per m/s of overspeed', 0.0, 10.0, dynamic=True)
+    max_steer_rad: float = _f(_GAINS.max_steer_rad, 'steering angle at steer = 1 [rad]',
+                              0.1, 1.6, dynamic=True)
+    min_lookahead_m: float = _f(_GAINS.min_lookahead_m, 'pure pursuit minimum lookahead [m]',
+                                0.1, 50.0, dynamic=True)
+    lookahead_time_s: float = _f(_GAINS.lookahead_time_s, 'pure pursuit lookahead time [s]',
+                                 0.0, 5.0, dynamic=True)
+    speed_kp: float = _f(_GAINS.speed_kp, 'throttle per m/s of speed error',
+                         0.0, 10.0, dynamic=True)
+    speed_ki: float = _f(_GAINS.speed_ki, 'integral gain of the speed control',
+                         0.0, 10.0, dynamic=True)
+    max_throttle: float = _f(_GAINS.max_throttle, 'throttle limit', 0.0, 1.0, dynamic=True)
+    brake_gain: float = _f(_GAINS.brake_gain, 'brake per m/s of overspeed',
+                           0.0, 10.0, dynamic=True)
     path_timeout_s: float = _f(0.5, 'older path (wall time) -> brake [s]', 0.01, 60.0,
                                dynamic=True)
 

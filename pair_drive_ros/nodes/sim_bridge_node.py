@@ -321,16 +321,16 @@ def _metrics_qos():
 
 
 def main(args=None) -> None:
-    from rclpy.executors import SingleThreadedExecutor
 
-    from pair_drive_ros.ros.executor import SpinErrors, spin_once_resilient, USER_ERRORS
+    from pair_drive_ros.ros.executor import make_executor, SpinErrors, spin_once_resilient
+    from pair_drive_ros.ros.executor import USER_ERRORS
 
     rclpy.init(args=args)
     node = None
     code = 0
     try:
         node = SimBridgeNode()
-        executor = SingleThreadedExecutor()
+        executor = make_executor('single')
         executor.add_node(node)
         errors = SpinErrors(node.get_logger())
         while rclpy.ok() and not node.finished:

@@ -10,6 +10,7 @@ while the node runs (`ros2 param set /tracker speed_kp 0.5`).
 Inputs are validated and callbacks guarded (counted per topic in /diagnostics, never raised).
 """
 
+from dataclasses import fields
 import importlib
 import time
 
@@ -64,10 +65,9 @@ def control_message(kind: str, msg_type: type, cmd: Command, stamp):
 
 def gains_of(p: TrackerParams) -> ControlGains:
     """Return the control gains of the tracker parameters."""
-    return ControlGains(wheelbase_m=p.wheelbase_m, max_steer_rad=p.max_steer_rad,
-                        min_lookahead_m=p.min_lookahead_m, lookahead_time_s=p.lookahead_time_s,
-                        speed_kp=p.speed_kp, speed_ki=p.speed_ki, max_throttle=p.max_throttle,
-                        brake_gain=p.brake_gain)
+    # Every gain that is a parameter, by its one name; the rest keep ControlGains' defaults.
+    return ControlGains(**{f.name: getattr(p, f.name) for f in fields(ControlGains)
+                           if hasattr(p, f.name)})
 
 
 class TrackerNode(Node):

@@ -18,12 +18,19 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def make_executor(kind: str = 'single', context=None):
-    """Return an rclpy executor for a node process: 'single' or 'multi' (MultiThreadedExecutor).
+# Threads of the executor that spins several nodes in one process.
+GRAPH_THREADS = 4
 
-    A node process spins single-threaded: its callbacks run one at a time anyway (the
-    planner's inference keeps its inputs waiting in their DDS queues), and the multi-threaded
-    executor's Python wait loop runs beside the callbacks and competes with them for the GIL.
+
+def make_executor(kind: str = 'single', context=None):
+    """Return the executor of a process: 'single' (one node) or 'multi' (several nodes).
+
+    The one executor policy of the package. A node process spins single-threaded: its
+    callbacks run one at a time anyway (the planner's inference keeps its inputs waiting in
+    their DDS queues), and the multi-threaded executor's Python wait loop runs beside the
+    callbacks and competes with them for the GIL. Several nodes in one process (`pair-drive
+    run`, `demo`) share a MultiThreadedExecutor of GRAPH_THREADS threads, so that the planner's
+    inference (its own callback group) does not hold up the other nodes' callbacks.
     (rclpy's experimental EventsExecutor has no guard conditions, which the planner uses, and
     its spin() did not hand the GIL back in a quick trial here.)
     """
@@ -32,7 +39,7 @@ def make_executor(kind: str = 'single', context=None):
     if kind == 'single':
         return SingleThreadedExecutor(context=context)
     if kind == 'multi':
-        return MultiThreadedExecutor(context=context)
+        return MultiThreadedExecutor(num_threads=GRAPH_THREADS, context=context)
     raise ValueError(f"executor kind must be 'single' or 'multi', got {kind!r}")
 
 
