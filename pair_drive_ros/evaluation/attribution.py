@@ -41,6 +41,7 @@ import numpy as np
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.evaluation.bootstrap import episode_bootstrap
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput
+from pair_drive_ros.policy.factory import shipped
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_attribution.yaml'
@@ -62,13 +63,13 @@ class AttributionConfig:
     max_frames: int = 0            # 0: all selected frames (>0: a fixed random subset)
     cache_dir: str = ''            # feature cache ('' : <data_root>/../cache)
     planners: tuple = ('IL-A', 'IL-B')
-    il_a: str = 'models/transfuser_lite.pt'
-    il_b: str = 'models/diffusiondrive_lite.pt'
-    rl_checkpoint: str = 'models/pair_rl_branch.pt'
-    selector_checkpoint: str = 'models/pair_selector.pt'
-    tree_selector_checkpoint: str = 'models/pair_selector_tree.pt'   # '' or missing: oracle only
-    sequential_a: str = 'models/transfuser_lite_seq_grpo.pt'         # missing: row skipped
-    sequential_b: str = 'models/diffusiondrive_lite_seq_grpo.pt'
+    il_a: str = shipped('transfuser')
+    il_b: str = shipped('diffusiondrive')
+    rl_checkpoint: str = shipped('rl_branch')
+    selector_checkpoint: str = shipped('selector')
+    tree_selector_checkpoint: str = shipped('selector_tree')   # '' or missing: oracle only
+    sequential_a: str = shipped('sequential_transfuser')         # missing: row skipped
+    sequential_b: str = shipped('sequential_diffusiondrive')
     untrained_seeds: tuple = (0,)  # init seeds of the untrained-tree controls
     closed_loop_episodes: int = 0  # per scenario; 0: open loop only
     closed_loop_rows: tuple = ()   # closed loop: rows whose label starts with one of these

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pair_drive_ros.policy.factory import shipped
+
 LOG = logging.getLogger(__name__)
 SCENARIO_ORDER = ('highway', 'merge', 'intersection', 'roundabout')
 
@@ -93,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--split', default='val')
     p.add_argument('--episodes', type=int, default=15, help='per scenario')
-    p.add_argument('--il-checkpoint', default='models/transfuser_lite.pt')
-    p.add_argument('--rl-checkpoint', default='models/pair_rl_branch.pt')
-    p.add_argument('--selector-checkpoint', default='models/pair_selector.pt')
+    p.add_argument('--il-checkpoint', default=shipped('transfuser'))
+    p.add_argument('--rl-checkpoint', default=shipped('rl_branch'))
+    p.add_argument('--selector-checkpoint', default=shipped('selector'))
     p.add_argument('--out', default='runs/pick_log.json')
     return p
 

@@ -8,10 +8,24 @@ from pair_drive_ros.policy.base import AbstractPlanner
 LOG = logging.getLogger(__name__)
 
 PLANNERS = ('constant_velocity', 'expert', 'reference', 'transfuser', 'diffusiondrive', 'pair')
+# The one table of shipped checkpoints (files in models/): every default checkpoint of the
+# package, planners, trainers and reports alike, is named here.
 DEFAULT_CHECKPOINTS = {
-    'transfuser': 'transfuser_lite.pt',
-    'diffusiondrive': 'diffusiondrive_lite.pt',
+    'transfuser': 'transfuser_lite.pt',                       # IL-A
+    'diffusiondrive': 'diffusiondrive_lite.pt',               # IL-B
+    'rl_branch': 'pair_rl_branch.pt',                         # PaIR's RL tree branch
+    'selector': 'pair_selector.pt',                           # PaIR's selector (all candidates)
+    'selector_tree': 'pair_selector_tree.pt',                 # selector of the paper's set
+    'sequential_transfuser': 'transfuser_lite_seq_grpo.pt',   # IL-A + sequential GRPO
+    'sequential_diffusiondrive': 'diffusiondrive_lite_seq_grpo.pt',
 }
+
+
+def shipped(name: str) -> str:
+    """Config default of a shipped checkpoint: 'models/<file>' (resolved like models_dir())."""
+    if name not in DEFAULT_CHECKPOINTS:
+        raise UnknownPlannerError(f'no shipped checkpoint named {name!r}')
+    return f'models/{DEFAULT_CHECKPOINTS[name]}'
 
 
 class UnknownPlannerError(ValueError):

@@ -29,8 +29,6 @@ from pair_drive_ros.policy.tree import resolve_group
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_RL_CHECKPOINT = 'pair_rl_branch.pt'
-DEFAULT_SELECTOR_CHECKPOINT = 'pair_selector.pt'
 # A previous plan older than this is not used for the consistency term (a new episode, a clock
 # jump, or dropped frames) [s].
 MAX_PREVIOUS_PLAN_AGE_S = 1.0
@@ -88,12 +86,12 @@ class PaIRPlanner(AbstractPlanner):
 
         il_checkpoint: a Transfuser or DiffusionDrive checkpoint (its own model name decides).
         """
-        from pair_drive_ros.policy.factory import default_checkpoint, models_dir
+        from pair_drive_ros.policy.factory import default_checkpoint
         from pair_drive_ros.policy.il_planner import load_il_planner
 
         il_path = il_checkpoint if il_checkpoint is not None else default_checkpoint(il_name)
-        rl_path = rl_checkpoint or models_dir() / DEFAULT_RL_CHECKPOINT
-        sel_path = selector_checkpoint or models_dir() / DEFAULT_SELECTOR_CHECKPOINT
+        rl_path = rl_checkpoint or default_checkpoint('rl_branch')
+        sel_path = selector_checkpoint or default_checkpoint('selector')
         for label, path in (('IL', il_path), ('RL', rl_path), ('selector', sel_path)):
             if not Path(path).is_file():
                 raise CheckpointError(f'PaIR {label} checkpoint {path} does not exist')

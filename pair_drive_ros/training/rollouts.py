@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 import time
 
+from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.sim.generate import episode_path
 
 LOG = logging.getLogger(__name__)
@@ -33,9 +34,9 @@ class RolloutConfig:
     split: str = 'train'
     episodes: int = 20                 # per scenario: the first seeds of the split's range
     skip_seeds: int = 0                # per scenario: start after this many (extend a set)
-    il_checkpoint: str = 'models/transfuser_lite.pt'
-    rl_checkpoint: str = 'models/pair_rl_branch.pt'
-    selector_checkpoint: str = 'models/pair_selector.pt'
+    il_checkpoint: str = shipped('transfuser')
+    rl_checkpoint: str = shipped('rl_branch')
+    selector_checkpoint: str = shipped('selector')
     replan_every: int = 5              # steps of 0.1 s, as the closed-loop evaluation
     threads: int = 1
 

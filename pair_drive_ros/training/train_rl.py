@@ -29,6 +29,7 @@ import torch
 
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
+from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
@@ -97,7 +98,7 @@ class RLTrainConfig:
     # Fraction of scenes whose reference is IL-A's own plan (il_checkpoint, Transfuser only, so
     # IL-B stays unseen), the rest the expert; augmentation applies to both.
     il_reference_fraction: float = 0.0
-    il_checkpoint: str = 'models/transfuser_lite.pt'
+    il_checkpoint: str = shipped('transfuser')
     # -- trunk --
     # 'il_copy': a frozen copy of init_trunk's trunk (empty init_trunk: random init);
     # 'aux': the branch's own trunk, trained from scratch for trunk_pretrain_steps with the

@@ -25,6 +25,7 @@ import torch
 
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.checkpoint import save_checkpoint
+from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.pair import load_rl_branch
 from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_variants, Selector,
                                             selector_loss, SelectorConfig, TARGETS)
@@ -59,8 +60,8 @@ class SelectorTrainConfig:
     val_split: str = 'val'
     val_frame_stride: int = 8
     val_max_scenes: int = 300
-    rl_checkpoint: str = 'models/pair_rl_branch.pt'
-    il_checkpoint: str = 'models/transfuser_lite.pt'   # IL-A: its plans are references
+    rl_checkpoint: str = shipped('rl_branch')
+    il_checkpoint: str = shipped('transfuser')   # IL-A: its plans are references
     # Further IL planners whose plans are references too (each gets the IL references); the
     # plug-and-play result uses a selector trained without them.
     extra_il_checkpoints: tuple = ()

@@ -33,6 +33,7 @@ import torch
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.backbone import integrate_kinematics, kinematic_params
 from pair_drive_ros.policy.checkpoint import save_checkpoint
+from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
                                             set_threads)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
@@ -47,7 +48,7 @@ class SequentialConfig:
     """Sequential GRPO run settings (config/rl_sequential.yaml uses the same names)."""
 
     exp: str = 'rl_sequential'
-    il_checkpoint: str = 'models/transfuser_lite.pt'
+    il_checkpoint: str = shipped('transfuser')
     data_root: str = 'data/logs'
     split: str = 'train'
     frame_stride: int = 4
