@@ -210,6 +210,10 @@ def main() -> None:
     ap.add_argument('--domain-id', type=int, default=200 + os.getpid() % 30)
     ap.add_argument('--out', default='', help='JSON file for the samples and the summary')
     args = ap.parse_args()
+    # A job started in the background by a non-interactive shell has SIGINT ignored, and
+    # children inherit that: `pair-drive run` would never see the Ctrl-C that ends the soak.
+    # A handler here (reset to the default in the child at exec) undoes it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     res = run(args.minutes, args.scenarios, args.planner, args.sample_s, args.domain_id)
     res['summary']['started_utc'] = started

@@ -48,6 +48,19 @@ def test_stopping_trajectory_is_bounded_whatever_the_speed():
     np.testing.assert_allclose(safety.standstill_trajectory().poses, 0.0)
 
 
+def test_a_10000_pose_route_is_resampled_not_refused():
+    from pair_drive_ros.core.route import Route
+    from pair_drive_ros.runtime.validate import cap_route, LIMITS
+
+    xs = np.linspace(0.0, 5000.0, 10_000)
+    capped = cap_route(Route(np.stack([xs, 0.5 * xs], -1)))
+    assert capped.points.shape == (LIMITS.max_route_poses, 2)
+    np.testing.assert_allclose(capped.points[[0, -1]], [[0.0, 0.0], [5000.0, 2500.0]])
+    np.testing.assert_allclose(capped.length, np.hypot(5000.0, 2500.0))
+    short = Route(np.stack([xs[:50], xs[:50]], -1))
+    assert cap_route(short) is short
+
+
 def test_discovery_defaults_to_localhost_and_keeps_the_users_choice():
     from pair_drive_ros.apps.run import configure_discovery
 
