@@ -51,30 +51,49 @@ def _spin_until(executor, done, timeout_s: float) -> bool:
     return done()
 
 
-@pytest.mark.parametrize('order', list(itertools.permutations(TRIO)),
-                         ids=lambda o: '-'.join(NAMES[e] for e in o))
-def test_one_process_reaches_its_first_plan_in_every_start_order(ros_context, order):
+def decoy(node):
+    """Make `node` look like the graph to the bridge: a LiDAR subscriber and a Path publisher.
+
+    The bridge then sends its first frame before perception and the planner exist: the first
+    exchange is lost for certain, and must be recovered.
+    """
+    from nav_msgs.msg import Path as PathMsg
+    from sensor_msgs.msg import PointCloud2
+
+    from pair_drive_ros import ros
+    from pair_drive_ros.ros.carla import carla_topics
+
+    lidar = []
+    node.create_subscription(PointCloud2, carla_topics()['lidar'], lidar.append,
+                             ros.sensor_qos())
+    node.create_publisher(PathMsg, '/planner/trajectory', ros.reliable_qos(1))
+    return lidar
+
+
+def run_in_process(ctx, order: tuple, lose_first: bool = False):
+    """Start the trio in `order` in one process; return (nodes, first plan [s])."""
     from nav_msgs.msg import Path as PathMsg
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
 
     from pair_drive_ros.apps.run import make_nodes
-    from pair_drive_ros.nodes.sim_bridge_node import MAX_RESENDS
 
-    probe = Node('probe', context=ros_context)
+    probe = Node('probe', context=ctx)
     paths = []
     probe.create_subscription(PathMsg, '/planner/trajectory', paths.append, 10)
-    executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
+    lidar = decoy(probe) if lose_first else None
+    executor = MultiThreadedExecutor(num_threads=4, context=ctx)
     executor.add_node(probe)
     nodes = {}
     t0 = time.monotonic()
     try:
         for exe in order:
-            (node,) = make_nodes((exe,), overrides={exe: node_parameters(exe)},
-                                 context=ros_context)
+            (node,) = make_nodes((exe,), overrides={exe: node_parameters(exe)}, context=ctx)
             nodes[exe] = node
             executor.add_node(node)
             assert _spin_until(executor, lambda: NAMES[exe] in probe.get_node_names(), 10.0)
+            if lose_first and exe == 'sim_bridge_node':
+                assert _spin_until(executor, lambda: len(lidar) > 0, 10.0)
         assert _spin_until(executor, lambda: len(paths) > 0, FIRST_PLAN_S), \
             f'no plan within {FIRST_PLAN_S} s'
         first_plan_s = time.monotonic() - t0
@@ -85,13 +104,38 @@ def test_one_process_reaches_its_first_plan_in_every_start_order(ros_context, or
         executor.shutdown()
         for node in list(nodes.values()) + [probe]:
             node.destroy_node()
+    return nodes, first_plan_s
+
+
+def check_episode(nodes: dict) -> None:
+    """The episode ran to its end; the first exchange resent at most MAX_RESENDS times."""
+    from pair_drive_ros.nodes.sim_bridge_node import MAX_RESENDS
+
+    sim = nodes['sim_bridge_node']
     (result,) = sim.results
     assert result['steps'] == MAX_STEPS
-    # The first exchange may be resent (bounded); every later frame is answered in lockstep.
     assert sim.resends_total <= MAX_RESENDS
+    # Every frame after the first exchange is answered in lockstep.
     assert nodes['planner_node'].health.plans >= MAX_STEPS - sim.unanswered_ticks
+
+
+@pytest.mark.parametrize('order', list(itertools.permutations(TRIO)),
+                         ids=lambda o: '-'.join(NAMES[e] for e in o))
+def test_one_process_reaches_its_first_plan_in_every_start_order(ros_context, order):
+    nodes, first_plan_s = run_in_process(ros_context, order)
+    check_episode(nodes)
+    sim = nodes['sim_bridge_node']
     print(f'\n{"-".join(NAMES[e] for e in order)}: first plan {first_plan_s:.2f} s, '
           f'{sim.resends_total} resends, {sim.unanswered_ticks} unanswered ticks')
+
+
+def test_a_lost_first_exchange_is_recovered(ros_context):
+    nodes, first_plan_s = run_in_process(ros_context, TRIO, lose_first=True)
+    check_episode(nodes)
+    sim = nodes['sim_bridge_node']
+    assert sim.resends_total + sim.unanswered_ticks >= 1
+    print(f'\nfirst frame lost: first plan {first_plan_s:.2f} s, {sim.resends_total} resends, '
+          f'{sim.unanswered_ticks} unanswered ticks')
 
 
 # ---- one process per node ----------------------------------------------------------------------
@@ -112,10 +156,11 @@ def node_env(domain_id: int) -> dict:
                 PYTHONPATH=f'{ROOT}{os.pathsep}{os.environ.get("PYTHONPATH", "")}')
 
 
-def run_processes(order: tuple, domain_id: int, log_dir: Path) -> dict:
+def run_processes(order: tuple, domain_id: int, log_dir: Path, lose_first: bool = False) -> dict:
     """Start the trio as one process per node in `order`; run the episode; return what happened.
 
-    Each process starts once the previous node is in the graph. Returns {'first_plan_s',
+    Each process starts once the previous node is in the graph (with `lose_first`, once the
+    bridge has sent its first frame to a decoy, see `decoy`). Returns {'first_plan_s',
     'episode_s', 'exits' (return codes of processes that ended on their own, by node),
     'bridge_rc', 'logs'}. The planner and perception are ended with SIGINT afterwards.
     """
@@ -139,6 +184,7 @@ def run_processes(order: tuple, domain_id: int, log_dir: Path) -> dict:
     probe = Node('probe', context=ctx)
     paths = []
     probe.create_subscription(PathMsg, '/planner/trajectory', paths.append, 10)
+    lidar = decoy(probe) if lose_first else None
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(probe)
     procs, logs = {}, {}
@@ -158,6 +204,8 @@ def run_processes(order: tuple, domain_id: int, log_dir: Path) -> dict:
                              or procs[exe].poll() is not None, NODE_UP_S)
             if not up or procs[exe].poll() is not None:
                 break
+            if lose_first and exe == 'sim_bridge_node':
+                _spin_until(executor, lambda: len(lidar) > 0, NODE_UP_S)
         if len(procs) == len(order):
             if _spin_until(executor, lambda: len(paths) > 0 or any(
                     p.poll() is not None for p in procs.values()), FIRST_PLAN_S) and paths:
@@ -194,21 +242,28 @@ def run_processes(order: tuple, domain_id: int, log_dir: Path) -> dict:
     return out
 
 
-PROCESS_ORDERS = [('sim_bridge_node', 'perception_node', 'planner_node'),
-                  ('planner_node', 'perception_node', 'sim_bridge_node')]
+# The bridge first, its first frame lost (sent before perception and the planner exist), and
+# the bridge last.
+PROCESS_ORDERS = [(('sim_bridge_node', 'perception_node', 'planner_node'), True),
+                  (('planner_node', 'perception_node', 'sim_bridge_node'), False)]
 
 
-@pytest.mark.parametrize('order', PROCESS_ORDERS, ids=lambda o: '-'.join(NAMES[e] for e in o))
-def test_one_process_per_node_reaches_its_first_plan(order, tmp_path):
+@pytest.mark.parametrize('order, lose_first', PROCESS_ORDERS,
+                         ids=['-'.join(NAMES[e] for e in o) + ('-first-lost' if lost else '')
+                              for o, lost in PROCESS_ORDERS])
+def test_one_process_per_node_reaches_its_first_plan(order, lose_first, tmp_path):
     from conftest import _DOMAIN_IDS
 
-    out = run_processes(order, next(_DOMAIN_IDS) % 230, tmp_path)
+    out = run_processes(order, next(_DOMAIN_IDS) % 230, tmp_path, lose_first)
     logs = {e: p.read_text()[-3000:] for e, p in out['logs'].items()}
     assert out['exits'] == {}, f'a node process ended: {out["exits"]}\n{logs}'
     assert out['first_plan_s'] is not None, f'no plan within {FIRST_PLAN_S} s\n{logs}'
     assert out['bridge_rc'] == 0, f'the episode did not end cleanly\n{logs}'
     assert f'in {MAX_STEPS} steps' in logs['sim_bridge_node']
     assert 'Traceback' not in ''.join(logs.values())
+    if lose_first:
+        assert 'resending the frame' in logs['sim_bridge_node'] \
+            or 'ticking anyway' in logs['sim_bridge_node']
     # Ended with Ctrl-C: one line, exit 130.
     assert out['stopped']['planner_node'] == 130 and out['stopped']['perception_node'] == 130
     print(f'\n{"-".join(NAMES[e] for e in order)}: first plan {out["first_plan_s"]:.1f} s '
