@@ -215,17 +215,15 @@ def main() -> None:
     # A handler here (reset to the default in the child at exec) undoes it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-    res = run(args.minutes, args.scenarios, args.planner, args.sample_s, args.domain_id)
-    res['summary']['started_utc'] = started
-    res['summary']['command'] = ' '.join(['benchmarks/bench_soak.py'] + sys.argv[1:])
-    res['summary']['load_average_end'] = ' '.join(
-        Path('/proc/loadavg').read_text().split()[:3])
-    try:
-        res['summary']['commit'] = subprocess.run(
-            ['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True,
-            cwd=ROOT).stdout.strip()
+    try:  # the code under test is the code at the start
+        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                                text=True, cwd=ROOT).stdout.strip()
     except OSError:
-        res['summary']['commit'] = ''
+        commit = ''
+    res = run(args.minutes, args.scenarios, args.planner, args.sample_s, args.domain_id)
+    res['summary'].update(started_utc=started, commit=commit, command=' '.join(
+        ['benchmarks/bench_soak.py'] + sys.argv[1:]), load_average_end=' '.join(
+        Path('/proc/loadavg').read_text().split()[:3]))
     print(table(res))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
