@@ -120,6 +120,9 @@ def test_bad_parameter_of_a_node_process_is_one_line():
 def test_ctrl_c_ends_pair_drive_run_with_one_line_and_exit_130():
     pytest.importorskip('rclpy')
     env = dict(ENV, ROS_DOMAIN_ID=str(100 + os.getpid() % 100))
+    # pytest started in the background by a non-interactive shell has SIGINT ignored, and a
+    # child inherits that at exec unless this process handles it (reset to the default there).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     proc = subprocess.Popen([sys.executable, '-m', 'pair_drive_ros.cli', 'run', '--wall-time',
                              '--planner', 'constant_velocity'], stderr=subprocess.PIPE,
                             text=True, env=env)
@@ -137,6 +140,7 @@ def test_ctrl_c_ends_pair_drive_run_with_one_line_and_exit_130():
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=30)[1]
     finally:
+        signal.signal(signal.SIGINT, previous)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, rest
