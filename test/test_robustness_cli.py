@@ -48,6 +48,19 @@ def test_stopping_trajectory_is_bounded_whatever_the_speed():
     np.testing.assert_allclose(safety.standstill_trajectory().poses, 0.0)
 
 
+def test_a_10000_pose_route_is_resampled_not_refused():
+    from pair_drive_ros.core.route import Route
+    from pair_drive_ros.runtime.validate import cap_route, LIMITS
+
+    xs = np.linspace(0.0, 5000.0, 10_000)
+    capped = cap_route(Route(np.stack([xs, 0.5 * xs], -1)))
+    assert capped.points.shape == (LIMITS.max_route_poses, 2)
+    np.testing.assert_allclose(capped.points[[0, -1]], [[0.0, 0.0], [5000.0, 2500.0]])
+    np.testing.assert_allclose(capped.length, np.hypot(5000.0, 2500.0))
+    short = Route(np.stack([xs[:50], xs[:50]], -1))
+    assert cap_route(short) is short
+
+
 def test_discovery_defaults_to_localhost_and_keeps_the_users_choice():
     from pair_drive_ros.apps.run import configure_discovery
 
@@ -107,6 +120,9 @@ def test_bad_parameter_of_a_node_process_is_one_line():
 def test_ctrl_c_ends_pair_drive_run_with_one_line_and_exit_130():
     pytest.importorskip('rclpy')
     env = dict(ENV, ROS_DOMAIN_ID=str(100 + os.getpid() % 100))
+    # pytest started in the background by a non-interactive shell has SIGINT ignored, and a
+    # child inherits that at exec unless this process handles it (reset to the default there).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     proc = subprocess.Popen([sys.executable, '-m', 'pair_drive_ros.cli', 'run', '--wall-time',
                              '--planner', 'constant_velocity'], stderr=subprocess.PIPE,
                             text=True, env=env)
@@ -124,6 +140,7 @@ def test_ctrl_c_ends_pair_drive_run_with_one_line_and_exit_130():
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=30)[1]
     finally:
+        signal.signal(signal.SIGINT, previous)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, rest

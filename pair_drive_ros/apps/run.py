@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     # leave the loop as if the graph had finished).
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
+    executor = None
     try:
         nodes = make_nodes(tuple(exes), args.params, overrides)
         executor = make_executor('multi')
@@ -137,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         LOG.error('%s', err)
         return 1
     finally:
+        if executor is not None:
+            # Callbacks still running in the executor's threads finish before their nodes go
+            # (else a timer of a destroyed node logs an error after Ctrl-C).
+            executor.shutdown()
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()

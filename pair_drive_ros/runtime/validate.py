@@ -144,7 +144,7 @@ def cap_route(route: Route, limits: Limits = LIMITS) -> Route:
     n = limits.max_route_poses
     if len(pts) <= n:
         return route
-    return Route(route.interpolate(np.linspace(0.0, route.length, n)))
+    return Route(route.interpolate(np.linspace(0.0, route.length, n))[:, :2])
 
 
 def plan_is_plausible(poses_ego: np.ndarray, limits: Limits = LIMITS) -> str:
