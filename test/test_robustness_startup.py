@@ -143,7 +143,10 @@ def test_a_lost_first_exchange_is_recovered(ros_context):
 def node_command(exe: str) -> list[str]:
     """`python -m pair_drive_ros.nodes.<exe>` with the parameters of `node_parameters`."""
     cmd = [sys.executable, '-m', f'pair_drive_ros.nodes.{exe}', '--ros-args']
-    for name, value in node_parameters(exe).items():
+    params = node_parameters(exe)
+    if exe != 'sim_bridge_node':
+        params['autostart'] = True   # unmanaged start: no launch file drives the lifecycle here
+    for name, value in params.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         cmd += ['-p', f'{name}:={text}']
     return cmd
