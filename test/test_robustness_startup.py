@@ -1,3 +1,17 @@
+# Copyright 2026 pair_drive_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Start-up and lockstep: the simulator bridge, perception and planner reach their first plan in
 any start order, in one process (as `pair-drive run --sim` composes them) and one process per
 node (as `ros2 launch` starts them), and the lockstep loop then runs to the end of its episode.
