@@ -160,3 +160,14 @@ def test_ctrl_c_ends_pair_drive_run_with_one_line_and_exit_130():
     assert proc.returncode == 130, rest
     assert 'Traceback' not in rest
     assert rest.strip().splitlines()[-1] == 'pair-drive run: interrupted'
+
+
+@pytest.mark.parametrize('trainer', ['rl', 'selector', 'sequential'])
+def test_trainers_do_not_replace_an_exported_model_without_force(trainer, tmp_path, capsys):
+    from pair_drive_ros.cli import main
+
+    model = tmp_path / 'model.pt'
+    model.write_bytes(b'a model someone trained')
+    assert main(['train', trainer, '--set', f'out={model}']) == 1
+    _one_error_line(capsys.readouterr().err, 'exists', '--force')
+    assert model.read_bytes() == b'a model someone trained'

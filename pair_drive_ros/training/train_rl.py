@@ -471,9 +471,16 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI flags of `pair-drive train rl`."""
     add_config_arguments(parser, DEFAULT_CONFIG)
+    parser.add_argument('--force', action='store_true',
+                        help="replace the config's existing export file (out)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `pair-drive train rl`."""
-    main(config_from_args(RLTrainConfig, args))
+    from pair_drive_ros.training.common import refuse_overwrite
+
+    cfg = config_from_args(RLTrainConfig, args)
+    # Checked before training: a run must not end by overwriting a model without asking.
+    refuse_overwrite(cfg.out, getattr(args, 'force', False), 'export checkpoint')
+    main(cfg)
     return 0

@@ -455,7 +455,8 @@ class Zoo:
         tcfg = self.trainer_config('rl', train_rl.RLTrainConfig, {
             'data_root': str(self.data_root), 'init_trunk': str(m / 'transfuser_lite.pt'),
             'runs_root': runs, 'out': str(m / 'pair_rl_branch.pt'), 'resume': ''})
-        s.commands = [['train', 'rl', '--config', str(self.write_config(s, tcfg))]]
+        s.commands = [['train', 'rl', '--config',
+                       str(self.write_config(s, tcfg)), '--force']]
         stages.append(s)
 
         sel_paths = {'data_root': str(self.data_root),
@@ -468,7 +469,8 @@ class Zoo:
         tcfg = self.trainer_config('selector', train_selector.SelectorTrainConfig, {
             **sel_paths, 'extra_data_roots': [], 'out': str(m / SELECTOR_0)},
             seeded=('seed', 'label_seed'))
-        s.commands = [['train', 'selector', '--config', str(self.write_config(s, tcfg))]]
+        s.commands = [['train', 'selector', '--config',
+                       str(self.write_config(s, tcfg)), '--force']]
         stages.append(s)
 
         roots = self.rollout_roots()
@@ -497,7 +499,8 @@ class Zoo:
         tcfg = self.trainer_config('selector', train_selector.SelectorTrainConfig, {
             **sel_paths, 'extra_data_roots': [str(r) for r in roots],
             'out': str(m / 'pair_selector.pt')}, seeded=('seed', 'label_seed'))
-        s.commands = [['train', 'selector', '--config', str(self.write_config(s, tcfg))]]
+        s.commands = [['train', 'selector', '--config',
+                       str(self.write_config(s, tcfg)), '--force']]
         stages.append(s)
 
         for name, il_stage, il_file, file in (
@@ -510,7 +513,8 @@ class Zoo:
             tcfg = self.trainer_config(name, train_sequential.SequentialConfig, {
                 'data_root': str(self.data_root), 'il_checkpoint': str(m / il_file),
                 'runs_root': runs, 'out': str(m / file)})
-            s.commands = [['train', 'sequential', '--config', str(self.write_config(s, tcfg))]]
+            s.commands = [['train', 'sequential', '--config',
+                           str(self.write_config(s, tcfg)), '--force']]
             stages.append(s)
 
         model_stages = ('il_a', 'il_b', 'rl', 'selector', 'sequential_a', 'sequential_b')
