@@ -33,13 +33,10 @@ anyway, so no start order stalls the loop. Callbacks and timers are guarded (run
 """
 
 import json
-import sys
 import time
 
 import numpy as np
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from pair_drive_ros import ros
@@ -49,6 +46,7 @@ from pair_drive_ros.core.trajectory import MAP_FRAME, Trajectory
 from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.nodes.params import read_params, SimBridgeParams
 from pair_drive_ros.ros.carla import carla_topics, sensor_messages
+from pair_drive_ros.ros.executor import spin_node_process
 from pair_drive_ros.ros.markers import agent_markers
 from pair_drive_ros.runtime import safety, validate
 from pair_drive_ros.runtime.guard import Dropped
@@ -335,34 +333,8 @@ def _metrics_qos():
 
 
 def main(args=None) -> None:
-
-    from pair_drive_ros.ros.executor import make_executor, SpinErrors, spin_once_resilient
-    from pair_drive_ros.ros.executor import USER_ERRORS
-
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = SimBridgeNode()
-        executor = make_executor('single')
-        executor.add_node(node)
-        errors = SpinErrors(node.get_logger())
-        while rclpy.ok() and not node.finished:
-            spin_once_resilient(executor, 0.1, errors)
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr, flush=True)
-        code = 130
-    except ExternalShutdownException:
-        pass
-    except USER_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr, flush=True)
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    if code:
-        raise SystemExit(code)
+    # Spins until every episode is done, then exits (the launch file's on_exit shuts down).
+    spin_node_process(SimBridgeNode, args, until=lambda node: node.finished, period_s=0.1)
 
 
 if __name__ == '__main__':

@@ -102,13 +102,14 @@ def spin_once_resilient(executor, timeout_sec: float, on_error) -> None:
         on_error(err)
 
 
-def spin_node_process(node_factory, args=None) -> None:
+def spin_node_process(node_factory, args=None, *, until=None, period_s: float = 0.5) -> None:
     """Run one node in this process: init, build, freeze the heap, spin single-threaded, clean up.
 
     The body of a node's console-script `main()` (as in ros2/examples): Ctrl-C and an external
     shutdown end the spin with one line (exit 130 on Ctrl-C); a callback error is logged and
     survived; a bad parameter, file or checkpoint at start-up ends the process with one line
-    (exit 1); the node is destroyed and rclpy shut down either way.
+    (exit 1); the node is destroyed and rclpy shut down either way. until(node): stop spinning
+    when it returns true (e.g. a simulator whose episodes are done); period_s: spin timeout.
     """
     import rclpy
     from rclpy.exceptions import NameValidationException, ParameterException
@@ -125,8 +126,8 @@ def spin_node_process(node_factory, args=None) -> None:
         executor.add_node(node)
         freeze_startup_heap()
         errors = SpinErrors(node.get_logger())
-        while rclpy.ok():
-            spin_once_resilient(executor, 0.5, errors)
+        while rclpy.ok() and not (until is not None and until(node)):
+            spin_once_resilient(executor, period_s, errors)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr, flush=True)
         code = 130
