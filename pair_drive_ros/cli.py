@@ -20,9 +20,10 @@ its own command.
 """
 
 import argparse
-import importlib
 import logging
 import sys
+
+from pair_drive_ros.core.commands import run_subcommand
 
 # Errors a user causes (bad file, parameter, checkpoint): one line instead of a traceback.
 USER_ERRORS = (ValueError, OSError)
@@ -80,13 +81,8 @@ def main(argv: list | None = None) -> int:
     known = build_parser().parse_args(argv[:head])
     logging.basicConfig(level=logging.DEBUG if known.verbose else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    module_name, description = COMMANDS[known.command]
     try:
-        module = importlib.import_module(module_name)
-        sub = argparse.ArgumentParser(prog=f'pair-drive {known.command}',
-                                      description=description)
-        module.add_arguments(sub)
-        return int(module.run(sub.parse_args(argv[head:])) or 0)
+        return run_subcommand(COMMANDS, known.command, argv[head:], f'pair-drive {known.command}')
     except KeyboardInterrupt:
         print(f'pair-drive {known.command}: interrupted', file=sys.stderr, flush=True)
         return 130

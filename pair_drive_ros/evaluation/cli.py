@@ -18,7 +18,8 @@ Each report module exposes add_arguments(parser) and run(args); imported lazily.
 """
 
 import argparse
-import importlib
+
+from pair_drive_ros.core.commands import add_subcommand_arguments, run_subcommand
 
 REPORTS = {
     'attribution': ('pair_drive_ros.evaluation.attribution',
@@ -34,16 +35,9 @@ REPORTS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Positional report name; the rest is parsed by the report."""
-    parser.add_argument('report', choices=sorted(REPORTS), help='; '.join(
-        f'{k}: {v[1]}' for k, v in sorted(REPORTS.items())))
-    parser.add_argument('rest', nargs=argparse.REMAINDER, help='report arguments')
+    add_subcommand_arguments(parser, REPORTS, 'report', 'report')
 
 
 def run(args: argparse.Namespace) -> int:
     """Parse the report's own arguments and run it."""
-    module_name, description = REPORTS[args.report]
-    module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f'pair-drive report {args.report}',
-                                  description=description)
-    module.add_arguments(sub)
-    return int(module.run(sub.parse_args(args.rest)) or 0)
+    return run_subcommand(REPORTS, args.report, args.rest, f'pair-drive report {args.report}')

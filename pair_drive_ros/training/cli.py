@@ -19,7 +19,8 @@ missing trainer only affects its own sub-command.
 """
 
 import argparse
-import importlib
+
+from pair_drive_ros.core.commands import add_subcommand_arguments, run_subcommand
 
 TRAINERS = {
     'il': ('pair_drive_ros.training.train_il', 'imitation learning (Transfuser, DiffusionDrive)'),
@@ -34,16 +35,9 @@ TRAINERS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Positional trainer name; the rest is parsed by the trainer."""
-    parser.add_argument('trainer', choices=sorted(TRAINERS), help='; '.join(
-        f'{k}: {v[1]}' for k, v in sorted(TRAINERS.items())))
-    parser.add_argument('rest', nargs=argparse.REMAINDER, help='trainer arguments')
+    add_subcommand_arguments(parser, TRAINERS, 'trainer', 'trainer')
 
 
 def run(args: argparse.Namespace) -> int:
     """Parse the trainer's own arguments and run it."""
-    module_name, description = TRAINERS[args.trainer]
-    module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f'pair-drive train {args.trainer}',
-                                  description=description)
-    module.add_arguments(sub)
-    return int(module.run(sub.parse_args(args.rest)) or 0)
+    return run_subcommand(TRAINERS, args.trainer, args.rest, f'pair-drive train {args.trainer}')
