@@ -21,7 +21,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider test
 
 lint: $(STAMP)
-	$(PY) -m flake8 pair_drive_ros test benchmarks
+	$(PY) -m flake8 pair_drive_ros test benchmarks launch setup.py
+	$(PY) -m pydocstyle --ignore=D100,D101,D102,D103,D104,D105,D106,D107,D203,D212,D404 \
+		pair_drive_ros test benchmarks launch setup.py
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Latency of the ROS message codecs on CARLA-sized inputs (p50/p95 over repeated calls).
+"""
+Latency of the ROS message codecs on CARLA-sized inputs (p50/p95 over repeated calls).
 
 Decodes an 800x600 bgra8 Image (passthrough view, rgb8 view, contiguous rgb8 copy), encodes it,
 and decodes a 60,000-point x, y, z, intensity PointCloud2 (structured and (N, 4) float32).
@@ -119,7 +120,7 @@ def write_section(text: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--repeat', type=int, default=300)
     parser.add_argument('--write', action='store_true', help='update docs/RESULTS.md')
     args = parser.parse_args()

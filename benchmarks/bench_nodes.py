@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Benchmark: sensor stamp -> planned Path latency of perception_node + planner_node.
+"""
+Benchmark: sensor stamp -> planned Path latency of perception_node + planner_node.
 
 Real DDS. A source node publishes an 800x600 bgra8 camera image, a 60,000-point cloud and
 odometry at 20 Hz, stamped with the wall clock, and a probe in the same node receives
@@ -79,12 +80,12 @@ def cpu_s(pid: int) -> float:
 
 
 def load_average() -> str:
-    """The 1/5/15-minute load averages."""
+    """Return the 1/5/15-minute load averages."""
     return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
 
 
 def make_frame(points: int, width: int, height: int):
-    """A SensorFrame from the embedded simulator, camera at width x height, `points` LiDAR."""
+    """Return a simulator SensorFrame, camera at width x height, `points` LiDAR points."""
     from pair_drive_ros.sim.closed_loop import SimSession
     from pair_drive_ros.sim.sensors import CameraConfig
 
@@ -322,7 +323,7 @@ def markdown_row(res: dict, command: str, started_utc: str, commit: str, load0: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--seconds', type=float, default=60.0)
     parser.add_argument('--rate', type=float, default=20.0)
     parser.add_argument('--planner', default=None, help='planner (default: config file)')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""PaIR-Drive inference latency on CPU: features -> IL -> tree (G = 15) -> selector -> plan.
+"""
+PaIR-Drive inference latency on CPU: features -> IL -> tree (G = 15) -> selector -> plan.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_pair.py [--frames 200] [--threads 1]
 
@@ -40,7 +41,7 @@ def main() -> None:
     from pair_drive_ros.policy.pair import PaIRPlanner
     from pair_drive_ros.training.data import DataConfig, ILDataset
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument('--frames', type=int, default=200)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--il', default='models/transfuser_lite.pt')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Benchmark the feature build: a 60,000-point LiDAR cloud plus one 800x600 camera frame.
+"""
+Benchmark the feature build: a 60,000-point LiDAR cloud plus one 800x600 camera frame.
 
 Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_perception.py [--repeats N] [--planners]
 --planners also times one-frame inference of the shipped IL planners (models/, 1 torch thread).
@@ -37,7 +38,7 @@ from pair_drive_ros.perception.builder import driving_command, lidar_histogram, 
 
 
 def make_frame(rng: np.random.Generator, n_points: int = 60_000) -> SensorFrame:
-    """A synthetic frame: uniform points within 50 m, a random image, a curved 300 m route."""
+    """Return a synthetic frame: points within 50 m, a random image, a curved 300 m route."""
     pts = np.empty((n_points, 4), dtype=np.float32)
     pts[:, 0] = rng.uniform(-50, 50, n_points)
     pts[:, 1] = rng.uniform(-50, 50, n_points)
@@ -61,7 +62,7 @@ def timed(fn, repeats: int) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--repeats', type=int, default=200)
     parser.add_argument('--planners', action='store_true',
                         help='also time the shipped IL planners on one frame')

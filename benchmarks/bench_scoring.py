@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Throughput of the PDM scorer on one core: candidates scored per second for G = 16 and
-G = 256 per scene, and the speed-up over the slow reference implementation in test/.
+"""
+Throughput of the PDM scorer on one core.
+
+Candidates scored per second for G = 16 and G = 256 per scene, and the speed-up over the
+slow reference implementation in test/.
 With --baselines, also the mean scores of the expert (route follower), constant velocity and
 the reference planner on synthetic scenes (until the simulator's val split exists).
 
@@ -48,7 +51,7 @@ from scoring_scenes import (arc_lanes, make_scene, random_candidates,  # noqa: E
 
 
 def highway_scene(rng: np.random.Generator, token: str):
-    """A 4-lane, 600 m highway (centrelines every 2 m) with 20 agents within 80 m."""
+    """Return a 4-lane, 600 m highway (centrelines every 2 m) with 20 agents within 80 m."""
     lanes, fwd = straight_lanes(4, x0=-200.0, x1=400.0, spacing=2.0)
     agents = []
     for _ in range(20):
@@ -140,7 +143,7 @@ def baselines(num: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--scenes', type=int, default=32)
     parser.add_argument('--slow-candidates', type=int, default=60)
     parser.add_argument('--baselines', type=int, default=0, metavar='N',

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Embedded simulator throughput: synthetic LiDAR and camera ms/frame, sim steps/s, generation.
+"""
+Embedded simulator throughput: synthetic LiDAR and camera ms/frame, sim steps/s, generation.
 
 Prints a markdown table (p50/p95 over repeated calls on logged frames of each family).
 Targets: LiDAR <= 5 ms, camera <= 10 ms at 400x300.
@@ -40,7 +41,8 @@ FAMILIES = ('highway', 'merge', 'intersection', 'roundabout')
 
 
 def timeit(fn, repeat: int) -> tuple[float, float, float]:
-    """Return p50, p95 wall [ms] and p50 process CPU time [ms] of `repeat` calls (after warm-up).
+    """
+    Return p50, p95 wall [ms] and p50 process CPU time [ms] of `repeat` calls (after warm-up).
 
     CPU time is what the call costs on a free core; wall time includes waiting for a core on
     this shared machine.
@@ -119,7 +121,7 @@ def sim_rows(steps: int) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--data', default='data/logs', help='scene logs (uses the val split)')
     parser.add_argument('--repeat', type=int, default=40)
     parser.add_argument('--steps', type=int, default=100)

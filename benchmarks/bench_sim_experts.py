@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Expert quality per scenario family: crash, off-road, route completion, comfort.
+"""
+Expert quality per scenario family: crash, off-road, route completion, comfort.
 
 Summarizes every episode of the given scene-log splits (their meta holds the outcome) and, with
 --extra FAMILY=N, runs N more expert episodes of that family's scenario on seeds of the `test`
@@ -97,7 +98,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--data', default='data/logs')
     parser.add_argument('--extra', action='append', default=[], help='FAMILY=N more episodes')
     parser.add_argument('--cache', default='runs/sim_experts.jsonl')

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Soak: `pair-drive run` with the simulator bridge, looping episodes, for N minutes.
+"""
+Soak: `pair-drive run` with the simulator bridge, looping episodes, for N minutes.
 
 Starts `pair-drive run --sim SCENARIOS` (perception, planner, tracker and the simulator bridge in
 one process, lockstep) with the shipped params file plus `loop: true` for the bridge, on its own
@@ -67,7 +68,7 @@ def slope_per_min(t_s: np.ndarray, y: np.ndarray) -> float:
 
 
 def write_params(path: Path, planner: str | None) -> None:
-    """The shipped params file with the bridge looping its scenarios."""
+    """Return the shipped params file with the bridge looping its scenarios."""
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
     data['sim_bridge']['ros__parameters']['loop'] = True
     if planner:
@@ -194,7 +195,7 @@ def run(minutes: float, scenarios: str, planner: str | None, sample_s: float,
 
 
 def table(res: dict) -> str:
-    """The samples as a text table (every minute) and the summary."""
+    """Format the samples (one row a minute) and the summary as text."""
     rows = ['   t [s]   RSS [MiB]    plans  stops  ticks  episodes']
     next_t = 0.0
     for s in res['samples']:
@@ -214,7 +215,7 @@ def table(res: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument('--minutes', type=float, default=10.0)
     ap.add_argument('--scenarios', default='highway:11000,merge:11000,roundabout:11000',
                     help="the bridge's episodes, looped (default: %(default)s)")

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Drive perception, planner and tracker from a recorded bag, with /clock from the bag.
+"""
+Drive perception, planner and tracker from a recorded bag, with /clock from the bag.
 
 ros2 launch pair_drive_ros bag_replay.launch.py bag:=/path/to/bag rate:=1.0 loop:=false
 player:=auto plays with `ros2 bag play --clock` where rosbag2 is installed, else with this

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Drive a CARLA ego vehicle: CARLA ROS bridge + ego spawn + waypoints + our nodes (+ RViz).
+"""
+Drive a CARLA ego vehicle: CARLA ROS bridge + ego spawn + waypoints + our nodes (+ RViz).
 
 Mirrors carla_ad_demo.launch.py with carla_ad_agent replaced by perception -> planner -> tracker.
 The CARLA packages are included when installed; without them only our nodes start (e.g.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Embedded simulator behind CARLA bridge topics + perception, planner, tracker (+ RViz).
+"""
+Embedded simulator behind CARLA bridge topics + perception, planner, tracker (+ RViz).
 
 ros2 launch pair_drive_ros sim.launch.py scenarios:=highway:11000,merge:11000 planner:=pair
 The launch ends when the simulator has run its episodes (their metrics are on

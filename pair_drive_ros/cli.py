@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The `pair-drive` command: one sub-command per job, each implemented in its room.
+"""
+The `pair-drive` command: one sub-command per job, each implemented in its room.
 
 Every sub-command module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are
 imported lazily, so `pair-drive --help` is fast and a missing optional dependency only affects
@@ -67,7 +68,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser; each sub-command parses its own arguments."""
-    parser = argparse.ArgumentParser(prog='pair-drive', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='pair-drive',
+                                     description=__doc__.strip().splitlines()[0])
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     parser.add_argument('command', choices=sorted(COMMANDS), help='; '.join(
         f'{name}: {desc}' for name, (_, desc) in sorted(COMMANDS.items())))

@@ -35,7 +35,7 @@ def spin_until(executor, done, timeout_s: float = 2.0) -> bool:
 
 @pytest.fixture
 def ros_context():
-    """A fresh rclpy Context on its own domain id, shut down after the test."""
+    """Return a fresh rclpy Context on its own domain id, shut down after the test."""
     rclpy = pytest.importorskip('rclpy')
     from rclpy.context import Context
 

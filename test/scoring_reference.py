@@ -12,9 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Slow, simple reference implementation of the NAVSIM scorer, written independently of
-pair_drive_ros.scoring: one candidate at a time, plain loops, shapely polygons, and the tracker
-written literally after NAVSIM (3x3 matrix products, pinv least squares)."""
+"""
+Slow, simple reference implementation of the NAVSIM scorer.
+
+Written independently of pair_drive_ros.scoring: one candidate at a time, plain loops, shapely
+polygons, and the tracker written literally after NAVSIM (3x3 matrix products, pinv least
+squares).
+"""
 
 import math
 
@@ -87,7 +91,7 @@ def fit_profiles(ref, dt, jerk_penalty, curv_penalty, navsim_band=True):
 
 
 def simulate_one(poses_centre_map, start, veh, dt=0.1, n=41, horizon=10, navsim_band=True):
-    """NAVSIM's tracker and bicycle for one candidate; start: 11-vector (rear axle)."""
+    """Simulate NAVSIM's tracker and bicycle for one candidate; start: 11-vector (rear axle)."""
     r = veh.rear_axle_to_center_m
     rear = [(p[0] - r * math.cos(p[2]), p[1] - r * math.sin(p[2]), p[2]) for p in poses_centre_map]
     ref = interpolate(start[:3], rear, dt=dt, n=n)
@@ -341,7 +345,8 @@ def comfort_v1(states, dt=0.1):
 
 
 def history_rows(scene, veh, dt=0.1):
-    """NAVSIM's history states for HC, one row at a time, or None with under 6 logged poses.
+    """
+    Return NAVSIM's history states for HC, one row at a time, or None with under 6 logged poses.
 
     NAVSIM builds them with ego_status_to_ego_state: no steering, yaw rate or yaw acceleration.
     The rear axle's velocity and acceleration are central differences of the logged poses
@@ -394,7 +399,8 @@ FILTER_COLUMNS = ('NC', 'DAC', 'DDC', 'TLC', 'EP', 'TTC', 'LK', 'HC')
 
 
 def epdms(agent, human=None, ec_used=False):
-    """EPDMS of one candidate from dicts of its sub-metrics, after NAVSIM's human filter.
+    """
+    EPDMS of one candidate from dicts of its sub-metrics, after NAVSIM's human filter.
 
     As navsim/evaluate/pdm_score.py does: for every metric column on which the human scores 0,
     the agent's column is set to 1, then the score is recomputed. EC is not a column there.

@@ -24,8 +24,11 @@ LANE_WIDTH = 4.0
 
 def straight_lanes(num_lanes: int = 3, x0: float = -100.0, x1: float = 400.0,
                    spacing: float = 5.0, opposite: int = 0, speed_limit: float = 30.0):
-    """Parallel lanes along +x; lane i centred at y = 4 i; `opposite` lanes at negative y run
-    towards -x. Returns (lanes, forward lane ids)."""
+    """
+    Return (lanes, forward lane ids) of parallel lanes along +x.
+
+    Lane i is centred at y = 4 i; `opposite` lanes at negative y run towards -x.
+    """
     xs = np.arange(x0, x1 + 1e-9, spacing)
     lanes, forward = [], []
     for i in range(num_lanes):
@@ -67,8 +70,11 @@ def constant_velocity_tracks(agents: list, steps: int = SCENE_FUTURE_STEPS) -> A
 
 def straight_trajectory(speed: float, accel: float = 0.0, lateral: float = 0.0,
                         lateral_time: float = 2.0) -> Trajectory:
-    """Ego-frame plan: along x at `speed` with `accel` (stopping at 0), moving `lateral` m to
-    the left over `lateral_time` s (smooth step)."""
+    """
+    Return an ego-frame plan along x at `speed` with `accel` (stopping at 0).
+
+    It moves `lateral` m to the left over `lateral_time` s (smooth step).
+    """
     t = np.arange(1, 9) * 0.5
     v = np.maximum(speed + accel * t, 0.0)
     x = speed * t + 0.5 * accel * t ** 2
@@ -86,7 +92,7 @@ def make_scene(speed: float = 10.0, agents: list | None = None, lanes=None, rout
                ego_xy=(0.0, 0.0), ego_yaw: float = 0.0, history: bool = True,
                expert: Trajectory | None = None, route_points=None,
                token: str = 'synthetic') -> Scene:
-    """An ego at `ego_xy` on a straight multi-lane road, with constant-velocity agents."""
+    """Return an ego at `ego_xy` on a straight multi-lane road, with constant-velocity agents."""
     if lanes is None:
         lanes, fwd = straight_lanes()
         route_ids = fwd if route_ids is None else route_ids
@@ -119,8 +125,12 @@ def arc_lanes(num_lanes: int = 2, radius: float = 60.0, spacing_deg: float = 4.0
 
 
 def random_scene(rng: np.random.Generator, token: str = 'random') -> Scene:
-    """A small random scene: straight or curved lanes, maybe an opposite lane and a crossing
-    junction lane, 2-5 agents near the ego."""
+    """
+    Return a small random scene.
+
+    Straight or curved lanes, maybe an opposite lane and a crossing junction lane, 2-5 agents
+    near the ego.
+    """
     speed = float(rng.uniform(0.0, 15.0))
     kind = rng.integers(3)
     if kind == 2:

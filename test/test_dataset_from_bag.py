@@ -43,8 +43,11 @@ torch.set_num_threads(1)
 
 
 def rewrite(src: Path, dst: Path, keep=lambda topic, t_ns: True, extra=()) -> Path:
-    """Copy a bag's messages (CDR bytes) that `keep` accepts, then the (topic, t_ns, data)
-    of `extra`."""
+    """
+    Copy a bag's messages (CDR bytes) that `keep` accepts.
+
+    Then write the (topic, t_ns, data) of `extra`.
+    """
     types = bag_topics(src)
     with BagWriter(dst) as bag:
         for topic, t_ns, data in read_bag(src, raw=True):

@@ -31,7 +31,7 @@ FRAME_DT_S = 0.1
 
 @pytest.fixture(scope='module')
 def sim_frames():
-    """SensorFrames of a short constant-velocity drive on the highway (test split seed)."""
+    """Return the SensorFrames of a short constant-velocity highway drive (a test seed)."""
     from pair_drive_ros.core.trajectory import Trajectory
     from pair_drive_ros.sim.closed_loop import SimSession
 
@@ -77,7 +77,7 @@ def _collect(node, msg_type, topic, qos=10):
 
 
 def _feature_publishers(node):
-    """Publishers of the perception node's feature topics, keyed as FEATURE_TOPICS."""
+    """Return publishers of the perception node's feature topics, keyed as FEATURE_TOPICS."""
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Image
 

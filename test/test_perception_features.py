@@ -135,7 +135,7 @@ def test_config_rejects_unknown_keys_and_bad_extent():
 
 
 def _floor_histogram(cfg: PerceptionConfig, pts: np.ndarray, mount) -> np.ndarray:
-    """Reference: floor every transformed point to its cell (the definition of the grid)."""
+    """Return the reference: each transformed point floored to its cell (the grid's definition)."""
     c, s = np.cos(mount[3]), np.sin(mount[3])
     x = pts[:, 0] * c - pts[:, 1] * s + mount[0]
     y = pts[:, 0] * s + pts[:, 1] * c + mount[1]

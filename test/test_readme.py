@@ -25,7 +25,7 @@ DOCS = [ROOT / 'README.md', ROOT / 'CONTRIBUTING.md', ROOT / 'docs' / 'RESULTS.m
 
 
 def _commands(prefix: str) -> set[tuple[str, ...]]:
-    """The `pair-drive` command words (up to the first option) in the docs' code."""
+    """Return the `pair-drive` command words (up to the first option) in the docs' code."""
     found = set()
     for doc in DOCS:
         if not doc.exists():

@@ -20,7 +20,8 @@ from rl_fixtures import SyntheticSceneSet
 
 
 class _TwoLogSets(SyntheticSceneSet):
-    """Items 0 and 1 share a scene token but come from different log files (speeds differ).
+    """
+    Items 0 and 1 share a scene token but come from different log files (speeds differ).
 
     Like a regenerated split, or on-policy rollouts of the seeds of the logged split.
     """

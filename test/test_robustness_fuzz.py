@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Fuzz the running graph through real DDS: malformed messages of many kinds between good frames.
+"""
+Fuzz the running graph through real DDS: malformed messages of many kinds between good frames.
 
 perception, planner and tracker run in one process, spun as `pair-drive run` spins them
 (callback errors survived). Asserts: no node dies, every published Path is finite and plausible,
@@ -462,5 +463,5 @@ def test_fuzzed_graph_keeps_running_plans_sanely_and_stops_on_stale_input(ros_co
 
 
 def features_route(route_path):
-    """The route as perception republishes it (same message)."""
+    """Return the route as perception republishes it (same message)."""
     return route_path

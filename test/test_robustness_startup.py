@@ -12,9 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Start-up and lockstep: the simulator bridge, perception and planner reach their first plan in
-any start order, in one process (as `pair-drive run --sim` composes them) and one process per
-node (as `ros2 launch` starts them), and the lockstep loop then runs to the end of its episode.
+"""
+Start-up and lockstep of the simulator bridge, perception and planner.
+
+They reach their first plan in any start order, in one process (as `pair-drive run --sim`
+composes them) and one process per node (as `ros2 launch` starts them), and the lockstep loop
+then runs to the end of its episode.
 
 Each node is started only once the one before it is up (its name is in the graph), so every order
 really happens. The time bounds are generous: the machine may be loaded, and what is under test
@@ -49,7 +52,7 @@ NODE_UP_S = 60.0         # a node process's start -> its name in the graph
 
 
 def node_parameters(exe: str) -> dict:
-    """The trio's parameters in these tests: the shipped params file's, plus a short episode."""
+    """Return the trio's parameters here: the shipped params file's, plus a short episode."""
     values = {'use_sim_time': True}
     if exe == 'sim_bridge_node':
         values.update(scenarios='highway:11000', max_steps=MAX_STEPS)
@@ -66,7 +69,8 @@ def _spin_until(executor, done, timeout_s: float) -> bool:
 
 
 def decoy(node):
-    """Make `node` look like the graph to the bridge: a LiDAR subscriber and a Path publisher.
+    """
+    Make `node` look like the graph to the bridge: a LiDAR subscriber and a Path publisher.
 
     The bridge then sends its first frame before perception and the planner exist: the first
     exchange is lost for certain, and must be recovered.
@@ -122,7 +126,7 @@ def run_in_process(ctx, order: tuple, lose_first: bool = False):
 
 
 def check_episode(nodes: dict) -> None:
-    """The episode ran to its end; the first exchange resent at most MAX_RESENDS times."""
+    """Check that the episode ran to its end, the first exchange resent at most MAX_RESENDS."""
     from pair_drive_ros.nodes.sim_bridge_node import MAX_RESENDS
 
     sim = nodes['sim_bridge_node']
@@ -167,14 +171,15 @@ def node_command(exe: str) -> list[str]:
 
 
 def node_env(domain_id: int) -> dict:
-    """The environment of the node processes: this source tree, own domain, localhost only."""
+    """Return the node processes' environment: this source tree, own domain, localhost only."""
     return dict(os.environ, ROS_DOMAIN_ID=str(domain_id),
                 ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                 PYTHONPATH=f'{ROOT}{os.pathsep}{os.environ.get("PYTHONPATH", "")}')
 
 
 def run_processes(order: tuple, domain_id: int, log_dir: Path, lose_first: bool = False) -> dict:
-    """Start the trio as one process per node in `order`; run the episode; return what happened.
+    """
+    Start the trio as one process per node in `order`; run the episode; return what happened.
 
     Each process starts once the previous node is in the graph (with `lose_first`, once the
     bridge has sent its first frame to a decoy, see `decoy`). Returns {'first_plan_s',

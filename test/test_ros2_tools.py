@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The package under the real ROS 2 tools: colcon build, ros2 launch, ros2 topic/param/lifecycle.
+"""
+The package under the real ROS 2 tools: colcon build, ros2 launch, ros2 topic/param/lifecycle.
 
 Needs `colcon` and `ros2` (launch, launch_ros, ros2cli) on PATH and AMENT_PREFIX_PATH set, as a
 ROS 2 install or the CI's tool kit gives them; skipped otherwise. One colcon workspace (a
@@ -53,7 +54,7 @@ def _build(ws: Path, symlink: bool) -> subprocess.CompletedProcess:
 
 
 def _env(ws: Path, domain: int) -> dict:
-    """The environment of `source install/local_setup.bash` for this package, by hand."""
+    """Return the environment of `source install/local_setup.bash` for this package, by hand."""
     env = dict(os.environ)
     prefix = ws / 'install' / 'pair_drive_ros'
     site = next((prefix / 'lib').glob('python3*/site-packages'))
@@ -67,7 +68,7 @@ def _env(ws: Path, domain: int) -> dict:
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    """A colcon workspace with the package built the plain (copying) way."""
+    """Return a colcon workspace with the package built the plain (copying) way."""
     ws = tmp_path_factory.mktemp('ws_plain')
     result = _build(ws, symlink=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -81,7 +82,8 @@ def domain():
 
 def ros2(env: dict, *args: str, timeout: float = 30.0,
          retry_s: float = 0.0) -> subprocess.CompletedProcess:
-    """Run a ros2 CLI verb; retry for `retry_s` while it fails (graph discovery takes a moment).
+    """
+    Run a ros2 CLI verb; retry for `retry_s` while it fails (graph discovery takes a moment).
 
     Verbs that look nodes up use the ros2 daemon of the test's domain (stopped at the end).
     """
@@ -143,7 +145,7 @@ class Launch:
         return self.proc.returncode
 
     def leftovers(self) -> list[str]:
-        """Processes still alive in the launch's process group (its nodes)."""
+        """Return processes still alive in the launch's process group (its nodes)."""
         out = subprocess.run(['ps', '-o', 'pid=,args=', '-g', str(self.proc.pid)],
                              capture_output=True, text=True).stdout
         return [line for line in out.splitlines() if line.strip()]
@@ -197,7 +199,8 @@ def test_symlink_install_builds_and_links_the_sources(tmp_path):
 # ---- ros2 launch sim.launch.py in a namespace, with ros2cli against the running graph ---------
 @pytest.fixture(scope='module')
 def sim_graph(workspace, domain, tmp_path_factory):
-    """Run sim.launch.py under namespace car1: four rate-ticked episodes of 20 s.
+    """
+    Run sim.launch.py under namespace car1: four rate-ticked episodes of 20 s.
 
     Long enough for the CLI checks on a loaded machine; the graph ends by itself.
     """

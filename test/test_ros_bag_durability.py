@@ -28,7 +28,7 @@ pytest.importorskip('std_msgs.msg')
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WRITER = textwrap.dedent('''
+WRITER = textwrap.dedent("""
     import sys, time
     from std_msgs.msg import String
     from pair_drive_ros import ros
@@ -41,7 +41,7 @@ WRITER = textwrap.dedent('''
                 print('flushed', flush=True)
             if k > 200:
                 time.sleep(0.001)
-''')
+""")
 
 
 def test_kill_9_while_recording_leaves_a_readable_bag(tmp_path):

@@ -35,7 +35,7 @@ ENCODINGS = ['rgb8', 'bgra8', 'mono8', 'mono16', '16UC1', '32FC1', '8UC3']
 
 
 def random_value(rng, current=None):
-    """A random replacement: mostly plausible integers (near `current`), else wrong kinds."""
+    """Return a random replacement: mostly plausible integers near `current`, else wrong kinds."""
     u = rng.random()
     if isinstance(current, bool) and u < 0.6:
         return bool(rng.integers(2))

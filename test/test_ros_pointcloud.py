@@ -34,7 +34,7 @@ STRUCT = {1: 'b', 2: 'B', 3: 'h', 4: 'H', 5: 'i', 6: 'I', 7: 'f', 8: 'd'}
 
 @st.composite
 def clouds(draw):
-    """A random PointCloud2: fields in any order with gaps, padding, rows, either endianness."""
+    """Return a random PointCloud2: fields in any order, gaps, padding, rows, either endianness."""
     n_fields = draw(st.integers(1, 4))
     fields, offset = [], 0
     for i in range(n_fields):

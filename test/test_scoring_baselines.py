@@ -12,8 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Sanity of the scorer on synthetic scenes: a lane-following expert scores near the top of a
-random candidate set, constant velocity scores low where the road curves or traffic stops."""
+"""
+Sanity of the scorer on synthetic scenes.
+
+A lane-following expert scores near the top of a random candidate set, constant velocity
+scores low where the road curves or traffic stops.
+"""
 
 import numpy as np
 from scoring_scenes import arc_lanes, make_scene, random_candidates

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The batched sub-metrics (scoring/batch.py) equal the per-scene ones (metrics.py) exactly.
+"""
+The batched sub-metrics (scoring/batch.py) equal the per-scene ones (metrics.py) exactly.
 
 score_scenes scores all scenes of a call in one pass; the per-scene functions are the ones the
 shapely reference tests check. Scenes mix agent counts, lane counts, intersections, histories

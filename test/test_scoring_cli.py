@@ -26,7 +26,7 @@ from pair_drive_ros.scoring.cli import load_trajectories, save_trajectories  # n
 
 
 def _episode(path, frames: int = 60, speed: float = 10.0):
-    """A straight 3-lane road; the ego drives lane 0 at constant speed, one leader ahead."""
+    """Return a straight 3-lane road; the ego drives lane 0 at constant speed, one leader ahead."""
     t = np.arange(frames) * 0.1
     ego = np.c_[speed * t, np.zeros(frames), np.zeros(frames)]
     lead = np.c_[30.0 + 8.0 * t, np.zeros(frames), np.zeros(frames)][:, None]

@@ -222,9 +222,13 @@ def test_history_comfort_uses_the_logged_history():
 
 
 def _turn_entry(speed: float = 4.0, yaw_accel: float = 1.5, yaw_rate: float = 0.6):
-    """A scene whose ego history enters a left turn (yaw rate ramping up at `yaw_accel` from
-    t = -1.0 s to `yaw_rate`, at constant speed) and (1, 41, S) states that continue the arc,
-    as the bicycle model would carry it (no lateral acceleration output)."""
+    """
+    Return a scene whose ego history enters a left turn, and states that continue the arc.
+
+    The yaw rate ramps up at `yaw_accel` from t = -1.0 s to `yaw_rate`, at constant speed; the
+    (1, 41, S) states continue the arc as the bicycle model would carry it (no lateral
+    acceleration output).
+    """
     from dataclasses import replace
     from pair_drive_ros.scoring.simulation import NUM_STATE, StateIndex
     dt, fine = 0.1, 100

@@ -104,7 +104,7 @@ def test_ep_formula_v1_masks_by_multiplier():
 
 
 def _turning_history(rng: np.random.Generator, scene):
-    """The scene with a logged history that weaves into the ego (random-walk yaw rate)."""
+    """Return the scene with a logged history that weaves into the ego (random-walk yaw rate)."""
     dt = scene.dt_s
     n = len(scene.ego_history)
     speed = max(scene.ego.speed, 1.0)

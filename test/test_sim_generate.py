@@ -23,7 +23,7 @@ import pytest
 from pair_drive_ros.sim import generate
 from pair_drive_ros.sim.suite import load_suite, parse_seeds, resolve_jobs, SuiteError
 
-SUITE = '''scenarios:
+SUITE = """scenarios:
   road:
     env_id: highway-fast-v0
     max_steps: 3
@@ -33,7 +33,7 @@ SUITE = '''scenarios:
     env_id: no-such-env-v0
     max_steps: 3
     seeds: {train: [0, 100]}
-'''
+"""
 
 
 @pytest.fixture()

@@ -32,7 +32,7 @@ def _spec(max_steps: int, lanes: int = 3, **config) -> ScenarioSpec:
 
 def _session(max_steps: int, speed: float, heading: float = 0.0, obstacle_m: float = 0.0,
              record_past_goal: bool = False, lanes: int = 3, **config) -> SimSession:
-    """A tracking ego without a plan (it holds speed and heading) on an empty highway."""
+    """Return a tracking ego without a plan (it holds speed and heading) on an empty highway."""
     session = SimSession(_spec(max_steps, lanes, **config), ego_mode='tracking',
                          record_past_goal=record_past_goal)
     session.reset(0)

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive demo` (`make demo`): the ROS graph driving the embedded simulator, recorded.
+"""
+`pair-drive demo` (`make demo`): the ROS graph driving the embedded simulator, recorded.
 
 Closed loop (default): sim_bridge, perception, planner and tracker nodes in one process over
 real DDS (rclpy), on a few test-split scenarios with the configured planner; every topic is
@@ -47,7 +48,8 @@ INPUT_PREFIXES = ('/carla/', '/tf')
 
 
 class TopicRecorder:
-    """Record every topic of the graph (raw CDR) into a BagWriter; keep what the plots need.
+    """
+    Record every topic of the graph (raw CDR) into a BagWriter; keep what the plots need.
 
     Topics are discovered with `scan()` (call it now and then); bag time is the node's clock
     (sim time under use_sim_time).
@@ -331,7 +333,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def bag_metrics(rec: TopicRecorder, planner) -> dict:
-    """Open-loop numbers over a bag: plans per frame, ADE of plans vs the recorded ego path.
+    """
+    Open-loop numbers over a bag: plans per frame, ADE of plans vs the recorded ego path.
 
     ADE uses the poses whose time lies in the same gap-free stretch of recorded odometry as the
     plan's stamp (episodes in one bag are separated by time gaps).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Shared pieces of the launch files (imported only by them; needs `launch` and `launch_ros`).
+"""
+Shared pieces of the launch files (imported only by them; needs `launch` and `launch_ros`).
 
 Each launch file keeps its arguments (ARGUMENTS) and nodes (NODES) as literal dicts, so tests
 can read them with `ast.literal_eval` where `launch` is not installed; `graph_actions` turns
@@ -65,7 +66,8 @@ def all_arguments(arguments: dict) -> dict:
 
 
 def launch_arguments(arguments: dict) -> list:
-    """Return DeclareLaunchArgument actions for {name: (default, description)} (+ common ones).
+    """
+    Return DeclareLaunchArgument actions for {name: (default, description)} (+ common ones).
 
     A None default declares '' (the params file's value is kept).
     """
@@ -101,7 +103,8 @@ def is_true(text: str) -> bool:
 
 
 def graph_actions(context, arguments: dict, nodes: list[dict], extra=None) -> list:
-    """Return the node actions of a launch file, with every launch argument resolved.
+    """
+    Return the node actions of a launch file, with every launch argument resolved.
 
     extra(values) may return more actions (e.g. the bag player).
     """
@@ -173,7 +176,8 @@ def rviz_available() -> bool:
 
 
 def rviz_actions(values: dict) -> list:
-    """Return RViz2 with config/pair_drive.rviz when `rviz` is true and rviz2 is installed.
+    """
+    Return RViz2 with config/pair_drive.rviz when `rviz` is true and rviz2 is installed.
 
     Never fatal: without rviz2 the launch logs why and goes on.
     """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive replay BAG`: play a rosbag2 (MCAP or sqlite3) without rosbag2, with /clock.
+"""
+`pair-drive replay BAG`: play a rosbag2 (MCAP or sqlite3) without rosbag2, with /clock.
 
 Messages are published as raw CDR bytes (no deserialization) on publishers of their own types;
 before each message /clock is set to its bag time, so nodes with use_sim_time see bag time.
@@ -50,7 +51,8 @@ def latched_topics(path: str | Path) -> set[str]:
 
 
 class BagPlayer:
-    """Publish a bag's messages on `node` at their recorded pace (call `step` often).
+    """
+    Publish a bag's messages on `node` at their recorded pace (call `step` often).
 
     `step()` publishes every message that is due and returns False once the bag is exhausted
     (never with `loop`). Topics whose type has no importable rclpy class are skipped (logged).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive run`: perception, planner and tracker nodes in one process and one executor.
+"""
+`pair-drive run`: perception, planner and tracker nodes in one process and one executor.
 
 Large sensor messages cross process boundaries slowly with default Fast DDS settings (see
 docs), so the default deployment composes the nodes in one process. Parameters come from a
@@ -38,7 +39,8 @@ DISCOVERY_ENV = 'ROS_AUTOMATIC_DISCOVERY_RANGE'
 
 
 def configure_discovery(network: bool = False, environ: dict | None = None) -> str:
-    """Set the DDS discovery range of this process before rclpy starts; return it.
+    """
+    Set the DDS discovery range of this process before rclpy starts; return it.
 
     LOCALHOST by default, SUBNET with `network`; a range the user already set in the
     environment is kept.
@@ -74,7 +76,8 @@ def node_values(executable: str, params_file: str | Path | None = DEFAULT_CONFIG
 
 def make_nodes(executables: tuple, params_file: str | Path | None = DEFAULT_CONFIG,
                overrides: dict | None = None, **node_kwargs) -> list:
-    """Create the nodes (in graph order) with their parameters.
+    """
+    Create the nodes (in graph order) with their parameters.
 
     overrides: {executable: {name: value}}; node_kwargs (e.g. context=) go to every node.
     The lifecycle nodes (perception, planner) come back configured and active.

@@ -23,7 +23,8 @@ from pair_drive_ros.core.se2 import as_poses, box_corners, poses_to_local, rotat
 
 @dataclass
 class Agents:
-    """M agents at one instant, in one frame.
+    """
+    M agents at one instant, in one frame.
 
     ids: (M,) int64 track ids. poses: (M, 3) box centre x, y [m], yaw [rad].
     sizes: (M, 2) length, width [m]. heights: (M,) [m]. velocities: (M, 2) vx, vy [m/s] in the

@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Sub-command tables of the `pair-drive` CLI: one way to list, parse and run a command.
+"""
+Sub-command tables of the `pair-drive` CLI: one way to list, parse and run a command.
 
 A table maps a name to (module, one-line description); each module exposes
 `add_arguments(parser)` and `run(args) -> int`, imported only when its command runs (a missing

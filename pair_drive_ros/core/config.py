@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Configuration of every command: frozen dataclasses from YAML plus `--set key=value` overrides.
+"""
+Configuration of every command: frozen dataclasses from YAML plus `--set key=value` overrides.
 
 One mechanism for all commands: a dataclass declares the fields and defaults, a YAML file sets
 some of them, repeated `--set key=value` (YAML-parsed values, dotted keys for nested configs)
@@ -32,7 +33,8 @@ class ConfigError(ValueError):
 
 
 def config_from_dict(cls: type, data: dict | None) -> Any:
-    """Build dataclass `cls` from `data`; nested dataclass fields take dicts, lists become tuples.
+    """
+    Build dataclass `cls` from `data`; nested dataclass fields take dicts, lists become tuples.
 
     Unknown keys raise ConfigError naming them.
     """
@@ -82,7 +84,8 @@ def config_diff(expected: dict, got: dict, prefix: str = '') -> list[str]:
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | None,
                          fields: tuple[str, ...] = ()) -> None:
-    """--config YAML, repeated --set key=value overrides, and `--<field>` shortcuts.
+    """
+    --config YAML, repeated --set key=value overrides, and `--<field>` shortcuts.
 
     Each name in `fields` (a top-level config field) gets a `--<field-name> VALUE` flag that is
     exactly `--set <field>=VALUE` (the same YAML parsing; applied after the --set items), so a

@@ -30,7 +30,8 @@ def _vec2(value, name: str) -> np.ndarray:
 
 @dataclass
 class EgoState:
-    """Ego state at one instant.
+    """
+    Ego state at one instant.
 
     pose: (3,) x [m], y [m], yaw [rad] of the ego reference point in the map frame.
     velocity: (2,) longitudinal, lateral velocity [m/s] in the ego frame.

@@ -37,7 +37,8 @@ FEATURE_KEYS = ('lidar_bev', 'camera', 'route_raster', 'ego_status')
 
 
 def status_layout(road_speed: bool = False, history_sweeps: int = 0) -> tuple[str, ...]:
-    """Names of the ego-status entries, in order.
+    """
+    Names of the ego-status entries, in order.
 
     The base entries, then the road-speed entries if enabled, then one flag per past LiDAR sweep
     (1: the sweep's BEV channel holds data, 0: it was missing and is all zeros).
@@ -48,7 +49,8 @@ def status_layout(road_speed: bool = False, history_sweeps: int = 0) -> tuple[st
 
 @dataclass
 class Features:
-    """Model inputs of one frame, all in the ego frame at `stamp_s`.
+    """
+    Model inputs of one frame, all in the ego frame at `stamp_s`.
 
     lidar_bev: (C, H, W) float32 LiDAR BEV histogram (below / above the split height, then one
     channel per past sweep). camera: (3, Hc, Wc) float32 normalized image.

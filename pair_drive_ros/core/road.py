@@ -27,7 +27,8 @@ LINE_TYPES = (LINE_NONE, LINE_STRIPED, LINE_CONTINUOUS)
 
 @dataclass
 class Lane:
-    """One lane.
+    """
+    One lane.
 
     centerline: (P, 2) x, y [m] in the map frame. widths: (P,) lane width [m] at each
     centreline point.

@@ -21,7 +21,8 @@ import numpy as np
 
 @dataclass
 class Route:
-    """A route centreline.
+    """
+    A route centreline.
 
     points: (P, 2) x, y [m] in the map frame, P >= 2, consecutive duplicates removed.
     """
@@ -55,7 +56,8 @@ class Route:
         return np.arctan2(d[:, 1], d[:, 0])
 
     def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Project points (..., 2) onto the route.
+        """
+        Project points (..., 2) onto the route.
 
         Returns (s, lateral): arc length [m] of the closest point (clamped to the route) and the
         signed perpendicular offset [m] from the closest segment (positive to the left).

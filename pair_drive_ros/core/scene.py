@@ -31,7 +31,8 @@ SCENE_FUTURE_STEPS = 41
 
 @dataclass
 class AgentTracks:
-    """Logged agent states over time (map frame), for non-reactive replay.
+    """
+    Logged agent states over time (map frame), for non-reactive replay.
 
     ids: (M,). sizes: (M, 2) length, width [m]. heights: (M,) [m].
     poses: (T, M, 3) box centre x, y [m], yaw [rad]. velocities: (T, M, 2) [m/s].
@@ -64,7 +65,7 @@ class AgentTracks:
 
     @property
     def num_steps(self) -> int:
-        """Number of time steps T."""
+        """Return the number of time steps T."""
         return self.poses.shape[0]
 
     def at(self, step: int) -> Agents:
@@ -76,7 +77,8 @@ class AgentTracks:
 
 @dataclass
 class Scene:
-    """Everything needed to score candidate trajectories at one planning instant.
+    """
+    Everything needed to score candidate trajectories at one planning instant.
 
     ego: the ego state at t = 0 (map frame). ego_history: (H, 3) past ego poses at dt_s, oldest
     first,

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""SE(2) helpers.
+"""
+SE(2) helpers.
 
 Poses are (..., 3) arrays of x [m], y [m], yaw [rad]; points are (..., 2) arrays of x, y [m].
 """
@@ -40,7 +41,8 @@ def rotation(yaw_rad: np.ndarray) -> np.ndarray:
 
 
 def transform_points(origin: np.ndarray, points_local: np.ndarray) -> np.ndarray:
-    """Map points from the frame of `origin` (3,) into its parent frame.
+    """
+    Map points from the frame of `origin` (3,) into its parent frame.
 
     `points_local`: (..., 2). Returns (..., 2).
     """
@@ -104,7 +106,8 @@ def quaternion_to_yaw(quaternion_xyzw: np.ndarray) -> np.ndarray:
 
 
 def box_corners(poses: np.ndarray, length_m: np.ndarray, width_m: np.ndarray) -> np.ndarray:
-    """Corners of oriented boxes centred at `poses` (..., 3).
+    """
+    Corners of oriented boxes centred at `poses` (..., 3).
 
     Returns (..., 4, 2): front-left, front-right, rear-right, rear-left.
     """

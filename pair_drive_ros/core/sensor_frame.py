@@ -36,7 +36,8 @@ def pinhole_intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
 
 @dataclass
 class SensorFrame:
-    """Sensor inputs of one frame, synchronized to `stamp_s`.
+    """
+    Sensor inputs of one frame, synchronized to `stamp_s`.
 
     ego: ego state (odometry) in the map frame. lidar_points: (N, 4) float32 x, y, z [m],
     intensity in the LiDAR frame (x forward, y left, z up). camera_image: (H, W, 3) uint8 RGB from

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Where the package's shipped files (config/, models/, launch/) are, however it was installed.
+"""
+Where the package's shipped files (config/, models/, launch/) are, however it was installed.
 
 One resolver for every default path. Lookup order:
 
@@ -63,7 +64,8 @@ def share_roots() -> list[Path]:
 
 
 def shipped_path(*parts: str) -> Path:
-    """Return the first existing `root/parts` of share_roots (a file or a folder).
+    """
+    Return the first existing `root/parts` of share_roots (a file or a folder).
 
     Raises ShippedFileError naming every place looked at when none exists.
     """
@@ -80,7 +82,8 @@ def shipped_path(*parts: str) -> Path:
 
 
 def shipped_default(*parts: str) -> Path:
-    """Like shipped_path, but return the source-tree path when nothing exists.
+    """
+    Like shipped_path, but return the source-tree path when nothing exists.
 
     For module-level defaults (a missing file then fails where it is read, with its path).
     """

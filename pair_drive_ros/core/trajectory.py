@@ -30,7 +30,8 @@ POSE_DT_S = 0.5
 
 @dataclass
 class Trajectory:
-    """A trajectory of N future poses.
+    """
+    A trajectory of N future poses.
 
     poses: (N, 3) x [m], y [m], yaw [rad]; pose k is at time t0_s + (k + 1) * dt_s, so the
     current pose

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Attribution of PaIR-Drive's gain to its parts: `pair-drive report attribution`.
+"""
+Attribution of PaIR-Drive's gain to its parts: `pair-drive report attribution`.
 
     pair-drive report attribution [--config config/rl_attribution.yaml] [--set split=val ...]
 
@@ -137,7 +138,8 @@ class Frames:
 
 
 class CachedPlanner(AbstractPlanner):
-    """An IL planner whose plans are kept by scene token: every row of one IL planner reuses them.
+    """
+    An IL planner whose plans are kept by scene token: every row of one IL planner reuses them.
 
     Open loop only (the frames are logged; a plan depends on its frame alone). reset() is
     passed on.
@@ -167,7 +169,8 @@ class CachedPlanner(AbstractPlanner):
 
 def evaluate_candidates(planner: AbstractPlanner, frames: Frames, batch_size: int,
                         label: str) -> tuple[np.ndarray, np.ndarray]:
-    """Open-loop scores of a planner's selected plan and of its candidates' oracle.
+    """
+    Open-loop scores of a planner's selected plan and of its candidates' oracle.
 
     Returns (selected (N, C), oracle (N, C)), C = len(COLUMNS). The oracle is the candidate with
     the best true PDMS (first on ties); a planner without candidates is its own oracle.
@@ -199,7 +202,8 @@ def evaluate_candidates(planner: AbstractPlanner, frames: Frames, batch_size: in
 # -- scorer-call budgets ----------------------------------------------------------------------
 
 def scorer_calls(path: str) -> int | None:
-    """Scorer calls a checkpoint's training used (None: unknown).
+    """
+    Scorer calls a checkpoint's training used (None: unknown).
 
     Checkpoints written since the budget was recorded store `scorer_calls`; older ones are
     counted from their train_config: GRPO runs score steps x scenes x (group + 1 reference),
@@ -234,7 +238,8 @@ def scorer_calls(path: str) -> int | None:
 
 def build_rows(cfg: AttributionConfig, il_planners: dict, rl, selector, tree_selector,
                sequential: dict, budgets: dict) -> list[tuple[Row, AbstractPlanner, Row | None]]:
-    """Return (selected row, planner, oracle row) of every candidate set of every IL planner.
+    """
+    Return (selected row, planner, oracle row) of every candidate set of every IL planner.
 
     The selected row is None where no selector can pick (paper set without a tree selector);
     the oracle row is None for single-plan planners.
@@ -327,7 +332,8 @@ def closed_loop_rows(rows_planners: list, cfg: AttributionConfig) -> list:
 
 def summarise(rows: list[Row], frames_episodes: np.ndarray, cfg: AttributionConfig,
               pairs: list[tuple[str, str]]) -> tuple[dict, list]:
-    """Return per-row intervals and the paired differences of `pairs`.
+    """
+    Return per-row intervals and the paired differences of `pairs`.
 
     Open-loop columns are x 100; closed-loop metrics are per episode. Differences cover PDMS and
     EPDMS (and every closed-loop metric when both rows drove).
@@ -436,7 +442,8 @@ def markdown(res: dict) -> str:
 
 def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict | None = None,
            rl=None, selector=None, tree_selector=None, sequential: dict | None = None) -> dict:
-    """Evaluate every row, write attribution.{json,md} under cfg.out, return the results.
+    """
+    Evaluate every row, write attribution.{json,md} under cfg.out, return the results.
 
     The keyword arguments replace what is otherwise loaded from cfg (tests pass tiny models and
     a synthetic SceneSet).
@@ -522,7 +529,8 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
 
 def compare_rows(res_a: dict, key_a: str, res_b: dict, key_b: str, metric: str = 'pdms',
                  n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """Paired difference (x 100) of row key_a of report res_a minus row key_b of report res_b.
+    """
+    Paired difference (x 100) of row key_a of report res_a minus row key_b of report res_b.
 
     Both reports must cover the same frames (same split, stride and subset): checked by token.
     """

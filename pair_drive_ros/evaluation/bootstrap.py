@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Episode-level bootstrap confidence intervals and paired differences.
+"""
+Episode-level bootstrap confidence intervals and paired differences.
 
 Frames of one episode are correlated (consecutive states of the same traffic), so resampling
 frames would give intervals that are too narrow. We resample whole episodes with replacement
@@ -51,7 +52,8 @@ class Interval:
 
 
 def bootstrap_draws(num_episodes: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, num_episodes) episode indices drawn with replacement.
+    """
+    (n_boot, num_episodes) episode indices drawn with replacement.
 
     Every interval of one report uses the draws of the same seed, so all rows see the same
     resampled episode sets.
@@ -65,7 +67,8 @@ def bootstrap_draws(num_episodes: int, n_boot: int, seed: int) -> np.ndarray:
 
 def episode_bootstrap(values, episodes, n_boot: int = 2000, seed: int = 0,
                       level: float = 0.95) -> Interval:
-    """Frame-weighted mean of `values` with an episode-level bootstrap interval.
+    """
+    Frame-weighted mean of `values` with an episode-level bootstrap interval.
 
     values: (N,) per-frame numbers; episodes: (N,) episode ids (any hashable numpy dtype).
     Each bootstrap replicate draws as many episodes as there are, with replacement, and takes

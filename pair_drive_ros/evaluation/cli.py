@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive report <attribution|table|picks|merge> ...`: dispatch to the report modules.
+"""
+`pair-drive report <attribution|table|picks|merge> ...`: dispatch to the report modules.
 
 Each report module exposes add_arguments(parser) and run(args); imported lazily.
 """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Open- and closed-loop evaluation of any planner: `pair-drive evaluate --planner NAME`.
+"""
+Open- and closed-loop evaluation of any planner: `pair-drive evaluate --planner NAME`.
 
 Open loop: on logged scenes of a split, the planner's trajectory is scored by the PDM scorer
 (every sub-metric, PDMS and EPDMS; EC's weight is dropped since frames are evaluated
@@ -99,7 +100,8 @@ def _frame_inputs(frames, planner: AbstractPlanner):
 def evaluate_open_loop(planner: AbstractPlanner, frames, *, scorer_cfg=None,
                        batch_size: int = 32, plot_dir: str | Path | None = None,
                        plots: int = 0, progress: bool = False) -> dict:
-    """Score the planner's plans on logged frames.
+    """
+    Score the planner's plans on logged frames.
 
     frames: (episode path, frame index) pairs, or a training.data.ILDataset (cached features
     of the same FeatureBuilder). Returns {'summary': means x 100 of every sub-metric, PDMS and
@@ -172,7 +174,8 @@ def _by_family(rows: list) -> dict:
 def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=None,
                          max_steps: int | None = None, replan_every: int = 5,
                          progress: bool = False) -> dict:
-    """Drive (scenario name, seed) episodes with the planner.
+    """
+    Drive (scenario name, seed) episodes with the planner.
 
     The 'expert' planner cannot replay a log in closed loop: the scenario's expert drives.
     suite: the scenario suite the names come from (None: the default suite).

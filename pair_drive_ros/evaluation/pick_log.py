@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Closed-loop pick log of a PaIR planner: what it executed at every replan, and the outcome.
+"""
+Closed-loop pick log of a PaIR planner: what it executed at every replan, and the outcome.
 
 Open-loop scores cannot show what PaIR's picks do over an episode; this log can. Per replan:
 the executed candidate's index and kind (IL plan, tree leaf or plan variant), its 4-s
@@ -106,7 +107,7 @@ def main(args: argparse.Namespace) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments (checkpoint defaults: the shipped models/)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument('--split', default='val')
     p.add_argument('--episodes', type=int, default=15, help='per scenario')
     p.add_argument('--il-checkpoint', default=shipped('transfuser'))

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Combine `pair-drive evaluate` output folders into the RESULTS.md tables.
+"""
+Combine `pair-drive evaluate` output folders into the RESULTS.md tables.
 
 Usage: pair-drive report table runs/eval/constant_velocity ...
 Prints a NAVSIM-style table (every sub-metric x 100, PDMS, EPDMS), a per-family PDMS table and a

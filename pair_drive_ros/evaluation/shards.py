@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Closed-loop evaluation split over processes or machines by seed range, merged back into one.
+"""
+Closed-loop evaluation split over processes or machines by seed range, merged back into one.
 
 Each shard is an ordinary `pair-drive evaluate` with `--closed-loop-skip`: shard k of a run of
 E episodes per scenario in n shards of E / n drives seeds [k E / n, (k + 1) E / n) of every
@@ -43,7 +44,8 @@ class ShardError(ValueError):
 
 
 def merge_closed_loop(parts: list, suite=None) -> dict:
-    """Merge closed-loop results ({'episodes': rows, ...}) of shards into one result.
+    """
+    Merge closed-loop results ({'episodes': rows, ...}) of shards into one result.
 
     Rows are ordered as one run drives them (suite order of the scenarios, then seed);
     an episode in two shards is an error. The summary is recomputed from the merged rows.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Node-side glue of the callback guard: logger, steady clock, /diagnostics publisher.
+"""
+Node-side glue of the callback guard: logger, steady clock, /diagnostics publisher.
 
 `NodeGuard(node, period_s, status)` gives a node an InputMonitor logging through the node's
 logger and timed by its steady clock, and publishes a diagnostic_msgs/DiagnosticArray on

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Driving the managed (lifecycle) nodes from Python: `pair-drive run`, `demo` and the tests.
+"""
+Driving the managed (lifecycle) nodes from Python: `pair-drive run`, `demo` and the tests.
 
 Under `ros2 launch` the launch files drive the transitions (configure, then activate once the
 node is inactive) through the nodes' lifecycle services, as a lifecycle manager would; an

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Node parameters: one frozen dataclass per node, the same names as config/pair_drive.yaml.
+"""
+Node parameters: one frozen dataclass per node, the same names as config/pair_drive.yaml.
 
 `read_params(node, cls)` declares every field as a typed ROS parameter (default = the field
 default, with a description, a range where one applies, read_only unless the node applies a
@@ -41,7 +42,8 @@ class ParamsError(ValueError):
 
 def _f(default, doc: str, lo: float | None = None, hi: float | None = None,
        dynamic: bool = False, choices: tuple = ()):
-    """Return a parameter field: default, description, [lo, hi] range, choices.
+    """
+    Return a parameter field: default, description, [lo, hi] range, choices.
 
     dynamic: a change is applied at run time; otherwise the parameter is read only (a change
     needs a restart).
@@ -213,7 +215,8 @@ def params_from_dict(cls, data: dict | None):
 
 
 def typed_values(cls, data: dict | None) -> dict:
-    """Every parameter of `cls` with its type's value (the defaults where `data` has none).
+    """
+    Every parameter of `cls` with its type's value (the defaults where `data` has none).
 
     What a launcher passes to a node: ints where the node declares ints, floats where it
     declares floats, lists for arrays (a typed ROS parameter refuses any other type).
@@ -251,7 +254,8 @@ def descriptor(f):
 
 
 def read_params(node, cls, on_change=None):
-    """Declare every field of `cls` on `node` (typed, described, ranged) and return the values.
+    """
+    Declare every field of `cls` on `node` (typed, described, ranged) and return the values.
 
     Fields marked dynamic may be set while the node runs: the change is checked (type, range,
     choices: a bad value is refused with its reason), then `node.params` is replaced by the new
@@ -310,7 +314,8 @@ def namespaced_sections(node_name: str, namespace: str = '') -> tuple:
 
 def yaml_params(path: str | Path, node_name: str, cls=None,
                 namespace: str = '') -> dict | typing.Any:
-    """`ros__parameters` of `node_name` in a params file (wildcards merged first).
+    """
+    `ros__parameters` of `node_name` in a params file (wildcards merged first).
 
     Returns the dict, or the params dataclass when `cls` is given.
     """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""perception_node: camera + LiDAR + odometry (+ route) -> model features, one stamp per frame.
+"""
+perception_node: camera + LiDAR + odometry (+ route) -> model features, one stamp per frame.
 
 Subscribes to the CARLA bridge topics (sensor-data QoS, the route TRANSIENT_LOCAL), matches
 camera, LiDAR and odometry by stamp within `sync_slop_s` (the LiDAR stamp is the frame's stamp),
@@ -69,7 +70,8 @@ def tf_mounts(node, p: PerceptionParams, buffer) -> dict:
 
 
 class PerceptionNode(LifecycleNode):
-    """Synchronize sensors and publish features.
+    """
+    Synchronize sensors and publish features.
 
     A managed (lifecycle) node: configure loads the perception config and builds the feature
     builder, activate subscribes to the sensors and starts publishing, deactivate stops both.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""planner_node: features (joined by exact stamp) -> ~/trajectory (nav_msgs/Path).
+"""
+planner_node: features (joined by exact stamp) -> ~/trajectory (nav_msgs/Path).
 
 Subscriptions only join and park the newest complete frame (never a queue); inference runs in
 its own callback group, woken by a guard condition, so a MultiThreadedExecutor (`pair-drive run`)
@@ -78,7 +79,8 @@ def make_planner(p: PlannerParams) -> AbstractPlanner:
 
 
 def warm_up(planner: AbstractPlanner) -> float:
-    """Run one inference on empty features of the planner's perception config; seconds taken.
+    """
+    Run one inference on empty features of the planner's perception config; seconds taken.
 
     Model planners pay one-off costs (allocations, kernel selection) on their first call; paying
     them here keeps the first real frame from going stale.
@@ -128,7 +130,8 @@ def model_ids(planner: AbstractPlanner, p: PlannerParams) -> str:
 
 
 class PlannerNode(LifecycleNode):
-    """Plan once per feature frame; stop safely on stale or broken input.
+    """
+    Plan once per feature frame; stop safely on stale or broken input.
 
     A managed (lifecycle) node: configure builds the planner from its checkpoints and checks it
     with one warm-up inference, activate subscribes to the features and starts publishing,
@@ -428,7 +431,8 @@ class PlannerNode(LifecycleNode):
             self._diagnostics_callback()
 
     def quiet_s(self) -> float | None:
-        """Seconds since the last usable frame was received (None before the first one).
+        """
+        Seconds since the last usable frame was received (None before the first one).
 
         Measured from receipt, never from header stamps (a future or frozen stamp cannot hide
         silence): on the steady clock, or under use_sim_time on the node clock, where a paused

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""sim_bridge_node: the embedded simulator behind the CARLA ROS bridge's topics.
+"""
+sim_bridge_node: the embedded simulator behind the CARLA ROS bridge's topics.
 
 Runs the scenarios of `scenarios` ('name:seed,...') one after the other with sim.SimSession and
 publishes, per 0.1-s tick, what the CARLA bridge would: /clock, the front camera (bgra8 Image +

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""tracker_node: the planner's Path + Odometry -> vehicle control at `rate_hz`.
+"""
+tracker_node: the planner's Path + Odometry -> vehicle control at `rate_hz`.
 
 Pure pursuit + PI speed control (runtime/path_tracker.py). Output type, by what is importable
 (or the `control_type` parameter): carla_msgs/CarlaEgoVehicleControl on

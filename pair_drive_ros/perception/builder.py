@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The feature builder: raw sensor data of one frame -> model Features (pure numpy, vectorized).
+"""
+The feature builder: raw sensor data of one frame -> model Features (pure numpy, vectorized).
 
 The perception node and the training dataset both call `FeatureBuilder.build`, so the features a
 model sees at run time are computed by exactly the code that built its training data.
@@ -57,7 +58,8 @@ def bev_cell_centers(cfg: PerceptionConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def lidar_histogram(cfg: PerceptionConfig, points: np.ndarray | None,
                     mount: np.ndarray) -> np.ndarray:
-    """(2, H, W) float32 clipped point counts below / above the split height, in [0, 1].
+    """
+    (2, H, W) float32 clipped point counts below / above the split height, in [0, 1].
 
     points: (N, >=3) x, y, z [m] in the LiDAR frame; mount: (4,) x, y, z, yaw of the LiDAR in the
     ego frame.
@@ -68,7 +70,8 @@ def lidar_histogram(cfg: PerceptionConfig, points: np.ndarray | None,
 def lidar_bev_and_obstacles(cfg: PerceptionConfig, points: np.ndarray | None,
                             mount: np.ndarray, keep_obstacles: bool = True
                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Return lidar_histogram's (2, H, W) histogram and the obstacle points' ego-frame xy (N, 2).
+    """
+    Return lidar_histogram's (2, H, W) histogram and the obstacle points' ego-frame xy (N, 2).
 
     Obstacle points are those above the split height and below max_height_m, near enough to
     enter the BEV within the sweep history's time span (for SweepHistory). One pass over the
@@ -141,7 +144,8 @@ def route_raster(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarra
 
 
 def driving_command(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> int:
-    """Index into COMMANDS: where the route goes `command_lookahead_m` past the ego.
+    """
+    Index into COMMANDS: where the route goes `command_lookahead_m` past the ego.
 
     Left/right when the route's heading turns by more than command_turn_rad, or its lookahead
     point lies more than command_lateral_m to the side of the ego; 'unknown' without a route.
@@ -171,7 +175,8 @@ def ego_status(command: int, ego: EgoState) -> np.ndarray:
 
 
 def curve_speed(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> float:
-    """Return the speed [m/s] of the sharpest curve within road_lookahead_m along the route.
+    """
+    Return the speed [m/s] of the sharpest curve within road_lookahead_m along the route.
 
     At that speed the lateral acceleration is road_lateral_accel_mps2 (capped at
     road_speed_cap_mps; the cap without a route).
@@ -255,7 +260,8 @@ class FeatureBuilder:
         history.push(float(frame.stamp_s), frame.ego.pose, obstacles)
 
     def build(self, frame: SensorFrame, history: SweepHistory | None = None) -> Features:
-        """Features of one frame (ego frame at frame.stamp_s).
+        """
+        Features of one frame (ego frame at frame.stamp_s).
 
         With history_sweeps > 0, `history` holds this stream's earlier sweeps (fed in time order
         by earlier calls) and receives this frame's sweep; without one the past channels are

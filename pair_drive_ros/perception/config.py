@@ -35,7 +35,8 @@ class PerceptionConfigError(ValueError):
 
 @dataclass(frozen=True)
 class PerceptionConfig:
-    """Feature-builder settings (ego frame: x forward, y left, z up, metres).
+    """
+    Feature-builder settings (ego frame: x forward, y left, z up, metres).
 
     The BEV grid covers x in [x_min_m, x_max_m] and y in [-y_extent_m, y_extent_m]; row 0 is the
     far front (x_max_m), column 0 the far left (+y_extent_m). The default looks 48 m ahead
@@ -140,7 +141,8 @@ class PerceptionConfig:
 
 
 def load_perception_config(path: str | Path) -> PerceptionConfig:
-    """Load a PerceptionConfig from YAML, or from a model checkpoint (.pt).
+    """
+    Load a PerceptionConfig from YAML, or from a model checkpoint (.pt).
 
     YAML: a top-level `perception:` key is optional. A checkpoint carries the configuration its
     model was trained with, so a node given the planner's checkpoint builds matching features.

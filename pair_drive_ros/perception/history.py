@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Past LiDAR sweeps for the motion channels: a short, stamped history of obstacle points.
+"""
+Past LiDAR sweeps for the motion channels: a short, stamped history of obstacle points.
 
 One frame of LiDAR cannot tell a slow lead vehicle from a parked one; the same obstacle seen
 `history_dt_s` and `2 * history_dt_s` earlier can. `SweepHistory` keeps the obstacle points
@@ -106,7 +107,8 @@ class SweepHistory:
         return out
 
     def channels(self, stamp_s: float, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(history_sweeps, H, W) float32 past-sweep channels and (history_sweeps,) valid flags.
+        """
+        (history_sweeps, H, W) float32 past-sweep channels and (history_sweeps,) valid flags.
 
         Each channel is the clipped, normalised obstacle-point count of its sweep, moved into
         the ego frame of `pose` (map frame) at stamp_s.

@@ -23,7 +23,8 @@ from pair_drive_ros.policy.selector import (NUM_PLAN_VARIANTS, plan_variants, VA
 
 
 class VariantsOnlyPaIR(PaIRPlanner):
-    """The no-RL row: the IL plan and its 14 whole-trajectory variants, no tree leaves.
+    """
+    The no-RL row: the IL plan and its 14 whole-trajectory variants, no tree leaves.
 
     Exactly the non-RL part of the shipped candidate set (PaIRPlanner with plan variants),
     picked by the same selector. The RL branch only supplies the selector's context tokens (its
@@ -45,7 +46,8 @@ class VariantsOnlyPaIR(PaIRPlanner):
 
 
 class NoTreePaIR(PaIRPlanner):
-    """Ablation: the same number of candidates without the tree (whole-trajectory variants).
+    """
+    Ablation: the same number of candidates without the tree (whole-trajectory variants).
 
     Candidates: the IL plan, then the IL plan with its xy scaled by a speed factor and shifted
     along the ego y axis by a lateral offset ramping up over the horizon: 5 x 3 = 15 variants

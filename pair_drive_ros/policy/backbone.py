@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Lite Transfuser perception trunk shared by both IL planners.
+"""
+Lite Transfuser perception trunk shared by both IL planners.
 
 Camera and LiDAR-BEV conv encoders (four stride-2 stages each) fused by GPT-style transformer
 layers at the last two scales (as Transfuser does at four), an 8 x 8 BEV token grid plus one
@@ -160,7 +161,8 @@ class PerceptionTrunk(nn.Module):
         self.register_buffer('status_scale', scale, persistent=False)
 
     def forward(self, batch: dict) -> dict:
-        """Encode a feature batch (keys FEATURE_KEYS).
+        """
+        Encode a feature batch (keys FEATURE_KEYS).
 
         Returns bev_tokens (B, 64, d) with pos. enc., status_token (B, 1, d), memory
         (B, 65, d), traj_query (B, d), agent_queries (B, A, d), agent_states (B, A, 5),
@@ -206,7 +208,8 @@ class PerceptionTrunk(nn.Module):
 
 
 def integrate_kinematics(step_m: torch.Tensor, turn_rad: torch.Tensor) -> torch.Tensor:
-    """Poses (..., T, 3) from per-step length [m] and heading change [rad] (..., T).
+    """
+    Poses (..., T, 3) from per-step length [m] and heading change [rad] (..., T).
 
     Step k moves step_m[k] along the mid-step heading and turns by turn_rad[k], starting at the
     ego origin. A regressed pose list can zig-zag; an integrated one is kinematically consistent
@@ -243,7 +246,8 @@ def _wrap(a: torch.Tensor) -> torch.Tensor:
 def residual_kinematics(raw: torch.Tensor, base_step: torch.Tensor, base_turn: torch.Tensor,
                         step_scale_m: float, max_turn_rad: float
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(step_m, turn_rad) = base + raw (..., T, 2) residual; steps stay >= 0 (smoothly).
+    """
+    (step_m, turn_rad) = base + raw (..., T, 2) residual; steps stay >= 0 (smoothly).
 
     With a zero-initialised head the output is exactly the base (constant velocity for
     Transfuser, the anchor for DiffusionDrive), so training learns only the deviations.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The one interface every planner implements (like NAVSIM's AbstractAgent).
+"""
+The one interface every planner implements (like NAVSIM's AbstractAgent).
 
 Features in, an 8-pose ego-frame trajectory out, optionally with scored candidates. The IL
 planners,
@@ -32,7 +33,8 @@ from pair_drive_ros.core.trajectory import Trajectory
 
 @dataclass
 class PlannerInput:
-    """What a planner sees at one frame.
+    """
+    What a planner sees at one frame.
 
     scene: privileged ground truth (logged agents, lanes, expert); available only offline and
     in the
@@ -45,7 +47,8 @@ class PlannerInput:
 
 @dataclass
 class PlanOutput:
-    """A planner's answer.
+    """
+    A planner's answer.
 
     trajectory: the plan (8 poses, ego frame). candidates: (K, 8, 3) ego-frame candidates it
     chose from, if any; candidate_scores: (K,) their scores (higher is better).

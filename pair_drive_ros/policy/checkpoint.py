@@ -43,7 +43,8 @@ def _plain(cfg) -> dict:
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, *, model_name: str,
                     model_config, perception_config=None, extra: dict | None = None) -> Path:
-    """Write {schema_version, model, model_config, perception_config, state_dict, **extra}.
+    """
+    Write {schema_version, model, model_config, perception_config, state_dict, **extra}.
 
     The model is unwrapped from DDP; tensors are moved to the CPU. Written atomically.
     """
@@ -64,7 +65,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, model_name: str
 def load_checkpoint(path: str | Path, *, expect_model: str | None = None,
                     expect_model_config=None, expect_perception_config=None,
                     map_location: str = 'cpu') -> dict:
-    """Read a checkpoint with weights_only=True and check it against what the caller expects.
+    """
+    Read a checkpoint with weights_only=True and check it against what the caller expects.
 
     Raises CheckpointError naming the differing schema version, model name or config keys.
     """

@@ -26,7 +26,8 @@ def planner_perception_config(planner: AbstractPlanner) -> PerceptionConfig:
 
 
 def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
-    """Wrap a planner as the simulator's policy(frame, scene) -> Trajectory.
+    """
+    Wrap a planner as the simulator's policy(frame, scene) -> Trajectory.
 
     on_plan(frame, plan): called with every PlanOutput (e.g. to log what was picked).
     """

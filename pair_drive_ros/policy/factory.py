@@ -67,7 +67,8 @@ def default_checkpoint(name: str) -> Path:
 
 def build_planner(name: str, *, il_checkpoint=None, rl_checkpoint=None,
                   selector_checkpoint=None, device: str = 'cpu', **kwargs) -> AbstractPlanner:
-    """Return a planner by name (one of PLANNERS).
+    """
+    Return a planner by name (one of PLANNERS).
 
     il_checkpoint: checkpoint of 'transfuser' / 'diffusiondrive' (default: the shipped one) and
     the IL branch of 'pair'. rl_checkpoint, selector_checkpoint: 'pair' only. kwargs go to the

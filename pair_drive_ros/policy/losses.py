@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Losses shared by the IL planners: Hungarian-matched agent boxes and BEV semantics.
+"""
+Losses shared by the IL planners: Hungarian-matched agent boxes and BEV semantics.
 
 Target batch keys (built by training.data from the scene logs): TARGET_KEYS.
 """
@@ -38,7 +39,8 @@ def known_agents(targets: dict):
 def agent_loss(pred_states: torch.Tensor, pred_logits: torch.Tensor, gt_states: torch.Tensor,
                gt_mask: torch.Tensor, known: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Transfuser's agent loss: Hungarian match, then BCE on existence and L1 on matched boxes.
+    """
+    Transfuser's agent loss: Hungarian match, then BCE on existence and L1 on matched boxes.
 
     known: (B,) bool, false where the frame's agents are unknown (no existence target there).
     Returns (class loss, box loss), each a scalar.
@@ -82,7 +84,8 @@ def agent_loss(pred_states: torch.Tensor, pred_logits: torch.Tensor, gt_states: 
 
 
 def bev_semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Pixel-wise cross-entropy; logits (B, C, h, w), target (B, h, w) int64.
+    """
+    Pixel-wise cross-entropy; logits (B, C, h, w), target (B, h, w) int64.
 
     Cells holding IGNORE_CLASS (frames without a map) do not count; 0 when none is known.
     """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""PaIR-Drive at inference: IL plan -> RL tree around it -> selector picks (paper.md 1).
+"""
+PaIR-Drive at inference: IL plan -> RL tree around it -> selector picks (paper.md 1).
 
 The three parts are independent modules with separate weights. The IL planner is any
 AbstractPlanner-compatible IL planner; its plan is the tree's reference (a detached numpy array,
@@ -72,7 +73,8 @@ class PaIRPlanner(AbstractPlanner):
     def __init__(self, il_planner: AbstractPlanner, rl_branch: RLBranch,
                  selector: Selector | None, codes='15', device: str = 'cpu',
                  consistency_weight: float = 0.0, variants: bool | None = None) -> None:
-        """Compose the three parts.
+        """
+        Compose the three parts.
 
         consistency_weight: predicted-score penalty per metre of mean distance to the plan
         executed at the previous frame (closed loop; 0 disables it). Replanning picks from
@@ -96,7 +98,8 @@ class PaIRPlanner(AbstractPlanner):
     def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,
                          device: str = 'cpu', il_name: str = 'transfuser', codes='15',
                          consistency_weight: float = 0.0) -> 'PaIRPlanner':
-        """Build from checkpoints (None: the shipped ones in models/).
+        """
+        Build from checkpoints (None: the shipped ones in models/).
 
         il_checkpoint: a Transfuser or DiffusionDrive checkpoint (its own model name decides).
         """
@@ -119,7 +122,8 @@ class PaIRPlanner(AbstractPlanner):
         self._previous = None
 
     def previous_plan_distance(self, features, candidates: np.ndarray) -> np.ndarray | None:
-        """(K,) mean xy distance [m] of ego-frame candidates to the previous plan, or None.
+        """
+        (K,) mean xy distance [m] of ego-frame candidates to the previous plan, or None.
 
         The previous plan is compared at the same absolute times (its poses are interpolated
         at this frame's pose times, within its horizon).
@@ -147,7 +151,8 @@ class PaIRPlanner(AbstractPlanner):
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the candidate set (B, K, 8, 3) and the RL context tokens (B, N, d).
+        """
+        Return the candidate set (B, K, 8, 3) and the RL context tokens (B, N, d).
 
         Candidate 0 is the IL plan (B, 8, 3), then the G tree leaves around it, then (with
         variants) the plan's NUM_PLAN_VARIANTS speed x lateral variants.
@@ -215,7 +220,8 @@ class PaIRPlanner(AbstractPlanner):
 
 
 class OracleBestOfN(AbstractPlanner):
-    """UPPER BOUND, not a deployable planner: best-of-N by the TRUE score.
+    """
+    UPPER BOUND, not a deployable planner: best-of-N by the TRUE score.
 
     A PaIR planner's candidates are scored by the privileged PDM scorer on the logged scene and
     the best one is executed.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The RL branch of PaIR-Drive: its own perception trunk and the tree sampler (paper.md 1-2).
+"""
+The RL branch of PaIR-Drive: its own perception trunk and the tree sampler (paper.md 1-2).
 
 The branch never shares a module with an IL planner: it builds its own PerceptionTrunk (the same
 class as the IL planners, separate weights). Given context tokens and a reference trajectory
@@ -64,7 +65,8 @@ class RLBranchConfig:
 
 @dataclass
 class TreeOutput:
-    """A sampled or evaluated tree for a group of G codes over B scenes.
+    """
+    A sampled or evaluated tree for a group of G codes over B scenes.
 
     paths: (B, G, 8, 3) ego-frame leaves in code order. log_prob: (B, G) log pi of each path.
     logits[l]: (B, n_l, 4) branch logits of the parents at level l. means[l]: (B, c_l, 2) raw
@@ -128,7 +130,8 @@ class RLBranch(nn.Module):
         return torch.cat([out['memory'], out['agent_queries']], 1)
 
     def init_trunk_from(self, state_dict: dict, prefix: str = 'trunk.') -> int:
-        """Copy trunk weights from another model's state dict (values are copied, never shared).
+        """
+        Copy trunk weights from another model's state dict (values are copied, never shared).
 
         Returns the number of tensors copied; a shape mismatch raises ValueError.
         """
@@ -143,7 +146,8 @@ class RLBranch(nn.Module):
     def expand(self, context: torch.Tensor, reference: torch.Tensor, codes='15',
                sigma: float = 0.0, z: list | None = None,
                generator: torch.Generator | None = None) -> TreeOutput:
-        """Grow the tree of `codes` around `reference` (B, 8, 3), detached.
+        """
+        Grow the tree of `codes` around `reference` (B, 8, 3), detached.
 
         sigma > 0 and z None: sample z; z given: evaluate log pi of those offsets; sigma = 0:
         deterministic (z = mean).
@@ -206,7 +210,8 @@ class RLBranch(nn.Module):
 
 
 def untrained_tree(trained: RLBranch, init_seed: int) -> RLBranch:
-    """Return the attribution control: `trained`'s trunk, decoder and heads at random init.
+    """
+    Return the attribution control: `trained`'s trunk, decoder and heads at random init.
 
     The trunk weights are copied, so a selector reading the RL context sees exactly the same
     tokens; only the tree (anchor, type and level embeddings, decoder, score and offset heads)
@@ -225,7 +230,8 @@ def untrained_tree(trained: RLBranch, init_seed: int) -> RLBranch:
 
 
 def tree_kl(new: TreeOutput, old: TreeOutput, sigma: float) -> torch.Tensor:
-    """(B,) exact KL(pi_new || pi_old) summed over levels, averaged over each level's nodes.
+    """
+    (B,) exact KL(pi_new || pi_old) summed over levels, averaged over each level's nodes.
 
     Categorical KL of the branch choice at every parent + Gaussian KL of the offsets at every
     child (same sigma: |mean_new - mean_old|^2 / (2 sigma^2) on the used dimensions).

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Candidate selector: a light reward model (the paper's RWM, paper.md 1 and 6.6).
+"""
+Candidate selector: a light reward model (the paper's RWM, paper.md 1 and 6.6).
 
 The scene context is either the RL branch's context tokens (context_source 'rl_branch', the
 default: no second trunk at inference, the selector is trained on the final RL branch's frozen
@@ -109,7 +110,8 @@ class Selector(nn.Module):
 
     def encode_candidates(self, candidates: torch.Tensor, batch: dict | None = None
                           ) -> torch.Tensor:
-        """(B, K, d) embeddings of (B, K, 8, 3) ego-frame candidates.
+        """
+        (B, K, d) embeddings of (B, K, 8, 3) ego-frame candidates.
 
         batch: the feature tensors ('lidar_bev', 'route_raster'), needed with raster_features.
         """
@@ -125,7 +127,8 @@ class Selector(nn.Module):
 
     def forward(self, candidates: torch.Tensor, context: torch.Tensor | None = None,
                 batch: dict | None = None) -> torch.Tensor:
-        """Logits (B, K, len(TARGETS)) of candidates (B, K, 8, 3); sigmoid gives the scores.
+        """
+        Logits (B, K, len(TARGETS)) of candidates (B, K, 8, 3); sigmoid gives the scores.
 
         context: (B, N, d) RL-branch context tokens (context_source 'rl_branch'); batch: the
         feature batch (context_source 'own', or raster_features).
@@ -168,7 +171,8 @@ class Selector(nn.Module):
 
 def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
                    route_raster: torch.Tensor, cfg: SelectorConfig) -> torch.Tensor:
-    """(B, K, 8 * BOX_POINTS * RASTER_CHANNELS) raster values along (B, K, 8, 3) candidates.
+    """
+    (B, K, 8 * BOX_POINTS * RASTER_CHANNELS) raster values along (B, K, 8, 3) candidates.
 
     lidar_bev (B, 2, H, W) and route_raster (B, 1, H, W) on the perception BEV grid (row 0 the
     front edge, column 0 the left edge). Points outside the grid read 0.
@@ -205,7 +209,8 @@ NUM_PLAN_VARIANTS = len(VARIANT_SPEEDS) * len(VARIANT_LATERAL_M) - 1    # withou
 
 
 def plan_variants(plans: torch.Tensor, keep_identity: bool = False) -> torch.Tensor:
-    """(B, V, 8, 3) speed x lateral variants of (B, 8, 3) ego-frame plans (headings kept).
+    """
+    (B, V, 8, 3) speed x lateral variants of (B, 8, 3) ego-frame plans (headings kept).
 
     V = 15 with keep_identity, else 14 (the unchanged plan left out). The tree moves one
     waypoint per level and translates the tail, so it cannot stretch or bend a whole plan; these
@@ -235,7 +240,8 @@ def pick_with_margin(score: torch.Tensor, margin: float) -> torch.Tensor:
 def selector_loss(logits: torch.Tensor, targets: torch.Tensor, rank_weight: float = 1.0,
                   rank_temperature: float = 0.05, select_index: int = TARGETS.index('pdms')
                   ) -> dict:
-    """BCE on every target (soft labels in [0, 1]) + listwise ranking cross-entropy.
+    """
+    BCE on every target (soft labels in [0, 1]) + listwise ranking cross-entropy.
 
     The ranking term pushes the softmax over candidates of the `select_index` logit towards
     softmax(true score / rank_temperature): choosing the best matters more than calibration.

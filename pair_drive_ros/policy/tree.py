@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Tree geometry of the RL branch (PaIR-Drive's released `BranchTreeModule`, paper.md section 2).
+"""
+Tree geometry of the RL branch (PaIR-Drive's released `BranchTreeModule`, paper.md section 2).
 
 Pure torch functions, no parameters. A path code is one branch type per level, e.g. '1122':
 level l expands waypoint EXPANSION_INDICES[l] (1, 3, 5, 7: 1, 2, 3 and 4 s) of the current path.
@@ -77,7 +78,8 @@ def resolve_group(group) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class TreeLayout:
-    """Which tree nodes a group of codes visits, level by level (index arrays, no tensors).
+    """
+    Which tree nodes a group of codes visits, level by level (index arrays, no tensors).
 
     nodes[l]: the distinct prefixes of length l (the parents expanded at level l).
     parent[l][j], branch[l][j]: for child j of level l (a prefix of length l + 1), its parent's
@@ -119,7 +121,8 @@ def mean_step_length(reference: torch.Tensor) -> torch.Tensor:
 def branch_offsets(branch: torch.Tensor, s_unit: torch.Tensor, h_unit: torch.Tensor,
                    node_yaw: torch.Tensor, step_m: torch.Tensor, offset_range: float = 1.0,
                    heading_range: float = 1.2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Offsets of one expansion.
+    """
+    Offsets of one expansion.
 
     branch: (N,) long branch types; s_unit, h_unit: (..., N) in (0, 1); node_yaw: (..., N) [rad];
     step_m: (..., 1) or broadcastable mean step length [m]. Returns dxy (..., N, 2) [m] and
@@ -138,7 +141,8 @@ def branch_offsets(branch: torch.Tensor, s_unit: torch.Tensor, h_unit: torch.Ten
 
 def graft(paths: torch.Tensor, level: int, dxy: torch.Tensor, dyaw: torch.Tensor
           ) -> torch.Tensor:
-    """Apply one expansion of `level` to (..., 8, 3) paths.
+    """
+    Apply one expansion of `level` to (..., 8, 3) paths.
 
     Waypoint t = EXPANSION_INDICES[level] moves by dxy (..., 2) and turns by dyaw (...); the
     tail t + 1 ... is translated by dxy.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""numpy <-> ROS 2 message codecs, rosbag2 helpers, QoS profiles and stamp utilities.
+"""
+numpy <-> ROS 2 message codecs, rosbag2 helpers, QoS profiles and stamp utilities.
 
 Importable without ROS: rclpy and the message packages are imported inside the functions that
 build messages or touch DDS. Bad input raises CodecError subclasses naming the field and values.

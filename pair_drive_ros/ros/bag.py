@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""rosbag2 (MCAP or sqlite3) writing and reading of rclpy messages, on top of `rosbags`.
+"""
+rosbag2 (MCAP or sqlite3) writing and reading of rclpy messages, on top of `rosbags`.
 
 Durability: `BagWriter.flush()` puts everything written so far on disk as complete MCAP chunks;
 a recording killed afterwards (kill -9, power loss) has no metadata.yaml and no MCAP footer, and
@@ -65,7 +66,8 @@ def _typestore() -> Any:
 
 
 def _register_installed(typestore: Any, msgtype: str) -> bool:
-    """Add an installed interface package's message (e.g. carla_msgs) to the typestore.
+    """
+    Add an installed interface package's message (e.g. carla_msgs) to the typestore.
 
     Reads `<prefix>/share/<pkg>/msg/<Name>.msg` of the ament prefixes (and the interpreter's);
     its dependencies must be in the store already. False when the definition is not found.
@@ -86,7 +88,8 @@ def _register_installed(typestore: Any, msgtype: str) -> bool:
 
 
 class BagWriter:
-    """Write a rosbag2 (version 9) from rclpy messages or serialized CDR bytes.
+    """
+    Write a rosbag2 (version 9) from rclpy messages or serialized CDR bytes.
 
     Use as a context manager: ``with BagWriter(path) as bag: bag.write('/topic', msg, t_ns)``.
     `storage` is 'mcap' or 'sqlite3'; the directory `path` must not exist yet.
@@ -114,7 +117,8 @@ class BagWriter:
         return self
 
     def flush(self) -> None:
-        """Write what is buffered as a complete MCAP chunk and hand it to the OS.
+        """
+        Write what is buffered as a complete MCAP chunk and hand it to the OS.
 
         Everything written before a flush survives the process being killed (see
         `recover_bag`). sqlite3 bags commit per write already.
@@ -135,7 +139,8 @@ class BagWriter:
 
     def write(self, topic: str, msg_or_bytes: Any, t_ns: int, msgtype: Optional[str] = None,
               latched: bool = False) -> None:
-        """Write one message at receive time `t_ns` [ns].
+        """
+        Write one message at receive time `t_ns` [ns].
 
         `msg_or_bytes` is an rclpy message (serialized with rclpy) or CDR bytes (then `msgtype`
         is required on a topic's first write). `latched` records transient-local QoS for the
@@ -227,7 +232,8 @@ def _scan_records(buf: bytes, schemas: dict, channels: dict, messages: list) -> 
 
 
 def recover_bag(path: Union[str, Path]) -> int:
-    """Rebuild a readable bag from an MCAP recording that was never closed; messages kept.
+    """
+    Rebuild a readable bag from an MCAP recording that was never closed; messages kept.
 
     Does nothing (returns -1) for a bag with metadata.yaml. The damaged file is kept as
     `<name>.mcap.damaged` beside the rebuilt one; messages after the last complete record

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The CARLA ROS bridge interface: its topic names and its sensor messages of one SensorFrame.
+"""
+The CARLA ROS bridge interface: its topic names and its sensor messages of one SensorFrame.
 
 One source for both the embedded simulator bridge (which publishes what the CARLA bridge
 publishes) and the bag exporter (which records it), so a recording and a live run carry the
@@ -60,7 +61,8 @@ class CarlaTopics:
 
 
 def carla_topics(role_name: str = DEFAULT_ROLE_NAME, relative: bool = False) -> dict:
-    """CARLA ROS bridge topic names of one ego vehicle, by key (the CarlaTopics fields).
+    """
+    CARLA ROS bridge topic names of one ego vehicle, by key (the CarlaTopics fields).
 
     relative: without the leading '/' (except /clock), as nodes use them so that a namespace
     moves the whole graph; in the root namespace both resolve to the bridge's names.
@@ -86,7 +88,8 @@ def camera_info(intrinsics: np.ndarray, width: int, height: int, header: Any) ->
 
 
 def sensor_messages(frame: SensorFrame, stamp: Any, role_name: str = DEFAULT_ROLE_NAME) -> dict:
-    """CARLA-bridge messages of one SensorFrame, keyed as the CarlaTopics fields.
+    """
+    CARLA-bridge messages of one SensorFrame, keyed as the CarlaTopics fields.
 
     camera: bgra8 Image (frame <role>/rgb_front), camera_info, lidar: PointCloud2 (frame
     <role>/lidar), odometry (map -> <role>), speedometer (Float32). All stamped `stamp`; the

@@ -20,7 +20,8 @@ import time
 
 
 def freeze_startup_heap() -> None:
-    """Exempt every object alive after start-up from the garbage collector.
+    """
+    Exempt every object alive after start-up from the garbage collector.
 
     Call once the nodes are built (models loaded, warm-up done). Imported modules, torch and
     the models are ~270,000 objects that never become garbage; each full (oldest-generation)
@@ -37,7 +38,8 @@ GRAPH_THREADS = 4
 
 
 def make_executor(kind: str = 'single', context=None):
-    """Return the executor of a process: 'single' (one node) or 'multi' (several nodes).
+    """
+    Return the executor of a process: 'single' (one node) or 'multi' (several nodes).
 
     The one executor policy of the package. A node process spins single-threaded: its
     callbacks run one at a time anyway (the planner's inference keeps its inputs waiting in
@@ -86,7 +88,8 @@ class SpinErrors:
 
 
 def spin_once_resilient(executor, timeout_sec: float, on_error) -> None:
-    """Spin once; an exception a callback raises goes to `on_error` instead of ending the spin.
+    """
+    Spin once; an exception a callback raises goes to `on_error` instead of ending the spin.
 
     The nodes guard their own callbacks; this catches what runs outside them (rclpy's /clock
     subscription raises on a negative time, for instance), so that no single message ends
@@ -103,7 +106,8 @@ def spin_once_resilient(executor, timeout_sec: float, on_error) -> None:
 
 
 def spin_node_process(node_factory, args=None, *, until=None, period_s: float = 0.5) -> None:
-    """Run one node in this process: init, build, freeze the heap, spin single-threaded, clean up.
+    """
+    Run one node in this process: init, build, freeze the heap, spin single-threaded, clean up.
 
     The body of a node's console-script `main()` (as in ros2/examples): Ctrl-C and an external
     shutdown end the spin with one line (exit 130 on Ctrl-C); a callback error is logged and

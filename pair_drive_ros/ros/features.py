@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Features <-> standard messages: what perception_node publishes and planner_node reads.
+"""
+Features <-> standard messages: what perception_node publishes and planner_node reads.
 
 Every tensor travels as a 32FC1 Image with its channels stacked vertically ((C*H) x W), so RViz
 shows it as a grey image and the planner gets it back bit for bit; the ego state travels as
@@ -76,7 +77,8 @@ def feature_messages(features: Features, stamp, ego_frame: str = 'ego_vehicle',
 
 
 def features_from_messages(msgs: dict, route: Route | None = None) -> Features:
-    """Inverse of feature_messages (the route may come from a separate, latest message).
+    """
+    Inverse of feature_messages (the route may come from a separate, latest message).
 
     The LiDAR channel count and the status length are those the sender's perception config
     gives; the planner checks them against its model's.

@@ -94,7 +94,8 @@ def _pose_stamped(x: float, y: float, yaw: float, frame_id: str, t_ns: int) -> A
 
 
 def trajectory_to_path(traj: Trajectory, header: Optional[Any] = None) -> Any:
-    """Encode a Trajectory as a nav_msgs/Path.
+    """
+    Encode a Trajectory as a nav_msgs/Path.
 
     `header.stamp` is the input stamp t0 and pose k is stamped t0 + (k + 1) * dt (core's
     convention). The frame is `header.frame_id`, or `traj.frame` when that is empty or no header
@@ -117,7 +118,8 @@ def trajectory_to_path(traj: Trajectory, header: Optional[Any] = None) -> Any:
 
 
 def path_to_trajectory(path: Any, frame: Optional[str] = None) -> Trajectory:
-    """Decode a nav_msgs/Path into a Trajectory.
+    """
+    Decode a nav_msgs/Path into a Trajectory.
 
     dt comes from the pose stamps when they are increasing at a fixed step (pose k at
     t0 + (k + 1) dt; t0 = first pose stamp - dt), else from the header stamp and a single pose,
@@ -192,7 +194,8 @@ def path_to_route(path: Any) -> Route:
 
 def odometry_to_ego_state(msg: Any, previous: Optional[EgoState] = None,
                           acceleration: Optional[Any] = None) -> EgoState:
-    """Decode a nav_msgs/Odometry into an EgoState.
+    """
+    Decode a nav_msgs/Odometry into an EgoState.
 
     The pose is read in `header.frame_id` (map) and the twist in the child (vehicle) frame, as
     the CARLA bridge publishes it. Acceleration is unknown from one message: zeros, unless
@@ -231,7 +234,8 @@ def odometry_to_ego_state(msg: Any, previous: Optional[EgoState] = None,
 
 def ego_state_to_odometry(ego: EgoState, frame_id: str = MAP_FRAME,
                           child_frame_id: str = 'ego_vehicle', stamp: Optional[Any] = None) -> Any:
-    """Encode an EgoState as a nav_msgs/Odometry (pose in `frame_id`, twist in the child frame).
+    """
+    Encode an EgoState as a nav_msgs/Odometry (pose in `frame_id`, twist in the child frame).
 
     The header stamp is `stamp` (a builtin_interfaces/Time) if given, else the state's own.
     """

@@ -56,7 +56,8 @@ def encoding_info(encoding: str) -> tuple[np.dtype, int]:
 
 
 def image_to_numpy(msg: Any, desired_encoding: str = 'passthrough') -> np.ndarray:
-    """Decode a sensor_msgs/Image into an array.
+    """
+    Decode a sensor_msgs/Image into an array.
 
     Returns (H, W) for one channel, else (H, W, C), in the message's dtype. Without a byte swap or
     a conversion the result is a view of `msg.data` (zero copy; copy it before writing). Row
@@ -124,7 +125,8 @@ def _convert(arr: np.ndarray, src: str, dst: str) -> np.ndarray:
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header: Optional[Any] = None) -> Any:
-    """Encode an (H, W) or (H, W, C) array into a sensor_msgs/Image.
+    """
+    Encode an (H, W) or (H, W, C) array into a sensor_msgs/Image.
 
     The array's dtype must match the encoding's (byte order may differ: `is_bigendian` follows
     it). The message is dense (`step = W * C * itemsize`); `header` is copied in when given.
@@ -169,7 +171,8 @@ _RGB_VIEWS = {'rgb8': slice(0, 3), 'rgba8': slice(0, 3), 'bgr8': slice(2, None, 
 
 
 def image_to_rgb(msg: Any) -> np.ndarray:
-    """Colour Image (rgb8, bgr8, rgba8, bgra8, mono8) -> (H, W, 3) uint8 RGB.
+    """
+    Colour Image (rgb8, bgr8, rgba8, bgra8, mono8) -> (H, W, 3) uint8 RGB.
 
     A view of `msg.data` (do not write into it) for the rgb/bgr(a) encodings (CARLA's bgra8
     included): copying a 800x600 frame into a contiguous RGB array costs ~0.5 ms per frame,

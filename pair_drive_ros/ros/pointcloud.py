@@ -81,7 +81,8 @@ def _native(dtype: np.dtype) -> np.dtype:
 
 
 def pointcloud_to_numpy(msg: Any, skip_nans: bool = False) -> np.ndarray:
-    """Decode a sensor_msgs/PointCloud2 into a 1-D structured array of H * W points.
+    """
+    Decode a sensor_msgs/PointCloud2 into a 1-D structured array of H * W points.
 
     One named field per PointField (count > 1 gives a sub-array); the dtype keeps the message's
     offsets and point_step padding. A dense, native-endian cloud decodes as a view of `msg.data`
@@ -128,7 +129,8 @@ def pointcloud_to_numpy(msg: Any, skip_nans: bool = False) -> np.ndarray:
 
 
 def pointcloud_to_xyzi(msg: Any, skip_nans: bool = False) -> np.ndarray:
-    """Decode a PointCloud2 into an (N, 4) float32 array of x, y, z [m] and intensity.
+    """
+    Decode a PointCloud2 into an (N, 4) float32 array of x, y, z [m] and intensity.
 
     Intensity is 0 when the cloud has no 'intensity' field. `skip_nans` drops points with a
     non-finite x, y, z or intensity.
@@ -154,7 +156,8 @@ def pointcloud_to_xyzi(msg: Any, skip_nans: bool = False) -> np.ndarray:
 
 def numpy_to_pointcloud(points: np.ndarray, frame_id: str = '',
                         stamp: Union[Any, float, None] = None) -> Any:
-    """Encode points into a sensor_msgs/PointCloud2.
+    """
+    Encode points into a sensor_msgs/PointCloud2.
 
     `points`: a structured array, 1-D (height 1) or 2-D (organized, height x width), whose fields
     are scalars or 1-D sub-arrays of int8..uint32/float32/float64 (its offsets, padding and byte

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Crash isolation for node callbacks (no ROS): count and drop what a callback cannot use.
+"""
+Crash isolation for node callbacks (no ROS): count and drop what a callback cannot use.
 
 `InputMonitor.guard(topic, fn)` wraps a subscription callback so that no input can raise out of
 it: a `Dropped` (the node's own validation) is counted under its reason; a ValueError (the
@@ -34,7 +35,8 @@ LOG_THROTTLE_S = 2.0
 
 
 class Dropped(Exception):
-    """An input the node will not use. `reason` is a short key counted in diagnostics.
+    """
+    An input the node will not use. `reason` is a short key counted in diagnostics.
 
     `malformed`: the message itself is wrong (bad stamp, frame, value); False for good messages
     that came too late or too often (stale, overwritten).
@@ -65,7 +67,8 @@ class TopicStats:
 
 
 class InputMonitor:
-    """Per-topic receipt statistics and the guard that keeps callbacks from raising.
+    """
+    Per-topic receipt statistics and the guard that keeps callbacks from raising.
 
     `log(level, text)` receives 'warning' or 'error' lines, at most one per kind per
     `throttle_s` (each line carries the running counts, so nothing is hidden). `clock` is a
@@ -113,7 +116,7 @@ class InputMonitor:
 
     @property
     def dropped(self) -> int:
-        """Dropped inputs (malformed or not) over every topic."""
+        """Return the dropped inputs (malformed or not) over every topic."""
         return sum(st.dropped for st in self.topics.values())
 
     def guard(self, topic: str, fn: Callable[[Any], Any]) -> Callable[[Any], None]:

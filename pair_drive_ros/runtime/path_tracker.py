@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Path tracking for the tracker node: pure pursuit + a PI speed controller (numpy only).
+"""
+Path tracking for the tracker node: pure pursuit + a PI speed controller (numpy only).
 
 The reference is a time-stamped map-frame path (the planner's Path: pose k at its own stamp).
 Steering: pure pursuit on a bicycle model, delta = atan(L * kappa), kappa = 2 sin(alpha) / d to
@@ -70,7 +71,8 @@ def reference_speed(times_s: np.ndarray, points: np.ndarray, t_s: float) -> floa
 
 def lookahead_point(pose: np.ndarray, points: np.ndarray, distance_m: float,
                     step_m: float = 0.25, min_ahead_m: float = 0.1) -> np.ndarray | None:
-    """Return the pure-pursuit target: the first path point at least `distance_m` away.
+    """
+    Return the pure-pursuit target: the first path point at least `distance_m` away.
 
     The path is densified every `step_m` (so the target moves smoothly along it); only points
     ahead of `pose` (x, y, yaw) by more than `min_ahead_m` along the heading count. Else the
@@ -123,7 +125,8 @@ class PathTracker:
 
     def command(self, pose: np.ndarray, speed_mps: float, now_s: float, times_s: np.ndarray,
                 points: np.ndarray, dt_s: float) -> Command:
-        """Control for the car at `pose` (map x, y, yaw) and `speed_mps` following the path.
+        """
+        Control for the car at `pose` (map x, y, yaw) and `speed_mps` following the path.
 
         times_s: (P,) stamps [s] of the path points (P, 2) in the map frame; the car's current
         pose is prepended so that the first segment starts where the car is.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Planner safety logic and diagnostics payloads (no ROS graph needed).
+"""
+Planner safety logic and diagnostics payloads (no ROS graph needed).
 
 The planner node publishes `stopping_trajectory` when its input is stale or the model's output is
 not finite, and reports its health with `planner_status` (a plain dict turned into a
@@ -34,7 +35,8 @@ LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', STALE: 'STALE'}
 def stopping_trajectory(speed_mps: float, decel_mps2: float = 2.5,
                         path_xy: np.ndarray | None = None, num_poses: int = NUM_POSES,
                         dt_s: float = POSE_DT_S, t0_s: float = 0.0) -> Trajectory:
-    """Brake at a constant `decel_mps2` from `speed_mps` to a standstill (ego frame).
+    """
+    Brake at a constant `decel_mps2` from `speed_mps` to a standstill (ego frame).
 
     Travels along `path_xy` ((P, 2) ego-frame polyline starting ahead of the ego, e.g. the last
     good plan) if given, else straight ahead. Pose k is at t0_s + (k + 1) dt_s.

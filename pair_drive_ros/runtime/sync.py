@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Input joining for the nodes (no ROS): approximate-time sync, exact-stamp join, newest slot.
+"""
+Input joining for the nodes (no ROS): approximate-time sync, exact-stamp join, newest slot.
 
 All stamps are integer nanoseconds so that exact joins are exact.
 """
@@ -29,7 +30,8 @@ class TimeJump(Exception):
 
 @dataclass
 class StampSync:
-    """Match one message per key whose stamps lie within `slop_ns` of the anchor key's stamp.
+    """
+    Match one message per key whose stamps lie within `slop_ns` of the anchor key's stamp.
 
     `add(key, stamp_ns, item)` returns `(stamp_ns, {key: item})` for the newest complete set (the
     anchor's stamp), and drops everything at or before it; otherwise None. The same frame sent
@@ -99,13 +101,14 @@ class StampSync:
 
     @property
     def buffered(self) -> dict:
-        """Number of buffered messages per key."""
+        """Return the number of buffered messages per key."""
         return {k: len(q) for k, q in self._queues.items()}
 
 
 @dataclass
 class ExactJoin:
-    """Join messages of several keys that carry exactly the same stamp.
+    """
+    Join messages of several keys that carry exactly the same stamp.
 
     Keeps at most `max_pending` partial stamps (dropping the oldest). `add` returns the complete
     set when the last part arrives; older partial stamps are then dropped and counted in

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Validation at the graph's boundary (no ROS): stamps, frames, plausibility, sizes, parameters.
+"""
+Validation at the graph's boundary (no ROS): stamps, frames, plausibility, sizes, parameters.
 
 Every check raises `guard.Dropped(reason, detail)` for an input the node must not use, so the
 callback guard counts it as malformed input under that reason. Limits are physical bounds well
@@ -52,7 +53,8 @@ LIMITS = Limits()
 
 
 def check_stamp(stamp_ns: int, now_ns: int | None = None, limits: Limits = LIMITS) -> int:
-    """Check a sensor stamp the node may use: non-zero, not far in the future of `now_ns`.
+    """
+    Check a sensor stamp the node may use: non-zero, not far in the future of `now_ns`.
 
     `now_ns` is the node clock at receipt; 0 or None (sim time before the first /clock) skips
     the future check. A zero stamp is an unset one, except while the clock itself is within
@@ -120,7 +122,8 @@ def check_ego(pose: np.ndarray, velocity: np.ndarray, yaw_rate: float,
 
 
 class AccelerationCheck:
-    """Reject odometry whose speed changed faster than `max_accel_mps2` since the last accepted.
+    """
+    Reject odometry whose speed changed faster than `max_accel_mps2` since the last accepted.
 
     A gap of more than `reset_after_s` (or time going backwards: a new episode, a bag loop) or
     `max_rejections` rejections in a row starts over from the current message, so a real jump
@@ -206,7 +209,8 @@ class ParameterRangeError(ValueError):
 
 
 def validate_params(params) -> None:
-    """Range-check a node's parameter dataclass at start-up; ParameterRangeError names the first.
+    """
+    Range-check a node's parameter dataclass at start-up; ParameterRangeError names the first.
 
     A zero deceleration or rate would only fail later, at the first stop or timer, when the
     node can no longer act safely; refusing to start is the safe answer.

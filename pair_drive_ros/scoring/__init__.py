@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""NAVSIM-style PDM scorer (PDMS, EPDMS) and the privileged reference planner.
+"""
+NAVSIM-style PDM scorer (PDMS, EPDMS) and the privileged reference planner.
 
 Pipeline (pure functions): simulate (LQR tracker + kinematic bicycle) -> sub-metrics ->
 aggregation. See docs/RESULTS.md "PDM scorer" for deviations from NAVSIM.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Sub-metrics of a whole `score_scenes` batch in one pass.
+"""
+Sub-metrics of a whole `score_scenes` batch in one pass.
 
 The per-scene functions in metrics.py pay a fixed cost of many small numpy calls per scene,
 which dominates at small G. Here the candidates of all scenes are concatenated (N rows, scene
@@ -55,7 +56,8 @@ class Batch:
 
 
 def _lane_flags(points: np.ndarray, batch: Batch) -> tuple:
-    """Lane membership of the ego points (N, T, 6, 2): FL, RL, RR, FR, centre, rear axle.
+    """
+    Lane membership of the ego points (N, T, 6, 2): FL, RL, RR, FR, centre, rear axle.
 
     Each scene's hits go into one (N, T, 6, W) bool table, W = most lanes in a scene + 1 (the
     drivable-area column sits right after each scene's lanes), padded to whole 8-byte words
@@ -137,7 +139,8 @@ def _lane_flags_compiled(points: np.ndarray, batch: Batch) -> tuple | None:
 
 def batch_geometry(states: np.ndarray, batch: Batch, cfg: ScorerConfig,
                    trig: tuple | None = None) -> EgoGeometry:
-    """`metrics.ego_geometry` of every row of the batch (N, T, ...).
+    """
+    `metrics.ego_geometry` of every row of the batch (N, T, ...).
 
     trig: (cos, sin) of the states' headings (N, T), when the caller has them.
     """
@@ -206,7 +209,8 @@ def _agent_groups(batch: Batch) -> list[PaddedAgents]:
 def _first_overlaps(geo: EgoGeometry, trig: tuple, batch: Batch, ag: PaddedAgents,
                     t_eval: int, offs: np.ndarray, step: np.ndarray | None,
                     min_speed: float, cfg: ScorerConfig) -> tuple:
-    """(n, t, s, m, g) of the first box overlap of each (row, agent) pair (kernels.py).
+    """
+    (n, t, s, m, g) of the first box overlap of each (row, agent) pair (kernels.py).
 
     step: (N, S) projection times [s] (TTC), or None to test the boxes at their own step (NC).
     """
@@ -320,7 +324,8 @@ def batch_progress_raw(geo: EgoGeometry, batch: Batch) -> np.ndarray:
 
 def batch_sub_metrics(states: np.ndarray, batch: Batch, cfg: ScorerConfig,
                       prev_states: list | None, comfort_rows: tuple) -> tuple:
-    """`scorer.sub_metrics` of every row: (len(Metric), N) table with EP = 0, progress (N,).
+    """
+    `scorer.sub_metrics` of every row: (len(Metric), N) table with EP = 0, progress (N,).
 
     prev_states: per-scene previous-frame states for EC (entries may be None).
     """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive score`: score trajectories on scene logs and write per-scene and summary files.
+"""
+`pair-drive score`: score trajectories on scene logs and write per-scene and summary files.
 
 Trajectories file (NPZ, see save_trajectories): `episode` (N,) str, the episode file's path
 relative to --logs (or absolute); `frame` (N,) int, the frame index in that episode; `poses`

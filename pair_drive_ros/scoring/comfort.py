@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Comfort metrics (C, HC, EC) with NAVSIM's Savitzky-Golay derivatives.
+"""
+Comfort metrics (C, HC, EC) with NAVSIM's Savitzky-Golay derivatives.
 
 Bounds are NAVSIM's pdm_comfort_metrics.py constants (v1.1 and v2 share them); values are
 rounded to 8 decimals and compared strictly, as NAVSIM does.

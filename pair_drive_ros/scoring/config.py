@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Scorer configuration: NAVSIM version behaviours, weights, thresholds and vehicle geometry.
+"""
+Scorer configuration: NAVSIM version behaviours, weights, thresholds and vehicle geometry.
 
 Every threshold carries its unit and the NAVSIM code it follows: "v1" is navsim tag v1.1,
 "v2" is navsim main at 0a380a9 (autonomousvision/navsim on GitHub: the scorer is
@@ -54,7 +55,8 @@ PDMS_MULTIPLIERS = (Metric.NC, Metric.DAC)
 
 @dataclass(frozen=True)
 class VehicleParams:
-    """Ego box and bicycle geometry.
+    """
+    Ego box and bicycle geometry.
 
     length_m, width_m: box size [m]. rear_axle_to_center_m: distance [m] from the rear axle
     (the bicycle model's reference point) forward to the box centre (the scene's reference
@@ -108,7 +110,8 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class ScorerConfig:
-    """Everything the scorer needs besides the scene.
+    """
+    Everything the scorer needs besides the scene.
 
     navsim_version 'v2' (default) or 'v1' selects the behaviours that differ between the two:
     EP formula and multiplier mask, TTC steps checked, removal of agents overlapping the ego at
@@ -162,7 +165,7 @@ class ScorerConfig:
 
     @property
     def num_states(self) -> int:
-        """Simulated states including t = 0 (41)."""
+        """Return the number of simulated states including t = 0 (41)."""
         return self.sim.num_steps + 1
 
 

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Vectorized geometry for the scorer.
+"""
+Vectorized geometry for the scorer.
 
 Lane membership through a grid index, box overlap by separating axes, and a near-polyline test.
 No per-candidate Python loops.
@@ -27,7 +28,8 @@ from pair_drive_ros.core.road import RoadMap
 
 @dataclass(frozen=True)
 class LaneIndex:
-    """Lane polygons split into convex pieces, bucketed on a sparse uniform grid.
+    """
+    Lane polygons split into convex pieces, bucketed on a sparse uniform grid.
 
     Each centreline segment gives the quad left_i, left_{i+1}, right_{i+1}, right_i; convex
     quads are kept, others are split into two triangles (a repeated vertex). The union of a
@@ -95,7 +97,8 @@ class LaneIndex:
         return cls(normals, offsets, owner, len(road.lanes), cell_m, keys, cells, full)
 
     def points_in_lanes(self, points: np.ndarray) -> np.ndarray:
-        """Test (..., 2) points against every lane: (..., num_lanes + 1) bool.
+        """
+        Test (..., 2) points against every lane: (..., num_lanes + 1) bool.
 
         The last column is "inside an extra drivable area".
         """
@@ -109,7 +112,8 @@ class LaneIndex:
         return out.reshape(shape + (self.num_columns,))
 
     def point_hits(self, flat: np.ndarray) -> tuple:
-        """(point, column) pairs where points (P, 2) lie in a column (repeats possible).
+        """
+        (point, column) pairs where points (P, 2) lie in a column (repeats possible).
 
         The sparse form of `points_in_lanes`, as two (rows, columns) pairs of arrays (whole
         cells, tested pieces): a batch of scenes writes them all into one table.
@@ -132,7 +136,8 @@ class LaneIndex:
 
 
 def _triangulate(area) -> tuple[np.ndarray, list]:
-    """Triangulate a drivable area ((P, 2) array or shapely polygon).
+    """
+    Triangulate a drivable area ((P, 2) array or shapely polygon).
 
     Returns counter-clockwise triangles as 4-vertex pieces (Q, 4, 2) and the boundary rings.
     """
@@ -152,7 +157,8 @@ def _triangulate(area) -> tuple[np.ndarray, list]:
 def _split_full_cells(rings: list, ring_owner: list, num_lanes: int, keys: np.ndarray,
                       cells: np.ndarray, owner: np.ndarray, normals: np.ndarray,
                       offsets: np.ndarray, cell_m: float) -> tuple:
-    """Separate, per cell, columns that contain the whole cell from pieces that need a test.
+    """
+    Separate, per cell, columns that contain the whole cell from pieces that need a test.
 
     rings: closed boundary polylines; ring_owner: the column each ring bounds.
     """
@@ -238,7 +244,8 @@ def box_corners(centre: np.ndarray, heading: np.ndarray, length: np.ndarray,
 
 def boxes_overlap(centre_a: np.ndarray, heading_a: np.ndarray, half_a: np.ndarray,
                   centre_b: np.ndarray, heading_b: np.ndarray, half_b: np.ndarray) -> np.ndarray:
-    """Separating-axis test for pairs of oriented boxes (broadcast over leading dims).
+    """
+    Separating-axis test for pairs of oriented boxes (broadcast over leading dims).
 
     half_*: (..., 2) half length, half width. Touching counts as overlap (shapely intersects).
     """
@@ -336,7 +343,8 @@ def _expand(flat: tuple, row_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bucket(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse grid of items with inclusive cell ranges lo..hi (Q, 2).
+    """
+    Sparse grid of items with inclusive cell ranges lo..hi (Q, 2).
 
     Returns sorted cell keys (U,) and a (U, K) table of item ids per cell, -1 padded.
     """
@@ -399,7 +407,8 @@ def _cell_key(cx, cy):
 
 def project_on_polyline(route, points: np.ndarray, margin_m: float = 50.0,
                         with_lateral: bool = False):
-    """Arc length (P,) of the closest route point to each point (P, 2), as Route.project.
+    """
+    Arc length (P,) of the closest route point to each point (P, 2), as Route.project.
 
     With with_lateral, returns (s, lateral) exactly as Route.project does.
 

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""numba-compiled inner loops of the scorer.
+"""
+numba-compiled inner loops of the scorer.
 
 Each kernel fuses a run of numpy operations into one pass and spells out the same
 floating-point expressions, in the same order, as the numpy code it replaces, so results are
@@ -78,7 +79,8 @@ def tracker_yaw_rate(w, k, states, t):
 
 @numba.njit(cache=True)
 def tracker_errors(w, ref, ref_sin, ref_cos, k, states, t):
-    """Step t: finish step t-1 (yaw rate from tan(steer)), then the tracking errors.
+    """
+    Step t: finish step t-1 (yaw rate from tan(steer)), then the tracking errors.
 
     ref (N, T, 3) reference poses, ref_sin/ref_cos (T-1, N) of their headings. Needs
     W_SIN_H, W_COS_H of the current heading; writes W_LAT and the arguments of the heading
@@ -102,7 +104,8 @@ def tracker_errors(w, ref, ref_sin, ref_cos, k, states, t):
 
 @numba.njit(cache=True)
 def tracker_lqr(w, velocity, ref_idx, curvature_t, window, basis, k, t):
-    """Longitudinal and closed-form lateral LQR up to the angles to wrap (W_P).
+    """
+    Longitudinal and closed-form lateral LQR up to the angles to wrap (W_P).
 
     velocity (N, T-1) and curvature_t (T-1, N) profiles; ref_idx (T-1,) the speed target's
     index, window (T-1, H) the horizon's curvature indices, basis (H, 5) the horizon sums.
@@ -158,7 +161,8 @@ def tracker_lqr(w, velocity, ref_idx, curvature_t, window, basis, k, t):
 
 @numba.njit(cache=True)
 def tracker_step(w, k, states, t):
-    """Steering rate, stop controller and the bicycle model's Euler step into states[:, t].
+    """
+    Steering rate, stop controller and the bicycle model's Euler step into states[:, t].
 
     Needs W_WRAP (normalize_angle of W_P); leaves the new steering in W_STEER for np.tan.
     """
@@ -214,7 +218,8 @@ def tracker_step(w, k, states, t):
 
 @numba.njit(cache=True)
 def solve_tridiagonal_const_off(diag, off, rhs):
-    """Thomas algorithm per row for symmetric tridiagonal systems (N, M), constant off-diagonal.
+    """
+    Thomas algorithm per row for symmetric tridiagonal systems (N, M), constant off-diagonal.
 
     The same operations in the same order as the row-vectorized numpy loop it replaces.
     """
@@ -239,7 +244,8 @@ def solve_tridiagonal_const_off(diag, off, rhs):
 def first_box_overlaps(cx, cy, cos_h, sin_h, speed, min_speed, step, offs, t_eval, project,
                        row_group, axy, acos, asin, ahalf, areach2, avalid, ego_hl, ego_hw,
                        out):
-    """First overlap in (step, projection) order of each (ego row, agent) pair.
+    """
+    First overlap in (step, projection) order of each (ego row, agent) pair.
 
     Ego rows n (row_group[n] >= 0 is the row's scene in the agent group) at steps t < t_eval
     with speed >= min_speed, its box centre projected by `step[n, s]` seconds at constant
@@ -311,7 +317,8 @@ def first_box_overlaps(cx, cy, cos_h, sin_h, speed, min_speed, step, offs, t_eva
 
 @numba.njit(cache=True)
 def _segment_offset(px, py, ax, ay, bx, by):
-    """(squared distance, t, length^2 floored at 1e-18) of point p to segment a-b.
+    """
+    (squared distance, t, length^2 floored at 1e-18) of point p to segment a-b.
 
     The operations of SegmentGrid.within and the route-projection shortcut, in their order.
     """
@@ -328,7 +335,8 @@ def _segment_offset(px, py, ax, ay, bx, by):
 
 @numba.njit(cache=True)
 def project_on_route(points, route, arc, margin):
-    """geometry.project_on_polyline (arc length only) with the same operations.
+    """
+    geometry.project_on_polyline (arc length only) with the same operations.
 
     points (P, 2), route (R, 2) polyline, arc (R,) its arc length. Segments near the points'
     bounding box are searched first; a point whose closest one is farther than `margin` is
@@ -412,7 +420,8 @@ def _cell_row(x, y, cell_m, x0, y0, grid):
 @numba.njit(cache=True)
 def lane_flags(points, k_use, num_lanes, cell_m, x0, y0, grid, full, flat_start, flat_count,
                flat_values, normals, offsets, piece_lane, route_mask, inter_mask, out):
-    """Lane flags of the ego points (G, T, 6, 2) of one scene (batch._lane_flags).
+    """
+    Lane flags of the ego points (G, T, 6, 2) of one scene (batch._lane_flags).
 
     Points are FL, RL, RR, FR, centre, rear axle; only the first k_use are tested. A point is
     in a column when its cell lies wholly inside it (`full`) or a piece of the column listed
@@ -494,7 +503,8 @@ def within_segments(points, radius, cell_m, x0, y0, grid, flat_start, flat_count
 
 @numba.njit(cache=True)
 def ego_points(states, cos_h, sin_h, rear_to_centre, half_length, half_width, out):
-    """Box corners FL, RL, RR, FR, centre and rear axle (N, T, 6, 2) of rear-axle states.
+    """
+    Box corners FL, RL, RR, FR, centre and rear axle (N, T, 6, 2) of rear-axle states.
 
     simulation.rear_axle_to_centre and geometry.box_corners with the same operations, from
     the heading's cos_h, sin_h (N, T).

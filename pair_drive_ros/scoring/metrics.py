@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Sub-metrics: each maps simulated states and a prepared scene to one value per candidate.
+"""
+Sub-metrics: each maps simulated states and a prepared scene to one value per candidate.
 
 States are (N, T, S) rear-axle map-frame arrays from `simulation.simulate`. Nothing here keeps
 state between calls; a `PreparedScene` only caches scene geometry.
@@ -34,7 +35,8 @@ from pair_drive_ros.scoring.simulation import (initial_state, NUM_STATE, rear_ax
 
 @dataclass(frozen=True)
 class PreparedScene:
-    """A scene with the geometry the scorer reuses across calls (cache it per scene).
+    """
+    A scene with the geometry the scorer reuses across calls (cache it per scene).
 
     agent_*: map-frame agent tracks (T, M) after NAVSIM's log-replay filtering; first_speed and
     first_heading come from each agent's first valid step (NAVSIM's unique_objects).
@@ -85,7 +87,8 @@ def prepare_scene(scene: Scene, cfg: ScorerConfig) -> PreparedScene:
 
 
 def history_states(scene: Scene, cfg: ScorerConfig) -> np.ndarray | None:
-    """Past ego states for HC, in NAVSIM's layout; None when there is too little history.
+    """
+    Past ego states for HC, in NAVSIM's layout; None when there is too little history.
 
     NAVSIM takes the logged states on a 0.1 s grid and drops the last two (t = -0.1 s, 0 s), so
     the 0.2 s gap to the first simulated state is treated as 0.1 s. It builds them with
@@ -163,7 +166,8 @@ def ego_geometry(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig) -> 
 
 
 def _relative_angle(ego_xy: np.ndarray, ego_heading: np.ndarray, agent_xy: np.ndarray):
-    """Angle between the ego heading and the direction to the agent (nuPlan's).
+    """
+    Angle between the ego heading and the direction to the agent (nuPlan's).
 
     The arccos argument is clipped to [-1, 1] (NAVSIM does not clip, giving NaN for exactly
     aligned agents). NaN remains for coincident points.
@@ -189,7 +193,8 @@ def _agent_radius(prep: PreparedScene) -> np.ndarray:
 
 def _close_pairs(points: np.ndarray, agent_xy: np.ndarray, agent_ok: np.ndarray,
                  agent_r: np.ndarray, ego_r: float) -> tuple:
-    """(n, k, m) indices where ego circle n at slot k meets agent circle m at slot k.
+    """
+    (n, k, m) indices where ego circle n at slot k meets agent circle m at slot k.
 
     points: (N, K, 2) ego centres; agent_xy: (K, M, 2); agent_ok: (K, M). Agents outside the
     bounding box of all candidates at a slot are culled before the (N, pairs) distance test.
@@ -210,7 +215,8 @@ def _close_pairs(points: np.ndarray, agent_xy: np.ndarray, agent_ok: np.ndarray,
 
 def no_at_fault_collision(states: np.ndarray, geo: EgoGeometry, prep: PreparedScene,
                           cfg: ScorerConfig) -> np.ndarray:
-    """NC (N,): 0 when some agent's first collision with the ego is at fault.
+    """
+    NC (N,): 0 when some agent's first collision with the ego is at fault.
 
     After a not-at-fault collision NAVSIM ignores that agent for the rest of the horizon. All
     our agents are vehicles (AGENT_TYPES), so an at-fault collision scores 0, never 0.5.
@@ -279,7 +285,8 @@ def ego_progress_raw(geo: EgoGeometry, prep: PreparedScene) -> np.ndarray:
 
 
 def time_to_collision(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) -> np.ndarray:
-    """TTC (N,): the ego box projected at constant velocity hits an agent ahead.
+    """
+    TTC (N,): the ego box projected at constant velocity hits an agent ahead.
 
     Order matters as in NAVSIM: for each (candidate, agent) only the first hit in (step,
     projection) order counts; a hit on an agent that is not ahead puts it on an ignore list.
@@ -332,7 +339,8 @@ def time_to_collision(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) 
 
 def _ttc_at_fault(geo: EgoGeometry, ni: np.ndarray, ti: np.ndarray, agent_xy: np.ndarray,
                   cfg: ScorerConfig) -> np.ndarray:
-    """Which projected overlaps (candidate ni, step ti, agent at agent_xy) count against TTC.
+    """
+    Which projected overlaps (candidate ni, step ti, agent at agent_xy) count against TTC.
 
     The agent is ahead, or not behind while the ego is across lanes, off the drivable area or
     in an intersection.
@@ -346,7 +354,8 @@ def _ttc_at_fault(geo: EgoGeometry, ni: np.ndarray, ti: np.ndarray, agent_xy: np
 
 
 def lane_keeping(geo: EgoGeometry, prep: PreparedScene, cfg: ScorerConfig) -> np.ndarray:
-    """LK (N,): 0 after lk_window_steps consecutive (non-intersection) steps off the centreline.
+    """
+    LK (N,): 0 after lk_window_steps consecutive (non-intersection) steps off the centreline.
 
     Intersection steps are skipped without resetting the count, as in NAVSIM.
     """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Privileged reference planner (PDM-Closed style), EP's progress normaliser, baselines.
+"""
+Privileged reference planner (PDM-Closed style), EP's progress normaliser, baselines.
 
 The planner follows the route centreline with IDM at several target speeds and lateral offsets;
 every proposal is simulated and scored by the same scorer and the best is kept. It is
@@ -169,7 +170,8 @@ def reference_plan(scene, cfg: ScorerConfig = ScorerConfig(),
 
 def reference_progress(scene, cfg: ScorerConfig = ScorerConfig(),
                        planner: ReferencePlannerConfig = REFERENCE_PLANNER) -> float:
-    """Return the progress normaliser [m] used by EP.
+    """
+    Return the progress normaliser [m] used by EP.
 
     It is the reference plan's route progress times its own multipliers (NC DAC in v1,
     NC DAC DDC TLC in v2). Cache it per scene and pass it as `reference`.

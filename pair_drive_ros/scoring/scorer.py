@@ -35,7 +35,8 @@ LOGGER = logging.getLogger(__name__)
 
 @dataclass
 class ScoreTable:
-    """Scores of G candidates in one scene.
+    """
+    Scores of G candidates in one scene.
 
     table: (len(Metric), G) sub-metrics (rows indexed by Metric), before the human filter.
     pdms, epdms: (G,). progress_m: (G,) raw route progress [m]. reference_progress_m: EP's
@@ -97,7 +98,8 @@ def simulate_candidates(prep: PreparedScene, candidates: np.ndarray,
 def sub_metrics(states: np.ndarray, prep: PreparedScene, cfg: ScorerConfig,
                 prev_states: np.ndarray | None = None,
                 comfort_rows: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """All sub-metrics except EP: (len(Metric), G) table with EP = 0, and raw progress (G,).
+    """
+    All sub-metrics except EP: (len(Metric), G) table with EP = 0, and raw progress (G,).
 
     comfort_rows: precomputed (C, HC) rows, (G,) each (score_scenes batches them).
     """
@@ -127,7 +129,8 @@ def multiplier(table: np.ndarray, cfg: ScorerConfig) -> np.ndarray:
 
 def ego_progress(progress_m: np.ndarray, mult: np.ndarray, reference_m,
                  cfg: ScorerConfig) -> np.ndarray:
-    """EP (G,) from raw progress, the candidates' multipliers and the normaliser.
+    """
+    EP (G,) from raw progress, the candidates' multipliers and the normaliser.
 
     v1: masked / max(reference, masked), 1 (0 if the multiplier is 0) when that max <= 5 m.
     v2: clip(raw / max(reference, masked), 0, 1), 1 when that max <= 5 m.
@@ -150,7 +153,8 @@ def aggregate_pdms(table: np.ndarray, cfg: ScorerConfig) -> np.ndarray:
 
 def aggregate_epdms(table: np.ndarray, cfg: ScorerConfig, ec_used: bool,
                     filtered: np.ndarray | None = None) -> np.ndarray:
-    """EPDMS = prod f(NC, DAC, DDC, TLC) * (5 f(EP) + 5 f(TTC) + 2 f(LK) + 2 f(HC) + 2 EC) / 16.
+    """
+    EPDMS = prod f(NC, DAC, DDC, TLC) * (5 f(EP) + 5 f(TTC) + 2 f(LK) + 2 f(HC) + 2 EC) / 16.
 
     filtered: (len(Metric),) bool, the rows the human filter sets to 1 (human_filter_mask);
     f(m) is 1 for those, else the candidate's m. EC's weight is dropped when there was no
@@ -171,7 +175,8 @@ def aggregate_epdms(table: np.ndarray, cfg: ScorerConfig, ec_used: bool,
 
 def human_filter_mask(human: np.ndarray, human_progress_m: float,
                       cfg: ScorerConfig) -> np.ndarray:
-    """(len(Metric),) bool: the metrics on which the logged human scores 0.
+    """
+    (len(Metric),) bool: the metrics on which the logged human scores 0.
 
     NAVSIM (navsim/evaluate/pdm_score.py, fixed in navsim commit 359c7f7) scores the human
     trajectory and sets every metric column on which it scores 0 to 1 for the agent, the
@@ -195,7 +200,8 @@ def human_filter_mask(human: np.ndarray, human_progress_m: float,
 
 def _batched_comfort(states_all: np.ndarray, preps: list, slices: list,
                      cfg: ScorerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """C and HC for every simulated candidate of the batch, in as few filter calls as possible.
+    """
+    C and HC for every simulated candidate of the batch, in as few filter calls as possible.
 
     HC is batched over the scenes whose histories have the same length.
     """
@@ -258,7 +264,8 @@ def _finish(prep: PreparedScene, table: np.ndarray, progress: np.ndarray, states
 
 def score_candidates(scene, candidates, cfg: ScorerConfig = ScorerConfig(), reference=None,
                      prev_states: np.ndarray | None = None) -> ScoreTable:
-    """Score candidate trajectories of one scene.
+    """
+    Score candidate trajectories of one scene.
 
     scene: Scene or PreparedScene (prepare_scene caches the geometry). candidates: (G, 8, 3)
     ego-frame box-centre poses or a list of ego-frame Trajectory. reference: EP's normaliser
@@ -273,7 +280,8 @@ def score_candidates(scene, candidates, cfg: ScorerConfig = ScorerConfig(), refe
 def score_scenes(scenes: Sequence, candidates: np.ndarray, cfg: ScorerConfig = ScorerConfig(),
                  references: Sequence | None = None,
                  prev_states: Sequence | None = None) -> list[ScoreTable]:
-    """Score B scenes x G candidates (B, G, 8, 3) at once; the simulation runs as one batch.
+    """
+    Score B scenes x G candidates (B, G, 8, 3) at once; the simulation runs as one batch.
 
     references, prev_states: optional per-scene sequences (entries may be None).
     """

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""NAVSIM's simulation of candidate trajectories: interpolation, LQR tracker, kinematic bicycle.
+"""
+NAVSIM's simulation of candidate trajectories: interpolation, LQR tracker, kinematic bicycle.
 
 All functions are pure and vectorized over candidates; the only Python loop is over the 40 time
 steps. States are (N, 41, len(StateIndex)) arrays referenced at the rear axle, map frame.
@@ -74,7 +75,8 @@ def rear_axle_to_centre(poses: np.ndarray, vehicle: VehicleParams) -> np.ndarray
 
 
 def initial_state(ego: EgoState, vehicle: VehicleParams) -> np.ndarray:
-    """(NUM_STATE,) simulation start state: rear-axle pose, logged velocity and acceleration.
+    """
+    (NUM_STATE,) simulation start state: rear-axle pose, logged velocity and acceleration.
 
     Steering, steering rate, yaw rate and yaw acceleration start at 0, as in NAVSIM (the logged
     yaw rate is not used).
@@ -88,7 +90,8 @@ def initial_state(ego: EgoState, vehicle: VehicleParams) -> np.ndarray:
 
 def interpolate_poses(start: np.ndarray, poses: np.ndarray, pose_dt_s: float,
                       cfg: SimConfig) -> np.ndarray:
-    """Prepend the start pose and interpolate to the simulation grid.
+    """
+    Prepend the start pose and interpolate to the simulation grid.
 
     start: (N, 3), poses: (N, K, 3) at pose_dt_s, both rear-axle map frame. Returns
     (N, num_steps + 1, 3): x, y linear, heading unwrapped then linear (NAVSIM's
@@ -107,7 +110,8 @@ def interpolate_poses(start: np.ndarray, poses: np.ndarray, pose_dt_s: float,
 @lru_cache(maxsize=16)
 def _speed_fit_operator(num_disp: int, dt: float, jerk_penalty: float,
                         navsim_banded: bool) -> np.ndarray:
-    """(M, M) operator mapping longitudinal displacements to (v0, a_0..a_{M-2}).
+    """
+    (M, M) operator mapping longitudinal displacements to (v0, a_0..a_{M-2}).
 
     NAVSIM's least squares uses unit heading vectors in every row, so A^T A does not depend on
     the headings and the regularised normal matrix is a constant: only the projection of each
@@ -132,7 +136,8 @@ def _speed_fit_operator(num_disp: int, dt: float, jerk_penalty: float,
 
 def fit_velocity_curvature(ref: np.ndarray, cfg: SimConfig,
                            trig: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Fit speed and curvature profiles to reference poses (N, T, 3) as NAVSIM does.
+    """
+    Fit speed and curvature profiles to reference poses (N, T, 3) as NAVSIM does.
 
     Returns velocity (N, T-1) [m/s] and curvature (N, T-1) [1/m] profiles. trig: the
     reference headings' (cos, sin) (N, T-1) each, when the caller has them.
@@ -164,7 +169,8 @@ def fit_velocity_curvature(ref: np.ndarray, cfg: SimConfig,
 
 @lru_cache(maxsize=8)
 def _horizon_constants(n: int) -> tuple:
-    """Return the sums over the LQR horizon k = 0..n-1 used by the closed-form lateral LQR.
+    """
+    Return the sums over the LQR horizon k = 0..n-1 used by the closed-form lateral LQR.
 
     The lateral LQR (kernels.tracker_lqr) acts on (lateral error, heading error, steering)
     over a linear time-varying horizon. Its step matrices I + a_k E01 + b_k E12 (a_k = v_k dt,
@@ -220,7 +226,8 @@ def _tracker_constants(cfg: SimConfig, wheelbase: float) -> np.ndarray:
 
 def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
                        vehicle: VehicleParams) -> np.ndarray:
-    """Track reference rear-axle poses (N, T, 3) from start states (N, NUM_STATE).
+    """
+    Track reference rear-axle poses (N, T, 3) from start states (N, NUM_STATE).
 
     Returns states (N, T, NUM_STATE) with states[:, 0] = start.
     """
@@ -279,7 +286,8 @@ def simulate_reference(ref: np.ndarray, start: np.ndarray, cfg: SimConfig,
 
 def simulate(poses_map: np.ndarray, start_states: np.ndarray, vehicle: VehicleParams,
              cfg: SimConfig = SimConfig(), pose_dt_s: float = 0.5) -> np.ndarray:
-    """Simulate candidate trajectories as NAVSIM does.
+    """
+    Simulate candidate trajectories as NAVSIM does.
 
     poses_map: (N, K, 3) box-centre poses in the map frame at pose_dt_s (pose k at
     (k + 1) pose_dt_s). start_states: (NUM_STATE,) or (N, NUM_STATE) rear-axle start states

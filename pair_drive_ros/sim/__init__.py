@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Embedded simulator: highway-env scenarios, experts, synthetic sensors and scene logs.
+"""
+Embedded simulator: highway-env scenarios, experts, synthetic sensors and scene logs.
 
 Import the sub-modules directly. `logs`, `sensors` and `raster` need numpy only; `hw`, `suite`,
 `tracking`, `experts`, `closed_loop` and `generate` import highway-env.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Scene logs and rosbag2 recordings -> the same in-memory SensorFrames.
+"""
+Scene logs and rosbag2 recordings -> the same in-memory SensorFrames.
 
 `frames_from_bag(path)` reads CARLA-bridge topics (the names `export_bag` writes, or your own):
 each LiDAR cloud is paired with the camera image of the same header stamp (the CARLA bridge
@@ -36,7 +37,8 @@ LOG = logging.getLogger(__name__)
 
 def frames_from_bag(path: str | Path, topics: CarlaTopics = CarlaTopics(),
                     max_stamp_gap_s: float = 0.051) -> Iterator[SensorFrame]:
-    """Yield a SensorFrame per LiDAR/camera pair with equal stamps (see module docstring).
+    """
+    Yield a SensorFrame per LiDAR/camera pair with equal stamps (see module docstring).
 
     Frames without an odometry message within `max_stamp_gap_s` before them are skipped (logged).
     """

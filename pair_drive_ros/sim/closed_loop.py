@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Closed-loop simulation: a stepping session (for the ROS sim bridge) and an episode runner.
+"""
+Closed-loop simulation: a stepping session (for the ROS sim bridge) and an episode runner.
 
 `SimSession` wraps one highway-env environment at 10 Hz. The ego is driven by trajectories
 (`set_trajectory`, tracked at every step by tracking.TrackingVehicle), or by an expert
@@ -64,7 +65,8 @@ FAILURES = ('collision', 'off_road', 'env_terminated')
 
 @dataclass
 class EpisodeResult:
-    """Outcome of one closed-loop episode (see SimSession for the semantics).
+    """
+    Outcome of one closed-loop episode (see SimSession for the semantics).
 
     end_cause: one of END_CAUSES, decided at step end_step. goal_reached: the ego covered the
     route target on the road without a collision. collision / off_road: the episode ended by
@@ -138,7 +140,8 @@ def _force_rates(env: Any) -> None:
 
 
 class SimSession:
-    """One highway-env episode at a time, stepped 0.1 s per `step()`.
+    """
+    One highway-env episode at a time, stepped 0.1 s per `step()`.
 
     Outcome, checked after every step in this order; the first event decides it (cause and
     step) and ends the episode:
@@ -237,7 +240,7 @@ class SimSession:
 
     @property
     def time_s(self) -> float:
-        """Simulation time of the current frame [s]."""
+        """Return the simulation time of the current frame [s]."""
         return self.steps * hw.SIM_DT_S
 
     @property
@@ -247,12 +250,16 @@ class SimSession:
 
     @property
     def goal_reached(self) -> bool:
-        """The episode's outcome is 'goal'."""
+        """Return whether the episode's outcome is 'goal'."""
         return self.end_cause == 'goal'
 
     @property
     def done(self) -> bool:
-        """The outcome is decided (with record_past_goal: and the recording after it ended)."""
+        """
+        Return whether the outcome is decided.
+
+        With record_past_goal: and the recording after it ended.
+        """
         return self._stopped
 
     def set_trajectory(self, traj: Trajectory) -> None:
@@ -400,7 +407,8 @@ def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | Non
                 suite: Suite | str | None = None, ego_mode: str | None = None,
                 lidar_cfg: LidarConfig | None = None, camera_cfg: CameraConfig | None = None,
                 split: str = '', record_past_goal: bool = False) -> EpisodeResult:
-    """Run one closed-loop episode.
+    """
+    Run one closed-loop episode.
 
     With a policy, the ego tracks its trajectories (replanned every `replan_every` steps);
     with policy None, the scenario's expert drives (ego_mode overrides either choice). The

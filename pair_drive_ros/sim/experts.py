@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Experts that drive the ego for demonstrations.
+"""
+Experts that drive the ego for demonstrations.
 
 - 'idm': highway-env's IDMVehicle (IDM longitudinal + MOBIL lane changes) in the ego's place,
   following the ego's planned route. Clean on highway and merge.
@@ -38,7 +39,8 @@ from pair_drive_ros.sim.tracking import TrackingVehicle
 
 
 class SpeedIndexMixin:
-    """The speed-index attributes highway-env's envs read from their controlled vehicle.
+    """
+    The speed-index attributes highway-env's envs read from their controlled vehicle.
 
     The two-way and u-turn rewards and the TimeToCollision observation read `speed_index` and
     `target_speeds` (MDPVehicle's discrete speeds); the two-way reward reads
@@ -71,7 +73,7 @@ class TrackingEgo(SpeedIndexMixin, TrackingVehicle):
 
     @property
     def target_lane_index(self) -> tuple | None:
-        """The lane it is on: it follows trajectories, not lane targets."""
+        """Return the lane it is on: it follows trajectories, not lane targets."""
         return self.lane_index
 
 
@@ -120,7 +122,8 @@ class SearchConfig:
 
 def conflict_mask(route: Route, lanes: list, route_lane_ids: list[str],
                   dist_m: float = 3.0) -> np.ndarray:
-    """Route points (P,) closer than dist_m to a lane of another road segment.
+    """
+    Route points (P,) closer than dist_m to a lane of another road segment.
 
     Lanes of the route's own segments (any lane index) do not count; what remains are crossing,
     merging and diverging lanes: the intersection box, the roundabout ring entries.
@@ -147,7 +150,8 @@ def _densify_polyline(pts: np.ndarray, step: float) -> np.ndarray:
 
 def speed_profile(route: Route, s0: float, v0: float, accel: float, vmax: float,
                   max_lat_accel: float, steps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Arc lengths (steps,) and speeds (steps,) after each dt of a constant-accel profile.
+    """
+    Arc lengths (steps,) and speeds (steps,) after each dt of a constant-accel profile.
 
     The speed is capped by vmax and by sqrt(max_lat_accel / curvature) along the route.
     """
@@ -174,7 +178,8 @@ def speed_profile(route: Route, s0: float, v0: float, accel: float, vmax: float,
 
 
 class SearchExpert:
-    """Branch-and-score planner over a fixed route (see module docstring).
+    """
+    Branch-and-score planner over a fixed route (see module docstring).
 
     conflict: (P,) bool per route point, True inside conflict zones (see conflict_mask). A
     'stop at the line' candidate is added while the ego is before the next zone, and a rollout

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive export-bag`: write a scene-log episode as a rosbag2 (MCAP) with CARLA-bridge topics.
+"""
+`pair-drive export-bag`: write a scene-log episode as a rosbag2 (MCAP) with CARLA-bridge topics.
 
 Topics (types): /clock (rosgraph_msgs/Clock), /carla/ego_vehicle/odometry (nav_msgs/Odometry,
 frame 'map', child 'ego_vehicle'), /carla/ego_vehicle/lidar (sensor_msgs/PointCloud2, frame

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive generate`: record expert episodes of a scenario suite into scene logs.
+"""
+`pair-drive generate`: record expert episodes of a scenario suite into scene logs.
 
 Jobs are (scenario, seed) pairs (sim.suite.resolve_jobs): either `--seeds` (explicit seeds,
 optionally per scenario; the split is then just the output label) or `--episodes N`, split over
@@ -91,7 +92,8 @@ def episode_path(out: Path, split: str, scenario: str, seed: int) -> Path:
 
 def record_episode(suite_path: str, split: str, scenario: str, seed: int, path: str,
                    max_steps: int = 0) -> dict:
-    """Run the scenario's expert for one seed and write the log (worker entry point).
+    """
+    Run the scenario's expert for one seed and write the log (worker entry point).
 
     The log goes on past the goal (record_past_goal) so that the frames before it have a logged
     future; its meta holds the episode's outcome as decided (sim.closed_loop.SimSession).
@@ -137,7 +139,8 @@ def _episode_entry(base: Path, path: Path, name: str, seed: int) -> dict:
 
 def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str, int]],
                    failures: dict | None = None) -> Path:
-    """Write OUT/<split>/MANIFEST.json: the episodes and failures of `jobs` and earlier runs.
+    """
+    Write OUT/<split>/MANIFEST.json: the episodes and failures of `jobs` and earlier runs.
 
     failures: (scenario, seed) -> error text of this run. Entries of an existing manifest of the
     same suite file (same sha256) are kept unless this run redid them (shards of a data set

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Adapters between highway-env 1.12.1 objects and the core types.
+"""
+Adapters between highway-env 1.12.1 objects and the core types.
 
 Conventions: the map frame is highway-env's world frame read as a right-handed x, y frame; a pose
 is the highway-env vehicle position (the box centre) and heading. Lane ids are 'from:to:index'.
@@ -93,7 +94,8 @@ def make_env(env_id: str, config: dict | None = None) -> Any:
 
 
 def step_env(env_u: Any) -> tuple[bool, bool]:
-    """Advance an env by one policy step without an action; return (terminated, truncated).
+    """
+    Advance an env by one policy step without an action; return (terminated, truncated).
 
     `env.step` computes the observation and the reward, which read the ego's action and the
     attributes of highway-env's own vehicle classes (racetrack: the norm of the action; two-way,
@@ -128,7 +130,8 @@ def sample_lane(lane: Any, s0: float, s1: float, step: float = LANE_SAMPLE_STEP_
 
 def road_lanes(road: Any, keep_xy: np.ndarray | None = None, margin_m: float = 300.0
                ) -> list[Lane]:
-    """All lanes of a highway-env road as core Lanes.
+    """
+    All lanes of a highway-env road as core Lanes.
 
     Lanes longer than LONG_LANE_M (highway-env highways are 10 km) are cropped to the arc-length
     range covered by `keep_xy` (N, 2) plus `margin_m`.
@@ -154,7 +157,8 @@ def road_lanes(road: Any, keep_xy: np.ndarray | None = None, margin_m: float = 3
 
 
 def route_chain(road: Any, vehicle: Any, max_len: int = 50) -> list[tuple[str, str, int]]:
-    """Return the ego's lane chain: its planned route (if any), extended along unique successors.
+    """
+    Return the ego's lane chain: its planned route (if any), extended along unique successors.
 
     Lane indices left open by highway-env (None) are resolved to the lane closest to the end of
     the previous lane, as highway-env's `next_lane` does.
@@ -210,7 +214,8 @@ def any_lane_contains(road: Any, xy: np.ndarray, margin: float = 0.0) -> bool:
 
 
 def _fast_regulated_road_class():
-    """Return a RegulatedRoad whose right-of-way check predicts each vehicle once per call.
+    """
+    Return a RegulatedRoad whose right-of-way check predicts each vehicle once per call.
 
     highway-env's `enforce_road_rules` predicts both vehicles of every pair (O(N^2) predictions,
     the bulk of an intersection step); the predictions depend on the vehicle only, so caching
@@ -260,7 +265,8 @@ def _conflict(v1, v2, pred1, pred2, utils) -> bool:
 
 
 def _fast_network_class():
-    """Return a RoadNetwork whose closest-lane search skips lanes that cannot be closest.
+    """
+    Return a RoadNetwork whose closest-lane search skips lanes that cannot be closest.
 
     Same result as highway-env's exhaustive search (argmin of `distance_with_heading`, ties to the
     first lane in graph order): a lane is skipped only when a lower bound of its distance, the

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Scene logs: the versioned dataset format of the embedded simulator.
+"""
+Scene logs: the versioned dataset format of the embedded simulator.
 
 One episode = one `.npz` file (numpy's zip of `.npy` arrays), schema version SCHEMA_VERSION.
 
@@ -219,7 +220,7 @@ class EpisodeLog:
     # ---- basic accessors ----------------------------------------------------------------------
     @property
     def num_frames(self) -> int:
-        """Number of frames T."""
+        """Return the number of frames T."""
         return int(len(self.arrays['t']))
 
     def scorable_frames(self) -> np.ndarray:
@@ -235,7 +236,7 @@ class EpisodeLog:
 
     @property
     def road(self) -> RoadMap:
-        """The whole logged road: lanes plus the patches where connected lanes meet."""
+        """Return the whole logged road: lanes plus the patches where connected lanes meet."""
         if self._drivable_areas is None:
             self._drivable_areas = connection_areas(self.lanes)
         return RoadMap(list(self.lanes), list(self._drivable_areas))
@@ -332,12 +333,12 @@ class EpisodeLog:
 
     @property
     def agents_known(self) -> bool:
-        """False where the log has no agent boxes to learn from (a converted recording)."""
+        """Return False where the log has no agent boxes to learn from (a converted recording)."""
         return bool(self.meta.get('agents_known', True))
 
     @property
     def map_known(self) -> bool:
-        """False where the log has no lanes (BEV semantics and map-based scores unknown)."""
+        """Return False where the log has no lanes (BEV semantics and map-based scores unknown)."""
         return bool(self.meta.get('map_known', True))
 
     def route(self, k: int, back_m: float = ROUTE_BACK_M, ahead_m: float = ROUTE_AHEAD_M
@@ -371,7 +372,8 @@ class EpisodeLog:
                                      for x in self.arrays['route_lanes']]))
 
     def speed_limit(self, k: int) -> float | None:
-        """Speed limit [m/s] of the ego's lane at frame k (its route lane if off every lane).
+        """
+        Speed limit [m/s] of the ego's lane at frame k (its route lane if off every lane).
 
         None where the log holds no lanes (e.g. converted from a recording without a map).
         """
@@ -454,7 +456,8 @@ def iter_episodes(root: str | Path, split: str | None = None) -> Iterator[Episod
 
 def list_frames(root: str | Path, split: str | None = None, scorable_only: bool = True
                 ) -> list[tuple[Path, int]]:
-    """(episode path, frame index) of every frame under root[/split].
+    """
+    (episode path, frame index) of every frame under root[/split].
 
     Uses MANIFEST.json when present, else reads each file's meta.
     """

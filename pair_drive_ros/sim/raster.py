@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Pure-numpy rasters of lanes, markings, route and vehicles (BEV ground truth, camera texture).
+"""
+Pure-numpy rasters of lanes, markings, route and vehicles (BEV ground truth, camera texture).
 
 BEV semantic classes (`bev_semantics`):
   0 background, 1 drivable road (any lane), 2 lane marking / boundary (striped or continuous
@@ -118,7 +119,8 @@ def paint(raster: np.ndarray, to_cells: Callable, points: np.ndarray, value: int
 
 
 def bev_semantics(scene, extent_m: float = 32.0, resolution: float = 0.25) -> np.ndarray:
-    """Ego-frame BEV semantic raster (uint8, classes above) of a core.Scene at its t = 0.
+    """
+    Ego-frame BEV semantic raster (uint8, classes above) of a core.Scene at its t = 0.
 
     `scene` may also be an (EpisodeLog, frame_index) pair. Shape (n, n) with
     n = round(2 extent_m / resolution).

@@ -29,7 +29,8 @@ EGO_HEIGHT_M = 1.5
 
 def derive_ego_motion(poses: np.ndarray, speeds: np.ndarray, dt: float
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Body-frame velocity (T, 2), acceleration (T, 2) and yaw rate (T,) by backward differences.
+    """
+    Body-frame velocity (T, 2), acceleration (T, 2) and yaw rate (T,) by backward differences.
 
     Backward differences only, so the value at frame k is the same online (at k) and offline;
     frame 0 gets zero lateral velocity, acceleration and yaw rate.

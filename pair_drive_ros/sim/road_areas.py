@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Drivable patches where connected lanes meet (the junction polygons highway-env does not have).
+"""
+Drivable patches where connected lanes meet (the junction polygons highway-env does not have).
 
 highway-env lanes are separate strips: where an entry lane merges into a roundabout ring, or a
 lane ends and its successors begin at another angle, the union of lane polygons leaves thin gaps

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Synthetic LiDAR and front camera, shaped like CARLA's default ego sensors (numpy only).
+"""
+Synthetic LiDAR and front camera, shaped like CARLA's default ego sensors (numpy only).
 
 World model: flat ground at z = 0; lanes from a core.RoadMap (road surface and painted lines);
 barriers WALL_HEIGHT_M high along continuous lane boundaries that are road edges (a continuous
@@ -189,7 +190,8 @@ def _lidar_angles(cfg: LidarConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def simulate_lidar(ego_pose: np.ndarray, agents: Agents, road, cfg: LidarConfig = LidarConfig()
                    ) -> np.ndarray:
-    """(N, 4) float32 x, y, z, intensity in the LiDAR frame (see module docstring).
+    """
+    (N, 4) float32 x, y, z, intensity in the LiDAR frame (see module docstring).
 
     ego_pose: (3,) map pose; agents: other vehicles in the map frame; road: RoadMap or a cached
     RoadGeometry.
@@ -315,7 +317,8 @@ def project_points(cfg: CameraConfig, points_cam: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _camera_static(cfg: CameraConfig) -> tuple:
-    """Return per-config constants.
+    """
+    Return per-config constants.
 
     The sky image (H, W, 3) float32, the first ground row, and the ray parameter to the ground
     of each ground row (H - first,).

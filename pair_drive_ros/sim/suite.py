@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The scenario suite: scenarios as data (YAML) with named seed ranges (splits).
+"""
+The scenario suite: scenarios as data (YAML) with named seed ranges (splits).
 
 `resolve_jobs` turns "suite + split, or seed ranges" into (scenario, seed) jobs for any command
 (generate, evaluate, reports). Seed specs (`parse_seeds`): `0-9` (inclusive), `3`, lists
@@ -43,7 +44,8 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class ScenarioSpec:
-    """One scenario: a highway-env env id with config overrides and per-split seed ranges.
+    """
+    One scenario: a highway-env env id with config overrides and per-split seed ranges.
 
     seeds: split name -> (first, last) half-open range. max_steps: episode cap at 10 Hz.
     reference_speed_mps: speed used for the route-completion target of open-ended routes
@@ -150,7 +152,8 @@ def _parse_ranges(text: str) -> list[int]:
 
 
 def parse_seeds(text: str) -> dict:
-    """Parse a seed spec: {None: seeds} for all scenarios, or {scenario: seeds}.
+    """
+    Parse a seed spec: {None: seeds} for all scenarios, or {scenario: seeds}.
 
     '11000-11019' -> {None: [11000, ..., 11019]}; 'highway=0-4;merge=7,9' ->
     {'highway': [0, ..., 4], 'merge': [7, 9]}. Ranges are inclusive.
@@ -186,7 +189,8 @@ def allot(total: int, weights: list[float]) -> list[int]:
 def resolve_jobs(suite: 'Suite', split: str | None = None, *, seeds: str | dict | None = None,
                  episodes: int | None = None, per_scenario: int | None = None, skip: int = 0,
                  scenarios: list[str] | None = None) -> list[tuple[str, int]]:
-    """(scenario, seed) jobs of a suite, in a deterministic order.
+    """
+    (scenario, seed) jobs of a suite, in a deterministic order.
 
     Exactly one way to choose seeds:
     - `seeds`: a seed spec (see parse_seeds) or its parsed dict; the split is only a label then
@@ -249,7 +253,8 @@ def _warn_other_split(spec: 'ScenarioSpec', split: str | None, seeds: list[int])
 
 def split_scenarios(split: str, episodes_per_scenario: int, skip: int = 0,
                     suite: 'Suite | None' = None) -> list[tuple[str, int]]:
-    """(scenario, seed) pairs: N seeds of each scenario's range for the split, after `skip`.
+    """
+    (scenario, seed) pairs: N seeds of each scenario's range for the split, after `skip`.
 
     Scenario-major, in suite order (the order rollout sets were built in): the same pairs as
     `resolve_jobs(suite, split, per_scenario=N, skip=skip)`. Default suite unless `suite`.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The trajectory-tracking ego: pure pursuit + speed control inverted for highway-env's bicycle.
+"""
+The trajectory-tracking ego: pure pursuit + speed control inverted for highway-env's bicycle.
 
 highway-env's ego is a kinematic bicycle with effective length L = 5 m:
 heading_rate = v * sin(beta) / (L / 2), beta = atan(tan(steering) / 2). Pure pursuit gives the
@@ -48,7 +49,8 @@ class TrackerConfig:
 
 @dataclass
 class Plan:
-    """A time-stamped map-frame reference: times (N+1,), points (N+1, 2), first = issue pose.
+    """
+    A time-stamped map-frame reference: times (N+1,), points (N+1, 2), first = issue pose.
 
     knot_speeds (N+1,): speed at each knot, central differences inside, chosen at the ends so
     that the mean speed over the first and last segments matches the positions.
@@ -74,7 +76,8 @@ class Plan:
 
 
 def plan_from_trajectory(traj: Trajectory, ego_pose: np.ndarray, now_s: float) -> Plan:
-    """Turn a trajectory issued at `now_s` from `ego_pose` (map frame) into a tracking plan.
+    """
+    Turn a trajectory issued at `now_s` from `ego_pose` (map frame) into a tracking plan.
 
     An ego-frame trajectory is expressed in the map frame with `ego_pose`; its pose k is at
     now_s + (k + 1) dt. A map-frame trajectory keeps its own t0_s if it is non-zero.
@@ -115,7 +118,8 @@ def track_control(position: np.ndarray, heading: float, speed: float, t: float, 
 
 
 class TrackingVehicle(Vehicle):
-    """highway-env ego that follows a time-stamped map-frame plan.
+    """
+    highway-env ego that follows a time-stamped map-frame plan.
 
     Road.act() calls act() with no argument at every simulation step, so the controller runs at
     the simulation rate. Without a plan it holds its speed and steers straight.
@@ -148,7 +152,8 @@ class TrackingVehicle(Vehicle):
 
     def predict_trajectory_constant_speed(self, times: np.ndarray
                                           ) -> tuple[list[np.ndarray], list[float]]:
-        """Constant speed and steering arcs, in closed form.
+        """
+        Constant speed and steering arcs, in closed form.
 
         highway-env's default deep-copies the vehicle, road included, and steps the copy: about
         6 ms per call, called for every vehicle pair by the intersection's right-of-way rules.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive train <il|rl|selector|sequential|rollouts> ...`: dispatch to the trainer modules.
+"""
+`pair-drive train <il|rl|selector|sequential|rollouts> ...`: dispatch to the trainer modules.
 
 Each trainer module exposes add_arguments(parser) and run(args); they are imported lazily so a
 missing trainer only affects its own sub-command.

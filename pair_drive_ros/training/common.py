@@ -104,7 +104,8 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 class RunLog:
-    """runs/{exp}__{seed}__{utc}/: config.json (resolved config + git hash), TensorBoard, CSV.
+    """
+    runs/{exp}__{seed}__{utc}/: config.json (resolved config + git hash), TensorBoard, CSV.
 
     Scalars carry a prefix ('il/', 'perf/') on one global step. Only the main process writes.
     """
@@ -169,7 +170,8 @@ def refuse_overwrite(path: str | Path | None, force: bool = False, what: str = '
 
 
 def export_copy(path: str | Path, out: str | Path | None) -> None:
-    """Copy a finished checkpoint to `out` (the config's export path), if one is set.
+    """
+    Copy a finished checkpoint to `out` (the config's export path), if one is set.
 
     Atomic: the copy is written next to `out` and renamed over it, so a crash never leaves a
     half-written checkpoint where a planner would load it.

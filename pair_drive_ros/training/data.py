@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""IL dataset over scene logs: features from the FeatureBuilder, targets from the logged scene.
+"""
+IL dataset over scene logs: features from the FeatureBuilder, targets from the logged scene.
 
 Features are built by `perception.FeatureBuilder` from `EpisodeLog.sensor_frame(k)` (the same
 builder the perception node calls); targets come from the privileged log: the expert trajectory,
@@ -97,7 +98,8 @@ def agent_targets(agents_ego, cfg: PerceptionConfig, num_agents: int
 
 
 def history_frames(stamps: np.ndarray, k: int, cfg: PerceptionConfig) -> list[int]:
-    """Earlier frames of an episode whose sweeps fill frame k's past slots, oldest first.
+    """
+    Earlier frames of an episode whose sweeps fill frame k's past slots, oldest first.
 
     Slot j takes the frame nearest to stamps[k] - j * history_dt_s (the history then drops it
     if it is farther than history_tolerance_s: a gap in the log).
@@ -113,7 +115,8 @@ def history_frames(stamps: np.ndarray, k: int, cfg: PerceptionConfig) -> list[in
 
 
 def frame_features(log, k: int, builder: FeatureBuilder) -> Features:
-    """Features of frame k alone, its sweep history rebuilt from the episode's earlier frames.
+    """
+    Features of frame k alone, its sweep history rebuilt from the episode's earlier frames.
 
     For random access to frames (open-loop evaluation of a list of frames); iterating an
     episode in order is cheaper with one history (episode_samples).
@@ -128,7 +131,8 @@ def frame_features(log, k: int, builder: FeatureBuilder) -> Features:
 
 def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
                  history=None) -> dict:
-    """Features and targets of frame k of an EpisodeLog, as numpy arrays.
+    """
+    Features and targets of frame k of an EpisodeLog, as numpy arrays.
 
     history: the episode's SweepHistory, already fed with frame k's history_frames (see
     episode_samples); None for models without motion channels.
@@ -164,7 +168,8 @@ def file_digest(path: Path) -> str:
 
 
 def episode_samples(log, frames, builder: FeatureBuilder, data_cfg: DataConfig) -> list:
-    """frame_sample of each frame (ascending) of one episode, feeding its sweep history.
+    """
+    frame_sample of each frame (ascending) of one episode, feeding its sweep history.
 
     The history sees exactly what the perception node's would have at each frame: the earlier
     sweeps of the same episode, in time order.

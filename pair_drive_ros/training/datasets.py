@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive dataset from-bag BAG... --out DIR`: rosbag2 recordings -> scene logs for training.
+"""
+`pair-drive dataset from-bag BAG... --out DIR`: rosbag2 recordings -> scene logs for training.
 
 Reads CARLA-bridge topics (LiDAR, front camera, odometry, route; see ros.carla.CarlaTopics) with
 `sim.bags.frames_from_bag`, keeps one frame per 0.1 s (the scene-log rate; a faster recording is
@@ -177,7 +178,8 @@ def episode_arrays(frames: list, meta: dict) -> dict:
 
 def convert_bags(bags: list, out: str | Path, conv: BagConversion = BagConversion(),
                  topics: CarlaTopics = CarlaTopics()) -> dict:
-    """Convert recordings into scene logs under out/<split>/bag/; returns a summary dict.
+    """
+    Convert recordings into scene logs under out/<split>/bag/; returns a summary dict.
 
     Raises DatasetError (nothing written) for a missing topic, an existing `out`, or when no
     episode is long enough.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""GRPO building blocks (paper.md section 2), pure functions on tensors.
+"""
+GRPO building blocks (paper.md section 2), pure functions on tensors.
 
 J = 1/G sum_i [min(rho_i A_i, clip(rho_i, 1 - eps, 1 + eps) A_i)] - beta KL(pi_theta || pi_old),
 rho_i = pi_theta(tau_i) / pi_old(tau_i), A_i = group-normalised reward. We minimise -J.
@@ -30,7 +31,8 @@ import torch
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Normalise (scenes, group) rewards within each scene's group: (r - mean) / (std + eps).
+    """
+    Normalise (scenes, group) rewards within each scene's group: (r - mean) / (std + eps).
 
     A group whose rewards are all equal gets zero advantages (it carries no preference).
     """
@@ -45,7 +47,8 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 def reference_advantages(rewards: torch.Tensor, ref_rewards: torch.Tensor,
                          eps: float = 1e-6) -> torch.Tensor:
-    """(r_i - r_ref) / (std of the group + eps): improve on the reference, not on the group mean.
+    """
+    (r_i - r_ref) / (std of the group + eps): improve on the reference, not on the group mean.
 
     rewards: (S, G) leaf rewards; ref_rewards: (S,) the reference plan's reward on each scene.
     A leaf that only matches the reference gets 0. A group without spread gets 0 everywhere:
@@ -60,7 +63,8 @@ def reference_advantages(rewards: torch.Tensor, ref_rewards: torch.Tensor,
 
 
 def set_credit(rewards: torch.Tensor, ref_rewards: torch.Tensor) -> torch.Tensor:
-    """Leave-one-out credit of each leaf to the best of the set {reference} + leaves.
+    """
+    Leave-one-out credit of each leaf to the best of the set {reference} + leaves.
 
     credit_i = max(set) - max(set without leaf i) = max(0, r_i - max(r_ref, max_{j != i} r_j)):
     only a leaf that is strictly the best of the set earns credit, by its margin. (S, G).
@@ -98,7 +102,8 @@ class GrpoStats:
 def grpo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
               kl: torch.Tensor | float = 0.0, clip_eps: float = 0.2, beta: float = 0.0,
               max_log_ratio: float = 20.0) -> tuple[torch.Tensor, GrpoStats]:
-    """Clipped-ratio GRPO loss (to minimise) over (scenes, group) samples.
+    """
+    Clipped-ratio GRPO loss (to minimise) over (scenes, group) samples.
 
     log_prob: log pi_theta (with grad); old_log_prob: log pi_old (no grad); advantages: (S, G);
     kl: per-scene KL(pi_theta || pi_old) (S,) or a scalar. The log ratio is clamped at
@@ -122,7 +127,8 @@ def grpo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: to
 
 def adapt_beta(beta: float, kl: float, target: float, factor: float = 1.5,
                beta_min: float = 1e-4, beta_max: float = 10.0) -> float:
-    """Update the "dynamic" KL weight with PPO's adaptive rule.
+    """
+    Update the "dynamic" KL weight with PPO's adaptive rule.
 
     Double above factor x target, halve below target / factor, clamp to [beta_min, beta_max].
     """

@@ -20,7 +20,8 @@ import torch
 
 def perturb_reference(reference: torch.Tensor, rng: np.random.Generator, fraction: float,
                       speed: float, lateral_m: float, jitter_m: float = 0.0) -> torch.Tensor:
-    """Trajectories (B, 8, 3), a random `fraction` of them scaled along time and shifted sideways.
+    """
+    Trajectories (B, 8, 3), a random `fraction` of them scaled along time and shifted sideways.
 
     Scale U(1 - speed, 1 + speed) on xy; lateral shift ramping up to U(-lateral_m, lateral_m);
     with jitter_m > 0 also N(0, jitter_m) noise on every waypoint's xy (an unsmooth plan);

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Scenes for GRPO and the selector: cached features + scorer-ready scenes + batched rewards.
+"""
+Scenes for GRPO and the selector: cached features + scorer-ready scenes + batched rewards.
 
 Features come from training.data.ILDataset (the same on-disk feature cache the IL trainers use).
 The scorer is the expensive part on a CPU, so everything scorer-side that does not depend on the
@@ -114,7 +115,8 @@ class SceneSet:
         return prep, self._refs[key]
 
     def reference_key(self, j: int, token: str) -> str:
-        """Cache key of item j's EP normaliser: its scene token and its log file's hash.
+        """
+        Cache key of item j's EP normaliser: its scene token and its log file's hash.
 
         A token (scenario, seed, frame) repeats across log sets: a regenerated split, or
         rollouts of other planners on the same seeds. The token alone would hand one log's

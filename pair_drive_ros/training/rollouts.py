@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""On-policy rollouts: drive a planner in the simulator and keep the episodes as scene logs.
+"""
+On-policy rollouts: drive a planner in the simulator and keep the episodes as scene logs.
 
 The selector learns from the expert's logs, where the ego is always where the expert put it. In
 closed loop PaIR drives itself into states the expert never visits: picking a candidate a
@@ -57,7 +58,8 @@ class RolloutConfig:
 
 def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_every: int = 5,
             max_steps: int = 0) -> list[dict]:
-    """Drive (scenario, seed) jobs with policy(frame, scene) and write their logs.
+    """
+    Drive (scenario, seed) jobs with policy(frame, scene) and write their logs.
 
     planner.reset() starts each episode; max_steps > 0 overrides the scenario's step cap.
     Returns one summary row per episode written (existing files are skipped).

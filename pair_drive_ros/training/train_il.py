@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""IL trainer for both planners: `pair-drive train il --model transfuser|diffusiondrive`.
+"""
+IL trainer for both planners: `pair-drive train il --model transfuser|diffusiondrive`.
 
 Reads top to bottom (style R11): main(cfg) seeds, builds the data, the model and the
 optimizer, then runs epochs of train_epoch / validate / checkpoint. Checkpoints are plain state
@@ -94,7 +95,8 @@ def kmeans_anchors(trajectories: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def model_config_for(cfg: ILTrainConfig) -> dict:
-    """Return the model-config overrides with the input sizes the perception config fixes.
+    """
+    Return the model-config overrides with the input sizes the perception config fixes.
 
     The LiDAR channels and the ego-status layout follow the features (history sweeps, road
     speed); an explicit backbone value that disagrees is an error.
@@ -208,7 +210,8 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
          resume: str | Path | None = None, runs_root: str | Path = 'runs',
          cache_dir: str | Path | None = None, progress: bool = True,
          init: str | Path | None = None) -> Path:
-    """Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt).
+    """
+    Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt).
 
     init: a checkpoint whose weights start the run (fine-tuning, e.g. a shipped model on scene
     logs converted from recordings); its model and perception configs must match cfg's.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""GRPO training of the PaIR RL tree branch (CleanRL-style: read `main` top to bottom).
+"""
+GRPO training of the PaIR RL tree branch (CleanRL-style: read `main` top to bottom).
 
 Per step: sample `scenes_per_step` training scenes; pick each scene's reference (the expert, or
 with `il_reference_fraction` IL-A's own plan, then optionally perturbed); grow the tree of the
@@ -148,12 +149,13 @@ class RLTrainConfig:
 
     @property
     def codes(self) -> tuple:
-        """The group's path codes."""
+        """Return the group's path codes."""
         return resolve_group(self.group)
 
 
 def build(cfg: RLTrainConfig, device: torch.device) -> tuple[RLBranch, torch.optim.Optimizer]:
-    """Build the policy and its AdamW optimizer.
+    """
+    Build the policy and its AdamW optimizer.
 
     Eval mode throughout: BatchNorm statistics stay fixed, so pi_old == pi_theta at the first
     update. With init_trunk the trunk starts from a copy of an IL checkpoint's trunk.
@@ -172,7 +174,8 @@ def build(cfg: RLTrainConfig, device: torch.device) -> tuple[RLBranch, torch.opt
 
 def augment_reference(expert: torch.Tensor, cfg: RLTrainConfig, rng: np.random.Generator
                       ) -> torch.Tensor:
-    """Expert trajectories (B, 8, 3) with a random fraction scaled in speed and shifted sideways.
+    """
+    Expert trajectories (B, 8, 3) with a random fraction scaled in speed and shifted sideways.
 
     Headings follow the shifted path (finite differences), so references stay consistent.
     """
@@ -184,7 +187,8 @@ def augment_reference(expert: torch.Tensor, cfg: RLTrainConfig, rng: np.random.G
 
 def training_reference(expert: torch.Tensor, feats: dict, il_model, cfg: RLTrainConfig,
                        rng: np.random.Generator) -> torch.Tensor:
-    """Return references (B, 8, 3): IL-A's plan for il_reference_fraction, else the expert.
+    """
+    Return references (B, 8, 3): IL-A's plan for il_reference_fraction, else the expert.
 
     Then the augmentation (speed, lateral ramp, jitter) on a random augment_fraction. At
     inference the tree grows around an IL plan, so training around one teaches offsets that fix
@@ -226,7 +230,8 @@ def leaf_spread(paths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.device,
                    log) -> None:
-    """Train the branch's own trunk from scratch with the auxiliary BEV and agent losses.
+    """
+    Train the branch's own trunk from scratch with the auxiliary BEV and agent losses.
 
     The same perception targets the IL planners learn from (policy.losses), none of the
     trajectory loss: the trunk learns the scene, not a planner's plan.
@@ -262,7 +267,8 @@ def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.d
 
 @torch.no_grad()
 def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32) -> dict:
-    """Oracle of [IL-A plan, deterministic leaves] and the leaves' scores on scenes (x 100).
+    """
+    Oracle of [IL-A plan, deterministic leaves] and the leaves' scores on scenes (x 100).
 
     What PaIR can reach from the tree: the best of the IL plan and its leaves by the true PDMS;
     also the IL plan's own score, the mean and best leaf, and the leaves' spread [m].

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Supervised training of the PaIR candidate selector on PDM-scorer labels.
+"""
+Supervised training of the PaIR candidate selector on PDM-scorer labels.
 
 1. Labels: for every training scene, candidates = for each reference in `references` (the IL-A
    plan 'il', the expert 'expert', or 'expert_sampled': a sampled tree around the expert) the
@@ -122,7 +123,8 @@ def target_array(scores) -> np.ndarray:
 
 
 def reference_layout(references, num_il: int) -> list[tuple[str, int | None]]:
-    """Candidate blocks of a label row in order: (reference name, IL planner index or None).
+    """
+    Candidate blocks of a label row in order: (reference name, IL planner index or None).
 
     Each IL reference ('il', 'il_perturbed') appears once per IL planner, IL-A first.
     """
@@ -133,7 +135,8 @@ def reference_layout(references, num_il: int) -> list[tuple[str, int | None]]:
 @torch.no_grad()
 def build_labels(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc: str,
                  references=None) -> dict:
-    """Context (N, T, d) float16, candidates (N, K, 8, 3), targets (N, K, len(TARGETS)).
+    """
+    Context (N, T, d) float16, candidates (N, K, 8, 3), targets (N, K, len(TARGETS)).
 
     il_planners: ILPlanners whose plans are the IL references (reference_layout's order).
     Also the scenes' BEV rasters (RASTER_KEYS, float16) for selectors with raster_features,
@@ -188,7 +191,8 @@ def raster_batch(data: dict, idx=None, device='cpu') -> dict | None:
 
 
 def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dict:
-    """Mean true PDMS / EPDMS x 100 of the selected, the IL (index 0) and the oracle candidate.
+    """
+    Mean true PDMS / EPDMS x 100 of the selected, the IL (index 0) and the oracle candidate.
 
     Validation rows hold one block [IL plan, leaves] per IL planner (il_blocks); each block is
     selected from on its own, as at inference. The plain keys average the blocks; keys ending in
@@ -276,7 +280,8 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
 
 def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
                train_scenes=None, val_scenes=None) -> tuple[dict, dict]:
-    """Replace the IL blocks of saved training labels (new IL planners) and rebuild val labels.
+    """
+    Replace the IL blocks of saved training labels (new IL planners) and rebuild val labels.
 
     Every reference made from an IL plan ('il', 'il_perturbed') is re-made and re-scored; the
     saved labels must come from the same number of IL planners.

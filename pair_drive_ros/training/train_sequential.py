@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Sequential baseline (IL -> RL): the same GRPO applied directly to an IL planner (A or B).
+"""
+Sequential baseline (IL -> RL): the same GRPO applied directly to an IL planner (A or B).
 
 The IL checkpoint's model name decides which: Transfuser-lite (IL-A, the policy mean is
 `model(feats)['trajectory']`) or DiffusionDrive-lite (IL-B, the policy mean is the deployed plan:
@@ -100,7 +101,8 @@ class SequentialConfig:
 
 
 def kinematic_mean(model, feats: dict) -> torch.Tensor:
-    """Return the IL plan as per-step (length [m], heading change [rad]) (B, 8, 2), differentiable.
+    """
+    Return the IL plan as per-step (length [m], heading change [rad]) (B, 8, 2), differentiable.
 
     Uses only the model's output trajectory and backbone.kinematic_params, so it does not depend
     on how the IL head parameterises that trajectory.
@@ -115,7 +117,8 @@ def plan_kinematics(traj: torch.Tensor) -> torch.Tensor:
 
 
 def diffusion_plan(model, enc: dict, noise_seed: int) -> torch.Tensor:
-    """Return the deployed IL-B plan (B, 8, 3), differentiable w.r.t. the decoder.
+    """
+    Return the deployed IL-B plan (B, 8, 3), differentiable w.r.t. the decoder.
 
     A fresh generator per call, seeded like DiffusionDrivePlanner._plan, so the noise (and with
     it the plan) is the deployed one; enc: the (frozen) trunk's outputs.
@@ -125,7 +128,8 @@ def diffusion_plan(model, enc: dict, noise_seed: int) -> torch.Tensor:
 
 
 def policy_mean_fn(model, feats: dict, noise_seed: int = 0):
-    """Callable () -> (B, 8, 2) policy mean of this step's scenes (the IL plan, kinematic).
+    """
+    Callable () -> (B, 8, 2) policy mean of this step's scenes (the IL plan, kinematic).
 
     IL-A: kinematic_mean. IL-B: the frozen trunk runs once here (no grad); each call reruns
     only the diffusion decoder (same noise, so the same plan until the weights change).
@@ -143,7 +147,8 @@ def to_trajectory(params: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, sigma) -> torch.Tensor:
-    """Log-density (...,) of samples (..., 8, 2) under N(mean, diag(sigma^2)).
+    """
+    Log-density (...,) of samples (..., 8, 2) under N(mean, diag(sigma^2)).
 
     sigma: a float or a (2,) tensor (per last-axis dimension).
     """

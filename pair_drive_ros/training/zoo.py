@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive zoo`: rebuild every shipped model from HEAD with one command.
+"""
+`pair-drive zoo`: rebuild every shipped model from HEAD with one command.
 
     pair-drive zoo --config config/zoo.yaml --out models [--resume | --force]
 
@@ -102,7 +103,8 @@ class TrainStage:
 
 @dataclass(frozen=True)
 class RolloutStage:
-    """On-policy IL-A + PaIR episodes (one DAgger round), driven by the round-0 selector.
+    """
+    On-policy IL-A + PaIR episodes (one DAgger round), driven by the round-0 selector.
 
     chunks: episodes per scenario of each rollout set, on consecutive train seeds; each set
     is its own data root (labelled with its own label_seed generator, as `make selector` does
@@ -383,7 +385,8 @@ class Zoo:
     # -- trainer configs -----------------------------------------------------------------------
 
     def trainer_config(self, stage: str, cls, forced: dict, seeded: tuple = ('seed',)):
-        """Resolve a trainer config: YAML, zoo seed/device/threads, overrides, zoo paths.
+        """
+        Resolve a trainer config: YAML, zoo seed/device/threads, overrides, zoo paths.
 
         In that order; the paths come last because the zoo decides where data and models are.
         """
@@ -595,7 +598,8 @@ class Zoo:
                 raise ZooError(f'stage {stage.name}: `{command_text(argv)}` exited with {rc}')
 
     def _parallel(self, workers: int) -> Callable | None:
-        """Return an action running the stage's commands `workers` at a time.
+        """
+        Return an action running the stage's commands `workers` at a time.
 
         Each command runs in its own process (evaluation rows are independent);
         workers <= 1: the stage's runner, one command after the other.
@@ -626,7 +630,8 @@ class Zoo:
         return action
 
     def _rollouts(self, stage: Stage) -> None:
-        """Drive IL-A + PaIR with the round-0 selector; one scene log per episode.
+        """
+        Drive IL-A + PaIR with the round-0 selector; one scene log per episode.
 
         Through training.rollouts.collect (what `pair-drive train rollouts` runs), one episode
         at a time for the progress bar; finished episodes are skipped, so an interrupted stage
@@ -672,7 +677,8 @@ class Zoo:
         return out
 
     def _publish(self, stage: Stage) -> None:
-        """Checkpoints, one card each, and zoo.json into OUT.
+        """
+        Checkpoints, one card each, and zoo.json into OUT.
 
         Everything is first written next to its destination under a temporary name, then
         renamed into place one file after the other: an interruption before the renames leaves
@@ -873,7 +879,8 @@ class ZooRun(Zoo):
     """Checks, plan, execution and markers of a rebuild."""
 
     def check_folders(self, force: bool, resume: bool) -> None:
-        """Refuse to write where files would be lost (before anything runs).
+        """
+        Refuse to write where files would be lost (before anything runs).
 
         OUT must be empty unless --force or --resume; with --resume (no --force) every file
         the zoo would replace in OUT must be one this work folder published. WORK must be a

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""IL planner B loss (DiffusionDrive weights).
+"""
+IL planner B loss (DiffusionDrive weights).
 
 Per cascade layer: mode classification (10) and regression of the mode nearest the expert (8);
 plus BEV semantics (14) and Transfuser's agent terms.

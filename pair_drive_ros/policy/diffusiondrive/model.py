@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""IL planner B: lite DiffusionDrive (truncated diffusion around K-means anchors).
+"""
+IL planner B: lite DiffusionDrive (truncated diffusion around K-means anchors).
 
 Anchors (K, 8, 2) come from K-means over the training set's expert trajectories and live in the
 state dict. Training noises the anchors to a step t in [0, train_max_t); a cascade decoder
@@ -125,7 +126,8 @@ class DiffusionDriveModel(nn.Module):
 
     # ---- decoder ------------------------------------------------------------------------------
     def decode(self, enc: dict, noisy: torch.Tensor, t: torch.Tensor) -> list:
-        """Cascade decoding of noisy normalized trajectories (B, K, 8, 2) at steps t (B,).
+        """
+        Cascade decoding of noisy normalized trajectories (B, K, 8, 2) at steps t (B,).
 
         Returns per layer (logits (B, K), trajectories (B, K, 8, 3) in metres / radians).
         """
@@ -159,7 +161,8 @@ class DiffusionDriveModel(nn.Module):
 
     def forward(self, batch: dict, t: torch.Tensor | None = None,
                 noise: torch.Tensor | None = None) -> dict:
-        """Training forward: anchors noised to random steps in [0, train_max_t).
+        """
+        Training forward: anchors noised to random steps in [0, train_max_t).
 
         Returns the trunk outputs plus 'layers' (per cascade layer: logits, trajectories) and
         'trajectory' (B, 8, 3), the last layer's best mode.
@@ -181,7 +184,8 @@ class DiffusionDriveModel(nn.Module):
 
     @torch.no_grad()
     def plan(self, batch: dict, generator: torch.Generator | None = None) -> dict:
-        """Truncated-diffusion inference (no gradients).
+        """
+        Truncated-diffusion inference (no gradients).
 
         Returns trajectory (B, 8, 3) the best-scored mode, candidates (B, K, 8, 3) all modes,
         scores (B, K) mode probabilities, context (B, 65, d) the trunk's tokens.
@@ -189,7 +193,8 @@ class DiffusionDriveModel(nn.Module):
         return self.denoise(self.trunk(batch), generator)
 
     def denoise(self, enc: dict, generator: torch.Generator | None = None) -> dict:
-        """plan() from the trunk's outputs `enc`, differentiable (the caller picks grad mode).
+        """
+        plan() from the trunk's outputs `enc`, differentiable (the caller picks grad mode).
 
         The same noise draw, DDIM steps and best-mode choice as plan(), which calls it under
         no_grad; the sequential GRPO baseline fine-tunes the decoder through it.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""IL planner A: the lite Transfuser model (trunk + trajectory head on the trajectory query).
+"""
+IL planner A: the lite Transfuser model (trunk + trajectory head on the trajectory query).
 
 The head's 8 poses are integrated from per-step length and heading change (kinematically
 consistent) instead of regressed independently, as a residual on the constant-velocity rollout
@@ -45,7 +46,8 @@ class TransfuserModel(nn.Module):
         nn.init.zeros_(self.trajectory_head[-1].bias)
 
     def forward(self, batch: dict) -> dict:
-        """Forward a feature batch.
+        """
+        Forward a feature batch.
 
         Returns the trunk outputs plus trajectory (B, 8, 3): x, y [m], yaw [rad], ego frame.
         """
