@@ -47,6 +47,16 @@ def rosbag2_available() -> bool:
     return importlib.util.find_spec('ros2bag') is not None
 
 
+def _remaps(bag: str, values: dict) -> list:
+    # ros2 bag play publishes the recorded (absolute) names: move them under the namespace.
+    from pair_drive_ros import ros
+    from pair_drive_ros.apps.launch_helpers import GLOBAL_TOPICS
+
+    namespace = values['namespace'].strip('/')
+    topics = [t for t in ros.bag_topics(bag) if t not in GLOBAL_TOPICS] if namespace else []
+    return ['--remap', *[f'{t}:=/{namespace}{t}' for t in topics]] if topics else []
+
+
 def _player(values: dict) -> list:
     from launch.actions import ExecuteProcess, LogInfo, Shutdown
     from launch_ros.actions import Node
@@ -62,11 +72,12 @@ def _player(values: dict) -> list:
     done = Shutdown(reason='bag played')
     if player == 'ros2':
         return [ExecuteProcess(cmd=['ros2', 'bag', 'play', bag, '--clock', '--rate', rate]
-                               + (['--loop'] if loop else []), output='screen', on_exit=done)]
+                               + (['--loop'] if loop else []) + _remaps(bag, values),
+                               output='screen', on_exit=done)]
     if player != 'pair_drive':
         raise ValueError(f'player must be auto, ros2 or pair_drive, got {player!r}')
     return [Node(package='pair_drive_ros', executable='bag_player', output='screen',
-                 arguments=[bag, '--rate', rate] + (['--loop'] if loop else []),
+                 namespace=values['namespace'].strip('/'), arguments=[bag, '--rate', rate] + (['--loop'] if loop else []),
                  on_exit=done)]
 
 

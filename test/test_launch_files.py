@@ -162,6 +162,27 @@ def test_launch_arguments_setting_node_parameters_default_to_the_params_file():
                         assert arguments[name][0] is None, (path.name, name)
 
 
+def test_rviz_config_follows_a_namespace_except_global_topics():
+    from pair_drive_ros.apps.launch_helpers import namespaced_rviz_config
+
+    text = 'Topic:\n  Value: /planner/trajectory\nTopic:\n  Value: /tf\nFixed Frame: map\n'
+    assert namespaced_rviz_config(text, '/car1/') == (
+        'Topic:\n  Value: /car1/planner/trajectory\nTopic:\n  Value: /tf\nFixed Frame: map\n')
+    assert namespaced_rviz_config(text, '') == text
+    shipped = (ROOT / 'config' / 'pair_drive.rviz').read_text()
+    moved = namespaced_rviz_config(shipped, 'car1')
+    topics = re.findall(r'Topic:\n\s+Value: (\S+)', moved)
+    assert topics and all(t.startswith('/car1/') for t in topics)
+
+
+def test_bag_player_publishes_relative_names_but_global_topics():
+    from pair_drive_ros.apps.replay import node_topic
+
+    assert node_topic('/carla/hero/lidar') == 'carla/hero/lidar'
+    assert [node_topic(t) for t in ('/clock', '/tf', '/tf_static')] == ['/clock', '/tf',
+                                                                         '/tf_static']
+
+
 def test_shipped_file_resolver_finds_every_shipped_folder():
     from pair_drive_ros.core.shipped import shipped_path, ShippedFileError
 

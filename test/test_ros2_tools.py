@@ -303,13 +303,15 @@ def test_rviz_missing_is_not_fatal_and_episode_ends_the_launch(sim_graph):
 # ---- bag_replay.launch.py --------------------------------------------------------------------
 @pytest.mark.skipif(not (SAMPLE_BAG / 'metadata.yaml').is_file(), reason='no sample bag')
 def test_bag_replay_launch_plans_on_the_sample_bag_and_ends(workspace, domain, tmp_path):
+    # In a namespace: the player moves the recorded topics under it, so the chain still drives.
     env = _env(workspace, domain + 1)
     echo = subprocess.Popen(['ros2', 'topic', 'echo', '--once', '--no-daemon',
-                             '/planner/trajectory', 'nav_msgs/msg/Path', '--field',
+                             '/car2/planner/trajectory', 'nav_msgs/msg/Path', '--field',
                              'header.frame_id'], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    launch = Launch(env, 'bag_replay.launch.py', f'bag:={SAMPLE_BAG}',
-                    'planner:=constant_velocity', log=tmp_path / 'launch.log')
+    launch = Launch(env, 'bag_replay.launch.py', f'bag:={SAMPLE_BAG}', 'namespace:=car2',
+                    'player:=pair_drive', 'planner:=constant_velocity',
+                    log=tmp_path / 'launch.log')
     try:
         rc = launch.wait(90)
         out, err = echo.communicate(timeout=30)

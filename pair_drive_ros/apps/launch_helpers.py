@@ -28,6 +28,7 @@ writes the dict under `/**`, and rclpy lets the file's node section win over `/*
 An argument left empty ('') keeps the params file's value.
 """
 
+from pathlib import Path
 import re
 import shutil
 
@@ -188,10 +189,49 @@ def rviz_actions(values: dict) -> list:
         return []
     if not rviz_available():
         return [LogInfo(msg='rviz:=true but rviz2 is not installed; going on without it')]
+    namespace = values['namespace'].strip('/')
+    config = share_file('config', 'pair_drive.rviz')
+    if namespace:
+        config = write_namespaced_rviz_config(config, namespace)
     return [Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
-                 namespace=values['namespace'].strip('/'),
-                 arguments=['-d', share_file('config', 'pair_drive.rviz')],
+                 namespace=namespace, arguments=['-d', str(config)],
                  parameters=[{'use_sim_time': is_true(values['use_sim_time'])}])]
+
+
+# Topics that stay global under a namespace, as in every ROS 2 graph.
+GLOBAL_TOPICS = ('/clock', '/tf', '/tf_static', '/diagnostics', '/rosout', '/parameter_events')
+
+
+def namespaced_rviz_config(text: str, namespace: str) -> str:
+    """
+    Return an RViz config with every display topic moved under `namespace`.
+
+    RViz configs hold absolute topic names, so a namespaced graph needs its own copy; the global
+    topics (/tf, /clock, ...) stay where they are.
+    """
+    namespace = namespace.strip('/')
+    if not namespace:
+        return text
+    lines = text.split('\n')
+    for i in range(1, len(lines)):
+        value = lines[i].strip()
+        if lines[i - 1].strip() == 'Topic:' and value.startswith('Value: /'):
+            topic = value[len('Value: '):]
+            if topic not in GLOBAL_TOPICS:
+                lines[i] = lines[i].replace(f'Value: {topic}', f'Value: /{namespace}{topic}')
+    return '\n'.join(lines)
+
+
+def write_namespaced_rviz_config(config: str | Path, namespace: str) -> Path:
+    """Write the namespaced copy of an RViz config to a temporary file (RViz reads it by path)."""
+    import tempfile
+
+    text = namespaced_rviz_config(Path(config).read_text(), namespace)
+    handle = tempfile.NamedTemporaryFile('w', prefix=f'pair_drive_{namespace.strip("/")}_',
+                                         suffix='.rviz', delete=False)
+    with handle:
+        handle.write(text)
+    return Path(handle.name)
 
 
 def generate(arguments: dict, nodes: list[dict], extra=None, before=()):

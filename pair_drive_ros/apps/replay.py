@@ -50,6 +50,18 @@ def latched_topics(path: str | Path) -> set[str]:
     return out | {t for t in ros.bag_topics(path) if t.endswith(LATCHED_SUFFIXES)}
 
 
+def node_topic(topic: str) -> str:
+    """
+    Return the name the player publishes a recorded topic under.
+
+    Relative, so a player started in a namespace feeds a namespaced graph (without a namespace
+    the name is the recorded one); /clock, /tf and /tf_static stay global.
+    """
+    from pair_drive_ros.apps.launch_helpers import GLOBAL_TOPICS
+
+    return topic if topic in GLOBAL_TOPICS else topic.lstrip('/')
+
+
 class BagPlayer:
     """
     Publish a bag's messages on `node` at their recorded pace (call `step` often).
@@ -83,7 +95,7 @@ class BagPlayer:
                 node.get_logger().warning(f'skipping {topic}: {err}')
                 continue
             qos = ros.latched_qos() if topic in latched else ros.reliable_qos(10)
-            self._pubs[topic] = node.create_publisher(cls, topic, qos)
+            self._pubs[topic] = node.create_publisher(cls, node_topic(topic), qos)
         self._clock_pub = node.create_publisher(Clock, '/clock', ros.reliable_qos(10)) \
             if clock else None
         self._clock_cls = Clock
