@@ -77,8 +77,8 @@ def _player(values: dict) -> list:
     if player != 'pair_drive':
         raise ValueError(f'player must be auto, ros2 or pair_drive, got {player!r}')
     return [Node(package='pair_drive_ros', executable='bag_player', output='screen',
-                 namespace=values['namespace'].strip('/'), arguments=[bag, '--rate', rate] + (['--loop'] if loop else []),
-                 on_exit=done)]
+                 namespace=values['namespace'].strip('/'),
+                 arguments=[bag, '--rate', rate] + (['--loop'] if loop else []), on_exit=done)]
 
 
 def generate_launch_description():

@@ -179,8 +179,8 @@ def test_bag_player_publishes_relative_names_but_global_topics():
     from pair_drive_ros.apps.replay import node_topic
 
     assert node_topic('/carla/hero/lidar') == 'carla/hero/lidar'
-    assert [node_topic(t) for t in ('/clock', '/tf', '/tf_static')] == ['/clock', '/tf',
-                                                                         '/tf_static']
+    for topic in ('/clock', '/tf', '/tf_static'):
+        assert node_topic(topic) == topic
 
 
 def test_shipped_file_resolver_finds_every_shipped_folder():
