@@ -29,6 +29,7 @@ unless --network (see `pair-drive run`); Ctrl-C ends it with exit status 130.
 """
 
 import argparse
+from dataclasses import dataclass
 from datetime import datetime, timezone
 import json
 import logging
@@ -39,6 +40,8 @@ import numpy as np
 
 from pair_drive_ros import ros
 from pair_drive_ros.apps.run import add_network_argument, configure_discovery
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_text
+from pair_drive_ros.core.config import save_config
 from pair_drive_ros.nodes.params import DEFAULT_CONFIG
 
 LOG = logging.getLogger(__name__)
@@ -184,21 +187,27 @@ def plot_drives(rec: TopicRecorder, path: Path, titles: list[str]) -> None:
 FLUSH_PERIOD_S = 1.0
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of `pair-drive demo` (YAML via --config, `--set key=value`, `--<field>`)."""
+
+    out: str = ''                        # output folder ('' : runs/demo__<utc>)
+    scenarios: str = DEFAULT_SCENARIOS   # comma-separated scenario:seed list (closed loop)
+    max_steps: int = 80                  # cap of each episode at 10 Hz (80 = 8 s)
+    planner: str = ''                    # planner ('' : the params file's)
+    params: str = str(DEFAULT_CONFIG)    # ROS params file of the nodes
+    bag: str = ''                        # drive over this recorded bag instead ('' : simulator)
+    rate: float = 1.0                    # bag playback rate
+    timeout: float = 240.0               # stop after this many wall seconds
+    domain_id: int | None = None         # DDS domain (None: ROS_DOMAIN_ID or 0)
+
+
+DEMO_FLAGS = ('out', 'scenarios', 'max_steps', 'planner', 'params', 'bag', 'rate', 'timeout',
+              'domain_id')
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--out', default=None,
-                        help='output folder (default runs/demo__<utc>)')
-    parser.add_argument('--scenarios', default=DEFAULT_SCENARIOS,
-                        help=f'comma-separated scenario:seed list (default {DEFAULT_SCENARIOS})')
-    parser.add_argument('--max-steps', type=int, default=80,
-                        help='cap of each episode at 10 Hz (default 80 = 8 s)')
-    parser.add_argument('--planner', default=None, help='planner (default: params file)')
-    parser.add_argument('--params', default=str(DEFAULT_CONFIG), help='ROS params file')
-    parser.add_argument('--bag', default=None, help='drive over this recorded bag instead')
-    parser.add_argument('--rate', type=float, default=1.0, help='bag playback rate')
-    parser.add_argument('--timeout', type=float, default=240.0,
-                        help='stop after this many wall seconds')
-    parser.add_argument('--domain-id', type=int, default=None,
-                        help='DDS domain (default: ROS_DOMAIN_ID or 0)')
+    add_config_arguments(parser, None, DEMO_FLAGS)
     parser.add_argument('--force', action='store_true',
                         help='write into an existing --out folder (replacing its bag)')
     add_network_argument(parser)
@@ -219,31 +228,34 @@ def run(args: argparse.Namespace) -> int:
     from pair_drive_ros.ros.executor import (make_executor, SpinErrors, spin_once_resilient,
                                              USER_ERRORS)
 
+    cfg = config_from_args(DemoConfig, args)
+    LOG.info('pair-drive demo config:\n%s', config_text(cfg))
     utc = datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
-    out = Path(args.out or f'runs/demo__{utc}')
+    out = Path(cfg.out or f'runs/demo__{utc}')
     bag_path = out / 'graph_mcap'
     if out.exists() and any(out.iterdir()) and not getattr(args, 'force', False):
         LOG.error('%s exists and is not empty; choose another --out or pass --force', out)
         return 1
     out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
     if bag_path.exists():
         shutil.rmtree(bag_path)  # --force
-    closed_loop = args.bag is None
+    closed_loop = not cfg.bag
     exes = ('perception_node', 'planner_node', 'tracker_node') + (
         ('sim_bridge_node',) if closed_loop else ())
     overrides = {e: {'use_sim_time': True} for e in exes}
-    if args.planner:
-        overrides['planner_node']['planner'] = args.planner
+    if cfg.planner:
+        overrides['planner_node']['planner'] = cfg.planner
     if closed_loop:
-        overrides['sim_bridge_node'].update(scenarios=args.scenarios,
-                                            max_steps=int(args.max_steps))
+        overrides['sim_bridge_node'].update(scenarios=cfg.scenarios,
+                                            max_steps=int(cfg.max_steps))
     ctx = Context()
-    init_kwargs = {} if args.domain_id is None else {'domain_id': args.domain_id}
+    init_kwargs = {} if cfg.domain_id is None else {'domain_id': cfg.domain_id}
     rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO, **init_kwargs)
     nodes = []
     t_start = time.monotonic()
     try:
-        nodes = make_nodes(exes, args.params, overrides, context=ctx)
+        nodes = make_nodes(exes, cfg.params, overrides, context=ctx)
         rec_node = Node('demo_recorder', context=ctx,
                         parameter_overrides=[Parameter('use_sim_time', value=True)])
         nodes.append(rec_node)
@@ -252,8 +264,8 @@ def run(args: argparse.Namespace) -> int:
         if not closed_loop:
             # Play the inputs only (CARLA bridge topics, TF): a bag recorded from this graph
             # also holds perception and planner outputs, which the live nodes now produce.
-            inputs = [t for t in ros.bag_topics(args.bag) if t.startswith(INPUT_PREFIXES)]
-            player = BagPlayer(rec_node, args.bag, rate=args.rate, topics=inputs)
+            inputs = [t for t in ros.bag_topics(cfg.bag) if t.startswith(INPUT_PREFIXES)]
+            player = BagPlayer(rec_node, cfg.bag, rate=cfg.rate, topics=inputs)
         executor = make_executor('multi', context=ctx)
         for node in nodes:
             executor.add_node(node)
@@ -262,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
             rec.scan()
             last_scan = last_flush = 0.0
             bag_done_at = None
+            last_frames, last_activity = -1, 0.0
             errors = SpinErrors(rec_node.get_logger())
             if player is not None:
                 # Do not play into the void: wait until perception and the recorder matched.
@@ -270,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
                 ready_by = time.monotonic() + 5.0
                 while not player.subscribed(sensors, 2) and time.monotonic() < ready_by:
                     spin_once_resilient(executor, 0.01, errors)
-            while time.monotonic() - t_start < args.timeout:
+            while time.monotonic() - t_start < cfg.timeout:
                 spin_once_resilient(executor, 0.01, errors)
                 now = time.monotonic()
                 if now - last_scan > 0.5:
@@ -283,10 +296,16 @@ def run(args: argparse.Namespace) -> int:
                     break
                 if player is not None and bag_done_at is None and not player.step():
                     bag_done_at = now
-                if bag_done_at is not None and now - bag_done_at > 1.0:
-                    break
+                if bag_done_at is not None:
+                    # Let the last frames through a loaded graph: end after 1 s without a new
+                    # planner frame (at most 5 s after the bag ended).
+                    frames = by_name['planner'].health.frames
+                    if frames != last_frames:
+                        last_frames, last_activity = frames, now
+                    if now - max(bag_done_at, last_activity) > 1.0 or now - bag_done_at > 5.0:
+                        break
             else:
-                LOG.warning('demo stopped after the %.0f s timeout', args.timeout)
+                LOG.warning('demo stopped after the %.0f s timeout', cfg.timeout)
             end = time.monotonic() + 0.5
             while time.monotonic() < end:  # drain what is in flight
                 spin_once_resilient(executor, 0.01, errors)
@@ -301,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows = [bag_metrics(rec, planner)]
             cols = list(rows[0])
-            titles = [Path(args.bag).name]
+            titles = [Path(cfg.bag).name]
         lat = np.asarray(planner.latencies_ms)
         summary = {'planner': planner.health.model_ids, 'wall_s': round(wall_s, 1),
                    'frames': planner.health.frames, 'plans': planner.health.plans,
