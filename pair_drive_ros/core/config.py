@@ -130,8 +130,31 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list | Non
         node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = _parse_value(value, _field_type(cls, parts))
     return config_from_dict(cls, data)
+
+
+def _field_type(cls: type, parts: list[str]) -> Any:
+    """Type hint of the (dotted) field `parts` of dataclass `cls`; None where unknown."""
+    hint: Any = cls
+    for part in parts:
+        if not dataclasses.is_dataclass(hint):
+            return None
+        hint = get_type_hints(hint).get(part)
+    return hint
+
+
+def _parse_value(text: str, hint: Any) -> Any:
+    """
+    YAML-parse an override, except that a `str` field keeps its text.
+
+    Otherwise `--frames 0:50` would become 50 (a YAML 1.1 base-60 number) and `--out 1` an int;
+    a quoted YAML string still works (`--set out="a b"`).
+    """
+    value = yaml.safe_load(text)
+    if hint is str and not isinstance(value, str):
+        return text
+    return value
 
 
 def config_from_args(cls: type, args: argparse.Namespace) -> Any:
