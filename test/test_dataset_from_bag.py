@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip('rclpy')
 pytest.importorskip('rosbags')
@@ -88,8 +89,28 @@ def test_sample_bag_becomes_a_log_the_trainer_reads(tmp_path):
     losses = {k: float(v.detach()) for k, v in losses.items()}
     assert losses['bev_semantic'] == 0.0 and losses['agent_class'] == 0.0
     assert losses['agent_box'] == 0.0 and losses['trajectory'] > 0.0
+    saved = yaml.safe_load((out / 'config.yaml').read_text())
+    assert saved['bags'] == [str(SAMPLE)] and saved['out'] == str(out)
+    assert saved['conversion']['split'] == 'auto' and saved['topics']['lidar'] == TOPICS.lidar
     # Nothing is overwritten.
     assert cli_main(['dataset', 'from-bag', str(SAMPLE), '--out', str(out)]) == 2
+
+
+def test_from_bag_flags_are_config_fields(tmp_path):
+    parser = argparse.ArgumentParser()
+    datasets.add_arguments(parser)
+    args = parser.parse_args(['from-bag', 'a', 'b', '--out', 'o', '--val-fraction', '0.5',
+                              '--split', 'val', '--lidar-topic', '/x/lidar', '--set',
+                              'conversion.max_frames=100', '--set', 'topics.route=/x/route'])
+    cfg = datasets.resolve_config(args)
+    assert cfg == datasets.FromBagConfig(
+        bags=('a', 'b'), out='o', conversion=datasets.BagConversion(
+            val_fraction=0.5, split='val', max_frames=100),
+        topics=CarlaTopics(lidar='/x/lidar', route='/x/route'))
+    assert datasets.run(parser.parse_args(['from-bag', 'a', '--out', str(tmp_path / 'o'),
+                                           '--split', 'test'])) == 2
+    assert datasets.run(parser.parse_args(['from-bag', '--out', str(tmp_path / 'o')])) == 2
+    assert not (tmp_path / 'o').exists()
 
 
 def test_exported_episode_round_trips(tmp_path):
@@ -99,8 +120,10 @@ def test_exported_episode_round_trips(tmp_path):
     generate.record_episode(generate.DEFAULT_SUITE.as_posix(), 'val', 'merge', 10002,
                             str(src), max_steps=44)
     bag = tmp_path / 'bag'
-    args = argparse.Namespace(log=str(src), out=str(bag), frames='', width=64, height=32,
-                              lidar_azimuths=60, storage='mcap')
+    parser = argparse.ArgumentParser()
+    export_bag.add_arguments(parser)
+    args = parser.parse_args([str(src), '--out', str(bag), '--width', '64', '--height', '32',
+                              '--lidar-azimuths', '60'])
     assert export_bag.run(args) == 0
     summary = datasets.convert_bags([bag], tmp_path / 'ds')
     assert summary['episodes'] == 1

@@ -40,3 +40,17 @@ def test_pick_log_of_a_short_episode():
     s = summary(episodes)
     assert s['episodes'] == 1 and sum(s['pick_share'].values()) == pytest.approx(1.0)
     assert s['collisions_by_scenario']['highway'] == int(episodes[0]['collision'])
+
+
+def test_picks_flags_are_config_fields():
+    import argparse
+
+    from pair_drive_ros.core.config import config_from_args
+    from pair_drive_ros.evaluation.pick_log import add_arguments, PickLogConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(['--split', 'val', '--episodes', '2', '--il-checkpoint',
+                              'models/diffusiondrive_lite.pt', '--set', 'out=runs/p.json'])
+    assert config_from_args(PickLogConfig, args) == PickLogConfig(
+        episodes=2, il_checkpoint='models/diffusiondrive_lite.pt', out='runs/p.json')

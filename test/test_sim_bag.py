@@ -18,6 +18,7 @@ import argparse
 
 import numpy as np
 import pytest
+import yaml
 
 from pair_drive_ros.sim import export_bag, generate
 from pair_drive_ros.sim.bags import CarlaTopics, frames_from_bag, frames_from_log, load_frames
@@ -44,9 +45,15 @@ def test_export_reads_back_with_rclpy_types(episode, tmp_path):
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     out = tmp_path / 'bag'
-    args = argparse.Namespace(log=str(episode), out=str(out), frames='2:7', width=64,
-                              height=48, lidar_azimuths=90, storage='mcap')
+    parser = argparse.ArgumentParser()
+    export_bag.add_arguments(parser)
+    # --frames 2:7 stays text (as YAML 1.1 it would be the base-60 number 127).
+    args = parser.parse_args([str(episode), '--out', str(out), '--frames', '2:7', '--set',
+                              'width=64', '--height', '48', '--lidar-azimuths', '90'])
     assert export_bag.run(args) == 0
+    saved = yaml.safe_load((out / 'config.yaml').read_text())
+    assert saved == {'log': str(episode), 'out': str(out), 'frames': '2:7', 'width': 64,
+                     'height': 48, 'lidar_azimuths': 90, 'storage': 'mcap'}
     topics = CarlaTopics()
     types = {topics.lidar: PointCloud2, topics.camera: Image, topics.camera_info: CameraInfo,
              topics.odometry: Odometry, topics.route: Path, topics.clock: Clock}

@@ -14,6 +14,7 @@
 
 """IL training machinery: dataset targets, cache, a 2-step run via the CLI, resume."""
 
+import argparse
 import math
 from pathlib import Path
 import sys
@@ -21,13 +22,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from pair_drive_ros.cli import main as cli_main
 from pair_drive_ros.core.agents import Agents
 from pair_drive_ros.perception import PerceptionConfig
 from pair_drive_ros.policy.checkpoint import load_checkpoint
 from pair_drive_ros.training.data import agent_targets, collate, DataConfig, DataError, ILDataset
-from pair_drive_ros.training.train_il import kmeans_anchors
+from pair_drive_ros.training.train_il import add_arguments, ILRunConfig, kmeans_anchors
+from pair_drive_ros.training.train_il import run as run_il, train_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from il_synthetic_logs import write_logs  # noqa: E402
@@ -82,6 +85,28 @@ def test_kmeans_anchors_recover_two_speeds():
     np.testing.assert_allclose(ends, [20.0, 80.0], atol=1e-4)
 
 
+def test_flags_are_config_fields(tmp_path):
+    from pair_drive_ros.core.config import config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = tmp_path / 'run.yaml'
+    cfg.write_text('model: diffusiondrive\nepochs: 3\nout: runs/x\n')
+    args = parser.parse_args(['--config', str(cfg), '--data', 'd', '--runs', 'r', '--threads',
+                              '2', '--max-steps', '5', '--set', 'lr=0.5', '--set', 'epochs=4',
+                              '--epochs', '7', '--no-progress', '--set', 'data.frame_stride=2'])
+    run_cfg = config_from_args(ILRunConfig, args)
+    assert (run_cfg.model, run_cfg.data_root, run_cfg.runs_root, run_cfg.num_threads,
+            run_cfg.max_steps, run_cfg.lr, run_cfg.epochs, run_cfg.progress, run_cfg.out,
+            run_cfg.data.frame_stride) == ('diffusiondrive', 'd', 'r', 2, 5, 0.5, 7, False,
+                                           'runs/x', 2)
+    assert train_config(run_cfg).epochs == 7 and not hasattr(train_config(run_cfg), 'out')
+    with pytest.raises(ValueError, match='--model must be one of'):
+        run_il(parser.parse_args(['--data', 'd', '--model', 'bogus']))
+    with pytest.raises(ValueError, match='--data'):
+        run_il(parser.parse_args(['--model', 'transfuser']))
+
+
 def test_train_two_steps_then_resume(logs, tmp_path):
     cfg = tmp_path / 'tiny.yaml'
     cfg.write_text(
@@ -97,6 +122,10 @@ def test_train_two_steps_then_resume(logs, tmp_path):
     ckpt = load_checkpoint(out / 'diffusiondrive_last.pt', expect_model='diffusiondrive')
     assert ckpt['step'] == 2 and ckpt['epoch'] == 1
     assert all(math.isfinite(v) for v in ckpt['val_metrics'].values())
+    saved = yaml.safe_load((out / 'config.yaml').read_text())
+    assert (saved['model'], saved['max_steps'], saved['data_root'], saved['progress']) == (
+        'diffusiondrive', 2, str(logs), False)
+    assert saved['batch_size'] == 2 and 'data_root' not in ckpt['train_config']
     assert (out / 'diffusiondrive.pt').is_file()
     assert 'optimizer' not in load_checkpoint(tmp_path / 'dd_small.pt')
     run_dirs = list((tmp_path / 'runs').iterdir())

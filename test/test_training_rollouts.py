@@ -62,3 +62,17 @@ def test_split_scenarios_skip_extends_a_rollout_set():
     first = split_scenarios('train', 4)
     later = split_scenarios('train', 2, skip=2)
     assert later == [job for i, job in enumerate(first) if i % 4 >= 2]
+
+
+def test_rollout_flags_are_config_fields():
+    import argparse
+
+    from pair_drive_ros.core.config import config_from_args
+    from pair_drive_ros.training.rollouts import add_arguments, RolloutConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(['--out', 'data/x', '--episodes', '40', '--selector-checkpoint',
+                              'runs/s.pt', '--set', 'skip_seeds=20'])
+    assert config_from_args(RolloutConfig, args) == RolloutConfig(
+        out='data/x', episodes=40, selector_checkpoint='runs/s.pt', skip_seeds=20)

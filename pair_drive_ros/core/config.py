@@ -83,25 +83,35 @@ def config_diff(expected: dict, got: dict, prefix: str = '') -> list[str]:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | None,
-                         fields: tuple[str, ...] = ()) -> None:
+                         fields: tuple[str, ...] = (), aliases: dict | None = None,
+                         switches: dict | None = None) -> None:
     """
     --config YAML, repeated --set key=value overrides, and `--<field>` shortcuts.
 
     Each name in `fields` (a top-level config field) gets a `--<field-name> VALUE` flag that is
     exactly `--set <field>=VALUE` (the same YAML parsing; applied after the --set items), so a
     command's frequent settings read naturally without a second configuration mechanism.
+    `aliases` maps a flag name to the field it sets (`{'data': 'data_root'}`: `--data VALUE`),
+    for flags whose name differs from their field's; `switches` maps a flag name to the
+    `KEY=VALUE` a bare flag applies (`{'no-progress': 'progress=false'}`).
     """
     parser.add_argument('--config', default=default_config,
                         help=f'YAML config (default {default_config}); keys are the config '
                              'dataclass fields, an unknown key is an error')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override one config field, e.g. --set total_steps=20')
-    for name in fields:
-        parser.add_argument('--' + name.replace('_', '-'), dest=_FIELD_PREFIX + name,
-                            metavar='VALUE', help=f'same as --set {name}=VALUE')
+    flags = [(name.replace('_', '-'), name) for name in fields]
+    flags += list((aliases or {}).items())
+    for flag, name in flags:
+        parser.add_argument('--' + flag, dest=_FIELD_PREFIX + name, metavar='VALUE',
+                            help=f'same as --set {name}=VALUE')
+    for flag, item in (switches or {}).items():
+        parser.add_argument('--' + flag, dest=_SWITCH_DEST, action='append_const', const=item,
+                            help=f'same as --set {item}')
 
 
 _FIELD_PREFIX = 'config_field__'
+_SWITCH_DEST = 'config_switches'
 
 
 def load_config(cls: type, path: str | Path | None = None, overrides: list | None = None) -> Any:
@@ -120,15 +130,39 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list | Non
         node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = _parse_value(value, _field_type(cls, parts))
     return config_from_dict(cls, data)
+
+
+def _field_type(cls: type, parts: list[str]) -> Any:
+    """Type hint of the (dotted) field `parts` of dataclass `cls`; None where unknown."""
+    hint: Any = cls
+    for part in parts:
+        if not dataclasses.is_dataclass(hint):
+            return None
+        hint = get_type_hints(hint).get(part)
+    return hint
+
+
+def _parse_value(text: str, hint: Any) -> Any:
+    """
+    YAML-parse an override, except that a `str` field keeps its text.
+
+    Otherwise `--frames 0:50` would become 50 (a YAML 1.1 base-60 number) and `--out 1` an int;
+    a quoted YAML string still works (`--set out="a b"`).
+    """
+    value = yaml.safe_load(text)
+    if hint is str and not isinstance(value, str):
+        return text
+    return value
 
 
 def config_from_args(cls: type, args: argparse.Namespace) -> Any:
     """Build the config of a command's parsed `--config` / `--set` / `--<field>` arguments."""
     shortcuts = [f'{key[len(_FIELD_PREFIX):]}={value}' for key, value in vars(args).items()
                  if key.startswith(_FIELD_PREFIX) and value is not None]
-    return load_config(cls, args.config, list(args.set) + shortcuts)
+    switches = list(getattr(args, _SWITCH_DEST, None) or [])
+    return load_config(cls, args.config, list(args.set) + switches + shortcuts)
 
 
 def config_text(cfg: Any) -> str:

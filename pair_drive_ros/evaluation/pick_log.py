@@ -26,6 +26,7 @@ compounding speed-up behind PaIR's highway collisions.
 """
 
 import argparse
+from dataclasses import dataclass, fields
 import json
 import logging
 from pathlib import Path
@@ -86,45 +87,51 @@ def summary(episodes: list) -> dict:
                            for k in ('il', 'tree', 'variant')}}
 
 
-def main(args: argparse.Namespace) -> dict:
+@dataclass(frozen=True)
+class PickLogConfig:
+    """Settings of `pair-drive report picks` (checkpoint defaults: the shipped models/)."""
+
+    split: str = 'val'
+    episodes: int = 15             # per scenario
+    il_checkpoint: str = shipped('transfuser')
+    rl_checkpoint: str = shipped('rl_branch')
+    selector_checkpoint: str = shipped('selector')
+    out: str = 'runs/pick_log.json'   # the log (JSON; its 'config' holds these settings)
+
+
+def main(cfg: PickLogConfig) -> dict:
     """Build IL + RL + selector from checkpoints, drive, write the log (JSON)."""
+    from pair_drive_ros.core.config import config_to_dict
     from pair_drive_ros.policy.pair import PaIRPlanner
     from pair_drive_ros.training.common import set_threads
     from pair_drive_ros.sim.suite import split_scenarios
 
     set_threads(1)
-    planner = PaIRPlanner.from_checkpoints(args.il_checkpoint, args.rl_checkpoint,
-                                           args.selector_checkpoint)
-    episodes = log_picks(planner, split_scenarios(args.split, args.episodes))
+    planner = PaIRPlanner.from_checkpoints(cfg.il_checkpoint, cfg.rl_checkpoint,
+                                           cfg.selector_checkpoint)
+    episodes = log_picks(planner, split_scenarios(cfg.split, cfg.episodes))
     out = {'summary': summary(episodes), 'episodes': episodes,
-           'checkpoints': {'il': args.il_checkpoint, 'rl': args.rl_checkpoint,
-                           'selector': args.selector_checkpoint}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out))
+           'checkpoints': {'il': cfg.il_checkpoint, 'rl': cfg.rl_checkpoint,
+                           'selector': cfg.selector_checkpoint},
+           'config': config_to_dict(cfg)}
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(cfg.out).write_text(json.dumps(out))
     LOG.info('%s', out['summary'])
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Arguments (checkpoint defaults: the shipped models/)."""
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument('--split', default='val')
-    p.add_argument('--episodes', type=int, default=15, help='per scenario')
-    p.add_argument('--il-checkpoint', default=shipped('transfuser'))
-    p.add_argument('--rl-checkpoint', default=shipped('rl_branch'))
-    p.add_argument('--selector-checkpoint', default=shipped('selector'))
-    p.add_argument('--out', default='runs/pick_log.json')
-    return p
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of `pair-drive report picks`."""
-    for action in build_parser()._actions:
-        if action.dest != 'help':
-            parser._add_action(action)
+    """Add the arguments of `pair-drive report picks`: the PickLogConfig fields."""
+    from pair_drive_ros.core.config import add_config_arguments
+
+    add_config_arguments(parser, None, tuple(f.name for f in fields(PickLogConfig)))
 
 
 def run(args: argparse.Namespace) -> int:
     """Log PaIR's picks in closed loop and write the summary."""
-    main(args)
+    from pair_drive_ros.core.config import config_from_args, config_text
+
+    cfg = config_from_args(PickLogConfig, args)
+    LOG.info('pair-drive report picks config:\n%s', config_text(cfg))
+    main(cfg)
     return 0

@@ -25,9 +25,12 @@ simulation time of the frame (frame k at k * 0.1 s); bag receive times equal the
 """
 
 import argparse
+from dataclasses import dataclass, replace
 import logging
 from pathlib import Path
 
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_text
+from pair_drive_ros.core.config import save_config
 from pair_drive_ros.ros.carla import CarlaTopics
 from pair_drive_ros.sim.logs import EpisodeLog
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
@@ -35,16 +38,38 @@ from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
 LOG = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ExportBagConfig:
+    """Settings of `pair-drive export-bag` (`--set key=value` or `--<key>` overrides)."""
+
+    log: str = ''          # scene-log episode (.npz); also the positional argument
+    out: str = ''          # bag directory to create (must not exist); the config is saved in it
+    frames: str = ''       # frame range a:b (Python slice; '': all)
+    width: int = CameraConfig.width                   # camera width [px]
+    height: int = CameraConfig.height                 # camera height [px]
+    lidar_azimuths: int = LidarConfig.horizontal_samples   # LiDAR azimuth samples per channel
+    storage: str = 'mcap'  # mcap or sqlite3
+
+
+EXPORT_FLAGS = ('out', 'frames', 'width', 'height', 'lidar_azimuths', 'storage')
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Command-line options."""
-    parser.add_argument('log', help='scene-log episode (.npz)')
-    parser.add_argument('--out', required=True, help='bag directory to create (must not exist)')
-    parser.add_argument('--frames', default='', help='frame range a:b (Python slice, default all)')
-    parser.add_argument('--width', type=int, default=CameraConfig.width, help='camera width')
-    parser.add_argument('--height', type=int, default=CameraConfig.height, help='camera height')
-    parser.add_argument('--lidar-azimuths', type=int, default=LidarConfig.horizontal_samples,
-                        help='LiDAR azimuth samples per channel')
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    """Command-line options: the ExportBagConfig fields, the episode as a positional."""
+    parser.add_argument('log', nargs='?', help='scene-log episode (.npz); same as --set log=LOG')
+    add_config_arguments(parser, None, EXPORT_FLAGS)
+
+
+def resolve_config(args: argparse.Namespace) -> ExportBagConfig:
+    """Return the command's config; an invalid setting is a ValueError naming it."""
+    cfg = config_from_args(ExportBagConfig, args)
+    if args.log:
+        cfg = replace(cfg, log=args.log)
+    if not cfg.log or not cfg.out:
+        raise ValueError('export-bag needs a scene-log episode (LOG) and --out')
+    if cfg.storage not in ('mcap', 'sqlite3'):
+        raise ValueError(f'--storage must be mcap or sqlite3, got {cfg.storage!r}')
+    return cfg
 
 
 def parse_frames(spec: str, num_frames: int) -> range:
@@ -95,11 +120,15 @@ def export_episode(log: EpisodeLog, out: str | Path, frames: range | None = None
 
 def run(args: argparse.Namespace) -> int:
     """Export one episode."""
-    log = EpisodeLog.load(args.log)
-    frames = parse_frames(args.frames, log.num_frames)
-    n = export_episode(log, args.out, frames,
-                       LidarConfig(horizontal_samples=args.lidar_azimuths),
-                       CameraConfig(width=args.width, height=args.height), args.storage)
-    size = sum(f.stat().st_size for f in Path(args.out).rglob('*') if f.is_file())
-    LOG.info('wrote %d frames to %s (%.1f MB)', n, args.out, size / 1e6)
+    cfg = resolve_config(args)
+    LOG.info('pair-drive export-bag config:\n%s', config_text(cfg))
+    log = EpisodeLog.load(cfg.log)
+    frames = parse_frames(cfg.frames, log.num_frames)
+    n = export_episode(log, cfg.out, frames,
+                       LidarConfig(horizontal_samples=cfg.lidar_azimuths),
+                       CameraConfig(width=cfg.width, height=cfg.height), cfg.storage)
+    # Beside metadata.yaml: rosbag2 readers open only the files the metadata lists.
+    save_config(cfg, cfg.out)
+    size = sum(f.stat().st_size for f in Path(cfg.out).rglob('*') if f.is_file())
+    LOG.info('wrote %d frames to %s (%.1f MB)', n, cfg.out, size / 1e6)
     return 0

@@ -33,7 +33,7 @@ half-written dataset; an existing DIR is never overwritten.
 """
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 import json
 import logging
 import os
@@ -247,36 +247,60 @@ def convert_bags(bags: list, out: str | Path, conv: BagConversion = BagConversio
     return summary
 
 
+@dataclass(frozen=True)
+class FromBagConfig:
+    """Settings of `pair-drive dataset from-bag` (`--set key=value` or `--<key>` overrides)."""
+
+    bags: tuple = ()       # rosbag2 directories; also the positional arguments
+    out: str = ''          # dataset folder to create (must not exist); the config is saved in it
+    # --val-fraction, --split and --max-frames (longer stretches are cut into episodes of this
+    # many frames, held in memory with their sensor data while converting) set these fields.
+    conversion: BagConversion = field(default_factory=BagConversion)
+    topics: CarlaTopics = field(default_factory=CarlaTopics)   # --<lidar|camera|...>-topic
+
+
+FROM_BAG_ALIASES = {'val-fraction': 'conversion.val_fraction', 'split': 'conversion.split',
+                    'max-frames': 'conversion.max_frames', 'lidar-topic': 'topics.lidar',
+                    'camera-topic': 'topics.camera', 'odometry-topic': 'topics.odometry',
+                    'route-topic': 'topics.route'}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `pair-drive dataset`."""
+    """Arguments of `pair-drive dataset`: the action, then the FromBagConfig fields."""
+    from pair_drive_ros.core.config import add_config_arguments
+
     parser.add_argument('action', choices=('from-bag',), help='from-bag: rosbag2 recordings '
                         '(CARLA-bridge topics) -> scene logs')
-    parser.add_argument('bags', nargs='+', help='rosbag2 directories')
-    parser.add_argument('--out', required=True, help='dataset folder to create (must not exist)')
-    parser.add_argument('--val-fraction', type=float, default=BagConversion.val_fraction,
-                        help='share of the episodes (the last ones) written to val/')
-    parser.add_argument('--split', choices=('auto', 'train', 'val'), default='auto',
-                        help='auto: the last --val-fraction of the episodes go to val/')
-    parser.add_argument('--max-frames', type=int, default=BagConversion.max_frames,
-                        help='cut longer stretches into episodes of this many frames (held '
-                        'in memory with their sensor data while converting)')
-    parser.add_argument('--lidar-topic', default=CarlaTopics.lidar)
-    parser.add_argument('--camera-topic', default=CarlaTopics.camera)
-    parser.add_argument('--odometry-topic', default=CarlaTopics.odometry)
-    parser.add_argument('--route-topic', default=CarlaTopics.route)
+    parser.add_argument('bags', nargs='*', help='rosbag2 directories (same as --set bags=[...])')
+    add_config_arguments(parser, None, ('out',), aliases=FROM_BAG_ALIASES)
+
+
+def resolve_config(args: argparse.Namespace) -> FromBagConfig:
+    """Return the command's config; an invalid setting is a ValueError naming it."""
+    from pair_drive_ros.core.config import config_from_args
+
+    cfg = config_from_args(FromBagConfig, args)
+    if args.bags:
+        cfg = replace(cfg, bags=tuple(args.bags))
+    if not cfg.bags or not cfg.out:
+        raise ValueError('dataset from-bag needs at least one BAG and --out')
+    if cfg.conversion.split not in ('auto', 'train', 'val'):
+        raise ValueError(f'--split must be auto, train or val, got {cfg.conversion.split!r}')
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `pair-drive dataset`."""
-    topics = CarlaTopics(lidar=args.lidar_topic, camera=args.camera_topic,
-                         odometry=args.odometry_topic, route=args.route_topic)
-    conv = BagConversion(val_fraction=args.val_fraction, max_frames=args.max_frames,
-                         split=args.split)
+    from pair_drive_ros.core.config import config_text, save_config
+
     try:
-        summary = convert_bags(args.bags, args.out, conv, topics)
-    except DatasetError as err:
+        cfg = resolve_config(args)
+        LOG.info('pair-drive dataset from-bag config:\n%s', config_text(cfg))
+        summary = convert_bags(list(cfg.bags), cfg.out, cfg.conversion, cfg.topics)
+    except ValueError as err:   # DatasetError, or a bad setting
         LOG.error('%s', err)
         return 2
+    save_config(cfg, cfg.out)
     LOG.info('wrote %d episodes (%d frames) to %s', summary['episodes'], summary['frames'],
-             args.out)
+             cfg.out)
     return 0

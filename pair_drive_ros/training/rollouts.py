@@ -106,12 +106,18 @@ def main(cfg: RolloutConfig) -> list[dict]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI flags of `pair-drive train rollouts` (the RolloutConfig fields)."""
-    for f in fields(RolloutConfig):
-        parser.add_argument('--' + f.name.replace('_', '-'), type=type(f.default),
-                            default=f.default)
+    from pair_drive_ros.core.config import add_config_arguments
+
+    add_config_arguments(parser, None, tuple(f.name for f in fields(RolloutConfig)))
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `pair-drive train rollouts`."""
-    main(RolloutConfig(**{f.name: getattr(args, f.name) for f in fields(RolloutConfig)}))
+    from pair_drive_ros.core.config import config_from_args, config_text, save_config
+
+    cfg = config_from_args(RolloutConfig, args)
+    LOG.info('pair-drive train rollouts config:\n%s', config_text(cfg))
+    # Per split: runs that extend a set (skip_seeds) write to the same root.
+    save_config(cfg, cfg.out, f'config_{cfg.split}.yaml')
+    main(cfg)
     return 0

@@ -21,7 +21,7 @@ dicts with the resolved configs (policy.checkpoint); `--resume` continues a run,
 (WORLD_SIZE > 1) trains with DistributedDataParallel.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 import logging
 import math
 import os
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from pair_drive_ros.core.config import config_from_dict, config_to_dict
+from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.il_planner import build_model, compute_loss, IL_MODELS
@@ -69,15 +69,32 @@ class ILTrainConfig:
     val_max_frames: int = 0        # cap validation frames (smoke runs); 0: all
 
 
-def load_train_config(path: str | Path | None, **overrides) -> ILTrainConfig:
-    """Load the train config from YAML (unknown keys fail) with overrides (None ignored)."""
-    import yaml
+@dataclass(frozen=True)
+class ILRunConfig(ILTrainConfig):
+    """
+    Settings of `pair-drive train il`: the ILTrainConfig plus where its data and outputs live.
 
-    data = {}
-    if path:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    cfg = config_from_dict(ILTrainConfig, data)
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    The ILTrainConfig part is what the checkpoint records; these fields only place the run.
+    """
+
+    data_root: str = ''            # scene-log root with train/ and val/ (--data)
+    out: str = 'runs/il'           # checkpoint folder (the resolved config is saved there)
+    runs_root: str = 'runs'        # TensorBoard run-log root (--runs)
+    cache_dir: str = ''            # feature cache ('': <data_root>/../cache)
+    export: str = ''               # also write the best checkpoint without optimizer state here
+    resume: str = ''               # checkpoint to continue from
+    init: str = ''                 # checkpoint whose weights start a new run (fine-tuning)
+    progress: bool = True          # progress bars (--no-progress)
+
+
+IL_FLAGS = ('model', 'out', 'cache_dir', 'export', 'resume', 'init', 'epochs', 'max_steps',
+            'seed', 'device')
+IL_ALIASES = {'data': 'data_root', 'runs': 'runs_root', 'threads': 'num_threads'}
+
+
+def train_config(cfg: ILRunConfig) -> ILTrainConfig:
+    """Return the ILTrainConfig part of a run config (what checkpoints and run logs record)."""
+    return ILTrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(ILTrainConfig)})
 
 
 def kmeans_anchors(trajectories: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -318,25 +335,11 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
 
 
 def add_arguments(parser) -> None:
-    """Arguments of `pair-drive train il`."""
-    parser.add_argument('--model', choices=IL_MODELS, required=True)
-    parser.add_argument('--data', required=True, help='scene-log root with train/ and val/')
-    parser.add_argument('--config', help='YAML ILTrainConfig (config/il_<model>.yaml)')
-    parser.add_argument('--resume', help='checkpoint to continue from')
-    parser.add_argument('--init', help='checkpoint whose weights start a new run (fine-tuning, '
-                        'e.g. models/transfuser_lite.pt on logs from `pair-drive dataset '
-                        'from-bag`)')
-    parser.add_argument('--epochs', type=int)
-    parser.add_argument('--max-steps', type=int)
-    parser.add_argument('--seed', type=int)
-    parser.add_argument('--device')
-    parser.add_argument('--threads', type=int, dest='num_threads')
-    parser.add_argument('--out', default='runs/il', help='checkpoint folder')
-    parser.add_argument('--runs', default='runs', help='TensorBoard run-log root')
-    parser.add_argument('--cache-dir', help='feature cache (default: <data>/../cache)')
-    parser.add_argument('--export', help='also write the best checkpoint without optimizer '
-                        'state here (e.g. models/transfuser_lite.pt)')
-    parser.add_argument('--no-progress', action='store_true')
+    """Arguments of `pair-drive train il`: the ILRunConfig fields (config/il_<model>.yaml)."""
+    from pair_drive_ros.core.config import add_config_arguments
+
+    add_config_arguments(parser, None, IL_FLAGS, aliases=IL_ALIASES,
+                         switches={'no-progress': 'progress=false'})
     parser.add_argument('--force', action='store_true',
                         help='overwrite an existing --export file and write into a non-empty '
                         '--out folder')
@@ -344,18 +347,24 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Entry point of `pair-drive train il`."""
+    from pair_drive_ros.core.config import config_from_args, config_text, save_config
     from pair_drive_ros.training.common import refuse_overwrite
 
+    cfg = config_from_args(ILRunConfig, args)
+    if cfg.model not in IL_MODELS:
+        raise ValueError(f'--model must be one of {IL_MODELS}, got {cfg.model!r}')
+    if not cfg.data_root:
+        raise ValueError('--data (the scene-log root) is required')
     force = getattr(args, 'force', False)
-    refuse_overwrite(args.export, force, 'export checkpoint')
-    if not args.resume:
-        refuse_overwrite(args.out, force, 'checkpoint folder')
-    cfg = load_train_config(args.config, model=args.model, epochs=args.epochs,
-                            max_steps=args.max_steps, seed=args.seed, device=args.device,
-                            num_threads=args.num_threads)
-    best = main(cfg, args.data, args.out, args.resume, args.runs, args.cache_dir,
-                progress=not args.no_progress, init=args.init)
-    if args.export and best.exists():
-        export_checkpoint(best, args.export)
-        LOG.info('exported %s -> %s', best, args.export)
+    refuse_overwrite(cfg.export, force, 'export checkpoint')
+    if not cfg.resume:
+        refuse_overwrite(cfg.out, force, 'checkpoint folder')
+    LOG.info('pair-drive train il config:\n%s', config_text(cfg))
+    if int(os.environ.get('RANK', '0')) == 0:   # torchrun: one copy, from the main process
+        save_config(cfg, cfg.out)
+    best = main(train_config(cfg), cfg.data_root, cfg.out, cfg.resume or None, cfg.runs_root,
+                cfg.cache_dir or None, progress=cfg.progress, init=cfg.init or None)
+    if cfg.export and best.exists():
+        export_checkpoint(best, cfg.export)
+        LOG.info('exported %s -> %s', best, cfg.export)
     return 0
