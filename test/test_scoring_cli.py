@@ -18,6 +18,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 logs = pytest.importorskip('pair_drive_ros.sim.logs')
 
@@ -74,6 +75,8 @@ def test_score_expert_and_cv_baselines(log_root, tmp_path):
     assert summary['num_scenes_with_previous_frame'] == 3
     assert all(r['ec_used'] for r in rows[1:])
     assert summary['means']['pdms'] > 0.8
+    saved = yaml.safe_load((out / 'config.yaml').read_text())
+    assert saved['baseline'] == 'expert' and saved['frame_stride'] == 5
 
 
 def test_score_trajectory_file_round_trip(log_root, tmp_path):

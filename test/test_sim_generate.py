@@ -104,12 +104,19 @@ def test_shards_write_the_same_files_as_one_run(suite_file, tmp_path):
     assert files == sorted(p.relative_to(shards) for p in shards.rglob('*.npz'))
     for rel in files:
         assert (one / rel).read_bytes() == (shards / rel).read_bytes()
-    manifest = (one / 'calib' / 'MANIFEST.json').read_text()
-    assert manifest == (shards / 'calib' / 'MANIFEST.json').read_text()
+
+    def manifest(root):
+        data = json.loads((root / 'calib' / 'MANIFEST.json').read_text())
+        return data, [c['seeds'] for c in data.pop('configs')]
+
+    (data, seeds), (shard_data, shard_seeds) = manifest(one), manifest(shards)
+    # The same episodes; the configs of the runs that wrote them are kept beside them.
+    assert data == shard_data
+    assert seeds == ['road=100-103'] and shard_seeds == ['road=100-101', 'road=102-103']
     # --episodes over the suite's calib range picks the same seeds and files.
     assert generate.run(_args(suite_file, tmp_path / 'count', split='calib', episodes=4,
                               scenarios='road')) == 0
-    assert (tmp_path / 'count' / 'calib' / 'MANIFEST.json').read_text() == manifest
+    assert manifest(tmp_path / 'count')[0] == data
 
 
 def test_bad_requests_are_clear_errors(suite_file, tmp_path):

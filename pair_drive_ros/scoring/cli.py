@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pair_drive_ros.core.config import add_config_arguments, config_from_args
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_text
+from pair_drive_ros.core.config import save_config
 from pair_drive_ros.core.trajectory import NUM_POSES
 from pair_drive_ros.scoring.config import load_config, Metric, ScorerConfig, VEHICLE_PRESETS
 from pair_drive_ros.scoring.metrics import prepare_scene
@@ -146,6 +147,7 @@ def run(args) -> int:
     from pair_drive_ros.sim.logs import EpisodeLog
     try:
         args = config_from_args(ScoreConfig, args)
+        LOGGER.info('pair-drive score config:\n%s', config_text(args))
         _check(args)
     except (OSError, ValueError) as exc:
         LOGGER.error('%s', exc)
@@ -226,6 +228,7 @@ def _write(rows: list, out: Path, cfg: ScorerConfig, args) -> int:
                'logs': str(args.logs), 'split': args.split or None,
                'navsim_version': cfg.navsim_version, 'vehicle': vars_of(cfg.vehicle)}
     (out / 'summary.json').write_text(json.dumps(summary, indent=1))
+    save_config(args, out)
     LOGGER.info('scored %d scenes: PDMS %.4f, EPDMS %.4f -> %s', len(rows), means['pdms'],
                 means['epdms'], out)
     return 0

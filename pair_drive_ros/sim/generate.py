@@ -39,6 +39,7 @@ from pathlib import Path
 import time
 
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_text
+from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.sim.logs import LogFormatError, read_meta, SCHEMA_VERSION
 from pair_drive_ros.sim.suite import allot, check_split_name, DEFAULT_SUITE, load_suite
 from pair_drive_ros.sim.suite import resolve_jobs, SuiteError
@@ -138,14 +139,15 @@ def _episode_entry(base: Path, path: Path, name: str, seed: int) -> dict:
 
 
 def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str, int]],
-                   failures: dict | None = None) -> Path:
+                   failures: dict | None = None, config: dict | None = None) -> Path:
     """
     Write OUT/<split>/MANIFEST.json: the episodes and failures of `jobs` and earlier runs.
 
     failures: (scenario, seed) -> error text of this run. Entries of an existing manifest of the
     same suite file (same sha256) are kept unless this run redid them (shards of a data set
     written into one folder add up); a manifest of another suite file is an error, not
-    overwritten. Episodes and failures are sorted by (scenario, seed).
+    overwritten. Episodes and failures are sorted by (scenario, seed). `config`, the run's
+    resolved GenerateConfig, is added to the manifest's `configs` (one entry per distinct run).
     """
     out = Path(out)
     base = out / split
@@ -155,6 +157,7 @@ def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str,
     path = base / 'MANIFEST.json'
     episodes: dict = {}
     failed: dict = {}
+    configs: list = []
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get('suite_sha256', suite_sha) != suite_sha:
@@ -165,6 +168,9 @@ def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str,
                 episodes[(e['scenario'], int(e['seed']))] = e
         for e in old.get('failures', []):
             failed[(e['scenario'], int(e['seed']))] = e
+        configs = list(old.get('configs', []))
+    if config is not None and config not in configs:
+        configs.append(config)
     failures = failures or {}
     for name, seed in jobs:
         key = (name, int(seed))
@@ -183,6 +189,7 @@ def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str,
         'num_scorable_frames': sum(e['scorable_frames'] for e in rows),
         'expert_crashes': sum(e['expert_crashed'] for e in rows),
         'failures': [failed[k] for k in sorted(failed)], 'num_failures': len(failed),
+        'configs': configs,
     }
     tmp = path.with_suffix('.tmp')
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -267,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
         LOG.info('%d frames in %.1f s: %.1f frames/s total, %.1f frames/s per worker', frames,
                  wall, frames / wall, frames / wall / max(1, args.workers))
     try:
-        path = write_manifest(out, args.split, args.suite, jobs, failures)
+        path = write_manifest(out, args.split, args.suite, jobs, failures,
+                              config_to_dict(args))
     except (SuiteError, LogFormatError) as err:
         LOG.error('MANIFEST.json not written: %s', err)
         return 1
