@@ -38,6 +38,7 @@ from pair_drive_ros.training.data import collate, DataConfig, ILDataset  # noqa:
 
 SAMPLE = Path(__file__).parent / 'data' / 'sample_bag'
 TOPICS = CarlaTopics()
+T0_NS = 1_767_225_600 * 10 ** 9     # the sample bag's first tick: 2026-01-01T00:00:00Z
 TINY = {'backbone': {'channels': [8, 8, 16, 16], 'd_model': 16, 'num_heads': 2,
                      'num_agents': 4, 'semantic_channels': 8}}
 torch.set_num_threads(1)
@@ -161,13 +162,15 @@ def test_missing_topic_is_a_clear_error_and_writes_nothing(tmp_path):
 
 def test_gaps_unsorted_stamps_and_failures(tmp_path):
     # A 0.5-s hole in the middle: two stretches of 22 and 23 frames, both too short.
-    gap = rewrite(SAMPLE, tmp_path / 'gap', keep=lambda t, ns: not 2.2e9 <= ns < 2.7e9)
+    gap = rewrite(SAMPLE, tmp_path / 'gap', keep=lambda t, ns: not 2.2e9 <= ns - T0_NS < 2.7e9)
     with pytest.raises(datasets.DatasetError, match='no stretch of at least 41 frames'):
         datasets.convert_bags([gap], tmp_path / 'ds0')
     assert not (tmp_path / 'ds0').exists()
     # A frame (LiDAR, camera, odometry of 0.3 s) recorded again at the end: dropped.
-    late = [(topic, 5_000_000_000, data) for topic, ns, data in read_bag(SAMPLE, raw=True)
-            if ns == 300_000_000 and topic in (TOPICS.lidar, TOPICS.camera, TOPICS.odometry)]
+    late = [(topic, T0_NS + 5_000_000_000, data)
+            for topic, ns, data in read_bag(SAMPLE, raw=True)
+            if ns == T0_NS + 300_000_000
+            and topic in (TOPICS.lidar, TOPICS.camera, TOPICS.odometry)]
     assert len(late) == 3
     unsorted = rewrite(SAMPLE, tmp_path / 'late', extra=late)
     summary = datasets.convert_bags([unsorted, SAMPLE], tmp_path / 'ds1',

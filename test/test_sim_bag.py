@@ -53,7 +53,8 @@ def test_export_reads_back_with_rclpy_types(episode, tmp_path):
     assert export_bag.run(args) == 0
     saved = yaml.safe_load((out / 'config.yaml').read_text())
     assert saved == {'log': str(episode), 'out': str(out), 'frames': '2:7', 'width': 64,
-                     'height': 48, 'lidar_azimuths': 90, 'storage': 'mcap'}
+                     'height': 48, 'lidar_azimuths': 90, 'storage': 'mcap',
+                     'start_time': export_bag.DEFAULT_START_TIME_S}
     topics = CarlaTopics()
     types = {topics.lidar: PointCloud2, topics.camera: Image, topics.camera_info: CameraInfo,
              topics.odometry: Odometry, topics.route: Path, topics.clock: Clock}
@@ -66,8 +67,10 @@ def test_export_reads_back_with_rclpy_types(episode, tmp_path):
             seen.setdefault(conn.topic, []).append((t_ns, msg))
     assert len(seen[topics.route]) == 1 and len(seen[topics.lidar]) == 5
     log = EpisodeLog.load(episode)
+    t0 = 1_767_225_600 * 10 ** 9     # 2026-01-01T00:00:00Z, the default start time
     t_ns, odom = seen[topics.odometry][0]
-    assert t_ns == 200_000_000 and odom.header.frame_id == 'map'
+    assert t_ns == t0 + 200_000_000 and odom.header.frame_id == 'map'
+    assert (odom.header.stamp.sec, odom.header.stamp.nanosec) == (1_767_225_600, 200_000_000)
     assert odom.child_frame_id == 'ego_vehicle'
     assert odom.pose.pose.position.x == pytest.approx(log.arrays['ego_pose'][2, 0])
     image = seen[topics.camera][0][1]
@@ -80,6 +83,27 @@ def test_export_reads_back_with_rclpy_types(episode, tmp_path):
     assert cloud.header.frame_id == 'ego_vehicle/lidar'
     assert [c.clock.nanosec for _, c in seen[topics.clock]] == [k * 100_000_000
                                                                 for k in range(2, 7)]
+    # Header stamps, /clock and log times agree, message for message.
+    for topic, items in seen.items():
+        for t_ns, msg in items:
+            stamp = msg.clock if topic == topics.clock else msg.header.stamp
+            assert stamp.sec * 10 ** 9 + stamp.nanosec == t_ns, topic
+
+
+def test_export_start_time_shifts_every_stamp(episode, tmp_path):
+    from pair_drive_ros.ros.bag import read_bag
+
+    log = EpisodeLog.load(episode)
+    lidar, camera = LidarConfig(horizontal_samples=30), CameraConfig(width=16, height=8)
+    export_bag.export_episode(log, tmp_path / 'a', range(0, 2), lidar, camera,
+                              start_time_s=1_800_000_000.25)
+    got = [(topic, t_ns) for topic, t_ns, _ in read_bag(tmp_path / 'a')]
+    assert got[0] == (CarlaTopics().route, 1_800_000_000_250_000_000)
+    assert got[-1][1] == 1_800_000_000_350_000_000
+    for bad in (-1.0, 2.0 ** 31):
+        with pytest.raises(ValueError, match='1970|int32'):
+            export_bag.export_episode(log, tmp_path / f'b{bad}', range(0, 1), lidar, camera,
+                                      start_time_s=bad)
 
 
 def test_bag_and_log_give_the_same_frames(episode, tmp_path):
@@ -91,7 +115,7 @@ def test_bag_and_log_give_the_same_frames(episode, tmp_path):
     from_log = list(frames_from_log(log, lidar, camera, range(0, 4)))
     assert len(from_bag) == 4
     for a, b in zip(from_bag, from_log):
-        assert a.stamp_s == pytest.approx(b.stamp_s)
+        assert a.stamp_s - export_bag.DEFAULT_START_TIME_S == pytest.approx(b.stamp_s, abs=1e-6)
         np.testing.assert_allclose(a.ego.pose, b.ego.pose)
         np.testing.assert_array_equal(a.lidar_points, b.lidar_points)
         np.testing.assert_array_equal(a.camera_image, b.camera_image)
@@ -115,3 +139,20 @@ def test_shipped_sample_bag_loads():
     np.testing.assert_allclose(np.diff(stamps), 0.1, atol=1e-6)
     assert all(f.lidar_points.shape[1] == 4 and f.camera_image.shape == (128, 256, 3)
                for f in frames)
+
+
+def test_shipped_sample_bag_has_real_times_that_agree():
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from pair_drive_ros.ros.bag import read_bag
+    from pair_drive_ros.ros.stamps import stamp_to_nanoseconds
+
+    bag = Path(__file__).parent / 'data' / 'sample_bag'
+    n = 0
+    for topic, t_ns, msg in read_bag(bag):
+        stamp = stamp_to_nanoseconds(msg.clock if topic == '/clock' else msg.header.stamp)
+        assert stamp == t_ns, topic
+        assert datetime.fromtimestamp(t_ns * 1e-9, timezone.utc).year == 2026
+        n += 1
+    assert n == 251

@@ -20,12 +20,15 @@ frame 'map', child 'ego_vehicle'), /carla/ego_vehicle/lidar (sensor_msgs/PointCl
 'ego_vehicle/lidar', float32 x, y, z, intensity), /carla/ego_vehicle/rgb_front/image
 (sensor_msgs/Image bgra8, frame 'ego_vehicle/rgb_front') and .../camera_info
 (sensor_msgs/CameraInfo, plumb_bob, zero distortion), /carla/ego_vehicle/waypoints (nav_msgs/Path,
-the episode route, once at the start with transient-local QoS). All header stamps are the
-simulation time of the frame (frame k at k * 0.1 s); bag receive times equal them.
+the episode route, once at the start with transient-local QoS). All header stamps, /clock and the
+bag log times are `--start-time` (seconds since the epoch, default 2026-01-01T00:00:00Z, so the
+output stays deterministic) plus the simulation time of the frame (frame k at k * 0.1 s): tools
+such as Foxglove show a real date, not 1970.
 """
 
 import argparse
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 import logging
 from pathlib import Path
 
@@ -36,6 +39,9 @@ from pair_drive_ros.sim.logs import EpisodeLog
 from pair_drive_ros.sim.sensors import CameraConfig, LidarConfig
 
 LOG = logging.getLogger(__name__)
+
+# 2026-01-01T00:00:00Z: a fixed real date, so that exports are byte-identical run to run.
+DEFAULT_START_TIME_S = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp())
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,11 @@ class ExportBagConfig:
     height: int = CameraConfig.height                 # camera height [px]
     lidar_azimuths: int = LidarConfig.horizontal_samples   # LiDAR azimuth samples per channel
     storage: str = 'mcap'  # mcap or sqlite3
+    # Time of the first simulation tick (t = 0) [s since the epoch]; default 2026-01-01T00:00:00Z.
+    start_time: float = DEFAULT_START_TIME_S
 
 
-EXPORT_FLAGS = ('out', 'frames', 'width', 'height', 'lidar_azimuths', 'storage')
+EXPORT_FLAGS = ('out', 'frames', 'width', 'height', 'lidar_azimuths', 'storage', 'start_time')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,24 +96,34 @@ def parse_frames(spec: str, num_frames: int) -> range:
 def export_episode(log: EpisodeLog, out: str | Path, frames: range | None = None,
                    lidar_cfg: LidarConfig = LidarConfig(),
                    camera_cfg: CameraConfig = CameraConfig(), storage: str = 'mcap',
-                   topics: CarlaTopics = CarlaTopics()) -> int:
-    """Write the frames of `log` to a new bag directory; returns the number of frames."""
+                   topics: CarlaTopics = CarlaTopics(),
+                   start_time_s: float = DEFAULT_START_TIME_S) -> int:
+    """
+    Write the frames of `log` to a new bag directory; returns the number of frames.
+
+    Stamps and log times are `start_time_s` (seconds since the epoch) plus the simulation time.
+    """
     from rosgraph_msgs.msg import Clock
 
     from pair_drive_ros.ros.bag import BagWriter
     from pair_drive_ros.ros.carla import sensor_messages
     from pair_drive_ros.ros.geometry import route_to_path
-    from pair_drive_ros.ros.stamps import seconds_to_nanoseconds, seconds_to_stamp
+    from pair_drive_ros.ros.stamps import nanoseconds_to_stamp, seconds_to_nanoseconds
 
     frames = range(log.num_frames) if frames is None else frames
     if len(frames) == 0:
         raise ValueError('no frames to export')
+    # Integer nanoseconds throughout: a float sum at epoch magnitude would lose ~0.2 us.
+    t0_ns = seconds_to_nanoseconds(start_time_s)
+    if t0_ns < 0:
+        raise ValueError(f'--start-time must not be before 1970, got {start_time_s}')
+    nanoseconds_to_stamp(t0_ns)   # raises CodecError past 2038 (int32 seconds)
     with BagWriter(out, storage=storage) as bag:
         first = True
         for k in frames:
             frame = log.sensor_frame(k, lidar_cfg, camera_cfg)
-            stamp = seconds_to_stamp(frame.stamp_s)
-            t_ns = seconds_to_nanoseconds(frame.stamp_s)
+            t_ns = t0_ns + seconds_to_nanoseconds(frame.stamp_s)
+            stamp = nanoseconds_to_stamp(t_ns)
             if first:
                 path = route_to_path(log.episode_route())
                 path.header.stamp = stamp
@@ -126,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     frames = parse_frames(cfg.frames, log.num_frames)
     n = export_episode(log, cfg.out, frames,
                        LidarConfig(horizontal_samples=cfg.lidar_azimuths),
-                       CameraConfig(width=cfg.width, height=cfg.height), cfg.storage)
+                       CameraConfig(width=cfg.width, height=cfg.height), cfg.storage,
+                       start_time_s=cfg.start_time)
     # Beside metadata.yaml: rosbag2 readers open only the files the metadata lists.
     save_config(cfg, cfg.out)
     size = sum(f.stat().st_size for f in Path(cfg.out).rglob('*') if f.is_file())

@@ -142,7 +142,8 @@ def episode_arrays(frames: list, meta: dict) -> dict:
     if len(shapes) != 1:
         raise DatasetError(f'camera images change size within a recording: {sorted(shapes)}')
     arrays = {
-        't': t_abs - t_abs[0],
+        # Float seconds since the epoch resolve ~0.2 us: round that noise off the relative times.
+        't': np.round(t_abs - t_abs[0], 6),
         'ego_pose': np.array([e.pose for e in ego]),
         'ego_speed': np.linalg.norm(velocity, axis=1),
         'ego_velocity': velocity,
