@@ -90,11 +90,13 @@ def test_package_xml_is_format3_and_lists_dependencies():
     assert root.tag == 'package' and root.get('format') == '3'
     exec_deps = {e.text for e in root.iter('exec_depend')}
     for dep in ('rclpy', 'sensor_msgs', 'nav_msgs', 'geometry_msgs', 'std_msgs',
-                'visualization_msgs', 'diagnostic_msgs', 'tf2_ros', 'tf2_msgs', 'lifecycle_msgs',
+                'visualization_msgs', 'diagnostic_msgs', 'tf2_msgs', 'lifecycle_msgs',
                 'rcl_interfaces', 'ament_index_python', 'launch_ros', 'python3-numpy'):
         assert dep in exec_deps, dep
     # Optional at run time (found when installed), so not a hard dependency.
     assert not exec_deps & {'carla_msgs', 'rviz2', 'ros2bag', 'cv_bridge'}
+    # Perception reads /tf_static with a plain subscription: no tf2_ros import.
+    assert 'tf2_ros' not in exec_deps
     test_deps = {e.text for e in root.iter('test_depend')}
     assert {'ament_flake8', 'ament_pep257', 'python3-pytest', 'cv_bridge'} <= test_deps
     assert root.find('export/build_type').text == 'ament_python'

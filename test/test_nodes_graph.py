@@ -521,3 +521,56 @@ def test_planner_refuses_features_of_another_perception_config(ros_context, sim_
     assert planner.health.plans == 0 and len(paths) >= 3
     assert 'perception config mismatch' in planner.health.fault
     assert 'resolution_m' in planner.health.fault
+
+
+def test_perception_takes_sensor_mounts_from_tf_static(ros_context):
+    pytest.importorskip('tf2_msgs.msg')
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from tf2_msgs.msg import TFMessage
+
+    from pair_drive_ros import ros
+    from pair_drive_ros.nodes.perception_node import PerceptionNode
+
+    def tf(parent, child, x, y, z, yaw):
+        ts = TransformStamped(header=ros.make_header(ros.seconds_to_stamp(0.0), parent),
+                              child_frame_id=child)
+        ts.transform.translation.x, ts.transform.translation.y = x, y
+        ts.transform.translation.z = z
+        ts.transform.rotation.z, ts.transform.rotation.w = ros.yaw_to_quaternion(yaw)[2:]
+        return ts
+
+    probe = Node('tf_probe', context=ros_context)
+    # Published before perception exists: transient local must still deliver it.
+    lidar_pub = probe.create_publisher(TFMessage, '/tf_static', ros.latched_qos())
+    lidar_pub.publish(TFMessage(transforms=[
+        tf('map', 'ego_vehicle', 50.0, 3.0, 0.0, 1.0),
+        tf('ego_vehicle', 'ego_vehicle/lidar', 0.5, -0.25, 1.75, 0.0)]))
+    node = PerceptionNode(context=ros_context)
+    defaults = node.params
+    assert node.extrinsics.startswith('/tf_static (ego_vehicle -> ego_vehicle/lidar')
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(probe)
+    try:
+        assert spin_until(executor, lambda: node.params.lidar_mount != defaults.lidar_mount, 5.0)
+        assert node.params.lidar_mount == (0.5, -0.25, 1.75, 0.0)
+        assert node.params.camera_mount == defaults.camera_mount     # not on TF yet: parameter
+        assert node.extrinsics == '/tf_static (lidar_mount), parameters for the rest'
+        # A second static broadcaster (its own latched message) gives the camera.
+        camera_pub = probe.create_publisher(TFMessage, '/tf_static', ros.latched_qos())
+        camera_pub.publish(TFMessage(transforms=[
+            tf('ego_vehicle', 'ego_vehicle/rgb_front', 1.5, 0.0, 1.25, 0.0)]))
+        assert spin_until(executor, lambda: node.extrinsics == '/tf_static', 5.0)
+        assert node.params.camera_mount == (1.5, 0.0, 1.25, 0.0)
+        assert node.params.lidar_mount == (0.5, -0.25, 1.75, 0.0)
+        # A malformed transform is dropped and counted; the mounts stay.
+        bad = tf('ego_vehicle', 'ego_vehicle/lidar', float('nan'), 0.0, 0.0, 0.0)
+        lidar_pub.publish(TFMessage(transforms=[bad]))
+        assert spin_until(executor, lambda: node.guard.monitor.stats('tf_static').dropped, 5.0)
+        assert node.params.lidar_mount == (0.5, -0.25, 1.75, 0.0)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        probe.destroy_node()

@@ -27,10 +27,11 @@ from std_msgs.msg import Header  # noqa: E402
 
 from pair_drive_ros.core import EgoState, Route, Trajectory  # noqa: E402
 from pair_drive_ros.ros import (CodecError, ego_state_to_odometry,  # noqa: E402
-                                latched_qos, MalformedMessageError, odometry_to_ego_state,
-                                path_to_route, path_to_trajectory, quaternion_to_yaw,
-                                reliable_qos, route_to_path, seconds_to_stamp, sensor_qos,
-                                stamp_to_seconds, trajectory_to_path, yaw_to_quaternion)
+                                latched_qos, MalformedMessageError, mounts_from_tf,
+                                odometry_to_ego_state, path_to_route, path_to_trajectory,
+                                quaternion_to_yaw, reliable_qos, route_to_path,
+                                seconds_to_stamp, sensor_qos, stamp_to_seconds,
+                                trajectory_to_path, transform_to_mount, yaw_to_quaternion)
 
 
 def header(t_s: float, frame_id: str = 'map') -> Header:
@@ -171,3 +172,47 @@ def test_qos_profiles():
     reliable = reliable_qos(3)
     assert (reliable.reliability, reliable.durability, reliable.depth) == (
         ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 3)
+
+
+def _transform(parent, child, xyz, q):
+    from geometry_msgs.msg import TransformStamped
+
+    ts = TransformStamped(header=Header(frame_id=parent), child_frame_id=child)
+    t, r = ts.transform.translation, ts.transform.rotation
+    t.x, t.y, t.z = xyz
+    r.x, r.y, r.z, r.w = q
+    return ts
+
+
+def test_transform_to_mount_exact():
+    h = math.sqrt(0.5)
+    ts = _transform('ego_vehicle', 'ego_vehicle/lidar', (1.25, -0.5, 2.4), (0.0, 0.0, h, h))
+    assert transform_to_mount(ts.transform) == (1.25, -0.5, 2.4, math.pi / 2)
+    # Yaw pi; an unnormalised quaternion gives the same yaw; a pure roll gives yaw 0.
+    ts = _transform('a', 'b', (0.0, 0.0, 0.0), (0.0, 0.0, 3.0, 0.0))
+    assert transform_to_mount(ts.transform) == (0.0, 0.0, 0.0, math.pi)
+    ts = _transform('a', 'b', (2.0, 0.0, 2.0), (1.0, 0.0, 0.0, 0.0))
+    assert transform_to_mount(ts.transform) == (2.0, 0.0, 2.0, 0.0)
+    ts = _transform('a', 'b', (math.nan, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+    with pytest.raises(CodecError, match='translation.x'):
+        transform_to_mount(ts.transform)
+    ts = _transform('a', 'b', (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
+    with pytest.raises(CodecError, match='quaternion'):
+        transform_to_mount(ts.transform)
+
+
+def test_mounts_from_tf_picks_the_parent_child_pairs():
+    from types import SimpleNamespace
+
+    msg = SimpleNamespace(transforms=[
+        _transform('map', 'ego_vehicle', (9.0, 9.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
+        _transform('base_link', 'ego_vehicle/lidar', (7.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
+        _transform('/ego_vehicle', 'ego_vehicle/lidar', (0.5, 0.0, 2.4), (0.0, 0.0, 0.0, 1.0)),
+        _transform('ego_vehicle', '/ego_vehicle/rgb_front', (2.0, 0.1, 2.0),
+                   (0.0, 0.0, 0.0, -1.0)),
+    ])
+    children = {'lidar_mount': 'ego_vehicle/lidar', 'camera_mount': 'ego_vehicle/rgb_front'}
+    assert mounts_from_tf(msg, 'ego_vehicle', children) == {
+        'lidar_mount': (0.5, 0.0, 2.4, 0.0), 'camera_mount': (2.0, 0.1, 2.0, 0.0)}
+    assert mounts_from_tf(msg, 'base_link', children) == {'lidar_mount': (7.0, 0.0, 0.0, 0.0)}
+    assert mounts_from_tf(SimpleNamespace(transforms=[]), 'ego_vehicle', children) == {}

@@ -70,9 +70,9 @@ class PerceptionParams:
                                 "to take its perception config from ('' = defaults)")
     # Sensor mounts in the ego frame (x, y, z [m], yaw [rad]); CARLA bridge defaults.
     lidar_mount: tuple = _f((0.0, 0.0, 2.4, 0.0), 'LiDAR mount in the ego frame: x, y, z [m], '
-                            'yaw [rad] (used when TF does not give it)', dynamic=True)
+                            'yaw [rad] (used until /tf_static gives it)', dynamic=True)
     camera_mount: tuple = _f((2.0, 0.0, 2.0, 0.0), 'camera mount in the ego frame: x, y, z [m], '
-                             'yaw [rad] (used when TF does not give it)', dynamic=True)
+                             'yaw [rad] (used until /tf_static gives it)', dynamic=True)
     camera_fov_deg: float = _f(90.0, 'horizontal field of view of the camera [deg]', 10.0,
                                170.0, dynamic=True)
     ego_frame: str = _f('ego_vehicle', 'TF frame of the ego vehicle')

@@ -25,6 +25,12 @@ sweeps lost to gaps become zero channels flagged missing in the ego status).
 
 Inputs are validated at receipt (stamp, frame, size, odometry plausibility) and every callback is
 guarded: what cannot be used is counted per topic and reason in /diagnostics and dropped.
+
+Sensor extrinsics: where tf2_msgs is importable, the node subscribes to /tf_static
+(transient local, so a late start still gets the mounts) and, once the transforms
+ego_frame -> lidar_frame / camera_frame arrive, uses them instead of its lidar_mount /
+camera_mount parameters (x, y, z, yaw; roll and pitch dropped). The parameters stand until then
+and for a frame /tf_static does not carry. No tf2_ros buffer: static mounts need no lookups.
 """
 
 from dataclasses import replace
@@ -51,24 +57,6 @@ from pair_drive_ros.runtime.sync import StampSync, TimeJump
 THROTTLE_S = 2.0
 
 
-def tf_mounts(node, p: PerceptionParams, buffer) -> dict:
-    """Sensor mounts (x, y, z, yaw) in the ego frame from TF; {} for those TF does not have."""
-    from rclpy.time import Time
-
-    from pair_drive_ros.core.se2 import quaternion_to_yaw
-
-    out = {}
-    for key, frame in (('lidar_mount', p.lidar_frame), ('camera_mount', p.camera_frame)):
-        try:
-            tf = buffer.lookup_transform(p.ego_frame, frame, Time()).transform
-        except Exception:  # noqa: B902  (tf2 raises LookupException, ExtrapolationException...)
-            continue
-        q = tf.rotation
-        out[key] = (tf.translation.x, tf.translation.y, tf.translation.z,
-                    float(quaternion_to_yaw(np.array([q.x, q.y, q.z, q.w]))))
-    return out
-
-
 class PerceptionNode(LifecycleNode):
     """
     Synchronize sensors and publish features.
@@ -88,7 +76,8 @@ class PerceptionNode(LifecycleNode):
         self._sync = None
         self.frames = 0
         self.extrinsics = 'parameters'
-        self._tf_buffer = None
+        self._tf_static_cls = None
+        self._tf_mounts = {}
         self._active_handles = []
         self._pubs = {}
         if self.params.autostart if autostart is None else autostart:
@@ -131,24 +120,29 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _start_tf(self) -> None:
-        """Read the mounts from TF where tf2_ros is importable (else the parameters stand)."""
+        """Listen to /tf_static where tf2_msgs is importable (else the parameters stand)."""
         try:
-            from tf2_ros import Buffer, TransformListener
+            from tf2_msgs.msg import TFMessage
         except ImportError:
-            self.extrinsics = 'parameters (tf2_ros is not installed)'
+            self.extrinsics = 'parameters (tf2_msgs is not installed)'
             return
-        self._tf_buffer = Buffer()
-        self._tf_listener = TransformListener(self._tf_buffer, self)
-        self.extrinsics = f'TF ({self.params.ego_frame} -> sensor frames), else parameters'
+        self._tf_static_cls = TFMessage
+        p = self.params
+        self.extrinsics = (f'/tf_static ({p.ego_frame} -> {p.lidar_frame}, {p.camera_frame}) '
+                           'when published, parameters until then')
 
-    def _refresh_mounts(self) -> None:
-        if self._tf_buffer is None:
+    def _tf_static_callback(self, msg) -> None:
+        p = self.params
+        mounts = ros.mounts_from_tf(msg, p.ego_frame, {'lidar_mount': p.lidar_frame,
+                                                       'camera_mount': p.camera_frame})
+        changed = {k: v for k, v in mounts.items() if self._tf_mounts.get(k) != v}
+        if not changed:
             return
-        mounts = tf_mounts(self, self.params, self._tf_buffer)
-        changed = {k: v for k, v in mounts.items() if tuple(getattr(self.params, k)) != v}
-        if changed:
-            self.params = replace(self.params, **changed)
-            self.get_logger().info(f'sensor mounts from TF: {changed}')
+        self._tf_mounts.update(changed)
+        self.params = replace(p, **changed)
+        self.extrinsics = '/tf_static' if len(self._tf_mounts) == 2 else \
+            f'/tf_static ({", ".join(sorted(self._tf_mounts))}), parameters for the rest'
+        self.get_logger().info(f'sensor extrinsics from {self.extrinsics}: {changed}')
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         from nav_msgs.msg import Odometry, Path
@@ -168,9 +162,11 @@ class PerceptionNode(LifecycleNode):
                                      guard.guard('route', self._route_callback),
                                      ros.latched_qos()),
         ]
-        if self._tf_buffer is not None:
-            # Mounts rarely change: looked up once a second, not per frame.
-            self._active_handles.append(self.create_timer(1.0, self._refresh_mounts))
+        if self._tf_static_cls is not None:
+            # Transient local: the bridge's one-off static transforms reach a later subscriber.
+            self._active_handles.append(self.create_subscription(
+                self._tf_static_cls, '/tf_static',
+                guard.guard('tf_static', self._tf_static_callback), ros.tf_static_qos()))
         result = super().on_activate(state)
         # Latched: a planner that starts later still learns which config built the features.
         self._pubs['config'].publish(self._config_msg)

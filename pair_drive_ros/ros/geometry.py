@@ -49,6 +49,41 @@ def quaternion_to_yaw(q: Any, kind: str = 'orientation') -> float:
     return math.atan2(2.0 * (w * z + x * y), w * w + x * x - y * y - z * z)
 
 
+def transform_to_mount(transform: Any) -> tuple[float, float, float, float]:
+    """
+    Return a geometry_msgs/Transform as a sensor mount (x, y, z [m], yaw [rad]).
+
+    Roll and pitch are dropped: the sensor models mount sensors level (yaw only).
+    """
+    translation = field(transform, 'translation', 'Transform')
+    rotation = field(transform, 'rotation', 'Transform')
+    return (*(_number(translation, c, 'Transform.translation') for c in 'xyz'),
+            quaternion_to_yaw(rotation, 'Transform.rotation'))
+
+
+def mounts_from_tf(msg: Any, parent: str, children: dict[str, str]) -> dict[str, tuple]:
+    """
+    Return the mounts of the transforms `parent -> child` in a tf2_msgs/TFMessage.
+
+    `children` maps a key (e.g. 'lidar_mount') to its child frame; the result maps the keys
+    whose transform is in `msg` to (x, y, z, yaw). Frame names compare without a leading '/'.
+    Other transforms are ignored; the last of repeated ones wins.
+    """
+    def bare(name: str) -> str:
+        return name.lstrip('/')
+
+    wanted = {bare(child): key for key, child in children.items()}
+    out = {}
+    for ts in field(msg, 'transforms', 'TFMessage'):
+        header = field(ts, 'header', 'TransformStamped')
+        if bare(str_field(header, 'frame_id', 'TransformStamped.header')) != bare(parent):
+            continue
+        key = wanted.get(bare(str_field(ts, 'child_frame_id', 'TransformStamped')))
+        if key is not None:
+            out[key] = transform_to_mount(field(ts, 'transform', 'TransformStamped'))
+    return out
+
+
 def _number(msg: Any, name: str, kind: str) -> float:
     value = field(msg, name, kind)
     try:

@@ -35,6 +35,16 @@ def latched_qos() -> Any:
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
+def tf_static_qos() -> Any:
+    """Reliable, transient local, keep last 100: the /tf_static subscriber profile of tf2_ros."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    # Each static broadcaster latches its own message; the depth holds several at once.
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def reliable_qos(depth: int = 1) -> Any:
     """Reliable, volatile, keep last `depth` (planned paths use depth 1, as Nav2 does)."""
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
