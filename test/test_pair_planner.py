@@ -81,6 +81,22 @@ def test_pair_planner_keeps_the_il_plan_as_candidate_zero(checkpoints):
     assert plan.info['fallback_to_il']
 
 
+def test_pair_variants_planner_picks_among_the_il_plan_and_its_variants(checkpoints):
+    from pair_drive_ros.policy.ablations import VariantsOnlyPaIR
+    from pair_drive_ros.policy.factory import build_planner
+
+    planner = build_planner('pair_variants', il_checkpoint=checkpoints['il'],
+                            rl_checkpoint=checkpoints['rl'],
+                            selector_checkpoint=checkpoints['sel'])
+    assert isinstance(planner, VariantsOnlyPaIR)
+    plan = planner.compute_plan(PlannerInput(features(2)))
+    assert plan.candidates.shape == (1 + NUM_PLAN_VARIANTS, 8, 3)
+    ref = torch.as_tensor(plan.il_trajectory.poses[None], dtype=torch.float32)
+    np.testing.assert_allclose(plan.candidates[0], plan.il_trajectory.poses, atol=1e-5)
+    np.testing.assert_allclose(plan.candidates[1:], plan_variants(ref)[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(plan.trajectory.poses, plan.candidates[plan.info['selected']])
+
+
 def test_plan_variants_stretch_and_shift_the_whole_plan():
     t = torch.arange(1, 9, dtype=torch.float32)
     plan = torch.stack([5.0 * t, 0.1 * t, torch.full_like(t, 0.02)], -1)[None]   # (1, 8, 3)

@@ -21,7 +21,8 @@ from pair_drive_ros.policy.base import AbstractPlanner
 
 LOG = logging.getLogger(__name__)
 
-PLANNERS = ('constant_velocity', 'expert', 'reference', 'transfuser', 'diffusiondrive', 'pair')
+PLANNERS = ('constant_velocity', 'expert', 'reference', 'transfuser', 'diffusiondrive', 'pair',
+            'pair_variants')
 # The one table of shipped checkpoints (files in models/): every default checkpoint of the
 # package, planners, trainers and reports alike, is named here.
 DEFAULT_CHECKPOINTS = {
@@ -71,8 +72,8 @@ def build_planner(name: str, *, il_checkpoint=None, rl_checkpoint=None,
     Return a planner by name (one of PLANNERS).
 
     il_checkpoint: checkpoint of 'transfuser' / 'diffusiondrive' (default: the shipped one) and
-    the IL branch of 'pair'. rl_checkpoint, selector_checkpoint: 'pair' only. kwargs go to the
-    planner's constructor.
+    the IL branch of 'pair' / 'pair_variants'. rl_checkpoint, selector_checkpoint: those two only.
+    kwargs go to the planner's constructor.
     """
     if name == 'constant_velocity':
         from pair_drive_ros.policy.baselines import ConstantVelocityPlanner
@@ -87,10 +88,15 @@ def build_planner(name: str, *, il_checkpoint=None, rl_checkpoint=None,
         from pair_drive_ros.policy.il_planner import load_il_planner
         path = il_checkpoint if il_checkpoint is not None else default_checkpoint(name)
         return load_il_planner(path, device=device, expect_model=name, **kwargs)
-    if name == 'pair':
+    if name in ('pair', 'pair_variants'):
+        from pair_drive_ros.policy.ablations import VariantsOnlyPaIR
         from pair_drive_ros.policy.pair import PaIRPlanner
-        return PaIRPlanner.from_checkpoints(il_checkpoint=il_checkpoint,
-                                            rl_checkpoint=rl_checkpoint,
-                                            selector_checkpoint=selector_checkpoint,
-                                            device=device, **kwargs)
+
+        # pair_variants: PaIR's selector over the IL plan and its variants, no tree leaves
+        # (the attribution's no-RL row; fewer closed-loop collisions in docs/RESULTS.md).
+        cls = PaIRPlanner if name == 'pair' else VariantsOnlyPaIR
+        return cls.from_checkpoints(il_checkpoint=il_checkpoint,
+                                    rl_checkpoint=rl_checkpoint,
+                                    selector_checkpoint=selector_checkpoint,
+                                    device=device, **kwargs)
     raise UnknownPlannerError(f'unknown planner {name!r}; choose one of {PLANNERS}')
