@@ -43,14 +43,10 @@ def test_pick_log_of_a_short_episode():
 
 
 def test_picks_flags_are_config_fields():
-    import argparse
-
-    from pair_drive_ros.core.config import config_from_args
+    from pair_drive_ros.core.config import parse_config
     from pair_drive_ros.evaluation.pick_log import add_arguments, PickLogConfig
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(['--split', 'val', '--episodes', '2', '--il-checkpoint',
-                              'models/diffusiondrive_lite.pt', '--set', 'out=runs/p.json'])
-    assert config_from_args(PickLogConfig, args) == PickLogConfig(
+    argv = ['--split', 'val', '--episodes', '2', '--il-checkpoint',
+            'models/diffusiondrive_lite.pt', '--set', 'out=runs/p.json']
+    assert parse_config(PickLogConfig, add_arguments, argv) == PickLogConfig(
         episodes=2, il_checkpoint='models/diffusiondrive_lite.pt', out='runs/p.json')

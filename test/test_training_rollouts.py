@@ -65,14 +65,10 @@ def test_split_scenarios_skip_extends_a_rollout_set():
 
 
 def test_rollout_flags_are_config_fields():
-    import argparse
-
-    from pair_drive_ros.core.config import config_from_args
+    from pair_drive_ros.core.config import parse_config
     from pair_drive_ros.training.rollouts import add_arguments, RolloutConfig
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(['--out', 'data/x', '--episodes', '40', '--selector-checkpoint',
-                              'runs/s.pt', '--set', 'skip_seeds=20'])
-    assert config_from_args(RolloutConfig, args) == RolloutConfig(
+    argv = ['--out', 'data/x', '--episodes', '40', '--selector-checkpoint', 'runs/s.pt', '--set',
+            'skip_seeds=20']
+    assert parse_config(RolloutConfig, add_arguments, argv) == RolloutConfig(
         out='data/x', episodes=40, selector_checkpoint='runs/s.pt', skip_seeds=20)

@@ -165,6 +165,13 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
     return load_config(cls, args.config, list(args.set) + switches + shortcuts)
 
 
+def parse_config(cls: type, add_arguments, argv: list[str]) -> Any:
+    """Return the config `cls` of a command line, parsed with the command's `add_arguments`."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return config_from_args(cls, parser.parse_args(argv))
+
+
 def config_text(cfg: Any) -> str:
     """Return the whole resolved config as YAML (printed at start, saved with the outputs)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
