@@ -166,7 +166,7 @@ class PerceptionNode(LifecycleNode):
             # Transient local: the bridge's one-off static transforms reach a later subscriber.
             self._active_handles.append(self.create_subscription(
                 self._tf_static_cls, '/tf_static',
-                guard.guard('tf_static', self._tf_static_callback), ros.tf_static_qos()))
+                guard.guard('tf_static', self._tf_static_callback), ros.latched_qos(depth=100)))
         result = super().on_activate(state)
         # Latched: a planner that starts later still learns which config built the features.
         self._pubs['config'].publish(self._config_msg)

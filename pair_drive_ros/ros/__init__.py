@@ -30,7 +30,7 @@ from pair_drive_ros.ros.geometry import (ego_state_to_odometry, mounts_from_tf,
 from pair_drive_ros.ros.image import encoding_info, image_to_numpy, image_to_rgb, numpy_to_image
 from pair_drive_ros.ros.pointcloud import (numpy_to_pointcloud, pointcloud_to_numpy,
                                            pointcloud_to_xyzi)
-from pair_drive_ros.ros.qos import latched_qos, reliable_qos, sensor_qos, tf_static_qos
+from pair_drive_ros.ros.qos import latched_qos, reliable_qos, sensor_qos
 from pair_drive_ros.ros.stamps import (make_header, nanoseconds_to_stamp, seconds_to_stamp,
                                        stamp_to_nanoseconds, stamp_to_seconds)
 
@@ -43,6 +43,6 @@ __all__ = [
     'pointcloud_to_numpy', 'pointcloud_to_xyzi', 'quaternion_to_yaw', 'read_bag',
     'recover_bag', 'reliable_qos', 'route_to_path', 'seconds_to_stamp', 'sensor_qos',
     'stamp_to_nanoseconds',
-    'stamp_to_seconds', 'tf_static_qos', 'trajectory_to_path', 'transform_to_mount',
+    'stamp_to_seconds', 'trajectory_to_path', 'transform_to_mount',
     'yaw_to_quaternion',
 ]

@@ -26,21 +26,16 @@ def sensor_qos(depth: int = 5) -> Any:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-def latched_qos() -> Any:
-    """Reliable, transient local, keep last 1: late joiners get the last message (CARLA route)."""
+def latched_qos(depth: int = 1) -> Any:
+    """
+    Reliable, transient local, keep last `depth`: late joiners get the last messages.
+
+    depth 1 for a topic with one latched publisher (the CARLA route); /tf_static subscribers take
+    100, as tf2_ros does, since every static broadcaster latches its own message.
+    """
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                      reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def tf_static_qos() -> Any:
-    """Reliable, transient local, keep last 100: the /tf_static subscriber profile of tf2_ros."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    # Each static broadcaster latches its own message; the depth holds several at once.
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
