@@ -91,6 +91,11 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
 
     # Stages 1..2, then an interruption in the middle of stage 4 (rl).
     assert run_zoo(cfg, out, work, until='il_a') == {'data': 'ran', 'il_a': 'ran'}
+    # --only runs a stage whose upstream is done (il_b beside il_a), and refuses one whose
+    # upstream is not.
+    with pytest.raises(ZooError, match='upstream'):
+        run_zoo(cfg, out, work, only=('selector_0',))
+    assert run_zoo(cfg, out, work, only=('il_b',)) == {'il_b': 'ran'}
     with pytest.raises(KeyboardInterrupt):
         run_zoo(cfg, out, work, runner=_Interrupt(['train', 'rl']))
     assert (work / 'stages' / 'il_b.json').is_file()

@@ -457,7 +457,7 @@ class Zoo:
                   outputs={'model': m / 'pair_rl_branch.pt'})
         tcfg = self.trainer_config('rl', train_rl.RLTrainConfig, {
             'data_root': str(self.data_root), 'init_trunk': str(m / 'transfuser_lite.pt'),
-            'runs_root': runs, 'out': str(m / 'pair_rl_branch.pt'), 'resume': ''})
+            'il_checkpoint': str(m / 'transfuser_lite.pt'), 'runs_root': runs, 'out': str(m / 'pair_rl_branch.pt'), 'resume': ''})
         s.commands = [['train', 'rl', '--config',
                        str(self.write_config(s, tcfg)), '--force']]
         stages.append(s)
@@ -989,9 +989,15 @@ class ZooRun(Zoo):
         LOG.info('\n'.join(lines))
         return status
 
-    def run(self, until: str | None = None, rerun: tuple = (), plan_only: bool = False
-            ) -> dict:
-        """Run every stage (up to `until`) that is not done; returns name -> 'ran' / 'skipped'."""
+    def run(self, until: str | None = None, rerun: tuple = (), plan_only: bool = False,
+            only: tuple = ()) -> dict:
+        """
+        Run every stage (up to `until`) that is not done; returns name -> 'ran' / 'skipped'.
+
+        With `only`, run just those stages; each needs its upstream stages done, so
+        independent stages (il_a and il_b, or the two sequential baselines) can run in
+        separate processes or on separate machines sharing the work folder.
+        """
         from tqdm import tqdm
 
         names = [s.name for s in self.stages()]
@@ -999,6 +1005,17 @@ class ZooRun(Zoo):
             if until not in names:
                 raise ZooError(f'--until {until}: not a stage of this config ({names})')
             names = names[:names.index(until) + 1]
+        if only:
+            unknown = sorted(set(only) - set(names))
+            if unknown:
+                raise ZooError(f'--only {unknown}: not a stage of this config ({names})')
+            names = [n for n in names if n in only]
+            stages = {s.name: s for s in self.stages()}
+            for name in names:
+                missing = [u for u, d in stages[name].inputs.get('upstream', {}).items()
+                           if d is None and u not in names]
+                if missing:
+                    raise ZooError(f'--only {name}: upstream stage(s) {missing} not done yet')
         for name in rerun:
             _remove(self.marker_path(name))
         self.plan(names)
@@ -1132,11 +1149,11 @@ def _model_digest(markers: dict, file: str) -> str:
 def run_zoo(cfg: ZooConfig, out: str | Path, work: str | Path | None = None, *,
             force: bool = False, resume: bool = False, until: str | None = None,
             rerun: tuple = (), plan_only: bool = False, runner: Callable = run_in_process,
-            command: str = '') -> dict:
+            command: str = '', only: tuple = ()) -> dict:
     """Check the folders, print the plan and run the stages; returns name -> 'ran'/'skipped'."""
     zoo = ZooRun(cfg, out, work, runner, command or f'pair-drive zoo --out {out}')
     zoo.check_folders(force, resume)
-    return zoo.run(until, tuple(rerun), plan_only)
+    return zoo.run(until, tuple(rerun), plan_only, tuple(only))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1153,6 +1170,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--until', choices=STAGES, help='stop after this stage')
     parser.add_argument('--rerun', action='append', default=[], choices=STAGES,
                         help='run this stage again even if it is done (repeatable)')
+    parser.add_argument('--only', action='append', default=[], choices=STAGES,
+                        help='run only this stage (repeatable); its upstream stages must be '
+                        'done, e.g. il_b in a second process while il_a runs')
     parser.add_argument('--plan', action='store_true', help='print the plan and exit')
     parser.add_argument('--runner', choices=sorted(RUNNERS), default='inprocess',
                         help='run the stage commands in this process or one process each')
@@ -1168,7 +1188,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_zoo(cfg, args.out, args.work, force=args.force, resume=args.resume,
                 until=args.until, rerun=tuple(args.rerun), plan_only=args.plan,
-                runner=RUNNERS[args.runner], command=command)
+                runner=RUNNERS[args.runner], command=command, only=tuple(args.only))
     except ZooError as err:
         LOG.error('%s', err)
         return 2
