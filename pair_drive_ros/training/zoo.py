@@ -457,7 +457,8 @@ class Zoo:
                   outputs={'model': m / 'pair_rl_branch.pt'})
         tcfg = self.trainer_config('rl', train_rl.RLTrainConfig, {
             'data_root': str(self.data_root), 'init_trunk': str(m / 'transfuser_lite.pt'),
-            'il_checkpoint': str(m / 'transfuser_lite.pt'), 'runs_root': runs, 'out': str(m / 'pair_rl_branch.pt'), 'resume': ''})
+            'il_checkpoint': str(m / 'transfuser_lite.pt'), 'runs_root': runs,
+            'out': str(m / 'pair_rl_branch.pt'), 'resume': ''})
         s.commands = [['train', 'rl', '--config',
                        str(self.write_config(s, tcfg)), '--force']]
         stages.append(s)
