@@ -27,6 +27,7 @@ resolved config written to WORK/configs/<stage>.yaml:
     selector_0    selector on the expert's logs only (DAgger round 0)
     rollouts      IL-A + PaIR driven by selector_0 on train seeds (on-policy scene logs)
     selector      the final selector: expert logs + the rollouts
+    selector_tree the same for the paper's candidate set (IL plan + leaves, no variants)
     sequential_a  sequential IL -> GRPO baseline of IL-A
     sequential_b  the same for IL-B
     evaluate      open loop (and closed loop if configured) on val: every model, both IL planners
@@ -69,8 +70,8 @@ from pair_drive_ros.core.config import add_config_arguments, config_from_args, c
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/zoo.yaml'
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ('data', 'il_a', 'il_b', 'rl', 'selector_0', 'rollouts', 'selector', 'sequential_a',
-          'sequential_b', 'evaluate', 'test_data', 'test', 'publish')
+STAGES = ('data', 'il_a', 'il_b', 'rl', 'selector_0', 'rollouts', 'selector', 'selector_tree',
+          'sequential_a', 'sequential_b', 'evaluate', 'test_data', 'test', 'publish')
 SPLITS = ('train', 'val', 'test')
 
 
@@ -157,6 +158,8 @@ MODELS = {
     'diffusiondrive_lite.pt': ('il_b', 'IL planner B (DiffusionDrive-lite)'),
     'pair_rl_branch.pt': ('rl', 'PaIR RL tree branch'),
     'pair_selector.pt': ('selector', 'PaIR candidate selector (one DAgger round)'),
+    'pair_selector_tree.pt': ('selector_tree', "PaIR selector for the paper's candidate set "
+                              '(IL plan + tree leaves)'),
     'transfuser_lite_seq_grpo.pt': ('sequential_a', 'sequential baseline of IL-A (IL -> GRPO)'),
     'diffusiondrive_lite_seq_grpo.pt': ('sequential_b',
                                         'sequential baseline of IL-B (IL -> GRPO)'),
@@ -175,6 +178,7 @@ ROWS = (('expert', 'expert (logged)', 'expert', None, False),
 CARD_ROWS = {'transfuser_lite.pt': ('il_a', 'pair_a'),
              'diffusiondrive_lite.pt': ('il_b', 'pair_b'),
              'pair_rl_branch.pt': ('pair_a', 'pair_b'), 'pair_selector.pt': ('pair_a', 'pair_b'),
+             'pair_selector_tree.pt': ('il_a', 'il_b'),
              'transfuser_lite_seq_grpo.pt': ('il_a', 'seq_a'),
              'diffusiondrive_lite_seq_grpo.pt': ('il_b', 'seq_b')}
 
@@ -507,6 +511,18 @@ class Zoo:
                        str(self.write_config(s, tcfg)), '--force']]
         stages.append(s)
 
+        # The attribution's rows with the paper's candidate set need a selector trained on it.
+        s = Stage('selector_tree', "selector for the paper's candidate set (IL plan + leaves)",
+                  inputs={'upstream': self.upstream('data', 'il_a', 'rl', 'rollouts')},
+                  outputs={'model': m / 'pair_selector_tree.pt'})
+        tcfg = self.trainer_config('selector', train_selector.SelectorTrainConfig, {
+            **sel_paths, 'extra_data_roots': [str(r) for r in roots],
+            'model.plan_variants': False, 'out': str(m / 'pair_selector_tree.pt')},
+            seeded=('seed', 'label_seed'))
+        s.commands = [['train', 'selector', '--config',
+                       str(self.write_config(s, tcfg)), '--force']]
+        stages.append(s)
+
         for name, il_stage, il_file, file in (
                 ('sequential_a', 'il_a', 'transfuser_lite.pt', 'transfuser_lite_seq_grpo.pt'),
                 ('sequential_b', 'il_b', 'diffusiondrive_lite.pt',
@@ -544,6 +560,7 @@ class Zoo:
         evals = ('data', 'evaluate') + (('test_data', 'test') if c.test.enabled else ())
         s = Stage('publish', f'checkpoints and model cards to {self.out}',
                   inputs={'upstream': self.upstream(*model_stages, 'selector_0', 'rollouts',
+                                                    'selector_tree',
                                                     *evals),
                           'out': str(self.out)},
                   outputs={**{f: self.out / f for f in MODELS},
@@ -768,11 +785,11 @@ class Zoo:
             _, n = self.split_samples('train', d.train_episodes, cfg['frame_stride'])
             scenes = min(n, cfg['total_steps'] * cfg['scenes_per_step'])
             return cfg['total_steps'] * COSTS['grpo_step_s'] + scenes * COSTS['ep_reference_s']
-        if stage.name in ('selector_0', 'selector'):
+        if stage.name in ('selector_0', 'selector', 'selector_tree'):
             _, n = self.split_samples('train', d.train_episodes, cfg['frame_stride'])
             if cfg['max_scenes']:
                 n = min(n, cfg['max_scenes'])
-            if stage.name == 'selector':
+            if stage.name != 'selector_0':
                 n += sum(self.rollout_frames(k, cfg['frame_stride'])
                          for k in range(len(c.rollouts.chunks)))
             _, nv = self.split_samples('val', d.val_episodes, cfg['val_frame_stride'])
@@ -1051,9 +1068,10 @@ class ZooRun(Zoo):
 # The upstream models each checkpoint was built from (stage -> model files).
 DEPENDS = {'il_a': (), 'il_b': (), 'rl': ('transfuser_lite.pt',),
            'selector': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
+           'selector_tree': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'sequential_a': ('transfuser_lite.pt',), 'sequential_b': ('diffusiondrive_lite.pt',)}
 DEPEND_ROLE = {'rl': 'trunk copied from', 'selector': 'IL-A references, RL context, rollouts '
-               'driven by', 'sequential_a': 'initialised from', 'sequential_b': 'initialised from'}
+               'driven by', 'selector_tree': 'IL-A references, RL context, rollouts driven by', 'sequential_a': 'initialised from', 'sequential_b': 'initialised from'}
 
 
 def _manifest_line(root: Path, split: str, sha: str | None) -> str:
@@ -1107,7 +1125,7 @@ def model_card(file: str, title: str, zoo: Zoo, markers: dict, manifests: dict, 
              'and tensors; equal digests mean equal models).',
              f'- **Command.** `{zoo.command}`; its stage `{stage}` ran:']
     lines += [f'  - `{c}`' for c in mk['commands']]
-    if stage == 'selector':
+    if stage in ('selector', 'selector_tree'):
         lines.append('  - after stage `selector_0` (the round-0 selector, expert logs only):')
         lines += [f'    `{c}`' for c in markers['selector_0']['commands']]
         lines.append('  - and stage `rollouts` (IL-A + PaIR driven by it; the zoo calls '
@@ -1118,7 +1136,7 @@ def model_card(file: str, title: str, zoo: Zoo, markers: dict, manifests: dict, 
               f'- **Data.** `{zoo.data_root}`, generated by stage `data`:']
     lines += [f'  - {_manifest_line(zoo.data_root, s, manifests.get(s))}'
               for s in ('train', 'val')]
-    if stage == 'selector':
+    if stage in ('selector', 'selector_tree'):
         for label, rec in markers['rollouts']['outputs'].items():
             lines.append(f'  - on-policy `{rec["path"]}`: tree sha256 `{rec["sha256"]}`')
     deps = DEPENDS.get(stage, ())
