@@ -1070,8 +1070,10 @@ DEPENDS = {'il_a': (), 'il_b': (), 'rl': ('transfuser_lite.pt',),
            'selector': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'selector_tree': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'sequential_a': ('transfuser_lite.pt',), 'sequential_b': ('diffusiondrive_lite.pt',)}
-DEPEND_ROLE = {'rl': 'trunk copied from', 'selector': 'IL-A references, RL context, rollouts '
-               'driven by', 'selector_tree': 'IL-A references, RL context, rollouts driven by', 'sequential_a': 'initialised from', 'sequential_b': 'initialised from'}
+_SELECTOR_ROLE = 'IL-A references, RL context, rollouts driven by'
+DEPEND_ROLE = {'rl': 'trunk copied from', 'selector': _SELECTOR_ROLE,
+               'selector_tree': _SELECTOR_ROLE, 'sequential_a': 'initialised from',
+               'sequential_b': 'initialised from'}
 
 
 def _manifest_line(root: Path, split: str, sha: str | None) -> str:
