@@ -37,7 +37,8 @@ LOG = logging.getLogger(__name__)
 
 __all__ = [
     'CHECKPOINT_SCHEMA_VERSION', 'CheckpointError', 'DistInfo', 'RunLog', 'all_reduce_mean',
-    'all_reduce_sum', 'average_gradients', 'broadcast_object', 'broadcast_parameters', 'finish_distributed',
+    'all_reduce_sum', 'average_gradients', 'broadcast_object', 'broadcast_parameters',
+    'finish_distributed',
     'gather_concat', 'git_hash', 'init_distributed', 'load_checkpoint', 'load_state',
     'pick_device', 'rank_seed', 'run_log', 'save_checkpoint', 'seed_everything', 'set_threads',
     'shard_of', 'sync_references',
@@ -129,7 +130,7 @@ def rank_seed(seed: int, rank: int) -> int:
 
 def shard_of(items, dist: DistInfo):
     """
-    This rank's contiguous share of `items` (an array or a range), shares as equal as can be.
+    Return this rank's contiguous share of `items` (an array or a range), shares near equal.
 
     Contiguous shares, gathered in rank order, give back the original order.
     """
@@ -245,7 +246,7 @@ def sync_references(scenes, dist: DistInfo) -> None:
 
 
 def run_log(exp: str, seed: int, config, root, dist: DistInfo) -> 'RunLog':
-    """A RunLog written by rank 0 only, whose run folder every rank knows (rank 0's)."""
+    """Open a RunLog that rank 0 alone writes, whose run folder every rank knows."""
     log = RunLog(exp, seed, config, root, enabled=dist.is_main)
     log.run_dir = Path(broadcast_object(str(log.run_dir), dist))
     return log
