@@ -36,9 +36,12 @@ from pair_drive_ros.policy.checkpoint import (CHECKPOINT_SCHEMA_VERSION, Checkpo
 LOG = logging.getLogger(__name__)
 
 __all__ = [
-    'CHECKPOINT_SCHEMA_VERSION', 'CheckpointError', 'DistInfo', 'RunLog', 'git_hash',
-    'init_distributed', 'load_checkpoint', 'load_state', 'pick_device', 'save_checkpoint',
-    'seed_everything', 'set_threads',
+    'CHECKPOINT_SCHEMA_VERSION', 'CheckpointError', 'DistInfo', 'RunLog', 'all_reduce_mean',
+    'all_reduce_sum', 'average_gradients', 'broadcast_object', 'broadcast_parameters',
+    'finish_distributed',
+    'gather_concat', 'git_hash', 'init_distributed', 'load_checkpoint', 'load_state',
+    'pick_device', 'rank_seed', 'run_log', 'save_checkpoint', 'seed_everything', 'set_threads',
+    'shard_of', 'sync_references',
 ]
 
 
@@ -81,6 +84,7 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    owns_group: bool = False       # this trainer created the process group (and destroys it)
 
     @property
     def is_main(self) -> bool:
@@ -95,12 +99,157 @@ def init_distributed(device: torch.device) -> DistInfo:
         return DistInfo()
     import torch.distributed as dist
     backend = 'nccl' if device.type == 'cuda' else 'gloo'
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend=backend)
     local = int(os.environ.get('LOCAL_RANK', '0'))
     if device.type == 'cuda':
         torch.cuda.set_device(local)
-    return DistInfo(dist.get_rank(), local, dist.get_world_size())
+    return DistInfo(dist.get_rank(), local, dist.get_world_size(), owns)
+
+
+def finish_distributed(dist: DistInfo) -> None:
+    """Wait for every rank, then destroy the process group if this trainer created it."""
+    if dist.world_size <= 1:
+        return
+    torch.distributed.barrier()
+    if dist.owns_group:
+        torch.distributed.destroy_process_group()
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """
+    Seed of a rank's own random stream: `seed` on rank 0, an independent stream on the others.
+
+    Rank 0 keeps the plain seed, so a one-process run draws exactly what it drew before.
+    """
+    if rank == 0:
+        return int(seed)
+    return int(np.random.SeedSequence((int(seed), int(rank))).generate_state(1)[0])
+
+
+def shard_of(items, dist: DistInfo):
+    """
+    Return this rank's contiguous share of `items` (an array or a range), shares near equal.
+
+    Contiguous shares, gathered in rank order, give back the original order.
+    """
+    if dist.world_size <= 1:
+        return items
+    n = len(items)
+    lo = dist.rank * n // dist.world_size
+    hi = (dist.rank + 1) * n // dist.world_size
+    return items[lo:hi]
+
+
+def _device_of(dist: DistInfo) -> torch.device:
+    backend = torch.distributed.get_backend()
+    return torch.device('cuda', dist.local_rank) if backend == 'nccl' else torch.device('cpu')
+
+
+def all_reduce_sum(values: dict, dist: DistInfo) -> dict:
+    """Sum float values over ranks (one collective); world size 1 returns them as given."""
+    if dist.world_size <= 1 or not values:
+        return values
+    keys = list(values)
+    buf = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64,
+                       device=_device_of(dist))
+    torch.distributed.all_reduce(buf)
+    return {k: float(v) for k, v in zip(keys, buf.cpu().tolist())}
+
+
+def all_reduce_mean(values: dict, dist: DistInfo) -> dict:
+    """
+    Mean of float values over ranks, so every rank logs and decides on the same numbers.
+
+    Ranks hold equal shares, so the mean of their means is the mean over all of them.
+    """
+    if dist.world_size <= 1:
+        return values
+    return {k: v / dist.world_size for k, v in all_reduce_sum(values, dist).items()}
+
+
+def average_gradients(params, dist: DistInfo, weight: float | None = None) -> None:
+    """
+    All-reduce the gradients of `params` and divide by the world size (or by `weight`'s sum).
+
+    Used instead of DistributedDataParallel where the update does not go through the module's
+    forward (the tree's expand, the diffusion decoder) or shares are uneven: DDP only syncs
+    gradients of a forward it wrapped. weight: this rank's share of the global batch (rows);
+    the gradients are then summed with these weights and divided by their total. A parameter
+    without a gradient on one rank counts as zero there.
+    """
+    if dist.world_size <= 1:
+        return
+    params = [p for p in params if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    if weight is None:
+        torch.distributed.all_reduce(flat)
+        flat /= dist.world_size
+    else:
+        flat *= weight
+        total = torch.tensor([float(weight)], dtype=flat.dtype, device=flat.device)
+        torch.distributed.all_reduce(flat)
+        torch.distributed.all_reduce(total)
+        flat /= total.clamp_min(1e-12)
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+def broadcast_parameters(module: torch.nn.Module, dist: DistInfo) -> None:
+    """Copy rank 0's parameters and buffers to every rank (the same start everywhere)."""
+    if dist.world_size <= 1:
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            torch.distributed.broadcast(t.data, 0)
+
+
+def broadcast_object(obj, dist: DistInfo):
+    """Rank 0's `obj` on every rank (a picklable value: a run folder, a chosen margin)."""
+    if dist.world_size <= 1:
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, 0)
+    return box[0]
+
+
+def gather_concat(part, dist: DistInfo, concat):
+    """Every rank's `part`, joined in rank order with concat(list of parts), on every rank."""
+    if dist.world_size <= 1:
+        return part
+    parts = [None] * dist.world_size
+    torch.distributed.all_gather_object(parts, part)
+    return concat(parts)
+
+
+def sync_references(scenes, dist: DistInfo) -> None:
+    """
+    Merge the EP normalisers every rank computed into each rank's scene set.
+
+    Ranks score different scenes; rank 0 writes the normaliser cache, so it needs all of them.
+    """
+    if dist.world_size <= 1:
+        return
+    for part in getattr(scenes, 'parts', [scenes]):
+        refs = getattr(part, '_refs', None)
+        if refs is None:
+            continue
+        merged = [None] * dist.world_size
+        torch.distributed.all_gather_object(merged, refs)
+        for other in merged:
+            refs.update(other)
+
+
+def run_log(exp: str, seed: int, config, root, dist: DistInfo) -> 'RunLog':
+    """Open a RunLog that rank 0 alone writes, whose run folder every rank knows."""
+    log = RunLog(exp, seed, config, root, enabled=dist.is_main)
+    log.run_dir = Path(broadcast_object(str(log.run_dir), dist))
+    return log
 
 
 class RunLog:

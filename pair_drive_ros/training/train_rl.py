@@ -30,7 +30,13 @@ own, trained from scratch with the auxiliary BEV-semantic and agent losses befor
 val subset before the first and after the last step (the step-0 numbers are the untrained tree
 of the same init seed).
 
+Under torchrun each rank takes a disjoint share of every step's scenes (scenes_per_step is the
+global count; groups are per scene, so the advantages need no communication); the gradients
+and the statistics that steer training (KL weight, logs, validation) are averaged over ranks,
+and rank 0 alone writes the run folder and the checkpoints.
+
     pair-drive train rl --config config/rl_grpo.yaml [--set total_steps=300]
+    torchrun --nproc_per_node 2 -m pair_drive_ros.cli train rl --config config/rl_grpo.yaml
 """
 
 import argparse
@@ -47,8 +53,12 @@ from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
 from pair_drive_ros.policy.tree import resolve_group
-from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
-                                            set_threads)
+from pair_drive_ros.training.common import (all_reduce_mean, all_reduce_sum, average_gradients,
+                                            broadcast_parameters, DistInfo, export_copy,
+                                            finish_distributed, gather_concat,
+                                            init_distributed, pick_device, rank_seed, run_log,
+                                            seed_everything, set_threads, shard_of,
+                                            sync_references)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule, reference_advantages, set_credit)
 from pair_drive_ros.training.references import perturb_reference
@@ -229,12 +239,13 @@ def leaf_spread(paths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.device,
-                   log) -> None:
+                   log, dist: DistInfo = DistInfo()) -> None:
     """
     Train the branch's own trunk from scratch with the auxiliary BEV and agent losses.
 
     The same perception targets the IL planners learn from (policy.losses), none of the
-    trajectory loss: the trunk learns the scene, not a planner's plan.
+    trajectory loss: the trunk learns the scene, not a planner's plan. Under torchrun every
+    rank draws its own batch (a stream per rank) and the gradients are averaged.
     """
     from pair_drive_ros.policy.losses import agent_loss, bev_semantic_loss
 
@@ -243,7 +254,7 @@ def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.d
     trunk.train()
     opt = torch.optim.AdamW(trunk.parameters(), lr=cfg.trunk_pretrain_lr,
                             weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed + 7)
+    rng = np.random.default_rng(rank_seed(cfg.seed + 7, dist.rank))
     n = len(scenes)
     for step in range(cfg.trunk_pretrain_steps):
         js = rng.choice(n, min(cfg.trunk_pretrain_batch, n), replace=False)
@@ -258,24 +269,32 @@ def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.d
         loss = bev + cls + box
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(trunk.parameters(), dist)
         opt.step()
-        log.scalars(step, {'trunk/loss': loss.item(), 'trunk/bev': bev.item(),
-                           'trunk/agent_cls': cls.item(), 'trunk/agent_box': box.item()})
+        log.scalars(step, all_reduce_mean({
+            'trunk/loss': loss.item(), 'trunk/bev': bev.item(), 'trunk/agent_cls': cls.item(),
+            'trunk/agent_box': box.item()}, dist))
     trunk.eval()
+    # Gradients were averaged, the BatchNorm statistics were not: rank 0's go to every rank.
+    broadcast_parameters(trunk, dist)
     trunk.requires_grad_(cfg.train_trunk)
 
 
 @torch.no_grad()
-def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32) -> dict:
+def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
+             dist: DistInfo = DistInfo()) -> dict:
     """
     Oracle of [IL-A plan, deterministic leaves] and the leaves' scores on scenes (x 100).
 
     What PaIR can reach from the tree: the best of the IL plan and its leaves by the true PDMS;
-    also the IL plan's own score, the mean and best leaf, and the leaves' spread [m].
+    also the IL plan's own score, the mean and best leaf, and the leaves' spread [m]. Under
+    torchrun each rank scores a contiguous share of the scenes; the per-scene values are
+    gathered in order, so every rank reports the numbers of one process.
     """
     il, oracle, leaf_mean, leaf_best, spread = [], [], [], [], []
-    for start in range(0, len(scenes), batch_size):
-        js = list(range(start, min(len(scenes), start + batch_size)))
+    mine = shard_of(np.arange(len(scenes)), dist)
+    for start in range(0, len(mine), batch_size):
+        js = [int(j) for j in mine[start:start + batch_size]]
         feats, _ = scenes.batch(js)
         ref = il_model.plan(feats)['trajectory'].float()
         tree = policy(feats, ref, codes)
@@ -288,7 +307,8 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32) ->
         spread.append(leaf_spread(tree.paths, ref).numpy())
 
     def mean(parts: list, scale: float = 100.0) -> float:
-        return float(scale * np.concatenate(parts).mean())
+        local = np.concatenate(parts) if parts else np.zeros(0)
+        return float(scale * gather_concat(local, dist, np.concatenate).mean())
     return {'val/il_pdms': mean(il), 'val/oracle_pdms': mean(oracle),
             'val/leaf_mean_pdms': mean(leaf_mean), 'val/leaf_best_pdms': mean(leaf_best),
             'val/spread_m': mean(spread, 1.0)}
@@ -318,8 +338,14 @@ def sample_group(policy: RLBranch, feats: dict, context, reference: torch.Tensor
 
 
 def update(policy: RLBranch, optimizer, feats: dict, context, reference: torch.Tensor, codes,
-           old, advantages: torch.Tensor, sigma: float, beta: float, cfg) -> dict:
-    """`update_epochs` GRPO steps on one batch; the last step's stats."""
+           old, advantages: torch.Tensor, sigma: float, beta: float, cfg,
+           dist: DistInfo = DistInfo()) -> dict:
+    """
+    `update_epochs` GRPO steps on one batch; the last step's stats (this rank's share).
+
+    Under torchrun the gradients are averaged over ranks before clipping: each rank's loss is
+    the mean over an equal share of the scenes, so the average is the loss of the whole step.
+    """
     stats = None
     spread = None
     for _ in range(cfg.update_epochs):
@@ -335,6 +361,7 @@ def update(policy: RLBranch, optimizer, feats: dict, context, reference: torch.T
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in policy.parameters() if p.requires_grad]
+        average_gradients(params, dist)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         optimizer.step()
     out = stats.as_dict()
@@ -365,6 +392,10 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
+    dist = init_distributed(device)
+    if cfg.scenes_per_step % dist.world_size:
+        raise ValueError(f'scenes_per_step ({cfg.scenes_per_step}) must be a multiple of the '
+                         f'number of processes ({dist.world_size})')
     codes = cfg.codes
     if scenes is None:
         scenes = load_training_scenes(cfg.data_root, cfg.extra_data_roots, cfg.split,
@@ -381,6 +412,7 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     # untrained control of seed s (policy.rl_branch.untrained_tree).
     torch.manual_seed(cfg.seed)
     policy, optimizer = build(cfg, device)
+    broadcast_parameters(policy, dist)
     il_model = None
     if cfg.il_reference_fraction > 0 or val_scenes is not None:
         from pair_drive_ros.policy.il_planner import load_il_model
@@ -393,22 +425,26 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         optimizer.load_state_dict(ckpt['optimizer'])
         start, beta = int(ckpt['step']), float(ckpt['beta'])
         LOG.info('resumed %s at step %d', cfg.resume, start)
-    log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
+    log = run_log(cfg.exp, cfg.seed, cfg, cfg.runs_root, dist)
     if cfg.trunk_source == 'aux' and start == 0 and cfg.trunk_pretrain_steps > 0:
-        pretrain_trunk(policy, scenes, cfg, device, log)
+        pretrain_trunk(policy, scenes, cfg, device, log, dist)
     val = {}
     if val_scenes is not None:
-        val['start'] = validate(policy, val_scenes, il_model, codes)
+        val['start'] = validate(policy, val_scenes, il_model, codes, dist=dist)
         log.scalars(start, val['start'])
         LOG.info('val before GRPO: %s', val['start'])
-    rng = np.random.default_rng(cfg.seed + start)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
+    # Scene choice: one stream all ranks share, so their shares of a step are disjoint. The
+    # references' perturbations and the offsets: a stream per rank (rank 0's is the one-process
+    # stream, which also chooses the scenes there).
+    rng = np.random.default_rng(rank_seed(cfg.seed + start, dist.rank))
+    scene_rng = rng if dist.world_size == 1 else np.random.default_rng(cfg.seed + start)
+    gen = torch.Generator(device=device).manual_seed(rank_seed(cfg.seed + start, dist.rank))
     LOG.info('GRPO: %d scenes, group %s (G=%d), %d steps, run %s', len(scenes), cfg.group,
              len(codes), total_steps, log.run_dir)
 
     scorer_calls = 0     # this run's scored candidates (leaves, reference, expert)
     bar = tqdm(range(start, total_steps), desc='grpo', unit='step', initial=start,
-               total=total_steps)
+               total=total_steps, disable=not dist.is_main)
     for step in bar:
         t0 = time.perf_counter()
         lr = cosine_lr(step, total_steps, cfg.lr, cfg.warmup_steps)
@@ -417,7 +453,7 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         sigma = linear_schedule(step, total_steps, cfg.sigma_start, cfg.sigma_end)
 
         # -- rollout: sample the group around the reference, score it and the reference -------
-        js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
+        js = shard_of(scene_rng.choice(len(scenes), cfg.scenes_per_step, replace=False), dist)
         feats, expert = scenes.batch(js, device)
         reference = training_reference(expert, feats, il_model, cfg, rng)
         context = context_of(policy, feats, cfg.train_trunk)
@@ -435,42 +471,51 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
 
         # -- GRPO update --------------------------------------------------------------------
         stats = update(policy, optimizer, feats, context, reference, codes, old, advantages,
-                       sigma, beta, cfg)
+                       sigma, beta, cfg, dist)
+        stats = all_reduce_mean(stats, dist)       # every rank adapts beta on the same KL
         beta = adapt_beta(beta, stats['rl/kl'], cfg.kl_target)
 
         # -- logging and checkpoints ----------------------------------------------------------
         best = rewards.max(-1).values.mean().item()
         oracle = torch.maximum(rewards.max(-1).values, ref_rewards)
-        stats.update({'rl/reward_mean': rewards.mean().item(), 'rl/reward_best': best,
-                      'rl/reward_expert': float(reward_all[:, -1].mean()),
-                      'rl/reward_ref': ref_rewards.mean().item(),
-                      'rl/oracle': oracle.mean().item(),
-                      'rl/oracle_gain': (oracle - ref_rewards).mean().item(),
-                      'rl/spread_m': leaf_spread(old.paths, reference).mean().item(),
-                      'rl/adv_abs': advantages.abs().mean().item(),
-                      'rl/reward_std': rewards.std(-1).mean().item(), 'rl/beta': beta,
-                      'rl/sigma': sigma, 'rl/lr': lr,
+        means = all_reduce_mean({
+            'rl/reward_mean': rewards.mean().item(), 'rl/reward_best': best,
+            'rl/reward_expert': float(reward_all[:, -1].mean()),
+            'rl/reward_ref': ref_rewards.mean().item(), 'rl/oracle': oracle.mean().item(),
+            'rl/oracle_gain': (oracle - ref_rewards).mean().item(),
+            'rl/spread_m': leaf_spread(old.paths, reference).mean().item(),
+            'rl/adv_abs': advantages.abs().mean().item(),
+            'rl/reward_std': rewards.std(-1).mean().item()}, dist)
+        best = means['rl/reward_best']
+        stats.update({**means, 'rl/beta': beta, 'rl/sigma': sigma, 'rl/lr': lr,
                       'perf/steps_per_s': 1.0 / (time.perf_counter() - t0),
                       'perf/sample_s': t1 - t0, 'perf/score_s': t2 - t1})
         log.scalars(step, stats)
         bar.set_postfix(r=f'{stats["rl/reward_mean"]:.3f}', best=f'{best:.3f}',
                         kl=f'{stats["rl/kl"]:.3f}', clip=f'{stats["rl/clip_frac"]:.2f}')
         if (step + 1) % cfg.save_every == 0:
-            save(log.run_dir / 'checkpoint.pt', policy, optimizer, step + 1, beta, cfg)
-            scenes.save_references()
+            sync_references(scenes, dist)
+            if dist.is_main:
+                save(log.run_dir / 'checkpoint.pt', policy, optimizer, step + 1, beta, cfg)
+                scenes.save_references()
 
     if val_scenes is not None:
-        val['end'] = validate(policy, val_scenes, il_model, codes)
+        val['end'] = validate(policy, val_scenes, il_model, codes, dist=dist)
         log.scalars(total_steps, val['end'])
         LOG.info('val after GRPO: %s', val['end'])
+    scorer_calls = int(all_reduce_sum({'calls': scorer_calls}, dist)['calls'])
     info = {'train_seconds': log.elapsed_s, 'num_scenes': len(scenes), 'val': val,
-            'scorer_calls': scorer_calls}
-    save(log.run_dir / 'checkpoint.pt', policy, optimizer, total_steps, beta, cfg, info)
-    final = save(log.run_dir / 'rl_branch.pt', policy, None, total_steps, beta, cfg, info)
-    scenes.save_references()
+            'scorer_calls': scorer_calls, 'world_size': dist.world_size}
+    final = log.run_dir / 'rl_branch.pt'
+    sync_references(scenes, dist)
+    if dist.is_main:
+        save(log.run_dir / 'checkpoint.pt', policy, optimizer, total_steps, beta, cfg, info)
+        save(final, policy, None, total_steps, beta, cfg, info)
+        scenes.save_references()
+        export_copy(final, cfg.out)
+        LOG.info('RL branch saved to %s (%.0f s)', final, log.elapsed_s)
     log.close()
-    export_copy(final, cfg.out)
-    LOG.info('RL branch saved to %s (%.0f s)', final, log.elapsed_s)
+    finish_distributed(dist)
     return final
 
 

@@ -27,7 +27,15 @@ Supervised training of the PaIR candidate selector on PDM-scorer labels.
    leaves around it], per IL planner); mean true PDMS of the selected candidate vs the IL plan
    vs the oracle, averaged over the IL planners and reported per planner.
 
+Under torchrun the labelling (the PDM scorer, the expensive part) is split: each rank labels a
+contiguous share of the scenes (its own random stream for the sampled leaves and perturbations)
+and the shares are gathered in order on every rank. Training then splits each batch over the
+ranks and averages the gradients weighted by the rows each rank holds (exact for an uneven last
+batch); every rank validates on the same labels and uses rank 0's fallback margin. Rank 0 alone
+writes the run folder, labels.pt and the checkpoint.
+
     pair-drive train selector --config config/selector.yaml
+    torchrun --nproc_per_node 2 -m pair_drive_ros.cli train selector --config config/selector.yaml
 """
 
 import argparse
@@ -46,8 +54,11 @@ from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_v
                                             selector_loss, SelectorConfig, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
-from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
-                                            set_threads)
+from pair_drive_ros.training.common import (average_gradients, broadcast_object,
+                                            broadcast_parameters, DistInfo, export_copy,
+                                            finish_distributed, gather_concat, init_distributed,
+                                            pick_device, rank_seed, run_log, seed_everything,
+                                            set_threads, shard_of, sync_references)
 from pair_drive_ros.training.grpo import cosine_lr
 from pair_drive_ros.training.references import perturb_reference
 
@@ -132,27 +143,53 @@ def reference_layout(references, num_il: int) -> list[tuple[str, int | None]]:
             for k in (range(num_il) if name in IL_REFERENCES else (None,))]
 
 
-@torch.no_grad()
 def build_labels(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc: str,
-                 references=None) -> dict:
+                 references=None, dist: DistInfo = DistInfo()) -> dict:
+    """
+    Labels of every scene (label_scenes); under torchrun each rank labels a contiguous share.
+
+    The shares are gathered in rank order on every rank, so the rows follow the scene order.
+    """
+    mine = shard_of(np.arange(len(scenes)), dist)
+    part = label_scenes(scenes, rl, il_planners, cfg, device, desc, references, mine,
+                        rank_seed(cfg.label_seed, dist.rank))
+    sync_references(scenes, dist)
+    return gather_concat(part, dist, concat_all_labels)
+
+
+def concat_all_labels(parts: list) -> dict:
+    """Labels of consecutive scene shares as one (empty shares skipped)."""
+    full = [p for p in parts if len(p['candidates'])]
+    out = full[0] if full else parts[0]
+    for p in full[1:]:
+        out = concat_labels(out, p)
+    return out
+
+
+@torch.no_grad()
+def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc: str,
+                 references=None, indices=None, seed: int | None = None) -> dict:
     """
     Context (N, T, d) float16, candidates (N, K, 8, 3), targets (N, K, len(TARGETS)).
 
     il_planners: ILPlanners whose plans are the IL references (reference_layout's order).
     Also the scenes' BEV rasters (RASTER_KEYS, float16) for selectors with raster_features,
-    and il_blocks: the number of IL planners.
+    and il_blocks: the number of IL planners. indices: the scenes to label (default all);
+    seed: the stream of the sampled leaves and perturbations (default label_seed).
     """
     from tqdm import tqdm
 
     codes = resolve_group(cfg.group)
     references = cfg.references if references is None else references
     layout = reference_layout(references, len(il_planners))
-    gen = torch.Generator().manual_seed(cfg.label_seed)
-    rng = np.random.default_rng(cfg.label_seed)
+    seed = cfg.label_seed if seed is None else seed
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    indices = np.arange(len(scenes)) if indices is None else np.asarray(indices)
     ctxs, cands, targets = [], [], []
     rasters = {k: [] for k in RASTER_KEYS}
-    for start in tqdm(range(0, len(scenes), cfg.batch_size), desc=desc, unit='batch'):
-        js = np.arange(start, min(len(scenes), start + cfg.batch_size))
+    for start in tqdm(range(0, len(indices), cfg.batch_size), desc=desc, unit='batch'):
+        js = indices[start:start + cfg.batch_size]
         feats, expert = scenes.batch(js, device)
         context = rl.encode(feats)
         il_plans = ([p.plan_tensors(feats)['trajectory'].float() for p in il_planners]
@@ -177,6 +214,10 @@ def build_labels(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
         targets.append(torch.as_tensor(target_array(scores)))
         for k in RASTER_KEYS:
             rasters[k].append(feats[k].cpu().half())
+    if not ctxs:    # an empty share (fewer scenes than ranks)
+        return {'context': torch.zeros(0), 'candidates': torch.zeros(0),
+                'targets': torch.zeros(0), **{k: torch.zeros(0) for k in RASTER_KEYS},
+                'il_blocks': torch.tensor(len(il_planners))}
     return {'context': torch.cat(ctxs), 'candidates': torch.cat(cands),
             'targets': torch.cat(targets), **{k: torch.cat(v) for k, v in rasters.items()},
             'il_blocks': torch.tensor(len(il_planners))}
@@ -250,14 +291,15 @@ def concat_labels(first: dict, second: dict) -> dict:
 
 
 def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=None,
-                val_scenes=None) -> tuple[dict, dict]:
+                val_scenes=None, dist: DistInfo = DistInfo()) -> tuple[dict, dict]:
     """Scored candidates of the training (data_root, then extra_data_roots) and val scenes."""
     from pair_drive_ros.training.rl_data import load_scene_set
 
     if train_scenes is None:
         train_scenes = _load_scenes(cfg, val=False)
-    train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train')
-    train_scenes.save_references()
+    train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train', dist=dist)
+    if dist.is_main:
+        train_scenes.save_references()
     for root in cfg.extra_data_roots:
         if not (Path(root) / cfg.split).is_dir():
             raise FileNotFoundError(f'extra_data_roots: {Path(root) / cfg.split} does not '
@@ -266,20 +308,24 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
         extra_scenes = load_scene_set(root, cfg.split, cfg.frame_stride, 0, cfg.label_seed,
                                       cfg.workers, keep_prepared=False,
                                       cache_dir=cfg.cache_dir or None)
-        extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}')
-        extra_scenes.save_references()
+        extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}',
+                             dist=dist)
+        if dist.is_main:
+            extra_scenes.save_references()
         LOG.info('%s: %d extra training scenes', root, len(extra_scenes))
         train = concat_labels(train, extra)
     if val_scenes is None:
         val_scenes = _load_scenes(cfg, val=True)
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
-                       references=('il',))
-    val_scenes.save_references()
+                       references=('il',), dist=dist)
+    if dist.is_main:
+        val_scenes.save_references()
     return train, val
 
 
 def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
-               train_scenes=None, val_scenes=None) -> tuple[dict, dict]:
+               train_scenes=None, val_scenes=None,
+               dist: DistInfo = DistInfo()) -> tuple[dict, dict]:
     """
     Replace the IL blocks of saved training labels (new IL planners) and rebuild val labels.
 
@@ -295,7 +341,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
     if train_scenes is None:
         train_scenes = _load_scenes(cfg, val=False)
     fresh = build_labels(train_scenes, rl, il_planners, cfg, device, 'relabel il',
-                         references=il_refs)
+                         references=il_refs, dist=dist)
     fresh_layout = reference_layout(il_refs, len(il_planners))
     full_layout = reference_layout(cfg.references, len(il_planners))
     block = fresh['candidates'].shape[1] // len(fresh_layout)
@@ -304,11 +350,12 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
         start = full_layout.index(slot) * block
         for key in ('candidates', 'targets'):
             train[key][:, start:start + block] = fresh[key][:, i * block:(i + 1) * block]
-    train_scenes.save_references()
+    if dist.is_main:
+        train_scenes.save_references()
     if val_scenes is None:
         val_scenes = _load_scenes(cfg, val=True)
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
-                       references=('il',))
+                       references=('il',), dist=dist)
     return train, val
 
 
@@ -322,10 +369,11 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
+    dist = init_distributed(device)
     rl = load_rl_branch(cfg.rl_checkpoint, str(device))
     il_planners = [load_il_planner(path, str(device))
                    for path in (cfg.il_checkpoint, *cfg.extra_il_checkpoints)]
-    log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
+    log = run_log(cfg.exp, cfg.seed, cfg, cfg.runs_root, dist)
 
     # -- labels: candidates scored by the PDM scorer (saved as labels.pt for later runs) ---------
     if cfg.labels:
@@ -333,16 +381,19 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
         train, val = saved['train'], saved['val']
         if cfg.relabel_il:
             train, val = relabel_il(cfg, rl, il_planners, device, train, train_scenes,
-                                    val_scenes)
-            torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
+                                    val_scenes, dist)
+            if dist.is_main:
+                torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
     else:
-        train, val = make_labels(cfg, rl, il_planners, device, train_scenes, val_scenes)
-        torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
+        train, val = make_labels(cfg, rl, il_planners, device, train_scenes, val_scenes, dist)
+        if dist.is_main:
+            torch.save({'train': train, 'val': val}, log.run_dir / 'labels.pt')
     LOG.info('labels: %d train scenes x %d candidates, %d val scenes x %d',
              *train['candidates'].shape[:2], *val['candidates'].shape[:2])
 
     # -- supervised training -------------------------------------------------------------------
     selector = Selector(cfg.model).to(device)
+    broadcast_parameters(selector, dist)
     optimizer = torch.optim.AdamW(selector.parameters(), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     n = len(train['candidates'])
@@ -350,20 +401,25 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
     total = cfg.epochs * steps_per_epoch
     rng = np.random.default_rng(cfg.seed)
     step, best = 0, None
-    for epoch in tqdm(range(cfg.epochs), desc='selector', unit='epoch'):
+    for epoch in tqdm(range(cfg.epochs), desc='selector', unit='epoch',
+                      disable=not dist.is_main):
         selector.train()
-        order = rng.permutation(n)
+        order = rng.permutation(n)      # the same order on every rank (seed, not rank)
         for start in range(0, n, cfg.batch_size):
-            idx = torch.as_tensor(order[start:start + cfg.batch_size])
+            idx = torch.as_tensor(shard_of(order[start:start + cfg.batch_size], dist))
             for group in optimizer.param_groups:
                 group['lr'] = cosine_lr(step, total, cfg.lr, steps_per_epoch)
-            logits = selector(train['candidates'][idx].to(device),
-                              train['context'][idx].float().to(device),
-                              raster_batch(train, idx, device))
-            losses = selector_loss(logits, train['targets'][idx].to(device), cfg.rank_weight,
-                                   cfg.rank_temperature)
             optimizer.zero_grad(set_to_none=True)
-            losses['loss'].backward()
+            if len(idx):
+                logits = selector(train['candidates'][idx].to(device),
+                                  train['context'][idx].float().to(device),
+                                  raster_batch(train, idx, device))
+                losses = selector_loss(logits, train['targets'][idx].to(device),
+                                       cfg.rank_weight, cfg.rank_temperature)
+                losses['loss'].backward()
+            # The losses are means over rows: weighting each rank by its rows gives the
+            # gradient of the whole batch's mean.
+            average_gradients(selector.parameters(), dist, weight=len(idx))
             optimizer.step()
             step += 1
         stats = {f'sel/{k}': v.item() for k, v in losses.items()}
@@ -376,19 +432,22 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
 
     # -- fallback margin: the one with the best validation PDMS ---------------------------------
     tried = {m: evaluate(selector, val, m)['sel/val_pdms_selected'] for m in cfg.margins}
-    margin = max(tried, key=tried.get)
+    margin = broadcast_object(max(tried, key=tried.get), dist)   # one choice on every rank
     model_cfg = replace(cfg.model, fallback_margin=float(margin))
     selector.cfg = model_cfg
     best = {**best, **evaluate(selector, val)}
     best['sel/margins_tried'] = {str(k): v for k, v in tried.items()}
     LOG.info('fallback margin %.2f (val PDMS by margin: %s)', margin, tried)
-    path = save_checkpoint(log.run_dir / 'selector.pt', selector, model_name=MODEL_NAME,
-                           model_config=model_cfg,
-                           extra={'train_config': config_to_dict(cfg), 'val': best,
-                                  'train_seconds': log.elapsed_s, 'num_scenes': n})
+    path = log.run_dir / 'selector.pt'
+    if dist.is_main:
+        save_checkpoint(path, selector, model_name=MODEL_NAME, model_config=model_cfg,
+                        extra={'train_config': config_to_dict(cfg), 'val': best,
+                               'train_seconds': log.elapsed_s, 'num_scenes': n,
+                               'world_size': dist.world_size})
+        export_copy(path, cfg.out)
+        LOG.info('selector saved to %s (%.0f s)', path, log.elapsed_s)
     log.close()
-    export_copy(path, cfg.out)
-    LOG.info('selector saved to %s (%.0f s)', path, log.elapsed_s)
+    finish_distributed(dist)
     return path
 
 

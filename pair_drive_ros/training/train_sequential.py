@@ -31,8 +31,14 @@ head; IL-B: trajectory encoder, time MLP and cascade layers) is what GRPO fine-t
 is an IL checkpoint (same model name and config), so `pair-drive evaluate --planner transfuser
 --il-checkpoint ...` (or `--planner diffusiondrive`) loads it.
 
+Under torchrun each rank takes a disjoint share of every step's scenes. The step's scene choice
+and its sampling noise are drawn whole on every rank (one small tensor) and each rank uses its
+slice, so N processes see the samples one process would; the gradients and the KL that steers
+the adaptive weight are averaged over ranks, and rank 0 alone writes the run folder.
+
     pair-drive train sequential --config config/rl_sequential.yaml     # IL-A
     pair-drive train sequential --config config/rl_sequential_b.yaml   # IL-B
+    torchrun --nproc_per_node 2 -m pair_drive_ros.cli train sequential --config ...
 """
 
 import argparse
@@ -49,8 +55,10 @@ from pair_drive_ros.core.config import add_config_arguments, config_from_args, c
 from pair_drive_ros.policy.backbone import integrate_kinematics, kinematic_params
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.factory import shipped
-from pair_drive_ros.training.common import (export_copy, pick_device, RunLog, seed_everything,
-                                            set_threads)
+from pair_drive_ros.training.common import (all_reduce_mean, all_reduce_sum, average_gradients,
+                                            export_copy, finish_distributed, init_distributed,
+                                            pick_device, run_log, seed_everything, set_threads,
+                                            shard_of, sync_references)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule)
 
@@ -174,7 +182,11 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
-    model, il_ckpt = load_il_model(cfg.il_checkpoint, str(device))
+    dist = init_distributed(device)
+    if cfg.scenes_per_step % dist.world_size:
+        raise ValueError(f'scenes_per_step ({cfg.scenes_per_step}) must be a multiple of the '
+                         f'number of processes ({dist.world_size})')
+    model, il_ckpt = load_il_model(cfg.il_checkpoint, str(device))   # the same file everywhere
     name = il_ckpt['model']
     model.eval()
     model.trunk.requires_grad_(False)
@@ -187,12 +199,13 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     total_steps = steps_for_budget(cfg.scorer_budget, cfg.scenes_per_step * cfg.group_size,
                                    cfg.total_steps)
     scorer_calls = 0
-    log = RunLog(cfg.exp, cfg.seed, cfg, cfg.runs_root)
+    log = run_log(cfg.exp, cfg.seed, cfg, cfg.runs_root, dist)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     beta = cfg.kl_beta
 
-    for step in tqdm(range(total_steps), desc='sequential grpo', unit='step'):
+    for step in tqdm(range(total_steps), desc='sequential grpo', unit='step',
+                     disable=not dist.is_main):
         t0 = time.perf_counter()
         lr = cosine_lr(step, total_steps, cfg.lr, cfg.warmup_steps)
         for group in optimizer.param_groups:
@@ -200,13 +213,16 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
         sigma = linear_schedule(step, total_steps, cfg.sigma_start, cfg.sigma_end)
 
         # -- rollout --------------------------------------------------------------------------
-        js = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
+        every = rng.choice(len(scenes), cfg.scenes_per_step, replace=False)
+        mine = shard_of(np.arange(len(every)), dist)     # this rank's rows of the step
+        js = every[mine]
         feats, _ = scenes.batch(js, device)
         policy_mean = policy_mean_fn(model, feats, cfg.noise_seed)
         sig = sigma * torch.tensor([cfg.sigma_step_m, cfg.sigma_turn_rad], device=device)
         with torch.no_grad():
             old_mean = policy_mean()
-            noise = torch.randn((len(js), cfg.group_size) + old_mean.shape[1:], generator=gen)
+            noise = torch.randn((len(every), cfg.group_size) + old_mean.shape[1:],
+                                generator=gen)[mine]
             raw = old_mean[:, None] + sig * noise.to(device)
             old_lp = gaussian_log_prob(raw, old_mean[:, None], sig)
             samples = to_trajectory(raw)
@@ -223,27 +239,33 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
             loss, stats = grpo_loss(lp, old_lp, advantages, kl, cfg.clip_eps, beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            average_gradients(params, dist)
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
-        beta = adapt_beta(beta, stats.kl, cfg.kl_target)
-        values = stats.as_dict('seq/')
-        values.update({'seq/reward_mean': rewards.mean().item(),
-                       'seq/reward_best': rewards.max(-1).values.mean().item(),
-                       'seq/beta': beta, 'seq/sigma': sigma, 'seq/lr': lr,
+        # Every rank adapts beta on the same (all-reduced) KL.
+        values = all_reduce_mean({**stats.as_dict('seq/'),
+                                  'seq/reward_mean': rewards.mean().item(),
+                                  'seq/reward_best': rewards.max(-1).values.mean().item()}, dist)
+        beta = adapt_beta(beta, values['seq/kl'], cfg.kl_target)
+        values.update({'seq/beta': beta, 'seq/sigma': sigma, 'seq/lr': lr,
                        'perf/steps_per_s': 1.0 / (time.perf_counter() - t0)})
         log.scalars(step, values)
 
-    path = save_checkpoint(log.run_dir / f'{name}_seq_grpo.pt', model,
-                           model_name=name, model_config=model.cfg,
-                           perception_config=il_ckpt.get('perception_config') or None,
-                           extra={'train_config': config_to_dict(cfg),
-                                  'train_seconds': log.elapsed_s,
-                                  'scorer_calls': scorer_calls,
-                                  'init_checkpoint': cfg.il_checkpoint})
-    scenes.save_references()
+    scorer_calls = int(all_reduce_sum({'calls': scorer_calls}, dist)['calls'])
+    path = log.run_dir / f'{name}_seq_grpo.pt'
+    sync_references(scenes, dist)
+    if dist.is_main:
+        save_checkpoint(path, model, model_name=name, model_config=model.cfg,
+                        perception_config=il_ckpt.get('perception_config') or None,
+                        extra={'train_config': config_to_dict(cfg),
+                               'train_seconds': log.elapsed_s, 'scorer_calls': scorer_calls,
+                               'world_size': dist.world_size,
+                               'init_checkpoint': cfg.il_checkpoint})
+        scenes.save_references()
+        export_copy(path, cfg.out)
+        LOG.info('sequential GRPO checkpoint %s (%.0f s)', path, log.elapsed_s)
     log.close()
-    export_copy(path, cfg.out)
-    LOG.info('sequential GRPO checkpoint %s (%.0f s)', path, log.elapsed_s)
+    finish_distributed(dist)
     return path
 
 
