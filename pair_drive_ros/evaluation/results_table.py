@@ -18,12 +18,17 @@ Combine `pair-drive evaluate` output folders into the RESULTS.md tables.
 Usage: pair-drive report table runs/eval/constant_velocity ...
 Prints a NAVSIM-style table (every sub-metric x 100, PDMS, EPDMS), a per-family PDMS table and a
 closed-loop table; IL rows add training time, parameters, checkpoint size and inference time.
+Folders with closed loop only (e.g. `pair-drive evaluate --suite config/heldout.yaml --seeds ..`)
+get collision, off-road and route-completion rates with episode-bootstrap 95 % intervals, paired
+differences against the first folder, and per-family mean / p95 speed against the expert's.
 """
 
 import argparse
 import json
 from pathlib import Path
 import sys
+
+import numpy as np
 
 from pair_drive_ros.evaluation.evaluate import OPEN_LOOP_METRICS
 
@@ -41,15 +46,95 @@ def _il_info(path: str | None) -> dict:
             'size_mb': Path(path).stat().st_size / 1e6, 'epochs': ckpt.get('epoch')}
 
 
+def _row_name(result: dict) -> str:
+    """Planner name of an evaluation, with its IL checkpoint's file name where there is one."""
+    ckpt = result.get('il_checkpoint')
+    return f'{result["planner"]} ({Path(ckpt).name})' if ckpt else result['planner']
+
+
+def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list:
+    """
+    Markdown lines: closed-loop rates with episode-bootstrap 95 % intervals, and speeds.
+
+    results: closed_loop.json dicts. Rows that drove the same (scenario, seed) episodes also get
+    paired differences against the first row (same resampled episodes). Speeds are per family,
+    mean and p95 over episodes, with the ratio to the expert's row where there is one.
+    """
+    from pair_drive_ros.evaluation.bootstrap import episode_bootstrap, paired_difference
+
+    def keyed(r: dict) -> dict:
+        return {(e['scenario'], e['seed']): e for e in r['episodes']}
+
+    def ci(values, ids) -> str:
+        iv = episode_bootstrap(values, ids, n_boot, seed)
+        return f'{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}]'
+
+    base = keyed(results[0])
+    lines = ['| planner | suite | episodes | collision rate | off-road rate | route completion '
+             '| Δ collision vs first row | Δ off-road vs first row |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in results:
+        eps = r['episodes']
+        ids = np.arange(len(eps))
+        col = np.array([e['collision'] for e in eps], dtype=float)
+        off = np.array([e['off_road'] for e in eps], dtype=float)
+        rc = np.array([e['route_completion'] for e in eps], dtype=float)
+        deltas = ['', '']
+        mine = keyed(r)
+        if r is not results[0] and set(mine) == set(base):
+            keys = sorted(base)
+            for i, metric in enumerate(('collision', 'off_road')):
+                iv = paired_difference([float(mine[k][metric]) for k in keys],
+                                       [float(base[k][metric]) for k in keys],
+                                       np.arange(len(keys)), n_boot, seed)
+                deltas[i] = f'{iv.mean:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]'
+        suite = Path(r.get('suite', {}).get('path', '')).name
+        lines.append(f'| {_row_name(r)} | {suite} | {len(eps)} | {ci(col, ids)} | '
+                     f'{ci(off, ids)} | {ci(rc, ids)} | {deltas[0]} | {deltas[1]} |')
+    fams = sorted({e['scenario'] for r in results for e in r['episodes']})
+    expert = next((r for r in results if r['planner'] == 'expert'), None)
+
+    def speeds(r: dict, fam: str) -> tuple:
+        eps = [e for e in r['episodes'] if e['scenario'] == fam]
+        if not eps:
+            return None, None
+        return (float(np.mean([e['mean_speed_mps'] for e in eps])),
+                float(np.mean([e['p95_speed_mps'] for e in eps])))
+
+    lines += ['', '| planner | ' + ' | '.join(f'{f}: mean / p95 [m/s]' for f in fams) + ' |',
+              '|---|' + '---|' * len(fams)]
+    for r in results:
+        cells = []
+        for fam in fams:
+            mean, p95 = speeds(r, fam)
+            if mean is None:
+                cells.append('-')
+                continue
+            cell = f'{mean:.1f} / {p95:.1f}'
+            ref = speeds(expert, fam)[0] if expert is not None else None
+            if ref and r is not expert:
+                cell += f' ({mean / ref:.2f} × expert)'
+            cells.append(cell)
+        lines.append(f'| {_row_name(r)} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 def tables(dirs: list) -> str:
-    """Markdown tables for evaluation folders (open_loop.json, optional closed_loop.json)."""
-    rows = []
+    """Markdown tables for evaluation folders (open_loop.json and/or closed_loop.json)."""
+    rows, closed_only = [], []
     for d in dirs:
         d = Path(d)
-        ol = json.loads((d / 'open_loop.json').read_text())
         cl_path = d / 'closed_loop.json'
         cl = json.loads(cl_path.read_text()) if cl_path.is_file() else None
+        if not (d / 'open_loop.json').is_file():
+            if cl is None:
+                raise FileNotFoundError(f'{d}: neither open_loop.json nor closed_loop.json')
+            closed_only.append(cl)
+            continue
+        ol = json.loads((d / 'open_loop.json').read_text())
         rows.append((ol, cl, _il_info(ol.get('il_checkpoint'))))
+    if not rows:
+        return '\n'.join(closed_loop_tables(closed_only))
     cols = list(OPEN_LOOP_METRICS) + ['pdms', 'epdms']
     out = ['| planner | ' + ' | '.join(c.upper() for c in cols)
            + ' | plan ms/frame (eval, batch 32) | train time | params | size |',
@@ -80,6 +165,8 @@ def tables(dirs: list) -> str:
                        f'{s["progress_m"]:.1f} | {s["comfort_violations"]:.1f} |')
     frames = {ol['frames'] for ol, _, _ in rows}
     out += ['', f'Open-loop frames per planner: {sorted(frames)}.']
+    if closed_only:
+        out += [''] + closed_loop_tables(closed_only)
     return '\n'.join(out)
 
 

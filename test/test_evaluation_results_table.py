@@ -1,0 +1,57 @@
+# Copyright 2026 pair_drive_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""`pair-drive report table` on closed-loop-only evaluations: intervals, paired deltas, speeds."""
+
+import json
+
+import pytest
+
+from pair_drive_ros.evaluation.results_table import closed_loop_tables, tables
+
+
+def _result(planner: str, collisions: list, speed: float, ckpt: str = '') -> dict:
+    eps = [{'scenario': fam, 'seed': seed, 'collision': c, 'off_road': False,
+            'route_completion': 0.5, 'mean_speed_mps': speed, 'p95_speed_mps': speed + 1.0}
+           for (fam, seed), c in zip([('exit', 1), ('exit', 2), ('u_turn', 1), ('u_turn', 2)],
+                                     collisions)]
+    return {'planner': planner, 'il_checkpoint': ckpt, 'episodes': eps,
+            'suite': {'path': 'config/heldout.yaml'}}
+
+
+def test_closed_loop_rates_deltas_and_speeds():
+    expert = _result('expert', [False] * 4, 10.0)
+    il = _result('transfuser', [True, True, False, False], 12.0, 'models/transfuser_lite.pt')
+    lines = closed_loop_tables([expert, il], n_boot=500)
+    # A constant column has a degenerate interval; the paired delta of equal episodes is exact.
+    assert lines[2].startswith('| expert | heldout.yaml | 4 | 0.00 [0.00, 0.00] |')
+    row = lines[3]
+    assert row.startswith('| transfuser (transfuser_lite.pt) | heldout.yaml | 4 | 0.50 [')
+    assert '| 0.50 [0.50, 0.50] | +0.50 [' in row      # route completion, then Δ collision
+    assert row.endswith('| +0.00 [+0.00, +0.00] |')     # Δ off-road
+    assert lines[-1] == ('| transfuser (transfuser_lite.pt) | 12.0 / 13.0 (1.20 × expert) | '
+                         '12.0 / 13.0 (1.20 × expert) |')
+
+
+def test_table_of_closed_loop_folders(tmp_path):
+    for name, result in (('a', _result('expert', [False] * 4, 10.0)),
+                         ('b', _result('pair', [False, True, False, False], 9.0))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'closed_loop.json').write_text(json.dumps(result))
+    text = tables([tmp_path / 'a', tmp_path / 'b'])
+    assert '| pair | heldout.yaml | 4 | 0.25 [' in text
+    assert '9.0 / 10.0 (0.90 × expert)' in text
+    (tmp_path / 'c').mkdir()
+    with pytest.raises(FileNotFoundError, match='neither'):
+        tables([tmp_path / 'c'])
