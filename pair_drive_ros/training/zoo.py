@@ -501,27 +501,22 @@ class Zoo:
         s.action = self._rollouts
         stages.append(s)
 
-        s = Stage('selector', 'final selector: expert logs + on-policy rollouts',
-                  inputs={'upstream': self.upstream('data', 'il_a', 'rl', 'rollouts')},
-                  outputs={'model': m / 'pair_selector.pt'})
-        tcfg = self.trainer_config('selector', train_selector.SelectorTrainConfig, {
-            **sel_paths, 'extra_data_roots': [str(r) for r in roots],
-            'out': str(m / 'pair_selector.pt')}, seeded=('seed', 'label_seed'))
-        s.commands = [['train', 'selector', '--config',
-                       str(self.write_config(s, tcfg)), '--force']]
-        stages.append(s)
-
-        # The attribution's rows with the paper's candidate set need a selector trained on it.
-        s = Stage('selector_tree', "selector for the paper's candidate set (IL plan + leaves)",
-                  inputs={'upstream': self.upstream('data', 'il_a', 'rl', 'rollouts')},
-                  outputs={'model': m / 'pair_selector_tree.pt'})
-        tcfg = self.trainer_config('selector', train_selector.SelectorTrainConfig, {
-            **sel_paths, 'extra_data_roots': [str(r) for r in roots],
-            'model.plan_variants': False, 'out': str(m / 'pair_selector_tree.pt')},
-            seeded=('seed', 'label_seed'))
-        s.commands = [['train', 'selector', '--config',
-                       str(self.write_config(s, tcfg)), '--force']]
-        stages.append(s)
+        # The final selector, and the one of the paper's candidate set (IL plan + leaves, for
+        # the attribution's tree-only rows): the same data and recipe.
+        for name, title, file, extra in (
+                ('selector', 'final selector: expert logs + on-policy rollouts',
+                 'pair_selector.pt', {}),
+                ('selector_tree', "selector for the paper's candidate set (IL plan + leaves)",
+                 'pair_selector_tree.pt', {'model.plan_variants': False})):
+            s = Stage(name, title, inputs={'upstream': self.upstream('data', 'il_a', 'rl',
+                                                                     'rollouts')},
+                      outputs={'model': m / file})
+            tcfg = self.trainer_config('selector', train_selector.SelectorTrainConfig, {
+                **sel_paths, 'extra_data_roots': [str(r) for r in roots], **extra,
+                'out': str(m / file)}, seeded=('seed', 'label_seed'))
+            s.commands = [['train', 'selector', '--config',
+                           str(self.write_config(s, tcfg)), '--force']]
+            stages.append(s)
 
         for name, il_stage, il_file, file in (
                 ('sequential_a', 'il_a', 'transfuser_lite.pt', 'transfuser_lite_seq_grpo.pt'),
