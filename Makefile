@@ -46,8 +46,9 @@ clean:
 
 # Every shipped model rebuilt from HEAD by `pair-drive zoo` (docs/MODEL_ZOO.md): expert data,
 # IL-A, IL-B, the RL branch (its trunk copied from this run's IL-A), the selector after one
-# DAgger round, both sequential baselines, evaluation and a model card per checkpoint. About
-# 2.5 h on 2 CPU cores; intermediate files in runs/zoo. models/ already holds the shipped files,
+# DAgger round, the paper-set selector, both sequential baselines, evaluation and a model card
+# per checkpoint. The shipped run took 40 min on 2 idle CPU cores (the plan estimates 2 h 20 min);
+# intermediate files in runs/zoo. models/ already holds the shipped files,
 # so the zoo refuses to start until told: `make models ZOO_FLAGS=--force` replaces them.
 # After an interruption, the same command skips the finished stages and goes on.
 ZOO_CONFIG ?= config/zoo.yaml
