@@ -92,28 +92,29 @@ def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list
         lines.append(f'| {_row_name(r)} | {suite} | {len(eps)} | {ci(col, ids)} | '
                      f'{ci(off, ids)} | {ci(rc, ids)} | {deltas[0]} | {deltas[1]} |')
     fams = sorted({e['scenario'] for r in results for e in r['episodes']})
+
+    def speeds(r: dict) -> dict:
+        """Family -> (mean, p95) speed over its episodes."""
+        by_fam = {}
+        for e in r['episodes']:
+            by_fam.setdefault(e['scenario'], []).append((e['mean_speed_mps'],
+                                                         e['p95_speed_mps']))
+        return {f: tuple(float(v) for v in np.mean(v, axis=0)) for f, v in by_fam.items()}
+
     expert = next((r for r in results if r['planner'] == 'expert'), None)
-
-    def speeds(r: dict, fam: str) -> tuple:
-        eps = [e for e in r['episodes'] if e['scenario'] == fam]
-        if not eps:
-            return None, None
-        return (float(np.mean([e['mean_speed_mps'] for e in eps])),
-                float(np.mean([e['p95_speed_mps'] for e in eps])))
-
+    ref = speeds(expert) if expert is not None else {}
     lines += ['', '| planner | ' + ' | '.join(f'{f}: mean / p95 [m/s]' for f in fams) + ' |',
               '|---|' + '---|' * len(fams)]
     for r in results:
-        cells = []
+        row, cells = speeds(r), []
         for fam in fams:
-            mean, p95 = speeds(r, fam)
-            if mean is None:
+            if fam not in row:
                 cells.append('-')
                 continue
+            mean, p95 = row[fam]
             cell = f'{mean:.1f} / {p95:.1f}'
-            ref = speeds(expert, fam)[0] if expert is not None else None
-            if ref and r is not expert:
-                cell += f' ({mean / ref:.2f} × expert)'
+            if ref.get(fam, (0.0,))[0] and r is not expert:
+                cell += f' ({mean / ref[fam][0]:.2f} × expert)'
             cells.append(cell)
         lines.append(f'| {_row_name(r)} | ' + ' | '.join(cells) + ' |')
     return lines
