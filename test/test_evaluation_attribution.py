@@ -25,7 +25,7 @@ from pair_drive_ros.core.ego import EgoState
 from pair_drive_ros.core.features import Features
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
 from pair_drive_ros.evaluation.attribution import (AttributionConfig, COLUMNS, compare_rows,
-                                                   comparisons_of, report, Row, scorer_calls)
+                                                   comparisons_of, report, Row)
 from pair_drive_ros.evaluation.bootstrap import (bootstrap_draws, episode_bootstrap,
                                                  paired_difference)
 from pair_drive_ros.policy.base import AbstractPlanner, PlanOutput
@@ -207,19 +207,3 @@ def test_comparisons_pair_oracles_with_oracles():
     assert pairs == [('IL-A/no_rl', 'IL-A/il'), ('IL-A/no_rl/oracle', 'IL-A/il'),
                      ('IL-A/pair', 'IL-A/il'), ('IL-A/pair', 'IL-A/no_rl'),
                      ('IL-A/pair/oracle', 'IL-A/il'), ('IL-A/pair/oracle', 'IL-A/no_rl/oracle')]
-
-
-def test_scorer_calls_of_training_configs(tmp_path):
-    torch.save({'model': 'pair_rl_branch', 'train_config': {
-        'total_steps': 10, 'scenes_per_step': 4, 'group': '15'}}, tmp_path / 'rl.pt')
-    torch.save({'model': 'transfuser', 'train_config': {
-        'total_steps': 10, 'scenes_per_step': 4, 'group_size': 15}}, tmp_path / 'seq.pt')
-    torch.save({'model': 'pair_selector', 'num_scenes': 7, 'train_config': {
-        'references': ['il', 'expert'], 'group': '15', 'model': {'plan_variants': True}}},
-        tmp_path / 'sel.pt')
-    torch.save({'model': 'pair_rl_branch', 'scorer_calls': 123}, tmp_path / 'new.pt')
-    assert scorer_calls(str(tmp_path / 'rl.pt')) == 10 * 4 * 16
-    assert scorer_calls(str(tmp_path / 'seq.pt')) == 10 * 4 * 15
-    assert scorer_calls(str(tmp_path / 'sel.pt')) == 7 * 2 * 30
-    assert scorer_calls(str(tmp_path / 'new.pt')) == 123
-    assert scorer_calls(str(tmp_path / 'missing.pt')) is None

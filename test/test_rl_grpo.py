@@ -24,6 +24,7 @@ from pair_drive_ros.core.config import load_config
 from pair_drive_ros.policy.rl_branch import RLBranchConfig
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule, reference_advantages, set_credit)
+from pair_drive_ros.training.rl_data import budget_of, scorer_calls
 from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
 
 torch.set_num_threads(1)
@@ -323,3 +324,23 @@ def test_reference_augmentation_scales_shifts_and_keeps_headings_consistent():
     xy = torch.cat([torch.zeros(4, 1, 2), out[..., :2]], 1)
     d = xy[:, 1:] - xy[:, :-1]
     torch.testing.assert_close(out[..., 2], torch.atan2(d[..., 1], d[..., 0]))
+
+
+def test_scorer_calls_of_training_configs(tmp_path):
+    torch.save({'model': 'pair_rl_branch', 'train_config': {
+        'total_steps': 10, 'scenes_per_step': 4, 'group': '15'}}, tmp_path / 'rl.pt')
+    torch.save({'model': 'transfuser', 'train_config': {
+        'total_steps': 10, 'scenes_per_step': 4, 'group_size': 15}}, tmp_path / 'seq.pt')
+    torch.save({'model': 'pair_selector', 'num_scenes': 7, 'train_config': {
+        'references': ['il', 'expert'], 'group': '15', 'model': {'plan_variants': True}}},
+        tmp_path / 'sel.pt')
+    torch.save({'model': 'pair_rl_branch', 'scorer_calls': 123}, tmp_path / 'new.pt')
+    assert scorer_calls(str(tmp_path / 'rl.pt')) == 10 * 4 * 16
+    assert scorer_calls(str(tmp_path / 'seq.pt')) == 10 * 4 * 15
+    assert scorer_calls(str(tmp_path / 'sel.pt')) == 7 * 2 * 30
+    assert scorer_calls(str(tmp_path / 'new.pt')) == 123
+    assert scorer_calls(str(tmp_path / 'missing.pt')) is None
+    # an equal-budget run spends what the named trainings spent together
+    assert budget_of([tmp_path / 'rl.pt', tmp_path / 'new.pt']) == 10 * 4 * 16 + 123
+    with pytest.raises(ValueError, match='missing.pt'):
+        budget_of([tmp_path / 'rl.pt', tmp_path / 'missing.pt'])

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from pair_drive_ros.core.config import config_from_dict, load_config
+from pair_drive_ros.training.rl_data import scorer_calls
 from pair_drive_ros.training.zoo import (MODELS, run_in_process, run_subprocess, run_zoo, Stage,
                                          STAGES, ZooConfig, ZooError, ZooRun)
 
@@ -129,6 +130,13 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     sel = torch.load(out / 'pair_selector.pt', weights_only=True)['train_config']
     assert sel['extra_data_roots'] == [str(work / 'data' / f'onpolicy_{k}') for k in (0, 1)]
     assert len(list((work / 'data' / 'onpolicy_1' / 'train').rglob('*.npz'))) == 2
+    # The sequential baselines had the same data and spent the scorer calls of rl + selector.
+    budget = scorer_calls(str(out / 'pair_rl_branch.pt')) + \
+        scorer_calls(str(out / 'pair_selector.pt'))
+    for file in ('transfuser_lite_seq_grpo.pt', 'diffusiondrive_lite_seq_grpo.pt'):
+        seq = torch.load(out / file, weights_only=False)
+        assert seq['train_config']['extra_data_roots'] == sel['extra_data_roots']
+        assert budget <= seq['scorer_calls'] < budget + 2 * 4   # whole steps of 2 scenes x 4
     scores = zoo['scores']['val']
     assert set(scores) == {'expert', 'il_a', 'il_b', 'pair_a', 'pair_b', 'seq_a', 'seq_b'}
     assert all(r['open_loop']['frames'] == 3 for r in scores.values())

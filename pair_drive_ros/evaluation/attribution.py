@@ -199,41 +199,6 @@ def evaluate_candidates(planner: AbstractPlanner, frames: Frames, batch_size: in
     return np.concatenate(selected), np.concatenate(oracle)
 
 
-# -- scorer-call budgets ----------------------------------------------------------------------
-
-def scorer_calls(path: str) -> int | None:
-    """
-    Scorer calls a checkpoint's training used (None: unknown).
-
-    Checkpoints written since the budget was recorded store `scorer_calls`; older ones are
-    counted from their train_config: GRPO runs score steps x scenes x (group + 1 reference),
-    the sequential baseline steps x scenes x group, a selector scenes x references x candidates
-    per reference (the reference, its leaves and, with plan variants, its 14 variants).
-    """
-    import torch
-
-    from pair_drive_ros.policy.selector import NUM_PLAN_VARIANTS
-    from pair_drive_ros.policy.tree import resolve_group
-
-    if not path or not Path(path).is_file():
-        return None
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    if 'scorer_calls' in ckpt:
-        return int(ckpt['scorer_calls'])
-    tc = ckpt.get('train_config') or {}
-    model = ckpt.get('model')
-    if model == 'pair_rl_branch' and 'total_steps' in tc:
-        return tc['total_steps'] * tc['scenes_per_step'] * (len(resolve_group(tc['group'])) + 1)
-    if model == 'pair_selector' and 'num_scenes' in ckpt and 'references' in tc:
-        per_ref = 1 + len(resolve_group(tc.get('group', '15')))
-        if (tc.get('model') or {}).get('plan_variants'):
-            per_ref += NUM_PLAN_VARIANTS
-        return int(ckpt['num_scenes']) * len(tc['references']) * per_ref
-    if 'group_size' in tc and 'total_steps' in tc:
-        return tc['total_steps'] * tc['scenes_per_step'] * tc['group_size']
-    return None
-
-
 # -- the rows ---------------------------------------------------------------------------------
 
 def build_rows(cfg: AttributionConfig, il_planners: dict, rl, selector, tree_selector,
@@ -451,6 +416,7 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch, load_selector
     from pair_drive_ros.training.common import git_hash, set_threads
+    from pair_drive_ros.training.rl_data import scorer_calls
 
     set_threads(cfg.threads)
     if scenes is None:

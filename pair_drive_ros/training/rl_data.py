@@ -247,6 +247,51 @@ def steps_for_budget(scorer_budget: int, calls_per_step: int, total_steps: int) 
     return -(-int(scorer_budget) // int(calls_per_step))
 
 
+def scorer_calls(path: str) -> int | None:
+    """
+    Scorer calls a checkpoint's training used (None: unknown).
+
+    Checkpoints written since the budget was recorded store `scorer_calls`; older ones are
+    counted from their train_config: GRPO runs score steps x scenes x (group + 1 reference),
+    the sequential baseline steps x scenes x group, a selector scenes x references x candidates
+    per reference (the reference, its leaves and, with plan variants, its 14 variants).
+    """
+    from pair_drive_ros.policy.selector import NUM_PLAN_VARIANTS
+    from pair_drive_ros.policy.tree import resolve_group
+
+    if not path or not Path(path).is_file():
+        return None
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    if 'scorer_calls' in ckpt:
+        return int(ckpt['scorer_calls'])
+    tc = ckpt.get('train_config') or {}
+    model = ckpt.get('model')
+    if model == 'pair_rl_branch' and 'total_steps' in tc:
+        return tc['total_steps'] * tc['scenes_per_step'] * (len(resolve_group(tc['group'])) + 1)
+    if model == 'pair_selector' and 'num_scenes' in ckpt and 'references' in tc:
+        per_ref = 1 + len(resolve_group(tc.get('group', '15')))
+        if (tc.get('model') or {}).get('plan_variants'):
+            per_ref += NUM_PLAN_VARIANTS
+        return int(ckpt['num_scenes']) * len(tc['references']) * per_ref
+    if 'group_size' in tc and 'total_steps' in tc:
+        return tc['total_steps'] * tc['scenes_per_step'] * tc['group_size']
+    return None
+
+
+def budget_of(checkpoints) -> int:
+    """
+    Return the scorer calls the trainings of `checkpoints` spent together.
+
+    E.g. the RL branch and the final selector: the budget of an equal-budget sequential run.
+    """
+    calls = {str(p): scorer_calls(str(p)) for p in checkpoints}
+    unknown = [p for p, n in calls.items() if n is None]
+    if unknown:
+        raise ValueError(f'scorer_budget_of: no scorer-call count in {unknown} '
+                         '(missing file or a checkpoint without training config)')
+    return int(sum(calls.values()))
+
+
 def load_scene_set(data_root: str | Path, split: str, frame_stride: int = 4,
                    max_scenes: int = 0, seed: int = 0, workers: int = 1,
                    scorer_cfg: ScorerConfig = ScorerConfig(), keep_prepared: bool = True,

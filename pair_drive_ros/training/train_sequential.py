@@ -82,6 +82,9 @@ class SequentialConfig:
     # > 0: ceil(budget / (scenes_per_step x group_size)) steps instead of total_steps, e.g. the
     # scorer calls of the RL branch plus the selector (`pair-drive report attribution` lists them).
     scorer_budget: int = 0
+    # Checkpoints whose trainings' scorer calls, summed, are the budget (e.g. the RL branch and
+    # the final selector: the PaIR row's budget); non-empty overrides scorer_budget.
+    scorer_budget_of: tuple = ()
     cache_dir: str = ''            # feature cache ('' : <data_root>/../cache)
     group_size: int = 15
     reward: str = 'pdms'
@@ -176,7 +179,8 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     from tqdm import tqdm
 
     from pair_drive_ros.policy.il_planner import load_il_model
-    from pair_drive_ros.training.rl_data import load_training_scenes, steps_for_budget
+    from pair_drive_ros.training.rl_data import (budget_of, load_training_scenes,
+                                                 steps_for_budget)
 
     # -- setup --------------------------------------------------------------------------------
     seed_everything(cfg.seed)
@@ -192,11 +196,12 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     model.trunk.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    budget = budget_of(cfg.scorer_budget_of) if cfg.scorer_budget_of else cfg.scorer_budget
     if scenes is None:
         scenes = load_training_scenes(cfg.data_root, cfg.extra_data_roots, cfg.split,
                                       cfg.frame_stride, cfg.max_scenes, cfg.seed, cfg.workers,
                                       cfg.cache_dir or None)
-    total_steps = steps_for_budget(cfg.scorer_budget, cfg.scenes_per_step * cfg.group_size,
+    total_steps = steps_for_budget(budget, cfg.scenes_per_step * cfg.group_size,
                                    cfg.total_steps)
     scorer_calls = 0
     log = run_log(cfg.exp, cfg.seed, cfg, cfg.runs_root, dist)

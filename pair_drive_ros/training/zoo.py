@@ -28,7 +28,8 @@ resolved config written to WORK/configs/<stage>.yaml:
     rollouts      IL-A + PaIR driven by selector_0 on train seeds (on-policy scene logs)
     selector      the final selector: expert logs + the rollouts
     selector_tree the same for the paper's candidate set (IL plan + leaves, no variants)
-    sequential_a  sequential IL -> GRPO baseline of IL-A
+    sequential_a  sequential IL -> GRPO baseline of IL-A: the selector's data (expert logs +
+                  rollouts) and the scorer calls of rl + selector
     sequential_b  the same for IL-B
     evaluate      open loop (and closed loop if configured) on val: every model, both IL planners
     test_data     optional: generate the test split
@@ -522,11 +523,16 @@ class Zoo:
                 ('sequential_a', 'il_a', 'transfuser_lite.pt', 'transfuser_lite_seq_grpo.pt'),
                 ('sequential_b', 'il_b', 'diffusiondrive_lite.pt',
                  'diffusiondrive_lite_seq_grpo.pt')):
-            s = Stage(name, f'sequential GRPO of {il_stage}',
-                      inputs={'upstream': self.upstream('data', il_stage)},
+            # Equal data and budget: the on-policy rollouts the selector saw, and as many scorer
+            # calls as the RL branch and the final selector spent together (the PaIR row's).
+            s = Stage(name, f'sequential GRPO of {il_stage} (the budget of rl + selector)',
+                      inputs={'upstream': self.upstream('data', il_stage, 'rl', 'rollouts',
+                                                        'selector')},
                       outputs={'model': m / file})
             tcfg = self.trainer_config(name, train_sequential.SequentialConfig, {
                 'data_root': str(self.data_root), 'il_checkpoint': str(m / il_file),
+                'extra_data_roots': [str(r) for r in roots],
+                'scorer_budget_of': [str(m / 'pair_rl_branch.pt'), str(m / 'pair_selector.pt')],
                 'runs_root': runs, 'out': str(m / file)})
             s.commands = [['train', 'sequential', '--config',
                            str(self.write_config(s, tcfg)), '--force']]
@@ -796,7 +802,20 @@ class Zoo:
             steps = sum(self.rollout_steps(k) for k in range(len(c.rollouts.chunks)))
             return steps * COSTS['rollout_step_s']
         if stage.name.startswith('sequential'):
-            return cfg['total_steps'] * COSTS['sequential_step_s']
+            steps = cfg['total_steps']
+            if cfg['scorer_budget_of']:   # the rl and selector stages' calls, estimated
+                from pair_drive_ros.policy.tree import resolve_group
+                from pair_drive_ros.training import train_rl, train_selector
+
+                rl = self.trainer_config('rl', train_rl.RLTrainConfig, {})
+                sel = self.trainer_config('selector', train_selector.SelectorTrainConfig, {})
+                _, n = self.split_samples('train', d.train_episodes, sel.frame_stride)
+                n += sum(self.rollout_frames(k, sel.frame_stride)
+                         for k in range(len(c.rollouts.chunks)))
+                calls = (rl.total_steps * rl.scenes_per_step * (len(resolve_group(rl.group)) + 1)
+                         + n * len(sel.references) * COSTS['selector_candidates'])
+                steps = math.ceil(calls / (cfg['scenes_per_step'] * cfg['group_size']))
+            return steps * COSTS['sequential_step_s']
         if stage.name == 'test_data':
             return self.generate_s('test', d.test_episodes) / max(1, min(d.workers, 2))
         if stage.name in ('evaluate', 'test'):
@@ -853,7 +872,8 @@ COSTS = {
     'feature_frame_s': 0.1,       # feature cache build per frame (~10 min for the splits)
     'grpo_step_s': 0.25,          # train rl: ~130 s per 600 steps with cached normalisers
     'ep_reference_s': 0.1,        # EP normaliser of a new scene (15 IDM proposals scored)
-    'sequential_step_s': 0.3,     # train sequential: 136-345 s per 600 steps
+    'sequential_step_s': 0.12,    # train sequential: 70 s per 600 steps (models/zoo.json)
+    'selector_candidates': 30,    # scored per selector reference: IL plan, 15 leaves, 14 variants
     # selector: labels per reference (its 30 candidates scored) and training per sample per
     # epoch (659 s for the shipped selector's 8,685 + 992 scenes, 8 epochs; models/*.md)
     'label_reference_s': 0.012,
