@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`pair-drive report table` on closed-loop-only evaluations: intervals, paired deltas, speeds."""
+"""`pair-drive report table`: closed-loop intervals, paired deltas, speeds, beside open loop."""
 
 import json
 
@@ -55,3 +55,25 @@ def test_table_of_closed_loop_folders(tmp_path):
     (tmp_path / 'c').mkdir()
     with pytest.raises(FileNotFoundError, match='neither'):
         tables([tmp_path / 'c'])
+
+
+def test_table_of_open_and_closed_loop_folders(tmp_path):
+    from pair_drive_ros.evaluation.results_table import OPEN_LOOP_METRICS
+
+    for name, planner, collisions in (('a', 'transfuser', [True, True, False, False]),
+                                      ('b', 'pair', [False, False, False, False])):
+        summary = {c: 90.0 for c in (*OPEN_LOOP_METRICS, 'pdms', 'epdms')}
+        ol = {'planner': planner, 'il_checkpoint': '', 'summary': summary, 'frames': 8,
+              'inference_ms': 1.0, 'by_family': {'exit': {'pdms': 90.0, 'epdms': 80.0}}}
+        result = _result(planner, collisions, 10.0)
+        result['summary'] = {'episodes': 4, 'collision_rate': sum(collisions) / 4,
+                             'off_road_rate': 0.0, 'route_completion': 0.5, 'progress_m': 1.0,
+                             'comfort_violations': 0.0}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'open_loop.json').write_text(json.dumps(ol))
+        (tmp_path / name / 'closed_loop.json').write_text(json.dumps(result))
+    text = tables([tmp_path / 'a', tmp_path / 'b'])
+    assert '| pair | 4 | 0.00 | 0.00 | 0.50 | 1.0 | 0.0 |' in text      # the plain rates
+    # ... and the same runs with intervals and paired differences against the first row
+    assert '| pair | heldout.yaml | 4 | 0.00 [0.00, 0.00] |' in text
+    assert '| -0.50 [' in text

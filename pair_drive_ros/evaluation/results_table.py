@@ -18,9 +18,10 @@ Combine `pair-drive evaluate` output folders into the RESULTS.md tables.
 Usage: pair-drive report table runs/eval/constant_velocity ...
 Prints a NAVSIM-style table (every sub-metric x 100, PDMS, EPDMS), a per-family PDMS table and a
 closed-loop table; IL rows add training time, parameters, checkpoint size and inference time.
-Folders with closed loop only (e.g. `pair-drive evaluate --suite config/heldout.yaml --seeds ..`)
-get collision, off-road and route-completion rates with episode-bootstrap 95 % intervals, paired
-differences against the first folder, and per-family mean / p95 speed against the expert's.
+Every closed-loop run (also `pair-drive evaluate --suite config/heldout.yaml --seeds ..`, which
+has no open loop) then gets collision, off-road and route-completion rates with episode-bootstrap
+95 % intervals, paired differences against the first folder, and per-family mean / p95 speed
+against the expert's.
 """
 
 import argparse
@@ -144,14 +145,14 @@ def tables(dirs: list) -> str:
         s = ol['summary']
         extra = (f'{info["train_min"]:.1f} min ({info["epochs"]} ep) | {info["params"]:,} | '
                  f'{info["size_mb"]:.1f} MB' if info else '- | - | -')
-        out.append(f'| {ol["planner"]} | ' + ' | '.join(f'{s[c]:.1f}' for c in cols)
+        out.append(f'| {_row_name(ol)} | ' + ' | '.join(f'{s[c]:.1f}' for c in cols)
                    + f' | {ol["inference_ms"]:.1f} | {extra} |')
     fams = sorted({f for ol, _, _ in rows for f in ol['by_family']})
     out += ['', '| planner | ' + ' | '.join(f'{f} PDMS / EPDMS' for f in fams) + ' |',
             '|---|' + '---|' * len(fams)]
     for ol, _, _ in rows:
         bf = ol['by_family']
-        out.append(f'| {ol["planner"]} | ' + ' | '.join(
+        out.append(f'| {_row_name(ol)} | ' + ' | '.join(
             f'{bf[f]["pdms"]:.1f} / {bf[f]["epdms"]:.1f}' if f in bf else '-' for f in fams)
             + ' |')
     closed = [(ol, cl) for ol, cl, _ in rows if cl is not None]
@@ -161,11 +162,13 @@ def tables(dirs: list) -> str:
                 '|---|---|---|---|---|---|---|']
         for ol, cl in closed:
             s = cl['summary']
-            out.append(f'| {ol["planner"]} | {s["episodes"]} | {s["collision_rate"]:.2f} | '
+            out.append(f'| {_row_name(ol)} | {s["episodes"]} | {s["collision_rate"]:.2f} | '
                        f'{s["off_road_rate"]:.2f} | {s["route_completion"]:.2f} | '
                        f'{s["progress_m"]:.1f} | {s["comfort_violations"]:.1f} |')
     frames = {ol['frames'] for ol, _, _ in rows}
     out += ['', f'Open-loop frames per planner: {sorted(frames)}.']
+    # Intervals and paired differences for every closed-loop run, with or without open loop.
+    closed_only = [cl for _, cl in closed] + closed_only
     if closed_only:
         out += [''] + closed_loop_tables(closed_only)
     return '\n'.join(out)
