@@ -33,14 +33,15 @@ TINY_BACKBONE = BackboneConfig(channels=(4, 8, 8, 8), d_model=16, num_heads=2, n
 class _Arrays:
     """The part of training.data.ILDataset a SceneSet reads: arrays and a length."""
 
-    def __init__(self, n: int, seed: int = 0) -> None:
+    def __init__(self, n: int, seed: int = 0, lidar_channels: int = 2,
+                 status_dim: int = STATUS_DIM) -> None:
         rng = np.random.default_rng(seed)
         self.speeds = rng.uniform(5.0, 15.0, n)
         self.arrays = {
-            'lidar_bev': rng.random((n, 2, 64, 64), dtype=np.float32),
+            'lidar_bev': rng.random((n, lidar_channels, 64, 64), dtype=np.float32),
             'camera': rng.random((n, 3, 32, 64), dtype=np.float32),
             'route_raster': rng.random((n, 1, 64, 64), dtype=np.float32),
-            'ego_status': np.zeros((n, STATUS_DIM), np.float32),
+            'ego_status': np.zeros((n, status_dim), np.float32),
             'trajectory': np.stack([straight_trajectory(v).poses for v in self.speeds]
                                    ).astype(np.float32)}
         self.arrays['ego_status'][:, 1] = 1.0
@@ -53,8 +54,11 @@ class _Arrays:
 class SyntheticSceneSet(SceneSet):
     """Straight 3-lane road scenes (scoring_scenes.make_scene) at different speeds."""
 
-    def __init__(self, n: int = 6, seed: int = 0, cache_file=None) -> None:
-        super().__init__(_Arrays(n, seed), cache_file=cache_file)
+    def __init__(self, n: int = 6, seed: int = 0, cache_file=None, perception=None) -> None:
+        # perception: a PerceptionConfig whose LiDAR channels and status entries the arrays have
+        sizes = {} if perception is None else {'lidar_channels': perception.lidar_channels,
+                                               'status_dim': perception.status_dim}
+        super().__init__(_Arrays(n, seed, **sizes), cache_file=cache_file)
 
     def scene(self, j: int):
         v = float(self.dataset.speeds[self.indices[j]])

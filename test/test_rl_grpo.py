@@ -344,3 +344,54 @@ def test_scorer_calls_of_training_configs(tmp_path):
     assert budget_of([tmp_path / 'rl.pt', tmp_path / 'new.pt']) == 10 * 4 * 16 + 123
     with pytest.raises(ValueError, match='missing.pt'):
         budget_of([tmp_path / 'rl.pt', tmp_path / 'missing.pt'])
+
+
+def test_rl_branch_reads_the_features_of_the_il_trunk_it_copies(tmp_path):
+    from dataclasses import replace
+
+    from pair_drive_ros.perception.config import PerceptionConfig
+    from pair_drive_ros.policy.backbone import backbone_inputs
+    from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from pair_drive_ros.policy.il_planner import build_model, load_il_planner
+    from pair_drive_ros.policy.pair import load_rl_branch, PaIRPlanner
+    from pair_drive_ros.policy.selector import raster_samples, SelectorConfig
+    from pair_drive_ros.policy.transfuser.config import TransfuserConfig
+    from pair_drive_ros.training.train_rl import main, RLTrainConfig
+
+    # Motion features: two past sweeps add 2 LiDAR channels and 2 status entries.
+    motion = PerceptionConfig(history_sweeps=2)
+    torch.manual_seed(0)
+    paths = {}
+    for name, perception in (('motion', motion), ('plain', PerceptionConfig())):
+        backbone = replace(TINY_BACKBONE, **backbone_inputs(perception))
+        il = build_model('transfuser', TransfuserConfig(backbone=backbone))
+        paths[name] = save_checkpoint(tmp_path / f'{name}.pt', il, model_name='transfuser',
+                                      model_config=il.cfg, perception_config=perception)
+    cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
+        f'runs_root={tmp_path}', 'total_steps=1', 'scenes_per_step=2', 'group=5', 'threads=1',
+        'warmup_steps=1', 'val_split=', f'out={tmp_path / "rl.pt"}',
+        f'init_trunk={paths["motion"]}',
+        f'il_checkpoint={paths["motion"]}', 'il_reference_fraction=1.0'])
+    # The config's backbone has the default input sizes; the trainer takes the trunk's.
+    cfg = type(cfg)(**{**cfg.__dict__, 'model': RLBranchConfig(backbone=TINY_BACKBONE,
+                                                               decoder_layers=1, num_heads=2)})
+    main(cfg, scenes=SyntheticSceneSet(4, perception=motion))
+    ckpt = load_checkpoint(tmp_path / 'rl.pt')
+    assert ckpt['perception_config']['history_sweeps'] == 2
+    assert ckpt['model_config']['backbone']['lidar_channels'] == motion.lidar_channels + 1 == 5
+    assert ckpt['model_config']['backbone']['status_dim'] == motion.status_dim
+    rl = load_rl_branch(tmp_path / 'rl.pt')
+    pair = PaIRPlanner(load_il_planner(paths['motion']), rl, None)
+    assert pair.perception_config == motion     # closed loop builds these features for all
+    with pytest.raises(CheckpointError, match='LiDAR channels'):
+        PaIRPlanner(load_il_planner(paths['plain']), rl, None)
+    # An IL checkpoint for the references must read the trunk's features too.
+    with pytest.raises(ValueError, match='other features'):
+        main(type(cfg)(**{**cfg.__dict__, 'il_checkpoint': str(paths['plain']), 'out': ''}),
+             scenes=SyntheticSceneSet(4, perception=motion))
+    # The selector samples the current sweep only, whatever follows it.
+    cands = torch.zeros(1, 3, 8, 3)
+    route = torch.rand(1, 1, 64, 64)
+    lidar = torch.rand(1, 4, 64, 64)
+    assert torch.equal(raster_samples(cands, lidar, route, SelectorConfig()),
+                       raster_samples(cands, lidar[:, :2], route, SelectorConfig()))

@@ -414,17 +414,11 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
     a synthetic SceneSet).
     """
     from pair_drive_ros.policy.il_planner import load_il_planner
-    from pair_drive_ros.policy.pair import load_rl_branch, load_selector
+    from pair_drive_ros.policy.pair import check_same_features, load_rl_branch, load_selector
     from pair_drive_ros.training.common import git_hash, set_threads
     from pair_drive_ros.training.rl_data import scorer_calls
 
     set_threads(cfg.threads)
-    if scenes is None:
-        from pair_drive_ros.training.rl_data import load_scene_set
-        scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
-                                max_scenes=cfg.max_frames, workers=1,
-                                cache_dir=cfg.cache_dir or None)
-    frames = Frames(scenes)
     paths = {'IL-A': (cfg.il_a, 'transfuser', cfg.sequential_a),
              'IL-B': (cfg.il_b, 'diffusiondrive', cfg.sequential_b)}
     unknown = sorted(set(cfg.planners) - set(paths))
@@ -437,6 +431,16 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
         sequential = {n: load_il_planner(paths[n][2], expect_model=paths[n][1])
                       for n in cfg.planners if paths[n][2] and Path(paths[n][2]).is_file()}
     rl = rl if rl is not None else load_rl_branch(cfg.rl_checkpoint)
+    for planner in (*il_planners.values(), *sequential.values()):
+        check_same_features(planner, rl)    # every row reads the same features of a frame
+    if scenes is None:
+        from pair_drive_ros.training.rl_data import load_scene_set
+        first = next(iter(il_planners.values()))
+        scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
+                                max_scenes=cfg.max_frames, workers=1,
+                                cache_dir=cfg.cache_dir or None,
+                                perception_cfg=getattr(first, 'perception_config', None))
+    frames = Frames(scenes)
     selector = selector if selector is not None else load_selector(cfg.selector_checkpoint)
     if tree_selector is None and cfg.tree_selector_checkpoint \
             and Path(cfg.tree_selector_checkpoint).is_file():

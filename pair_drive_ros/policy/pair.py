@@ -33,6 +33,7 @@ import torch
 from pair_drive_ros.core.config import config_from_dict
 from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
+from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state
 from pair_drive_ros.policy.il_planner import features_to_batch
@@ -65,6 +66,26 @@ def load_selector(path: str | Path, device: str = 'cpu') -> Selector:
     return model.to(device).eval()
 
 
+def check_same_features(il_planner: AbstractPlanner, rl_branch: RLBranch) -> None:
+    """
+    Raise CheckpointError unless the RL trunk reads the IL planner's features.
+
+    Both parts see one feature set per frame, so an IL planner plugs into PaIR only when it
+    was trained on the features the RL trunk was (e.g. both with or both without past sweeps).
+    """
+    perception = getattr(il_planner, 'perception_config', None)
+    if perception is None:
+        return
+    want = backbone_inputs(perception)
+    have = rl_branch.cfg.backbone
+    if (have.lidar_channels, have.status_dim) != (want['lidar_channels'], want['status_dim']):
+        raise CheckpointError(
+            f'the RL branch reads {have.lidar_channels} LiDAR channels and {have.status_dim} '
+            f'status entries, the IL planner {want["lidar_channels"]} and '
+            f'{want["status_dim"]}: train them on the same perception config (history_sweeps, '
+            'road_speed)')
+
+
 class PaIRPlanner(AbstractPlanner):
     """IL planner + RL tree branch + selector (or an oracle scorer, for upper bounds)."""
 
@@ -82,6 +103,7 @@ class PaIRPlanner(AbstractPlanner):
         variants: add the IL plan's speed x lateral variants to the candidates (None: as the
         selector was trained, SelectorConfig.plan_variants; without a selector, no).
         """
+        check_same_features(il_planner, rl_branch)
         self.il_planner = il_planner
         self.consistency_weight = float(consistency_weight)
         self._previous = None     # (stamp [s], (8, 2) map-frame xy) of the last executed plan
@@ -93,6 +115,11 @@ class PaIRPlanner(AbstractPlanner):
         if variants is None:
             variants = selector is not None and selector.cfg.plan_variants
         self.variants = bool(variants)
+
+    @property
+    def perception_config(self):
+        """Return the features every part reads: the IL planner's (checked against the trunk)."""
+        return getattr(self.il_planner, 'perception_config', None)
 
     @classmethod
     def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,

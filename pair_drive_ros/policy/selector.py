@@ -174,10 +174,10 @@ def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
     """
     (B, K, 8 * BOX_POINTS * RASTER_CHANNELS) raster values along (B, K, 8, 3) candidates.
 
-    lidar_bev (B, 2, H, W) and route_raster (B, 1, H, W) on the perception BEV grid (row 0 the
-    front edge, column 0 the left edge). Points outside the grid read 0.
+    lidar_bev (B, 2 + past sweeps, H, W) and route_raster (B, 1, H, W) on the perception BEV
+    grid (row 0 the front edge, column 0 the left edge). Points outside the grid read 0.
     """
-    lidar = lidar_bev.float()
+    lidar = lidar_bev[:, :2].float()     # the current sweep; past sweeps follow it
     route = route_raster.float()
     maps = torch.cat([lidar, route, F.avg_pool2d(route, 5, 1, 2, count_include_pad=False),
                       F.avg_pool2d(route, 11, 1, 5, count_include_pad=False),

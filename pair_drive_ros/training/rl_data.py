@@ -224,10 +224,10 @@ class ConcatSceneSet:
 
 def load_training_scenes(data_root: str | Path, extra_data_roots: tuple, split: str,
                          frame_stride: int, max_scenes: int, seed: int, workers: int = 1,
-                         cache_dir: str | Path | None = None):
+                         cache_dir: str | Path | None = None, perception_cfg=None):
     """data_root's split, plus every frame of each extra root's split (e.g. on-policy logs)."""
     main = load_scene_set(data_root, split, frame_stride, max_scenes, seed, workers,
-                          cache_dir=cache_dir)
+                          cache_dir=cache_dir, perception_cfg=perception_cfg)
     if not extra_data_roots:
         return main
     parts = [main]
@@ -236,7 +236,7 @@ def load_training_scenes(data_root: str | Path, extra_data_roots: tuple, split: 
             raise FileNotFoundError(f'extra_data_roots: {Path(root) / split} does not exist; '
                                     'make it with `pair-drive train rollouts`')
         parts.append(load_scene_set(root, split, frame_stride, 0, seed, workers,
-                                    cache_dir=cache_dir))
+                                    cache_dir=cache_dir, perception_cfg=perception_cfg))
     return ConcatSceneSet(parts)
 
 
@@ -295,11 +295,18 @@ def budget_of(checkpoints) -> int:
 def load_scene_set(data_root: str | Path, split: str, frame_stride: int = 4,
                    max_scenes: int = 0, seed: int = 0, workers: int = 1,
                    scorer_cfg: ScorerConfig = ScorerConfig(), keep_prepared: bool = True,
-                   cache_dir: str | Path | None = None) -> SceneSet:
-    """Build a SceneSet over a split's feature cache (max_scenes > 0: a fixed random subset)."""
+                   cache_dir: str | Path | None = None, perception_cfg=None) -> SceneSet:
+    """
+    Build a SceneSet over a split's feature cache (max_scenes > 0: a fixed random subset).
+
+    perception_cfg: the features the models read (None: the default PerceptionConfig); each
+    configuration has its own feature cache.
+    """
+    from pair_drive_ros.perception.config import PerceptionConfig
     from pair_drive_ros.training.data import DataConfig, ILDataset
 
-    dataset = ILDataset(data_root, split, data_cfg=DataConfig(frame_stride=frame_stride),
+    dataset = ILDataset(data_root, split, perception_cfg or PerceptionConfig(),
+                        data_cfg=DataConfig(frame_stride=frame_stride),
                         cache_dir=cache_dir, workers=workers, progress=True)
     indices = np.arange(len(dataset))
     if 0 < max_scenes < len(dataset):

@@ -40,7 +40,7 @@ and rank 0 alone writes the run folder and the checkpoints.
 """
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import logging
 from pathlib import Path
 import time
@@ -49,6 +49,8 @@ import numpy as np
 import torch
 
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
+from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
@@ -161,6 +163,25 @@ class RLTrainConfig:
     def codes(self) -> tuple:
         """Return the group's path codes."""
         return resolve_group(self.group)
+
+
+def trunk_perception(cfg: RLTrainConfig) -> PerceptionConfig:
+    """
+    Return the features the branch reads.
+
+    A trunk copied from an IL checkpoint reads what that IL planner was trained on (e.g. past
+    LiDAR sweeps); an own trunk reads the default features.
+    """
+    if cfg.trunk_source == 'il_copy' and cfg.init_trunk:
+        return PerceptionConfig.from_dict(
+            load_checkpoint(cfg.init_trunk).get('perception_config') or None)
+    return PerceptionConfig()
+
+
+def with_input_sizes(cfg: RLTrainConfig, perception: PerceptionConfig) -> RLTrainConfig:
+    """Return cfg with the trunk's input sizes (LiDAR channels, status) set by the features."""
+    backbone = replace(cfg.model.backbone, **backbone_inputs(perception))
+    return replace(cfg, model=replace(cfg.model, backbone=backbone))
 
 
 def build(cfg: RLTrainConfig, device: torch.device) -> tuple[RLBranch, torch.optim.Optimizer]:
@@ -373,10 +394,12 @@ def update(policy: RLBranch, optimizer, feats: dict, context, reference: torch.T
 
 
 def save(path: Path, policy: RLBranch, optimizer, step: int, beta: float,
-         cfg: RLTrainConfig, extra: dict | None = None) -> Path:
+         cfg: RLTrainConfig, extra: dict | None = None,
+         perception: PerceptionConfig | None = None) -> Path:
     """Checkpoint with everything `resume` needs (optimizer None: a small inference copy)."""
     state = {} if optimizer is None else {'optimizer': optimizer.state_dict()}
     return save_checkpoint(path, policy, model_name=MODEL_NAME, model_config=cfg.model,
+                           perception_config=perception,
                            extra={'step': step, 'beta': beta, 'train_config': config_to_dict(cfg),
                                   **state, **(extra or {})})
 
@@ -397,17 +420,19 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         raise ValueError(f'scenes_per_step ({cfg.scenes_per_step}) must be a multiple of the '
                          f'number of processes ({dist.world_size})')
     codes = cfg.codes
+    perception = trunk_perception(cfg)
+    cfg = with_input_sizes(cfg, perception)
     if scenes is None:
         scenes = load_training_scenes(cfg.data_root, cfg.extra_data_roots, cfg.split,
                                       cfg.frame_stride, cfg.max_scenes, cfg.seed, cfg.workers,
-                                      cfg.cache_dir or None)
+                                      cfg.cache_dir or None, perception)
     total_steps = steps_for_budget(cfg.scorer_budget,
                                    cfg.scenes_per_step * (len(codes) + 2), cfg.total_steps)
     if val_scenes is None and cfg.val_split:
         # Seed 0, not cfg.seed: every run is validated on the same subset.
         val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
                                     cfg.val_max_scenes, 0, cfg.workers,
-                                    cache_dir=cfg.cache_dir or None)
+                                    cache_dir=cfg.cache_dir or None, perception_cfg=perception)
     # Built first, right after seeding: init seed s gives the same tree as the attribution's
     # untrained control of seed s (policy.rl_branch.untrained_tree).
     torch.manual_seed(cfg.seed)
@@ -417,7 +442,13 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     if cfg.il_reference_fraction > 0 or val_scenes is not None:
         from pair_drive_ros.policy.il_planner import load_il_model
         # Transfuser only: IL-B never supplies a reference, so its PaIR results stay blind.
-        il_model, _ = load_il_model(cfg.il_checkpoint, str(device), expect_model='transfuser')
+        il_model, il_ckpt = load_il_model(cfg.il_checkpoint, str(device),
+                                          expect_model='transfuser')
+        il_perception = PerceptionConfig.from_dict(il_ckpt.get('perception_config') or None)
+        if il_perception != perception:
+            raise ValueError(f'il_checkpoint {cfg.il_checkpoint} reads other features than the '
+                             'RL trunk (perception configs differ); its plans are computed on '
+                             "the trunk's features, so use the IL checkpoint the trunk came from")
     start, beta = 0, cfg.kl_beta
     if cfg.resume:
         ckpt = load_checkpoint(cfg.resume, expect_model=MODEL_NAME)
@@ -496,7 +527,8 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         if (step + 1) % cfg.save_every == 0:
             sync_references(scenes, dist)
             if dist.is_main:
-                save(log.run_dir / 'checkpoint.pt', policy, optimizer, step + 1, beta, cfg)
+                save(log.run_dir / 'checkpoint.pt', policy, optimizer, step + 1, beta, cfg,
+                     perception=perception)
                 scenes.save_references()
 
     if val_scenes is not None:
@@ -509,8 +541,9 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     final = log.run_dir / 'rl_branch.pt'
     sync_references(scenes, dist)
     if dist.is_main:
-        save(log.run_dir / 'checkpoint.pt', policy, optimizer, total_steps, beta, cfg, info)
-        save(final, policy, None, total_steps, beta, cfg, info)
+        save(log.run_dir / 'checkpoint.pt', policy, optimizer, total_steps, beta, cfg, info,
+             perception)
+        save(final, policy, None, total_steps, beta, cfg, info, perception)
         scenes.save_references()
         export_copy(final, cfg.out)
         LOG.info('RL branch saved to %s (%.0f s)', final, log.elapsed_s)

@@ -49,7 +49,7 @@ import torch
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.factory import shipped
-from pair_drive_ros.policy.pair import load_rl_branch
+from pair_drive_ros.policy.pair import check_same_features, load_rl_branch
 from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_variants, Selector,
                                             selector_loss, SelectorConfig, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
@@ -269,17 +269,23 @@ def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dic
     return out
 
 
-def _load_scenes(cfg: SelectorTrainConfig, val: bool):
-    """Load the training or validation scene set named by the config."""
+def _load_scenes(cfg: SelectorTrainConfig, val: bool, perception=None):
+    """Load the training or validation scene set named by the config (the models' features)."""
     from pair_drive_ros.training.rl_data import load_scene_set
 
     if val:
         return load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
                               cfg.val_max_scenes, cfg.label_seed, cfg.workers,
-                              keep_prepared=False, cache_dir=cfg.cache_dir or None)
+                              keep_prepared=False, cache_dir=cfg.cache_dir or None,
+                              perception_cfg=perception)
     return load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
                           cfg.label_seed, cfg.workers, keep_prepared=False,
-                          cache_dir=cfg.cache_dir or None)
+                          cache_dir=cfg.cache_dir or None, perception_cfg=perception)
+
+
+def features_of(il_planners: list):
+    """Return the perception config of the IL planners (the RL trunk's too, checked on load)."""
+    return getattr(il_planners[0], 'perception_config', None)
 
 
 def concat_labels(first: dict, second: dict) -> dict:
@@ -296,7 +302,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
     from pair_drive_ros.training.rl_data import load_scene_set
 
     if train_scenes is None:
-        train_scenes = _load_scenes(cfg, val=False)
+        train_scenes = _load_scenes(cfg, val=False, perception=features_of(il_planners))
     train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train', dist=dist)
     if dist.is_main:
         train_scenes.save_references()
@@ -307,7 +313,8 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
                                     '`make selector`)')
         extra_scenes = load_scene_set(root, cfg.split, cfg.frame_stride, 0, cfg.label_seed,
                                       cfg.workers, keep_prepared=False,
-                                      cache_dir=cfg.cache_dir or None)
+                                      cache_dir=cfg.cache_dir or None,
+                                      perception_cfg=features_of(il_planners))
         extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}',
                              dist=dist)
         if dist.is_main:
@@ -315,7 +322,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
         LOG.info('%s: %d extra training scenes', root, len(extra_scenes))
         train = concat_labels(train, extra)
     if val_scenes is None:
-        val_scenes = _load_scenes(cfg, val=True)
+        val_scenes = _load_scenes(cfg, val=True, perception=features_of(il_planners))
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
                        references=('il',), dist=dist)
     if dist.is_main:
@@ -339,7 +346,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
         raise ValueError(f'saved labels hold {int(train.get("il_blocks", 1))} IL planners, '
                          f'the config names {len(il_planners)}')
     if train_scenes is None:
-        train_scenes = _load_scenes(cfg, val=False)
+        train_scenes = _load_scenes(cfg, val=False, perception=features_of(il_planners))
     fresh = build_labels(train_scenes, rl, il_planners, cfg, device, 'relabel il',
                          references=il_refs, dist=dist)
     fresh_layout = reference_layout(il_refs, len(il_planners))
@@ -353,7 +360,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
     if dist.is_main:
         train_scenes.save_references()
     if val_scenes is None:
-        val_scenes = _load_scenes(cfg, val=True)
+        val_scenes = _load_scenes(cfg, val=True, perception=features_of(il_planners))
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
                        references=('il',), dist=dist)
     return train, val
@@ -373,6 +380,8 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
     rl = load_rl_branch(cfg.rl_checkpoint, str(device))
     il_planners = [load_il_planner(path, str(device))
                    for path in (cfg.il_checkpoint, *cfg.extra_il_checkpoints)]
+    for il in il_planners:      # one feature set per scene feeds the IL plans and the trunk
+        check_same_features(il, rl)
     log = run_log(cfg.exp, cfg.seed, cfg, cfg.runs_root, dist)
 
     # -- labels: candidates scored by the PDM scorer (saved as labels.pt for later runs) ---------
