@@ -203,8 +203,8 @@ def test_zoo_cli_plan_and_bad_config(tmp_path, caplog, capfd):
         assert f'  {name} ' in plan
     assert 'to run' in plan
     assert not (tmp_path / 'w').exists()
-    # The default config fits a night on 2 CPU cores by the zoo's own estimate; the GPU
-    # config resolves every trainer config too.
+    # The default config fits a night on 2 CPU cores by the zoo's own estimate; the GPU and
+    # motion configs resolve every trainer config too.
     zoo = ZooRun(load_config(ZooConfig, ROOT / 'config/zoo.yaml'), tmp_path / 'o', tmp_path / 'w')
     hours = sum(s.estimate_s for s in zoo.stages()) / 3600
     assert 1.0 < hours < 8.0
@@ -212,6 +212,11 @@ def test_zoo_cli_plan_and_bad_config(tmp_path, caplog, capfd):
     configs = {Path(p).name: c for s in gpu.stages() for p, c in s.configs.items()}
     assert configs['il_a.yaml']['batch_size'] == 64 and configs['selector.yaml']['threads'] == 4
     assert configs['il_a.yaml']['device'] == ('cuda' if torch.cuda.is_available() else 'cpu')
+    # The motion chain: both IL planners on past sweeps (the rest follows their checkpoints).
+    motion = ZooRun(load_config(ZooConfig, ROOT / 'config/zoo_motion.yaml'), tmp_path / 'o')
+    configs = {Path(p).name: c for s in motion.stages() for p, c in s.configs.items()}
+    assert configs['il_a.yaml']['perception']['history_sweeps'] == 2
+    assert configs['il_b.yaml']['perception']['history_sweeps'] == 2
     assert not (tmp_path / 'w').exists()
     # The subprocess runner reaches the same command table.
     assert run_subprocess(['zoo', '--help']) == 0
