@@ -47,7 +47,8 @@ clean:
 # Every shipped model rebuilt from HEAD by `pair-drive zoo` (docs/MODEL_ZOO.md): expert data,
 # IL-A, IL-B, the RL branch (its trunk copied from this run's IL-A), the selector after one
 # DAgger round, the paper-set selector, both sequential baselines, evaluation and a model card
-# per checkpoint. The shipped run took 40 min on 2 idle CPU cores (the plan estimates 2 h 20 min);
+# per checkpoint. The shipped run's stages took about 1 h 15 min on 2 CPU cores, the equal-budget
+# sequential baselines most of it (the plan estimates 3 h 10 min);
 # intermediate files in runs/zoo. models/ already holds the shipped files,
 # so the zoo refuses to start until told: `make models ZOO_FLAGS=--force` replaces them.
 # After an interruption, the same command skips the finished stages and goes on.
