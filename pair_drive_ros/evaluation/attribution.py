@@ -413,6 +413,7 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
     The keyword arguments replace what is otherwise loaded from cfg (tests pass tiny models and
     a synthetic SceneSet).
     """
+    from pair_drive_ros.policy.closed_loop import planner_perception_config
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.pair import check_same_features, load_rl_branch, load_selector
     from pair_drive_ros.training.common import git_hash, set_threads
@@ -439,7 +440,7 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
         scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
                                 max_scenes=cfg.max_frames, workers=1,
                                 cache_dir=cfg.cache_dir or None,
-                                perception_cfg=getattr(first, 'perception_config', None))
+                                perception_cfg=planner_perception_config(first))
     frames = Frames(scenes)
     selector = selector if selector is not None else load_selector(cfg.selector_checkpoint)
     if tree_selector is None and cfg.tree_selector_checkpoint \

@@ -49,6 +49,7 @@ import torch
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.factory import shipped
+from pair_drive_ros.policy.closed_loop import planner_perception_config
 from pair_drive_ros.policy.pair import check_same_features, load_rl_branch
 from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_variants, Selector,
                                             selector_loss, SelectorConfig, TARGETS)
@@ -269,9 +270,11 @@ def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dic
     return out
 
 
-def _load_scenes(cfg: SelectorTrainConfig, val: bool, perception=None):
+def _load_scenes(cfg: SelectorTrainConfig, val: bool, il_planners: list):
     """Load the training or validation scene set named by the config (the models' features)."""
     from pair_drive_ros.training.rl_data import load_scene_set
+
+    perception = planner_perception_config(il_planners[0])
 
     if val:
         return load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
@@ -281,11 +284,6 @@ def _load_scenes(cfg: SelectorTrainConfig, val: bool, perception=None):
     return load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride, cfg.max_scenes,
                           cfg.label_seed, cfg.workers, keep_prepared=False,
                           cache_dir=cfg.cache_dir or None, perception_cfg=perception)
-
-
-def features_of(il_planners: list):
-    """Return the perception config of the IL planners (the RL trunk's too, checked on load)."""
-    return getattr(il_planners[0], 'perception_config', None)
 
 
 def concat_labels(first: dict, second: dict) -> dict:
@@ -302,7 +300,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
     from pair_drive_ros.training.rl_data import load_scene_set
 
     if train_scenes is None:
-        train_scenes = _load_scenes(cfg, val=False, perception=features_of(il_planners))
+        train_scenes = _load_scenes(cfg, val=False, il_planners=il_planners)
     train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train', dist=dist)
     if dist.is_main:
         train_scenes.save_references()
@@ -314,7 +312,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
         extra_scenes = load_scene_set(root, cfg.split, cfg.frame_stride, 0, cfg.label_seed,
                                       cfg.workers, keep_prepared=False,
                                       cache_dir=cfg.cache_dir or None,
-                                      perception_cfg=features_of(il_planners))
+                                      perception_cfg=planner_perception_config(il_planners[0]))
         extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}',
                              dist=dist)
         if dist.is_main:
@@ -322,7 +320,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
         LOG.info('%s: %d extra training scenes', root, len(extra_scenes))
         train = concat_labels(train, extra)
     if val_scenes is None:
-        val_scenes = _load_scenes(cfg, val=True, perception=features_of(il_planners))
+        val_scenes = _load_scenes(cfg, val=True, il_planners=il_planners)
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
                        references=('il',), dist=dist)
     if dist.is_main:
@@ -346,7 +344,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
         raise ValueError(f'saved labels hold {int(train.get("il_blocks", 1))} IL planners, '
                          f'the config names {len(il_planners)}')
     if train_scenes is None:
-        train_scenes = _load_scenes(cfg, val=False, perception=features_of(il_planners))
+        train_scenes = _load_scenes(cfg, val=False, il_planners=il_planners)
     fresh = build_labels(train_scenes, rl, il_planners, cfg, device, 'relabel il',
                          references=il_refs, dist=dist)
     fresh_layout = reference_layout(il_refs, len(il_planners))
@@ -360,7 +358,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
     if dist.is_main:
         train_scenes.save_references()
     if val_scenes is None:
-        val_scenes = _load_scenes(cfg, val=True, perception=features_of(il_planners))
+        val_scenes = _load_scenes(cfg, val=True, il_planners=il_planners)
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
                        references=('il',), dist=dist)
     return train, val
