@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
-from pair_drive_ros.perception.config import PerceptionConfig
+from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
 from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
 from pair_drive_ros.policy.factory import shipped
@@ -173,8 +173,7 @@ def trunk_perception(cfg: RLTrainConfig) -> PerceptionConfig:
     LiDAR sweeps); an own trunk reads the default features.
     """
     if cfg.trunk_source == 'il_copy' and cfg.init_trunk:
-        return PerceptionConfig.from_dict(
-            load_checkpoint(cfg.init_trunk).get('perception_config') or None)
+        return load_perception_config(cfg.init_trunk)
     return PerceptionConfig()
 
 
@@ -442,10 +441,8 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
     if cfg.il_reference_fraction > 0 or val_scenes is not None:
         from pair_drive_ros.policy.il_planner import load_il_model
         # Transfuser only: IL-B never supplies a reference, so its PaIR results stay blind.
-        il_model, il_ckpt = load_il_model(cfg.il_checkpoint, str(device),
-                                          expect_model='transfuser')
-        il_perception = PerceptionConfig.from_dict(il_ckpt.get('perception_config') or None)
-        if il_perception != perception:
+        il_model, _ = load_il_model(cfg.il_checkpoint, str(device), expect_model='transfuser')
+        if load_perception_config(cfg.il_checkpoint) != perception:
             raise ValueError(f'il_checkpoint {cfg.il_checkpoint} reads other features than the '
                              'RL trunk (perception configs differ); its plans are computed on '
                              "the trunk's features, so use the IL checkpoint the trunk came from")

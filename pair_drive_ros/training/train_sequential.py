@@ -178,7 +178,7 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     """Fine-tune an IL planner (A or B) with GRPO; return the final IL checkpoint path."""
     from tqdm import tqdm
 
-    from pair_drive_ros.perception.config import PerceptionConfig
+    from pair_drive_ros.perception.config import load_perception_config
     from pair_drive_ros.policy.il_planner import load_il_model
     from pair_drive_ros.training.rl_data import (budget_of, load_training_scenes,
                                                  steps_for_budget)
@@ -201,8 +201,8 @@ def main(cfg: SequentialConfig, scenes=None) -> Path:
     if scenes is None:
         scenes = load_training_scenes(cfg.data_root, cfg.extra_data_roots, cfg.split,
                                       cfg.frame_stride, cfg.max_scenes, cfg.seed, cfg.workers,
-                                      cfg.cache_dir or None, PerceptionConfig.from_dict(
-                                          il_ckpt.get('perception_config') or None))
+                                      cfg.cache_dir or None,
+                                      load_perception_config(cfg.il_checkpoint))
     total_steps = steps_for_budget(budget, cfg.scenes_per_step * cfg.group_size,
                                    cfg.total_steps)
     scorer_calls = 0
