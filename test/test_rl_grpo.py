@@ -395,3 +395,12 @@ def test_rl_branch_reads_the_features_of_the_il_trunk_it_copies(tmp_path):
     lidar = torch.rand(1, 4, 64, 64)
     assert torch.equal(raster_samples(cands, lidar, route, SelectorConfig()),
                        raster_samples(cands, lidar[:, :2], route, SelectorConfig()))
+    # ... unless told to sample the past sweeps too: they come after the current channels.
+    past = SelectorConfig(raster_past_sweeps=2)
+    both = raster_samples(cands, lidar, route, past).reshape(1, 3, -1, 8)
+    now = raster_samples(cands, lidar, route, SelectorConfig()).reshape(1, 3, -1, 6)
+    assert torch.equal(both[..., :6], now)
+    assert torch.equal(raster_samples(cands, lidar[:, [2, 3, 0, 1]], route, past)
+                       .reshape(1, 3, -1, 8)[..., 6:], now[..., :2])
+    with pytest.raises(ValueError, match='past sweeps'):
+        raster_samples(cands, lidar[:, :3], route, past)

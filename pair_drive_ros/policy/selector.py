@@ -67,6 +67,9 @@ class SelectorConfig:
     fallback_margin: float = 0.0
     # Sample the BEV rasters along each candidate (off in checkpoints from before it existed).
     raster_features: bool = False
+    # With raster_features, also sample this many past LiDAR sweeps (perception history_sweeps)
+    # along each candidate, so the ranking sees where the agents were.
+    raster_past_sweeps: int = 0
     # The candidate set this selector was trained on: [IL plan, tree leaves] and, with
     # plan_variants, also the IL plan's whole-trajectory speed x lateral variants.
     plan_variants: bool = False
@@ -99,7 +102,8 @@ class Selector(nn.Module):
         self.cfg = cfg
         self.trunk = PerceptionTrunk(cfg.backbone) if cfg.context_source == 'own' else None
         d = cfg.backbone.d_model
-        in_dim = 8 * 4 + (8 * BOX_POINTS * RASTER_CHANNELS if cfg.raster_features else 0)
+        in_dim = 8 * 4 + (8 * BOX_POINTS * (RASTER_CHANNELS + cfg.raster_past_sweeps)
+                          if cfg.raster_features else 0)
         self.candidate_embed = nn.Sequential(nn.Linear(in_dim, 2 * d), nn.ReLU(),
                                              nn.Linear(2 * d, d))
         layer = nn.TransformerDecoderLayer(d, cfg.num_heads, 4 * d, 0.0, batch_first=True,
@@ -172,16 +176,22 @@ class Selector(nn.Module):
 def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
                    route_raster: torch.Tensor, cfg: SelectorConfig) -> torch.Tensor:
     """
-    (B, K, 8 * BOX_POINTS * RASTER_CHANNELS) raster values along (B, K, 8, 3) candidates.
+    (B, K, 8 * BOX_POINTS * (RASTER_CHANNELS + past sweeps)) raster values along (B, K, 8, 3)
+    candidates.
 
     lidar_bev (B, 2 + past sweeps, H, W) and route_raster (B, 1, H, W) on the perception BEV
-    grid (row 0 the front edge, column 0 the left edge). Points outside the grid read 0.
+    grid (row 0 the front edge, column 0 the left edge). Points outside the grid read 0. The
+    first cfg.raster_past_sweeps past sweeps are sampled after the current ones.
     """
     lidar = lidar_bev[:, :2].float()     # the current sweep; past sweeps follow it
     route = route_raster.float()
+    past = lidar_bev[:, 2:2 + cfg.raster_past_sweeps].float()
+    if past.shape[1] != cfg.raster_past_sweeps:
+        raise ValueError(f'raster_past_sweeps {cfg.raster_past_sweeps}: the features hold '
+                         f'{past.shape[1]} past sweeps')
     maps = torch.cat([lidar, route, F.avg_pool2d(route, 5, 1, 2, count_include_pad=False),
                       F.avg_pool2d(route, 11, 1, 5, count_include_pad=False),
-                      F.max_pool2d(lidar[:, 1:2], 3, 1, 1)], 1)
+                      F.max_pool2d(lidar[:, 1:2], 3, 1, 1), past], 1)
     b, k, n = candidates.shape[:3]
     half_l, half_w = cfg.box_length_m / 2, cfg.box_width_m / 2
     local = candidates.new_tensor([[0.0, 0.0], [half_l, half_w], [half_l, -half_w],
