@@ -176,8 +176,7 @@ class Selector(nn.Module):
 def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
                    route_raster: torch.Tensor, cfg: SelectorConfig) -> torch.Tensor:
     """
-    (B, K, 8 * BOX_POINTS * (RASTER_CHANNELS + past sweeps)) raster values along (B, K, 8, 3)
-    candidates.
+    (B, K, 8 * BOX_POINTS * (RASTER_CHANNELS + past)) raster values along (B, K, 8, 3) poses.
 
     lidar_bev (B, 2 + past sweeps, H, W) and route_raster (B, 1, H, W) on the perception BEV
     grid (row 0 the front edge, column 0 the left edge). Points outside the grid read 0. The
