@@ -275,7 +275,6 @@ def _load_scenes(cfg: SelectorTrainConfig, val: bool, il_planners: list):
     from pair_drive_ros.training.rl_data import load_scene_set
 
     perception = planner_perception_config(il_planners[0])
-
     if val:
         return load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
                               cfg.val_max_scenes, cfg.label_seed, cfg.workers,
