@@ -38,10 +38,9 @@ from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state
 from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
-from pair_drive_ros.policy.selector import (MODEL_NAME as SEL_NAME, NUM_PLAN_VARIANTS,
+from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME as SEL_NAME,
                                             pick_with_margin, plan_variants, Selector,
                                             SelectorConfig)
-from pair_drive_ros.policy.tree import resolve_group
 
 LOG = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ class PaIRPlanner(AbstractPlanner):
 
     def candidates_per_frame(self) -> int:
         """K: the IL plan, the tree's leaves and (with variants) the plan variants."""
-        return 1 + len(resolve_group(self.codes)) + (NUM_PLAN_VARIANTS if self.variants else 0)
+        return candidates_per_reference(self.codes, self.variants)
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -173,6 +173,13 @@ class Selector(nn.Module):
         return pick_with_margin(pick_from, self.cfg.fallback_margin), score
 
 
+def candidates_per_reference(group: str, plan_variants: bool) -> int:
+    """Return K per reference plan: the plan, its tree leaves and (optionally) its variants."""
+    from pair_drive_ros.policy.tree import resolve_group
+
+    return 1 + len(resolve_group(group)) + (NUM_PLAN_VARIANTS if plan_variants else 0)
+
+
 def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
                    route_raster: torch.Tensor, cfg: SelectorConfig) -> torch.Tensor:
     """

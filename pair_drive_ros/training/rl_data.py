@@ -256,7 +256,7 @@ def scorer_calls(path: str) -> int | None:
     the sequential baseline steps x scenes x group, a selector scenes x references x candidates
     per reference (the reference, its leaves and, with plan variants, its 14 variants).
     """
-    from pair_drive_ros.policy.selector import NUM_PLAN_VARIANTS
+    from pair_drive_ros.policy.selector import candidates_per_reference
     from pair_drive_ros.policy.tree import resolve_group
 
     if not path or not Path(path).is_file():
@@ -269,9 +269,8 @@ def scorer_calls(path: str) -> int | None:
     if model == 'pair_rl_branch' and 'total_steps' in tc:
         return tc['total_steps'] * tc['scenes_per_step'] * (len(resolve_group(tc['group'])) + 1)
     if model == 'pair_selector' and 'num_scenes' in ckpt and 'references' in tc:
-        per_ref = 1 + len(resolve_group(tc.get('group', '15')))
-        if (tc.get('model') or {}).get('plan_variants'):
-            per_ref += NUM_PLAN_VARIANTS
+        per_ref = candidates_per_reference(tc.get('group', '15'),
+                                           bool((tc.get('model') or {}).get('plan_variants')))
         return int(ckpt['num_scenes']) * len(tc['references']) * per_ref
     if 'group_size' in tc and 'total_steps' in tc:
         return tc['total_steps'] * tc['scenes_per_step'] * tc['group_size']

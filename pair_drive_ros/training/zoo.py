@@ -804,6 +804,7 @@ class Zoo:
         if stage.name.startswith('sequential'):
             steps = cfg['total_steps']
             if cfg['scorer_budget_of']:   # the rl and selector stages' calls, estimated
+                from pair_drive_ros.policy.selector import candidates_per_reference
                 from pair_drive_ros.policy.tree import resolve_group
                 from pair_drive_ros.training import train_rl, train_selector
 
@@ -813,7 +814,8 @@ class Zoo:
                 n += sum(self.rollout_frames(k, sel.frame_stride)
                          for k in range(len(c.rollouts.chunks)))
                 calls = (rl.total_steps * rl.scenes_per_step * (len(resolve_group(rl.group)) + 1)
-                         + n * len(sel.references) * COSTS['selector_candidates'])
+                         + n * len(sel.references)
+                         * candidates_per_reference(sel.group, sel.model.plan_variants))
                 steps = math.ceil(calls / (cfg['scenes_per_step'] * cfg['group_size']))
             return steps * COSTS['sequential_step_s']
         if stage.name == 'test_data':
@@ -873,7 +875,6 @@ COSTS = {
     'grpo_step_s': 0.25,          # train rl: ~130 s per 600 steps with cached normalisers
     'ep_reference_s': 0.1,        # EP normaliser of a new scene (15 IDM proposals scored)
     'sequential_step_s': 0.12,    # train sequential: 70 s per 600 steps (models/zoo.json)
-    'selector_candidates': 30,    # scored per selector reference: IL plan, 15 leaves, 14 variants
     # selector: labels per reference (its 30 candidates scored) and training per sample per
     # epoch (659 s for the shipped selector's 8,685 + 992 scenes, 8 epochs; models/*.md)
     'label_reference_s': 0.012,
