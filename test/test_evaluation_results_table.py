@@ -23,7 +23,8 @@ from pair_drive_ros.evaluation.results_table import closed_loop_tables, tables
 
 def _result(planner: str, collisions: list, speed: float, ckpt: str = '') -> dict:
     eps = [{'scenario': fam, 'seed': seed, 'collision': c, 'off_road': False,
-            'route_completion': 0.5, 'mean_speed_mps': speed, 'p95_speed_mps': speed + 1.0}
+            'route_completion': 0.5, 'mean_speed_mps': speed, 'p95_speed_mps': speed + 1.0,
+            'off_lanes_step': 7 if fam == 'u_turn' and seed == 2 else -1}
            for (fam, seed), c in zip([('exit', 1), ('exit', 2), ('u_turn', 1), ('u_turn', 2)],
                                      collisions)]
     return {'planner': planner, 'il_checkpoint': ckpt, 'episodes': eps,
@@ -40,8 +41,12 @@ def test_closed_loop_rates_deltas_and_speeds():
     assert row.startswith('| transfuser (transfuser_lite.pt) | heldout.yaml | 4 | 0.50 [')
     assert '| 0.50 [0.50, 0.50] | +0.50 [' in row      # route completion, then Δ collision
     assert row.endswith('| +0.00 [+0.00, +0.00] |')     # Δ off-road
-    assert lines[-1] == ('| transfuser (transfuser_lite.pt) | 12.0 / 13.0 (1.20 × expert) | '
-                         '12.0 / 13.0 (1.20 × expert) |')
+    speed_row = lines.index('| planner | exit: mean / p95 [m/s] | u_turn: mean / p95 [m/s] |')
+    assert lines[speed_row + 3] == ('| transfuser (transfuser_lite.pt) | 12.0 / 13.0 (1.20 × '
+                                    'expert) | 12.0 / 13.0 (1.20 × expert) |')
+    # failures per family: collision / off-road / off the lane strips, episodes
+    assert lines[-1] == ('| transfuser (transfuser_lite.pt) | 1.00 / 0.00 / 0.00 (2) | '
+                         '0.00 / 0.00 / 0.50 (2) |')
 
 
 def test_table_of_closed_loop_folders(tmp_path):

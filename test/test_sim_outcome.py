@@ -125,3 +125,30 @@ def test_run_episode_reports_the_outcome():
                       max_steps=5)
     assert res.end_cause == 'goal' and res.goal_reached and res.steps == res.end_step == 5
     assert res.as_dict()['end_cause'] == 'goal'
+
+
+@pytest.mark.parametrize('rule', ['drivable_area', 'lanes'])
+def test_the_corner_of_a_roundabout_entry_is_road_for_the_drivable_area_rule(rule):
+    # (6.1, 29.8) lies 2.1 m right of the entry lane's centre, outside highway-env's 4-m lane
+    # strip but inside the junction patch the scorer counts as drivable (where every learned
+    # planner ended its roundabout episodes under the old rule).
+    session = SimSession('roundabout', ego_mode='tracking', max_steps=3, off_road=rule)
+    session.reset(10000)
+    session.ego.position = np.array([6.1, 29.8])
+    session.ego.speed = 0.0
+    m = _run(session)
+    # (the jump along the route counts as progress: 'goal' is the outcome when on the road)
+    assert m['end_cause'] == ('off_road' if rule == 'lanes' else 'goal')
+    assert m['off_lanes_step'] == 1 and m['off_road'] == (rule == 'lanes')
+
+
+def test_off_the_drivable_area_ends_the_episode_under_either_rule():
+    for rule in ('drivable_area', 'lanes'):
+        session = SimSession('roundabout', ego_mode='tracking', max_steps=3, off_road=rule)
+        session.reset(10000)
+        session.ego.position = np.array([40.0, 40.0])     # between the entries, no road
+        session.ego.speed = 0.0
+        m = _run(session)
+        assert m['end_cause'] == 'off_road' and m['end_step'] == 1 == m['off_lanes_step']
+    with pytest.raises(ValueError, match='off_road must be one of'):
+        SimSession('roundabout', off_road='grass')

@@ -67,6 +67,9 @@ class EvalConfig:
     # evaluation (seeds [skip, skip + episodes) of each scenario; `pair-drive report merge`).
     closed_loop_skip: int = 0
     replan_every: int = 5          # closed loop: replan every 5 steps (0.5 s)
+    # closed loop: what ends an episode off the road (sim.closed_loop.OFF_ROAD_RULES); 'lanes'
+    # is the rule before closed loop used the scorer's drivable area
+    off_road: str = 'drivable_area'
     plots: int = 6                 # BEV plots of this many scenes
     num_threads: int = 2
 
@@ -173,7 +176,7 @@ def _by_family(rows: list) -> dict:
 
 def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=None,
                          max_steps: int | None = None, replan_every: int = 5,
-                         progress: bool = False) -> dict:
+                         progress: bool = False, off_road: str = 'drivable_area') -> dict:
     """
     Drive (scenario name, seed) episodes with the planner.
 
@@ -194,7 +197,7 @@ def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=Non
         planner.reset()
         t0 = time.perf_counter()
         res = run_episode(name, int(seed), policy, max_steps=max_steps,
-                          replan_every=replan_every, suite=suite)
+                          replan_every=replan_every, suite=suite, off_road=off_road)
         row = res.as_dict()
         row['wall_s'] = time.perf_counter() - t0
         rows.append(row)
@@ -206,6 +209,11 @@ def closed_loop_summary(rows: list) -> dict:
     return _closed_summary(rows)
 
 
+def _off_lanes_rate(rows: list) -> float:
+    """Share of episodes whose ego centre left highway-env's lane strips at some step."""
+    return float(np.mean([r.get('off_lanes_step', -1) >= 0 for r in rows]))
+
+
 def _per_family(rows: list) -> dict:
     """Closed-loop rates and speeds per scenario name (overspeeding shows per family)."""
     out = {}
@@ -214,6 +222,7 @@ def _per_family(rows: list) -> dict:
         out[fam] = {'episodes': len(sub),
                     'collision_rate': float(np.mean([r['collision'] for r in sub])),
                     'off_road_rate': float(np.mean([r['off_road'] for r in sub])),
+                    'off_lanes_rate': _off_lanes_rate(sub),
                     'route_completion': float(np.mean([r['route_completion'] for r in sub])),
                     'mean_speed_mps': float(np.mean([r.get('mean_speed_mps', np.nan)
                                                      for r in sub])),
@@ -227,6 +236,7 @@ def _closed_summary(rows: list) -> dict:
         return {k: float('nan') for k in CLOSED_LOOP_METRICS}
     return {'collision_rate': float(np.mean([r['collision'] for r in rows])),
             'off_road_rate': float(np.mean([r['off_road'] for r in rows])),
+            'off_lanes_rate': _off_lanes_rate(rows),
             'route_completion': float(np.mean([r['route_completion'] for r in rows])),
             'progress_m': float(np.mean([r['progress_m'] for r in rows])),
             'comfort_violations': float(np.mean([r['comfort_violations'] for r in rows])),
@@ -376,7 +386,9 @@ def run(args) -> int:
     if scenarios:
         closed = evaluate_closed_loop(planner, scenarios, suite=suite,
                                       max_steps=cfg.closed_loop_max_steps or None,
-                                      replan_every=cfg.replan_every, progress=cfg.progress)
+                                      replan_every=cfg.replan_every, progress=cfg.progress,
+                                      off_road=cfg.off_road)
+        closed['off_road_rule'] = cfg.off_road
         closed['suite'] = {'path': suite.path, 'sha256': suite.sha256}
         (out / 'closed_loop.json').write_text(json.dumps({**meta, **closed}, indent=1))
     if open_loop is None and closed is None:

@@ -118,6 +118,22 @@ def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list
                 cell += f' ({mean / ref[fam][0]:.2f} × expert)'
             cells.append(cell)
         lines.append(f'| {_row_name(r)} | ' + ' | '.join(cells) + ' |')
+    # Failures per family: where a planner collides or leaves the road (and, for the record,
+    # how often its centre left highway-env's lane strips without leaving the drivable area).
+    lines += ['', '| planner | ' + ' | '.join(f'{f}: collision / off-road / off lanes'
+                                              for f in fams) + ' |',
+              '|---|' + '---|' * len(fams)]
+    for r in results:
+        cells = []
+        for fam in fams:
+            sub = [e for e in r['episodes'] if e['scenario'] == fam]
+            if not sub:
+                cells.append('-')
+                continue
+            rates = [np.mean([bool(e[k]) for e in sub]) for k in ('collision', 'off_road')]
+            rates.append(np.mean([e.get('off_lanes_step', -1) >= 0 for e in sub]))
+            cells.append(' / '.join(f'{v:.2f}' for v in rates) + f' ({len(sub)})')
+        lines.append(f'| {_row_name(r)} | ' + ' | '.join(cells) + ' |')
     return lines
 
 

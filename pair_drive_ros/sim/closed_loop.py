@@ -61,6 +61,10 @@ Policy = Callable[[SensorFrame, Scene], Trajectory]
 
 END_CAUSES = ('goal', 'collision', 'off_road', 'env_terminated', 'time_limit', 'step_cap')
 FAILURES = ('collision', 'off_road', 'env_terminated')
+# What ends an episode as off-road: the ego's centre off highway-env's lanes and off the
+# drivable area the scorer uses (lane polygons + junction patches), or off the lanes alone (the
+# rule before the two were unified; the shipped selector's on-policy rollouts used it).
+OFF_ROAD_RULES = ('drivable_area', 'lanes')
 
 
 @dataclass
@@ -101,7 +105,7 @@ class EpisodeResult:
             'scenario', 'seed', 'collision', 'off_road', 'route_completion', 'progress_m',
             'comfort_violations', 'steps', 'terminated', 'truncated', 'goal_reached',
             'end_cause', 'end_step', 'mean_speed_mps', 'p95_speed_mps',
-            'mean_speed_limit_mps')}
+            'mean_speed_limit_mps')} | {'off_lanes_step': self.extra.get('off_lanes_step', -1)}
 
 
 def _resolve(scenario: Any, suite: Suite | str | None) -> tuple[Callable, ScenarioSpec]:
@@ -146,7 +150,11 @@ class SimSession:
     Outcome, checked after every step in this order; the first event decides it (cause and
     step) and ends the episode:
     - 'collision': the ego crashed;
-    - 'off_road': the ego's centre is on no lane;
+    - 'off_road': the ego's centre is neither on a highway-env lane nor inside the drivable
+      area the scorer's DAC uses (lane polygons and the junction patches of `sim.road_areas`),
+      so open and closed loop share one road. Leaving the lane strips alone (the corner of a
+      roundabout entry) is recorded as `off_lanes_step` without ending the episode
+      (`off_road='lanes'` ends it there instead, the rule before the two were unified);
     - 'env_terminated': the env terminated the episode for another reason. Exception: the
       env's own success (intersection: arrived at the exit, merge: passed the merge end) is
       recorded as `env_goal_step` and the episode goes on, since it is not the route's end;
@@ -168,7 +176,11 @@ class SimSession:
                  ego_mode: str = 'tracking', lidar_cfg: LidarConfig | None = None,
                  camera_cfg: CameraConfig | None = None,
                  search_cfg: SearchConfig = SearchConfig(), max_steps: int | None = None,
-                 split: str = '', record_past_goal: bool = False) -> None:
+                 split: str = '', record_past_goal: bool = False,
+                 off_road: str = 'drivable_area') -> None:
+        if off_road not in OFF_ROAD_RULES:
+            raise ValueError(f'off_road must be one of {OFF_ROAD_RULES}, got {off_road!r}')
+        self.off_road_rule = off_road
         if ego_mode not in EGO_MODES + ('expert',):
             raise ValueError(f'ego_mode must be one of {EGO_MODES + ("expert",)}, '
                              f'got {ego_mode!r}')
@@ -216,7 +228,10 @@ class SimSession:
         }, horizon_s=horizon_s)
         self.recorder.record(u, ego)
         self._log_cache = None
-        self._geometry = RoadGeometry.from_road(_road_map(self.recorder))
+        self._road_map = _road_map(self.recorder)
+        self._geometry = RoadGeometry.from_road(self._road_map)
+        self._drivable = None     # the scorer's lane index, built when first needed
+        self.off_lanes_step = -1
         lanes = {ln.lane_id: ln for ln in self.recorder.lanes}
         self.route = Route(np.concatenate([lanes[x].centerline
                                            for x in self.recorder.route_lanes]))
@@ -305,9 +320,12 @@ class SimSession:
             self.arrived = bool(u.has_arrived(self.ego))
         if success and self.env_goal_step < 0:
             self.env_goal_step = self.steps
+        if not self.recorder.frames[-1]['on_road'] and self.off_lanes_step < 0:
+            self.off_lanes_step = self.steps
         if self.ego.crashed:
             failure = 'collision'
-        elif not self.recorder.frames[-1]['on_road']:
+        elif not (self.recorder.frames[-1]['on_road'] or (
+                self.off_road_rule == 'drivable_area' and self.on_drivable_area())):
             failure = 'off_road'
         elif terminated and not success:
             failure = 'env_terminated'
@@ -325,6 +343,16 @@ class SimSession:
             # Recording past the goal: the outcome is decided, the log goes on.
             self._stopped = bool(failure or limit
                                  or s_now >= self.route.length - ROUTE_END_MARGIN_M)
+
+    def on_drivable_area(self) -> bool:
+        """Whether the ego's centre is on the scorer's drivable area (lanes, junction patches)."""
+        if self._drivable is None:
+            from pair_drive_ros.scoring.geometry import LaneIndex
+
+            # one road for open and closed loop: the index the scorer's DAC check uses
+            self._drivable = LaneIndex.build(self._road_map)
+        return bool(self._drivable.points_in_lanes(
+            np.asarray(self.ego.position, dtype=np.float64)[None])[0].any())
 
     # ---- observations -------------------------------------------------------------------------
     def log(self) -> EpisodeLog:
@@ -380,6 +408,7 @@ class SimSession:
                | (np.abs(a['ego_yaw_rate']) >= COMFORT_YAW_RATE)
                | (np.abs(jerk) >= COMFORT_LON_JERK))
         out['comfort_violations'] = int(bad[1:].sum())
+        out['off_lanes_step'] = self.off_lanes_step
         # Speed against the road's limit (overspeeding is reported per family).
         speed = np.asarray(a['ego_speed'], dtype=np.float64)
         lane = np.asarray(a['ego_lane'])
@@ -406,18 +435,20 @@ def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | Non
                 max_steps: int | None = None, replan_every: int = 5, record: bool = False,
                 suite: Suite | str | None = None, ego_mode: str | None = None,
                 lidar_cfg: LidarConfig | None = None, camera_cfg: CameraConfig | None = None,
-                split: str = '', record_past_goal: bool = False) -> EpisodeResult:
+                split: str = '', record_past_goal: bool = False,
+                off_road: str = 'drivable_area') -> EpisodeResult:
     """
     Run one closed-loop episode.
 
     With a policy, the ego tracks its trajectories (replanned every `replan_every` steps);
     with policy None, the scenario's expert drives (ego_mode overrides either choice). The
-    episode ends at its outcome (see SimSession); record_past_goal as in SimSession.
+    episode ends at its outcome (see SimSession); record_past_goal and off_road as in
+    SimSession.
     """
     mode = ego_mode or ('tracking' if policy is not None else 'expert')
     session = SimSession(env_or_factory_or_scenario, suite=suite, ego_mode=mode,
                          lidar_cfg=lidar_cfg, camera_cfg=camera_cfg, max_steps=max_steps,
-                         split=split, record_past_goal=record_past_goal)
+                         split=split, record_past_goal=record_past_goal, off_road=off_road)
     session.reset(seed)
     while not session.done:
         if policy is not None and session.ego_mode == 'tracking' \
@@ -433,6 +464,7 @@ def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | Non
                          steps=m['steps'], terminated=m['terminated'], truncated=m['truncated'],
                          log=log, extra={'arrived': m['arrived'], 'expert': session.ego_mode,
                                          'env_goal_step': m['env_goal_step'],
+                                         'off_lanes_step': m['off_lanes_step'],
                                          'route_target_m': m['route_target_m']},
                          goal_reached=m['goal_reached'], end_cause=m['end_cause'],
                          end_step=m['end_step'], mean_speed_mps=m['mean_speed_mps'],

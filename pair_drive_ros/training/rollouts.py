@@ -53,15 +53,19 @@ class RolloutConfig:
     rl_checkpoint: str = shipped('rl_branch')
     selector_checkpoint: str = shipped('selector')
     replan_every: int = 5              # steps of 0.1 s, as the closed-loop evaluation
+    # An episode ends where the ego leaves highway-env's lane strips ('lanes'), the rule the
+    # shipped selector's rollouts were recorded with; 'drivable_area' is the evaluation's rule.
+    off_road: str = 'lanes'
     threads: int = 1
 
 
 def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_every: int = 5,
-            max_steps: int = 0) -> list[dict]:
+            max_steps: int = 0, off_road: str = 'lanes') -> list[dict]:
     """
     Drive (scenario, seed) jobs with policy(frame, scene) and write their logs.
 
-    planner.reset() starts each episode; max_steps > 0 overrides the scenario's step cap.
+    planner.reset() starts each episode; max_steps > 0 overrides the scenario's step cap;
+    off_road: the rule that ends an episode off the road (RolloutConfig.off_road).
     Returns one summary row per episode written (existing files are skipped).
     """
     from pair_drive_ros.sim.closed_loop import run_episode
@@ -75,7 +79,7 @@ def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_eve
         planner.reset()
         result = run_episode(name, int(seed), policy, max_steps=max_steps or None,
                              replan_every=replan_every, record=True, ego_mode='tracking',
-                             split=split)
+                             split=split, off_road=off_road)
         path.parent.mkdir(parents=True, exist_ok=True)
         result.log.save(path)
         rows.append({'scenario': name, 'seed': int(seed), 'frames': result.log.num_frames,
@@ -98,7 +102,7 @@ def main(cfg: RolloutConfig) -> list[dict]:
                                            cfg.selector_checkpoint)
     jobs = split_scenarios(cfg.split, cfg.episodes, skip=cfg.skip_seeds)
     rows = collect(closed_loop_policy(planner), planner, cfg.out, cfg.split, jobs,
-                   cfg.replan_every)
+                   cfg.replan_every, off_road=cfg.off_road)
     crashed = sum(r['crashed'] for r in rows)
     LOG.info('%d episodes written to %s (%d crashed)', len(rows), cfg.out, crashed)
     return rows

@@ -116,6 +116,7 @@ class RolloutStage:
     chunks: tuple = (20, 20)
     max_steps: int = 0             # 0: each scenario's cap
     replan_every: int = 5
+    off_road: str = 'lanes'        # the rule ending an episode off the road (RolloutConfig)
 
 
 @dataclass(frozen=True)
@@ -673,7 +674,7 @@ class Zoo:
         crashed = 0
         for root, job in tqdm(jobs, desc='rollouts', unit='ep'):
             rows = collect(policy, planner, root, 'train', [job], self.cfg.rollouts.replan_every,
-                           self.cfg.rollouts.max_steps)
+                           self.cfg.rollouts.max_steps, off_road=self.cfg.rollouts.off_road)
             crashed += sum(r['crashed'] for r in rows)
         LOG.info('rollouts: %d episodes (%d newly crashed)', len(jobs), crashed)
 
