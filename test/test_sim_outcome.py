@@ -152,3 +152,24 @@ def test_off_the_drivable_area_ends_the_episode_under_either_rule():
         assert m['end_cause'] == 'off_road' and m['end_step'] == 1 == m['off_lanes_step']
     with pytest.raises(ValueError, match='off_road must be one of'):
         SimSession('roundabout', off_road='grass')
+
+
+@pytest.mark.parametrize('scenario', ['roundabout', 'intersection'])
+def test_closed_loop_road_is_the_scorers_drivable_area(scenario):
+    from pair_drive_ros.scoring.geometry import LaneIndex
+
+    session = SimSession(scenario, ego_mode='tracking')
+    session.reset(10000)
+    road = session._road_map
+    rng = np.random.default_rng(0)
+    lo = np.min([ln.centerline.min(0) for ln in road.lanes], axis=0)
+    hi = np.max([ln.centerline.max(0) for ln in road.lanes], axis=0)
+    pts = rng.uniform(lo, hi, size=(4000, 2))
+    # points near the lanes too, where the two tests could disagree on an edge
+    near = np.concatenate([ln.centerline for ln in road.lanes])
+    pts = np.concatenate([pts, near[rng.integers(len(near), size=4000)]
+                          + rng.normal(0.0, 2.5, (4000, 2))])
+    ours = road.contains(pts)
+    scorer = LaneIndex.build(road).points_in_lanes(pts).any(-1)
+    assert ours.any() and not ours.all()
+    assert np.mean(ours != scorer) < 1e-3

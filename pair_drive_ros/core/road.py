@@ -97,6 +97,28 @@ class RoadMap:
                 return lane
         raise KeyError(f'no lane {lane_id!r} in the road map')
 
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """
+        Whether (N, 2) map points lie on the drivable area: (N,) bool.
+
+        The area the scorer's DAC check uses (`scoring.geometry.LaneIndex`): the union of the
+        lane polygons and `drivable_areas`, here by an even-odd test per polygon.
+        """
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        inside = np.zeros(len(pts), dtype=bool)
+        rings = [ln.polygon for ln in self.lanes]
+        rings += [np.asarray(a.exterior.coords if hasattr(a, 'exterior') else a,
+                             dtype=np.float64) for a in self.drivable_areas]
+        for ring in rings:
+            todo = ~inside
+            if not todo.any():
+                break
+            lo, hi = ring.min(0), ring.max(0)
+            near = todo & np.all((pts >= lo) & (pts <= hi), axis=1)
+            if near.any():
+                inside[near] = _inside_ring(pts[near], ring)
+        return inside
+
     def crop(self, center_xy: np.ndarray, radius_m: float) -> 'RoadMap':
         """Lanes with at least one centreline point within `radius_m` of `center_xy`."""
         center = np.asarray(center_xy, dtype=np.float64)
@@ -105,3 +127,13 @@ class RoadMap:
         areas = [a for a in self.drivable_areas
                  if np.min(np.sum((np.asarray(a) - center) ** 2, axis=1)) <= radius_m ** 2]
         return RoadMap(keep, areas)
+
+
+def _inside_ring(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Even-odd (crossing number) test of (N, 2) points against a closed ring (V, 2)."""
+    a, b = ring, np.roll(ring, -1, axis=0)
+    py = points[:, 1:2]
+    spans = (a[:, 1] > py) != (b[:, 1] > py)
+    dy = np.where(b[:, 1] != a[:, 1], b[:, 1] - a[:, 1], 1.0)
+    x_cross = a[:, 0] + (py - a[:, 1]) * (b[:, 0] - a[:, 0]) / dy
+    return (np.count_nonzero(spans & (points[:, :1] < x_cross), axis=1) % 2) == 1

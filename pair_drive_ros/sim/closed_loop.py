@@ -230,7 +230,6 @@ class SimSession:
         self._log_cache = None
         self._road_map = _road_map(self.recorder)
         self._geometry = RoadGeometry.from_road(self._road_map)
-        self._drivable = None     # the scorer's lane index, built when first needed
         self.off_lanes_step = -1
         lanes = {ln.lane_id: ln for ln in self.recorder.lanes}
         self.route = Route(np.concatenate([lanes[x].centerline
@@ -346,13 +345,7 @@ class SimSession:
 
     def on_drivable_area(self) -> bool:
         """Whether the ego's centre is on the scorer's drivable area (lanes, junction patches)."""
-        if self._drivable is None:
-            from pair_drive_ros.scoring.geometry import LaneIndex
-
-            # one road for open and closed loop: the index the scorer's DAC check uses
-            self._drivable = LaneIndex.build(self._road_map)
-        return bool(self._drivable.points_in_lanes(
-            np.asarray(self.ego.position, dtype=np.float64)[None])[0].any())
+        return bool(self._road_map.contains(np.asarray(self.ego.position, dtype=np.float64))[0])
 
     # ---- observations -------------------------------------------------------------------------
     def log(self) -> EpisodeLog:
