@@ -287,7 +287,9 @@ def test_malformed_input_and_time_jump_are_logged_and_survived(ros_context, sim_
         for k in range(3):
             sensors.publish(frames[k], 100.0 + 0.1 * k, clock=True)
             spin_until(executor, lambda: False, 0.05)
-        assert spin_until(executor, lambda: len(paths) == 3, 2.0)
+        # Upper bounds only (spin_until returns once the plans are in): the first plans load
+        # the model and compile the scorer's kernels, seconds on a slow machine.
+        assert spin_until(executor, lambda: len(paths) == 3, 10.0)
         hdr = ros.make_header(ros.seconds_to_stamp(100.35), 'ego_vehicle/rgb_front')
         bad_image = Image(header=hdr, height=10, width=10, encoding='bgra8', step=40,
                           data=bytes(12))
@@ -305,7 +307,7 @@ def test_malformed_input_and_time_jump_are_logged_and_survived(ros_context, sim_
         for k in range(4):
             sensors.publish(frames[k], 50.0 + 0.1 * k, clock=True)
             spin_until(executor, lambda: False, 0.05)
-        assert spin_until(executor, lambda: len(paths) >= 6, 3.0)
+        assert spin_until(executor, lambda: len(paths) >= 6, 10.0)
     finally:
         _close(executor)
     stamps = [ros.stamp_to_seconds(p.header.stamp) for p in paths]
