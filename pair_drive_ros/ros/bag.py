@@ -24,6 +24,7 @@ readable bag from the complete records, keeping the damaged file next to it.
 import importlib
 import logging
 import os
+import threading
 from pathlib import Path
 import shutil
 import struct
@@ -92,7 +93,9 @@ class BagWriter:
     Write a rosbag2 (version 9) from rclpy messages or serialized CDR bytes.
 
     Use as a context manager: ``with BagWriter(path) as bag: bag.write('/topic', msg, t_ns)``.
-    `storage` is 'mcap' or 'sqlite3'; the directory `path` must not exist yet.
+    `storage` is 'mcap' or 'sqlite3'; the directory `path` must not exist yet. Thread-safe:
+    the recorder's callbacks write from executor threads while the owner flushes, and an MCAP
+    chunk closed in the middle of a write comes out corrupt.
     """
 
     def __init__(self, path: Union[str, Path], storage: str = 'mcap') -> None:
@@ -103,6 +106,7 @@ class BagWriter:
         self._writer = None
         self._connections: dict[str, Any] = {}
         self._typestore = None
+        self._lock = threading.RLock()
 
     def __enter__(self) -> 'BagWriter':
         from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
@@ -123,19 +127,21 @@ class BagWriter:
         Everything written before a flush survives the process being killed (see
         `recover_bag`). sqlite3 bags commit per write already.
         """
-        storage = getattr(self._writer, 'storage', None)
-        chunk = getattr(storage, 'chunk', None)
-        if chunk is None or not hasattr(storage, 'close_chunk'):
-            return
-        if chunk.bio.tell():
-            storage.close_chunk()
-        storage.bio.flush()
-        os.fsync(storage.bio.fileno())
+        with self._lock:
+            storage = getattr(self._writer, 'storage', None)
+            chunk = getattr(storage, 'chunk', None)
+            if chunk is None or not hasattr(storage, 'close_chunk'):
+                return
+            if chunk.bio.tell():
+                storage.close_chunk()
+            storage.bio.flush()
+            os.fsync(storage.bio.fileno())
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def write(self, topic: str, msg_or_bytes: Any, t_ns: int, msgtype: Optional[str] = None,
               latched: bool = False) -> None:
@@ -158,15 +164,18 @@ class BagWriter:
                 data = serialize_message(msg_or_bytes)
             except Exception as exc:  # rclpy raises TypeError/ValueError/AssertionError variants
                 raise BagError(f'cannot serialize {msgtype} for {topic}: {exc}') from None
-        conn = self._connections.get(topic)
-        if conn is None:
-            conn = self._add_connection(topic, msgtype, latched)
-        elif msgtype is not None and msgtype != conn.msgtype:
-            raise BagError(f'topic {topic!r} was opened with type {conn.msgtype}, '
-                           f'got a {msgtype}')
         if isinstance(t_ns, bool) or not isinstance(t_ns, int) or t_ns < 0:
             raise BagError(f'bag timestamp t_ns must be a non-negative int, got {t_ns!r}')
-        self._writer.write(conn, t_ns, data)
+        with self._lock:
+            if self._writer is None:
+                raise BagError(f'BagWriter({self.path}) was closed')
+            conn = self._connections.get(topic)
+            if conn is None:
+                conn = self._add_connection(topic, msgtype, latched)
+            elif msgtype is not None and msgtype != conn.msgtype:
+                raise BagError(f'topic {topic!r} was opened with type {conn.msgtype}, '
+                               f'got a {msgtype}')
+            self._writer.write(conn, t_ns, data)
 
     def _add_connection(self, topic: str, msgtype: Optional[str], latched: bool) -> Any:
         from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
