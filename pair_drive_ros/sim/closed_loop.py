@@ -319,11 +319,12 @@ class SimSession:
             self.arrived = bool(u.has_arrived(self.ego))
         if success and self.env_goal_step < 0:
             self.env_goal_step = self.steps
-        if not self.recorder.frames[-1]['on_road'] and self.off_lanes_step < 0:
+        on_lanes = self.recorder.frames[-1]['on_road']
+        if not on_lanes and self.off_lanes_step < 0:
             self.off_lanes_step = self.steps
         if self.ego.crashed:
             failure = 'collision'
-        elif not (self.recorder.frames[-1]['on_road'] or (
+        elif not (on_lanes or (
                 self.off_road_rule == 'drivable_area' and self.on_drivable_area())):
             failure = 'off_road'
         elif terminated and not success:
