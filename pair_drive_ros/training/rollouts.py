@@ -53,14 +53,15 @@ class RolloutConfig:
     rl_checkpoint: str = shipped('rl_branch')
     selector_checkpoint: str = shipped('selector')
     replan_every: int = 5              # steps of 0.1 s, as the closed-loop evaluation
-    # An episode ends where the ego leaves highway-env's lane strips ('lanes'), the rule the
-    # shipped selector's rollouts were recorded with; 'drivable_area' is the evaluation's rule.
-    off_road: str = 'lanes'
+    # The closed-loop evaluation's rule: an episode ends off-road where the ego leaves the
+    # scorer's drivable area. 'lanes' (leaving highway-env's lane strips) ends every roundabout
+    # rollout at the corner where the entry lane meets the ring, so the ring is never recorded.
+    off_road: str = 'drivable_area'
     threads: int = 1
 
 
 def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_every: int = 5,
-            max_steps: int = 0, off_road: str = 'lanes') -> list[dict]:
+            max_steps: int = 0, off_road: str = 'drivable_area') -> list[dict]:
     """
     Drive (scenario, seed) jobs with policy(frame, scene) and write their logs.
 
