@@ -214,7 +214,7 @@ def _off_lanes_rate(rows: list) -> float:
     return float(np.mean([r.get('off_lanes_step', -1) >= 0 for r in rows]))
 
 
-def _per_family(rows: list) -> dict:
+def per_family_summary(rows: list) -> dict:
     """Closed-loop rates and speeds per scenario name (overspeeding shows per family)."""
     out = {}
     for fam in sorted({r['scenario'] for r in rows}):
@@ -242,7 +242,7 @@ def _closed_summary(rows: list) -> dict:
             'comfort_violations': float(np.mean([r['comfort_violations'] for r in rows])),
             'goal_rate': float(np.mean([r.get('goal_reached', False) for r in rows])),
             'mean_speed_mps': float(np.mean([r.get('mean_speed_mps', np.nan) for r in rows])),
-            'per_family': _per_family(rows),
+            'per_family': per_family_summary(rows),
             'end_causes': {c: sum(r.get('end_cause') == c for r in rows)
                            for c in sorted({str(r.get('end_cause')) for r in rows})},
             'episodes': len(rows)}

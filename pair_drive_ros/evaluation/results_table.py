@@ -31,7 +31,7 @@ import sys
 
 import numpy as np
 
-from pair_drive_ros.evaluation.evaluate import OPEN_LOOP_METRICS
+from pair_drive_ros.evaluation.evaluate import OPEN_LOOP_METRICS, per_family_summary
 
 
 def _il_info(path: str | None) -> dict:
@@ -124,15 +124,14 @@ def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list
                                               for f in fams) + ' |',
               '|---|' + '---|' * len(fams)]
     for r in results:
-        cells = []
+        cells, per_family = [], per_family_summary(r['episodes'])
         for fam in fams:
-            sub = [e for e in r['episodes'] if e['scenario'] == fam]
-            if not sub:
+            if fam not in per_family:
                 cells.append('-')
                 continue
-            rates = [np.mean([bool(e[k]) for e in sub]) for k in ('collision', 'off_road')]
-            rates.append(np.mean([e.get('off_lanes_step', -1) >= 0 for e in sub]))
-            cells.append(' / '.join(f'{v:.2f}' for v in rates) + f' ({len(sub)})')
+            f = per_family[fam]
+            rates = (f['collision_rate'], f['off_road_rate'], f['off_lanes_rate'])
+            cells.append(' / '.join(f'{v:.2f}' for v in rates) + f' ({f["episodes"]})')
         lines.append(f'| {_row_name(r)} | ' + ' | '.join(cells) + ' |')
     return lines
 
