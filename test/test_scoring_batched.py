@@ -141,5 +141,8 @@ def test_score_scenes_equals_one_scene_at_a_time(real_scenes):
     tables = score_scenes(scenes, cands, cfg, references=refs)
     for scene, c, ref, batch in zip(scenes, cands, refs, tables):
         one = score_candidates(scene, c, cfg, reference=ref)
-        for field in ('table', 'pdms', 'epdms', 'progress_m', 'human_filtered', 'states'):
-            assert np.array_equal(getattr(one, field), getattr(batch, field)), field
+        np.testing.assert_array_equal(one.human_filtered, batch.human_filtered)
+        # Batched and one-at-a-time sums may round differently in the last bit on some CPUs.
+        for field in ('table', 'pdms', 'epdms', 'progress_m', 'states'):
+            np.testing.assert_allclose(getattr(one, field), getattr(batch, field), rtol=1e-12,
+                                       atol=1e-12, err_msg=field)

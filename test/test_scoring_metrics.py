@@ -408,7 +408,8 @@ def test_human_filter_sets_failed_metrics_to_one_and_recomputes():
                  cfg=ScorerConfig(human_filter=False), reference=40.0)
     assert off.epdms[0] == 0.0
     np.testing.assert_array_equal(off.human_filtered, _mask())
-    np.testing.assert_array_equal(off.table, table.table)
+    # same metrics up to the last bit (the two runs sum in a different order)
+    np.testing.assert_allclose(off.table, table.table, rtol=0, atol=1e-12)
 
 
 def test_human_filter_forgives_lane_keeping_the_human_also_fails():

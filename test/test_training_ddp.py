@@ -123,9 +123,10 @@ def test_selector_labels_gathered_from_two_ranks_equal_one_process(ddp_run, tmp_
         for key, value in single[split].items():
             torch.testing.assert_close(labels[split][key].float(), value.float(), atol=1e-3,
                                        rtol=0, msg=lambda m: f'{split} {key}: {m}')
-        # The scored targets of the same candidates are exactly the same.
-        assert np.array_equal(labels[split]['targets'].numpy(),
-                              single[split]['targets'].numpy())
+        # The scored targets of the same candidates agree to float precision (ranks may round
+        # the candidates differently in the last bit on some CPUs).
+        np.testing.assert_allclose(labels[split]['targets'].numpy(),
+                                   single[split]['targets'].numpy(), rtol=0, atol=1e-5)
     saved = load_checkpoint(ddp_run['paths']['selector'])
     assert saved['num_scenes'] == 3
     assert saved['model_config']['fallback_margin'] in cfg.margins
