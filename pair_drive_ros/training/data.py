@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +205,9 @@ def _build_episode(args: tuple) -> str:
         arrays[key] = (np.stack([s[key] for s in samples]).astype(dtype) if samples
                        else np.zeros((0,), dtype))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.stem + '.tmp.npz')
+    # A name of this process's own: two trainings building the same cache at once each write
+    # a whole file and the last rename wins (both files are the same features).
+    tmp = out_path.with_name(f'{out_path.stem}.{os.getpid()}.tmp.npz')
     np.savez(tmp, **arrays)
     tmp.replace(out_path)
     return str(out_path)

@@ -26,6 +26,7 @@ runs skip them.
 from dataclasses import dataclass
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +137,7 @@ class SceneSet:
         if self.cache_file is None:
             return
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_file.with_name(self.cache_file.name + '.tmp')
+        tmp = self.cache_file.with_name(f'{self.cache_file.name}.{os.getpid()}.tmp')
         tmp.write_text(json.dumps(self._refs))
         tmp.replace(self.cache_file)
 
