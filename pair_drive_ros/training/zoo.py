@@ -116,7 +116,7 @@ class RolloutStage:
     chunks: tuple = (20, 20)
     max_steps: int = 0             # 0: each scenario's cap
     replan_every: int = 5
-    off_road: str = 'drivable_area'  # the rule ending an episode off the road (RolloutConfig)
+    off_road: str = 'lanes'        # the rule ending an episode off the road (RolloutConfig)
 
 
 @dataclass(frozen=True)
