@@ -30,7 +30,8 @@ bench: $(STAMP)
 
 # The selector's chain, one DAgger round: a first selector trained on the expert's logs only,
 # IL-A + PaIR rollouts on the train seeds driven by it, then config/selector.yaml on the
-# expert's logs plus those rollouts (train seeds 0-39 per scenario). Needs data/logs
+# expert's logs plus those rollouts (train seeds 0-39 per scenario; episodes end off the lane
+# strips, the rule of the shipped selector). Needs data/logs
 # (pair-drive generate); about 30 min on 2 cores. The last step replaces models/pair_selector.pt:
 # make selector SELECTOR_FLAGS=--force.
 selector: $(STAMP)
@@ -38,7 +39,7 @@ selector: $(STAMP)
 	$(PY) -m pair_drive_ros.cli train selector --config config/selector.yaml \
 		--set extra_data_roots=[] --set out=runs/pair_selector_expert_logs.pt
 	$(PY) -m pair_drive_ros.cli train rollouts --out data/logs_onpolicy --episodes 40 \
-		--selector-checkpoint runs/pair_selector_expert_logs.pt
+		--selector-checkpoint runs/pair_selector_expert_logs.pt --off-road lanes
 	$(PY) -m pair_drive_ros.cli train selector --config config/selector.yaml $(SELECTOR_FLAGS)
 
 clean:
