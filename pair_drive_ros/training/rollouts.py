@@ -55,7 +55,8 @@ class RolloutConfig:
     replan_every: int = 5              # steps of 0.1 s, as the closed-loop evaluation
     # The closed-loop evaluation's rule: an episode ends off-road where the ego leaves the
     # scorer's drivable area. 'lanes' (leaving highway-env's lane strips) ends every roundabout
-    # rollout at the corner where the entry lane meets the ring, so the ring is never recorded.
+    # rollout at the corner where the entry lane meets the ring, so the ring is never recorded;
+    # it is the shipped selector's rule (the zoo and `make selector` pass it).
     off_road: str = 'drivable_area'
     threads: int = 1
 
