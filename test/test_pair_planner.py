@@ -97,6 +97,27 @@ def test_pair_variants_planner_picks_among_the_il_plan_and_its_variants(checkpoi
     np.testing.assert_allclose(plan.trajectory.poses, plan.candidates[plan.info['selected']])
 
 
+def test_safety_tolerance_replaces_the_selector_checkpoints_guard(checkpoints, tmp_path,
+                                                                  capsys):
+    from pair_drive_ros.cli import main as cli_main
+    from pair_drive_ros.policy.factory import build_planner
+
+    paths = dict(il_checkpoint=checkpoints['il'], rl_checkpoint=checkpoints['rl'],
+                 selector_checkpoint=checkpoints['sel'])
+    kept = build_planner('pair', **paths)
+    assert kept.selector.cfg.safety_tolerance == SEL_CFG.safety_tolerance == -1.0
+    for name in ('pair', 'pair_variants'):
+        guarded = build_planner(name, safety_tolerance=0.0, **paths)
+        assert guarded.selector.cfg.safety_tolerance == 0.0
+        # everything else of the checkpoint's selector stays
+        assert guarded.selector.cfg.select_by == kept.selector.cfg.select_by
+    # An IL planner has no selector: the setting is refused, not ignored.
+    rc = cli_main(['evaluate', '--planner', 'transfuser', '--il-checkpoint',
+                   str(checkpoints['il']), '--data', str(tmp_path / 'none'),
+                   '--set', 'safety_tolerance=0.0', '--out', str(tmp_path / 'eval')])
+    assert rc != 0 and 'safety_tolerance is a setting of the pair' in capsys.readouterr().err
+
+
 def test_plan_variants_stretch_and_shift_the_whole_plan():
     t = torch.arange(1, 9, dtype=torch.float32)
     plan = torch.stack([5.0 * t, 0.1 * t, torch.full_like(t, 0.02)], -1)[None]   # (1, 8, 3)

@@ -23,6 +23,7 @@ variants; index 0 is always the IL plan, so the selector can fall back to plain 
 IL planner needs no retraining.
 """
 
+from dataclasses import replace
 import logging
 from pathlib import Path
 import time
@@ -123,11 +124,14 @@ class PaIRPlanner(AbstractPlanner):
     @classmethod
     def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,
                          device: str = 'cpu', il_name: str = 'transfuser', codes='15',
-                         consistency_weight: float = 0.0) -> 'PaIRPlanner':
+                         consistency_weight: float = 0.0,
+                         safety_tolerance: float | None = None) -> 'PaIRPlanner':
         """
         Build from checkpoints (None: the shipped ones in models/).
 
         il_checkpoint: a Transfuser or DiffusionDrive checkpoint (its own model name decides).
+        safety_tolerance: replaces the selector checkpoint's NC/TTC guard (SelectorConfig;
+        negative: off); None keeps the checkpoint's.
         """
         from pair_drive_ros.policy.factory import default_checkpoint
         from pair_drive_ros.policy.il_planner import load_il_planner
@@ -139,7 +143,10 @@ class PaIRPlanner(AbstractPlanner):
             if not Path(path).is_file():
                 raise CheckpointError(f'PaIR {label} checkpoint {path} does not exist')
         il = load_il_planner(il_path, device=device)
-        return cls(il, load_rl_branch(rl_path, device), load_selector(sel_path, device),
+        selector = load_selector(sel_path, device)
+        if safety_tolerance is not None:
+            selector.cfg = replace(selector.cfg, safety_tolerance=float(safety_tolerance))
+        return cls(il, load_rl_branch(rl_path, device), selector,
                    codes=codes, device=device, consistency_weight=consistency_weight)
 
     def reset(self) -> None:
