@@ -348,7 +348,7 @@ def run(args) -> int:
     """Entry point of `pair-drive evaluate`."""
     from pair_drive_ros.core.config import config_from_args, config_text, config_to_dict
     from pair_drive_ros.core.config import save_config
-    from pair_drive_ros.policy.factory import build_planner, PLANNERS
+    from pair_drive_ros.policy.factory import build_planner, PAIR_PLANNERS, PLANNERS
     from pair_drive_ros.training.common import refuse_overwrite, set_threads
     from pair_drive_ros.training.data import DataConfig, ILDataset
 
@@ -362,7 +362,7 @@ def run(args) -> int:
     set_threads(cfg.num_threads)
     extra = {}
     if cfg.safety_tolerance is not None:
-        if cfg.planner not in ('pair', 'pair_variants'):
+        if cfg.planner not in PAIR_PLANNERS:
             raise ValueError('safety_tolerance is a setting of the pair and pair_variants '
                              f'planners, not of {cfg.planner!r}')
         extra['safety_tolerance'] = cfg.safety_tolerance

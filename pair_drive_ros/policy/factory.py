@@ -23,6 +23,7 @@ LOG = logging.getLogger(__name__)
 
 PLANNERS = ('constant_velocity', 'expert', 'reference', 'transfuser', 'diffusiondrive', 'pair',
             'pair_variants')
+PAIR_PLANNERS = ('pair', 'pair_variants')   # the planners with an RL branch and a selector
 # The one table of shipped checkpoints (files in models/): every default checkpoint of the
 # package, planners, trainers and reports alike, is named here.
 DEFAULT_CHECKPOINTS = {
@@ -88,7 +89,7 @@ def build_planner(name: str, *, il_checkpoint=None, rl_checkpoint=None,
         from pair_drive_ros.policy.il_planner import load_il_planner
         path = il_checkpoint if il_checkpoint is not None else default_checkpoint(name)
         return load_il_planner(path, device=device, expect_model=name, **kwargs)
-    if name in ('pair', 'pair_variants'):
+    if name in PAIR_PLANNERS:
         from pair_drive_ros.policy.ablations import VariantsOnlyPaIR
         from pair_drive_ros.policy.pair import PaIRPlanner
 
