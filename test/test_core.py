@@ -149,3 +149,24 @@ def test_agent_tracks_without_agents():
     tracks = AgentTracks(ids=[], sizes=np.zeros((0, 2)), poses=np.zeros((41, 0, 3)),
                          velocities=np.zeros((41, 0, 2)), valid=np.zeros((41, 0), bool))
     assert tracks.num_steps == 41 and len(tracks.at(40)) == 0
+
+
+def test_atomic_path_replaces_whole_file_or_nothing(tmp_path):
+    from pair_drive_ros.core.files import atomic_path, write_text_atomic
+
+    target = tmp_path / 'sub' / 'manifest.json'
+    write_text_atomic(target, 'old')
+    assert target.read_text() == 'old'
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text('half')
+            raise RuntimeError('crash while writing')
+    # The failed write left the old file and no temporary file behind.
+    assert target.read_text() == 'old'
+    assert sorted(p.name for p in target.parent.iterdir()) == ['manifest.json']
+    # np.savez appends '.npz' unless the name ends with it: the suffix keeps the rename exact.
+    cache = tmp_path / 'features.npz'
+    with atomic_path(cache, suffix='.tmp.npz') as tmp:
+        np.savez(tmp, x=np.arange(3))
+    assert np.load(cache)['x'].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['features.npz', 'sub']

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from pair_drive_ros.core.config import config_diff, config_to_dict
+from pair_drive_ros.core.files import atomic_path
 
 LOG = logging.getLogger(__name__)
 
@@ -49,16 +50,14 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, model_name: str
     The model is unwrapped from DDP; tensors are moved to the CPU. Written atomically.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = getattr(model, 'module', model)
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     payload = {'schema_version': CHECKPOINT_SCHEMA_VERSION, 'model': model_name,
                'model_config': _plain(model_config),
                'perception_config': _plain(perception_config), 'state_dict': state}
     payload.update(extra or {})
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -40,6 +40,7 @@ import time
 
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_text
 from pair_drive_ros.core.config import config_to_dict
+from pair_drive_ros.core.files import write_text_atomic
 from pair_drive_ros.sim.logs import LogFormatError, read_meta, SCHEMA_VERSION
 from pair_drive_ros.sim.suite import allot, check_split_name, DEFAULT_SUITE, load_suite
 from pair_drive_ros.sim.suite import resolve_jobs, SuiteError
@@ -191,10 +192,7 @@ def write_manifest(out: Path, split: str, suite_path: str, jobs: list[tuple[str,
         'failures': [failed[k] for k in sorted(failed)], 'num_failures': len(failed),
         'configs': configs,
     }
-    tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def _jobs(cfg: GenerateConfig, suite) -> list[tuple[str, int]]:

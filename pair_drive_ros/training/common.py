@@ -23,13 +23,13 @@ from pathlib import Path
 import random
 import shutil
 import subprocess
-import tempfile
 import time
 
 import numpy as np
 import torch
 
 from pair_drive_ros.core.config import config_to_dict
+from pair_drive_ros.core.files import atomic_path
 from pair_drive_ros.policy.checkpoint import (CHECKPOINT_SCHEMA_VERSION, CheckpointError,
                                               load_checkpoint, load_state, save_checkpoint)
 
@@ -327,13 +327,5 @@ def export_copy(path: str | Path, out: str | Path | None) -> None:
     """
     if not out:
         return
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         shutil.copyfile(path, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

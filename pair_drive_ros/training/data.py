@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pair_drive_ros.core.features import FEATURE_KEYS, Features
+from pair_drive_ros.core.files import atomic_path
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import AGENT_STATE_DIM
@@ -204,12 +204,10 @@ def _build_episode(args: tuple) -> str:
     for key, dtype in _STORE.items():
         arrays[key] = (np.stack([s[key] for s in samples]).astype(dtype) if samples
                        else np.zeros((0,), dtype))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    # A name of this process's own: two trainings building the same cache at once each write
-    # a whole file and the last rename wins (both files are the same features).
-    tmp = out_path.with_name(f'{out_path.stem}.{os.getpid()}.tmp.npz')
-    np.savez(tmp, **arrays)
-    tmp.replace(out_path)
+    # Two trainings building the same cache at once each write a whole file and the last
+    # rename wins (both files hold the same features).
+    with atomic_path(out_path, suffix='.tmp.npz') as tmp:
+        np.savez(tmp, **arrays)
     return str(out_path)
 
 

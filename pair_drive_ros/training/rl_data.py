@@ -26,13 +26,13 @@ runs skip them.
 from dataclasses import dataclass
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pair_drive_ros.core.features import FEATURE_KEYS
+from pair_drive_ros.core.files import write_text_atomic
 from pair_drive_ros.scoring import (Metric, prepare_scene, reference_progress, score_scenes,
                                     ScorerConfig)
 from pair_drive_ros.training.data import file_digest
@@ -136,10 +136,7 @@ class SceneSet:
         """Write the EP normalisers computed so far (JSON)."""
         if self.cache_file is None:
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_file.with_name(f'{self.cache_file.name}.{os.getpid()}.tmp')
-        tmp.write_text(json.dumps(self._refs))
-        tmp.replace(self.cache_file)
+        write_text_atomic(self.cache_file, json.dumps(self._refs))
 
     def batch(self, js, device: torch.device | str = 'cpu') -> tuple[dict, torch.Tensor]:
         """(feature tensors keyed by FEATURE_KEYS, expert trajectories (B, 8, 3)) of items js."""

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from pair_drive_ros.core.config import config_to_dict
+from pair_drive_ros.core.files import atomic_path
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.il_planner import build_model, compute_loss, IL_MODELS
@@ -322,15 +323,9 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
     for key in ('optimizer', 'scheduler'):
         ckpt.pop(key, None)
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     # Atomic: a crash never leaves a half-written checkpoint where a planner would load it.
-    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
-    try:
+    with atomic_path(dst) as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dst
 
 

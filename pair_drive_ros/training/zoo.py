@@ -65,6 +65,7 @@ from typing import Callable
 
 import yaml
 
+from pair_drive_ros.core.files import write_text_atomic
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict, \
     load_config
 
@@ -226,21 +227,6 @@ def weights_digest(path: str | Path) -> str:
 def json_digest(value) -> str:
     """Sha256 of a JSON-serialisable value (keys sorted)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write text next to path, then rename it over path (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def git_state() -> dict:
@@ -977,9 +963,9 @@ class ZooRun(Zoo):
             else:
                 _remove(path)
         _remove(self.marker_path(stage.name))
-        write_atomic(started, json.dumps({'inputs': digest, 'started_utc': _now()}))
+        write_text_atomic(started, json.dumps({'inputs': digest, 'started_utc': _now()}))
         for path, data in stage.configs.items():
-            write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+            write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
         t0 = time.monotonic()
         (stage.action or self.run_commands)(stage)
         seconds = time.monotonic() - t0
@@ -994,7 +980,7 @@ class ZooRun(Zoo):
                   'outputs': outputs, 'seconds': seconds,
                   'estimate_s': stage.estimate_s, 'seed': self.cfg.seed,
                   'device': self.device, 'git': self.git, 'finished_utc': _now()}
-        write_atomic(self.marker_path(stage.name), json.dumps(marker, indent=1, default=str))
+        write_text_atomic(self.marker_path(stage.name), json.dumps(marker, indent=1, default=str))
         started.unlink()
         return marker
 
@@ -1059,7 +1045,7 @@ class ZooRun(Zoo):
         self.work.mkdir(parents=True, exist_ok=True)
         state = self.work / 'zoo_work.json'
         if not state.is_file():
-            write_atomic(state, json.dumps({'created_utc': _now(), 'command': self.command}))
+            write_text_atomic(state, json.dumps({'created_utc': _now(), 'command': self.command}))
         results = {}
         bar = tqdm(names, desc='zoo', unit='stage')
         for name in bar:
