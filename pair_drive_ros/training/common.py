@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from pair_drive_ros.core.config import config_to_dict
+from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
 from pair_drive_ros.core.files import atomic_path
 from pair_drive_ros.policy.checkpoint import (CHECKPOINT_SCHEMA_VERSION, CheckpointError,
                                               load_checkpoint, load_state, save_checkpoint)
@@ -316,6 +316,22 @@ def refuse_overwrite(path: str | Path | None, force: bool = False, what: str = '
     p = Path(path)
     if p.is_file() or (p.is_dir() and any(p.iterdir())):
         raise OutputExistsError(f'{what} {p} exists; choose another path or pass --force')
+
+
+def add_trainer_arguments(parser, default_config: str) -> None:
+    """Add the flags of a `pair-drive train <name>` trainer: --config, --set, --force."""
+    add_config_arguments(parser, default_config)
+    parser.add_argument('--force', action='store_true',
+                        help="replace the config's existing export file (out)")
+
+
+def run_trainer(args, config_cls, main) -> int:
+    """Resolve the trainer's config from args and run main(cfg); exit status 0."""
+    cfg = config_from_args(config_cls, args)
+    # Checked before training: a run must not end by overwriting a model without asking.
+    refuse_overwrite(cfg.out, getattr(args, 'force', False), 'export checkpoint')
+    main(cfg)
+    return 0
 
 
 def export_copy(path: str | Path, out: str | Path | None) -> None:

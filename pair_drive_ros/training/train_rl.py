@@ -48,18 +48,18 @@ import time
 import numpy as np
 import torch
 
-from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
+from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
 from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
 from pair_drive_ros.policy.tree import resolve_group
-from pair_drive_ros.training.common import (all_reduce_mean, all_reduce_sum, average_gradients,
-                                            broadcast_parameters, DistInfo, export_copy,
-                                            finish_distributed, gather_concat,
+from pair_drive_ros.training.common import (add_trainer_arguments, all_reduce_mean, all_reduce_sum,
+                                            average_gradients, broadcast_parameters, DistInfo,
+                                            export_copy, finish_distributed, gather_concat,
                                             init_distributed, pick_device, rank_seed, run_log,
-                                            seed_everything, set_threads, shard_of,
+                                            run_trainer, seed_everything, set_threads, shard_of,
                                             sync_references)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
                                           linear_schedule, reference_advantages, set_credit)
@@ -551,17 +551,9 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI flags of `pair-drive train rl`."""
-    add_config_arguments(parser, DEFAULT_CONFIG)
-    parser.add_argument('--force', action='store_true',
-                        help="replace the config's existing export file (out)")
+    add_trainer_arguments(parser, DEFAULT_CONFIG)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `pair-drive train rl`."""
-    from pair_drive_ros.training.common import refuse_overwrite
-
-    cfg = config_from_args(RLTrainConfig, args)
-    # Checked before training: a run must not end by overwriting a model without asking.
-    refuse_overwrite(cfg.out, getattr(args, 'force', False), 'export checkpoint')
-    main(cfg)
-    return 0
+    return run_trainer(args, RLTrainConfig, main)

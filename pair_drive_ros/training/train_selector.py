@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict
+from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.closed_loop import planner_perception_config
@@ -55,11 +55,12 @@ from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_v
                                             selector_loss, SelectorConfig, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
-from pair_drive_ros.training.common import (average_gradients, broadcast_object,
-                                            broadcast_parameters, DistInfo, export_copy,
-                                            finish_distributed, gather_concat, init_distributed,
-                                            pick_device, rank_seed, run_log, seed_everything,
-                                            set_threads, shard_of, sync_references)
+from pair_drive_ros.training.common import (add_trainer_arguments, average_gradients,
+                                            broadcast_object, broadcast_parameters, DistInfo,
+                                            export_copy, finish_distributed, gather_concat,
+                                            init_distributed, pick_device, rank_seed, run_log,
+                                            run_trainer, seed_everything, set_threads, shard_of,
+                                            sync_references)
 from pair_drive_ros.training.grpo import cosine_lr
 from pair_drive_ros.training.references import perturb_reference
 
@@ -459,17 +460,9 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI flags of `pair-drive train selector`."""
-    add_config_arguments(parser, DEFAULT_CONFIG)
-    parser.add_argument('--force', action='store_true',
-                        help="replace the config's existing export file (out)")
+    add_trainer_arguments(parser, DEFAULT_CONFIG)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `pair-drive train selector`."""
-    from pair_drive_ros.training.common import refuse_overwrite
-
-    cfg = config_from_args(SelectorTrainConfig, args)
-    # Checked before training: a run must not end by overwriting a model without asking.
-    refuse_overwrite(cfg.out, getattr(args, 'force', False), 'export checkpoint')
-    main(cfg)
-    return 0
+    return run_trainer(args, SelectorTrainConfig, main)
