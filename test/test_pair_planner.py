@@ -111,6 +111,11 @@ def test_safety_tolerance_replaces_the_selector_checkpoints_guard(checkpoints, t
         assert guarded.selector.cfg.safety_tolerance == 0.0
         # everything else of the checkpoint's selector stays
         assert guarded.selector.cfg.select_by == kept.selector.cfg.select_by
+        assert guarded.selector.cfg.safety_metrics == ('NC', 'TTC')
+    wider = build_planner('pair', safety_metrics=['NC', 'TTC', 'DAC'], **paths)
+    assert wider.selector.cfg.safety_metrics == ('NC', 'TTC', 'DAC')
+    with pytest.raises(ValueError, match='safety_metrics'):
+        build_planner('pair', safety_metrics=['speed'], **paths)
     # An IL planner has no selector: the setting is refused, not ignored.
     rc = cli_main(['evaluate', '--planner', 'transfuser', '--il-checkpoint',
                    str(checkpoints['il']), '--data', str(tmp_path / 'none'),
@@ -391,6 +396,14 @@ def test_safety_gate_keeps_candidates_less_safe_than_the_il_plan_out():
         best, score = sel.select(torch.zeros(1, 3, 8, 3))
         assert int(best[0]) == want, tolerance
         assert int(score.argmax()) == 1    # the reported scores are not gated
+    # With DAC in the guard, candidate 2's lower predicted drivable area keeps it out too.
+    logits = logits_for({(0, 'EP'): 0.5, (1, 'NC'): 0.95, (1, 'EP'): 0.99, (2, 'EP'): 0.7,
+                         (2, 'DAC'): 0.9})
+    for metrics, want in ((('NC', 'TTC'), 2), (('NC', 'TTC', 'DAC'), 0), (('EP',), 1)):
+        sel = Selector(replace(SEL_CFG, select_by='composite', safety_tolerance=0.0,
+                               safety_metrics=metrics))
+        sel.forward = lambda *args, **kwargs: logits
+        assert int(sel.select(torch.zeros(1, 3, 8, 3))[0][0]) == want, metrics
 
 
 def test_concat_labels_appends_scenes_of_the_same_layout():

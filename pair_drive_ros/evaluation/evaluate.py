@@ -50,9 +50,11 @@ class EvalConfig:
     il_checkpoint: str = ''        # '': the shipped one (IL planners and PaIR's IL branch)
     rl_checkpoint: str = ''        # PaIR only; '': shipped
     selector_checkpoint: str = ''  # PaIR only; '': shipped
-    # PaIR only: the selector's guard (pick only candidates whose predicted NC and TTC are at
-    # least the IL plan's minus this; negative: off); null keeps the checkpoint's
+    # PaIR only: the selector's guard (pick only candidates whose predicted safety_metrics are
+    # each at least the IL plan's minus safety_tolerance; negative: off); null keeps the
+    # checkpoint's
     safety_tolerance: float | None = None
+    safety_metrics: list | None = None     # e.g. [NC, TTC, DAC]
     data: str = 'data/logs'        # scene-log root holding <split>/ (open loop)
     split: str = 'test'
     suite: str = ''                # closed loop: scenario suite YAML ('': config/scenarios.yaml)
@@ -360,12 +362,11 @@ def run(args) -> int:
     refuse_overwrite(cfg.out, getattr(args, 'force', False), 'evaluation folder')
     LOG.info('pair-drive evaluate config:\n%s', config_text(cfg))
     set_threads(cfg.num_threads)
-    extra = {}
-    if cfg.safety_tolerance is not None:
-        if cfg.planner not in PAIR_PLANNERS:
-            raise ValueError('safety_tolerance is a setting of the pair and pair_variants '
-                             f'planners, not of {cfg.planner!r}')
-        extra['safety_tolerance'] = cfg.safety_tolerance
+    extra = {key: getattr(cfg, key) for key in ('safety_tolerance', 'safety_metrics')
+             if getattr(cfg, key) is not None}
+    if extra and cfg.planner not in PAIR_PLANNERS:
+        raise ValueError(f'{", ".join(extra)} is a setting of the pair and pair_variants '
+                         f'planners, not of {cfg.planner!r}')
     planner = build_planner(cfg.planner, il_checkpoint=cfg.il_checkpoint or None,
                             rl_checkpoint=cfg.rl_checkpoint or None,
                             selector_checkpoint=cfg.selector_checkpoint or None,

@@ -125,13 +125,15 @@ class PaIRPlanner(AbstractPlanner):
     def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,
                          device: str = 'cpu', il_name: str = 'transfuser', codes='15',
                          consistency_weight: float = 0.0,
-                         safety_tolerance: float | None = None) -> 'PaIRPlanner':
+                         safety_tolerance: float | None = None,
+                         safety_metrics: list | None = None) -> 'PaIRPlanner':
         """
         Build from checkpoints (None: the shipped ones in models/).
 
         il_checkpoint: a Transfuser or DiffusionDrive checkpoint (its own model name decides).
-        safety_tolerance: replaces the selector checkpoint's NC/TTC guard (SelectorConfig;
-        negative: off); None keeps the checkpoint's.
+        safety_tolerance: replaces the selector checkpoint's guard tolerance (SelectorConfig;
+        negative: off); safety_metrics: the predicted sub-scores it checks (e.g. NC, TTC, DAC);
+        None keeps the checkpoint's.
         """
         from pair_drive_ros.policy.factory import default_checkpoint
         from pair_drive_ros.policy.il_planner import load_il_planner
@@ -146,6 +148,8 @@ class PaIRPlanner(AbstractPlanner):
         selector = load_selector(sel_path, device)
         if safety_tolerance is not None:
             selector.cfg = replace(selector.cfg, safety_tolerance=float(safety_tolerance))
+        if safety_metrics is not None:
+            selector.cfg = replace(selector.cfg, safety_metrics=tuple(safety_metrics))
         return cls(il, load_rl_branch(rl_path, device), selector,
                    codes=codes, device=device, consistency_weight=consistency_weight)
 

@@ -73,9 +73,10 @@ class SelectorConfig:
     # The candidate set this selector was trained on: [IL plan, tree leaves] and, with
     # plan_variants, also the IL plan's whole-trajectory speed x lateral variants.
     plan_variants: bool = False
-    # Safety gate (closed loop): a candidate may replace the IL plan only if its predicted NC and
-    # TTC are at least the IL plan's minus this tolerance (negative: no gate).
+    # Safety gate (closed loop): a candidate may replace the IL plan only if its predicted
+    # safety_metrics are each at least the IL plan's minus this tolerance (negative: no gate).
     safety_tolerance: float = -1.0
+    safety_metrics: tuple = ('NC', 'TTC')   # of TARGETS; DAC adds the drivable area
     box_length_m: float = 5.0
     box_width_m: float = 2.0
     # The BEV grid of the features (perception.PerceptionConfig): front edge, half width and
@@ -90,6 +91,11 @@ class SelectorConfig:
                              f'{self.context_source!r}')
         if self.select_by not in SELECT_BY:
             raise ValueError(f'select_by must be one of {SELECT_BY}, got {self.select_by!r}')
+        object.__setattr__(self, 'safety_metrics', tuple(self.safety_metrics))   # frozen
+        unknown = [m for m in self.safety_metrics if m not in TARGETS]
+        if unknown or not self.safety_metrics:
+            raise ValueError(f'safety_metrics must be names of {TARGETS}, got '
+                             f'{list(self.safety_metrics)!r}')
 
 
 class Selector(nn.Module):
@@ -166,7 +172,7 @@ class Selector(nn.Module):
         if self.cfg.safety_tolerance >= 0:
             p = torch.sigmoid(logits)
             safe = torch.ones_like(score, dtype=torch.bool)
-            for name in ('NC', 'TTC'):
+            for name in self.cfg.safety_metrics:
                 q = p[..., TARGETS.index(name)]
                 safe &= q >= q[:, :1] - self.cfg.safety_tolerance
             pick_from = torch.where(safe, score, torch.full_like(score, -1.0))
