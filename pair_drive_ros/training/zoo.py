@@ -148,6 +148,10 @@ class ZooConfig:
     il_b: TrainStage = TrainStage('config/il_diffusiondrive.yaml')
     rl: TrainStage = TrainStage('config/rl_grpo.yaml')
     selector: TrainStage = TrainStage('config/selector.yaml')
+    # The NC/TTC guard of the deployed selector (pair_selector.pt: SelectorConfig.
+    # safety_tolerance); negative keeps the recipe's. Inference only: the weights do not
+    # change, and selector_0 (which drives the rollouts) and selector_tree keep the recipe's.
+    selector_guard: float = -1.0
     rollouts: RolloutStage = field(default_factory=RolloutStage)
     sequential_a: TrainStage = TrainStage('config/rl_sequential.yaml')
     sequential_b: TrainStage = TrainStage('config/rl_sequential_b.yaml')
@@ -493,7 +497,8 @@ class Zoo:
         # the attribution's tree-only rows): the same data and recipe.
         for name, title, file, extra in (
                 ('selector', 'final selector: expert logs + on-policy rollouts',
-                 'pair_selector.pt', {}),
+                 'pair_selector.pt', ({'model.safety_tolerance': c.selector_guard}
+                                      if c.selector_guard >= 0 else {})),
                 ('selector_tree', "selector for the paper's candidate set (IL plan + leaves)",
                  'pair_selector_tree.pt', {'model.plan_variants': False})):
             s = Stage(name, title, inputs={'upstream': self.upstream('data', 'il_a', 'rl',
