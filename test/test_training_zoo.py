@@ -211,7 +211,7 @@ def test_zoo_cli_plan_and_bad_config(tmp_path, caplog, capfd):
     # The guard is the deployed selector's alone: the rollouts' selector_0 and the paper-set
     # selector keep the recipe's (off), so the rollouts and every selector's weights stay.
     configs = {Path(p).name: c for s in zoo.stages() for p, c in s.configs.items()}
-    assert configs['selector.yaml']['model']['safety_tolerance'] == 0.0
+    assert configs['selector.yaml']['model']['safety_tolerance'] == 0.01
     assert configs['selector_0.yaml']['model']['safety_tolerance'] == -1.0
     assert configs['selector_tree.yaml']['model']['safety_tolerance'] == -1.0
     gpu = ZooRun(load_config(ZooConfig, ROOT / 'config/zoo_gpu.yaml'), tmp_path / 'o')
