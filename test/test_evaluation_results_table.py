@@ -40,7 +40,11 @@ def test_closed_loop_rates_deltas_and_speeds():
     row = lines[3]
     assert row.startswith('| transfuser (transfuser_lite.pt) | heldout.yaml | 4 | 0.50 [')
     assert '| 0.50 [0.50, 0.50] | +0.50 [' in row      # route completion, then Δ collision
-    assert row.endswith('| +0.00 [+0.00, +0.00] |')     # Δ off-road
+    # failed (collided or left the road: here the collisions) after off-road; Δ off-road is
+    # exact, Δ failed is the collisions' +0.50
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[4] == '0.00 [0.00, 0.00]' and cells[5].startswith('0.50 [')
+    assert cells[8] == '+0.00 [+0.00, +0.00]' and cells[9].startswith('+0.50 [')
     speed_row = lines.index('| planner | exit: mean / p95 [m/s] | u_turn: mean / p95 [m/s] |')
     assert lines[speed_row + 3] == ('| transfuser (transfuser_lite.pt) | 12.0 / 13.0 (1.20 × '
                                     'expert) | 12.0 / 13.0 (1.20 × expert) |')

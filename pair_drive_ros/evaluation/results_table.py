@@ -57,8 +57,9 @@ def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list
     """
     Markdown lines: closed-loop rates with episode-bootstrap 95 % intervals, and speeds.
 
-    results: closed_loop.json dicts. Rows that drove the same (scenario, seed) episodes also get
-    paired differences against the first row (same resampled episodes). Speeds are per family,
+    results: closed_loop.json dicts. Failed = the episode collided or left the road. Rows that
+    drove the same (scenario, seed) episodes also get paired differences against the first row
+    (same resampled episodes). Speeds are per family,
     mean and p95 over episodes, with the ratio to the expert's row where there is one.
     """
     from pair_drive_ros.evaluation.bootstrap import episode_bootstrap, paired_difference
@@ -71,27 +72,35 @@ def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list
         return f'{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}]'
 
     base = keyed(results[0])
-    lines = ['| planner | suite | episodes | collision rate | off-road rate | route completion '
-             '| Δ collision vs first row | Δ off-road vs first row |',
-             '|---|---|---|---|---|---|---|---|']
+
+    def failed(e: dict) -> float:
+        return float(bool(e['collision']) or bool(e['off_road']))
+
+    lines = ['| planner | suite | episodes | collision rate | off-road rate | failed rate '
+             '| route completion | Δ collision vs first row | Δ off-road vs first row '
+             '| Δ failed vs first row |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         eps = r['episodes']
         ids = np.arange(len(eps))
         col = np.array([e['collision'] for e in eps], dtype=float)
         off = np.array([e['off_road'] for e in eps], dtype=float)
+        fail = np.array([failed(e) for e in eps], dtype=float)
         rc = np.array([e['route_completion'] for e in eps], dtype=float)
-        deltas = ['', '']
+        deltas = ['', '', '']
         mine = keyed(r)
         if r is not results[0] and set(mine) == set(base):
             keys = sorted(base)
-            for i, metric in enumerate(('collision', 'off_road')):
-                iv = paired_difference([float(mine[k][metric]) for k in keys],
-                                       [float(base[k][metric]) for k in keys],
+            for i, value in enumerate((lambda e: float(e['collision']),
+                                       lambda e: float(e['off_road']), failed)):
+                iv = paired_difference([value(mine[k]) for k in keys],
+                                       [value(base[k]) for k in keys],
                                        np.arange(len(keys)), n_boot, seed)
                 deltas[i] = f'{iv.mean:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]'
         suite = Path(r.get('suite', {}).get('path', '')).name
         lines.append(f'| {_row_name(r)} | {suite} | {len(eps)} | {ci(col, ids)} | '
-                     f'{ci(off, ids)} | {ci(rc, ids)} | {deltas[0]} | {deltas[1]} |')
+                     f'{ci(off, ids)} | {ci(fail, ids)} | {ci(rc, ids)} | '
+                     + ' | '.join(deltas) + ' |')
     fams = sorted({e['scenario'] for r in results for e in r['episodes']})
 
     def speeds(r: dict) -> dict:
