@@ -65,9 +65,9 @@ from typing import Callable
 
 import yaml
 
-from pair_drive_ros.core.files import write_text_atomic
 from pair_drive_ros.core.config import add_config_arguments, config_from_args, config_to_dict, \
     load_config
+from pair_drive_ros.core.files import write_text_atomic
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/zoo.yaml'
