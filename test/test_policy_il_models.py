@@ -145,3 +145,22 @@ def test_planner_from_checkpoint_plans_in_the_ego_frame(tmp_path):
     np.testing.assert_allclose(plans[0].trajectory.poses, plans[1].trajectory.poses)
     with pytest.raises(CheckpointError, match='expected'):
         build_planner('transfuser', il_checkpoint=tmp_path / 'dd.pt')
+
+
+@pytest.mark.parametrize('plan_query', [False, True])
+def test_diffusion_mode_queries_and_the_plan_query(plan_query):
+    torch.manual_seed(0)
+    model = build_model('diffusiondrive', dict(SMALL, num_modes=5, plan_query=plan_query)).eval()
+    seen = []
+    hook = model.layers[0].register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    with torch.no_grad():
+        enc = model.trunk(_batch(2)[0])
+        plan = model.denoise(enc, torch.Generator().manual_seed(0))
+        token = enc['traj_query']
+        enc['traj_query'] = torch.zeros_like(token)
+        without = model.denoise(enc, torch.Generator().manual_seed(0))
+    hook.remove()
+    # The first layer's mode queries gain exactly the trunk's plan token, if asked for.
+    expected = token[:, None].expand_as(seen[0]) if plan_query else torch.zeros_like(seen[0])
+    torch.testing.assert_close(seen[0] - seen[len(seen) // 2], expected)  # step 1 of each
+    assert torch.equal(plan['scores'], without['scores']) != plan_query

@@ -15,6 +15,8 @@
 """IL training machinery: dataset targets, cache, a 2-step run via the CLI, resume."""
 
 import argparse
+import hashlib
+import json
 import math
 from pathlib import Path
 import sys
@@ -28,7 +30,8 @@ from pair_drive_ros.cli import main as cli_main
 from pair_drive_ros.core.agents import Agents
 from pair_drive_ros.perception import PerceptionConfig
 from pair_drive_ros.policy.checkpoint import load_checkpoint
-from pair_drive_ros.training.data import agent_targets, collate, DataConfig, DataError, ILDataset
+from pair_drive_ros.training.data import agent_targets, cache_key, collate, DataConfig, DataError
+from pair_drive_ros.training.data import ILDataset, recovery_trajectory
 from pair_drive_ros.training.train_il import add_arguments, ILRunConfig, kmeans_anchors
 from pair_drive_ros.training.train_il import run as run_il, train_config
 
@@ -151,3 +154,62 @@ def test_regenerated_log_gets_a_fresh_cache_entry(tmp_path):
     assert len(list((tmp_path / 'cache').rglob('*.npz'))) == 2
     # The faster ego's expert plan reaches further: the new entry was built from the new log.
     assert second[0][1]['trajectory'][-1, 0] > first[0][1]['trajectory'][-1, 0] + 10.0
+
+
+def test_recovery_trajectory_rejoins_the_expert_path():
+    # Expert: straight along the map x axis at 10 m/s from the origin; the ego shifted 1 m left.
+    t = np.arange(1, 9) * 0.5
+    expert = np.stack([10.0 * t, 0 * t, 0 * t], -1)
+    start = np.zeros(3)
+    label = recovery_trajectory(expert, start, np.array([0.0, 1.0, 0.0]), recover_s=2.0)
+    u = np.clip(1.0 - t / 2.0, 0.0, 1.0)
+    w = u * u * (3.0 - 2.0 * u)                     # smoothstep: the share of the shift left
+    np.testing.assert_allclose(label[:, 0], 10.0 * t, atol=1e-5)
+    np.testing.assert_allclose(label[:, 1], w - 1.0, atol=1e-5)
+    assert np.all(label[:3, 2] < 0) and np.allclose(label[4:, 2], 0.0, atol=1e-6)
+    # No shift: the expert's own future, poses and yaw.
+    np.testing.assert_allclose(recovery_trajectory(expert, start, start, 2.0), expert,
+                               atol=1e-6)
+    # A heading error alone: the label starts along the ego's (turned) x axis...
+    turned = recovery_trajectory(expert, start, np.array([0.0, 0.0, 0.2]), 2.0)
+    np.testing.assert_allclose(turned[:, 2], -0.2, atol=1e-6)
+    # ... and is the expert's path seen from the turned ego.
+    np.testing.assert_allclose(np.hypot(turned[:, 0], turned[:, 1]), 10.0 * t, atol=1e-5)
+
+
+def test_recovery_copies_are_training_only_and_deterministic(logs, tmp_path):
+    cfg = DataConfig(frame_stride=5, perturb_copies=1, perturb_lateral_m=1.5,
+                     perturb_yaw_rad=0.1)
+    ds = ILDataset(logs, 'train', data_cfg=cfg, cache_dir=tmp_path)
+    plain = ILDataset(logs, 'train', data_cfg=DataConfig(frame_stride=5), cache_dir=tmp_path)
+    # Every frame once as logged, then once from a shifted pose.
+    assert len(ds) == 2 * len(plain) == 8
+    assert [ds.episode_frame(i)[1] for i in range(4)] == [0, 5, 0, 5]
+    np.testing.assert_array_equal(ds[0][1]['trajectory'], plain[0][1]['trajectory'])
+    for i in (2, 3):
+        logged, shifted = ds[i - 2], ds[i]
+        # The same speed and command; the label differs and, past perturb_recover_s, runs
+        # along the expert's straight path: constant yaw, points on the line of that yaw.
+        np.testing.assert_array_equal(shifted[0]['ego_status'], logged[0]['ego_status'])
+        label = shifted[1]['trajectory']
+        assert np.abs(label - logged[1]['trajectory']).max() > 0.05
+        np.testing.assert_allclose(label[4:, 2], label[4, 2], atol=1e-5)
+        assert abs(label[4, 2]) <= 0.1 + 1e-6
+        step = np.diff(label[4:, :2], axis=0)
+        np.testing.assert_allclose(np.arctan2(step[:, 1], step[:, 0]), label[4, 2], atol=1e-4)
+        # The sensors moved with the ego: the LiDAR image differs.
+        assert np.abs(shifted[0]['lidar_bev'] - logged[0]['lidar_bev']).sum() > 0
+    again = ILDataset(logs, 'train', data_cfg=cfg, cache_dir=tmp_path / 'rebuilt')
+    np.testing.assert_array_equal(again[3][1]['trajectory'], ds[3][1]['trajectory'])
+    assert cfg.training_only == DataConfig(frame_stride=5, perturb_lateral_m=1.5,
+                                           perturb_yaw_rad=0.1)
+    # Without copies the cache keeps the name it had before the option existed.
+    before = json.dumps({'v': 1, 'perception': PerceptionConfig().as_dict(), 'stride': 4,
+                         'agents': 16}, sort_keys=True)
+    assert cache_key(PerceptionConfig(), DataConfig()) == \
+        hashlib.sha1(before.encode()).hexdigest()[:12]
+    assert cache_key(PerceptionConfig(), cfg) != cache_key(PerceptionConfig(), cfg.training_only)
+    with pytest.raises(ValueError, match='perturb'):
+        DataConfig(perturb_copies=-1)
+    with pytest.raises(DataError, match='history_sweeps'):
+        ILDataset(logs, 'train', PerceptionConfig(history_sweeps=2), cfg, cache_dir=tmp_path)

@@ -65,7 +65,7 @@ route from the ego's current lane, and the expert trajectory = the ego's logged 
 them the tracks are extended at constant velocity and the expert is None.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import io
 import json
 import logging
@@ -406,22 +406,31 @@ class EpisodeLog:
                      route_lane_ids=self.route_lane_ids(k), expert=self.expert(k),
                      dt_s=FRAME_DT_S)
 
-    def sensor_frame(self, k: int, lidar_cfg=None, camera_cfg=None) -> SensorFrame:
-        """Sensor data at frame k: read back if stored (and no config given), else synthesized."""
+    def sensor_frame(self, k: int, lidar_cfg=None, camera_cfg=None,
+                     ego_pose: np.ndarray | None = None) -> SensorFrame:
+        """
+        Sensor data at frame k: read back if stored (and no config given), else synthesized.
+
+        ego_pose: synthesize from this map pose instead of the logged one (training's recovery
+        copies); the frame's ego state carries it, with the logged velocities.
+        """
         from pair_drive_ros.sim import sensors
 
         k = self._check(k)
         ego = self.ego_state(k)
+        shifted = ego_pose is not None
+        if shifted:
+            ego = replace(ego, pose=np.asarray(ego_pose, np.float64))
         a = self.arrays
         lidar_cfg_eff = lidar_cfg or sensors.LidarConfig()
         camera_cfg_eff = camera_cfg or sensors.CameraConfig()
-        if lidar_cfg is None and 'lidar_points' in a:
+        if lidar_cfg is None and 'lidar_points' in a and not shifted:
             off = a['lidar_offsets']
             points = a['lidar_points'][off[k]:off[k + 1]]
         else:
             points = sensors.simulate_lidar(ego.pose, self.agents(k), self.road_geometry(),
                                             lidar_cfg_eff)
-        if camera_cfg is None and 'camera' in a:
+        if camera_cfg is None and 'camera' in a and not shifted:
             image = a['camera'][k]
         else:
             image = sensors.render_camera(ego.pose, self.agents(k), self.road_geometry(),

@@ -25,12 +25,13 @@ targets are cached on disk (one NPZ per episode, keyed by the perception config 
 config), and later epochs and runs read the cache.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import hashlib
 import json
 import logging
 import multiprocessing
 from pathlib import Path
+import zlib
 
 import numpy as np
 import torch
@@ -38,6 +39,8 @@ from torch.utils.data import Dataset
 
 from pair_drive_ros.core.features import FEATURE_KEYS, Features
 from pair_drive_ros.core.files import atomic_path
+from pair_drive_ros.core.se2 import poses_to_global, poses_to_local, se2_compose, wrap_angle
+from pair_drive_ros.core.trajectory import POSE_DT_S
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import AGENT_STATE_DIM
@@ -65,6 +68,25 @@ class DataConfig:
     frame_stride: int = 4      # every 4th scorable frame (0.4 s apart; neighbours are near-copies)
     num_agents: int = 16       # agent boxes per frame (nearest first), as the model's queries
     max_episodes: int = 0      # 0: all episodes of the split
+    # Recovery copies (training only): each frame again from an ego pose shifted sideways and
+    # turned, sensors synthesized there, labelled with the expert's path blended back from the
+    # shifted pose within perturb_recover_s. The expert's logs never show a car off the lane
+    # centre; in closed loop a planner gets there and must know the way back.
+    perturb_copies: int = 0
+    perturb_lateral_m: float = 1.0     # lateral shift drawn from [-this, this] [m]
+    perturb_yaw_rad: float = 0.15      # heading error drawn from [-this, this] [rad]
+    perturb_recover_s: float = 2.0     # the label is back on the expert's path after this [s]
+
+    def __post_init__(self) -> None:
+        if self.perturb_copies < 0 or self.perturb_lateral_m < 0 or self.perturb_yaw_rad < 0:
+            raise ValueError('perturb_copies, perturb_lateral_m and perturb_yaw_rad must be >= 0')
+        if self.perturb_recover_s <= 0:
+            raise ValueError('perturb_recover_s must be positive')
+
+    @property
+    def training_only(self) -> 'DataConfig':
+        """The same frames without the training-only recovery copies (validation, evaluation)."""
+        return replace(self, perturb_copies=0)
 
 
 def bev_semantic_target(scene, cfg: PerceptionConfig) -> np.ndarray:
@@ -155,11 +177,74 @@ def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
     return out
 
 
+def recovery_trajectory(expert_map: np.ndarray, start_pose: np.ndarray, shifted_pose: np.ndarray,
+                        recover_s: float) -> np.ndarray:
+    """
+    (8, 3) label from a shifted ego pose, in its ego frame: the expert's path, blended back.
+
+    expert_map: the expert's (8, 3) future in the map frame, from start_pose (map). The shift
+    d = shifted - start position fades out with a smoothstep over recover_s, so the label starts
+    where the shifted ego stands and rejoins the expert's path; each pose's yaw turns with the
+    direction change the blend adds (none where the ego hardly moves).
+    """
+    t = POSE_DT_S * np.arange(1, len(expert_map) + 1)
+    u = np.clip(1.0 - t / recover_s, 0.0, 1.0)
+    w = u * u * (3.0 - 2.0 * u)
+    d = shifted_pose[:2] - start_pose[:2]
+    xy = expert_map[:, :2] + w[:, None] * d
+    seg_new = np.diff(np.vstack([shifted_pose[:2], xy]), axis=0)
+    seg_old = np.diff(np.vstack([start_pose[:2], expert_map[:, :2]]), axis=0)
+    moving = (np.linalg.norm(seg_new, axis=1) > 0.2) & (np.linalg.norm(seg_old, axis=1) > 0.2)
+    turn = wrap_angle(np.arctan2(seg_new[:, 1], seg_new[:, 0])
+                      - np.arctan2(seg_old[:, 1], seg_old[:, 0]))
+    yaw = expert_map[:, 2] + np.where(moving, turn, 0.0)
+    return poses_to_local(shifted_pose, np.column_stack([xy, yaw])).astype(np.float32)
+
+
+def perturbed_frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
+                           copy: int) -> dict:
+    """
+    frame_sample of frame k seen from a shifted ego pose (a recovery copy; see DataConfig).
+
+    The shift is drawn from a generator seeded by the scene token (scenario, seed, frame) and
+    the copy, so a cache rebuild gives the same samples.
+    """
+    seed = zlib.crc32(f'{log.token(k)}:{int(copy)}'.encode())
+    rng = np.random.default_rng(seed)
+    dy = rng.uniform(-data_cfg.perturb_lateral_m, data_cfg.perturb_lateral_m)
+    dyaw = rng.uniform(-data_cfg.perturb_yaw_rad, data_cfg.perturb_yaw_rad)
+    scene = log.scene(k)
+    if scene.expert is None:
+        raise DataError(f'frame {k} of {log.path} has no expert (not scorable)')
+    start = np.asarray(scene.ego.pose, np.float64)
+    shifted = se2_compose(start, np.array([0.0, dy, dyaw]))
+    frame = log.sensor_frame(k, ego_pose=shifted)
+    feats = builder.build(frame)
+    cfg = builder.cfg
+    shifted_scene = replace(scene, ego=frame.ego)
+    states, mask = agent_targets(log.agents(k).to_frame(shifted), cfg, data_cfg.num_agents)
+    if log.map_known:
+        bev = bev_semantic_target(shifted_scene, cfg)
+    else:
+        bev = np.full((cfg.bev_height, cfg.bev_width), IGNORE_CLASS, np.uint8)
+    expert_map = poses_to_global(start, scene.expert.poses)
+    out = {key: getattr(feats, key) for key in FEATURE_KEYS}
+    out.update(trajectory=recovery_trajectory(expert_map, start, shifted,
+                                              data_cfg.perturb_recover_s),
+               bev_semantics=bev, agent_states=states, agent_mask=mask,
+               agents_known=log.agents_known)
+    return out
+
+
 def cache_key(perception_cfg: PerceptionConfig, data_cfg: DataConfig) -> str:
     """Short hash naming a cache folder (changes whenever features or targets would)."""
-    blob = json.dumps({'v': CACHE_VERSION, 'perception': perception_cfg.as_dict(),
-                       'stride': data_cfg.frame_stride, 'agents': data_cfg.num_agents},
-                      sort_keys=True)
+    key = {'v': CACHE_VERSION, 'perception': perception_cfg.as_dict(),
+           'stride': data_cfg.frame_stride, 'agents': data_cfg.num_agents}
+    if data_cfg.perturb_copies:
+        # Only with recovery copies, so the caches of earlier configs keep their names.
+        key['perturb'] = [data_cfg.perturb_copies, data_cfg.perturb_lateral_m,
+                          data_cfg.perturb_yaw_rad, data_cfg.perturb_recover_s]
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -200,6 +285,9 @@ def _build_episode(args: tuple) -> str:
     builder = FeatureBuilder(perception_cfg)
     frames = log.scorable_frames()[::data_cfg.frame_stride]
     samples = episode_samples(log, frames, builder, data_cfg)
+    for copy in range(data_cfg.perturb_copies):
+        samples += [perturbed_frame_sample(log, k, builder, data_cfg, copy) for k in frames]
+    frames = list(frames) * (1 + data_cfg.perturb_copies)
     arrays = {'frames': np.asarray(frames, np.int64)}
     for key, dtype in _STORE.items():
         arrays[key] = (np.stack([s[key] for s in samples]).astype(dtype) if samples
@@ -223,6 +311,9 @@ class ILDataset(Dataset):
         self.root = Path(root)
         self.perception_cfg = perception_cfg
         self.data_cfg = data_cfg
+        if data_cfg.perturb_copies and perception_cfg.history_sweeps:
+            # A shifted pose would need its whole sweep history shifted the same way.
+            raise DataError('perturb_copies needs history_sweeps 0')
         paths = episode_paths(root, split)
         if data_cfg.max_episodes > 0:
             paths = paths[:data_cfg.max_episodes]

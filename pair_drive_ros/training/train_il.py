@@ -242,7 +242,7 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
         torch.distributed.barrier()  # rank 0 builds the feature cache first
     train_set = ILDataset(data_root, 'train', cfg.perception, cfg.data, cache_dir,
                           cfg.cache_workers, progress and dist.is_main)
-    val_cfg = replace(cfg.data, frame_stride=cfg.val_frame_stride)
+    val_cfg = replace(cfg.data.training_only, frame_stride=cfg.val_frame_stride)
     val_set = ILDataset(data_root, 'val', cfg.perception, val_cfg, cache_dir,
                         cfg.cache_workers, progress and dist.is_main)
     if dist.world_size > 1 and dist.is_main:

@@ -28,6 +28,10 @@ class DiffusionDriveConfig:
     num_modes: int = 20               # K-means anchors
     decoder_layers: int = 2           # cascade decoder layers
     point_embed_dim: int = 16         # sine features per coordinate
+    # Add the trunk's plan query (scene and ego status, the token Transfuser regresses its plan
+    # from) to every mode query. Off: the mode queries see the scene only by cross-attention
+    # (the original design, and the checkpoints trained before this option).
+    plan_query: bool = False
     step_scale_m: float = 2.0         # sample head: step-length residual per unit [m]
     max_turn_rad: float = 0.6         # sample head: largest heading change per step
     train_timesteps: int = 1000       # DDIM, scaled-linear betas, predicting the sample

@@ -149,7 +149,10 @@ class DiffusionDriveModel(nn.Module):
             feats = sine_embedding(current.clamp(-1.5, 1.5) * 50.0,
                                    cfg.point_embed_dim).reshape(b, k, -1)
             enc_q = self.traj_encoder(feats)
-            q = enc_q if q is None else q + enc_q
+            if q is None:
+                q = enc_q + enc['traj_query'][:, None] if cfg.plan_query else enc_q
+            else:
+                q = q + enc_q
             q, logits, raw = layer(q, memory, agents, time_emb)
             step, turn = residual_kinematics(raw.view(b, k, cfg.num_poses, 2), base_step,
                                              base_turn, cfg.step_scale_m, cfg.max_turn_rad)
