@@ -34,7 +34,8 @@ from pair_drive_ros.sim.bags import CarlaTopics, frames_from_bag  # noqa: E402
 from pair_drive_ros.sim.logs import EpisodeLog, episode_paths  # noqa: E402
 from pair_drive_ros.sim.sensors import LidarConfig  # noqa: E402
 from pair_drive_ros.training import datasets  # noqa: E402
-from pair_drive_ros.training.data import collate, DataConfig, ILDataset  # noqa: E402
+from pair_drive_ros.training.data import collate, DataConfig, DataError, ILDataset  # noqa: E402
+from pair_drive_ros.training.data import perturbed_frame_sample  # noqa: E402
 
 SAMPLE = Path(__file__).parent / 'data' / 'sample_bag'
 TOPICS = CarlaTopics()
@@ -81,6 +82,13 @@ def test_sample_bag_becomes_a_log_the_trainer_reads(tmp_path):
         *(log.arrays['ego_pose'][8, :2] - log.arrays['ego_pose'][3, :2])), rtol=1e-9)
     ds = ILDataset(out, 'train', data_cfg=DataConfig(frame_stride=1), cache_dir=tmp_path / 'c')
     assert len(ds) == 10     # 50 frames, the last 40 lack a 4-s future
+    # A recording cannot be seen from another pose: recovery copies skip it.
+    copies = ILDataset(out, 'train', data_cfg=DataConfig(frame_stride=1, perturb_copies=2),
+                       cache_dir=tmp_path / 'c')
+    assert len(copies) == 10
+    np.testing.assert_array_equal(copies[3][1]['trajectory'], ds[3][1]['trajectory'])
+    with pytest.raises(DataError, match='another pose'):
+        perturbed_frame_sample(log, 3, FeatureBuilder(PerceptionConfig()), DataConfig(), 0)
     feats, targets = collate([ds[i] for i in range(4)])
     assert (targets['bev_semantics'] == 255).all() and not targets['agents_known'].any()
     torch.manual_seed(0)

@@ -71,7 +71,8 @@ class DataConfig:
     # Recovery copies (training only): each frame again from an ego pose shifted sideways and
     # turned, sensors synthesized there, labelled with the expert's path blended back from the
     # shifted pose within perturb_recover_s. The expert's logs never show a car off the lane
-    # centre; in closed loop a planner gets there and must know the way back.
+    # centre; in closed loop a planner gets there and must know the way back. Only logs whose
+    # scene is known (simulated); a converted recording gets none.
     perturb_copies: int = 0
     perturb_lateral_m: float = 1.0     # lateral shift drawn from [-this, this] [m]
     perturb_yaw_rad: float = 0.15      # heading error drawn from [-this, this] [rad]
@@ -216,6 +217,9 @@ def perturbed_frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataC
     scene = log.scene(k)
     if scene.expert is None:
         raise DataError(f'frame {k} of {log.path} has no expert (not scorable)')
+    if not (log.map_known and log.agents_known):
+        raise DataError(f'{log.path}: a recording without lanes or agents cannot be seen from '
+                        'another pose (no recovery copies)')
     start = np.asarray(scene.ego.pose, np.float64)
     shifted = se2_compose(start, np.array([0.0, dy, dyaw]))
     frame = log.sensor_frame(k, ego_pose=shifted)
@@ -285,9 +289,12 @@ def _build_episode(args: tuple) -> str:
     builder = FeatureBuilder(perception_cfg)
     frames = log.scorable_frames()[::data_cfg.frame_stride]
     samples = episode_samples(log, frames, builder, data_cfg)
-    for copy in range(data_cfg.perturb_copies):
+    # Sensors can be rendered from another pose only where the scene is known: a converted
+    # recording (no agents or no lanes) gets no recovery copies.
+    copies = data_cfg.perturb_copies if log.map_known and log.agents_known else 0
+    for copy in range(copies):
         samples += [perturbed_frame_sample(log, k, builder, data_cfg, copy) for k in frames]
-    frames = list(frames) * (1 + data_cfg.perturb_copies)
+    frames = list(frames) * (1 + copies)
     arrays = {'frames': np.asarray(frames, np.int64)}
     for key, dtype in _STORE.items():
         arrays[key] = (np.stack([s[key] for s in samples]).astype(dtype) if samples
