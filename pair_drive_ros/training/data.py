@@ -86,7 +86,7 @@ class DataConfig:
 
     @property
     def training_only(self) -> 'DataConfig':
-        """The same frames without the training-only recovery copies (validation, evaluation)."""
+        """Return the same frames without the training-only recovery copies (validation)."""
         return replace(self, perturb_copies=0)
 
 
