@@ -165,15 +165,21 @@ def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
     scene = log.scene(k)
     if scene.expert is None:
         raise DataError(f'frame {k} of {log.path} has no expert (not scorable)')
-    states, mask = agent_targets(log.agents(k, frame='ego'), builder.cfg, data_cfg.num_agents)
-    cfg = builder.cfg
+    return _sample(log, feats, scene, log.agents(k, frame='ego'), scene.expert.poses,
+                   builder.cfg, data_cfg)
+
+
+def _sample(log, feats: Features, scene, agents_ego, trajectory: np.ndarray,
+            cfg: PerceptionConfig, data_cfg: DataConfig) -> dict:
+    """Return the cached arrays of one sample: features, targets in the frame of scene.ego."""
+    states, mask = agent_targets(agents_ego, cfg, data_cfg.num_agents)
     if log.map_known:
         bev = bev_semantic_target(scene, cfg)
     else:
         # A recording without lanes: no BEV-semantic target (the loss skips these cells).
         bev = np.full((cfg.bev_height, cfg.bev_width), IGNORE_CLASS, np.uint8)
     out = {key: getattr(feats, key) for key in FEATURE_KEYS}
-    out.update(trajectory=scene.expert.poses.astype(np.float32), bev_semantics=bev,
+    out.update(trajectory=trajectory.astype(np.float32), bev_semantics=bev,
                agent_states=states, agent_mask=mask, agents_known=log.agents_known)
     return out
 
@@ -223,21 +229,10 @@ def perturbed_frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataC
     start = np.asarray(scene.ego.pose, np.float64)
     shifted = se2_compose(start, np.array([0.0, dy, dyaw]))
     frame = log.sensor_frame(k, ego_pose=shifted)
-    feats = builder.build(frame)
-    cfg = builder.cfg
-    shifted_scene = replace(scene, ego=frame.ego)
-    states, mask = agent_targets(log.agents(k).to_frame(shifted), cfg, data_cfg.num_agents)
-    if log.map_known:
-        bev = bev_semantic_target(shifted_scene, cfg)
-    else:
-        bev = np.full((cfg.bev_height, cfg.bev_width), IGNORE_CLASS, np.uint8)
-    expert_map = poses_to_global(start, scene.expert.poses)
-    out = {key: getattr(feats, key) for key in FEATURE_KEYS}
-    out.update(trajectory=recovery_trajectory(expert_map, start, shifted,
-                                              data_cfg.perturb_recover_s),
-               bev_semantics=bev, agent_states=states, agent_mask=mask,
-               agents_known=log.agents_known)
-    return out
+    label = recovery_trajectory(poses_to_global(start, scene.expert.poses), start, shifted,
+                                data_cfg.perturb_recover_s)
+    return _sample(log, builder.build(frame), replace(scene, ego=frame.ego),
+                   log.agents(k).to_frame(shifted), label, builder.cfg, data_cfg)
 
 
 def cache_key(perception_cfg: PerceptionConfig, data_cfg: DataConfig) -> str:
