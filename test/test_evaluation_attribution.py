@@ -200,6 +200,31 @@ def test_report_rows_differences_and_output(tmp_path):
     assert 'oracle, not deployable' in text and 'IL-A + PaIR' in text and 'Commit `' in text
 
 
+def test_ceiling_rows_are_oracles_over_the_wide_trees(tmp_path):
+    torch.manual_seed(0)
+    rl = RLBranch(RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2))
+    sel = Selector(SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2,
+                                  raster_features=True, plan_variants=True))
+    cfg = load_config(AttributionConfig, 'config/rl_attribution.yaml', [
+        'planners=[IL-A]', 'untrained_seeds=[0]', 'bootstrap=50', f'out={tmp_path}',
+        'ceiling_group=all', f'rl_checkpoint={tmp_path}/none.pt',
+        f'selector_checkpoint={tmp_path}/none.pt', f'tree_selector_checkpoint={tmp_path}/none.pt'])
+    res = report(cfg, 'pair-drive report attribution', scenes=_Scenes(n=4),
+                 il_planners={'IL-A': _SlowExpert(0.8)}, rl=rl, selector=sel, sequential={})
+    rows = {r['key']: r for r in res['rows']}
+    for key in ('IL-A/ceiling', 'IL-A/ceiling_untrained0'):
+        assert key not in rows                       # never deployable: oracle rows only
+        assert rows[f'{key}/oracle']['candidates'] == 1 + 256 + 14
+        assert rows[f'{key}/oracle']['label'].startswith('oracle, not deployable')
+    stats = res['stats']
+    # The IL plan and its variants are in every ceiling set.
+    for key in ('IL-A/ceiling/oracle', 'IL-A/ceiling_untrained0/oracle'):
+        assert stats[key]['open_loop']['pdms']['mean'] >= \
+            stats['IL-A/no_rl/oracle']['open_loop']['pdms']['mean'] - 1e-9
+    diffs = {(d['row'], d['baseline']) for d in res['comparisons']}
+    assert ('IL-A/ceiling/oracle', 'IL-A/ceiling_untrained0/oracle') in diffs
+
+
 def test_comparisons_pair_oracles_with_oracles():
     rows = [Row(k, k, 'IL-A', k.endswith('oracle'), 1, {}) for k in (
         'IL-A/il', 'IL-A/no_rl', 'IL-A/no_rl/oracle', 'IL-A/pair', 'IL-A/pair/oracle')]

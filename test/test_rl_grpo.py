@@ -83,6 +83,25 @@ def test_above_reference_advantages_ignore_leaves_below_the_reference():
     torch.testing.assert_close(both, want)
 
 
+def test_above_variants_advantages_rank_leaves_against_the_best_non_rl_candidate():
+    from pair_drive_ros.training.train_rl import advantages_of, RLTrainConfig
+
+    rewards = torch.tensor([[0.2, 0.9, 0.7], [0.1, 0.2, 0.3]])
+    ref = torch.tensor([0.5, 0.1])
+    variants = torch.tensor([[0.6, 0.8], [0.4, 0.0]])
+    adv = advantages_of(RLTrainConfig(advantage='above_variants'), rewards, ref, variants)
+    floored = torch.tensor([0.8, 0.9, 0.8])      # the best variant (0.8) is the floor
+    torch.testing.assert_close(adv[0], (floored - floored.mean()) / (floored.std() + 1e-6))
+    torch.testing.assert_close(adv[1], torch.zeros(3))    # a variant beats every leaf
+    # Without variants above the reference it is 'above_reference'.
+    low = torch.zeros(2, 2)
+    torch.testing.assert_close(
+        advantages_of(RLTrainConfig(advantage='above_variants'), rewards, ref, low),
+        advantages_of(RLTrainConfig(advantage='above_reference'), rewards, ref))
+    with pytest.raises(ValueError, match='variants'):
+        advantages_of(RLTrainConfig(advantage='above_variants'), rewards, ref)
+
+
 @pytest.mark.parametrize('ratio,adv,expected', [
     (1.5, 1.0, -1.2),    # positive advantage: gain capped at 1 + eps
     (1.5, -1.0, 1.5),    # negative advantage: the unclipped (worse) term is kept
@@ -183,10 +202,32 @@ def test_grpo_trainer_with_il_references_reference_advantages_and_validation(tmp
     for when in ('start', 'end'):
         v = ckpt['val'][when]
         assert v['val/oracle_pdms'] >= max(v['val/il_pdms'], v['val/leaf_best_pdms']) - 1e-6
+        assert v['val/oracle_full_pdms'] >= max(v['val/oracle_pdms'],
+                                                v['val/oracle_variants_pdms']) - 1e-6
+        assert v['val/oracle_variants_pdms'] >= v['val/il_pdms'] - 1e-6
     # The hinge widened the deployed leaves (min spread far above what they reach).
     assert ckpt['val']['end']['val/spread_m'] > ckpt['val']['start']['val/spread_m']
     with pytest.raises(ValueError, match='advantage'):
         RLTrainConfig(advantage='mean')
+
+
+def test_grpo_trainer_scores_the_variants_for_above_variants(tmp_path):
+    from pair_drive_ros.training.train_rl import main, RLTrainConfig
+
+    cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
+        f'runs_root={tmp_path}', 'total_steps=2', 'scenes_per_step=2', 'group=5', 'threads=1',
+        'warmup_steps=1', 'out=', 'init_trunk=', 'il_reference_fraction=0',
+        'advantage=above_variants', 'val_split='])
+    cfg = type(cfg)(**{**cfg.__dict__, 'model': RLBranchConfig(backbone=TINY_BACKBONE,
+                                                               decoder_layers=1, num_heads=2)})
+    final = main(cfg, scenes=SyntheticSceneSet(4))
+    scalars = _scalars(final.parent)
+    assert len(scalars['rl/oracle_variants']) == 2
+    assert all(o >= r - 1e-6 for o, r in zip(scalars['rl/oracle_variants'],
+                                             scalars['rl/reward_ref']))
+    assert all(g >= 0.0 for g in scalars['rl/leaf_gain_over_variants'])
+    # leaves, reference, expert and the 14 variants of each scene
+    assert torch.load(final, weights_only=False)['scorer_calls'] == 2 * 2 * (5 + 2 + 14)
 
 
 def test_grpo_trainer_trains_its_own_trunk_with_the_auxiliary_losses(tmp_path):

@@ -86,6 +86,10 @@ class AttributionConfig:
     sequential_a: str = shipped('sequential_transfuser')         # missing: row skipped
     sequential_b: str = shipped('sequential_diffusiondrive')
     untrained_seeds: tuple = (0,)  # init seeds of the untrained-tree controls
+    # A wider tree whose oracle bounds what the 15-leaf sets can reach: 'all' adds two oracle
+    # rows, IL plan + variants + that group's trained leaves, and the same with the untrained
+    # tree of the first init seed ('': none).
+    ceiling_group: str = ''
     closed_loop_episodes: int = 0  # per scenario; 0: open loop only
     closed_loop_rows: tuple = ()   # closed loop: rows whose label starts with one of these
     bootstrap: int = 2000          # bootstrap replicates
@@ -215,6 +219,7 @@ def build_rows(cfg: AttributionConfig, il_planners: dict, rl, selector, tree_sel
     from pair_drive_ros.policy.ablations import VariantsOnlyPaIR
     from pair_drive_ros.policy.pair import PaIRPlanner
     from pair_drive_ros.policy.rl_branch import untrained_tree
+    from pair_drive_ros.policy.tree import resolve_group
 
     untrained = {s: untrained_tree(rl, s) for s in cfg.untrained_seeds}
     sel_budget = {'selector': budgets.get('selector')}
@@ -245,6 +250,16 @@ def build_rows(cfg: AttributionConfig, il_planners: dict, rl, selector, tree_sel
                 deployable=tree_selector is not None)
         add('pair', 'PaIR: IL plan + trained leaves + variants',
             PaIRPlanner(il, rl, selector), {'rl': budgets.get('rl'), **sel_budget})
+        if cfg.ceiling_group:
+            n = len(resolve_group(cfg.ceiling_group))
+            add('ceiling', f'ceiling: IL plan + {n} trained leaves + variants',
+                PaIRPlanner(il, rl, selector, codes=cfg.ceiling_group),
+                {'rl': budgets.get('rl')}, deployable=False)
+            for s in cfg.untrained_seeds[:1]:
+                add(f'ceiling_untrained{s}',
+                    f'ceiling: IL plan + {n} untrained leaves (init seed {s}) + variants',
+                    PaIRPlanner(il, untrained[s], selector, codes=cfg.ceiling_group), {},
+                    deployable=False)
         if name in sequential:
             out.append((Row(f'{name}/sequential', f'{name} + sequential GRPO', name, False, 1,
                             {'sequential': budgets.get(f'{name}/sequential')}),
@@ -269,7 +284,9 @@ def comparisons_of(rows: list[Row], seeds: tuple) -> list[tuple[str, str]]:
             for trained, control in ((f'{il}/tree', f'{il}/tree_untrained{s}'),
                                      (f'{il}/tree/oracle', f'{il}/tree_untrained{s}/oracle'),
                                      (f'{il}/pair', f'{il}/untrained{s}'),
-                                     (f'{il}/pair/oracle', f'{il}/untrained{s}/oracle')):
+                                     (f'{il}/pair/oracle', f'{il}/untrained{s}/oracle'),
+                                     (f'{il}/ceiling/oracle',
+                                      f'{il}/ceiling_untrained{s}/oracle')):
                 pairs.append((trained, control))
     return [(a, b) for a, b in pairs if a in keys and b in keys]
 

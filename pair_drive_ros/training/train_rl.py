@@ -54,6 +54,7 @@ from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
+from pair_drive_ros.policy.selector import NUM_PLAN_VARIANTS, plan_variants
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.training.common import (add_trainer_arguments, all_reduce_mean, all_reduce_sum,
                                             average_gradients, broadcast_parameters, DistInfo,
@@ -67,7 +68,7 @@ from pair_drive_ros.training.references import perturb_reference
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/rl_grpo.yaml'
-ADVANTAGES = ('group', 'reference', 'above_reference')
+ADVANTAGES = ('group', 'reference', 'above_reference', 'above_variants')
 TRUNK_SOURCES = ('il_copy', 'aux')
 
 
@@ -112,7 +113,10 @@ class RLTrainConfig:
     # -- objective (docs/RL_DESIGN.md, "Objective") --
     # 'group': (r - group mean) / std (the paper); 'reference': (r - r_reference) / std, a leaf
     # is credited for beating the plan it grew from; 'above_reference': group-normalised
-    # max(r, r_reference), a leaf below the reference is not pushed towards it.
+    # max(r, r_reference), a leaf below the reference is not pushed towards it;
+    # 'above_variants': the same floor raised to the best of the reference and its 14 plan
+    # variants (selector.plan_variants), the non-RL candidates PaIR deploys beside the leaves:
+    # only a leaf that beats all of them stands out.
     advantage: str = 'group'
     # + weight x leave-one-out credit (max(0, r_i - best of the rest of {reference, leaves}))
     # / std: rewards the leaf that raises the best of the set PaIR picks from.
@@ -235,22 +239,53 @@ def training_reference(expert: torch.Tensor, feats: dict, il_model, cfg: RLTrain
     return augment_reference(ref, cfg, rng)
 
 
-def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.Tensor
-                  ) -> torch.Tensor:
-    """(S, G) advantages of the configured objective."""
+def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.Tensor,
+                  variant_rewards: torch.Tensor | None = None) -> torch.Tensor:
+    """
+    (S, G) advantages of the configured objective.
+
+    variant_rewards: (S, V) scores of the reference's plan variants, needed by
+    'above_variants' only.
+    """
     if cfg.advantage == 'reference':
         adv = reference_advantages(rewards, ref_rewards)
-    elif cfg.advantage == 'above_reference':
+    elif cfg.advantage in ('above_reference', 'above_variants'):
         # PaIR keeps the reference when no leaf beats it, so a leaf below the reference costs
-        # nothing: the group is ranked on max(r, r_ref), and only leaves above the reference
-        # stand out. A group entirely below its reference carries no update.
-        adv = group_advantages(torch.maximum(rewards, ref_rewards[:, None]))
+        # nothing: the group is ranked on max(r, floor), and only leaves above the floor stand
+        # out. A group entirely below its floor carries no update. With the variants in the
+        # deployed set, a leaf only adds something where it beats the best of them too.
+        floor = ref_rewards
+        if cfg.advantage == 'above_variants':
+            if variant_rewards is None:
+                raise ValueError("advantage 'above_variants' needs the variants' rewards")
+            floor = torch.maximum(floor, variant_rewards.max(-1).values)
+        adv = group_advantages(torch.maximum(rewards, floor[:, None]))
     else:
         adv = group_advantages(rewards)
     if cfg.set_credit_weight > 0:
         std = rewards.std(-1, keepdim=True) if rewards.shape[1] > 1 else 1.0
         adv = adv + cfg.set_credit_weight * set_credit(rewards, ref_rewards) / (std + 1e-6)
     return adv
+
+
+def calls_per_scene(cfg: RLTrainConfig) -> int:
+    """Scored candidates per training scene: the leaves, reference, expert (and 14 variants)."""
+    return len(cfg.codes) + 2 + (NUM_PLAN_VARIANTS if cfg.advantage == 'above_variants' else 0)
+
+
+def variant_scalars(rewards: torch.Tensor, ref_rewards: torch.Tensor,
+                    variant_rewards: torch.Tensor | None) -> dict:
+    """
+    Best of the non-RL set (reference + variants) and what the leaves add to it (logged).
+
+    Empty when the variants were not scored.
+    """
+    if variant_rewards is None:
+        return {}
+    base = torch.maximum(ref_rewards, variant_rewards.max(-1).values)
+    full = torch.maximum(base, rewards.max(-1).values)
+    return {'rl/oracle_variants': base.mean().item(),
+            'rl/leaf_gain_over_variants': (full - base).mean().item()}
 
 
 def leaf_spread(paths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -307,23 +342,29 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
     Oracle of [IL-A plan, deterministic leaves] and the leaves' scores on scenes (x 100).
 
     What PaIR can reach from the tree: the best of the IL plan and its leaves by the true PDMS;
-    also the IL plan's own score, the mean and best leaf, and the leaves' spread [m]. Under
+    also the IL plan's own score, the mean and best leaf, the leaves' spread [m], and the
+    oracles of the non-RL set (IL plan + 14 plan variants) and of the full deployed set (IL
+    plan + leaves + variants): their difference is what the leaves add beside the variants. Under
     torchrun each rank scores a contiguous share of the scenes; the per-scene values are
     gathered in order, so every rank reports the numbers of one process.
     """
     il, oracle, leaf_mean, leaf_best, spread = [], [], [], [], []
+    variants, full = [], []
     mine = shard_of(np.arange(len(scenes)), dist)
     for start in range(0, len(mine), batch_size):
         js = [int(j) for j in mine[start:start + batch_size]]
         feats, _ = scenes.batch(js)
         ref = il_model.plan(feats)['trajectory'].float()
         tree = policy(feats, ref, codes)
-        cands = torch.cat([ref[:, None], tree.paths], 1)
+        g = tree.paths.shape[1]
+        cands = torch.cat([ref[:, None], tree.paths, plan_variants(ref)], 1)
         pdms = scenes.score(js, cands.numpy()).pdms
         il.append(pdms[:, 0])
-        oracle.append(pdms.max(1))
-        leaf_mean.append(pdms[:, 1:].mean(1))
-        leaf_best.append(pdms[:, 1:].max(1))
+        oracle.append(pdms[:, :1 + g].max(1))
+        leaf_mean.append(pdms[:, 1:1 + g].mean(1))
+        leaf_best.append(pdms[:, 1:1 + g].max(1))
+        variants.append(np.maximum(pdms[:, 0], pdms[:, 1 + g:].max(1)))
+        full.append(pdms.max(1))
         spread.append(leaf_spread(tree.paths, ref).numpy())
 
     def mean(parts: list, scale: float = 100.0) -> float:
@@ -331,7 +372,8 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
         return float(scale * gather_concat(local, dist, np.concatenate).mean())
     return {'val/il_pdms': mean(il), 'val/oracle_pdms': mean(oracle),
             'val/leaf_mean_pdms': mean(leaf_mean), 'val/leaf_best_pdms': mean(leaf_best),
-            'val/spread_m': mean(spread, 1.0)}
+            'val/spread_m': mean(spread, 1.0), 'val/oracle_variants_pdms': mean(variants),
+            'val/oracle_full_pdms': mean(full)}
 
 
 def context_of(policy: RLBranch, feats: dict, train_trunk: bool):
@@ -426,7 +468,7 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
                                       cfg.frame_stride, cfg.max_scenes, cfg.seed, cfg.workers,
                                       cfg.cache_dir or None, perception)
     total_steps = steps_for_budget(cfg.scorer_budget,
-                                   cfg.scenes_per_step * (len(codes) + 2), cfg.total_steps)
+                                   cfg.scenes_per_step * calls_per_scene(cfg), cfg.total_steps)
     if val_scenes is None and cfg.val_split:
         # Seed 0, not cfg.seed: every run is validated on the same subset.
         val_scenes = load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
@@ -487,7 +529,10 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         context = context_of(policy, feats, cfg.train_trunk)
         old = sample_group(policy, feats, context, reference, codes, sigma, gen)
         t1 = time.perf_counter()
-        cands = torch.cat([old.paths, reference[:, None], expert[:, None]], 1).cpu().numpy()
+        parts = [old.paths, reference[:, None], expert[:, None]]
+        if cfg.advantage == 'above_variants':
+            parts.append(plan_variants(reference))
+        cands = torch.cat(parts, 1).cpu().numpy()
         scores = scenes.score(js, cands)
         scorer_calls += cands.shape[0] * cands.shape[1]
         t2 = time.perf_counter()
@@ -495,7 +540,8 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
                                      device=device)
         g = len(codes)
         rewards, ref_rewards = reward_all[:, :g], reward_all[:, g]
-        advantages = advantages_of(cfg, rewards, ref_rewards)
+        variant_rewards = reward_all[:, g + 2:] if cfg.advantage == 'above_variants' else None
+        advantages = advantages_of(cfg, rewards, ref_rewards, variant_rewards)
 
         # -- GRPO update --------------------------------------------------------------------
         stats = update(policy, optimizer, feats, context, reference, codes, old, advantages,
@@ -508,12 +554,13 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         oracle = torch.maximum(rewards.max(-1).values, ref_rewards)
         means = all_reduce_mean({
             'rl/reward_mean': rewards.mean().item(), 'rl/reward_best': best,
-            'rl/reward_expert': float(reward_all[:, -1].mean()),
+            'rl/reward_expert': float(reward_all[:, g + 1].mean()),
             'rl/reward_ref': ref_rewards.mean().item(), 'rl/oracle': oracle.mean().item(),
             'rl/oracle_gain': (oracle - ref_rewards).mean().item(),
             'rl/spread_m': leaf_spread(old.paths, reference).mean().item(),
             'rl/adv_abs': advantages.abs().mean().item(),
-            'rl/reward_std': rewards.std(-1).mean().item()}, dist)
+            'rl/reward_std': rewards.std(-1).mean().item(),
+            **variant_scalars(rewards, ref_rewards, variant_rewards)}, dist)
         best = means['rl/reward_best']
         stats.update({**means, 'rl/beta': beta, 'rl/sigma': sigma, 'rl/lr': lr,
                       'perf/steps_per_s': 1.0 / (time.perf_counter() - t0),
