@@ -211,5 +211,49 @@ def test_recovery_copies_are_training_only_and_deterministic(logs, tmp_path):
     assert cache_key(PerceptionConfig(), cfg) != cache_key(PerceptionConfig(), cfg.training_only)
     with pytest.raises(ValueError, match='perturb'):
         DataConfig(perturb_copies=-1)
-    with pytest.raises(DataError, match='history_sweeps'):
-        ILDataset(logs, 'train', PerceptionConfig(history_sweeps=2), cfg, cache_dir=tmp_path)
+
+
+def test_recovery_copies_shift_the_sweep_history_with_the_ego(logs, tmp_path):
+    motion = PerceptionConfig(history_sweeps=2)
+    # A zero shift re-synthesizes the sensors at the logged poses: the copy is the logged
+    # sample, past sweeps included.
+    still = DataConfig(frame_stride=5, perturb_copies=1, perturb_lateral_m=0.0,
+                       perturb_yaw_rad=0.0)
+    ds = ILDataset(logs, 'train', motion, still, cache_dir=tmp_path)
+    assert ds[0][0]['lidar_bev'].shape[0] == motion.lidar_channels
+    for i in (2, 3):
+        for key in ('lidar_bev', 'ego_status'):
+            np.testing.assert_allclose(ds[i][0][key], ds[i - 2][0][key], atol=1e-6)
+        np.testing.assert_allclose(ds[i][1]['trajectory'], ds[i - 2][1]['trajectory'],
+                                   atol=1e-5)
+    # A real shift moves the current and the past sweeps alike (frame 5 has the sweep of
+    # 0.5 s back, not yet the one of 1 s back: the same flags as the logged sample).
+    moved = ILDataset(logs, 'train', motion, DataConfig(frame_stride=5, perturb_copies=1),
+                      cache_dir=tmp_path)
+    logged, shifted = moved[1], moved[3]
+    np.testing.assert_array_equal(shifted[0]['ego_status'], logged[0]['ego_status'])
+    assert shifted[0]['ego_status'][-2:].tolist() == [1.0, 0.0]
+    for c in range(3):
+        assert np.abs(shifted[0]['lidar_bev'][c] - logged[0]['lidar_bev'][c]).sum() > 0, c
+    assert not shifted[0]['lidar_bev'][3].any()
+    # Every past sweep is synthesized at its logged pose moved by the same body-frame offset.
+    from pair_drive_ros.core.se2 import se2_compose, se2_inverse
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.sim.logs import iter_episodes
+    from pair_drive_ros.training.data import perturbed_frame_sample
+
+    log = next(iter_episodes(logs, 'train'))
+    poses = {}
+    real = log.sensor_frame
+
+    def recording(k, *args, ego_pose=None, **kwargs):
+        poses[k] = ego_pose
+        return real(k, *args, ego_pose=ego_pose, **kwargs)
+
+    log.sensor_frame = recording
+    perturbed_frame_sample(log, 5, FeatureBuilder(motion), DataConfig(perturb_copies=1), 0)
+    assert sorted(poses) == [0, 5]               # the sweep 0.5 s back, then the frame itself
+    past, now = (se2_compose(se2_inverse(np.asarray(log.ego_state(k).pose)), poses[k])
+                 for k in (0, 5))
+    assert abs(now[1]) > 0
+    np.testing.assert_allclose(past, now, atol=1e-9)

@@ -226,12 +226,22 @@ def perturbed_frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataC
     if not (log.map_known and log.agents_known):
         raise DataError(f'{log.path}: a recording without lanes or agents cannot be seen from '
                         'another pose (no recovery copies)')
+    offset = np.array([0.0, dy, dyaw])
     start = np.asarray(scene.ego.pose, np.float64)
-    shifted = se2_compose(start, np.array([0.0, dy, dyaw]))
+    shifted = se2_compose(start, offset)
     frame = log.sensor_frame(k, ego_pose=shifted)
+    history = None
+    if builder.cfg.history_sweeps > 0:
+        # The shifted ego drove a path parallel to the logged one: each past pose carries the
+        # same body-frame offset, so its sweeps are seen from there and the ego motion between
+        # them is the logged motion.
+        history = builder.new_history()
+        for m in history_frames(np.asarray(log.arrays['t'], np.float64), k, builder.cfg):
+            past = se2_compose(np.asarray(log.ego_state(m).pose, np.float64), offset)
+            builder.observe(log.sensor_frame(m, ego_pose=past), history)
     label = recovery_trajectory(poses_to_global(start, scene.expert.poses), start, shifted,
                                 data_cfg.perturb_recover_s)
-    return _sample(log, builder.build(frame), replace(scene, ego=frame.ego),
+    return _sample(log, builder.build(frame, history), replace(scene, ego=frame.ego),
                    log.agents(k).to_frame(shifted), label, builder.cfg, data_cfg)
 
 
@@ -313,9 +323,6 @@ class ILDataset(Dataset):
         self.root = Path(root)
         self.perception_cfg = perception_cfg
         self.data_cfg = data_cfg
-        if data_cfg.perturb_copies and perception_cfg.history_sweeps:
-            # A shifted pose would need its whole sweep history shifted the same way.
-            raise DataError('perturb_copies needs history_sweeps 0')
         paths = episode_paths(root, split)
         if data_cfg.max_episodes > 0:
             paths = paths[:data_cfg.max_episodes]
