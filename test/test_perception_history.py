@@ -258,3 +258,28 @@ def test_feature_messages_carry_the_extra_channels():
     back = features_from_messages(feature_messages(f, seconds_to_stamp(0.4)))
     np.testing.assert_array_equal(back.lidar_bev, f.lidar_bev)
     np.testing.assert_array_equal(back.ego_status, f.ego_status)
+
+
+def test_a_model_reads_its_part_of_richer_features():
+    from pair_drive_ros.perception.config import feature_subset, PerceptionConfigError
+    from pair_drive_ros.policy.il_planner import features_to_batch
+    from pair_drive_ros.policy.pair import rl_features
+
+    rich = replace(MOTION, road_speed=True)
+    for want in (PerceptionConfig(), replace(MOTION, history_sweeps=1), MOTION,
+                 PerceptionConfig(road_speed=True)):
+        index = feature_subset(rich, want)
+        # The rich features of a frame, cut down, are the features built for `want` alone.
+        a = run([0.0, 0.2, 0.4], rich)[0][-1]
+        b = run([0.0, 0.2, 0.4], want)[0][-1]
+        cut = rl_features(features_to_batch([a]), index)
+        np.testing.assert_array_equal(cut['lidar_bev'][0].numpy(), b.lidar_bev)
+        np.testing.assert_array_equal(cut['ego_status'][0].numpy(), b.ego_status)
+    assert feature_subset(MOTION, MOTION) == ((0, 1, 2, 3), tuple(range(MOTION.status_dim)))
+    for want, bad in ((replace(MOTION, history_sweeps=3), 'history_sweeps'),
+                      (replace(MOTION, history_dt_s=0.5), 'history_dt_s'),
+                      (PerceptionConfig(resolution_m=0.5), 'resolution_m'),
+                      (PerceptionConfig(road_speed=True, road_lookahead_m=30.0),
+                       'road_lookahead_m')):
+        with pytest.raises(PerceptionConfigError, match=bad):
+            feature_subset(rich, want)

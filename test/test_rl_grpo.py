@@ -394,7 +394,8 @@ def test_rl_branch_reads_the_features_of_the_il_trunk_it_copies(tmp_path):
     from pair_drive_ros.policy.backbone import backbone_inputs
     from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from pair_drive_ros.policy.il_planner import build_model, load_il_planner
-    from pair_drive_ros.policy.pair import load_rl_branch, PaIRPlanner
+    from pair_drive_ros.policy.pair import load_rl_branch, PaIRPlanner, rl_features
+    from pair_drive_ros.policy.rl_branch import RLBranch
     from pair_drive_ros.policy.selector import raster_samples, SelectorConfig
     from pair_drive_ros.policy.transfuser.config import TransfuserConfig
     from pair_drive_ros.training.train_rl import main, RLTrainConfig
@@ -424,8 +425,21 @@ def test_rl_branch_reads_the_features_of_the_il_trunk_it_copies(tmp_path):
     rl = load_rl_branch(tmp_path / 'rl.pt')
     pair = PaIRPlanner(load_il_planner(paths['motion']), rl, None)
     assert pair.perception_config == motion     # closed loop builds these features for all
-    with pytest.raises(CheckpointError, match='LiDAR channels'):
+    with pytest.raises(CheckpointError, match='history_sweeps'):
         PaIRPlanner(load_il_planner(paths['plain']), rl, None)
+    # The other way round, an IL planner with past sweeps plugs into a branch without them:
+    # the features are built for the IL planner, the branch reads its part and plans.
+    plain_rl = RLBranch(RLBranchConfig(backbone=replace(
+        TINY_BACKBONE, **backbone_inputs(PerceptionConfig())), decoder_layers=1, num_heads=2))
+    plain_rl.perception_config = PerceptionConfig()
+    pair = PaIRPlanner(load_il_planner(paths['motion']), plain_rl, None)
+    assert pair.perception_config == motion
+    assert pair._rl_index == ((0, 1), tuple(range(PerceptionConfig().status_dim)))
+    scenes = SyntheticSceneSet(2, perception=motion)
+    feats, _ = scenes.batch([0, 1])
+    plans = pair.candidates(rl_features(feats, pair._rl_index),
+                            np.zeros((2, 8, 3), np.float32))[0]
+    assert plans.shape == (2, 1 + 15, 8, 3) and torch.isfinite(plans).all()
     # An IL checkpoint for the references must read the trunk's features too.
     with pytest.raises(ValueError, match='other features'):
         main(type(cfg)(**{**cfg.__dict__, 'il_checkpoint': str(paths['plain']), 'out': ''}),

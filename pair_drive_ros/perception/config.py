@@ -140,6 +140,36 @@ class PerceptionConfig:
         return cls(**data)
 
 
+def feature_subset(have: PerceptionConfig, want: PerceptionConfig
+                   ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """
+    Return where `want`'s LiDAR channels and ego-status entries sit in features of `have`.
+
+    A model trained on `want` can read features built with `have` when `have` builds everything
+    `want` reads: the same grid, camera and route settings, each option group `want` uses
+    switched on in `have` with the same settings, and at least as many past sweeps at the same
+    spacing (`want` reads the most recent ones). Raises PerceptionConfigError otherwise.
+    """
+    optional = {f for group in OPTION_GROUPS.values() for f in group}
+    differ = [f.name for f in fields(PerceptionConfig) if f.name not in optional
+              and getattr(have, f.name) != getattr(want, f.name)]
+    if want.road_speed:
+        differ += [f for f in OPTION_GROUPS['road_speed'] if getattr(have, f) != getattr(want, f)]
+    if want.history_sweeps:
+        if have.history_sweeps < want.history_sweeps:
+            differ.append('history_sweeps')
+        differ += [f for f in ('history_dt_s', 'history_tolerance_s')
+                   if getattr(have, f) != getattr(want, f)]
+    if differ:
+        raise PerceptionConfigError(f'these features cannot feed a model trained on other '
+                                    f'settings of {sorted(set(differ))}')
+    lidar = (0, 1) + tuple(2 + j for j in range(want.history_sweeps))
+    layout = status_layout(have.road_speed, have.history_sweeps)
+    status = tuple(layout.index(name)
+                   for name in status_layout(want.road_speed, want.history_sweeps))
+    return lidar, status
+
+
 def load_perception_config(path: str | Path) -> PerceptionConfig:
     """
     Load a PerceptionConfig from YAML, or from a model checkpoint (.pt).

@@ -34,6 +34,8 @@ import torch
 from pair_drive_ros.core.config import config_from_dict
 from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
+from pair_drive_ros.perception.config import (feature_subset, PerceptionConfig,
+                                              PerceptionConfigError)
 from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, load_state
@@ -55,6 +57,8 @@ def load_rl_branch(path: str | Path, device: str = 'cpu') -> RLBranch:
     ckpt = load_checkpoint(path, expect_model=RL_NAME)
     model = RLBranch(config_from_dict(RLBranchConfig, ckpt.get('model_config')))
     load_state(model, ckpt, f'RL checkpoint {path}')
+    # The features its trunk was trained on (an IL planner may build more: rl_feature_index).
+    model.perception_config = PerceptionConfig.from_dict(ckpt.get('perception_config') or None)
     return model.to(device).eval()
 
 
@@ -70,8 +74,9 @@ def check_same_features(il_planner: AbstractPlanner, rl_branch: RLBranch) -> Non
     """
     Raise CheckpointError unless the RL trunk reads the IL planner's features.
 
-    Both parts see one feature set per frame, so an IL planner plugs into PaIR only when it
-    was trained on the features the RL trunk was (e.g. both with or both without past sweeps).
+    Training a selector, and the attribution's shared frames, need one feature set for every
+    part: an IL planner and the RL trunk trained on the same features (e.g. both with or both
+    without past sweeps).
     """
     perception = getattr(il_planner, 'perception_config', None)
     if perception is None:
@@ -84,6 +89,36 @@ def check_same_features(il_planner: AbstractPlanner, rl_branch: RLBranch) -> Non
             f'status entries, the IL planner {want["lidar_channels"]} and '
             f'{want["status_dim"]}: train them on the same perception config (history_sweeps, '
             'road_speed)')
+
+
+def rl_feature_index(il_planner: AbstractPlanner, rl_branch: RLBranch
+                     ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """
+    Return the RL trunk's LiDAR channels and status entries in the IL planner's features.
+
+    None: both read the same features. An IL planner trained on more (past sweeps, road speed)
+    plugs in too: the features are built for it, and the RL branch and selector read the part
+    they were trained on (`perception.config.feature_subset`). Raises CheckpointError when the
+    RL trunk reads something the IL planner's features do not have.
+    """
+    have = getattr(il_planner, 'perception_config', None)
+    want = getattr(rl_branch, 'perception_config', None)
+    if have is None or want is None or have == want:
+        check_same_features(il_planner, rl_branch)
+        return None
+    try:
+        return feature_subset(have, want)
+    except PerceptionConfigError as e:
+        raise CheckpointError(f'the IL planner cannot plug into this RL branch: {e}') from e
+
+
+def rl_features(tensors: dict, index) -> dict:
+    """Batched features (features_to_batch) restricted to the RL branch's part (see above)."""
+    if index is None:
+        return tensors
+    lidar, status = index
+    return {**tensors, 'lidar_bev': tensors['lidar_bev'][:, list(lidar)],
+            'ego_status': tensors['ego_status'][:, list(status)]}
 
 
 class PaIRPlanner(AbstractPlanner):
@@ -103,7 +138,7 @@ class PaIRPlanner(AbstractPlanner):
         variants: add the IL plan's speed x lateral variants to the candidates (None: as the
         selector was trained, SelectorConfig.plan_variants; without a selector, no).
         """
-        check_same_features(il_planner, rl_branch)
+        self._rl_index = rl_feature_index(il_planner, rl_branch)
         self.il_planner = il_planner
         self.consistency_weight = float(consistency_weight)
         self._previous = None     # (stamp [s], (8, 2) map-frame xy) of the last executed plan
@@ -118,7 +153,7 @@ class PaIRPlanner(AbstractPlanner):
 
     @property
     def perception_config(self):
-        """Return the features every part reads: the IL planner's (checked against the trunk)."""
+        """Return the features built for a frame: the IL planner's (the trunk reads a part)."""
         return getattr(self.il_planner, 'perception_config', None)
 
     @classmethod
@@ -210,7 +245,8 @@ class PaIRPlanner(AbstractPlanner):
         t0 = time.perf_counter()
         il_plans = self.il_planner.compute_plans(batch)
         t1 = time.perf_counter()
-        tensors = features_to_batch([b.features for b in batch], self.device)
+        tensors = rl_features(features_to_batch([b.features for b in batch], self.device),
+                              self._rl_index)
         il_poses = np.stack([p.trajectory.poses for p in il_plans]).astype(np.float32)
         cands, context = self.candidates(tensors, il_poses)
         t2 = time.perf_counter()

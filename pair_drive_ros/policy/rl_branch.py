@@ -225,6 +225,8 @@ def untrained_tree(trained: RLBranch, init_seed: int) -> RLBranch:
     finally:
         torch.random.set_rng_state(state)
     fresh.trunk.load_state_dict({k: v.clone() for k, v in trained.trunk.state_dict().items()})
+    if hasattr(trained, 'perception_config'):
+        fresh.perception_config = trained.perception_config
     device = next(trained.parameters()).device
     return fresh.to(device).eval()
 
