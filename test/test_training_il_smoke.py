@@ -177,6 +177,33 @@ def test_recovery_trajectory_rejoins_the_expert_path():
     np.testing.assert_allclose(np.hypot(turned[:, 0], turned[:, 1]), 10.0 * t, atol=1e-5)
 
 
+def test_recovery_by_distance_waits_where_the_expert_waits():
+    t = np.arange(1, 9) * 0.5
+    start, shifted = np.zeros(3), np.array([0.0, 1.0, 0.1])
+    # At a constant speed the distance blend is the time blend.
+    expert = np.stack([10.0 * t, 0 * t, 0 * t], -1)
+    np.testing.assert_allclose(recovery_trajectory(expert, start, shifted, 2.0, by_distance=True),
+                               recovery_trajectory(expert, start, shifted, 2.0), atol=1e-6)
+    # An expert that stands still: the label stands still at the shifted pose (ego frame 0).
+    stopped = np.zeros((8, 3))
+    np.testing.assert_allclose(recovery_trajectory(stopped, start, shifted, 2.0,
+                                                   by_distance=True), 0.0, atol=1e-6)
+    assert np.abs(recovery_trajectory(stopped, start, shifted, 2.0)[:, :2]).max() > 0.5
+    # Waiting 2 s, then driving 10 m/s: nothing moves before the expert does, and the shift is
+    # gone 2 s x the horizon's mean speed (5 m/s) = 10 m after it starts.
+    x = np.where(t > 2.0, 10.0 * (t - 2.0), 0.0)
+    waits = recovery_trajectory(np.stack([x, 0 * t, 0 * t], -1), start,
+                                np.array([0.0, 1.0, 0.0]), 2.0, by_distance=True)
+    np.testing.assert_allclose(waits[:4], 0.0, atol=1e-6)
+    np.testing.assert_allclose(waits[6:, 1], -1.0, atol=1e-6)
+    np.testing.assert_allclose(waits[6:, 0], x[6:], atol=1e-6)
+    with pytest.raises(ValueError, match='perturb_recover_by'):
+        DataConfig(perturb_recover_by='speed')
+    plain = DataConfig(perturb_copies=1)
+    assert cache_key(PerceptionConfig(), plain) != \
+        cache_key(PerceptionConfig(), DataConfig(perturb_copies=1, perturb_recover_by='distance'))
+
+
 def test_recovery_copies_are_training_only_and_deterministic(logs, tmp_path):
     cfg = DataConfig(frame_stride=5, perturb_copies=1, perturb_lateral_m=1.5,
                      perturb_yaw_rad=0.1)

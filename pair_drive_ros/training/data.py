@@ -77,12 +77,18 @@ class DataConfig:
     perturb_lateral_m: float = 1.0     # lateral shift drawn from [-this, this] [m]
     perturb_yaw_rad: float = 0.15      # heading error drawn from [-this, this] [rad]
     perturb_recover_s: float = 2.0     # the label is back on the expert's path after this [s]
+    # 'time': the shift fades over perturb_recover_s whatever the expert does; 'distance': over
+    # the distance the expert drives in perturb_recover_s at its mean speed of the horizon, so
+    # where the expert waits the label waits too (a stopped car cannot move sideways).
+    perturb_recover_by: str = 'time'
 
     def __post_init__(self) -> None:
         if self.perturb_copies < 0 or self.perturb_lateral_m < 0 or self.perturb_yaw_rad < 0:
             raise ValueError('perturb_copies, perturb_lateral_m and perturb_yaw_rad must be >= 0')
         if self.perturb_recover_s <= 0:
             raise ValueError('perturb_recover_s must be positive')
+        if self.perturb_recover_by not in ('time', 'distance'):
+            raise ValueError("perturb_recover_by must be 'time' or 'distance'")
 
     @property
     def training_only(self) -> 'DataConfig':
@@ -185,17 +191,27 @@ def _sample(log, feats: Features, scene, agents_ego, trajectory: np.ndarray,
 
 
 def recovery_trajectory(expert_map: np.ndarray, start_pose: np.ndarray, shifted_pose: np.ndarray,
-                        recover_s: float) -> np.ndarray:
+                        recover_s: float, by_distance: bool = False) -> np.ndarray:
     """
     (8, 3) label from a shifted ego pose, in its ego frame: the expert's path, blended back.
 
     expert_map: the expert's (8, 3) future in the map frame, from start_pose (map). The shift
     d = shifted - start position fades out with a smoothstep over recover_s, so the label starts
     where the shifted ego stands and rejoins the expert's path; each pose's yaw turns with the
-    direction change the blend adds (none where the ego hardly moves).
+    direction change the blend adds (none where the ego hardly moves). by_distance: the blend
+    runs on the distance the expert has driven, over recover_s at its mean speed of the
+    horizon: the same as by time at a constant speed, but where the expert stands still the
+    label keeps the shift and the shifted heading.
     """
     t = POSE_DT_S * np.arange(1, len(expert_map) + 1)
-    u = np.clip(1.0 - t / recover_s, 0.0, 1.0)
+    progress = t / recover_s
+    if by_distance:
+        steps = np.linalg.norm(np.diff(np.vstack([start_pose[:2], expert_map[:, :2]]), axis=0),
+                               axis=1)
+        driven = np.cumsum(steps)
+        span = recover_s * driven[-1] / t[-1]            # mean speed x recover_s [m]
+        progress = driven / span if span > 1e-6 else np.zeros_like(t)
+    u = np.clip(1.0 - progress, 0.0, 1.0)
     w = u * u * (3.0 - 2.0 * u)
     d = shifted_pose[:2] - start_pose[:2]
     xy = expert_map[:, :2] + w[:, None] * d
@@ -204,7 +220,9 @@ def recovery_trajectory(expert_map: np.ndarray, start_pose: np.ndarray, shifted_
     moving = (np.linalg.norm(seg_new, axis=1) > 0.2) & (np.linalg.norm(seg_old, axis=1) > 0.2)
     turn = wrap_angle(np.arctan2(seg_new[:, 1], seg_new[:, 0])
                       - np.arctan2(seg_old[:, 1], seg_old[:, 0]))
-    yaw = expert_map[:, 2] + np.where(moving, turn, 0.0)
+    # Standing still, the heading error fades with the same blend (by time: it is dropped).
+    still = w * wrap_angle(shifted_pose[2] - start_pose[2]) if by_distance else 0.0
+    yaw = expert_map[:, 2] + np.where(moving, turn, still)
     return poses_to_local(shifted_pose, np.column_stack([xy, yaw])).astype(np.float32)
 
 
@@ -240,7 +258,8 @@ def perturbed_frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataC
             past = se2_compose(np.asarray(log.ego_state(m).pose, np.float64), offset)
             builder.observe(log.sensor_frame(m, ego_pose=past), history)
     label = recovery_trajectory(poses_to_global(start, scene.expert.poses), start, shifted,
-                                data_cfg.perturb_recover_s)
+                                data_cfg.perturb_recover_s,
+                                by_distance=data_cfg.perturb_recover_by == 'distance')
     return _sample(log, builder.build(frame, history), replace(scene, ego=frame.ego),
                    log.agents(k).to_frame(shifted), label, builder.cfg, data_cfg)
 
@@ -253,6 +272,8 @@ def cache_key(perception_cfg: PerceptionConfig, data_cfg: DataConfig) -> str:
         # Only with recovery copies, so the caches of earlier configs keep their names.
         key['perturb'] = [data_cfg.perturb_copies, data_cfg.perturb_lateral_m,
                           data_cfg.perturb_yaw_rad, data_cfg.perturb_recover_s]
+        if data_cfg.perturb_recover_by != 'time':
+            key['perturb'].append(data_cfg.perturb_recover_by)
     blob = json.dumps(key, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
