@@ -154,6 +154,11 @@ class CachedPlanner(AbstractPlanner):
         self.name = getattr(planner, 'name', 'il')
         self._plans: dict = {}
 
+    @property
+    def perception_config(self):
+        """Return the wrapped planner's features."""
+        return getattr(self.planner, 'perception_config', None)
+
     def reset(self) -> None:
         """Reset the wrapped planner (the cache is per frame, so it stays)."""
         self.planner.reset()
@@ -432,7 +437,8 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
     """
     from pair_drive_ros.policy.closed_loop import planner_perception_config
     from pair_drive_ros.policy.il_planner import load_il_planner
-    from pair_drive_ros.policy.pair import check_same_features, load_rl_branch, load_selector
+    from pair_drive_ros.policy.checkpoint import CheckpointError
+    from pair_drive_ros.policy.pair import load_rl_branch, load_selector, rl_feature_index
     from pair_drive_ros.training.common import git_hash, set_threads
     from pair_drive_ros.training.rl_data import scorer_calls
 
@@ -449,8 +455,15 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
         sequential = {n: load_il_planner(paths[n][2], expect_model=paths[n][1])
                       for n in cfg.planners if paths[n][2] and Path(paths[n][2]).is_file()}
     rl = rl if rl is not None else load_rl_branch(cfg.rl_checkpoint)
+    # Every row reads the features of one frame: the IL planners' own (all the same), of which
+    # the RL branch and the selectors read their part.
+    built = {str(planner_perception_config(p))
+             for p in (*il_planners.values(), *sequential.values())}
+    if len(built) > 1:
+        raise CheckpointError('the IL planners of one report must read the same features; '
+                              'run one report per planner')
     for planner in (*il_planners.values(), *sequential.values()):
-        check_same_features(planner, rl)    # every row reads the same features of a frame
+        rl_feature_index(planner, rl)
     if scenes is None:
         from pair_drive_ros.training.rl_data import load_scene_set
         first = next(iter(il_planners.values()))
