@@ -177,6 +177,20 @@ def test_recovery_trajectory_rejoins_the_expert_path():
     np.testing.assert_allclose(np.hypot(turned[:, 0], turned[:, 1]), 10.0 * t, atol=1e-5)
 
 
+def test_dense_scenarios_take_every_frame_of_their_episodes(logs, tmp_path):
+    plain = ILDataset(logs, 'train', data_cfg=DataConfig(frame_stride=5), cache_dir=tmp_path)
+    dense_cfg = DataConfig(frame_stride=5, dense_scenarios=('synthetic',))
+    dense = ILDataset(logs, 'train', data_cfg=dense_cfg, cache_dir=tmp_path)
+    other = ILDataset(logs, 'train', data_cfg=DataConfig(frame_stride=5,
+                                                         dense_scenarios=('merge',)),
+                      cache_dir=tmp_path)
+    assert len(other) == len(plain) and len(dense) == 5 * len(plain)
+    assert [dense.episode_frame(i)[1] for i in range(6)] == [0, 1, 2, 3, 4, 5]
+    assert dense_cfg.training_only == DataConfig(frame_stride=5)
+    assert cache_key(PerceptionConfig(), dense_cfg) != \
+        cache_key(PerceptionConfig(), DataConfig(frame_stride=5))
+
+
 def test_recovery_by_distance_waits_where_the_expert_waits():
     t = np.arange(1, 9) * 0.5
     start, shifted = np.zeros(3), np.array([0.0, 1.0, 0.1])

@@ -68,6 +68,9 @@ class DataConfig:
     frame_stride: int = 4      # every 4th scorable frame (0.4 s apart; neighbours are near-copies)
     num_agents: int = 16       # agent boxes per frame (nearest first), as the model's queries
     max_episodes: int = 0      # 0: all episodes of the split
+    # Training only: scenarios (the logs' `scenario`) whose every scorable frame is used, e.g.
+    # a family that is rare in the logs and where the planners fail most.
+    dense_scenarios: tuple = ()
     # Recovery copies (training only): each frame again from an ego pose shifted sideways and
     # turned, sensors synthesized there, labelled with the expert's path blended back from the
     # shifted pose within perturb_recover_s. The expert's logs never show a car off the lane
@@ -92,8 +95,8 @@ class DataConfig:
 
     @property
     def training_only(self) -> 'DataConfig':
-        """Return the same frames without the training-only recovery copies (validation)."""
-        return replace(self, perturb_copies=0)
+        """Return the frames without the training-only copies and dense scenarios (validation)."""
+        return replace(self, perturb_copies=0, dense_scenarios=())
 
 
 def bev_semantic_target(scene, cfg: PerceptionConfig) -> np.ndarray:
@@ -268,6 +271,8 @@ def cache_key(perception_cfg: PerceptionConfig, data_cfg: DataConfig) -> str:
     """Short hash naming a cache folder (changes whenever features or targets would)."""
     key = {'v': CACHE_VERSION, 'perception': perception_cfg.as_dict(),
            'stride': data_cfg.frame_stride, 'agents': data_cfg.num_agents}
+    if data_cfg.dense_scenarios:
+        key['dense'] = sorted(data_cfg.dense_scenarios)
     if data_cfg.perturb_copies:
         # Only with recovery copies, so the caches of earlier configs keep their names.
         key['perturb'] = [data_cfg.perturb_copies, data_cfg.perturb_lateral_m,
@@ -313,7 +318,8 @@ def _build_episode(args: tuple) -> str:
 
     log = EpisodeLog.load(path)
     builder = FeatureBuilder(perception_cfg)
-    frames = log.scorable_frames()[::data_cfg.frame_stride]
+    dense = log.meta.get('scenario') in data_cfg.dense_scenarios
+    frames = log.scorable_frames()[::1 if dense else data_cfg.frame_stride]
     samples = episode_samples(log, frames, builder, data_cfg)
     # Sensors can be rendered from another pose only where the scene is known: a converted
     # recording (no agents or no lanes) gets no recovery copies.
