@@ -457,9 +457,8 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
     rl = rl if rl is not None else load_rl_branch(cfg.rl_checkpoint)
     # Every row reads the features of one frame: the IL planners' own (all the same), of which
     # the RL branch and the selectors read their part.
-    built = {str(planner_perception_config(p))
-             for p in (*il_planners.values(), *sequential.values())}
-    if len(built) > 1:
+    if len({planner_perception_config(p)
+            for p in (*il_planners.values(), *sequential.values())}) > 1:
         raise CheckpointError('the IL planners of one report must read the same features; '
                               'run one report per planner')
     for planner in (*il_planners.values(), *sequential.values()):
