@@ -40,6 +40,9 @@ TINY = {
     'il_b': {'config': str(ROOT / 'config/il_diffusiondrive.yaml'),
              'overrides': ['epochs=1', 'max_steps=2', 'batch_size=4', 'val_max_frames=4',
                            'warmup_steps=1', 'data.frame_stride=2', 'model_config.num_modes=4']},
+    'il_a_motion': {'config': str(ROOT / 'config/il_transfuser_motion.yaml'),
+                    'overrides': ['epochs=1', 'max_steps=2', 'batch_size=4', 'val_max_frames=4',
+                                  'warmup_steps=1', 'data.frame_stride=2']},
     'rl': {'config': str(ROOT / 'config/rl_grpo.yaml'),
            'overrides': ['total_steps=2', 'scenes_per_step=2', 'frame_stride=2']},
     'selector': {'config': str(ROOT / 'config/selector.yaml'),
@@ -90,7 +93,7 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     ran = {name: 'ran' for name in STAGES}
     skipped = {name: 'skipped' for name in ran}
 
-    # Stages 1..2, then an interruption in the middle of stage 4 (rl).
+    # Stages 1..2, then an interruption in the middle of stage 5 (rl).
     assert run_zoo(cfg, out, work, until='il_a') == {'data': 'ran', 'il_a': 'ran'}
     # --only runs a stage whose upstream is done (il_b beside il_a), and refuses one whose
     # upstream is not.
@@ -106,7 +109,8 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
 
     # The re-run skips the finished stages and does the rest.
     results = run_zoo(cfg, out, work)
-    assert results == {**ran, 'data': 'skipped', 'il_a': 'skipped', 'il_b': 'skipped'}
+    assert results == {**ran, 'data': 'skipped', 'il_a': 'skipped', 'il_b': 'skipped',
+                       'il_a_motion': 'skipped'}
     zoo = json.loads((out / 'zoo.json').read_text())
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [*MODELS, *(f[:-3] + '.md' for f in MODELS), 'zoo.json'])
@@ -138,7 +142,14 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
         assert seq['train_config']['extra_data_roots'] == sel['extra_data_roots']
         assert budget <= seq['scorer_calls'] < budget + 2 * 4   # whole steps of 2 scenes x 4
     scores = zoo['scores']['val']
-    assert set(scores) == {'expert', 'il_a', 'il_b', 'pair_a', 'pair_b', 'seq_a', 'seq_b'}
+    assert set(scores) == {'expert', 'il_a', 'il_b', 'pair_a', 'pair_b', 'seq_a', 'seq_b',
+                           'il_a_motion', 'pair_a_motion'}
+    # The motion IL-A reads past sweeps; the RL branch it plugs into does not.
+    motion = torch.load(out / 'transfuser_lite_motion.pt', weights_only=False)
+    assert motion['perception_config']['history_sweeps'] == 2
+    assert motion['train_config']['data']['dense_scenarios'] == ['intersection']
+    assert torch.load(out / 'pair_rl_branch.pt',
+                      weights_only=False)['perception_config']['history_sweeps'] == 0
     assert all(r['open_loop']['frames'] == 3 for r in scores.values())
     assert set(zoo['scores']['test']) == set(scores)
     assert zoo['data_manifests_sha256']['test'] == \

@@ -23,6 +23,8 @@ resolved config written to WORK/configs/<stage>.yaml:
     data          generate the train and val splits of config/scenarios.yaml (the expert)
     il_a          train IL-A (Transfuser-lite)
     il_b          train IL-B (DiffusionDrive-lite)
+    il_a_motion   train IL-A with motion (past sweeps, recovery copies), an IL planner that
+                  plugs into PaIR like IL-B: nothing of the chain is trained around it
     rl            GRPO of the RL tree branch; its trunk is a copy of il_a's (this run's)
     selector_0    selector on the expert's logs only (DAgger round 0)
     rollouts      IL-A + PaIR driven by selector_0 on train seeds (on-policy scene logs)
@@ -72,8 +74,9 @@ from pair_drive_ros.core.files import write_text_atomic
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/zoo.yaml'
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ('data', 'il_a', 'il_b', 'rl', 'selector_0', 'rollouts', 'selector', 'selector_tree',
-          'sequential_a', 'sequential_b', 'evaluate', 'test_data', 'test', 'publish')
+STAGES = ('data', 'il_a', 'il_b', 'il_a_motion', 'rl', 'selector_0', 'rollouts', 'selector',
+          'selector_tree', 'sequential_a', 'sequential_b', 'evaluate', 'test_data', 'test',
+          'publish')
 SPLITS = ('train', 'val', 'test')
 
 
@@ -146,6 +149,7 @@ class ZooConfig:
     data: DataStage = field(default_factory=DataStage)
     il_a: TrainStage = TrainStage('config/il_transfuser.yaml')
     il_b: TrainStage = TrainStage('config/il_diffusiondrive.yaml')
+    il_a_motion: TrainStage = TrainStage('config/il_transfuser_motion.yaml')
     rl: TrainStage = TrainStage('config/rl_grpo.yaml')
     selector: TrainStage = TrainStage('config/selector.yaml')
     # The NC/TTC guard of the deployed selector (pair_selector.pt: SelectorConfig.
@@ -163,6 +167,8 @@ class ZooConfig:
 MODELS = {
     'transfuser_lite.pt': ('il_a', 'IL planner A (Transfuser-lite)'),
     'diffusiondrive_lite.pt': ('il_b', 'IL planner B (DiffusionDrive-lite)'),
+    'transfuser_lite_motion.pt': ('il_a_motion', 'IL planner A with motion (Transfuser-lite, '
+                                  'past LiDAR sweeps)'),
     'pair_rl_branch.pt': ('rl', 'PaIR RL tree branch'),
     'pair_selector.pt': ('selector', 'PaIR candidate selector (one DAgger round)'),
     'pair_selector_tree.pt': ('selector_tree', "PaIR selector for the paper's candidate set "
@@ -178,13 +184,17 @@ ROWS = (('expert', 'expert (logged)', 'expert', None, False),
         ('il_b', 'IL-B', 'diffusiondrive', 'diffusiondrive_lite.pt', False),
         ('pair_a', 'IL-A + PaIR', 'pair', 'transfuser_lite.pt', True),
         ('pair_b', 'IL-B + PaIR', 'pair', 'diffusiondrive_lite.pt', True),
+        ('il_a_motion', 'IL-A motion', 'transfuser', 'transfuser_lite_motion.pt', False),
+        ('pair_a_motion', 'IL-A motion + PaIR', 'pair', 'transfuser_lite_motion.pt', True),
         ('seq_a', 'IL-A + sequential GRPO', 'transfuser', 'transfuser_lite_seq_grpo.pt', False),
         ('seq_b', 'IL-B + sequential GRPO', 'diffusiondrive', 'diffusiondrive_lite_seq_grpo.pt',
          False))
 # Which evaluation rows a card reports.
 CARD_ROWS = {'transfuser_lite.pt': ('il_a', 'pair_a'),
              'diffusiondrive_lite.pt': ('il_b', 'pair_b'),
-             'pair_rl_branch.pt': ('pair_a', 'pair_b'), 'pair_selector.pt': ('pair_a', 'pair_b'),
+             'transfuser_lite_motion.pt': ('il_a', 'il_a_motion', 'pair_a_motion'),
+             'pair_rl_branch.pt': ('pair_a', 'pair_b', 'pair_a_motion'),
+             'pair_selector.pt': ('pair_a', 'pair_b', 'pair_a_motion'),
              'pair_selector_tree.pt': ('il_a', 'il_b'),
              'transfuser_lite_seq_grpo.pt': ('il_a', 'seq_a'),
              'diffusiondrive_lite_seq_grpo.pt': ('il_b', 'seq_b')}
@@ -434,7 +444,8 @@ class Zoo:
         stages.append(s)
 
         for name, model, file in (('il_a', 'transfuser', 'transfuser_lite.pt'),
-                                  ('il_b', 'diffusiondrive', 'diffusiondrive_lite.pt')):
+                                  ('il_b', 'diffusiondrive', 'diffusiondrive_lite.pt'),
+                                  ('il_a_motion', 'transfuser', 'transfuser_lite_motion.pt')):
             s = Stage(name, f'train {model} (IL)', inputs={'upstream': self.upstream('data')},
                       outputs={'model': m / file})
             tcfg = self.trainer_config(name, train_il.ILTrainConfig, {'model': model})
@@ -530,7 +541,8 @@ class Zoo:
                            str(self.write_config(s, tcfg)), '--force']]
             stages.append(s)
 
-        model_stages = ('il_a', 'il_b', 'rl', 'selector', 'sequential_a', 'sequential_b')
+        model_stages = ('il_a', 'il_b', 'il_a_motion', 'rl', 'selector', 'sequential_a',
+                        'sequential_b')
         s = Stage('evaluate', 'open-loop (and closed-loop) evaluation on val',
                   inputs={'upstream': self.upstream('data', *model_stages)},
                   outputs={'val': w / 'eval' / 'val'})
@@ -761,7 +773,7 @@ class Zoo:
         if stage.name == 'data':
             return (self.generate_s('train', d.train_episodes)
                     + self.generate_s('val', d.val_episodes)) / max(1, min(d.workers, 2))
-        if stage.name in ('il_a', 'il_b'):
+        if stage.name in ('il_a', 'il_b', 'il_a_motion'):
             _, n = self.split_samples('train', d.train_episodes, cfg['data']['frame_stride'])
             _, nv = self.split_samples('val', d.val_episodes, cfg['val_frame_stride'])
             if cfg.get('val_max_frames'):
@@ -772,7 +784,10 @@ class Zoo:
                 steps = min(steps, cfg['max_steps'])
                 epochs = min(epochs, math.ceil(steps / max(1, math.ceil(n / cfg['batch_size']))))
             per = COSTS['il_sample_s'][cfg['model']]
-            cache = COSTS['feature_frame_s'] * (n + nv) if stage.name == 'il_a' else 0.0
+            # IL-B reads IL-A's cache; the motion model builds its own (copies: synthesized).
+            copies = 1 + cfg['data'].get('perturb_copies', 0)
+            cache = (COSTS['feature_frame_s'] * (n * copies + nv)
+                     if stage.name in ('il_a', 'il_a_motion') else 0.0)
             return cache + steps * cfg['batch_size'] * per + epochs * nv * per / 3
         if stage.name == 'rl':
             _, n = self.split_samples('train', d.train_episodes, cfg['frame_stride'])
@@ -1074,7 +1089,7 @@ class ZooRun(Zoo):
 
 
 # The upstream models each checkpoint was built from (stage -> model files).
-DEPENDS = {'il_a': (), 'il_b': (), 'rl': ('transfuser_lite.pt',),
+DEPENDS = {'il_a': (), 'il_b': (), 'il_a_motion': (), 'rl': ('transfuser_lite.pt',),
            'selector': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'selector_tree': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'sequential_a': ('transfuser_lite.pt',), 'sequential_b': ('diffusiondrive_lite.pt',)}
