@@ -136,15 +136,21 @@ def test_untrained_tree_keeps_the_trunk_and_redraws_the_tree():
         assert p.data_ptr() != q.data_ptr()       # copied, not shared
 
 
-def test_report_rows_differences_and_output(tmp_path):
+def _tiny_report_parts(tmp_path, *sets: str):
+    """A tiny RL branch and selector, and the attribution config for IL-A with `sets`."""
     torch.manual_seed(0)
     rl = RLBranch(RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2))
     sel = Selector(SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2,
                                   raster_features=True, plan_variants=True))
     cfg = load_config(AttributionConfig, 'config/rl_attribution.yaml', [
-        'planners=[IL-A]', 'untrained_seeds=[0]', 'bootstrap=200', f'out={tmp_path}',
+        'planners=[IL-A]', 'untrained_seeds=[0]', f'out={tmp_path}',
         f'rl_checkpoint={tmp_path}/none.pt', f'selector_checkpoint={tmp_path}/none.pt',
-        f'tree_selector_checkpoint={tmp_path}/none.pt'])
+        f'tree_selector_checkpoint={tmp_path}/none.pt', *sets])
+    return rl, sel, cfg
+
+
+def test_report_rows_differences_and_output(tmp_path):
+    rl, sel, cfg = _tiny_report_parts(tmp_path, 'bootstrap=200')
     scenes = _Scenes(n=6)
     res = report(cfg, 'pair-drive report attribution --set planners=[IL-A]', scenes=scenes,
                  il_planners={'IL-A': _SlowExpert(0.8)}, rl=rl, selector=sel,
@@ -201,14 +207,7 @@ def test_report_rows_differences_and_output(tmp_path):
 
 
 def test_ceiling_rows_are_oracles_over_the_wide_trees(tmp_path):
-    torch.manual_seed(0)
-    rl = RLBranch(RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2))
-    sel = Selector(SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2,
-                                  raster_features=True, plan_variants=True))
-    cfg = load_config(AttributionConfig, 'config/rl_attribution.yaml', [
-        'planners=[IL-A]', 'untrained_seeds=[0]', 'bootstrap=50', f'out={tmp_path}',
-        'ceiling_group=all', f'rl_checkpoint={tmp_path}/none.pt',
-        f'selector_checkpoint={tmp_path}/none.pt', f'tree_selector_checkpoint={tmp_path}/none.pt'])
+    rl, sel, cfg = _tiny_report_parts(tmp_path, 'bootstrap=50', 'ceiling_group=all')
     res = report(cfg, 'pair-drive report attribution', scenes=_Scenes(n=4),
                  il_planners={'IL-A': _SlowExpert(0.8)}, rl=rl, selector=sel, sequential={})
     rows = {r['key']: r for r in res['rows']}
