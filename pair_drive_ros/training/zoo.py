@@ -784,10 +784,12 @@ class Zoo:
                 steps = min(steps, cfg['max_steps'])
                 epochs = min(epochs, math.ceil(steps / max(1, math.ceil(n / cfg['batch_size']))))
             per = COSTS['il_sample_s'][cfg['model']]
-            # IL-B reads IL-A's cache; the motion model builds its own (copies: synthesized).
-            copies = 1 + cfg['data'].get('perturb_copies', 0)
-            cache = (COSTS['feature_frame_s'] * (n * copies + nv)
-                     if stage.name in ('il_a', 'il_a_motion') else 0.0)
+            # IL-A builds the plain feature cache (IL-B reads it when its data config is the
+            # same); a recipe with recovery copies builds its own, the copies' sensors
+            # synthesized.
+            copies = cfg['data'].get('perturb_copies', 0)
+            cache = (COSTS['feature_frame_s'] * (n * (1 + copies) + nv)
+                     if stage.name == 'il_a' or copies else 0.0)
             return cache + steps * cfg['batch_size'] * per + epochs * nv * per / 3
         if stage.name == 'rl':
             _, n = self.split_samples('train', d.train_episodes, cfg['frame_stride'])
