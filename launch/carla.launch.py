@@ -43,7 +43,10 @@ NODES = [
                     'odometry_topic': 'carla/{role_name}/odometry',
                     'route_topic': 'carla/{role_name}/waypoints',
                     'ego_frame': '{role_name}', 'lidar_frame': '{role_name}/lidar',
-                    'camera_frame': '{role_name}/rgb_front'}},
+                    'camera_frame': '{role_name}/rgb_front',
+                    # The features the IL checkpoint was trained on (past sweeps for IL-A
+                    # motion); empty: the params file's, the shipped planners' features.
+                    'perception_config': '{il_checkpoint}'}},
     {'executable': 'planner_node', 'name': 'planner', 'lifecycle': True,
      'parameters': {'planner': '{planner}', 'il_checkpoint': '{il_checkpoint}',
                     'device': '{device}', 'ego_frame': '{role_name}'}},
