@@ -137,7 +137,7 @@ def test_untrained_tree_keeps_the_trunk_and_redraws_the_tree():
 
 
 def _tiny_report_parts(tmp_path, *sets: str):
-    """A tiny RL branch and selector, and the attribution config for IL-A with `sets`."""
+    """Return a tiny RL branch and selector, and the attribution config for IL-A with `sets`."""
     torch.manual_seed(0)
     rl = RLBranch(RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2))
     sel = Selector(SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2,
