@@ -147,19 +147,29 @@ def history_frames(stamps: np.ndarray, k: int, cfg: PerceptionConfig) -> list[in
     return sorted(out)
 
 
-def frame_features(log, k: int, builder: FeatureBuilder) -> Features:
+def frame_features(log, k: int, builder: FeatureBuilder,
+                   offset: np.ndarray | None = None) -> Features:
     """
     Features of frame k alone, its sweep history rebuilt from the episode's earlier frames.
 
     For random access to frames (open-loop evaluation of a list of frames); iterating an
-    episode in order is cheaper with one history (episode_samples).
+    episode in order is cheaper with one history (episode_samples). offset: a body-frame
+    (dx, dy, dyaw) applied to the logged ego pose of frame k and of every frame of its history
+    (a recovery copy: the ego drove a path parallel to the logged one, so the ego motion
+    between the sweeps is the logged motion); the sensors are synthesized there.
     """
+    def frame(m: int):
+        if offset is None:
+            return log.sensor_frame(m)
+        pose = se2_compose(np.asarray(log.ego_state(m).pose, np.float64), offset)
+        return log.sensor_frame(m, ego_pose=pose)
+
     history = None
     if builder.cfg.history_sweeps > 0:
         history = builder.new_history()
         for m in history_frames(np.asarray(log.arrays['t'], np.float64), k, builder.cfg):
-            builder.observe(log.sensor_frame(m), history)
-    return builder.build(log.sensor_frame(k), history)
+            builder.observe(frame(m), history)
+    return builder.build(frame(k), history)
 
 
 def frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataConfig,
@@ -250,20 +260,11 @@ def perturbed_frame_sample(log, k: int, builder: FeatureBuilder, data_cfg: DataC
     offset = np.array([0.0, dy, dyaw])
     start = np.asarray(scene.ego.pose, np.float64)
     shifted = se2_compose(start, offset)
-    frame = log.sensor_frame(k, ego_pose=shifted)
-    history = None
-    if builder.cfg.history_sweeps > 0:
-        # The shifted ego drove a path parallel to the logged one: each past pose carries the
-        # same body-frame offset, so its sweeps are seen from there and the ego motion between
-        # them is the logged motion.
-        history = builder.new_history()
-        for m in history_frames(np.asarray(log.arrays['t'], np.float64), k, builder.cfg):
-            past = se2_compose(np.asarray(log.ego_state(m).pose, np.float64), offset)
-            builder.observe(log.sensor_frame(m, ego_pose=past), history)
+    feats = frame_features(log, k, builder, offset)
     label = recovery_trajectory(poses_to_global(start, scene.expert.poses), start, shifted,
                                 data_cfg.perturb_recover_s,
                                 by_distance=data_cfg.perturb_recover_by == 'distance')
-    return _sample(log, builder.build(frame, history), replace(scene, ego=frame.ego),
+    return _sample(log, feats, replace(scene, ego=feats.ego),
                    log.agents(k).to_frame(shifted), label, builder.cfg, data_cfg)
 
 
