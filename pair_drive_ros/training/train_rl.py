@@ -54,7 +54,7 @@ from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
-from pair_drive_ros.policy.selector import NUM_PLAN_VARIANTS, plan_variants
+from pair_drive_ros.policy.selector import candidates_per_reference, plan_variants
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.training.common import (add_trainer_arguments, all_reduce_mean, all_reduce_sum,
                                             average_gradients, broadcast_parameters, DistInfo,
@@ -269,8 +269,8 @@ def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.
 
 
 def calls_per_scene(cfg: RLTrainConfig) -> int:
-    """Scored candidates per training scene: the leaves, reference, expert (and 14 variants)."""
-    return len(cfg.codes) + 2 + (NUM_PLAN_VARIANTS if cfg.advantage == 'above_variants' else 0)
+    """Scored candidates per scene: the reference, its leaves (and variants), the expert."""
+    return candidates_per_reference(cfg.group, cfg.advantage == 'above_variants') + 1
 
 
 def variant_scalars(rewards: torch.Tensor, ref_rewards: torch.Tensor,
