@@ -231,3 +231,15 @@ def test_comparisons_pair_oracles_with_oracles():
     assert pairs == [('IL-A/no_rl', 'IL-A/il'), ('IL-A/no_rl/oracle', 'IL-A/il'),
                      ('IL-A/pair', 'IL-A/il'), ('IL-A/pair', 'IL-A/no_rl'),
                      ('IL-A/pair/oracle', 'IL-A/il'), ('IL-A/pair/oracle', 'IL-A/no_rl/oracle')]
+
+
+def test_a_report_needs_one_feature_set_for_all_its_models(tmp_path):
+    from pair_drive_ros.perception.config import PerceptionConfig
+    from pair_drive_ros.policy.checkpoint import CheckpointError
+
+    rl, sel, cfg = _tiny_report_parts(tmp_path, 'bootstrap=50')
+    # A BEV of other cells than the IL planner's: no frame's features feed both.
+    rl.perception_config = PerceptionConfig(resolution_m=2.0)
+    with pytest.raises(CheckpointError, match='resolution_m'):
+        report(cfg, 'pair-drive report attribution', scenes=_Scenes(n=2),
+               il_planners={'IL-A': _SlowExpert(0.8)}, rl=rl, selector=sel, sequential={})

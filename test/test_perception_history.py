@@ -283,3 +283,22 @@ def test_a_model_reads_its_part_of_richer_features():
                        'road_lookahead_m')):
         with pytest.raises(PerceptionConfigError, match=bad):
             feature_subset(rich, want)
+
+
+def test_the_union_of_two_feature_sets_feeds_both_models():
+    from pair_drive_ros.perception.config import feature_subset, feature_union
+    from pair_drive_ros.perception.config import PerceptionConfigError
+
+    road = PerceptionConfig(road_speed=True, road_lookahead_m=30.0)
+    union = feature_union(road, MOTION)
+    assert union == replace(MOTION, road_speed=True, road_lookahead_m=30.0)
+    assert feature_union(MOTION, road) == union                  # order does not matter
+    assert feature_union(PerceptionConfig(), MOTION) == MOTION   # nested: the larger one
+    assert feature_union(replace(MOTION, history_sweeps=1), MOTION) == MOTION
+    for part in (road, MOTION):
+        feature_subset(union, part)    # raises unless the part is readable from the union
+    for a, b, bad in ((MOTION, replace(MOTION, history_dt_s=0.5), 'history_dt_s'),
+                      (road, PerceptionConfig(road_speed=True), 'road_lookahead_m'),
+                      (MOTION, PerceptionConfig(resolution_m=0.5), 'resolution_m')):
+        with pytest.raises(PerceptionConfigError, match=bad):
+            feature_union(a, b)

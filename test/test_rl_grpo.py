@@ -390,8 +390,11 @@ def test_scorer_calls_of_training_configs(tmp_path):
 def test_rl_branch_reads_the_features_of_the_il_trunk_it_copies(tmp_path):
     from dataclasses import replace
 
+    from pair_drive_ros.core.ego import EgoState
+    from pair_drive_ros.core.features import Features
     from pair_drive_ros.perception.config import PerceptionConfig
     from pair_drive_ros.policy.backbone import backbone_inputs
+    from pair_drive_ros.policy.base import PlannerInput
     from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from pair_drive_ros.policy.il_planner import build_model, load_il_planner
     from pair_drive_ros.policy.pair import load_rl_branch, PaIRPlanner, rl_features
@@ -425,8 +428,31 @@ def test_rl_branch_reads_the_features_of_the_il_trunk_it_copies(tmp_path):
     rl = load_rl_branch(tmp_path / 'rl.pt')
     pair = PaIRPlanner(load_il_planner(paths['motion']), rl, None)
     assert pair.perception_config == motion     # closed loop builds these features for all
-    with pytest.raises(CheckpointError, match='history_sweeps'):
-        PaIRPlanner(load_il_planner(paths['plain']), rl, None)
+    # An IL planner without past sweeps plugs into this branch too (IL-B into a branch trained
+    # around IL-A motion): the features are built with the sweeps, the IL planner reads its part.
+    plain_il = load_il_planner(paths['plain'])
+    pair = PaIRPlanner(plain_il, rl, None)
+    assert pair.perception_config == motion
+    assert pair._rl_index is None
+    assert pair.il_planner.planner is plain_il
+    assert pair.il_planner._index == ((0, 1), tuple(range(PerceptionConfig().status_dim)))
+    rng = np.random.default_rng(0)
+    status = rng.random(motion.status_dim).astype(np.float32)
+    frame = Features(lidar_bev=rng.random((motion.lidar_channels, 64, 64), dtype=np.float32),
+                     camera=rng.random((3, 32, 64), dtype=np.float32),
+                     route_raster=rng.random((1, 64, 64), dtype=np.float32), ego_status=status,
+                     ego=EgoState([0.0, 0.0, 0.0], velocity=[10.0, 0.0]))
+    plan = pair.compute_plan(PlannerInput(frame))
+    alone = plain_il.compute_plan(PlannerInput(replace(
+        frame, lidar_bev=frame.lidar_bev[:2], ego_status=status[list(pair.il_planner._index[1])])))
+    np.testing.assert_array_equal(plan.il_trajectory.poses, alone.trajectory.poses)
+    assert plan.candidates.shape == (1 + 15, 8, 3)
+    # Features that differ in more than an option group give no shared set: a clear error.
+    coarse = replace(PerceptionConfig(), resolution_m=2.0)
+    plain_il.perception_config = coarse
+    with pytest.raises(CheckpointError, match='resolution_m'):
+        PaIRPlanner(plain_il, rl, None)
+    plain_il.perception_config = PerceptionConfig()
     # The other way round, an IL planner with past sweeps plugs into a branch without them:
     # the features are built for the IL planner, the branch reads its part and plans.
     plain_rl = RLBranch(RLBranchConfig(backbone=replace(

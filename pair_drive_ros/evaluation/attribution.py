@@ -45,6 +45,7 @@ frames / episodes (the suite) and the command. Choose on val; run test once, at 
 
 import argparse
 from dataclasses import dataclass, field
+from functools import reduce
 import json
 import logging
 from pathlib import Path
@@ -438,7 +439,8 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
     from pair_drive_ros.policy.closed_loop import planner_perception_config
     from pair_drive_ros.policy.il_planner import load_il_planner
     from pair_drive_ros.policy.checkpoint import CheckpointError
-    from pair_drive_ros.policy.pair import load_rl_branch, load_selector, rl_feature_index
+    from pair_drive_ros.perception.config import feature_union, PerceptionConfigError
+    from pair_drive_ros.policy.pair import FeaturePart, load_rl_branch, load_selector
     from pair_drive_ros.training.common import git_hash, set_threads
     from pair_drive_ros.training.rl_data import scorer_calls
 
@@ -455,21 +457,21 @@ def report(cfg: AttributionConfig, command: str, scenes=None, il_planners: dict 
         sequential = {n: load_il_planner(paths[n][2], expect_model=paths[n][1])
                       for n in cfg.planners if paths[n][2] and Path(paths[n][2]).is_file()}
     rl = rl if rl is not None else load_rl_branch(cfg.rl_checkpoint)
-    # Every row reads the features of one frame: the IL planners' own (all the same), of which
-    # the RL branch and the selectors read their part.
-    if len({planner_perception_config(p)
-            for p in (*il_planners.values(), *sequential.values())}) > 1:
-        raise CheckpointError('the IL planners of one report must read the same features; '
-                              'run one report per planner')
-    for planner in (*il_planners.values(), *sequential.values()):
-        rl_feature_index(planner, rl)
+    # Every row reads the features of one frame, built for all the models of the report (the
+    # union of what each was trained on); each model reads its part (policy.pair.FeaturePart).
+    try:
+        features = reduce(feature_union, [planner_perception_config(p) for p in (
+            *il_planners.values(), *sequential.values(), rl)])
+    except PerceptionConfigError as e:
+        raise CheckpointError(f'the models of one report need features of one frame: {e}; '
+                              'run one report per planner') from e
+    il_planners = {n: FeaturePart(p, features) for n, p in il_planners.items()}
+    sequential = {n: FeaturePart(p, features) for n, p in sequential.items()}
     if scenes is None:
         from pair_drive_ros.training.rl_data import load_scene_set
-        first = next(iter(il_planners.values()))
         scenes = load_scene_set(cfg.data_root, cfg.split, cfg.frame_stride,
                                 max_scenes=cfg.max_frames, workers=1,
-                                cache_dir=cfg.cache_dir or None,
-                                perception_cfg=planner_perception_config(first))
+                                cache_dir=cfg.cache_dir or None, perception_cfg=features)
     frames = Frames(scenes)
     selector = selector if selector is not None else load_selector(cfg.selector_checkpoint)
     if tree_selector is None and cfg.tree_selector_checkpoint \

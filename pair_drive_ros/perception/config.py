@@ -14,7 +14,7 @@
 
 """Perception configuration: BEV extent and resolution, camera size, LiDAR histogram, command."""
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import yaml
@@ -168,6 +168,34 @@ def feature_subset(have: PerceptionConfig, want: PerceptionConfig
     status = tuple(layout.index(name)
                    for name in status_layout(want.road_speed, want.history_sweeps))
     return lidar, status
+
+
+def feature_union(a: PerceptionConfig, b: PerceptionConfig) -> PerceptionConfig:
+    """
+    Return the smallest config whose features feed models trained on `a` and on `b`.
+
+    Each option group switched on in either is on in the union with that one's settings (the
+    more past sweeps of the two). Raises PerceptionConfigError where no union exists: other
+    grid, camera or route settings, or one option group on in both with other settings.
+    """
+    group_fields = {f for group in OPTION_GROUPS.values() for f in group}
+    differ = [f.name for f in fields(PerceptionConfig) if f.name not in group_fields
+              and getattr(a, f.name) != getattr(b, f.name)]
+    groups = {}
+    for switch, group in OPTION_GROUPS.items():
+        on = [c for c in (a, b) if getattr(c, switch)]
+        rest = group[1:]   # the group's settings after its switch
+        if len(on) == 2 and any(getattr(a, f) != getattr(b, f) for f in rest):
+            differ += [f for f in rest if getattr(a, f) != getattr(b, f)]
+        source = max(on, key=lambda c: getattr(c, switch)) if on else a
+        groups.update({f: getattr(source, f) for f in group})
+    if differ:
+        raise PerceptionConfigError(f'no features feed both models: they differ in '
+                                    f'{sorted(set(differ))}')
+    union = replace(a, **groups)
+    feature_subset(union, a)      # both must be readable from the union (a check, not a guess)
+    feature_subset(union, b)
+    return union
 
 
 def load_perception_config(path: str | Path) -> PerceptionConfig:

@@ -34,7 +34,8 @@ import torch
 from pair_drive_ros.core.config import config_from_dict
 from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
-from pair_drive_ros.perception.config import (feature_subset, PerceptionConfig,
+from pair_drive_ros.core.features import Features
+from pair_drive_ros.perception.config import (feature_subset, feature_union, PerceptionConfig,
                                               PerceptionConfigError)
 from pair_drive_ros.policy.backbone import backbone_inputs
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
@@ -91,34 +92,88 @@ def check_same_features(il_planner: AbstractPlanner, rl_branch: RLBranch) -> Non
             'road_speed)')
 
 
-def rl_feature_index(il_planner: AbstractPlanner, rl_branch: RLBranch
-                     ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+def shared_features(il_planner: AbstractPlanner, rl_branch: RLBranch
+                    ) -> tuple[PerceptionConfig | None, tuple | None, tuple | None]:
     """
-    Return the RL trunk's LiDAR channels and status entries in the IL planner's features.
+    Return the features built for a frame and where the IL planner's and RL trunk's parts sit.
 
-    None: both read the same features. An IL planner trained on more (past sweeps, road speed)
-    plugs in too: the features are built for it, and the RL branch and selector read the part
-    they were trained on (`perception.config.feature_subset`). Raises CheckpointError when the
-    RL trunk reads something the IL planner's features do not have.
+    (config, il_index, rl_index); an index is None where that part reads the whole features,
+    else its (LiDAR channels, status entries) (`perception.config.feature_subset`). Either may
+    have been trained on more (past sweeps, road speed): the features are built for the union
+    of the two (`perception.config.feature_union`) and each reads its part, so an IL planner
+    plugs in whatever the RL branch was trained on. Raises CheckpointError where the two read
+    features no frame can give both (other grids or settings).
     """
-    have = getattr(il_planner, 'perception_config', None)
-    want = getattr(rl_branch, 'perception_config', None)
-    if have is None or want is None or have == want:
+    il = getattr(il_planner, 'perception_config', None)
+    rl = getattr(rl_branch, 'perception_config', None)
+    if il is None or rl is None or il == rl:
         check_same_features(il_planner, rl_branch)
-        return None
+        return il, None, None
     try:
-        return feature_subset(have, want)
+        union = feature_union(il, rl)
+        il_index = None if union == il else feature_subset(union, il)
+        rl_index = None if union == rl else feature_subset(union, rl)
     except PerceptionConfigError as e:
         raise CheckpointError(f'the IL planner cannot plug into this RL branch: {e}') from e
+    return union, il_index, rl_index
+
+
+def rl_feature_index(il_planner: AbstractPlanner, rl_branch: RLBranch
+                     ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """Return the RL trunk's LiDAR channels and status entries in the shared features."""
+    return shared_features(il_planner, rl_branch)[2]
 
 
 def rl_features(tensors: dict, index) -> dict:
-    """Batched features (features_to_batch) restricted to the RL branch's part (see above)."""
+    """Batched features (features_to_batch) restricted to one part (see shared_features)."""
     if index is None:
         return tensors
     lidar, status = index
     return {**tensors, 'lidar_bev': tensors['lidar_bev'][:, list(lidar)],
             'ego_status': tensors['ego_status'][:, list(status)]}
+
+
+def part_of_features(features: Features, index) -> Features:
+    """One frame's Features restricted to one part (see shared_features)."""
+    if index is None:
+        return features
+    lidar, status = index
+    return replace(features, lidar_bev=features.lidar_bev[list(lidar)],
+                   ego_status=np.asarray(features.ego_status)[list(status)])
+
+
+class FeaturePart(AbstractPlanner):
+    """
+    A planner fed features built for more than it was trained on: it reads its part.
+
+    E.g. IL-B (no past sweeps) in a PaIR whose RL branch reads them, or beside IL-A motion in
+    one attribution report: every part plans from the same frame's features.
+    """
+
+    def __init__(self, planner: AbstractPlanner, features: PerceptionConfig) -> None:
+        own = getattr(planner, 'perception_config', None) or PerceptionConfig()
+        try:
+            self._index = None if own == features else feature_subset(features, own)
+        except PerceptionConfigError as e:
+            raise CheckpointError(f'{getattr(planner, "name", "planner")}: {e}') from e
+        self.planner = planner
+        self.name = getattr(planner, 'name', 'il')
+        self.perception_config = features
+
+    def reset(self) -> None:
+        """Reset the wrapped planner."""
+        self.planner.reset()
+
+    def compute_plans(self, batch: list[PlannerInput]) -> list[PlanOutput]:
+        """Plan from the wrapped planner's part of each frame's features."""
+        if self._index is not None:
+            batch = [replace(b, features=part_of_features(b.features, self._index))
+                     for b in batch]
+        return self.planner.compute_plans(batch)
+
+    def compute_plan(self, inputs: PlannerInput) -> PlanOutput:
+        """Plan for one frame."""
+        return self.compute_plans([inputs])[0]
 
 
 class PaIRPlanner(AbstractPlanner):
@@ -138,8 +193,10 @@ class PaIRPlanner(AbstractPlanner):
         variants: add the IL plan's speed x lateral variants to the candidates (None: as the
         selector was trained, SelectorConfig.plan_variants; without a selector, no).
         """
-        self._rl_index = rl_feature_index(il_planner, rl_branch)
-        self.il_planner = il_planner
+        self._features, il_index, self._rl_index = shared_features(il_planner, rl_branch)
+        # An IL planner trained on fewer features than are built reads its part of them.
+        self.il_planner = (il_planner if il_index is None
+                           else FeaturePart(il_planner, self._features))
         self.consistency_weight = float(consistency_weight)
         self._previous = None     # (stamp [s], (8, 2) map-frame xy) of the last executed plan
         self.device = torch.device(device)
@@ -153,8 +210,8 @@ class PaIRPlanner(AbstractPlanner):
 
     @property
     def perception_config(self):
-        """Return the features built for a frame: the IL planner's (the trunk reads a part)."""
-        return getattr(self.il_planner, 'perception_config', None)
+        """Return the features built for a frame (the IL planner and the trunk read a part)."""
+        return self._features
 
     @classmethod
     def from_checkpoints(cls, il_checkpoint=None, rl_checkpoint=None, selector_checkpoint=None,
