@@ -31,10 +31,12 @@ def _spec(max_steps: int, lanes: int = 3, **config) -> ScenarioSpec:
 
 
 def _session(max_steps: int, speed: float, heading: float = 0.0, obstacle_m: float = 0.0,
-             record_past_goal: bool = False, lanes: int = 3, **config) -> SimSession:
+             record_past_goal: bool = False, lanes: int = 3, record_past_failure_steps: int = 0,
+             **config) -> SimSession:
     """Return a tracking ego without a plan (it holds speed and heading) on an empty highway."""
     session = SimSession(_spec(max_steps, lanes, **config), ego_mode='tracking',
-                         record_past_goal=record_past_goal)
+                         record_past_goal=record_past_goal,
+                         record_past_failure_steps=record_past_failure_steps)
     session.reset(0)
     ego = session.ego
     ego.speed, ego.heading = speed, heading
@@ -72,6 +74,39 @@ def test_collision_before_the_target():
     # At step 13 the boxes overlap by 1 m; highway-env pushes both back by half of it.
     assert m['progress_m'] == pytest.approx(25.5)
     assert m['route_completion'] == pytest.approx(25.5 / 50.0)
+
+
+def test_recording_past_a_failure_keeps_the_outcome():
+    # The collision of the test above, logged on for 10 steps (rollouts for selector labels).
+    session = _session(50, 20.0, obstacle_m=30.0, record_past_failure_steps=10)
+    m = _run(session)
+    assert m['end_cause'] == 'collision' and m['end_step'] == 13 and m['steps'] == 23
+    assert m['progress_m'] == pytest.approx(25.5) and not m['goal_reached']
+    assert session.log().num_frames == 24
+    # The step cap still ends the recording.
+    m = _run(_session(50, 20.0, obstacle_m=30.0, record_past_failure_steps=100))
+    assert m['end_cause'] == 'collision' and m['end_step'] == 13 and m['steps'] == 50
+
+
+def test_trying_candidates_leaves_the_session_where_it_was():
+    from pair_drive_ros.core.trajectory import POSE_DT_S
+
+    session = _session(50, 10.0, obstacle_m=30.0, lanes=1)
+    ego = session.ego
+    before = (session.steps, ego.position.copy(), ego.speed)
+    t = POSE_DT_S * np.arange(1, 9)
+    fast = np.stack([20.0 * t, 0 * t, 0 * t], -1)       # into the parked car 30 m ahead
+    stop = np.stack([np.minimum(10.0 * t, 5.0), 0 * t, 0 * t], -1)   # stops 5 m ahead
+    left = np.stack([10.0 * t, 0.8 * (10.0 * t) ** 1.2, 0 * t], -1)   # off the 4-m lane
+    collision, off_road = session.try_candidates(np.stack([fast, stop, left]), 30)
+    assert collision.tolist() == [True, False, False]
+    assert off_road.tolist() == [False, False, True]
+    # A shorter horizon: the fast candidate has not reached the car yet.
+    collision, _ = session.try_candidates(fast[None], 5)
+    assert not collision[0]
+    assert session.steps == before[0] and session.ego is ego and ego.speed == before[2]
+    np.testing.assert_array_equal(ego.position, before[1])
+    assert not ego.crashed and len(session.log().arrays['ego_speed']) == 1
 
 
 def test_leaving_the_road_is_a_failure_even_when_the_env_terminates():

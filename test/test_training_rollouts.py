@@ -72,3 +72,76 @@ def test_rollout_flags_are_config_fields():
             'skip_seeds=20']
     assert parse_config(RolloutConfig, add_arguments, argv) == RolloutConfig(
         out='data/x', episodes=40, selector_checkpoint='runs/s.pt', skip_seeds=20)
+
+
+class _Candidates:
+    """A PaIR stand-in: drives its first candidate (keep speed), offers a stop and a swerve."""
+
+    name = 'candidates'
+
+    def reset(self) -> None:
+        pass
+
+    def compute_plan(self, inputs):
+        from pair_drive_ros.policy.base import PlanOutput
+
+        t = POSE_DT_S * np.arange(1, 9)
+        speed = float(np.hypot(*inputs.features.ego.velocity))
+        keep = np.stack([speed * t, 0 * t, 0 * t], -1)
+        stop = np.zeros_like(keep)
+        swerve = np.stack([speed * t, 3.0 * (speed * t) ** 1.3, 0 * t], -1)
+        cands = np.stack([keep, stop, swerve])
+        return PlanOutput(Trajectory(keep, POSE_DT_S), candidates=cands,
+                          candidate_scores=np.zeros(3), info={'selected': 0})
+
+
+def test_rollouts_try_every_candidate_beside_the_log(tmp_path):
+    from pair_drive_ros.policy.closed_loop import closed_loop_policy
+    from pair_drive_ros.training.rollouts import load_outcomes, outcome_path
+
+    planner = _Candidates()
+    rows = collect(closed_loop_policy(planner), planner, tmp_path, 'train', [('highway', 3)],
+                   max_steps=12, outcome_horizon_steps=10, outcome_every=4)
+    path = episode_path(tmp_path, 'train', 'highway', 3)
+    # Outside the split's folder: the logs of the split are still exactly the episodes.
+    assert episode_paths(tmp_path, 'train') == [path] and rows[0]['frames'] == 13
+    assert outcome_path(path) == tmp_path / 'candidate_outcomes/train/highway/highway_s000003.npz'
+    outcomes = load_outcomes(path)
+    assert sorted(outcomes) == [0, 4, 8]
+    cands, collision, off_road = outcomes[4]
+    assert cands.shape == (3, 8, 3) and not collision.any()
+    assert off_road.tolist() == [False, False, True]      # the swerve leaves the highway
+    assert load_outcomes(episode_path(tmp_path, 'train', 'highway', 4)) is None
+    # Scenarios not listed are driven without trying candidates.
+    collect(closed_loop_policy(planner), planner, tmp_path, 'train', [('merge', 3)], max_steps=8,
+            outcome_horizon_steps=10, outcome_scenarios=('highway',))
+    assert load_outcomes(episode_path(tmp_path, 'train', 'merge', 3)) is None
+
+
+def test_outcomes_lower_the_labels_of_the_candidates_that_failed():
+    from types import SimpleNamespace
+
+    from pair_drive_ros.policy.selector import TARGETS
+    from pair_drive_ros.training.train_selector import apply_outcomes, SelectorTrainConfig
+
+    cfg = SelectorTrainConfig(group='5')       # 6 candidates per reference, no variants
+    layout = [('expert', None), ('il', 0)]
+    rng = np.random.default_rng(0)
+    cands = rng.normal(size=(3, 12, 8, 3)).astype(np.float32)
+    target = np.ones((3, 12, len(TARGETS)), np.float32)
+    episode = {0: ('a.npz', 4), 1: ('a.npz', 8), 2: ('b.npz', 4)}
+    scenes = SimpleNamespace(indices=np.array([0, 1, 2]), dataset=SimpleNamespace(
+        episode_frame=lambda i: episode[i]))
+    fail = np.zeros(6, bool)
+    crash, left = fail.copy(), fail.copy()
+    crash[2], left[4] = True, True
+    outcomes = {'a.npz': {4: (cands[0, 6:], crash, left),           # the IL block: applied
+                          8: (cands[1, 6:] + 0.5, crash, left)}}    # other candidates: skipped
+    tally = apply_outcomes(target, cands, scenes, [0, 1, 2], outcomes, layout, cfg)
+    assert tally.tolist() == [1, 1]
+    nc, dac, pdms = (TARGETS.index(k) for k in ('NC', 'DAC', 'pdms'))
+    assert target[0, 6 + 2, nc] == 0 and target[0, 6 + 2, dac] == 1
+    assert target[0, 6 + 4, dac] == 0 and target[0, 6 + 4, nc] == 1
+    assert target[0, [8, 10], pdms].tolist() == [0, 0]
+    assert target[0, :6].min() == 1 and target[0, [6, 7, 9, 11]].min() == 1   # others kept
+    assert target[1:].min() == 1

@@ -35,7 +35,7 @@ import numpy as np
 from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.core.sensor_frame import SensorFrame
-from pair_drive_ros.core.trajectory import Trajectory
+from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
 from pair_drive_ros.sim import hw
 from pair_drive_ros.sim.experts import conflict_mask, make_idm_ego, make_tracking_ego
 from pair_drive_ros.sim.experts import SearchConfig, SearchExpert
@@ -170,6 +170,9 @@ class SimSession:
     record_past_goal: keep simulating after 'goal' (the outcome stays as decided) until a
     failure, the time limit, the step cap or the route's end, so that the frames before the
     goal have a logged 4-s future (data generation).
+    record_past_failure_steps: keep simulating this many steps after a collision or leaving the
+    road (the outcome stays as decided; a crashed ego stands), so that the frames before the
+    failure have a logged future (on-policy rollouts for selector labels).
     """
 
     def __init__(self, scenario: Any, suite: Suite | str | None = None,
@@ -177,7 +180,7 @@ class SimSession:
                  camera_cfg: CameraConfig | None = None,
                  search_cfg: SearchConfig = SearchConfig(), max_steps: int | None = None,
                  split: str = '', record_past_goal: bool = False,
-                 off_road: str = 'drivable_area') -> None:
+                 off_road: str = 'drivable_area', record_past_failure_steps: int = 0) -> None:
         if off_road not in OFF_ROAD_RULES:
             raise ValueError(f'off_road must be one of {OFF_ROAD_RULES}, got {off_road!r}')
         self.off_road_rule = off_road
@@ -192,6 +195,7 @@ class SimSession:
         self.max_steps = int(max_steps or self.spec.max_steps or DEFAULT_MAX_STEPS)
         self.split = split
         self.record_past_goal = bool(record_past_goal)
+        self.record_past_failure_steps = int(record_past_failure_steps)
         self.env = None
         self.seed = None
 
@@ -272,7 +276,7 @@ class SimSession:
         """
         Return whether the outcome is decided.
 
-        With record_past_goal: and the recording after it ended.
+        With record_past_goal or record_past_failure_steps: and the recording after it.
         """
         return self._stopped
 
@@ -338,11 +342,53 @@ class SimSession:
                 return
             self.end_cause, self.end_step = cause, self.steps
             self._final_progress_m = self.progress_m
-            self._stopped = cause != 'goal' or not self.record_past_goal
+            if cause == 'goal':
+                self._stopped = not self.record_past_goal
+            else:
+                self._stopped = cause not in ('collision', 'off_road') \
+                    or self.record_past_failure_steps <= 0
         if not self._stopped:
-            # Recording past the goal: the outcome is decided, the log goes on.
-            self._stopped = bool(failure or limit
-                                 or s_now >= self.route.length - ROUTE_END_MARGIN_M)
+            # Recording past the outcome: it is decided, the log goes on.
+            if self.end_cause == 'goal':
+                self._stopped = bool(failure or limit
+                                     or s_now >= self.route.length - ROUTE_END_MARGIN_M)
+            else:
+                self._stopped = bool(limit or self.steps
+                                     >= self.end_step + self.record_past_failure_steps)
+
+    def try_candidates(self, candidates: np.ndarray, horizon_steps: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Try each ego-frame candidate (K, 8, 3): tracked from now, held unchanged, what happens.
+
+        Each is driven in its own copy of the environment for up to horizon_steps steps against
+        the reactive traffic; the session itself does not move. Returns (collision (K,),
+        off_road (K,)) booleans: the copy's ego crashed, or its centre left the drivable area
+        (the off-road rule of this session), within the horizon. Privileged (it reads the
+        simulator): it labels training data, it is never a planner's input.
+        """
+        import copy
+
+        if self.ego_mode != 'tracking':
+            raise RuntimeError('try_candidates needs ego_mode "tracking"')
+        candidates = np.asarray(candidates, dtype=np.float64)
+        collision = np.zeros(len(candidates), dtype=bool)
+        off_road = np.zeros(len(candidates), dtype=bool)
+        for i, poses in enumerate(candidates):
+            env = copy.deepcopy(self.env.unwrapped)
+            ego = env.vehicle
+            ego.set_trajectory(Trajectory(poses, POSE_DT_S), self.time_s)
+            for _ in range(int(horizon_steps)):
+                hw.step_env(env)
+                if ego.crashed:
+                    collision[i] = True
+                    break
+                on_lanes = hw.any_lane_contains(env.road, ego.position)
+                if not on_lanes and (self.off_road_rule == 'lanes' or not bool(
+                        self._road_map.contains(np.asarray(ego.position, np.float64))[0])):
+                    off_road[i] = True
+                    break
+        return collision, off_road
 
     def on_drivable_area(self) -> bool:
         """Whether the ego's centre is on the scorer's drivable area (lanes, junction patches)."""

@@ -35,10 +35,14 @@ import logging
 from pathlib import Path
 import time
 
+import numpy as np
+
+from pair_drive_ros.core.scene import SCENE_FUTURE_STEPS
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.sim.generate import episode_path
 
 LOG = logging.getLogger(__name__)
+OUTCOME_DIR = 'candidate_outcomes'   # beside the split folders: OUT/candidate_outcomes/<split>/
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class RolloutConfig:
     split: str = 'train'
     episodes: int = 20                 # per scenario: the first seeds of the split's range
     skip_seeds: int = 0                # per scenario: start after this many (extend a set)
+    scenarios: tuple = ()              # the suite's scenarios to drive (() : all)
     il_checkpoint: str = shipped('transfuser')
     rl_checkpoint: str = shipped('rl_branch')
     selector_checkpoint: str = shipped('selector')
@@ -58,16 +63,85 @@ class RolloutConfig:
     # rollout at the corner where the entry lane meets the ring, so the ring is never recorded;
     # it is the shipped selector's rule (the zoo and `make selector` pass it).
     off_road: str = 'drivable_area'
+    # Candidate outcomes (selector labels from closed loop, train_selector
+    # `closed_loop_outcomes`): every `outcome_every` frames (the selector's frame_stride) each
+    # of the driven planner's candidates is tracked, held unchanged, for `outcome_horizon_steps`
+    # steps in a copy of the simulator; did it crash or leave the road? 0: off. Written beside
+    # the logs (outcome_path); `outcome_scenarios` limits it to these scenarios (() : all).
+    outcome_horizon_steps: int = 0
+    outcome_every: int = 4
+    outcome_scenarios: tuple = ()
     threads: int = 1
 
 
+def outcome_path(episode: str | Path) -> Path:
+    """Where the candidate outcomes of an episode log are kept (beside its split, not in it)."""
+    episode = Path(episode)
+    return episode.parents[2] / OUTCOME_DIR / episode.parent.parent.name / \
+        episode.parent.name / episode.name
+
+
+def load_outcomes(episode: str | Path) -> dict | None:
+    """
+    Load an episode's candidate outcomes, or None where none were tried.
+
+    {frame: (candidates (K, 8, 3), collision (K,), off_road (K,))}.
+    """
+    path = outcome_path(episode)
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return {int(k): (z['candidates'][i], z['collision'][i], z['off_road'][i])
+                for i, k in enumerate(z['frames'])}
+
+
+def drive_with_outcomes(scenario: str, seed: int, planner, split: str, replan_every: int,
+                        max_steps: int, off_road: str, every: int, horizon_steps: int):
+    """
+    Drive one episode like sim.closed_loop.run_episode, trying the candidates on the way.
+
+    Every `every` frames the planner plans (at the replan frames the plan it drives) and each
+    of its candidates is tried (SimSession.try_candidates). Returns (EpisodeLog, collided,
+    outcomes: dict of arrays frames, candidates, collision, off_road).
+    """
+    from pair_drive_ros.policy.closed_loop import closed_loop_policy
+    from pair_drive_ros.sim.closed_loop import SimSession
+
+    last = {}
+    policy = closed_loop_policy(planner, on_plan=lambda frame, plan: last.update(plan=plan))
+    # Past a failure the log goes on for a scene's future, so the frames before it (where
+    # the candidates still differ) are scorable.
+    session = SimSession(scenario, ego_mode='tracking', max_steps=max_steps or None,
+                         split=split, off_road=off_road,
+                         record_past_failure_steps=SCENE_FUTURE_STEPS)
+    session.reset(int(seed))
+    rows = {'frames': [], 'candidates': [], 'collision': [], 'off_road': []}
+    while not session.done:
+        k = session.steps
+        replan, label = k % max(1, replan_every) == 0, k % every == 0
+        if (replan or label) and not session.end_cause:
+            traj = policy(session.sensor_frame(), session.scene())
+            if label:
+                cands = last['plan'].candidates
+                collision, left = session.try_candidates(cands, horizon_steps)
+                for key, v in zip(rows, (k, cands.astype(np.float32), collision, left)):
+                    rows[key].append(v)
+            if replan:
+                session.set_trajectory(traj)
+        session.step()
+    outcomes = {key: np.asarray(v) for key, v in rows.items()}
+    return session.log(), session.end_cause == 'collision', outcomes
+
+
 def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_every: int = 5,
-            max_steps: int = 0, off_road: str = 'drivable_area') -> list[dict]:
+            max_steps: int = 0, off_road: str = 'drivable_area', outcome_horizon_steps: int = 0,
+            outcome_every: int = 4, outcome_scenarios: tuple = ()) -> list[dict]:
     """
     Drive (scenario, seed) jobs with policy(frame, scene) and write their logs.
 
     planner.reset() starts each episode; max_steps > 0 overrides the scenario's step cap;
-    off_road: the rule that ends an episode off the road (RolloutConfig.off_road).
+    off_road: the rule that ends an episode off the road (RolloutConfig.off_road); outcome_*:
+    candidate outcomes (RolloutConfig; those episodes are driven by `planner` directly).
     Returns one summary row per episode written (existing files are skipped).
     """
     from pair_drive_ros.sim.closed_loop import run_episode
@@ -79,16 +153,27 @@ def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_eve
             continue
         t0 = time.perf_counter()
         planner.reset()
-        result = run_episode(name, int(seed), policy, max_steps=max_steps or None,
-                             replan_every=replan_every, record=True, ego_mode='tracking',
-                             split=split, off_road=off_road)
+        outcomes = None
+        if outcome_horizon_steps > 0 and (not outcome_scenarios or name in outcome_scenarios):
+            log, crashed, outcomes = drive_with_outcomes(
+                name, seed, planner, split, replan_every, max_steps, off_road, outcome_every,
+                outcome_horizon_steps)
+        else:
+            result = run_episode(name, int(seed), policy, max_steps=max_steps or None,
+                                 replan_every=replan_every, record=True, ego_mode='tracking',
+                                 split=split, off_road=off_road)
+            log, crashed = result.log, result.collision
+        if outcomes is not None:
+            # The outcomes first: a log without them would be read as "none were tried".
+            target = outcome_path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(target, **outcomes)
         path.parent.mkdir(parents=True, exist_ok=True)
-        result.log.save(path)
-        rows.append({'scenario': name, 'seed': int(seed), 'frames': result.log.num_frames,
-                     'crashed': bool(result.collision),
-                     'seconds': time.perf_counter() - t0})
-        LOG.info('%s seed %d: %d frames%s (%.1f s)', name, seed, result.log.num_frames,
-                 ', crashed' if result.collision else '', rows[-1]['seconds'])
+        log.save(path)
+        rows.append({'scenario': name, 'seed': int(seed), 'frames': log.num_frames,
+                     'crashed': bool(crashed), 'seconds': time.perf_counter() - t0})
+        LOG.info('%s seed %d: %d frames%s (%.1f s)', name, seed, log.num_frames,
+                 ', crashed' if crashed else '', rows[-1]['seconds'])
     return rows
 
 
@@ -102,9 +187,15 @@ def main(cfg: RolloutConfig) -> list[dict]:
     set_threads(cfg.threads)
     planner = PaIRPlanner.from_checkpoints(cfg.il_checkpoint, cfg.rl_checkpoint,
                                            cfg.selector_checkpoint)
-    jobs = split_scenarios(cfg.split, cfg.episodes, skip=cfg.skip_seeds)
+    jobs = [(name, seed) for name, seed in split_scenarios(cfg.split, cfg.episodes,
+                                                           skip=cfg.skip_seeds)
+            if not cfg.scenarios or name in cfg.scenarios]
+    if not jobs:
+        raise ValueError(f'no episodes: scenarios {list(cfg.scenarios)} are not in the suite')
     rows = collect(closed_loop_policy(planner), planner, cfg.out, cfg.split, jobs,
-                   cfg.replan_every, off_road=cfg.off_road)
+                   cfg.replan_every, off_road=cfg.off_road,
+                   outcome_horizon_steps=cfg.outcome_horizon_steps,
+                   outcome_every=cfg.outcome_every, outcome_scenarios=cfg.outcome_scenarios)
     crashed = sum(r['crashed'] for r in rows)
     LOG.info('%d episodes written to %s (%d crashed)', len(rows), cfg.out, crashed)
     return rows

@@ -51,7 +51,8 @@ from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.closed_loop import planner_perception_config
 from pair_drive_ros.policy.pair import check_same_features, load_rl_branch
-from pair_drive_ros.policy.selector import (MODEL_NAME, pick_with_margin, plan_variants, Selector,
+from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME,
+                                            pick_with_margin, plan_variants, Selector,
                                             selector_loss, SelectorConfig, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
@@ -69,6 +70,9 @@ DEFAULT_CONFIG = 'config/selector.yaml'
 REFERENCES = ('il', 'il_perturbed', 'expert', 'expert_perturbed', 'expert_sampled')
 IL_REFERENCES = ('il', 'il_perturbed')        # the references made from the IL-A plan
 RASTER_KEYS = ('lidar_bev', 'route_raster')   # feature tensors kept with the labels
+# Closed-loop outcomes label a frame's IL block only where the candidates tried in the rollout
+# are the ones labelled here (features rebuilt from the log may differ in float rounding) [m].
+OUTCOME_MATCH_M = 0.05
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class SelectorTrainConfig:
     # e.g. on-policy PaIR rollouts (training/rollouts.py), which hold the states PaIR itself
     # drives into (faster, closer to the lead vehicle) that the expert's logs never show.
     extra_data_roots: tuple = ()
+    # Where a rollout tried its candidates in closed loop (`train rollouts --set
+    # outcome_horizon_steps=...`), those that crashed or left the road score 0 there.
+    closed_loop_outcomes: bool = False
     cache_dir: str = ''            # feature cache and EP normalisers ('' : <data_root>/../cache)
     val_split: str = 'val'
     val_frame_stride: int = 8
@@ -168,6 +175,49 @@ def concat_all_labels(parts: list) -> dict:
     return out
 
 
+def scene_outcomes(scenes) -> dict:
+    """{episode path: its candidate outcomes (training.rollouts.load_outcomes)} of a scene set."""
+    from pair_drive_ros.training.rollouts import load_outcomes
+
+    paths = {str(scenes.dataset.episode_frame(int(i))[0]) for i in scenes.indices}
+    found = {p: load_outcomes(p) for p in sorted(paths)}
+    return {p: o for p, o in found.items() if o is not None}
+
+
+def apply_outcomes(target: np.ndarray, cands: np.ndarray, scenes, js, outcomes: dict,
+                   layout: list, cfg: SelectorTrainConfig) -> np.ndarray:
+    """
+    Lower the labels of candidates that crashed or left the road in closed loop (in place).
+
+    The first IL block of a frame is the candidate set the rollout's PaIR planner offered there
+    (the same IL-A, RL branch and variants); where its outcomes were tried and the candidates
+    match (within OUTCOME_MATCH_M), NC, DAC and the scores of those that failed drop to 0.
+    target (B, K, len(TARGETS)), cands (B, K, 8, 3). Returns [frames applied, not matching].
+    """
+    size = candidates_per_reference(cfg.group, cfg.model.plan_variants)
+    first = layout.index(('il', 0)) * size
+    block = slice(first, first + size)
+    tally = np.zeros(2, dtype=np.int64)
+    for row, j in enumerate(js):
+        path, k = scenes.dataset.episode_frame(int(scenes.indices[int(j)]))
+        found = outcomes.get(str(path), {}).get(int(k))
+        if found is None:
+            continue
+        tried, collision, off_road = found
+        if tried.shape != cands[row, block].shape or \
+                np.abs(tried[..., :2] - cands[row, block, :, :2]).max() > OUTCOME_MATCH_M:
+            tally[1] += 1
+            continue
+        t = target[row, block]
+        t[:, TARGETS.index('NC')] = np.minimum(t[:, TARGETS.index('NC')], ~collision)
+        t[:, TARGETS.index('DAC')] = np.minimum(t[:, TARGETS.index('DAC')], ~off_road)
+        failed = collision | off_road
+        for name in ('pdms', 'epdms'):
+            t[failed, TARGETS.index(name)] = 0.0
+        tally[0] += 1
+    return tally
+
+
 @torch.no_grad()
 def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc: str,
                  references=None, indices=None, seed: int | None = None) -> dict:
@@ -188,6 +238,8 @@ def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     indices = np.arange(len(scenes)) if indices is None else np.asarray(indices)
+    outcomes = scene_outcomes(scenes) if cfg.closed_loop_outcomes else None
+    tally = np.zeros(2, dtype=np.int64)      # frames with outcomes: applied, not matching
     ctxs, cands, targets = [], [], []
     rasters = {k: [] for k in RASTER_KEYS}
     for start in tqdm(range(0, len(indices), cfg.batch_size), desc=desc, unit='batch'):
@@ -211,11 +263,17 @@ def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
                 parts.append(plan_variants(ref))
         c = torch.cat(parts, 1).cpu().numpy()
         scores = scenes.score(js, c)
+        target = target_array(scores)
+        if outcomes is not None:
+            tally += apply_outcomes(target, c, scenes, js, outcomes, layout, cfg)
         ctxs.append(context.cpu().half())
         cands.append(torch.as_tensor(c, dtype=torch.float32))
-        targets.append(torch.as_tensor(target_array(scores)))
+        targets.append(torch.as_tensor(target))
         for k in RASTER_KEYS:
             rasters[k].append(feats[k].cpu().half())
+    if outcomes:
+        LOG.info('%s: closed-loop outcomes applied to %d frames (%d skipped: other candidates)',
+                 desc, tally[0], tally[1])
     if not ctxs:    # an empty share (fewer scenes than ranks)
         return {'context': torch.zeros(0), 'candidates': torch.zeros(0),
                 'targets': torch.zeros(0), **{k: torch.zeros(0) for k in RASTER_KEYS},
