@@ -298,3 +298,12 @@ def test_recovery_copies_shift_the_sweep_history_with_the_ego(logs, tmp_path):
                  for k in (0, 5))
     assert abs(now[1]) > 0
     np.testing.assert_allclose(past, now, atol=1e-9)
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    from pair_drive_ros.training.common import new_run_dir
+
+    base = tmp_path / 'runs' / 'selector__0__20261207T044639Z'
+    first, second, third = (new_run_dir(base) for _ in range(3))
+    assert first == base and second.name == base.name + '_2' and third.name == base.name + '_3'
+    assert all(p.is_dir() for p in (first, second, third))

@@ -252,6 +252,24 @@ def run_log(exp: str, seed: int, config, root, dist: DistInfo) -> 'RunLog':
     return log
 
 
+def new_run_dir(path: Path) -> Path:
+    """
+    Create and return `path`, or `path_2`, `path_3`, ... where it exists.
+
+    Two runs of one experiment and seed started in the same second (e.g. two processes) would
+    otherwise write into one folder; mkdir without exist_ok makes the claim atomic.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, k = path, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            k += 1
+            candidate = path.with_name(f'{path.name}_{k}')
+
+
 class RunLog:
     """
     runs/{exp}__{seed}__{utc}/: config.json (resolved config + git hash), TensorBoard, CSV.
@@ -268,7 +286,7 @@ class RunLog:
         self._t0 = time.monotonic()
         if not enabled:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = new_run_dir(self.run_dir)
         cfg = config_to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
         (self.run_dir / 'config.json').write_text(json.dumps(
             {'config': cfg, 'git': git_hash(), 'torch': torch.__version__,
