@@ -145,3 +145,21 @@ def test_outcomes_lower_the_labels_of_the_candidates_that_failed():
     assert target[0, [8, 10], pdms].tolist() == [0, 0]
     assert target[0, :6].min() == 1 and target[0, [6, 7, 9, 11]].min() == 1   # others kept
     assert target[1:].min() == 1
+
+
+def test_outcome_summary_counts_who_was_safe_where_the_il_plan_failed(tmp_path):
+    from pair_drive_ros.training.rollouts import outcome_path, outcome_summary
+
+    path = episode_path(tmp_path, 'train', 'intersection', 0)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'')        # the summary reads the outcomes only
+    # [IL plan, 2 leaves, 2 variants] at 4 frames: IL safe; only a leaf; only a variant; none.
+    collision = np.array([[0, 1, 1, 1, 1], [1, 0, 1, 1, 1], [1, 1, 1, 0, 1], [1, 1, 1, 1, 1]],
+                         bool)
+    target = outcome_path(path)
+    target.parent.mkdir(parents=True)
+    np.savez(target, frames=np.arange(4) * 4, candidates=np.zeros((4, 5, 8, 3), np.float32),
+             collision=collision, off_road=np.zeros_like(collision))
+    row = outcome_summary(tmp_path, 'train', num_leaves=2)['intersection']
+    assert row == {'frames': 4, 'il_failed': 3, 'leaf_safe': 1, 'variant_safe': 1,
+                   'only_leaf_safe': 1, 'only_variant_safe': 1, 'none_safe': 1}

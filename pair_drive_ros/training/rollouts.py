@@ -95,6 +95,40 @@ def load_outcomes(episode: str | Path) -> dict | None:
                 for i, k in enumerate(z['frames'])}
 
 
+def outcome_summary(root: str | Path, split: str, num_leaves: int) -> dict:
+    """
+    Count, over the tried frames of a rollout root, what the candidates led to.
+
+    Candidates are PaIR's: [IL plan, num_leaves tree leaves, plan variants]. Returns per
+    scenario: frames tried, frames whose IL plan crashed or left the road ('il_failed'), and of
+    those the frames where some leaf / some variant / only a leaf / only a variant / nothing
+    was safe.
+    """
+    from pair_drive_ros.sim.logs import episode_paths
+
+    out = {}
+    for episode in episode_paths(Path(root), split):
+        outcomes = load_outcomes(episode)
+        if outcomes is None:
+            continue
+        row = out.setdefault(episode.parent.name, dict.fromkeys(
+            ('frames', 'il_failed', 'leaf_safe', 'variant_safe', 'only_leaf_safe',
+             'only_variant_safe', 'none_safe'), 0))
+        for _, collision, off_road in outcomes.values():
+            ok = ~(collision | off_road)
+            row['frames'] += 1
+            if ok[0]:
+                continue
+            leaf, variant = bool(ok[1:1 + num_leaves].any()), bool(ok[1 + num_leaves:].any())
+            row['il_failed'] += 1
+            row['leaf_safe'] += leaf
+            row['variant_safe'] += variant
+            row['only_leaf_safe'] += leaf and not variant
+            row['only_variant_safe'] += variant and not leaf
+            row['none_safe'] += not (leaf or variant)
+    return out
+
+
 def drive_with_outcomes(scenario: str, seed: int, planner, split: str, replan_every: int,
                         max_steps: int, off_road: str, every: int, horizon_steps: int):
     """
@@ -198,6 +232,12 @@ def main(cfg: RolloutConfig) -> list[dict]:
                    outcome_every=cfg.outcome_every, outcome_scenarios=cfg.outcome_scenarios)
     crashed = sum(r['crashed'] for r in rows)
     LOG.info('%d episodes written to %s (%d crashed)', len(rows), cfg.out, crashed)
+    if cfg.outcome_horizon_steps > 0:
+        from pair_drive_ros.policy.tree import resolve_group
+
+        leaves = len(resolve_group(planner.codes))
+        for name, row in outcome_summary(cfg.out, cfg.split, leaves).items():
+            LOG.info('candidate outcomes, %s: %s', name, row)
     return rows
 
 
