@@ -163,3 +163,28 @@ def test_outcome_summary_counts_who_was_safe_where_the_il_plan_failed(tmp_path):
     row = outcome_summary(tmp_path, 'train', num_leaves=2)['intersection']
     assert row == {'frames': 4, 'il_failed': 3, 'leaf_safe': 1, 'variant_safe': 1,
                    'only_leaf_safe': 1, 'only_variant_safe': 1, 'none_safe': 1}
+
+
+def test_rollouts_with_past_sweeps_plan_on_every_sweep_the_log_has(tmp_path):
+    from pair_drive_ros.perception.config import PerceptionConfig
+    from pair_drive_ros.policy.closed_loop import closed_loop_policy
+
+    class _Sweeps(_Candidates):
+        perception_config = PerceptionConfig(history_sweeps=2)
+
+        def __init__(self) -> None:
+            self.valid = {}
+
+        def compute_plan(self, inputs):
+            f = inputs.features
+            self.valid[round(f.stamp_s * 10)] = f.ego_status[-2:].tolist()
+            return super().compute_plan(inputs)
+
+    planner = _Sweeps()
+    collect(closed_loop_policy(planner), planner, tmp_path, 'train',
+            [('highway', 3)], max_steps=16, outcome_horizon_steps=2, outcome_every=4)
+    # Plans every 4 (outcomes) and every 5 (replans) steps; the sweeps 0.5 s and 1 s back are
+    # there at every plan from 1 s on, as in the log, because the frames between are observed.
+    assert sorted(planner.valid) == [0, 4, 5, 8, 10, 12, 15]
+    assert all(planner.valid[k] == [1.0, 1.0] for k in (10, 12, 15))
+    assert planner.valid[8] == [1.0, 0.0] and planner.valid[0] == [0.0, 0.0]

@@ -30,6 +30,9 @@ def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
     Wrap a planner as the simulator's policy(frame, scene) -> Trajectory.
 
     on_plan(frame, plan): called with every PlanOutput (e.g. to log what was picked).
+    The policy's `observe(frame)` feeds a frame it does not plan on to the sweep history
+    (`needs_every_frame`: the planner reads past sweeps), so that plans at other spacings than
+    the sweeps' still find them.
     """
     builder = FeatureBuilder(planner_perception_config(planner))
     history = builder.new_history()
@@ -43,4 +46,13 @@ def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
             on_plan(frame, plan)
         return plan.trajectory
 
+    def observe(frame) -> None:
+        # A frame between plans: only its sweep, for the past sweeps of later plans.
+        newest = history.newest_stamp_s
+        if newest is not None and frame.stamp_s <= newest:
+            history.reset()
+        builder.observe(frame, history)
+
+    policy.needs_every_frame = builder.cfg.history_sweeps > 0
+    policy.observe = observe
     return policy

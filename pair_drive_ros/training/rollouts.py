@@ -162,6 +162,10 @@ def drive_with_outcomes(scenario: str, seed: int, planner, split: str, replan_ev
                     rows[key].append(v)
             if replan:
                 session.set_trajectory(traj)
+        elif policy.needs_every_frame and not session.end_cause:
+            # Planning every `every` and every `replan_every` frames leaves gaps where a past
+            # sweep's slot falls; fed every frame, the features equal the log's (the labels').
+            policy.observe(session.sensor_frame())
         session.step()
     outcomes = {key: np.asarray(v) for key, v in rows.items()}
     return session.log(), session.end_cause == 'collision', outcomes
