@@ -208,3 +208,23 @@ def test_closed_loop_road_is_the_scorers_drivable_area(scenario):
     scorer = LaneIndex.build(road).points_in_lanes(pts).any(-1)
     assert ours.any() and not ours.all()
     assert np.mean(ours != scorer) < 1e-3
+
+
+def test_the_search_expert_plans_from_the_driven_state_without_moving_it():
+    from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
+
+    session = SimSession('intersection', ego_mode='tracking')
+    session.reset(10003)
+    t = POSE_DT_S * np.arange(1, 9)
+    session.set_trajectory(Trajectory(np.stack([8.0 * t, 0 * t, 0 * t], -1), POSE_DT_S))
+    for _ in range(20):
+        session.step()
+    before = (session.steps, session.ego.position.copy(), session.ego.speed)
+    plan = session.expert_plan()
+    assert plan.shape == (8, 3) and np.isfinite(plan).all()
+    # It drives forward from the ego, slower than the 8 m/s the ego was told to hold: the
+    # expert waits before the junction's conflict zone.
+    assert 0 < plan[0, 0] < plan[-1, 0] < 8.0 * 4.0
+    assert session.steps == before[0] and session.ego.speed == before[2]
+    np.testing.assert_array_equal(session.ego.position, before[1])
+    assert plan.tolist() == session.expert_plan().tolist()     # deterministic

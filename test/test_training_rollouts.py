@@ -101,7 +101,7 @@ def test_rollouts_try_every_candidate_beside_the_log(tmp_path):
 
     planner = _Candidates()
     rows = collect(closed_loop_policy(planner), planner, tmp_path, 'train', [('highway', 3)],
-                   max_steps=12, outcome_horizon_steps=10, outcome_every=4)
+                   max_steps=12, outcome_horizon_steps=10, label_every=4)
     path = episode_path(tmp_path, 'train', 'highway', 3)
     # Outside the split's folder: the logs of the split are still exactly the episodes.
     assert episode_paths(tmp_path, 'train') == [path] and rows[0]['frames'] == 13
@@ -114,7 +114,7 @@ def test_rollouts_try_every_candidate_beside_the_log(tmp_path):
     assert load_outcomes(episode_path(tmp_path, 'train', 'highway', 4)) is None
     # Scenarios not listed are driven without trying candidates.
     collect(closed_loop_policy(planner), planner, tmp_path, 'train', [('merge', 3)], max_steps=8,
-            outcome_horizon_steps=10, outcome_scenarios=('highway',))
+            outcome_horizon_steps=10, label_scenarios=('highway',))
     assert load_outcomes(episode_path(tmp_path, 'train', 'merge', 3)) is None
 
 
@@ -182,9 +182,50 @@ def test_rollouts_with_past_sweeps_plan_on_every_sweep_the_log_has(tmp_path):
 
     planner = _Sweeps()
     collect(closed_loop_policy(planner), planner, tmp_path, 'train',
-            [('highway', 3)], max_steps=16, outcome_horizon_steps=2, outcome_every=4)
+            [('highway', 3)], max_steps=16, outcome_horizon_steps=2, label_every=4)
     # Plans every 4 (outcomes) and every 5 (replans) steps; the sweeps 0.5 s and 1 s back are
     # there at every plan from 1 s on, as in the log, because the frames between are observed.
     assert sorted(planner.valid) == [0, 4, 5, 8, 10, 12, 15]
     assert all(planner.valid[k] == [1.0, 1.0] for k in (10, 12, 15))
     assert planner.valid[8] == [1.0, 0.0] and planner.valid[0] == [0.0, 0.0]
+
+
+def test_il_rollouts_relabelled_by_the_expert_train_on_those_frames_only(tmp_path):
+    from pair_drive_ros.training.data import DataConfig, ILDataset
+
+    planner = _KeepSpeed()
+    collect(planner, _Candidates(), tmp_path, 'train', [('highway', 3)], max_steps=48,
+            label_every=8, expert_relabel=True)
+    log = EpisodeLog.load(episode_path(tmp_path, 'train', 'highway', 3))
+    relabel = log.arrays['expert_plan']
+    asked = np.flatnonzero(np.isfinite(relabel).all(axis=(1, 2)))
+    assert len(asked) >= 2 and (asked % 8 == 0).all() and asked[0] == 0
+    # The expert's plan is the frame's expert where the future is logged.
+    np.testing.assert_allclose(log.expert(0).poses, relabel[0], atol=1e-6)
+    assert log.expert(4).poses[-1, 0] != relabel[0][-1, 0]      # elsewhere the driven future
+    # IDM plans forward along the lane from the driven state.
+    assert (np.diff(relabel[0][:, 0]) > 0).all() and np.abs(relabel[0][:, 1]).max() < 0.5
+    # The dataset of such a root holds the relabelled frames only, joined to another root.
+    other = tmp_path / 'other'
+    keep = _KeepSpeed()
+    collect(keep, keep, other, 'train', [('highway', 4)], max_steps=60)
+    plain = EpisodeLog.load(episode_path(other, 'train', 'highway', 4))
+    data = ILDataset(other, 'train', data_cfg=DataConfig(frame_stride=4),
+                     cache_dir=tmp_path / 'cache', extra_roots=(tmp_path,))
+    frames = [data.episode_frame(i) for i in range(len(data))]
+    scorable = log.scorable_frames()
+    mine = [k for p, k in frames if p.endswith('highway_s000003.npz')]
+    assert mine == [k for k in asked if k in scorable] and mine
+    assert [k for p, k in frames if p.endswith('highway_s000004.npz')] == \
+        plain.scorable_frames()[::4].tolist()
+    i = frames.index((str(episode_path(tmp_path, 'train', 'highway', 3)), 0))
+    np.testing.assert_allclose(data[i][1]['trajectory'], relabel[0], atol=1e-5)
+
+
+def test_a_rollout_driver_is_pair_or_il():
+    import pytest
+
+    from pair_drive_ros.training.rollouts import main, RolloutConfig
+
+    with pytest.raises(ValueError, match="driver must be 'pair' or 'il'"):
+        main(RolloutConfig(driver='expert'))

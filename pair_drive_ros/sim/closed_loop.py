@@ -54,6 +54,7 @@ COMFORT_LAT_ACC = 4.89
 COMFORT_YAW_RATE = 0.95
 COMFORT_LON_JERK = 4.13
 DEFAULT_MAX_STEPS = 200
+NUM_PLAN_POSES = 8              # an expert plan: 8 poses at 0.5 s (core.trajectory)
 ROUTE_END_MARGIN_M = 10.0
 
 Policy = Callable[[SensorFrame, Scene], Trajectory]
@@ -216,6 +217,9 @@ class SimSession:
             ego = make_tracking_ego(old, hw.SIM_DT_S)
         hw.install_ego(u, ego)
         self.ego = ego
+        # What the IDM expert drives towards, as in data generation (expert_plan).
+        self._expert_speed = max(float(old.speed), 5.0)
+        self._conflict = None
         self.steps = 0
         self.terminated = False
         self.truncated = False
@@ -389,6 +393,45 @@ class SimSession:
                     off_road[i] = True
                     break
         return collision, off_road
+
+    def expert_plan(self) -> np.ndarray:
+        """
+        Return the scenario expert's plan from the current state: (8, 3) ego-frame poses.
+
+        The expert (the spec's: IDM/MOBIL or the search expert) drives a copy of the
+        environment from here for 4 s against the reactive traffic, as it drives when it
+        generates the data (IDM towards the episode's starting target speed); its poses at
+        0.5 s steps are the plan. The session itself does not move. Privileged: it labels
+        on-policy states with what the expert would do there (DAgger).
+        """
+        import copy
+
+        from pair_drive_ros.core.se2 import poses_to_local
+
+        env = copy.deepcopy(self.env.unwrapped)
+        old = env.vehicle
+        start = np.array([*old.position, old.heading], np.float64)
+        expert = None
+        if self.spec.expert == 'idm':
+            ego = hw.install_ego(env, make_idm_ego(old))
+            ego.target_speed = self._expert_speed
+        else:
+            ego = old
+            if self._conflict is None:
+                self._conflict = conflict_mask(self.route, self.recorder.lanes,
+                                               self.recorder.route_lanes,
+                                               self.search_cfg.conflict_dist_m)
+            expert = SearchExpert(self.route, self.search_cfg, self._conflict)
+        step = int(round(POSE_DT_S / hw.SIM_DT_S))
+        poses = []
+        for i in range(step * NUM_PLAN_POSES):
+            if expert is not None and i % 5 == 0:
+                ego.set_trajectory(expert.plan(env.road, ego, self.time_s + i * hw.SIM_DT_S),
+                                   self.time_s + i * hw.SIM_DT_S)
+            hw.step_env(env)
+            if (i + 1) % step == 0:
+                poses.append([*ego.position, ego.heading])
+        return poses_to_local(start, np.asarray(poses, np.float64))
 
     def on_drivable_area(self) -> bool:
         """Whether the ego's centre is on the scorer's drivable area (lanes, junction patches)."""

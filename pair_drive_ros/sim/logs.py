@@ -53,6 +53,9 @@ Arrays (T frames at 10 Hz, M agents ever seen, L lanes, P lane points; map frame
   route_lanes     (R,) str  the episode's lane-level route (lane ids in driving order)
 Optional stored sensors: lidar_offsets (T + 1,), lidar_points (N, 4) float32; camera (T, H, W, 3)
 uint8. Without them, sensors are re-synthesized deterministically from the state.
+Optional expert_plan (T, 8, 3) float32: the scenario expert's plan (ego frame) from the state of
+frames where it was asked (on-policy rollouts, `pair-drive train rollouts --set
+expert_relabel=true`; NaN elsewhere); there it is the frame's expert instead of the logged future.
 Optional route_points (P, 2): the route centreline where no lane-level route is known (logs
 converted from recordings, `pair-drive dataset from-bag`). Such logs say in meta what they lack:
 agents_known / map_known false (no agent boxes / no lanes were recorded), so trainers and
@@ -291,12 +294,20 @@ class EpisodeLog:
                            vel[:, keep], valid[:, keep], a['agent_heights'][keep], FRAME_DT_S)
 
     def expert(self, k: int) -> Trajectory | None:
-        """Return the logged ego future: 8 poses at 0.5 s, ego frame (None past the log)."""
+        """
+        Return the frame's expert plan: 8 poses at 0.5 s, ego frame (None past the log).
+
+        The logged ego future, or where the log holds one (`expert_plan`, on-policy rollouts
+        relabelled), the scenario expert's plan from this frame's state.
+        """
         k = self._check(k)
         step = int(round(POSE_DT_S / FRAME_DT_S))
         idx = k + step * np.arange(1, NUM_POSES + 1)
         if idx[-1] >= self.num_frames:
             return None
+        relabel = self.arrays.get('expert_plan')
+        if relabel is not None and np.isfinite(relabel[k]).all():
+            return Trajectory(np.asarray(relabel[k], np.float64), POSE_DT_S, EGO_FRAME, 0.0)
         pose = self.arrays['ego_pose']
         return Trajectory(poses_to_local(pose[k], pose[idx]), POSE_DT_S, EGO_FRAME, 0.0)
 

@@ -321,6 +321,12 @@ def _build_episode(args: tuple) -> str:
     builder = FeatureBuilder(perception_cfg)
     dense = log.meta.get('scenario') in data_cfg.dense_scenarios
     frames = log.scorable_frames()[::1 if dense else data_cfg.frame_stride]
+    relabel = log.arrays.get('expert_plan')
+    if relabel is not None:
+        # An on-policy rollout relabelled by the expert (DAgger): only the frames the expert
+        # planned for; elsewhere the logged future is the planner's own driving.
+        scorable = log.scorable_frames()
+        frames = scorable[np.isfinite(relabel[scorable]).all(axis=(1, 2))]
     samples = episode_samples(log, frames, builder, data_cfg)
     # Sensors can be rendered from another pose only where the scene is known: a converted
     # recording (no agents or no lanes) gets no recovery copies.
@@ -345,22 +351,35 @@ class ILDataset(Dataset):
     def __init__(self, root: str | Path, split: str | None,
                  perception_cfg: PerceptionConfig = PerceptionConfig(),
                  data_cfg: DataConfig = DataConfig(), cache_dir: str | Path | None = None,
-                 workers: int = 1, progress: bool = False) -> None:
+                 workers: int = 1, progress: bool = False, extra_roots: tuple = ()) -> None:
+        """
+        Index (and cache on first use) the frames of `split` under root and extra_roots.
+
+        extra_roots: more scene-log roots whose same split joins this one (e.g. on-policy
+        rollouts relabelled by the expert); their features share root's cache.
+        """
         from pair_drive_ros.sim.logs import episode_paths
 
         self.root = Path(root)
         self.perception_cfg = perception_cfg
         self.data_cfg = data_cfg
+        roots = [self.root] + [Path(r) for r in extra_roots]
         paths = episode_paths(root, split)
         if data_cfg.max_episodes > 0:
             paths = paths[:data_cfg.max_episodes]
         if not paths:
             raise DataError(f'no scene logs under {self.root / (split or "")}')
+        owners = [self.root] * len(paths)
+        for extra in roots[1:]:
+            more = episode_paths(extra, split)
+            if not more:
+                raise DataError(f'no scene logs under {extra / (split or "")}')
+            paths, owners = paths + more, owners + [extra] * len(more)
         base = Path(cache_dir) if cache_dir else self.root.parent / 'cache'
         self.cache_dir = base / f'il_{cache_key(perception_cfg, data_cfg)}'
-        split_root = self.root / split if split else self.root
         jobs, files = [], []
-        for path in paths:
+        for path, owner in zip(paths, owners):
+            split_root = owner / split if split else owner
             rel = path.relative_to(split_root).with_suffix('')
             # The log's content hash is part of the name: a regenerated log never reuses a
             # stale cache entry.

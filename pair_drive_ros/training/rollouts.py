@@ -64,13 +64,20 @@ class RolloutConfig:
     # it is the shipped selector's rule (the zoo and `make selector` pass it).
     off_road: str = 'drivable_area'
     # Candidate outcomes (selector labels from closed loop, train_selector
-    # `closed_loop_outcomes`): every `outcome_every` frames (the selector's frame_stride) each
+    # `closed_loop_outcomes`): every `label_every` frames (the selector's frame_stride) each
     # of the driven planner's candidates is tracked, held unchanged, for `outcome_horizon_steps`
     # steps in a copy of the simulator; did it crash or leave the road? 0: off. Written beside
-    # the logs (outcome_path); `outcome_scenarios` limits it to these scenarios (() : all).
+    # the logs (outcome_path); `label_scenarios` limits it to these scenarios (() : all).
     outcome_horizon_steps: int = 0
-    outcome_every: int = 4
-    outcome_scenarios: tuple = ()
+    label_every: int = 4
+    label_scenarios: tuple = ()
+    # DAgger: the scenario expert's plan from the driven state (SimSession.expert_plan) at the
+    # same frames becomes the log's expert there (`expert_plan`); an IL planner trained on the
+    # root (`train il --set extra_data_roots=...`) learns what to do where it drives itself.
+    expert_relabel: bool = False
+    # Who drives: 'pair' (IL-A + RL branch + selector) or 'il' (the IL checkpoint alone, for
+    # DAgger on the IL planner's own states).
+    driver: str = 'pair'
     threads: int = 1
 
 
@@ -129,14 +136,16 @@ def outcome_summary(root: str | Path, split: str, num_leaves: int) -> dict:
     return out
 
 
-def drive_with_outcomes(scenario: str, seed: int, planner, split: str, replan_every: int,
-                        max_steps: int, off_road: str, every: int, horizon_steps: int):
+def drive_and_label(scenario: str, seed: int, planner, split: str, replan_every: int,
+                    max_steps: int, off_road: str, every: int, horizon_steps: int,
+                    relabel: bool):
     """
-    Drive one episode like sim.closed_loop.run_episode, trying the candidates on the way.
+    Drive one episode like sim.closed_loop.run_episode, labelling every `every` frames.
 
-    Every `every` frames the planner plans (at the replan frames the plan it drives) and each
-    of its candidates is tried (SimSession.try_candidates). Returns (EpisodeLog, collided,
-    outcomes: dict of arrays frames, candidates, collision, off_road).
+    horizon_steps > 0: the planner also plans at those frames and each of its candidates is
+    tried (SimSession.try_candidates); relabel: the scenario expert's plan from those frames'
+    states (SimSession.expert_plan) becomes the log's `expert_plan` there. Returns
+    (EpisodeLog, collided, outcomes: dict of arrays frames, candidates, collision, off_road).
     """
     from pair_drive_ros.policy.closed_loop import closed_loop_policy
     from pair_drive_ros.sim.closed_loop import SimSession
@@ -144,19 +153,25 @@ def drive_with_outcomes(scenario: str, seed: int, planner, split: str, replan_ev
     last = {}
     policy = closed_loop_policy(planner, on_plan=lambda frame, plan: last.update(plan=plan))
     # Past a failure the log goes on for a scene's future, so the frames before it (where
-    # the candidates still differ) are scorable.
+    # the candidates still differ, where the expert would have acted) are scorable.
     session = SimSession(scenario, ego_mode='tracking', max_steps=max_steps or None,
                          split=split, off_road=off_road,
                          record_past_failure_steps=SCENE_FUTURE_STEPS)
     session.reset(int(seed))
     rows = {'frames': [], 'candidates': [], 'collision': [], 'off_road': []}
+    plans = {}
     while not session.done:
         k = session.steps
-        replan, label = k % max(1, replan_every) == 0, k % every == 0
-        if (replan or label) and not session.end_cause:
+        replan = k % max(1, replan_every) == 0
+        label = k % every == 0 and not session.end_cause
+        if relabel and label:
+            plans[k] = session.expert_plan()
+        if (replan or (label and horizon_steps > 0)) and not session.end_cause:
             traj = policy(session.sensor_frame(), session.scene())
-            if label:
+            if label and horizon_steps > 0:
                 cands = last['plan'].candidates
+                if cands is None:
+                    raise ValueError('candidate outcomes need a planner with candidates (PaIR)')
                 collision, left = session.try_candidates(cands, horizon_steps)
                 for key, v in zip(rows, (k, cands.astype(np.float32), collision, left)):
                     rows[key].append(v)
@@ -167,19 +182,27 @@ def drive_with_outcomes(scenario: str, seed: int, planner, split: str, replan_ev
             # sweep's slot falls; fed every frame, the features equal the log's (the labels').
             policy.observe(session.sensor_frame())
         session.step()
-    outcomes = {key: np.asarray(v) for key, v in rows.items()}
-    return session.log(), session.end_cause == 'collision', outcomes
+    log = session.log()
+    if relabel:
+        expert = np.full((log.num_frames, 8, 3), np.nan, np.float32)
+        for k, plan in plans.items():
+            expert[k] = plan
+        log.arrays['expert_plan'] = expert
+    outcomes = {key: np.asarray(v) for key, v in rows.items()} if horizon_steps > 0 else None
+    return log, session.end_cause == 'collision', outcomes
 
 
 def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_every: int = 5,
             max_steps: int = 0, off_road: str = 'drivable_area', outcome_horizon_steps: int = 0,
-            outcome_every: int = 4, outcome_scenarios: tuple = ()) -> list[dict]:
+            label_every: int = 4, label_scenarios: tuple = (),
+            expert_relabel: bool = False) -> list[dict]:
     """
     Drive (scenario, seed) jobs with policy(frame, scene) and write their logs.
 
     planner.reset() starts each episode; max_steps > 0 overrides the scenario's step cap;
-    off_road: the rule that ends an episode off the road (RolloutConfig.off_road); outcome_*:
-    candidate outcomes (RolloutConfig; those episodes are driven by `planner` directly).
+    off_road: the rule that ends an episode off the road (RolloutConfig.off_road);
+    outcome_horizon_steps, label_*, expert_relabel: labels (RolloutConfig; those episodes are
+    driven by `planner` directly).
     Returns one summary row per episode written (existing files are skipped).
     """
     from pair_drive_ros.sim.closed_loop import run_episode
@@ -192,10 +215,11 @@ def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_eve
         t0 = time.perf_counter()
         planner.reset()
         outcomes = None
-        if outcome_horizon_steps > 0 and (not outcome_scenarios or name in outcome_scenarios):
-            log, crashed, outcomes = drive_with_outcomes(
-                name, seed, planner, split, replan_every, max_steps, off_road, outcome_every,
-                outcome_horizon_steps)
+        if (outcome_horizon_steps > 0 or expert_relabel) and (
+                not label_scenarios or name in label_scenarios):
+            log, crashed, outcomes = drive_and_label(
+                name, seed, planner, split, replan_every, max_steps, off_road, label_every,
+                outcome_horizon_steps, expert_relabel)
         else:
             result = run_episode(name, int(seed), policy, max_steps=max_steps or None,
                                  replan_every=replan_every, record=True, ego_mode='tracking',
@@ -216,15 +240,22 @@ def collect(policy, planner, out: str | Path, split: str, jobs: list, replan_eve
 
 
 def main(cfg: RolloutConfig) -> list[dict]:
-    """Roll out IL-A + PaIR (the checkpoints of cfg) on the split's first seeds."""
+    """Roll out IL-A + PaIR (or the IL planner alone) on the split's first seeds."""
     from pair_drive_ros.policy.pair import PaIRPlanner
     from pair_drive_ros.training.common import set_threads
     from pair_drive_ros.policy.closed_loop import closed_loop_policy
     from pair_drive_ros.sim.suite import split_scenarios
 
     set_threads(cfg.threads)
-    planner = PaIRPlanner.from_checkpoints(cfg.il_checkpoint, cfg.rl_checkpoint,
-                                           cfg.selector_checkpoint)
+    if cfg.driver == 'il':
+        from pair_drive_ros.policy.il_planner import load_il_planner
+
+        planner = load_il_planner(cfg.il_checkpoint)
+    elif cfg.driver == 'pair':
+        planner = PaIRPlanner.from_checkpoints(cfg.il_checkpoint, cfg.rl_checkpoint,
+                                               cfg.selector_checkpoint)
+    else:
+        raise ValueError(f"driver must be 'pair' or 'il', got {cfg.driver!r}")
     jobs = [(name, seed) for name, seed in split_scenarios(cfg.split, cfg.episodes,
                                                            skip=cfg.skip_seeds)
             if not cfg.scenarios or name in cfg.scenarios]
@@ -233,10 +264,11 @@ def main(cfg: RolloutConfig) -> list[dict]:
     rows = collect(closed_loop_policy(planner), planner, cfg.out, cfg.split, jobs,
                    cfg.replan_every, off_road=cfg.off_road,
                    outcome_horizon_steps=cfg.outcome_horizon_steps,
-                   outcome_every=cfg.outcome_every, outcome_scenarios=cfg.outcome_scenarios)
+                   label_every=cfg.label_every, label_scenarios=cfg.label_scenarios,
+                   expert_relabel=cfg.expert_relabel)
     crashed = sum(r['crashed'] for r in rows)
     LOG.info('%d episodes written to %s (%d crashed)', len(rows), cfg.out, crashed)
-    if cfg.outcome_horizon_steps > 0:
+    if cfg.outcome_horizon_steps > 0 and cfg.driver == 'pair':
         from pair_drive_ros.policy.tree import resolve_group
 
         leaves = len(resolve_group(planner.codes))

@@ -79,6 +79,9 @@ class ILRunConfig(ILTrainConfig):
     """
 
     data_root: str = ''            # scene-log root with train/ and val/ (--data)
+    # More training logs (their train/ only), e.g. IL rollouts relabelled by the expert
+    # (`pair-drive train rollouts --set driver=il --set expert_relabel=true`: DAgger).
+    extra_data_roots: tuple = ()
     out: str = 'runs/il'           # checkpoint folder (the resolved config is saved there)
     runs_root: str = 'runs'        # TensorBoard run-log root (--runs)
     cache_dir: str = ''            # feature cache ('': <data_root>/../cache)
@@ -227,12 +230,13 @@ def _loaders(cfg: ILTrainConfig, train_set, val_set, dist: DistInfo):
 def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
          resume: str | Path | None = None, runs_root: str | Path = 'runs',
          cache_dir: str | Path | None = None, progress: bool = True,
-         init: str | Path | None = None) -> Path:
+         init: str | Path | None = None, extra_roots: tuple = ()) -> Path:
     """
     Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt).
 
     init: a checkpoint whose weights start the run (fine-tuning, e.g. a shipped model on scene
     logs converted from recordings); its model and perception configs must match cfg's.
+    extra_roots: more scene-log roots whose train split joins the training set.
     """
     set_threads(cfg.num_threads)
     seed_everything(cfg.seed)
@@ -241,7 +245,7 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
     if dist.world_size > 1 and not dist.is_main:
         torch.distributed.barrier()  # rank 0 builds the feature cache first
     train_set = ILDataset(data_root, 'train', cfg.perception, cfg.data, cache_dir,
-                          cfg.cache_workers, progress and dist.is_main)
+                          cfg.cache_workers, progress and dist.is_main, extra_roots)
     val_cfg = replace(cfg.data.training_only, frame_stride=cfg.val_frame_stride)
     val_set = ILDataset(data_root, 'val', cfg.perception, val_cfg, cache_dir,
                         cfg.cache_workers, progress and dist.is_main)
@@ -358,7 +362,8 @@ def run(args) -> int:
     if int(os.environ.get('RANK', '0')) == 0:   # torchrun: one copy, from the main process
         save_config(cfg, cfg.out)
     best = main(train_config(cfg), cfg.data_root, cfg.out, cfg.resume or None, cfg.runs_root,
-                cfg.cache_dir or None, progress=cfg.progress, init=cfg.init or None)
+                cfg.cache_dir or None, progress=cfg.progress, init=cfg.init or None,
+                extra_roots=tuple(cfg.extra_data_roots))
     if cfg.export and best.exists():
         export_checkpoint(best, cfg.export)
         LOG.info('exported %s -> %s', best, cfg.export)
