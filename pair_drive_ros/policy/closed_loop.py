@@ -37,10 +37,13 @@ def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
     builder = FeatureBuilder(planner_perception_config(planner))
     history = builder.new_history()
 
-    def policy(frame, scene) -> Trajectory:
+    def start_if_new(frame) -> None:
         newest = history.newest_stamp_s
         if newest is not None and frame.stamp_s <= newest:
             history.reset()  # a new episode: its sweeps must not see the last one's
+
+    def policy(frame, scene) -> Trajectory:
+        start_if_new(frame)
         plan = planner.compute_plan(PlannerInput(builder.build(frame, history), scene))
         if on_plan is not None:
             on_plan(frame, plan)
@@ -48,9 +51,7 @@ def closed_loop_policy(planner: AbstractPlanner, on_plan=None):
 
     def observe(frame) -> None:
         # A frame between plans: only its sweep, for the past sweeps of later plans.
-        newest = history.newest_stamp_s
-        if newest is not None and frame.stamp_s <= newest:
-            history.reset()
+        start_if_new(frame)
         builder.observe(frame, history)
 
     policy.needs_every_frame = builder.cfg.history_sweeps > 0

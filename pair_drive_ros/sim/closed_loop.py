@@ -35,7 +35,7 @@ import numpy as np
 from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.scene import Scene
 from pair_drive_ros.core.sensor_frame import SensorFrame
-from pair_drive_ros.core.trajectory import POSE_DT_S, Trajectory
+from pair_drive_ros.core.trajectory import NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.sim import hw
 from pair_drive_ros.sim.experts import conflict_mask, make_idm_ego, make_tracking_ego
 from pair_drive_ros.sim.experts import SearchConfig, SearchExpert
@@ -54,7 +54,6 @@ COMFORT_LAT_ACC = 4.89
 COMFORT_YAW_RATE = 0.95
 COMFORT_LON_JERK = 4.13
 DEFAULT_MAX_STEPS = 200
-NUM_PLAN_POSES = 8              # an expert plan: 8 poses at 0.5 s (core.trajectory)
 ROUTE_END_MARGIN_M = 10.0
 
 Policy = Callable[[SensorFrame, Scene], Trajectory]
@@ -332,8 +331,7 @@ class SimSession:
             self.off_lanes_step = self.steps
         if self.ego.crashed:
             failure = 'collision'
-        elif not (on_lanes or (
-                self.off_road_rule == 'drivable_area' and self.on_drivable_area())):
+        elif self._off_road(on_lanes, self.ego.position):
             failure = 'off_road'
         elif terminated and not success:
             failure = 'env_terminated'
@@ -387,9 +385,7 @@ class SimSession:
                 if ego.crashed:
                     collision[i] = True
                     break
-                on_lanes = hw.any_lane_contains(env.road, ego.position)
-                if not on_lanes and (self.off_road_rule == 'lanes' or not bool(
-                        self._road_map.contains(np.asarray(ego.position, np.float64))[0])):
+                if self._off_road(hw.any_lane_contains(env.road, ego.position), ego.position):
                     off_road[i] = True
                     break
         return collision, off_road
@@ -424,8 +420,8 @@ class SimSession:
             expert = SearchExpert(self.route, self.search_cfg, self._conflict)
         step = int(round(POSE_DT_S / hw.SIM_DT_S))
         poses = []
-        for i in range(step * NUM_PLAN_POSES):
-            if expert is not None and i % 5 == 0:
+        for i in range(step * NUM_POSES):
+            if expert is not None and i % step == 0:      # it replans every 0.5 s, as in step()
                 ego.set_trajectory(expert.plan(env.road, ego, self.time_s + i * hw.SIM_DT_S),
                                    self.time_s + i * hw.SIM_DT_S)
             hw.step_env(env)
@@ -436,6 +432,13 @@ class SimSession:
     def on_drivable_area(self) -> bool:
         """Whether the ego's centre is on the scorer's drivable area (lanes, junction patches)."""
         return bool(self._road_map.contains(np.asarray(self.ego.position, dtype=np.float64))[0])
+
+    def _off_road(self, on_lanes: bool, position) -> bool:
+        """Return whether a centre on or off highway-env's lanes is off the road (the rule)."""
+        if on_lanes:
+            return False
+        return self.off_road_rule == 'lanes' or not bool(
+            self._road_map.contains(np.asarray(position, dtype=np.float64))[0])
 
     # ---- observations -------------------------------------------------------------------------
     def log(self) -> EpisodeLog:

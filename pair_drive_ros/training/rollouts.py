@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 from pair_drive_ros.core.scene import SCENE_FUTURE_STEPS
+from pair_drive_ros.core.trajectory import NUM_POSES
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.sim.generate import episode_path
 
@@ -184,7 +185,7 @@ def drive_and_label(scenario: str, seed: int, planner, split: str, replan_every:
         session.step()
     log = session.log()
     if relabel:
-        expert = np.full((log.num_frames, 8, 3), np.nan, np.float32)
+        expert = np.full((log.num_frames, NUM_POSES, 3), np.nan, np.float32)
         for k, plan in plans.items():
             expert[k] = plan
         log.arrays['expert_plan'] = expert
