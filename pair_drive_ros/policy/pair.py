@@ -58,7 +58,7 @@ def load_rl_branch(path: str | Path, device: str = 'cpu') -> RLBranch:
     ckpt = load_checkpoint(path, expect_model=RL_NAME)
     model = RLBranch(config_from_dict(RLBranchConfig, ckpt.get('model_config')))
     load_state(model, ckpt, f'RL checkpoint {path}')
-    # The features its trunk was trained on (an IL planner may build more: rl_feature_index).
+    # The features its trunk was trained on (an IL planner may read others: shared_features).
     model.perception_config = PerceptionConfig.from_dict(ckpt.get('perception_config') or None)
     return model.to(device).eval()
 
@@ -116,12 +116,6 @@ def shared_features(il_planner: AbstractPlanner, rl_branch: RLBranch
     except PerceptionConfigError as e:
         raise CheckpointError(f'the IL planner cannot plug into this RL branch: {e}') from e
     return union, il_index, rl_index
-
-
-def rl_feature_index(il_planner: AbstractPlanner, rl_branch: RLBranch
-                     ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """Return the RL trunk's LiDAR channels and status entries in the shared features."""
-    return shared_features(il_planner, rl_branch)[2]
 
 
 def rl_features(tensors: dict, index) -> dict:

@@ -319,14 +319,15 @@ def _build_episode(args: tuple) -> str:
 
     log = EpisodeLog.load(path)
     builder = FeatureBuilder(perception_cfg)
-    dense = log.meta.get('scenario') in data_cfg.dense_scenarios
-    frames = log.scorable_frames()[::1 if dense else data_cfg.frame_stride]
+    scorable = log.scorable_frames()
     relabel = log.arrays.get('expert_plan')
     if relabel is not None:
         # An on-policy rollout relabelled by the expert (DAgger): only the frames the expert
         # planned for; elsewhere the logged future is the planner's own driving.
-        scorable = log.scorable_frames()
         frames = scorable[np.isfinite(relabel[scorable]).all(axis=(1, 2))]
+    else:
+        dense = log.meta.get('scenario') in data_cfg.dense_scenarios
+        frames = scorable[::1 if dense else data_cfg.frame_stride]
     samples = episode_samples(log, frames, builder, data_cfg)
     # Sensors can be rendered from another pose only where the scene is known: a converted
     # recording (no agents or no lanes) gets no recovery copies.

@@ -162,14 +162,18 @@ def drive_and_label(scenario: str, seed: int, planner, split: str, replan_every:
     rows = {'frames': [], 'candidates': [], 'collision': [], 'off_road': []}
     plans = {}
     while not session.done:
+        if session.end_cause:      # past the failure the log only records
+            session.step()
+            continue
         k = session.steps
         replan = k % max(1, replan_every) == 0
-        label = k % every == 0 and not session.end_cause
+        label = k % every == 0
         if relabel and label:
             plans[k] = session.expert_plan()
-        if (replan or (label and horizon_steps > 0)) and not session.end_cause:
+        tries = label and horizon_steps > 0
+        if replan or tries:
             traj = policy(session.sensor_frame(), session.scene())
-            if label and horizon_steps > 0:
+            if tries:
                 cands = last['plan'].candidates
                 if cands is None:
                     raise ValueError('candidate outcomes need a planner with candidates (PaIR)')
@@ -178,7 +182,7 @@ def drive_and_label(scenario: str, seed: int, planner, split: str, replan_every:
                     rows[key].append(v)
             if replan:
                 session.set_trajectory(traj)
-        elif policy.needs_every_frame and not session.end_cause:
+        elif policy.needs_every_frame:
             # Planning every `every` and every `replan_every` frames leaves gaps where a past
             # sweep's slot falls; fed every frame, the features equal the log's (the labels').
             policy.observe(session.sensor_frame())

@@ -179,8 +179,7 @@ def scene_outcomes(scenes) -> dict:
     """{episode path: its candidate outcomes (training.rollouts.load_outcomes)} of a scene set."""
     from pair_drive_ros.training.rollouts import load_outcomes
 
-    paths = {str(scenes.dataset.episode_frame(int(i))[0]) for i in scenes.indices}
-    found = {p: load_outcomes(p) for p in sorted(paths)}
+    found = {p: load_outcomes(p) for p in scenes.dataset.episodes}
     return {p: o for p, o in found.items() if o is not None}
 
 
