@@ -43,6 +43,8 @@ TINY = {
     'il_a_motion': {'config': str(ROOT / 'config/il_transfuser_motion.yaml'),
                     'overrides': ['epochs=1', 'max_steps=2', 'batch_size=4', 'val_max_frames=4',
                                   'warmup_steps=1', 'data.frame_stride=2']},
+    'dagger': {'rounds': [{'highway': 1}, {'highway': 1, 'merge': 1}], 'max_steps': 45,
+               'workers': 1},
     'rl': {'config': str(ROOT / 'config/rl_grpo.yaml'),
            'overrides': ['total_steps=2', 'scenes_per_step=2', 'frame_stride=2']},
     'selector': {'config': str(ROOT / 'config/selector.yaml'),
@@ -110,7 +112,8 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     # The re-run skips the finished stages and does the rest.
     results = run_zoo(cfg, out, work)
     assert results == {**ran, 'data': 'skipped', 'il_a': 'skipped', 'il_b': 'skipped',
-                       'il_a_motion': 'skipped'}
+                       'il_a_motion': 'skipped', 'dagger': 'skipped',
+                       'il_a_motion_dagger': 'skipped'}
     zoo = json.loads((out / 'zoo.json').read_text())
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [*MODELS, *(f[:-3] + '.md' for f in MODELS), 'zoo.json'])
@@ -143,7 +146,23 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
         assert budget <= seq['scorer_calls'] < budget + 2 * 4   # whole steps of 2 scenes x 4
     scores = zoo['scores']['val']
     assert set(scores) == {'expert', 'il_a', 'il_b', 'pair_a', 'pair_b', 'seq_a', 'seq_b',
-                           'il_a_motion', 'pair_a_motion'}
+                           'il_a_motion', 'pair_a_motion', 'il_a_motion_dagger',
+                           'pair_a_motion_dagger'}
+    # DAgger: round 1 drove il_a_motion's model, round 2 the model trained on round 1; the
+    # seeds of a scenario continue across rounds; the published model learnt from both.
+    dagger = json.loads((work / 'stages' / 'dagger.json').read_text())['commands']
+    assert [c.split('--il-checkpoint ')[1].split()[0] for c in dagger if 'rollouts' in c] == \
+        [str(work / 'models' / f) for f in ('transfuser_lite_motion.pt',
+                                            'transfuser_lite_motion_dagger_1.pt',
+                                            'transfuser_lite_motion_dagger_1.pt')]
+    episodes = sorted(str(p.relative_to(work / 'data')) for r in (1, 2)
+                      for p in (work / 'data' / f'dagger_{r}' / 'train').rglob('*.npz'))
+    assert episodes == ['dagger_1/train/highway/highway_s000000.npz',
+                        'dagger_2/train/highway/highway_s000001.npz',
+                        'dagger_2/train/merge/merge_s000000.npz']
+    final = json.loads((work / 'stages' / 'il_a_motion_dagger.json').read_text())['commands']
+    assert 'dagger_1' in final[0] and 'dagger_2' in final[0]
+    assert '(relabelled frames only)' in (out / 'transfuser_lite_motion_dagger.md').read_text()
     # The motion IL-A reads past sweeps; the RL branch it plugs into does not.
     motion = torch.load(out / 'transfuser_lite_motion.pt', weights_only=False)
     assert motion['perception_config']['history_sweeps'] == 2
@@ -249,5 +268,12 @@ def test_zoo_cli_plan_and_bad_config(tmp_path, caplog, capfd):
     assert zoo._parallel(1) is None      # one at a time: the stage's own runner
     with pytest.raises(ZooError, match='unknown scenarios'):
         run_zoo(_tiny(**{'data.scenarios': ['nowhere']}), tmp_path / 'o', tmp_path / 'w')
+    # DAgger rounds: a scenario's seeds continue after its earlier rounds, split over workers.
+    assert zoo.dagger_jobs(1) == [('intersection', 0, 16), ('intersection', 16, 16)]
+    assert zoo.dagger_jobs(2)[:3] == [('intersection', 32, 12), ('intersection', 44, 12),
+                                      ('roundabout', 0, 12)]
+    for rounds in ([], [{'nowhere': 2}], [{'highway': 0}]):
+        with pytest.raises(ZooError, match='dagger.rounds'):
+            run_zoo(_tiny(**{'dagger.rounds': rounds}), tmp_path / 'o', tmp_path / 'w')
     with pytest.raises(ValueError, match='unknown config keys'):
         _tiny(**{'il_a.epochs': 3})

@@ -59,6 +59,7 @@ class RolloutConfig:
     rl_checkpoint: str = shipped('rl_branch')
     selector_checkpoint: str = shipped('selector')
     replan_every: int = 5              # steps of 0.1 s, as the closed-loop evaluation
+    max_steps: int = 0                 # > 0: overrides each scenario's step cap
     # The closed-loop evaluation's rule: an episode ends off-road where the ego leaves the
     # scorer's drivable area. 'lanes' (leaving highway-env's lane strips) ends every roundabout
     # rollout at the corner where the entry lane meets the ring, so the ring is never recorded;
@@ -267,7 +268,7 @@ def main(cfg: RolloutConfig) -> list[dict]:
     if not jobs:
         raise ValueError(f'no episodes: scenarios {list(cfg.scenarios)} are not in the suite')
     rows = collect(closed_loop_policy(planner), planner, cfg.out, cfg.split, jobs,
-                   cfg.replan_every, off_road=cfg.off_road,
+                   cfg.replan_every, cfg.max_steps, off_road=cfg.off_road,
                    outcome_horizon_steps=cfg.outcome_horizon_steps,
                    label_every=cfg.label_every, label_scenarios=cfg.label_scenarios,
                    expert_relabel=cfg.expert_relabel)

@@ -74,9 +74,9 @@ from pair_drive_ros.core.files import write_text_atomic
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/zoo.yaml'
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ('data', 'il_a', 'il_b', 'il_a_motion', 'rl', 'selector_0', 'rollouts', 'selector',
-          'selector_tree', 'sequential_a', 'sequential_b', 'evaluate', 'test_data', 'test',
-          'publish')
+STAGES = ('data', 'il_a', 'il_b', 'il_a_motion', 'dagger', 'il_a_motion_dagger', 'rl',
+          'selector_0', 'rollouts', 'selector', 'selector_tree', 'sequential_a', 'sequential_b',
+          'evaluate', 'test_data', 'test', 'publish')
 SPLITS = ('train', 'val', 'test')
 
 
@@ -124,6 +124,27 @@ class RolloutStage:
 
 
 @dataclass(frozen=True)
+class DaggerStage:
+    """
+    DAgger rounds of IL-A motion, the expert relabelling the states the IL planner drove into.
+
+    Round r lets the IL-A motion of round r-1 (round 1: stage il_a_motion's) drive alone on
+    train seeds (`train rollouts --set driver=il --set expert_relabel=true`); every
+    `label_every`-th frame the scenario's expert plans from the state it reached, and that plan
+    is the frame's label. IL-A motion's recipe and seed then train again on the expert logs
+    plus every round so far. rounds: per round, {scenario: episodes}; a scenario's seeds
+    continue after those of earlier rounds. Each round's episodes are split over `workers`
+    processes by seed range.
+    """
+
+    rounds: tuple = ({'intersection': 32},
+                     {'intersection': 24, 'roundabout': 24, 'highway': 16, 'merge': 16})
+    label_every: int = 8
+    max_steps: int = 0             # 0: each scenario's cap
+    workers: int = 2               # rollout processes per round
+
+
+@dataclass(frozen=True)
 class EvalStage:
     """`pair-drive evaluate` settings of one split (rows: every model of the zoo)."""
 
@@ -150,6 +171,7 @@ class ZooConfig:
     il_a: TrainStage = TrainStage('config/il_transfuser.yaml')
     il_b: TrainStage = TrainStage('config/il_diffusiondrive.yaml')
     il_a_motion: TrainStage = TrainStage('config/il_transfuser_motion.yaml')
+    dagger: DaggerStage = field(default_factory=DaggerStage)   # trains il_a_motion's recipe
     rl: TrainStage = TrainStage('config/rl_grpo.yaml')
     selector: TrainStage = TrainStage('config/selector.yaml')
     # The NC/TTC guard of the deployed selector (pair_selector.pt: SelectorConfig.
@@ -169,6 +191,8 @@ MODELS = {
     'diffusiondrive_lite.pt': ('il_b', 'IL planner B (DiffusionDrive-lite)'),
     'transfuser_lite_motion.pt': ('il_a_motion', 'IL planner A with motion (Transfuser-lite, '
                                   'past LiDAR sweeps)'),
+    'transfuser_lite_motion_dagger.pt': ('il_a_motion_dagger', 'IL planner A with motion, '
+                                         'DAgger rounds (Transfuser-lite, past LiDAR sweeps)'),
     'pair_rl_branch.pt': ('rl', 'PaIR RL tree branch'),
     'pair_selector.pt': ('selector', 'PaIR candidate selector (one DAgger round)'),
     'pair_selector_tree.pt': ('selector_tree', "PaIR selector for the paper's candidate set "
@@ -186,6 +210,10 @@ ROWS = (('expert', 'expert (logged)', 'expert', None, False),
         ('pair_b', 'IL-B + PaIR', 'pair', 'diffusiondrive_lite.pt', True),
         ('il_a_motion', 'IL-A motion', 'transfuser', 'transfuser_lite_motion.pt', False),
         ('pair_a_motion', 'IL-A motion + PaIR', 'pair', 'transfuser_lite_motion.pt', True),
+        ('il_a_motion_dagger', 'IL-A motion + DAgger', 'transfuser',
+         'transfuser_lite_motion_dagger.pt', False),
+        ('pair_a_motion_dagger', 'IL-A motion + DAgger + PaIR', 'pair',
+         'transfuser_lite_motion_dagger.pt', True),
         ('seq_a', 'IL-A + sequential GRPO', 'transfuser', 'transfuser_lite_seq_grpo.pt', False),
         ('seq_b', 'IL-B + sequential GRPO', 'diffusiondrive', 'diffusiondrive_lite_seq_grpo.pt',
          False))
@@ -193,8 +221,10 @@ ROWS = (('expert', 'expert (logged)', 'expert', None, False),
 CARD_ROWS = {'transfuser_lite.pt': ('il_a', 'pair_a'),
              'diffusiondrive_lite.pt': ('il_b', 'pair_b'),
              'transfuser_lite_motion.pt': ('il_a', 'il_a_motion', 'pair_a_motion'),
-             'pair_rl_branch.pt': ('pair_a', 'pair_b', 'pair_a_motion'),
-             'pair_selector.pt': ('pair_a', 'pair_b', 'pair_a_motion'),
+             'transfuser_lite_motion_dagger.pt': ('il_a_motion', 'pair_a_motion',
+                                                  'il_a_motion_dagger', 'pair_a_motion_dagger'),
+             'pair_rl_branch.pt': ('pair_a', 'pair_b', 'pair_a_motion', 'pair_a_motion_dagger'),
+             'pair_selector.pt': ('pair_a', 'pair_b', 'pair_a_motion', 'pair_a_motion_dagger'),
              'pair_selector_tree.pt': ('il_a', 'il_b'),
              'transfuser_lite_seq_grpo.pt': ('il_a', 'seq_a'),
              'diffusiondrive_lite_seq_grpo.pt': ('il_b', 'seq_b')}
@@ -355,6 +385,14 @@ class Zoo:
                            'it); only test.enabled may be false')
         if self.cfg.data.train_episodes <= 0 or self.cfg.data.val_episodes <= 0:
             raise ZooError('data.train_episodes and data.val_episodes must be positive')
+        rounds = self.cfg.dagger.rounds
+        if not rounds or not all(isinstance(r, dict) and r for r in rounds):
+            raise ZooError('dagger.rounds must list at least one round of {scenario: episodes}')
+        for spec in rounds:
+            unknown = sorted(n for n in spec if n not in suite.names())
+            if unknown or min(int(n) for n in spec.values()) <= 0:
+                raise ZooError(f'dagger.rounds: {spec}: scenarios of the suite '
+                               f'{suite.names()} with positive episode counts')
 
     def scenario_names(self) -> list:
         """Return the scenarios the zoo uses (config/scenarios.yaml order)."""
@@ -459,6 +497,7 @@ class Zoo:
             stages.append(s)
 
         runs = str(w / 'runs')
+        stages += self.dagger_stages(runs)
         s = Stage('rl', 'GRPO of the RL tree branch (trunk: a copy of il_a)',
                   inputs={'upstream': self.upstream('data', 'il_a')},
                   outputs={'model': m / 'pair_rl_branch.pt'})
@@ -541,8 +580,8 @@ class Zoo:
                            str(self.write_config(s, tcfg)), '--force']]
             stages.append(s)
 
-        model_stages = ('il_a', 'il_b', 'il_a_motion', 'rl', 'selector', 'sequential_a',
-                        'sequential_b')
+        model_stages = ('il_a', 'il_b', 'il_a_motion', 'il_a_motion_dagger', 'rl', 'selector',
+                        'sequential_a', 'sequential_b')
         s = Stage('evaluate', 'open-loop (and closed-loop) evaluation on val',
                   inputs={'upstream': self.upstream('data', *model_stages)},
                   outputs={'val': w / 'eval' / 'val'})
@@ -565,7 +604,7 @@ class Zoo:
         evals = ('data', 'evaluate') + (('test_data', 'test') if c.test.enabled else ())
         s = Stage('publish', f'checkpoints and model cards to {self.out}',
                   inputs={'upstream': self.upstream(*model_stages, 'selector_0', 'rollouts',
-                                                    'selector_tree',
+                                                    'selector_tree', 'dagger',
                                                     *evals),
                           'out': str(self.out)},
                   outputs={**{f: self.out / f for f in MODELS},
@@ -576,6 +615,92 @@ class Zoo:
         for stage in stages:
             stage.estimate_s = self.estimate(stage)
         return stages
+
+    def dagger_roots(self) -> list:
+        """One relabelled data root per DAgger round."""
+        rounds = len(self.cfg.dagger.rounds)
+        return [self.work / 'data' / f'dagger_{r}' for r in range(1, rounds + 1)]
+
+    def dagger_jobs(self, r: int) -> list:
+        """(scenario, first seed index, episodes) chunks of round r (1-based), per worker."""
+        d = self.cfg.dagger
+        done = {}
+        for spec in d.rounds[:r - 1]:
+            for name, n in spec.items():
+                done[name] = done.get(name, 0) + int(n)
+        out = []
+        for name, n in d.rounds[r - 1].items():
+            bounds = [round(k * int(n) / max(1, d.workers)) for k in range(max(1, d.workers) + 1)]
+            out += [(name, done.get(name, 0) + lo, hi - lo)
+                    for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+        return out
+
+    def dagger_stages(self, runs: str) -> list:
+        """
+        Return the DAgger stages: the rounds, then IL-A motion trained on them all.
+
+        Stage dagger holds every round's rollouts and the IL-A motion of each round but the
+        last; stage il_a_motion_dagger trains on the expert logs plus every round.
+        """
+        from pair_drive_ros.training import train_il
+
+        c, w, m, d = self.cfg, self.work, self.models, self.cfg.dagger
+        roots = self.dagger_roots()
+        tcfg = self.trainer_config('il_a_motion', train_il.ILTrainConfig, {'model': 'transfuser'})
+        config = self.work / 'configs' / 'il_a_motion_dagger.yaml'
+
+        def train(r: int, export: Path) -> list:
+            extra = json.dumps([str(root) for root in roots[:r]])
+            return ['train', 'il', '--model', 'transfuser', '--data', str(self.data_root),
+                    '--config', str(config), '--set', f'extra_data_roots={extra}',
+                    '--out', str(w / 'runs' / f'il_a_motion_dagger_{r}'), '--runs', runs,
+                    '--export', str(export), '--force']
+
+        rounds, driver = [], m / 'transfuser_lite_motion.pt'
+        for r, root in enumerate(roots, 1):
+            drive = []
+            for name, skip, episodes in self.dagger_jobs(r):
+                argv = ['train', 'rollouts', '--out', str(root), '--episodes', str(episodes),
+                        '--skip-seeds', str(skip), '--il-checkpoint', str(driver),
+                        '--set', 'driver=il', '--set', 'expert_relabel=true',
+                        '--set', f'label_every={d.label_every}', '--set', f'scenarios=[{name}]',
+                        '--threads', str(c.threads)]
+                if d.max_steps:
+                    argv += ['--set', f'max_steps={d.max_steps}']
+                drive.append(argv)
+            if r < len(roots):
+                driver = m / f'transfuser_lite_motion_dagger_{r}.pt'
+                rounds.append((drive, train(r, driver)))
+            else:
+                rounds.append((drive, None))
+        s = Stage('dagger', f'{len(roots)} DAgger rounds: IL-A motion drives, the expert '
+                  'relabels', inputs={'upstream': self.upstream('data', 'il_a_motion'),
+                                      'dagger': config_to_dict(d)},
+                  outputs={f'round_{r}': root / 'train' for r, root in enumerate(roots, 1)},
+                  keep_partial=tuple(f'round_{r}' for r in range(1, len(roots) + 1)))
+        s.configs[str(config)] = config_to_dict(tcfg)
+        s.commands = [argv for drive, trained in rounds for argv in drive + [trained] if argv]
+
+        def action(stage: Stage) -> None:
+            for r, (drive, trained) in enumerate(rounds, 1):
+                LOG.info('dagger: round %d of %d', r, len(rounds))
+                self.run_all(stage.name, drive, d.workers)
+                if trained:
+                    self.run_all(stage.name, [trained], 1)
+        s.action = action
+        out = [s]
+
+        export = w / 'runs' / 'il_a_motion_dagger' / 'export' / 'transfuser_lite_motion_dagger.pt'
+        s = Stage('il_a_motion_dagger', 'train transfuser (IL) on the expert logs and every '
+                  'DAgger round', inputs={'upstream': self.upstream('data', 'dagger')},
+                  outputs={'model': m / 'transfuser_lite_motion_dagger.pt'})
+        s.configs[str(config)] = config_to_dict(tcfg)
+        argv = train(len(roots), export)
+        argv[argv.index('--out') + 1] = str(w / 'runs' / 'il_a_motion_dagger')
+        s.commands = [argv]
+        s.action = self._runner_then_move(export, m / 'transfuser_lite_motion_dagger.pt')
+        out.append(s)
+        return out
 
     def rollout_jobs(self, k: int) -> list:
         """(scenario, seed) jobs of rollout chunk k (the split_scenarios order, after skip)."""
@@ -614,33 +739,37 @@ class Zoo:
 
     def run_commands(self, stage: Stage) -> None:
         """Run a stage's `pair-drive` commands in order; a failing one stops the zoo."""
-        for argv in stage.commands:
-            LOG.info('%s: %s', stage.name, command_text(argv))
-            rc = self.runner(argv)
-            if rc != 0:
-                raise ZooError(f'stage {stage.name}: `{command_text(argv)}` exited with {rc}')
+        self.run_all(stage.name, stage.commands, 1)
+
+    def run_all(self, name: str, commands: list, workers: int) -> None:
+        """
+        Run independent `pair-drive` commands `workers` at a time, each in its own process.
+
+        workers <= 1: the zoo's runner, one command after the other.
+        """
+        if workers <= 1:
+            for argv in commands:
+                LOG.info('%s: %s', name, command_text(argv))
+                rc = self.runner(argv)
+                if rc != 0:
+                    raise ZooError(f'stage {name}: `{command_text(argv)}` exited with {rc}')
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        LOG.info('%s: %d commands, %d at a time', name, len(commands), workers)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            codes = list(pool.map(run_subprocess, commands))
+        failed = [command_text(a) for a, rc in zip(commands, codes) if rc != 0]
+        if failed:
+            raise ZooError(f'stage {name}: {len(failed)} commands failed, e.g. `{failed[0]}`')
 
     def _parallel(self, workers: int) -> Callable | None:
-        """
-        Return an action running the stage's commands `workers` at a time.
-
-        Each command runs in its own process (evaluation rows are independent);
-        workers <= 1: the stage's runner, one command after the other.
-        """
+        """Return an action running the stage's commands `workers` at a time (run_all)."""
         if workers <= 1:
             return None
 
         def action(stage: Stage) -> None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            rest = stage.commands
-            LOG.info('%s: %d commands, %d at a time', stage.name, len(rest), workers)
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                codes = list(pool.map(run_subprocess, rest))
-            failed = [command_text(a) for a, rc in zip(rest, codes) if rc != 0]
-            if failed:
-                raise ZooError(f'stage {stage.name}: {len(failed)} commands failed, e.g. '
-                               f'`{failed[0]}`')
+            self.run_all(stage.name, stage.commands, workers)
         return action
 
     def _runner_then_move(self, src: Path, dst: Path) -> Callable:
@@ -766,15 +895,36 @@ class Zoo:
             frames += math.ceil(max(0, n + 1 - 40) / max(1, stride))
         return steps, frames
 
-    def estimate(self, stage: Stage) -> float:
-        """Seconds the stage should take on 2 CPU cores (see COSTS; GPU runs are faster)."""
+    def estimate(self, stage: Stage, rounds: int = 0) -> float:
+        """
+        Seconds the stage should take on 2 CPU cores (see COSTS; GPU runs are faster).
+
+        rounds: an IL-A motion trained on that many DAgger rounds (0: all).
+        """
         c, d = self.cfg, self.cfg.data
         cfg = next(iter(stage.configs.values()), {})   # the stage's trainer config
         if stage.name == 'data':
             return (self.generate_s('train', d.train_episodes)
                     + self.generate_s('val', d.val_episodes)) / max(1, min(d.workers, 2))
-        if stage.name in ('il_a', 'il_b', 'il_a_motion'):
+        if stage.name == 'dagger':
+            total = 0.0
+            for r in range(1, len(c.dagger.rounds) + 1):
+                for name, _, episodes in self.dagger_jobs(r):
+                    steps = self.cap(name, c.dagger.max_steps)
+                    per = COSTS['relabel_s'].get(name, COSTS['relabel_s'][
+                        self.suite.get(name).expert])
+                    total += episodes * (steps * COSTS['rollout_step_s']
+                                         + steps / c.dagger.label_every * per)
+            total /= max(1, min(c.dagger.workers, 2))
+            trained = Stage('il_a_motion_dagger', '', configs=stage.configs)
+            return total + sum(self.estimate(trained, r) for r in range(1, len(c.dagger.rounds)))
+        if stage.name in ('il_a', 'il_b', 'il_a_motion', 'il_a_motion_dagger'):
             _, n = self.split_samples('train', d.train_episodes, cfg['data']['frame_stride'])
+            if stage.name == 'il_a_motion_dagger':   # the relabelled frames of `rounds` rounds
+                rounds = rounds or len(c.dagger.rounds)
+                n += sum(math.ceil(self.cap(name, c.dagger.max_steps) / c.dagger.label_every)
+                         * episodes for r in range(1, rounds + 1)
+                         for name, _, episodes in self.dagger_jobs(r))
             _, nv = self.split_samples('val', d.val_episodes, cfg['val_frame_stride'])
             if cfg.get('val_max_frames'):
                 nv = min(nv, cfg['val_max_frames'])
@@ -891,6 +1041,9 @@ COSTS = {
     # closed loop: simulator, sensors and a replan every 5 steps (a tiny zoo run: 0.047 s per
     # step with the models' start-up)
     'rollout_step_s': 0.04,
+    # DAgger: the expert's 4-s plan from a driven state (SimSession.expert_plan; intersection
+    # rollouts ~35 s per episode at label_every 8, roundabout ~6 s, highway and merge ~3 s)
+    'relabel_s': {'intersection': 1.8, 'roundabout': 0.25, 'idm': 0.1, 'search': 1.8},
     'eval_frame_s': 0.1,          # open loop: plan (batch 32) + PDM scoring per frame
     'publish_s': 5.0,
 }
@@ -1020,14 +1173,14 @@ class ZooRun(Zoo):
         lines = [f'zoo plan: out {self.out}, work {self.work}, device {self.device}, '
                  f'seed {self.cfg.seed}, commit {self.git["commit"][:12]}'
                  + (' (uncommitted changes)' if self.git['dirty'] else ''),
-                 f'  {"stage":<14}{"status":<26}{"estimate":>12}']
+                 f'  {"stage":<20}{"status":<26}{"estimate":>12}']
         todo = 0.0
         for name in names:
             est = stages[name].estimate_s
             if status[name] != 'done':
                 todo += est
-            lines.append(f'  {name:<14}{status[name]:<26}{format_seconds(est):>12}')
-        lines.append(f'  {"to run":<40}{format_seconds(todo):>12}  (estimates for 2 CPU '
+            lines.append(f'  {name:<20}{status[name]:<26}{format_seconds(est):>12}')
+        lines.append(f'  {"to run":<46}{format_seconds(todo):>12}  (estimates for 2 CPU '
                      'cores; a GPU or idle cores take less)')
         LOG.info('\n'.join(lines))
         return status
@@ -1091,12 +1244,14 @@ class ZooRun(Zoo):
 
 
 # The upstream models each checkpoint was built from (stage -> model files).
-DEPENDS = {'il_a': (), 'il_b': (), 'il_a_motion': (), 'rl': ('transfuser_lite.pt',),
+DEPENDS = {'il_a': (), 'il_b': (), 'il_a_motion': (),
+           'il_a_motion_dagger': ('transfuser_lite_motion.pt',), 'rl': ('transfuser_lite.pt',),
            'selector': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'selector_tree': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'sequential_a': ('transfuser_lite.pt',), 'sequential_b': ('diffusiondrive_lite.pt',)}
 _SELECTOR_ROLE = 'IL-A references, RL context, rollouts driven by'
-DEPEND_ROLE = {'rl': 'trunk copied from', 'selector': _SELECTOR_ROLE,
+DEPEND_ROLE = {'il_a_motion_dagger': 'DAgger round 1 driven by', 'rl': 'trunk copied from',
+               'selector': _SELECTOR_ROLE,
                'selector_tree': _SELECTOR_ROLE, 'sequential_a': 'initialised from',
                'sequential_b': 'initialised from'}
 
@@ -1158,6 +1313,10 @@ def model_card(file: str, title: str, zoo: Zoo, markers: dict, manifests: dict, 
         lines.append('  - and stage `rollouts` (IL-A + PaIR driven by it; the zoo calls '
                      '`training.rollouts.collect`, as these commands do):')
         lines += [f'    `{c}`' for c in markers['rollouts']['commands']]
+    if stage == 'il_a_motion_dagger':
+        lines.append('  - after stage `dagger` (each round: the IL-A motion of the round before '
+                     'drives, the expert relabels; then it trains again):')
+        lines += [f'    `{c}`' for c in markers['dagger']['commands']]
     lines += [f'- **Config.** `{zoo.work / "configs" / (stage + ".yaml")}` (also in the '
               'checkpoint as `train_config`).',
               f'- **Data.** `{zoo.data_root}`, generated by stage `data`:']
@@ -1166,6 +1325,10 @@ def model_card(file: str, title: str, zoo: Zoo, markers: dict, manifests: dict, 
     if stage in ('selector', 'selector_tree'):
         for label, rec in markers['rollouts']['outputs'].items():
             lines.append(f'  - on-policy `{rec["path"]}`: tree sha256 `{rec["sha256"]}`')
+    if stage == 'il_a_motion_dagger':
+        for label, rec in markers['dagger']['outputs'].items():
+            lines.append(f'  - DAgger {label.replace("_", " ")} `{rec["path"]}` (relabelled '
+                         f'frames only): tree sha256 `{rec["sha256"]}`')
     deps = DEPENDS.get(stage, ())
     if deps:
         role = DEPEND_ROLE[stage]
