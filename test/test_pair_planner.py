@@ -97,8 +97,7 @@ def test_pair_variants_planner_picks_among_the_il_plan_and_its_variants(checkpoi
     np.testing.assert_allclose(plan.trajectory.poses, plan.candidates[plan.info['selected']])
 
 
-def test_safety_tolerance_replaces_the_selector_checkpoints_guard(checkpoints, tmp_path,
-                                                                  capsys):
+def test_safety_settings_replace_the_selector_checkpoints_own(checkpoints, tmp_path, capsys):
     from pair_drive_ros.cli import main as cli_main
     from pair_drive_ros.policy.factory import build_planner
 
@@ -112,6 +111,10 @@ def test_safety_tolerance_replaces_the_selector_checkpoints_guard(checkpoints, t
         # everything else of the checkpoint's selector stays
         assert guarded.selector.cfg.select_by == kept.selector.cfg.select_by
         assert guarded.selector.cfg.safety_metrics == ('NC', 'TTC')
+        assert guarded.selector.cfg.fallback_margin == kept.selector.cfg.fallback_margin
+    stricter = build_planner('pair', fallback_margin=0.05, **paths)
+    assert stricter.selector.cfg.fallback_margin == 0.05
+    assert stricter.selector.cfg.safety_tolerance == -1.0
     wider = build_planner('pair', safety_metrics=['NC', 'TTC', 'DAC'], **paths)
     assert wider.selector.cfg.safety_metrics == ('NC', 'TTC', 'DAC')
     with pytest.raises(ValueError, match='safety_metrics'):
