@@ -183,6 +183,8 @@ class PlannerNode(LifecycleNode):
         self._last_good = None           # (steady ns, node-clock ns) at receipt of a used frame
         self._last_stamp_ns = None
         self._config_mismatch = ''
+        self._config_seen = False        # a perception config message came since activation
+        self._config_topic = ''
         self._last_ego = None
         self._last_plan_map = None
         self._route = None
@@ -212,6 +214,8 @@ class PlannerNode(LifecycleNode):
         qos = ros.reliable_qos(5)
         guard = self.guard.monitor
         handles = []
+        self._config_seen = False
+        self._config_topic = f'{p.features_ns}/{PERCEPTION_CONFIG_TOPIC}'
         for key in FEATURE_TOPICS:
             msg_type = Odometry if key == 'ego' else Image
             handles.append(self.create_subscription(
@@ -222,7 +226,7 @@ class PlannerNode(LifecycleNode):
                                                 guard.guard('route', self._route_callback),
                                                 ros.latched_qos(), callback_group=inputs))
         handles.append(self.create_subscription(
-            String, f'{p.features_ns}/{PERCEPTION_CONFIG_TOPIC}',
+            String, self._config_topic,
             guard.guard('perception_config', self._perception_config_callback),
             ros.latched_qos(), callback_group=inputs))
         handles.append(self.create_timer(p.watchdog_period_s, self._watchdog_guarded,
@@ -310,6 +314,7 @@ class PlannerNode(LifecycleNode):
                 f'with ({why}); not planning: give the perception node the planner checkpoint '
                 'as its perception_config')
         self._config_mismatch = why
+        self._config_seen = True
 
     def _route_callback(self, msg) -> None:
         validate.check_frame(msg.header.frame_id, MAP_FRAME, 'route')
@@ -337,6 +342,13 @@ class PlannerNode(LifecycleNode):
             self._last_ego = features.ego
             return self._stop(f'perception config mismatch: {self._config_mismatch}',
                               ros.nanoseconds_to_stamp(stamp_ns))
+        if not self._config_seen and self.count_publishers(self._config_topic):
+            # The features' perception config (latched, on its own subscription) can arrive
+            # after the first frames: those are not planned on before it is checked.
+            self._last_ego = features.ego
+            self.get_logger().info('waiting for the perception config before planning',
+                                   throttle_duration_sec=THROTTLE_S)
+            return
         stamp = ros.nanoseconds_to_stamp(stamp_ns)
         age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         h.last_input_age_s = age_s
