@@ -115,6 +115,10 @@ def test_safety_settings_replace_the_selector_checkpoints_own(checkpoints, tmp_p
     stricter = build_planner('pair', fallback_margin=0.05, **paths)
     assert stricter.selector.cfg.fallback_margin == 0.05
     assert stricter.selector.cfg.safety_tolerance == -1.0
+    ranked = build_planner('pair', select_by='epdms', **paths)
+    assert ranked.selector.cfg.select_by == 'epdms'
+    with pytest.raises(ValueError, match='select_by'):
+        build_planner('pair', select_by='speed', **paths)
     wider = build_planner('pair', safety_metrics=['NC', 'TTC', 'DAC'], **paths)
     assert wider.selector.cfg.safety_metrics == ('NC', 'TTC', 'DAC')
     with pytest.raises(ValueError, match='safety_metrics'):

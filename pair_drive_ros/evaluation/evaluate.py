@@ -58,6 +58,7 @@ class EvalConfig:
     # PaIR only: keep the IL plan unless a candidate's predicted score beats it by this much;
     # null keeps the checkpoint's (chosen on val open loop by train_selector)
     fallback_margin: float | None = None
+    select_by: str | None = None   # PaIR only: the predicted score ranked by (SELECT_BY)
     data: str = 'data/logs'        # scene-log root holding <split>/ (open loop)
     split: str = 'test'
     suite: str = ''                # closed loop: scenario suite YAML ('': config/scenarios.yaml)
@@ -365,7 +366,7 @@ def run(args) -> int:
     refuse_overwrite(cfg.out, getattr(args, 'force', False), 'evaluation folder')
     LOG.info('pair-drive evaluate config:\n%s', config_text(cfg))
     set_threads(cfg.num_threads)
-    selector_keys = ('safety_tolerance', 'safety_metrics', 'fallback_margin')
+    selector_keys = ('safety_tolerance', 'safety_metrics', 'fallback_margin', 'select_by')
     extra = {key: getattr(cfg, key) for key in selector_keys if getattr(cfg, key) is not None}
     if extra and cfg.planner not in PAIR_PLANNERS:
         raise ValueError(f'{", ".join(extra)} is a setting of the pair and pair_variants '

@@ -213,15 +213,16 @@ class PaIRPlanner(AbstractPlanner):
                          consistency_weight: float = 0.0,
                          safety_tolerance: float | None = None,
                          safety_metrics: list | None = None,
-                         fallback_margin: float | None = None) -> 'PaIRPlanner':
+                         fallback_margin: float | None = None,
+                         select_by: str | None = None) -> 'PaIRPlanner':
         """
         Build from checkpoints (None: the shipped ones in models/).
 
         il_checkpoint: a Transfuser or DiffusionDrive checkpoint (its own model name decides).
         safety_tolerance: replaces the selector checkpoint's guard tolerance (SelectorConfig;
         negative: off); safety_metrics: the predicted sub-scores it checks (e.g. NC, TTC, DAC);
-        fallback_margin: the predicted margin a candidate must beat the IL plan by; None keeps
-        the checkpoint's.
+        fallback_margin: the predicted margin a candidate must beat the IL plan by; select_by:
+        the predicted score it ranks by (selector.SELECT_BY); None keeps the checkpoint's.
         """
         from pair_drive_ros.policy.factory import default_checkpoint
         from pair_drive_ros.policy.il_planner import load_il_planner
@@ -240,6 +241,8 @@ class PaIRPlanner(AbstractPlanner):
             selector.cfg = replace(selector.cfg, safety_metrics=tuple(safety_metrics))
         if fallback_margin is not None:
             selector.cfg = replace(selector.cfg, fallback_margin=float(fallback_margin))
+        if select_by is not None:
+            selector.cfg = replace(selector.cfg, select_by=str(select_by))
         return cls(il, load_rl_branch(rl_path, device), selector,
                    codes=codes, device=device, consistency_weight=consistency_weight)
 
