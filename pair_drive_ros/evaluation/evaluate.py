@@ -58,7 +58,7 @@ class EvalConfig:
     # PaIR only: keep the IL plan unless a candidate's predicted score beats it by this much;
     # null keeps the checkpoint's (chosen on val open loop by train_selector)
     fallback_margin: float | None = None
-    select_by: str | None = None   # PaIR only: the predicted score ranked by (SELECT_BY)
+    select_by: str | None = None   # PaIR only: its ranking score (selector.SELECT_BY)
     data: str = 'data/logs'        # scene-log root holding <split>/ (open loop)
     split: str = 'test'
     suite: str = ''                # closed loop: scenario suite YAML ('': config/scenarios.yaml)
