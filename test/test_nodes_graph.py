@@ -491,6 +491,55 @@ def test_pair_planner_publishes_il_path_and_scored_candidates(ros_context, sim_f
     assert planner.health.plans == 1 and planner.health.model_ids == 'pair'
 
 
+def test_a_frame_before_the_perception_config_waits_for_it(ros_context, sim_frames):
+    torch = pytest.importorskip('torch')
+    import json
+
+    from nav_msgs.msg import Path as PathMsg
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import String
+
+    from pair_drive_ros import ros
+    from pair_drive_ros.nodes.planner_node import PlannerNode
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.policy.il_planner import build_model, TransfuserPlanner
+    from pair_drive_ros.ros.features import feature_messages, FEATURE_TOPICS
+
+    torch.manual_seed(0)  # untrained weights: this checks the plumbing, not the driving
+    torch.set_num_threads(1)
+    il = TransfuserPlanner(build_model('transfuser'))
+    frames, route = sim_frames
+    builder = FeatureBuilder(il.perception_config)
+    features = builder.build(dataclasses.replace(frames[0], route=route))
+    planner = PlannerNode(planner=il, context=ros_context,
+                          parameter_overrides=[Parameter('max_input_age_s', value=5.0)])
+    probe = Node('probe', context=ros_context)
+    paths = _collect(probe, PathMsg, '/planner/trajectory')
+    pubs = _feature_publishers(probe)
+    config = probe.create_publisher(String, '/perception/perception_config', ros.latched_qos())
+    executor = _executor(ros_context, [planner, probe])
+    try:
+        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
+                                                pubs.values())
+                          and config.get_subscription_count(), 2.0)
+        msgs = feature_messages(features, probe.get_clock().now().to_msg())
+        for key in FEATURE_TOPICS:
+            pubs[key].publish(msgs[key])
+        # The config's publisher is there, its message is not: the frame is held, not planned
+        # (a held frame goes stale like any other: max_input_age_s is 5 s here).
+        assert not spin_until(executor, lambda: paths, 1.0)
+        assert planner.health.plans == 0 and planner.health.stops == 0
+        config.publish(String(data=json.dumps(il.perception_config.as_dict(), sort_keys=True)))
+        assert spin_until(executor, lambda: paths, 20.0)
+    finally:
+        _close(executor)
+    # The held frame itself is planned once the config is checked.
+    assert ros.stamp_to_nanoseconds(paths[0].header.stamp) == \
+        ros.stamp_to_nanoseconds(msgs['ego'].header.stamp)
+    assert planner.health.plans == 1 and planner.health.fault == ''
+
+
 def test_planner_refuses_features_of_another_perception_config(ros_context, sim_frames,
                                                                tmp_path):
     from nav_msgs.msg import Path

@@ -112,6 +112,10 @@ def test_latest_slot_keeps_newest_and_counts_overwrites():
     assert slot.overwritten == 1
     assert slot.take() == 2
     assert slot.take() is None
+    # offer: a held-back frame goes back only where no newer one came meanwhile
+    assert slot.offer(3) and slot.take() == 3
+    slot.put(4)
+    assert not slot.offer(3) and slot.take() == 4 and slot.overwritten == 1
 
 
 # ---- safety ----------------------------------------------------------------------------------

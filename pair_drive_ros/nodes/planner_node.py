@@ -37,6 +37,7 @@ dropped as stale (data still flowing is not a reason to stop).
 """
 
 import sys
+import threading
 import time
 
 import numpy as np
@@ -185,6 +186,8 @@ class PlannerNode(LifecycleNode):
         self._config_mismatch = ''
         self._config_seen = False        # a perception config message came since activation
         self._config_topic = ''
+        self._config_lock = threading.Lock()
+        self._held = None                # the frame that waits for the perception config
         self._last_ego = None
         self._last_plan_map = None
         self._route = None
@@ -249,6 +252,7 @@ class PlannerNode(LifecycleNode):
         self._active_handles = []
         self._publish_final_stop()
         self._slot.take()  # a parked frame is not planned once inactive
+        self._held = None
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -313,8 +317,12 @@ class PlannerNode(LifecycleNode):
                 'the features come from another perception config than the model was trained '
                 f'with ({why}); not planning: give the perception node the planner checkpoint '
                 'as its perception_config')
-        self._config_mismatch = why
-        self._config_seen = True
+        with self._config_lock:
+            self._config_mismatch = why
+            self._config_seen = True
+            held, self._held = self._held, None
+        if held is not None and self._slot.offer(held):   # a newer frame in the slot wins
+            self._wake.trigger()
 
     def _route_callback(self, msg) -> None:
         validate.check_frame(msg.header.frame_id, MAP_FRAME, 'route')
@@ -324,6 +332,17 @@ class PlannerNode(LifecycleNode):
     def _infer_callback(self) -> None:
         item = self._slot.take()
         if item is None:
+            return
+        with self._config_lock:
+            # The features' perception config (latched, on its own subscription) can arrive
+            # after the first frames: a frame waits for it while its publisher is there, and
+            # the config callback hands the frame back.
+            wait = not self._config_seen and self.count_publishers(self._config_topic) > 0
+            if wait:
+                self._held = item
+        if wait:
+            self.get_logger().info('waiting for the perception config before planning',
+                                   throttle_duration_sec=THROTTLE_S)
             return
         stamp_ns, parts, steady_ns, node_ns = item
         h = self.health
@@ -342,13 +361,6 @@ class PlannerNode(LifecycleNode):
             self._last_ego = features.ego
             return self._stop(f'perception config mismatch: {self._config_mismatch}',
                               ros.nanoseconds_to_stamp(stamp_ns))
-        if not self._config_seen and self.count_publishers(self._config_topic):
-            # The features' perception config (latched, on its own subscription) can arrive
-            # after the first frames: those are not planned on before it is checked.
-            self._last_ego = features.ego
-            self.get_logger().info('waiting for the perception config before planning',
-                                   throttle_duration_sec=THROTTLE_S)
-            return
         stamp = ros.nanoseconds_to_stamp(stamp_ns)
         age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         h.last_input_age_s = age_s

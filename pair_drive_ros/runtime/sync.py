@@ -158,6 +158,14 @@ class LatestSlot:
                 self.overwritten += 1
             self._item = item
 
+    def offer(self, item: Any) -> bool:
+        """Store `item` only if the slot is empty (a newer item wins); return whether it was."""
+        with self._lock:
+            if self._item is not None:
+                return False
+            self._item = item
+            return True
+
     def take(self) -> Any:
         """Return the newest item (or None) and empty the slot."""
         with self._lock:
