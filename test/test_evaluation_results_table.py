@@ -53,6 +53,25 @@ def test_closed_loop_rates_deltas_and_speeds():
                          '0.00 / 0.00 / 0.50 (2) |')
 
 
+def test_collisions_by_kind():
+    expert = _result('expert', [False] * 4, 10.0)
+    il = _result('transfuser', [True, True, True, False], 12.0)
+    kinds = [{'kind': 'head_on', 'ego_speed_mps': 2.0, 'other_speed_mps': 5.0},
+             {'kind': 'head_on', 'ego_speed_mps': 4.0, 'other_speed_mps': 1.0}, {}]
+    for episode, crash in zip(il['episodes'], kinds):
+        episode['crash'] = crash
+    lines = closed_loop_tables([expert, il], n_boot=100)
+    head = lines.index('| planner | collisions | rear end | struck from behind | head on | '
+                       'crossing | unrecorded | ego / other speed at the crash, mean [m/s] |')
+    assert lines[head + 2] == '| expert | 0 | 0 | 0 | 0 | 0 | 0 | - |'
+    # the third collision has no recorded geometry (a result from before it existed)
+    assert lines[head + 3] == '| transfuser | 3 | 0 | 0 | 2 | 0 | 1 | 3.0 / 3.0 |'
+    # results without any crash geometry get no such table
+    for episode in il['episodes']:
+        episode.pop('crash', None)
+    assert not any('head on' in line for line in closed_loop_tables([expert, il], n_boot=100))
+
+
 def test_table_of_closed_loop_folders(tmp_path):
     for name, result in (('a', _result('expert', [False] * 4, 10.0)),
                          ('b', _result('pair', [False, True, False, False], 9.0))):

@@ -74,6 +74,36 @@ def test_collision_before_the_target():
     # At step 13 the boxes overlap by 1 m; highway-env pushes both back by half of it.
     assert m['progress_m'] == pytest.approx(25.5)
     assert m['route_completion'] == pytest.approx(25.5 / 50.0)
+    # The ego drove into the parked car ahead, boxes pushed apart to 5 m between centres.
+    crash = m['crash']
+    assert crash['kind'] == 'rear_end' and crash['other_speed_mps'] == 0.0
+    assert crash['other_x_m'] == pytest.approx(5.0) and crash['other_y_m'] == pytest.approx(0.0)
+    assert crash['ego_speed_mps'] == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize('other, kind', [
+    ((4.0, 0.5, np.pi), 'head_on'), ((-5.0, 0.0, 0.3), 'struck_from_behind'),
+    ((5.0, 0.2, -0.3), 'rear_end'), ((2.0, 3.0, np.pi / 2), 'crossing'),
+    ((3.0, -3.0, -2.0), 'crossing')])
+def test_crash_kind_follows_the_headings(other, kind):
+    from pair_drive_ros.sim.closed_loop import crash_geometry
+
+    # The ego at (10, 20) heading +y (pi / 2) at 3 m/s; the other vehicle given in the ego
+    # frame (x ahead, y left, relative heading), with a far, invalid slot that must be ignored.
+    x, y, rel = other
+    ego = np.array([10.0, 20.0, np.pi / 2])
+    world = ego[:2] + np.array([-y, x])
+    arrays = {'ego_pose': ego[None], 'ego_speed': np.array([3.0]),
+              'agent_poses': np.array([[[world[0], world[1], ego[2] + rel], [10.0, 20.0, 0.0]]]),
+              'agent_valid': np.array([[True, False]]),
+              'agent_velocities': np.array([[[3.0, 4.0], [0.0, 0.0]]])}
+    crash = crash_geometry(arrays, 0)
+    assert crash['kind'] == kind
+    assert crash['other_x_m'] == pytest.approx(x) and crash['other_y_m'] == pytest.approx(y)
+    assert crash['relative_yaw_rad'] == pytest.approx(rel)
+    assert crash['other_speed_mps'] == pytest.approx(5.0) and crash['ego_speed_mps'] == 3.0
+    arrays['agent_valid'][:] = False
+    assert crash_geometry(arrays, 0) == {}
 
 
 def test_recording_past_a_failure_keeps_the_outcome():

@@ -142,6 +142,32 @@ def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list
             rates = (f['collision_rate'], f['off_road_rate'], f['off_lanes_rate'])
             cells.append(' / '.join(f'{v:.2f}' for v in rates) + f' ({f["episodes"]})')
         lines.append(f'| {_row_name(r)} | ' + ' | '.join(cells) + ' |')
+    lines += crash_kind_table(results)
+    return lines
+
+
+def crash_kind_table(results: list) -> list:
+    """
+    Markdown lines: each row's collisions by kind (sim.closed_loop.CRASH_KINDS) and speeds.
+
+    Empty when no row recorded crash geometry (results written before it existed); collided
+    episodes without it count as 'unrecorded'.
+    """
+    from pair_drive_ros.sim.closed_loop import CRASH_KINDS
+
+    crashes = [[e.get('crash') or {} for e in r['episodes'] if e['collision']] for r in results]
+    if not any(c for row in crashes for c in row):
+        return []
+    lines = ['', '| planner | collisions | ' + ' | '.join(k.replace('_', ' ') for k in CRASH_KINDS)
+             + ' | unrecorded | ego / other speed at the crash, mean [m/s] |',
+             '|---|---|' + '---|' * (len(CRASH_KINDS) + 2)]
+    for r, row in zip(results, crashes):
+        known = [c for c in row if c]
+        counts = [sum(c['kind'] == k for c in known) for k in CRASH_KINDS]
+        speed = (f'{np.mean([c["ego_speed_mps"] for c in known]):.1f} / '
+                 f'{np.mean([c["other_speed_mps"] for c in known]):.1f}' if known else '-')
+        lines.append(f'| {_row_name(r)} | {len(row)} | ' + ' | '.join(map(str, counts))
+                     + f' | {len(row) - len(known)} | {speed} |')
     return lines
 
 

@@ -60,6 +60,11 @@ Policy = Callable[[SensorFrame, Scene], Trajectory]
 
 
 END_CAUSES = ('goal', 'collision', 'off_road', 'env_terminated', 'time_limit', 'step_cap')
+# How a collision happened, by the two headings (the usual crash typology): the ego drove into
+# the vehicle ahead, was struck from behind, met an oncoming vehicle, or crossed one's path.
+CRASH_KINDS = ('rear_end', 'struck_from_behind', 'head_on', 'crossing')
+SAME_DIRECTION_RAD = np.deg2rad(35.0)
+OPPOSITE_DIRECTION_RAD = np.deg2rad(145.0)
 FAILURES = ('collision', 'off_road', 'env_terminated')
 # What ends an episode as off-road: the ego's centre off highway-env's lanes and off the
 # drivable area the scorer uses (lane polygons + junction patches), or off the lanes alone (the
@@ -98,6 +103,7 @@ class EpisodeResult:
     mean_speed_mps: float = 0.0
     p95_speed_mps: float = 0.0
     mean_speed_limit_mps: float = float('nan')   # of the lanes driven on (NaN: unknown)
+    crash: dict = field(default_factory=dict)    # crash_geometry at a collision, else {}
 
     def as_dict(self) -> dict:
         """Plain-value summary (no log)."""
@@ -105,7 +111,39 @@ class EpisodeResult:
             'scenario', 'seed', 'collision', 'off_road', 'route_completion', 'progress_m',
             'comfort_violations', 'steps', 'terminated', 'truncated', 'goal_reached',
             'end_cause', 'end_step', 'mean_speed_mps', 'p95_speed_mps',
-            'mean_speed_limit_mps')} | {'off_lanes_step': self.extra.get('off_lanes_step', -1)}
+            'mean_speed_limit_mps', 'crash')} | {
+                'off_lanes_step': self.extra.get('off_lanes_step', -1)}
+
+
+def crash_geometry(arrays: dict, step: int) -> dict:
+    """
+    How the ego met the nearest other vehicle at frame `step` of a scene log (a collision's).
+
+    Returns {'kind': one of CRASH_KINDS, 'ego_speed_mps', 'other_speed_mps', 'other_x_m',
+    'other_y_m' (the other's centre in the ego frame: x ahead, y left), 'relative_yaw_rad'
+    (its heading minus the ego's, in (-pi, pi])}; {} when no other vehicle is logged there.
+    """
+    k = int(np.clip(step, 0, len(arrays['ego_pose']) - 1))
+    valid = np.asarray(arrays['agent_valid'][k], dtype=bool)
+    if not valid.any():
+        return {}
+    ego = np.asarray(arrays['ego_pose'][k], dtype=np.float64)
+    poses = np.asarray(arrays['agent_poses'][k], dtype=np.float64)
+    dist = np.where(valid, np.hypot(*(poses[:, :2] - ego[:2]).T), np.inf)
+    a = int(np.argmin(dist))
+    dx, dy = poses[a, :2] - ego[:2]
+    c, s = np.cos(ego[2]), np.sin(ego[2])
+    x, y = c * dx + s * dy, -s * dx + c * dy
+    rel_yaw = float(np.pi - (np.pi - (poses[a, 2] - ego[2])) % (2 * np.pi))
+    if abs(rel_yaw) <= SAME_DIRECTION_RAD:
+        kind = 'rear_end' if x > 0 else 'struck_from_behind'
+    elif abs(rel_yaw) >= OPPOSITE_DIRECTION_RAD:
+        kind = 'head_on'
+    else:
+        kind = 'crossing'
+    return {'kind': kind, 'ego_speed_mps': float(arrays['ego_speed'][k]),
+            'other_speed_mps': float(np.hypot(*arrays['agent_velocities'][k][a])),
+            'other_x_m': float(x), 'other_y_m': float(y), 'relative_yaw_rad': rel_yaw}
 
 
 def _resolve(scenario: Any, suite: Suite | str | None) -> tuple[Callable, ScenarioSpec]:
@@ -495,6 +533,7 @@ class SimSession:
                | (np.abs(jerk) >= COMFORT_LON_JERK))
         out['comfort_violations'] = int(bad[1:].sum())
         out['off_lanes_step'] = self.off_lanes_step
+        out['crash'] = crash_geometry(a, out['end_step']) if out['collision'] else {}
         # Speed against the road's limit (overspeeding is reported per family).
         speed = np.asarray(a['ego_speed'], dtype=np.float64)
         lane = np.asarray(a['ego_lane'])
@@ -555,4 +594,4 @@ def run_episode(env_or_factory_or_scenario: Any, seed: int, policy: Policy | Non
                          goal_reached=m['goal_reached'], end_cause=m['end_cause'],
                          end_step=m['end_step'], mean_speed_mps=m['mean_speed_mps'],
                          p95_speed_mps=m['p95_speed_mps'],
-                         mean_speed_limit_mps=m['mean_speed_limit_mps'])
+                         mean_speed_limit_mps=m['mean_speed_limit_mps'], crash=m['crash'])
