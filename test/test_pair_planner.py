@@ -117,6 +117,9 @@ def test_safety_settings_replace_the_selector_checkpoints_own(checkpoints, tmp_p
     assert stricter.selector.cfg.safety_tolerance == -1.0
     ranked = build_planner('pair', select_by='epdms', **paths)
     assert ranked.selector.cfg.select_by == 'epdms'
+    gated = build_planner('pair_variants', progress_tolerance_m=2.0, **paths)
+    assert gated.selector.cfg.progress_tolerance_m == 2.0
+    assert gated.selector.cfg.safety_tolerance == -1.0
     with pytest.raises(ValueError, match='select_by'):
         build_planner('pair', select_by='speed', **paths)
     wider = build_planner('pair', safety_metrics=['NC', 'TTC', 'DAC'], **paths)
@@ -233,6 +236,50 @@ def test_selector_training_smoke(tmp_path, checkpoints):
     assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_selected'] - 1e-6
     assert val['sel/val_pdms_oracle'] >= val['sel/val_pdms_il'] - 1e-6
     assert (tmp_path / 'sel.pt').is_file()
+
+
+def test_selector_trains_around_an_il_planner_that_reads_more_features(tmp_path):
+    from dataclasses import replace
+
+    from pair_drive_ros.perception.config import PerceptionConfig
+    from pair_drive_ros.policy.backbone import backbone_inputs
+    from pair_drive_ros.policy.factory import build_planner
+    from pair_drive_ros.training.train_selector import main, SelectorTrainConfig
+
+    # An IL planner with past sweeps (IL-A motion), an RL branch without them: the labels are
+    # built from the motion features, the trunk and the selector read their part; the selector
+    # also learns braking candidates.
+    motion = PerceptionConfig(history_sweeps=2)
+    torch.manual_seed(0)
+    il = build_model('transfuser', TransfuserConfig(
+        backbone=replace(TINY_BACKBONE, **backbone_inputs(motion))))
+    il_path = save_checkpoint(tmp_path / 'il.pt', il, model_name='transfuser',
+                              model_config=il.cfg, perception_config=motion)
+    rl_path = save_checkpoint(tmp_path / 'rl.pt', RLBranch(RL_CFG), model_name=RL_NAME,
+                              model_config=RL_CFG, perception_config=PerceptionConfig())
+    cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', [
+        f'runs_root={tmp_path}', 'epochs=1', 'batch_size=2', 'threads=1', 'extra_data_roots=[]',
+        f'rl_checkpoint={rl_path}', f'il_checkpoint={il_path}', 'out=' + str(tmp_path / 'sel.pt')])
+    model = replace(SEL_CFG, plan_variants=True, stop_decels_mps2=(3.0,))
+    cfg = type(cfg)(**{**cfg.__dict__, 'model': model})
+    path = main(cfg, train_scenes=SyntheticSceneSet(3, seed=1, perception=motion),
+                val_scenes=SyntheticSceneSet(2, seed=2, perception=motion))
+    assert np.isfinite(torch.load(path, weights_only=True)['val']['sel/loss'])
+    pair = build_planner('pair', il_checkpoint=il_path, rl_checkpoint=rl_path,
+                         selector_checkpoint=path)
+    assert pair.stop_decels == (3.0,) and pair.perception_config == motion
+    rng = np.random.default_rng(0)
+    frame = Features(lidar_bev=rng.random((motion.lidar_channels, 64, 64), dtype=np.float32),
+                     camera=rng.random((3, 32, 64), dtype=np.float32),
+                     route_raster=rng.random((1, 64, 64), dtype=np.float32),
+                     ego_status=rng.random(motion.status_dim).astype(np.float32),
+                     ego=EgoState([0.0, 0.0, 0.0], velocity=[10.0, 0.0]))
+    plan = pair.compute_plan(PlannerInput(frame))
+    assert plan.candidates.shape == (pair.candidates_per_frame(), 8, 3)
+    assert pair.candidates_per_frame() == 1 + 15 + NUM_PLAN_VARIANTS + 1
+    # the braking candidate is last: it never travels further than the IL plan
+    reach = np.abs(plan.candidates[:, :, :2]).max(axis=(1, 2))
+    assert reach[-1] <= reach[0] + 1e-4
 
 
 @settings(max_examples=40, deadline=None)
@@ -411,6 +458,71 @@ def test_safety_gate_keeps_candidates_less_safe_than_the_il_plan_out():
                                safety_metrics=metrics))
         sel.forward = lambda *args, **kwargs: logits
         assert int(sel.select(torch.zeros(1, 3, 8, 3))[0][0]) == want, metrics
+
+
+def test_progress_gate_keeps_candidates_that_go_further_than_the_il_plan_out():
+    from dataclasses import replace
+
+    from pair_drive_ros.policy.selector import path_length
+
+    # Straight paths along x at 5, 8 and 6 m/s (0.5 s poses): 20, 32 and 24 m over 4 s; the
+    # fastest scores best, the slowest (the IL plan) worst.
+    t = 0.5 * torch.arange(1, 9, dtype=torch.float32)
+    cands = torch.zeros(1, 3, 8, 3)
+    for k, speed in enumerate((5.0, 8.0, 6.0)):
+        cands[0, k, :, 0] = speed * t
+    torch.testing.assert_close(path_length(cands), torch.tensor([[20.0, 32.0, 24.0]]))
+    logits = torch.zeros(1, 3, len(TARGETS))
+    logits[0, :, TARGETS.index('pdms')] = torch.tensor([0.0, 2.0, 1.0])
+    for tolerance, want in ((-1.0, 1), (0.0, 0), (4.0, 2), (12.0, 1)):
+        sel = Selector(replace(SEL_CFG, progress_tolerance_m=tolerance))
+        sel.forward = lambda *args, **kwargs: logits
+        assert int(sel.select(cands)[0][0]) == want, tolerance
+    # A slower candidate passes the strictest gate.
+    cands[0, 1, :, 0] = 4.0 * t
+    sel = Selector(replace(SEL_CFG, progress_tolerance_m=0.0))
+    sel.forward = lambda *args, **kwargs: logits
+    assert int(sel.select(cands)[0][0]) == 1
+
+
+def test_stop_candidates_brake_along_the_plan():
+    from pair_drive_ros.policy.selector import stop_candidates
+    from pair_drive_ros.runtime.safety import stopping_trajectory
+
+    t = 0.5 * torch.arange(1, 9, dtype=torch.float32)
+    plans = torch.zeros(2, 8, 3)
+    plans[0, :, 0] = 10.0 * t                        # straight ahead at 10 m/s
+    angle = 8.0 * t / 20.0                           # a left arc of 20 m radius at 8 m/s
+    plans[1, :, 0] = 20.0 * torch.sin(angle)
+    plans[1, :, 1] = 20.0 * (1.0 - torch.cos(angle))
+    plans[1, :, 2] = angle
+    stops = stop_candidates(plans, (5.0, 2.0))
+    assert stops.shape == (2, 2, 8, 3)
+    # Straight: the same braking curve as the nodes' stopping trajectory (10 m in 2 s at 5).
+    for k, decel in enumerate((5.0, 2.0)):
+        torch.testing.assert_close(stops[0, k], torch.as_tensor(
+            stopping_trajectory(10.0, decel).poses, dtype=torch.float32))
+    # The arc: every pose on the plan's polyline, monotone, standing still at the end, the
+    # heading of the path where it stops.
+    arc = stops[1, 0]
+    radius = torch.hypot(arc[:, 0], arc[:, 1] - 20.0)
+    assert (radius <= 20.0 + 1e-4).all() and (radius >= 19.0).all()    # chords of the circle
+    assert (arc[1:, 0] >= arc[:-1, 0]).all() and torch.equal(arc[-1], arc[-2])
+    assert 0.0 < float(arc[-1, 2]) < float(plans[1, 1, 2])
+    # A plan standing still stays put.
+    assert stop_candidates(torch.zeros(1, 8, 3), (3.0,)).abs().max() == 0.0
+
+
+def test_stop_candidates_join_the_candidate_set(checkpoints):
+    from pair_drive_ros.policy.factory import build_planner
+
+    paths = dict(il_checkpoint=checkpoints['il'], rl_checkpoint=checkpoints['rl'],
+                 selector_checkpoint=checkpoints['sel'])
+    plain = build_planner('pair_variants', **paths)
+    braking = build_planner('pair_variants', stop_decels_mps2=[3.0, 6.0], **paths)
+    assert braking.candidates_per_frame() == plain.candidates_per_frame() + 2
+    with pytest.raises(ValueError, match='stop_decels_mps2'):
+        build_planner('pair', stop_decels_mps2=[0.0], **paths)
 
 
 def test_concat_labels_appends_scenes_of_the_same_layout():

@@ -59,6 +59,12 @@ class EvalConfig:
     # null keeps the checkpoint's (chosen on val open loop by train_selector)
     fallback_margin: float | None = None
     select_by: str | None = None   # PaIR only: its ranking score (selector.SELECT_BY)
+    # PaIR only: a candidate replaces the IL plan only if its path is at most this many metres
+    # longer than the IL plan's (negative: any); null keeps the checkpoint's
+    progress_tolerance_m: float | None = None
+    # PaIR only: braking candidates added to the set, one per deceleration [m/s^2] ([]: none);
+    # null keeps the checkpoint's
+    stop_decels_mps2: list | None = None
     data: str = 'data/logs'        # scene-log root holding <split>/ (open loop)
     split: str = 'test'
     suite: str = ''                # closed loop: scenario suite YAML ('': config/scenarios.yaml)
@@ -366,7 +372,8 @@ def run(args) -> int:
     refuse_overwrite(cfg.out, getattr(args, 'force', False), 'evaluation folder')
     LOG.info('pair-drive evaluate config:\n%s', config_text(cfg))
     set_threads(cfg.num_threads)
-    selector_keys = ('safety_tolerance', 'safety_metrics', 'fallback_margin', 'select_by')
+    selector_keys = ('safety_tolerance', 'safety_metrics', 'fallback_margin', 'select_by',
+                     'progress_tolerance_m', 'stop_decels_mps2')
     extra = {key: getattr(cfg, key) for key in selector_keys if getattr(cfg, key) is not None}
     if extra and cfg.planner not in PAIR_PLANNERS:
         raise ValueError(f'{", ".join(extra)} is a setting of the pair and pair_variants '

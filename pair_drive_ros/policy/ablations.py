@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from pair_drive_ros.policy.pair import PaIRPlanner
-from pair_drive_ros.policy.selector import (NUM_PLAN_VARIANTS, plan_variants, VARIANT_LATERAL_M,
-                                            VARIANT_SPEEDS)
+from pair_drive_ros.policy.selector import (NUM_PLAN_VARIANTS, plan_variants, stop_candidates,
+                                            VARIANT_LATERAL_M, VARIANT_SPEEDS)
 
 
 class VariantsOnlyPaIR(PaIRPlanner):
@@ -35,14 +35,17 @@ class VariantsOnlyPaIR(PaIRPlanner):
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray):
-        """Return [IL plan, 14 variants] (B, 15, 8, 3) and the RL context tokens."""
+        """Return [IL plan, 14 variants, braking] (B, 15 + S, 8, 3) and the RL context tokens."""
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
-        return torch.cat([ref[:, None], plan_variants(ref)], 1), context
+        parts = [ref[:, None], plan_variants(ref)]
+        if self.stop_decels:
+            parts.append(stop_candidates(ref, self.stop_decels))
+        return torch.cat(parts, 1), context
 
     def candidates_per_frame(self) -> int:
-        """K = 1 + 14."""
-        return 1 + NUM_PLAN_VARIANTS
+        """K = 1 + 14 + the braking candidates."""
+        return 1 + NUM_PLAN_VARIANTS + len(self.stop_decels)
 
 
 class NoTreePaIR(PaIRPlanner):

@@ -44,6 +44,7 @@ from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
 from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME as SEL_NAME,
                                             pick_with_margin, plan_variants, Selector,
+                                            stop_candidates,
                                             SelectorConfig)
 
 LOG = logging.getLogger(__name__)
@@ -203,6 +204,11 @@ class PaIRPlanner(AbstractPlanner):
         self.variants = bool(variants)
 
     @property
+    def stop_decels(self) -> tuple:
+        """Decelerations of the braking candidates (SelectorConfig.stop_decels_mps2)."""
+        return () if self.selector is None else self.selector.cfg.stop_decels_mps2
+
+    @property
     def perception_config(self):
         """Return the features built for a frame (the IL planner and the trunk read a part)."""
         return self._features
@@ -214,7 +220,9 @@ class PaIRPlanner(AbstractPlanner):
                          safety_tolerance: float | None = None,
                          safety_metrics: list | None = None,
                          fallback_margin: float | None = None,
-                         select_by: str | None = None) -> 'PaIRPlanner':
+                         select_by: str | None = None,
+                         progress_tolerance_m: float | None = None,
+                         stop_decels_mps2: list | None = None) -> 'PaIRPlanner':
         """
         Build from checkpoints (None: the shipped ones in models/).
 
@@ -222,7 +230,10 @@ class PaIRPlanner(AbstractPlanner):
         safety_tolerance: replaces the selector checkpoint's guard tolerance (SelectorConfig;
         negative: off); safety_metrics: the predicted sub-scores it checks (e.g. NC, TTC, DAC);
         fallback_margin: the predicted margin a candidate must beat the IL plan by; select_by:
-        the predicted score it ranks by (selector.SELECT_BY); None keeps the checkpoint's.
+        the predicted score it ranks by (selector.SELECT_BY); progress_tolerance_m: how much
+        longer than the IL plan's a replacing candidate's path may be (negative: any);
+        stop_decels_mps2: braking candidates added to the set (SelectorConfig); None keeps the
+        checkpoint's.
         """
         from pair_drive_ros.policy.factory import default_checkpoint
         from pair_drive_ros.policy.il_planner import load_il_planner
@@ -243,6 +254,10 @@ class PaIRPlanner(AbstractPlanner):
             selector.cfg = replace(selector.cfg, fallback_margin=float(fallback_margin))
         if select_by is not None:
             selector.cfg = replace(selector.cfg, select_by=str(select_by))
+        if progress_tolerance_m is not None:
+            selector.cfg = replace(selector.cfg, progress_tolerance_m=float(progress_tolerance_m))
+        if stop_decels_mps2 is not None:
+            selector.cfg = replace(selector.cfg, stop_decels_mps2=tuple(stop_decels_mps2))
         return cls(il, load_rl_branch(rl_path, device), selector,
                    codes=codes, device=device, consistency_weight=consistency_weight)
 
@@ -277,7 +292,7 @@ class PaIRPlanner(AbstractPlanner):
 
     def candidates_per_frame(self) -> int:
         """K: the IL plan, the tree's leaves and (with variants) the plan variants."""
-        return candidates_per_reference(self.codes, self.variants)
+        return candidates_per_reference(self.codes, self.variants, len(self.stop_decels))
 
     @torch.no_grad()
     def candidates(self, batch: dict, il_poses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,7 +300,8 @@ class PaIRPlanner(AbstractPlanner):
         Return the candidate set (B, K, 8, 3) and the RL context tokens (B, N, d).
 
         Candidate 0 is the IL plan (B, 8, 3), then the G tree leaves around it, then (with
-        variants) the plan's NUM_PLAN_VARIANTS speed x lateral variants.
+        variants) the plan's NUM_PLAN_VARIANTS speed x lateral variants, then its braking
+        candidates (stop_decels).
         """
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
@@ -293,6 +309,8 @@ class PaIRPlanner(AbstractPlanner):
         parts = [ref[:, None], tree.paths]
         if self.variants:
             parts.append(plan_variants(ref))
+        if self.stop_decels:
+            parts.append(stop_candidates(ref, self.stop_decels))
         return torch.cat(parts, 1), context
 
     @torch.inference_mode()

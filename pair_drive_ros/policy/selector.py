@@ -38,6 +38,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F  # noqa: N812
 
+from pair_drive_ros.core.trajectory import POSE_DT_S
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import BackboneConfig, PerceptionTrunk
 
@@ -73,10 +74,20 @@ class SelectorConfig:
     # The candidate set this selector was trained on: [IL plan, tree leaves] and, with
     # plan_variants, also the IL plan's whole-trajectory speed x lateral variants.
     plan_variants: bool = False
+    # Braking candidates after those: the IL plan braked to a standstill along its own path at
+    # each of these decelerations [m/s^2] (empty: none). The speed variants scale a plan that
+    # creeps into a junction but cannot stop it short of the crossing traffic.
+    stop_decels_mps2: tuple = ()
     # Safety gate (closed loop): a candidate may replace the IL plan only if its predicted
     # safety_metrics are each at least the IL plan's minus this tolerance (negative: no gate).
     safety_tolerance: float = -1.0
     safety_metrics: tuple = ('NC', 'TTC')   # of TARGETS; DAC adds the drivable area
+    # Progress gate (closed loop): a candidate may replace the IL plan only if its path over
+    # the horizon is at most this many metres longer than the IL plan's (negative: no gate).
+    # Open-loop labels reward progress against traffic that yielded to the logged expert, so an
+    # ungated selector trades a cautious IL plan's slow approach for faster candidates; gated,
+    # it can still move the path sideways and slow it down.
+    progress_tolerance_m: float = -1.0
     box_length_m: float = 5.0
     box_width_m: float = 2.0
     # The BEV grid of the features (perception.PerceptionConfig): front edge, half width and
@@ -92,6 +103,11 @@ class SelectorConfig:
         if self.select_by not in SELECT_BY:
             raise ValueError(f'select_by must be one of {SELECT_BY}, got {self.select_by!r}')
         object.__setattr__(self, 'safety_metrics', tuple(self.safety_metrics))   # frozen
+        object.__setattr__(self, 'stop_decels_mps2',
+                           tuple(float(d) for d in self.stop_decels_mps2))
+        if any(not d > 0 for d in self.stop_decels_mps2):
+            raise ValueError(f'stop_decels_mps2 must be positive, got '
+                             f'{list(self.stop_decels_mps2)!r}')
         unknown = [m for m in self.safety_metrics if m not in TARGETS]
         if unknown or not self.safety_metrics:
             raise ValueError(f'safety_metrics must be names of {TARGETS}, got '
@@ -176,14 +192,29 @@ class Selector(nn.Module):
                 q = p[..., TARGETS.index(name)]
                 safe &= q >= q[:, :1] - self.cfg.safety_tolerance
             pick_from = torch.where(safe, score, torch.full_like(score, -1.0))
+        if self.cfg.progress_tolerance_m >= 0:
+            length = path_length(candidates)
+            ok = length <= length[:, :1] + self.cfg.progress_tolerance_m
+            pick_from = torch.where(ok, pick_from, torch.full_like(score, -1.0))
         return pick_with_margin(pick_from, self.cfg.fallback_margin), score
 
 
-def candidates_per_reference(group: str, plan_variants: bool) -> int:
-    """Return K per reference plan: the plan, its tree leaves and (optionally) its variants."""
+def path_length(candidates: torch.Tensor) -> torch.Tensor:
+    """(B, K) length [m] of (B, K, T, 3) ego-frame paths, from the ego (the origin)."""
+    xy = F.pad(candidates[..., :2], (0, 0, 1, 0))
+    return (xy[..., 1:, :] - xy[..., :-1, :]).norm(dim=-1).sum(-1)
+
+
+def candidates_per_reference(group: str, plan_variants: bool, stops: int = 0) -> int:
+    """
+    Return K per reference plan.
+
+    K counts the plan, its tree leaves, (optionally) its variants and its `stops` braking
+    candidates.
+    """
     from pair_drive_ros.policy.tree import resolve_group
 
-    return 1 + len(resolve_group(group)) + (NUM_PLAN_VARIANTS if plan_variants else 0)
+    return 1 + len(resolve_group(group)) + (NUM_PLAN_VARIANTS if plan_variants else 0) + stops
 
 
 def raster_samples(candidates: torch.Tensor, lidar_bev: torch.Tensor,
@@ -249,6 +280,35 @@ def plan_variants(plans: torch.Tensor, keep_identity: bool = False) -> torch.Ten
             v[..., :2] = v[..., :2] * speed
             v[..., 1] = v[..., 1] + lateral * ramp
             out.append(v)
+    return torch.stack(out, 1)
+
+
+def stop_candidates(plans: torch.Tensor, decels_mps2: tuple) -> torch.Tensor:
+    """
+    (B, S, T, 3): (B, T, 3) ego-frame plans braked to a standstill along their own paths.
+
+    One candidate per deceleration [m/s^2], from the plan's speed over its first step (what the
+    tracker starts from), at the plan's pose times; the heading follows the path.
+    """
+    t = plans.shape[1]
+    xy = F.pad(plans[..., :2], (0, 0, 1, 0))             # (B, T + 1, 2) from the ego (origin)
+    yaw = F.pad(plans[..., 2], (1, 0))
+    seg = (xy[:, 1:] - xy[:, :-1]).norm(dim=-1)          # (B, T)
+    arc = F.pad(seg.cumsum(-1), (1, 0))                  # (B, T + 1) length along the path
+    v0 = seg[:, :1] / POSE_DT_S
+    times = POSE_DT_S * torch.arange(1, t + 1, dtype=plans.dtype, device=plans.device)
+    out = []
+    for decel in decels_mps2:
+        tc = torch.minimum(times[None], v0 / decel)
+        dist = torch.minimum(v0 * tc - 0.5 * decel * tc ** 2, arc[:, -1:])
+        end = torch.searchsorted(arc.contiguous(), dist.contiguous(), right=True).clamp(1, t)
+        s0, s1 = arc.gather(1, end - 1), arc.gather(1, end)
+        w = ((dist - s0) / (s1 - s0).clamp_min(1e-6)).clamp(0.0, 1.0)
+        p0 = xy.gather(1, (end - 1)[..., None].expand(-1, -1, 2))
+        p1 = xy.gather(1, end[..., None].expand(-1, -1, 2))
+        y0, y1 = yaw.gather(1, end - 1), yaw.gather(1, end)
+        out.append(torch.cat([p0 + w[..., None] * (p1 - p0), (y0 + w * (y1 - y0))[..., None]],
+                             -1))
     return torch.stack(out, 1)
 
 

@@ -50,10 +50,11 @@ from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.closed_loop import planner_perception_config
-from pair_drive_ros.policy.pair import check_same_features, load_rl_branch
+from pair_drive_ros.policy.pair import load_rl_branch, rl_features, shared_features
 from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME,
                                             pick_with_margin, plan_variants, Selector,
-                                            selector_loss, SelectorConfig, TARGETS)
+                                            selector_loss, SelectorConfig, stop_candidates,
+                                            TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
 from pair_drive_ros.training.common import (add_trainer_arguments, average_gradients,
@@ -193,7 +194,8 @@ def apply_outcomes(target: np.ndarray, cands: np.ndarray, scenes, js, outcomes: 
     match (within OUTCOME_MATCH_M), NC, DAC and the scores of those that failed drop to 0.
     target (B, K, len(TARGETS)), cands (B, K, 8, 3). Returns [frames applied, not matching].
     """
-    size = candidates_per_reference(cfg.group, cfg.model.plan_variants)
+    size = candidates_per_reference(cfg.group, cfg.model.plan_variants,
+                                    len(cfg.model.stop_decels_mps2))
     first = layout.index(('il', 0)) * size
     block = slice(first, first + size)
     tally = np.zeros(2, dtype=np.int64)
@@ -215,6 +217,26 @@ def apply_outcomes(target: np.ndarray, cands: np.ndarray, scenes, js, outcomes: 
             t[failed, TARGETS.index(name)] = 0.0
         tally[0] += 1
     return tally
+
+
+def label_features(rl, il_planners: list) -> tuple:
+    """
+    Return (feature config, the RL trunk's part, each IL planner's part) of a selector's scenes.
+
+    The scenes' features are built with that config; each part is as in
+    policy.pair.shared_features.
+
+    An IL planner may read more than the RL trunk (past sweeps), as it may plug into PaIR;
+    all IL planners of one selector must be built from the same features.
+    """
+    from pair_drive_ros.policy.checkpoint import CheckpointError
+
+    parts = [shared_features(il, rl) for il in il_planners]
+    if any(p[0] != parts[0][0] for p in parts[1:]):
+        raise CheckpointError('the IL planners of one selector must read the same features '
+                              '(history_sweeps, road_speed)')
+    config = parts[0][0] or planner_perception_config(il_planners[0])
+    return config, parts[0][2], [p[1] for p in parts]
 
 
 @torch.no_grad()
@@ -241,11 +263,14 @@ def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
     tally = np.zeros(2, dtype=np.int64)      # frames with outcomes: applied, not matching
     ctxs, cands, targets = [], [], []
     rasters = {k: [] for k in RASTER_KEYS}
+    _, rl_index, il_indices = label_features(rl, il_planners)
     for start in tqdm(range(0, len(indices), cfg.batch_size), desc=desc, unit='batch'):
         js = indices[start:start + cfg.batch_size]
-        feats, expert = scenes.batch(js, device)
+        built, expert = scenes.batch(js, device)
+        feats = rl_features(built, rl_index)        # what the trunk and the selector read
         context = rl.encode(feats)
-        il_plans = ([p.plan_tensors(feats)['trajectory'].float() for p in il_planners]
+        il_plans = ([p.plan_tensors(rl_features(built, i))['trajectory'].float()
+                     for p, i in zip(il_planners, il_indices)]
                     if any(k is not None for _, k in layout) else [])
         parts = []
         for ref_name, k in layout:
@@ -260,6 +285,8 @@ def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
             parts += [ref[:, None], tree.paths]
             if cfg.model.plan_variants:     # the candidate set at inference (PaIRPlanner)
                 parts.append(plan_variants(ref))
+            if cfg.model.stop_decels_mps2:
+                parts.append(stop_candidates(ref, cfg.model.stop_decels_mps2))
         c = torch.cat(parts, 1).cpu().numpy()
         scores = scenes.score(js, c)
         target = target_array(scores)
@@ -328,11 +355,11 @@ def evaluate(selector: Selector, data: dict, margin: float | None = None) -> dic
     return out
 
 
-def _load_scenes(cfg: SelectorTrainConfig, val: bool, il_planners: list):
+def _load_scenes(cfg: SelectorTrainConfig, val: bool, rl, il_planners: list):
     """Load the training or validation scene set named by the config (the models' features)."""
     from pair_drive_ros.training.rl_data import load_scene_set
 
-    perception = planner_perception_config(il_planners[0])
+    perception = label_features(rl, il_planners)[0]
     if val:
         return load_scene_set(cfg.data_root, cfg.val_split, cfg.val_frame_stride,
                               cfg.val_max_scenes, cfg.label_seed, cfg.workers,
@@ -357,7 +384,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
     from pair_drive_ros.training.rl_data import load_scene_set
 
     if train_scenes is None:
-        train_scenes = _load_scenes(cfg, val=False, il_planners=il_planners)
+        train_scenes = _load_scenes(cfg, val=False, rl=rl, il_planners=il_planners)
     train = build_labels(train_scenes, rl, il_planners, cfg, device, 'labels train', dist=dist)
     if dist.is_main:
         train_scenes.save_references()
@@ -369,7 +396,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
         extra_scenes = load_scene_set(root, cfg.split, cfg.frame_stride, 0, cfg.label_seed,
                                       cfg.workers, keep_prepared=False,
                                       cache_dir=cfg.cache_dir or None,
-                                      perception_cfg=planner_perception_config(il_planners[0]))
+                                      perception_cfg=label_features(rl, il_planners)[0])
         extra = build_labels(extra_scenes, rl, il_planners, cfg, device, f'labels {root}',
                              dist=dist)
         if dist.is_main:
@@ -377,7 +404,7 @@ def make_labels(cfg: SelectorTrainConfig, rl, il_planners, device, train_scenes=
         LOG.info('%s: %d extra training scenes', root, len(extra_scenes))
         train = concat_labels(train, extra)
     if val_scenes is None:
-        val_scenes = _load_scenes(cfg, val=True, il_planners=il_planners)
+        val_scenes = _load_scenes(cfg, val=True, rl=rl, il_planners=il_planners)
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
                        references=('il',), dist=dist)
     if dist.is_main:
@@ -401,7 +428,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
         raise ValueError(f'saved labels hold {int(train.get("il_blocks", 1))} IL planners, '
                          f'the config names {len(il_planners)}')
     if train_scenes is None:
-        train_scenes = _load_scenes(cfg, val=False, il_planners=il_planners)
+        train_scenes = _load_scenes(cfg, val=False, rl=rl, il_planners=il_planners)
     fresh = build_labels(train_scenes, rl, il_planners, cfg, device, 'relabel il',
                          references=il_refs, dist=dist)
     fresh_layout = reference_layout(il_refs, len(il_planners))
@@ -415,7 +442,7 @@ def relabel_il(cfg: SelectorTrainConfig, rl, il_planners, device, train: dict,
     if dist.is_main:
         train_scenes.save_references()
     if val_scenes is None:
-        val_scenes = _load_scenes(cfg, val=True, il_planners=il_planners)
+        val_scenes = _load_scenes(cfg, val=True, rl=rl, il_planners=il_planners)
     val = build_labels(val_scenes, rl, il_planners, cfg, device, 'labels val',
                        references=('il',), dist=dist)
     return train, val
@@ -435,8 +462,7 @@ def main(cfg: SelectorTrainConfig, train_scenes=None, val_scenes=None) -> Path:
     rl = load_rl_branch(cfg.rl_checkpoint, str(device))
     il_planners = [load_il_planner(path, str(device))
                    for path in (cfg.il_checkpoint, *cfg.extra_il_checkpoints)]
-    for il in il_planners:      # one feature set per scene feeds the IL plans and the trunk
-        check_same_features(il, rl)
+    label_features(rl, il_planners)   # one feature set per scene feeds the IL plans and trunk
     log = run_log(cfg.exp, cfg.seed, cfg, cfg.runs_root, dist)
 
     # -- labels: candidates scored by the PDM scorer (saved as labels.pt for later runs) ---------
