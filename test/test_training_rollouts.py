@@ -191,7 +191,9 @@ def test_rollouts_with_past_sweeps_plan_on_every_sweep_the_log_has(tmp_path):
 
 
 def test_il_rollouts_relabelled_by_the_expert_train_on_those_frames_only(tmp_path):
-    from pair_drive_ros.training.data import DataConfig, ILDataset
+    import pytest
+
+    from pair_drive_ros.training.data import DataConfig, DataError, ILDataset
 
     planner = _KeepSpeed()
     collect(planner, _Candidates(), tmp_path, 'train', [('highway', 3)], max_steps=48,
@@ -220,6 +222,15 @@ def test_il_rollouts_relabelled_by_the_expert_train_on_those_frames_only(tmp_pat
         plain.scorable_frames()[::4].tolist()
     i = frames.index((str(episode_path(tmp_path, 'train', 'highway', 3)), 0))
     np.testing.assert_allclose(data[i][1]['trajectory'], relabel[0], atol=1e-5)
+    # Only some scenario folders of the extra root may join.
+    same = ILDataset(other, 'train', data_cfg=DataConfig(frame_stride=4),
+                     cache_dir=tmp_path / 'cache', extra_roots=(tmp_path,),
+                     extra_scenarios=('highway',))
+    assert same.episodes == data.episodes and len(same) == len(data)
+    with pytest.raises(DataError, match=r"no scene logs under .* of \['roundabout'\]"):
+        ILDataset(other, 'train', data_cfg=DataConfig(frame_stride=4),
+                  cache_dir=tmp_path / 'cache', extra_roots=(tmp_path,),
+                  extra_scenarios=('roundabout',))
 
 
 def test_a_rollout_driver_is_pair_or_il():

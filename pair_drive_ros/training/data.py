@@ -352,12 +352,15 @@ class ILDataset(Dataset):
     def __init__(self, root: str | Path, split: str | None,
                  perception_cfg: PerceptionConfig = PerceptionConfig(),
                  data_cfg: DataConfig = DataConfig(), cache_dir: str | Path | None = None,
-                 workers: int = 1, progress: bool = False, extra_roots: tuple = ()) -> None:
+                 workers: int = 1, progress: bool = False, extra_roots: tuple = (),
+                 extra_scenarios: tuple = ()) -> None:
         """
         Index (and cache on first use) the frames of `split` under root and extra_roots.
 
         extra_roots: more scene-log roots whose same split joins this one (e.g. on-policy
         rollouts relabelled by the expert); their features share root's cache.
+        extra_scenarios: only these scenario folders (<root>/<split>/<scenario>/) of the extra
+        roots join (empty: all).
         """
         from pair_drive_ros.sim.logs import episode_paths
 
@@ -373,8 +376,12 @@ class ILDataset(Dataset):
         owners = [self.root] * len(paths)
         for extra in roots[1:]:
             more = episode_paths(extra, split)
+            if extra_scenarios:
+                base = extra / split if split else extra
+                more = [p for p in more if p.relative_to(base).parts[0] in extra_scenarios]
             if not more:
-                raise DataError(f'no scene logs under {extra / (split or "")}')
+                raise DataError(f'no scene logs under {extra / (split or "")}'
+                                + (f' of {list(extra_scenarios)}' if extra_scenarios else ''))
             paths, owners = paths + more, owners + [extra] * len(more)
         base = Path(cache_dir) if cache_dir else self.root.parent / 'cache'
         self.cache_dir = base / f'il_{cache_key(perception_cfg, data_cfg)}'

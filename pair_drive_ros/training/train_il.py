@@ -82,6 +82,8 @@ class ILRunConfig(ILTrainConfig):
     # More training logs (their train/ only), e.g. IL rollouts relabelled by the expert
     # (`pair-drive train rollouts --set driver=il --set expert_relabel=true`: DAgger).
     extra_data_roots: tuple = ()
+    # Only these scenario folders of extra_data_roots join (empty: all of them).
+    extra_data_scenarios: tuple = ()
     out: str = 'runs/il'           # checkpoint folder (the resolved config is saved there)
     runs_root: str = 'runs'        # TensorBoard run-log root (--runs)
     cache_dir: str = ''            # feature cache ('': <data_root>/../cache)
@@ -230,13 +232,15 @@ def _loaders(cfg: ILTrainConfig, train_set, val_set, dist: DistInfo):
 def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
          resume: str | Path | None = None, runs_root: str | Path = 'runs',
          cache_dir: str | Path | None = None, progress: bool = True,
-         init: str | Path | None = None, extra_roots: tuple = ()) -> Path:
+         init: str | Path | None = None, extra_roots: tuple = (),
+         extra_scenarios: tuple = ()) -> Path:
     """
     Train one IL model; returns the path of the best checkpoint (out_dir/<model>.pt).
 
     init: a checkpoint whose weights start the run (fine-tuning, e.g. a shipped model on scene
     logs converted from recordings); its model and perception configs must match cfg's.
-    extra_roots: more scene-log roots whose train split joins the training set.
+    extra_roots: more scene-log roots whose train split joins the training set (only their
+    extra_scenarios folders, if given).
     """
     set_threads(cfg.num_threads)
     seed_everything(cfg.seed)
@@ -245,7 +249,8 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
     if dist.world_size > 1 and not dist.is_main:
         torch.distributed.barrier()  # rank 0 builds the feature cache first
     train_set = ILDataset(data_root, 'train', cfg.perception, cfg.data, cache_dir,
-                          cfg.cache_workers, progress and dist.is_main, extra_roots)
+                          cfg.cache_workers, progress and dist.is_main, extra_roots,
+                          tuple(extra_scenarios))
     val_cfg = replace(cfg.data.training_only, frame_stride=cfg.val_frame_stride)
     val_set = ILDataset(data_root, 'val', cfg.perception, val_cfg, cache_dir,
                         cfg.cache_workers, progress and dist.is_main)
@@ -363,7 +368,8 @@ def run(args) -> int:
         save_config(cfg, cfg.out)
     best = main(train_config(cfg), cfg.data_root, cfg.out, cfg.resume or None, cfg.runs_root,
                 cfg.cache_dir or None, progress=cfg.progress, init=cfg.init or None,
-                extra_roots=tuple(cfg.extra_data_roots))
+                extra_roots=tuple(cfg.extra_data_roots),
+                extra_scenarios=tuple(cfg.extra_data_scenarios))
     if cfg.export and best.exists():
         export_checkpoint(best, cfg.export)
         LOG.info('exported %s -> %s', best, cfg.export)
