@@ -45,6 +45,12 @@ TINY = {
                                   'warmup_steps=1', 'data.frame_stride=2']},
     'dagger': {'rounds': [{'highway': 1}, {'highway': 1, 'merge': 1}], 'max_steps': 45,
                'workers': 1},
+    'il_b_motion_dagger': {'config': str(ROOT / 'config/il_diffusiondrive_motion.yaml'),
+                           'overrides': ['epochs=1', 'max_steps=2', 'batch_size=4',
+                                         'val_max_frames=4', 'warmup_steps=1',
+                                         'data.frame_stride=2', 'model_config.num_modes=4',
+                                         'seed=1'],
+                           'scenarios': ['highway']},
     'rl': {'config': str(ROOT / 'config/rl_grpo.yaml'),
            'overrides': ['total_steps=2', 'scenes_per_step=2', 'frame_stride=2']},
     'selector': {'config': str(ROOT / 'config/selector.yaml'),
@@ -113,7 +119,7 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     results = run_zoo(cfg, out, work)
     assert results == {**ran, 'data': 'skipped', 'il_a': 'skipped', 'il_b': 'skipped',
                        'il_a_motion': 'skipped', 'dagger': 'skipped',
-                       'il_a_motion_dagger': 'skipped'}
+                       'il_a_motion_dagger': 'skipped', 'il_b_motion_dagger': 'skipped'}
     zoo = json.loads((out / 'zoo.json').read_text())
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [*MODELS, *(f[:-3] + '.md' for f in MODELS), 'zoo.json'])
@@ -125,8 +131,10 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
         marker = json.loads((work / 'stages' / f'{stage}.json').read_text())
         assert marker['outputs']['model']['sha256'] == sha
         card = (out / (file[:-3] + '.md')).read_text()
+        seed = ("**Seed.** 1 (this stage's recipe; the run's is 0)"
+                if stage == 'il_b_motion_dagger' else '**Seed.** 0 (every stage')
         for text in (f'sha256 `{sha}`', manifest_sha, zoo['git']['commit'],
-                     marker['commands'][0], '**Seed.** 0', '| expert (logged)', 'PDMS'):
+                     marker['commands'][0], seed, '| expert (logged)', 'PDMS'):
             assert text in card, (file, text)
     # The RL trunk is a copy of the IL-A this run trained (frozen while GRPO trains the tree).
     il = torch.load(out / 'transfuser_lite.pt', weights_only=True)['state_dict']
@@ -147,7 +155,7 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     scores = zoo['scores']['val']
     assert set(scores) == {'expert', 'il_a', 'il_b', 'pair_a', 'pair_b', 'seq_a', 'seq_b',
                            'il_a_motion', 'pair_a_motion', 'il_a_motion_dagger',
-                           'pair_a_motion_dagger'}
+                           'pair_a_motion_dagger', 'il_b_motion_dagger', 'pair_b_motion_dagger'}
     # DAgger: round 1 drove il_a_motion's model, round 2 the model trained on round 1; the
     # seeds of a scenario continue across rounds; the published model learnt from both.
     dagger = json.loads((work / 'stages' / 'dagger.json').read_text())['commands']
@@ -163,6 +171,12 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     final = json.loads((work / 'stages' / 'il_a_motion_dagger.json').read_text())['commands']
     assert 'dagger_1' in final[0] and 'dagger_2' in final[0]
     assert '(relabelled frames only)' in (out / 'transfuser_lite_motion_dagger.md').read_text()
+    # IL-B motion learnt from the rounds' highway episodes only (its `scenarios`), with sweeps.
+    il_b = torch.load(out / 'diffusiondrive_lite_motion_dagger.pt', weights_only=False)
+    assert il_b['perception_config']['history_sweeps'] == 2
+    il_b_cmd = json.loads((work / 'stages' / 'il_b_motion_dagger.json').read_text())['commands']
+    assert 'dagger_2' in il_b_cmd[0] and 'extra_data_scenarios=["highway"]' in il_b_cmd[0]
+    assert 'DAgger round 2' in (out / 'diffusiondrive_lite_motion_dagger.md').read_text()
     # The motion IL-A reads past sweeps; the RL branch it plugs into does not.
     motion = torch.load(out / 'transfuser_lite_motion.pt', weights_only=False)
     assert motion['perception_config']['history_sweeps'] == 2

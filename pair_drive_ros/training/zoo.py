@@ -74,7 +74,8 @@ from pair_drive_ros.core.files import write_text_atomic
 LOG = logging.getLogger(__name__)
 DEFAULT_CONFIG = 'config/zoo.yaml'
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ('data', 'il_a', 'il_b', 'il_a_motion', 'dagger', 'il_a_motion_dagger', 'rl',
+STAGES = ('data', 'il_a', 'il_b', 'il_a_motion', 'dagger', 'il_a_motion_dagger',
+          'il_b_motion_dagger', 'rl',
           'selector_0', 'rollouts', 'selector', 'selector_tree', 'sequential_a', 'sequential_b',
           'evaluate', 'test_data', 'test', 'publish')
 SPLITS = ('train', 'val', 'test')
@@ -105,6 +106,13 @@ class TrainStage:
 
     config: str = ''
     overrides: tuple = ()
+
+
+@dataclass(frozen=True)
+class DaggerTrainStage(TrainStage):
+    """An IL recipe trained on the expert logs plus every DAgger round (stage dagger)."""
+
+    scenarios: tuple = ()          # the rounds' scenario folders it reads (empty: all)
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,9 @@ class ZooConfig:
     il_b: TrainStage = TrainStage('config/il_diffusiondrive.yaml')
     il_a_motion: TrainStage = TrainStage('config/il_transfuser_motion.yaml')
     dagger: DaggerStage = field(default_factory=DaggerStage)   # trains il_a_motion's recipe
+    # IL-B with motion, trained on the expert logs and the DAgger rounds of IL-A motion.
+    il_b_motion_dagger: DaggerTrainStage = DaggerTrainStage(
+        'config/il_diffusiondrive_motion.yaml')
     rl: TrainStage = TrainStage('config/rl_grpo.yaml')
     selector: TrainStage = TrainStage('config/selector.yaml')
     # The NC/TTC guard of the deployed selector (pair_selector.pt: SelectorConfig.
@@ -193,6 +204,9 @@ MODELS = {
                                   'past LiDAR sweeps)'),
     'transfuser_lite_motion_dagger.pt': ('il_a_motion_dagger', 'IL planner A with motion, '
                                          'DAgger rounds (Transfuser-lite, past LiDAR sweeps)'),
+    'diffusiondrive_lite_motion_dagger.pt': ('il_b_motion_dagger', 'IL planner B with motion, '
+                                             "trained with IL-A motion's DAgger rounds "
+                                             '(DiffusionDrive-lite, past LiDAR sweeps)'),
     'pair_rl_branch.pt': ('rl', 'PaIR RL tree branch'),
     'pair_selector.pt': ('selector', 'PaIR candidate selector (one DAgger round)'),
     'pair_selector_tree.pt': ('selector_tree', "PaIR selector for the paper's candidate set "
@@ -214,6 +228,10 @@ ROWS = (('expert', 'expert (logged)', 'expert', None, False),
          'transfuser_lite_motion_dagger.pt', False),
         ('pair_a_motion_dagger', 'IL-A motion + DAgger + PaIR', 'pair',
          'transfuser_lite_motion_dagger.pt', True),
+        ('il_b_motion_dagger', 'IL-B motion + DAgger', 'diffusiondrive',
+         'diffusiondrive_lite_motion_dagger.pt', False),
+        ('pair_b_motion_dagger', 'IL-B motion + DAgger + PaIR', 'pair',
+         'diffusiondrive_lite_motion_dagger.pt', True),
         ('seq_a', 'IL-A + sequential GRPO', 'transfuser', 'transfuser_lite_seq_grpo.pt', False),
         ('seq_b', 'IL-B + sequential GRPO', 'diffusiondrive', 'diffusiondrive_lite_seq_grpo.pt',
          False))
@@ -223,8 +241,12 @@ CARD_ROWS = {'transfuser_lite.pt': ('il_a', 'pair_a'),
              'transfuser_lite_motion.pt': ('il_a', 'il_a_motion', 'pair_a_motion'),
              'transfuser_lite_motion_dagger.pt': ('il_a_motion', 'pair_a_motion',
                                                   'il_a_motion_dagger', 'pair_a_motion_dagger'),
-             'pair_rl_branch.pt': ('pair_a', 'pair_b', 'pair_a_motion', 'pair_a_motion_dagger'),
-             'pair_selector.pt': ('pair_a', 'pair_b', 'pair_a_motion', 'pair_a_motion_dagger'),
+             'diffusiondrive_lite_motion_dagger.pt': ('il_b', 'pair_b', 'il_b_motion_dagger',
+                                                      'pair_b_motion_dagger'),
+             'pair_rl_branch.pt': ('pair_a', 'pair_b', 'pair_a_motion', 'pair_a_motion_dagger',
+                                   'pair_b_motion_dagger'),
+             'pair_selector.pt': ('pair_a', 'pair_b', 'pair_a_motion', 'pair_a_motion_dagger',
+                                  'pair_b_motion_dagger'),
              'pair_selector_tree.pt': ('il_a', 'il_b'),
              'transfuser_lite_seq_grpo.pt': ('il_a', 'seq_a'),
              'diffusiondrive_lite_seq_grpo.pt': ('il_b', 'seq_b')}
@@ -580,7 +602,8 @@ class Zoo:
                            str(self.write_config(s, tcfg)), '--force']]
             stages.append(s)
 
-        model_stages = ('il_a', 'il_b', 'il_a_motion', 'il_a_motion_dagger', 'rl', 'selector',
+        model_stages = ('il_a', 'il_b', 'il_a_motion', 'il_a_motion_dagger',
+                        'il_b_motion_dagger', 'rl', 'selector',
                         'sequential_a', 'sequential_b')
         s = Stage('evaluate', 'open-loop (and closed-loop) evaluation on val',
                   inputs={'upstream': self.upstream('data', *model_stages)},
@@ -699,6 +722,24 @@ class Zoo:
         argv[argv.index('--out') + 1] = str(w / 'runs' / 'il_a_motion_dagger')
         s.commands = [argv]
         s.action = self._runner_then_move(export, m / 'transfuser_lite_motion_dagger.pt')
+        out.append(s)
+
+        # IL-B with motion learns from the same rounds (the states IL-A motion drove into).
+        file, keep = 'diffusiondrive_lite_motion_dagger.pt', list(c.il_b_motion_dagger.scenarios)
+        export = w / 'runs' / 'il_b_motion_dagger' / 'export' / file
+        s = Stage('il_b_motion_dagger', 'train diffusiondrive (IL) on the expert logs and the '
+                  'DAgger rounds', inputs={'upstream': self.upstream('data', 'dagger'),
+                                           'scenarios': keep},
+                  outputs={'model': m / file})
+        tcfg = self.trainer_config('il_b_motion_dagger', train_il.ILTrainConfig,
+                                   {'model': 'diffusiondrive'})
+        s.commands = [['train', 'il', '--model', 'diffusiondrive', '--data', str(self.data_root),
+                       '--config', str(self.write_config(s, tcfg)),
+                       '--set', f'extra_data_roots={json.dumps([str(r) for r in roots])}',
+                       '--set', f'extra_data_scenarios={json.dumps(keep)}',
+                       '--out', str(w / 'runs' / 'il_b_motion_dagger'), '--runs', runs,
+                       '--export', str(export), '--force']]
+        s.action = self._runner_then_move(export, m / file)
         out.append(s)
         return out
 
@@ -918,13 +959,18 @@ class Zoo:
             total /= max(1, min(c.dagger.workers, 2))
             trained = Stage('il_a_motion_dagger', '', configs=stage.configs)
             return total + sum(self.estimate(trained, r) for r in range(1, len(c.dagger.rounds)))
-        if stage.name in ('il_a', 'il_b', 'il_a_motion', 'il_a_motion_dagger'):
+        if stage.name in ('il_a', 'il_b', 'il_a_motion', 'il_a_motion_dagger',
+                          'il_b_motion_dagger'):
             _, n = self.split_samples('train', d.train_episodes, cfg['data']['frame_stride'])
-            if stage.name == 'il_a_motion_dagger':   # the relabelled frames of `rounds` rounds
+            if stage.name in ('il_a_motion_dagger', 'il_b_motion_dagger'):
+                # the relabelled frames of `rounds` rounds (IL-B: of its scenarios)
                 rounds = rounds or len(c.dagger.rounds)
+                keep = (c.il_b_motion_dagger.scenarios if stage.name == 'il_b_motion_dagger'
+                        else ())
                 n += sum(math.ceil(self.cap(name, c.dagger.max_steps) / c.dagger.label_every)
                          * episodes for r in range(1, rounds + 1)
-                         for name, _, episodes in self.dagger_jobs(r))
+                         for name, _, episodes in self.dagger_jobs(r)
+                         if not keep or name in keep)
             _, nv = self.split_samples('val', d.val_episodes, cfg['val_frame_stride'])
             if cfg.get('val_max_frames'):
                 nv = min(nv, cfg['val_max_frames'])
@@ -1245,12 +1291,14 @@ class ZooRun(Zoo):
 
 # The upstream models each checkpoint was built from (stage -> model files).
 DEPENDS = {'il_a': (), 'il_b': (), 'il_a_motion': (),
-           'il_a_motion_dagger': ('transfuser_lite_motion.pt',), 'rl': ('transfuser_lite.pt',),
+           'il_a_motion_dagger': ('transfuser_lite_motion.pt',),
+           'il_b_motion_dagger': ('transfuser_lite_motion.pt',), 'rl': ('transfuser_lite.pt',),
            'selector': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'selector_tree': ('transfuser_lite.pt', 'pair_rl_branch.pt', SELECTOR_0),
            'sequential_a': ('transfuser_lite.pt',), 'sequential_b': ('diffusiondrive_lite.pt',)}
 _SELECTOR_ROLE = 'IL-A references, RL context, rollouts driven by'
-DEPEND_ROLE = {'il_a_motion_dagger': 'DAgger round 1 driven by', 'rl': 'trunk copied from',
+DEPEND_ROLE = {'il_a_motion_dagger': 'DAgger round 1 driven by',
+               'il_b_motion_dagger': 'DAgger round 1 driven by', 'rl': 'trunk copied from',
                'selector': _SELECTOR_ROLE,
                'selector_tree': _SELECTOR_ROLE, 'sequential_a': 'initialised from',
                'sequential_b': 'initialised from'}
@@ -1313,7 +1361,7 @@ def model_card(file: str, title: str, zoo: Zoo, markers: dict, manifests: dict, 
         lines.append('  - and stage `rollouts` (IL-A + PaIR driven by it; the zoo calls '
                      '`training.rollouts.collect`, as these commands do):')
         lines += [f'    `{c}`' for c in markers['rollouts']['commands']]
-    if stage == 'il_a_motion_dagger':
+    if stage in ('il_a_motion_dagger', 'il_b_motion_dagger'):
         lines.append('  - after stage `dagger` (each round: the IL-A motion of the round before '
                      'drives, the expert relabels; then it trains again):')
         lines += [f'    `{c}`' for c in markers['dagger']['commands']]
@@ -1325,7 +1373,7 @@ def model_card(file: str, title: str, zoo: Zoo, markers: dict, manifests: dict, 
     if stage in ('selector', 'selector_tree'):
         for label, rec in markers['rollouts']['outputs'].items():
             lines.append(f'  - on-policy `{rec["path"]}`: tree sha256 `{rec["sha256"]}`')
-    if stage == 'il_a_motion_dagger':
+    if stage in ('il_a_motion_dagger', 'il_b_motion_dagger'):
         for label, rec in markers['dagger']['outputs'].items():
             lines.append(f'  - DAgger {label.replace("_", " ")} `{rec["path"]}` (relabelled '
                          f'frames only): tree sha256 `{rec["sha256"]}`')
@@ -1334,7 +1382,12 @@ def model_card(file: str, title: str, zoo: Zoo, markers: dict, manifests: dict, 
         role = DEPEND_ROLE[stage]
         lines.append(f'- **Built on** ({role}): ' + ', '.join(
             f'`{d}` (weights digest `{_model_digest(markers, d)[:16]}`)' for d in deps) + '.')
-    lines += [f'- **Seed.** {mk["seed"]} (every stage of the run); device `{mk["device"]}`.',
+    # A stage's recipe may override the run's seed (a training draw chosen on val).
+    seeds = {c.get('seed') for c in mk.get('configs', {}).values()} - {None, mk['seed']}
+    seed_text = (f'{mk["seed"]} (every stage of the run)' if not seeds else
+                 f'{", ".join(map(str, sorted(seeds)))} (this stage\'s recipe; the run\'s is '
+                 f'{mk["seed"]})')
+    lines += [f'- **Seed.** {seed_text}; device `{mk["device"]}`.',
               f'- **Code.** commit `{git["commit"]}`'
               + (' with uncommitted changes.' if git['dirty'] else '.'),
               f'- **Wall time.** {mk["seconds"]:.0f} s for the stage (estimate '
