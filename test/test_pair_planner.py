@@ -265,6 +265,19 @@ def test_selector_trains_around_an_il_planner_that_reads_more_features(tmp_path)
     path = main(cfg, train_scenes=SyntheticSceneSet(3, seed=1, perception=motion),
                 val_scenes=SyntheticSceneSet(2, seed=2, perception=motion))
     assert np.isfinite(torch.load(path, weights_only=True)['val']['sel/loss'])
+    # Two IL planners of one selector must read the same features.
+    from pair_drive_ros.policy.il_planner import load_il_planner
+    from pair_drive_ros.policy.pair import load_rl_branch
+    from pair_drive_ros.training.train_selector import label_features
+
+    plain = build_model('transfuser', TransfuserConfig(backbone=TINY_BACKBONE))
+    plain_path = save_checkpoint(tmp_path / 'plain.pt', plain, model_name='transfuser',
+                                 model_config=plain.cfg, perception_config=PerceptionConfig())
+    rl = load_rl_branch(rl_path)
+    config, rl_part, il_parts = label_features(rl, [load_il_planner(il_path)])
+    assert config == motion and rl_part is not None and il_parts == [None]
+    with pytest.raises(CheckpointError, match='same features'):
+        label_features(rl, [load_il_planner(il_path), load_il_planner(plain_path)])
     pair = build_planner('pair', il_checkpoint=il_path, rl_checkpoint=rl_path,
                          selector_checkpoint=path)
     assert pair.stop_decels == (3.0,) and pair.perception_config == motion

@@ -44,8 +44,7 @@ from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
 from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME as SEL_NAME,
                                             pick_with_margin, plan_variants, Selector,
-                                            stop_candidates,
-                                            SelectorConfig)
+                                            SelectorConfig, stop_candidates)
 
 LOG = logging.getLogger(__name__)
 

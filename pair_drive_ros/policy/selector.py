@@ -83,10 +83,9 @@ class SelectorConfig:
     safety_tolerance: float = -1.0
     safety_metrics: tuple = ('NC', 'TTC')   # of TARGETS; DAC adds the drivable area
     # Progress gate (closed loop): a candidate may replace the IL plan only if its path over
-    # the horizon is at most this many metres longer than the IL plan's (negative: no gate).
-    # Open-loop labels reward progress against traffic that yielded to the logged expert, so an
-    # ungated selector trades a cautious IL plan's slow approach for faster candidates; gated,
-    # it can still move the path sideways and slow it down.
+    # the horizon is at most this many metres longer than the IL plan's (negative: no gate):
+    # the selector may move a cautious IL plan sideways or slow it, not speed it up. On val it
+    # held PaIR to the IL plan's speed without fewer collisions (docs/RESULTS.md).
     progress_tolerance_m: float = -1.0
     box_length_m: float = 5.0
     box_width_m: float = 2.0

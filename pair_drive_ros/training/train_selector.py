@@ -227,16 +227,19 @@ def label_features(rl, il_planners: list) -> tuple:
     policy.pair.shared_features.
 
     An IL planner may read more than the RL trunk (past sweeps), as it may plug into PaIR;
-    all IL planners of one selector must be built from the same features.
+    all IL planners of one selector must be built from the same features (one that names no
+    perception config reads them whole).
     """
     from pair_drive_ros.policy.checkpoint import CheckpointError
 
     parts = [shared_features(il, rl) for il in il_planners]
-    if any(p[0] != parts[0][0] for p in parts[1:]):
+    known = [p for p in parts if p[0] is not None]
+    if any(p[0] != known[0][0] for p in known[1:]):
         raise CheckpointError('the IL planners of one selector must read the same features '
                               '(history_sweeps, road_speed)')
-    config = parts[0][0] or planner_perception_config(il_planners[0])
-    return config, parts[0][2], [p[1] for p in parts]
+    if not known:
+        return planner_perception_config(il_planners[0]), None, [None] * len(parts)
+    return known[0][0], known[0][2], [p[1] for p in parts]
 
 
 @torch.no_grad()
