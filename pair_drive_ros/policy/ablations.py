@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from pair_drive_ros.policy.pair import PaIRPlanner
-from pair_drive_ros.policy.selector import (NUM_PLAN_VARIANTS, plan_variants, stop_candidates,
-                                            VARIANT_LATERAL_M, VARIANT_SPEEDS)
+from pair_drive_ros.policy.selector import (NUM_PLAN_VARIANTS, plan_variants,
+                                            reference_alternatives, VARIANT_LATERAL_M,
+                                            VARIANT_SPEEDS)
 
 
 class VariantsOnlyPaIR(PaIRPlanner):
@@ -38,9 +39,7 @@ class VariantsOnlyPaIR(PaIRPlanner):
         """Return [IL plan, 14 variants, braking] (B, 15 + S, 8, 3) and the RL context tokens."""
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
-        parts = [ref[:, None], plan_variants(ref)]
-        if self.stop_decels:
-            parts.append(stop_candidates(ref, self.stop_decels))
+        parts = [ref[:, None], *reference_alternatives(ref, True, self.stop_decels)]
         return torch.cat(parts, 1), context
 
     def candidates_per_frame(self) -> int:

@@ -43,8 +43,8 @@ from pair_drive_ros.policy.checkpoint import CheckpointError, load_checkpoint, l
 from pair_drive_ros.policy.il_planner import features_to_batch
 from pair_drive_ros.policy.rl_branch import MODEL_NAME as RL_NAME, RLBranch, RLBranchConfig
 from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME as SEL_NAME,
-                                            pick_with_margin, plan_variants, Selector,
-                                            SelectorConfig, stop_candidates)
+                                            pick_with_margin, reference_alternatives,
+                                            Selector, SelectorConfig)
 
 LOG = logging.getLogger(__name__)
 
@@ -245,18 +245,13 @@ class PaIRPlanner(AbstractPlanner):
                 raise CheckpointError(f'PaIR {label} checkpoint {path} does not exist')
         il = load_il_planner(il_path, device=device)
         selector = load_selector(sel_path, device)
-        if safety_tolerance is not None:
-            selector.cfg = replace(selector.cfg, safety_tolerance=float(safety_tolerance))
-        if safety_metrics is not None:
-            selector.cfg = replace(selector.cfg, safety_metrics=tuple(safety_metrics))
-        if fallback_margin is not None:
-            selector.cfg = replace(selector.cfg, fallback_margin=float(fallback_margin))
-        if select_by is not None:
-            selector.cfg = replace(selector.cfg, select_by=str(select_by))
-        if progress_tolerance_m is not None:
-            selector.cfg = replace(selector.cfg, progress_tolerance_m=float(progress_tolerance_m))
-        if stop_decels_mps2 is not None:
-            selector.cfg = replace(selector.cfg, stop_decels_mps2=tuple(stop_decels_mps2))
+        settings = {'safety_tolerance': (safety_tolerance, float),
+                    'safety_metrics': (safety_metrics, tuple),
+                    'fallback_margin': (fallback_margin, float), 'select_by': (select_by, str),
+                    'progress_tolerance_m': (progress_tolerance_m, float),
+                    'stop_decels_mps2': (stop_decels_mps2, tuple)}
+        selector.cfg = replace(selector.cfg, **{key: cast(value) for key, (value, cast)
+                                                in settings.items() if value is not None})
         return cls(il, load_rl_branch(rl_path, device), selector,
                    codes=codes, device=device, consistency_weight=consistency_weight)
 
@@ -305,11 +300,8 @@ class PaIRPlanner(AbstractPlanner):
         ref = torch.as_tensor(il_poses, dtype=torch.float32, device=self.device)
         context = self.rl_branch.encode(batch)
         tree = self.rl_branch.expand(context, ref, self.codes)
-        parts = [ref[:, None], tree.paths]
-        if self.variants:
-            parts.append(plan_variants(ref))
-        if self.stop_decels:
-            parts.append(stop_candidates(ref, self.stop_decels))
+        parts = [ref[:, None], tree.paths,
+                 *reference_alternatives(ref, self.variants, self.stop_decels)]
         return torch.cat(parts, 1), context
 
     @torch.inference_mode()

@@ -311,6 +311,20 @@ def stop_candidates(plans: torch.Tensor, decels_mps2: tuple) -> torch.Tensor:
     return torch.stack(out, 1)
 
 
+def reference_alternatives(plans: torch.Tensor, variants: bool, stop_decels_mps2: tuple
+                           ) -> list:
+    """
+    Return the non-tree candidates around (B, 8, 3) reference plans, in the set's order.
+
+    With `variants` their NUM_PLAN_VARIANTS speed x lateral variants, then their braking
+    candidates (stop_candidates); a list of (B, V, 8, 3) blocks, empty without either.
+    """
+    parts = [plan_variants(plans)] if variants else []
+    if stop_decels_mps2:
+        parts.append(stop_candidates(plans, stop_decels_mps2))
+    return parts
+
+
 def pick_with_margin(score: torch.Tensor, margin: float) -> torch.Tensor:
     """Argmax over (B, K) scores, but candidate 0 unless the best beats it by `margin`."""
     best = score.argmax(-1)

@@ -34,6 +34,7 @@ import numpy as np
 
 from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.scene import Scene
+from pair_drive_ros.core.se2 import inverse_transform_points, wrap_angle
 from pair_drive_ros.core.sensor_frame import SensorFrame
 from pair_drive_ros.core.trajectory import NUM_POSES, POSE_DT_S, Trajectory
 from pair_drive_ros.sim import hw
@@ -131,10 +132,8 @@ def crash_geometry(arrays: dict, step: int) -> dict:
     poses = np.asarray(arrays['agent_poses'][k], dtype=np.float64)
     dist = np.where(valid, np.hypot(*(poses[:, :2] - ego[:2]).T), np.inf)
     a = int(np.argmin(dist))
-    dx, dy = poses[a, :2] - ego[:2]
-    c, s = np.cos(ego[2]), np.sin(ego[2])
-    x, y = c * dx + s * dy, -s * dx + c * dy
-    rel_yaw = float(np.pi - (np.pi - (poses[a, 2] - ego[2])) % (2 * np.pi))
+    x, y = inverse_transform_points(ego, poses[a, :2])
+    rel_yaw = float(-wrap_angle(ego[2] - poses[a, 2]))     # in (-pi, pi]: head-on is +pi
     if abs(rel_yaw) <= SAME_DIRECTION_RAD:
         kind = 'rear_end' if x > 0 else 'struck_from_behind'
     elif abs(rel_yaw) >= OPPOSITE_DIRECTION_RAD:

@@ -52,9 +52,8 @@ from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.closed_loop import planner_perception_config
 from pair_drive_ros.policy.pair import load_rl_branch, rl_features, shared_features
 from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME,
-                                            pick_with_margin, plan_variants, Selector,
-                                            selector_loss, SelectorConfig, stop_candidates,
-                                            TARGETS)
+                                            pick_with_margin, reference_alternatives,
+                                            Selector, selector_loss, SelectorConfig, TARGETS)
 from pair_drive_ros.policy.tree import resolve_group
 from pair_drive_ros.scoring import Metric
 from pair_drive_ros.training.common import (add_trainer_arguments, average_gradients,
@@ -285,11 +284,9 @@ def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
                 tree = rl.expand(context, ref, codes)
             else:
                 tree = rl.expand(context, ref, codes, sigma=cfg.sample_sigma, generator=gen)
-            parts += [ref[:, None], tree.paths]
-            if cfg.model.plan_variants:     # the candidate set at inference (PaIRPlanner)
-                parts.append(plan_variants(ref))
-            if cfg.model.stop_decels_mps2:
-                parts.append(stop_candidates(ref, cfg.model.stop_decels_mps2))
+            # the candidate set at inference (PaIRPlanner)
+            parts += [ref[:, None], tree.paths, *reference_alternatives(
+                ref, cfg.model.plan_variants, cfg.model.stop_decels_mps2)]
         c = torch.cat(parts, 1).cpu().numpy()
         scores = scenes.score(js, c)
         target = target_array(scores)
