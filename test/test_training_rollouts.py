@@ -165,6 +165,25 @@ def test_outcome_summary_counts_who_was_safe_where_the_il_plan_failed(tmp_path):
                    'only_leaf_safe': 1, 'only_variant_safe': 1, 'none_safe': 1}
 
 
+def test_outcome_summary_counts_braking_candidates_apart_from_the_variants(tmp_path):
+    from pair_drive_ros.training.rollouts import outcome_path, outcome_summary
+
+    path = episode_path(tmp_path, 'train', 'intersection', 0)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'')
+    # [IL plan, 1 leaf, 1 variant, 1 stop] at 4 frames: IL safe but the stop is struck;
+    # only the stop; the variant and the stop; nothing.
+    collision = np.array([[0, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    target = outcome_path(path)
+    target.parent.mkdir(parents=True)
+    np.savez(target, frames=np.arange(4) * 4, candidates=np.zeros((4, 4, 8, 3), np.float32),
+             collision=collision, off_road=np.zeros_like(collision))
+    row = outcome_summary(tmp_path, 'train', num_leaves=1, num_stops=1)['intersection']
+    assert row == {'frames': 4, 'il_failed': 3, 'leaf_safe': 0, 'variant_safe': 1,
+                   'only_leaf_safe': 0, 'only_variant_safe': 0, 'none_safe': 1,
+                   'stop_safe': 2, 'only_stop_safe': 1, 'stop_failed': 2}
+
+
 def test_rollouts_with_past_sweeps_plan_on_every_sweep_the_log_has(tmp_path):
     from pair_drive_ros.perception.config import PerceptionConfig
     from pair_drive_ros.policy.closed_loop import closed_loop_policy

@@ -104,37 +104,48 @@ def load_outcomes(episode: str | Path) -> dict | None:
                 for i, k in enumerate(z['frames'])}
 
 
-def outcome_summary(root: str | Path, split: str, num_leaves: int) -> dict:
+def outcome_summary(root: str | Path, split: str, num_leaves: int, num_stops: int = 0) -> dict:
     """
     Count, over the tried frames of a rollout root, what the candidates led to.
 
-    Candidates are PaIR's: [IL plan, num_leaves tree leaves, plan variants]. Returns per
-    scenario: frames tried, frames whose IL plan crashed or left the road ('il_failed'), and of
-    those the frames where some leaf / some variant / only a leaf / only a variant / nothing
-    was safe.
+    Candidates are PaIR's: [IL plan, num_leaves tree leaves, plan variants, num_stops braking
+    candidates]. Returns per scenario: frames tried, frames whose IL plan crashed or left the
+    road ('il_failed'), and of those the frames where some leaf / some variant / only a leaf /
+    only a variant / nothing was safe. With braking candidates also where some stop / only a
+    stop was safe, and over all frames where a stop itself failed ('stop_failed': struck from
+    behind, or already in the other car's path).
     """
     from pair_drive_ros.sim.logs import episode_paths
 
+    keys = ('frames', 'il_failed', 'leaf_safe', 'variant_safe', 'only_leaf_safe',
+            'only_variant_safe', 'none_safe')
+    if num_stops:
+        keys += ('stop_safe', 'only_stop_safe', 'stop_failed')
     out = {}
     for episode in episode_paths(Path(root), split):
         outcomes = load_outcomes(episode)
         if outcomes is None:
             continue
-        row = out.setdefault(episode.parent.name, dict.fromkeys(
-            ('frames', 'il_failed', 'leaf_safe', 'variant_safe', 'only_leaf_safe',
-             'only_variant_safe', 'none_safe'), 0))
+        row = out.setdefault(episode.parent.name, dict.fromkeys(keys, 0))
         for _, collision, off_road in outcomes.values():
             ok = ~(collision | off_road)
+            end = len(ok) - num_stops
             row['frames'] += 1
+            stop = bool(ok[end:].any())
+            if num_stops:
+                row['stop_failed'] += not ok[end:].all()
             if ok[0]:
                 continue
-            leaf, variant = bool(ok[1:1 + num_leaves].any()), bool(ok[1 + num_leaves:].any())
+            leaf, variant = bool(ok[1:1 + num_leaves].any()), bool(ok[1 + num_leaves:end].any())
             row['il_failed'] += 1
             row['leaf_safe'] += leaf
             row['variant_safe'] += variant
-            row['only_leaf_safe'] += leaf and not variant
-            row['only_variant_safe'] += variant and not leaf
-            row['none_safe'] += not (leaf or variant)
+            row['only_leaf_safe'] += leaf and not (variant or stop)
+            row['only_variant_safe'] += variant and not (leaf or stop)
+            row['none_safe'] += not (leaf or variant or stop)
+            if num_stops:
+                row['stop_safe'] += stop
+                row['only_stop_safe'] += stop and not (leaf or variant)
     return out
 
 
@@ -278,7 +289,8 @@ def main(cfg: RolloutConfig) -> list[dict]:
         from pair_drive_ros.policy.tree import resolve_group
 
         leaves = len(resolve_group(planner.codes))
-        for name, row in outcome_summary(cfg.out, cfg.split, leaves).items():
+        for name, row in outcome_summary(cfg.out, cfg.split, leaves,
+                                         len(planner.stop_decels)).items():
             LOG.info('candidate outcomes, %s: %s', name, row)
     return rows
 
