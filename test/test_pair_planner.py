@@ -248,7 +248,7 @@ def test_selector_trains_around_an_il_planner_that_reads_more_features(tmp_path)
 
     # An IL planner with past sweeps (IL-A motion), an RL branch without them: the labels are
     # built from the motion features, the trunk and the selector read their part; the selector
-    # also learns braking candidates.
+    # also learns braking candidates and samples the past sweeps only the IL planner reads.
     motion = PerceptionConfig(history_sweeps=2)
     torch.manual_seed(0)
     il = build_model('transfuser', TransfuserConfig(
@@ -260,7 +260,7 @@ def test_selector_trains_around_an_il_planner_that_reads_more_features(tmp_path)
     cfg = load_config(SelectorTrainConfig, 'config/selector.yaml', [
         f'runs_root={tmp_path}', 'epochs=1', 'batch_size=2', 'threads=1', 'extra_data_roots=[]',
         f'rl_checkpoint={rl_path}', f'il_checkpoint={il_path}', 'out=' + str(tmp_path / 'sel.pt')])
-    model = replace(SEL_CFG, plan_variants=True, stop_decels_mps2=(3.0,))
+    model = replace(SEL_CFG, plan_variants=True, stop_decels_mps2=(3.0,), raster_past_sweeps=2)
     cfg = type(cfg)(**{**cfg.__dict__, 'model': model})
     path = main(cfg, train_scenes=SyntheticSceneSet(3, seed=1, perception=motion),
                 val_scenes=SyntheticSceneSet(2, seed=2, perception=motion))
@@ -293,6 +293,15 @@ def test_selector_trains_around_an_il_planner_that_reads_more_features(tmp_path)
     # the braking candidate is last: it never travels further than the IL plan
     reach = np.abs(plan.candidates[:, :, :2]).max(axis=(1, 2))
     assert reach[-1] <= reach[0] + 1e-4
+    # the selector reads the past sweeps (the RL trunk's part has none), the trunk its part
+    from pair_drive_ros.policy.il_planner import features_to_batch
+    from pair_drive_ros.policy.pair import rl_features, selector_batch
+
+    built = features_to_batch([frame], 'cpu')
+    part = rl_features(built, pair._rl_index)
+    given = selector_batch(pair.selector, built, part)
+    assert part['lidar_bev'].shape[1] == 2 and given['lidar_bev'].shape[1] == 4
+    assert given['ego_status'] is part['ego_status']
 
 
 @settings(max_examples=40, deadline=None)

@@ -127,6 +127,19 @@ def rl_features(tensors: dict, index) -> dict:
             'ego_status': tensors['ego_status'][:, list(status)]}
 
 
+def selector_batch(selector: Selector, built: dict, part: dict) -> dict:
+    """
+    Return the feature batch a selector reads: the RL trunk's part, with every part's sweeps.
+
+    A selector without a trunk of its own reads features only for its raster samples along the
+    candidates (`raster_past_sweeps`), so it may sample past sweeps that only the IL planner
+    reads; the current sweep comes first in every part (perception.config.feature_subset).
+    """
+    if selector.cfg.context_source == 'own':
+        return part
+    return {**part, 'lidar_bev': built['lidar_bev']}
+
+
 def part_of_features(features: Features, index) -> Features:
     """One frame's Features restricted to one part (see shared_features)."""
     if index is None:
@@ -312,8 +325,8 @@ class PaIRPlanner(AbstractPlanner):
         t0 = time.perf_counter()
         il_plans = self.il_planner.compute_plans(batch)
         t1 = time.perf_counter()
-        tensors = rl_features(features_to_batch([b.features for b in batch], self.device),
-                              self._rl_index)
+        built = features_to_batch([b.features for b in batch], self.device)
+        tensors = rl_features(built, self._rl_index)
         il_poses = np.stack([p.trajectory.poses for p in il_plans]).astype(np.float32)
         cands, context = self.candidates(tensors, il_poses)
         t2 = time.perf_counter()
@@ -322,7 +335,8 @@ class PaIRPlanner(AbstractPlanner):
             scores = torch.zeros(cands.shape[:2])
             scores[:, 0] = 1.0
         else:
-            best, scores = self.selector.select(cands, context, tensors)
+            best, scores = self.selector.select(cands, context, selector_batch(
+                self.selector, built, tensors))
             if self.consistency_weight > 0 and len(batch) == 1:
                 best = self._consistent_pick(batch[0].features, cands, scores, best)
         t3 = time.perf_counter()

@@ -295,8 +295,11 @@ def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
         ctxs.append(context.cpu().half())
         cands.append(torch.as_tensor(c, dtype=torch.float32))
         targets.append(torch.as_tensor(target))
-        for k in RASTER_KEYS:
-            rasters[k].append(feats[k].cpu().half())
+        # The current sweep and the past sweeps the selector samples, from the features built
+        # for every part, as PaIRPlanner gives them (policy.pair.selector_batch).
+        sweeps = 2 + cfg.model.raster_past_sweeps
+        rasters['lidar_bev'].append(built['lidar_bev'][:, :sweeps].cpu().half())
+        rasters['route_raster'].append(feats['route_raster'].cpu().half())
     if outcomes:
         LOG.info('%s: closed-loop outcomes applied to %d frames (%d skipped: other candidates)',
                  desc, tally[0], tally[1])
