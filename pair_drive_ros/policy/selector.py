@@ -41,6 +41,7 @@ import torch.nn.functional as F  # noqa: N812
 from pair_drive_ros.core.trajectory import POSE_DT_S
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import BackboneConfig, PerceptionTrunk
+from pair_drive_ros.policy.tree import step_lengths
 
 MODEL_NAME = 'pair_selector'
 # Predicted targets, in order (names of scoring.Metric rows, then the aggregates).
@@ -200,8 +201,7 @@ class Selector(nn.Module):
 
 def path_length(candidates: torch.Tensor) -> torch.Tensor:
     """(B, K) length [m] of (B, K, T, 3) ego-frame paths, from the ego (the origin)."""
-    xy = F.pad(candidates[..., :2], (0, 0, 1, 0))
-    return (xy[..., 1:, :] - xy[..., :-1, :]).norm(dim=-1).sum(-1)
+    return step_lengths(candidates).sum(-1)
 
 
 def candidates_per_reference(group: str, plan_variants: bool, stops: int = 0) -> int:
@@ -292,7 +292,7 @@ def stop_candidates(plans: torch.Tensor, decels_mps2: tuple) -> torch.Tensor:
     t = plans.shape[1]
     xy = F.pad(plans[..., :2], (0, 0, 1, 0))             # (B, T + 1, 2) from the ego (origin)
     yaw = F.pad(plans[..., 2], (1, 0))
-    seg = (xy[:, 1:] - xy[:, :-1]).norm(dim=-1)          # (B, T)
+    seg = step_lengths(plans)                            # (B, T)
     arc = F.pad(seg.cumsum(-1), (1, 0))                  # (B, T + 1) length along the path
     v0 = seg[:, :1] / POSE_DT_S
     times = POSE_DT_S * torch.arange(1, t + 1, dtype=plans.dtype, device=plans.device)

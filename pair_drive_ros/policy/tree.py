@@ -111,11 +111,16 @@ class TreeLayout:
         return tuple(pos[c[:level + 1]] for c in self.codes)
 
 
+def step_lengths(paths: torch.Tensor) -> torch.Tensor:
+    """(..., T) distance [m] between consecutive poses of (..., T, 3) paths, from the origin."""
+    xy = paths[..., :2]
+    prev = torch.cat([torch.zeros_like(xy[..., :1, :]), xy[..., :-1, :]], -2)
+    return (xy - prev).norm(dim=-1)
+
+
 def mean_step_length(reference: torch.Tensor) -> torch.Tensor:
     """(B,) mean distance [m] between consecutive poses of (B, 8, 3), starting at the origin."""
-    xy = reference[..., :2]
-    prev = torch.cat([torch.zeros_like(xy[..., :1, :]), xy[..., :-1, :]], -2)
-    return (xy - prev).norm(dim=-1).mean(-1)
+    return step_lengths(reference).mean(-1)
 
 
 def branch_offsets(branch: torch.Tensor, s_unit: torch.Tensor, h_unit: torch.Tensor,
