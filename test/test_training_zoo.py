@@ -18,14 +18,16 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+import shlex
 
 import pytest
 import torch
 
 from pair_drive_ros.core.config import config_from_dict, load_config
 from pair_drive_ros.training.rl_data import scorer_calls
-from pair_drive_ros.training.zoo import (MODELS, run_in_process, run_subprocess, run_zoo, Stage,
-                                         STAGES, ZooConfig, ZooError, ZooRun)
+from pair_drive_ros.training.zoo import (fields_added_at_defaults, json_digest, MODELS,
+                                         run_in_process, run_subprocess, run_zoo, Stage, STAGES,
+                                         ZooConfig, ZooError, ZooRun)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,6 +196,17 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
         run_zoo(cfg, out, work)
     # ... --resume finds nothing to do ...
     assert run_zoo(cfg, out, work, resume=True) == skipped
+    # ... also where a trainer config gained a field since a stage ran, at its default (as a
+    # marker written before `closed_loop_outcomes` existed holds it):
+    marker_path = work / 'stages' / 'selector.json'
+    marker = json.loads(marker_path.read_text())
+    for config in marker['configs'].values():
+        assert config.pop('closed_loop_outcomes') is False
+    marker['inputs'] = json_digest({'commands': [shlex.split(c)[1:] for c in marker['commands']],
+                                    'inputs': marker['input_detail'],
+                                    'configs': marker['configs']})
+    marker_path.write_text(json.dumps(marker))
+    assert run_zoo(cfg, out, work, resume=True) == skipped
     # ... and CPU training is bit-reproducible: re-run stages give the same weights, so
     # nothing after them runs again.
     again = ('il_a', 'il_b', 'rl', 'selector_0', 'sequential_b')
@@ -212,6 +225,23 @@ def test_zoo_builds_resumes_and_publishes(tmp_path):
     assert run_zoo(_tiny(**{'evaluate.max_frames': 2}), out, work, force=True) == \
         {**skipped, 'publish': 'ran'}
     assert 'edited' not in (out / 'pair_selector.md').read_text()
+
+
+def test_fields_added_at_defaults():
+    defaults = {'lr': 0.001, 'new': False, 'model': {'width': 64, 'extra': 0}}
+    old = {'lr': 0.01, 'model': {'width': 32}}
+    assert fields_added_at_defaults(old, {'lr': 0.01, 'model': {'width': 32}}, defaults) == []
+    assert fields_added_at_defaults(
+        old, {'lr': 0.01, 'new': False, 'model': {'width': 32, 'extra': 0}}, defaults) == \
+        ['new', 'model.extra']
+    # Anything else is a changed input: a new field away from its default, a changed value,
+    # a removed field, a field the class does not know.
+    for new in ({'lr': 0.01, 'new': True, 'model': {'width': 32}},
+                {'lr': 0.02, 'new': False, 'model': {'width': 32}},
+                {'lr': 0.01, 'model': {'width': 32, 'extra': 1}},
+                {'model': {'width': 32}},
+                {'lr': 0.01, 'model': {'width': 32}, 'unknown': 1}):
+        assert fields_added_at_defaults(old, new, defaults) is None
 
 
 def test_zoo_refuses_to_overwrite(tmp_path):

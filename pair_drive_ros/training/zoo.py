@@ -355,11 +355,51 @@ class Stage:
     estimate_s: float = 0.0
     action: Callable | None = None                 # custom work instead of `commands`
     configs: dict = field(default_factory=dict)    # config path -> resolved config (YAML)
+    config_defaults: dict = field(default_factory=dict)   # config path -> its class defaults
 
     def input_digest(self) -> str:
         """Digest of everything the stage's outputs depend on."""
-        return json_digest({'commands': self.commands, 'inputs': self.inputs,
-                            'configs': self.configs})
+        return json_digest(self.digested())
+
+    def digested(self) -> dict:
+        """Return what `input_digest` hashes (commands, inputs, configs) as JSON stores it."""
+        return json.loads(json.dumps({'commands': self.commands, 'inputs': self.inputs,
+                                      'configs': self.configs}, default=str))
+
+    def set_config(self, path: Path, cfg) -> None:
+        """Record a resolved trainer config (a dataclass) and its class defaults."""
+        self.configs[str(path)] = config_to_dict(cfg)
+        self.config_defaults[str(path)] = config_to_dict(type(cfg)())
+
+
+def fields_added_at_defaults(old: dict, new: dict, defaults: dict,
+                             prefix: str = '') -> list[str] | None:
+    """
+    Keys of `new` that `old` lacks and whose values are their defaults, or None.
+
+    None when anything else differs (a value changed, a key removed, a key added with a value
+    other than its default). A trainer field added after a stage ran, at its default, keeps
+    the behaviour the stage ran with (new fields default to the old behaviour), so the
+    stage's outputs still hold.
+    """
+    added = []
+    if set(old) - set(new):
+        return None
+    for key, value in new.items():
+        name = f'{prefix}{key}'
+        if key not in old:
+            if not isinstance(defaults, dict) or key not in defaults or defaults[key] != value:
+                return None
+            added.append(name)
+        elif isinstance(value, dict) and isinstance(old[key], dict):
+            inner = fields_added_at_defaults(old[key], value, (defaults or {}).get(key, {}),
+                                             f'{name}.')
+            if inner is None:
+                return None
+            added += inner
+        elif old[key] != value:
+            return None
+    return added
 
 
 def output_digests(path: Path) -> dict:
@@ -474,7 +514,7 @@ class Zoo:
     def write_config(self, stage: Stage, cfg) -> Path:
         """Return the path of a stage's resolved trainer config (written when it runs)."""
         path = self.work / 'configs' / f'{stage.name}.yaml'
-        stage.configs[str(path)] = config_to_dict(cfg)
+        stage.set_config(path, cfg)
         return path
 
     # -- the stages ----------------------------------------------------------------------------
@@ -701,7 +741,7 @@ class Zoo:
                                       'dagger': config_to_dict(d)},
                   outputs={f'round_{r}': root / 'train' for r, root in enumerate(roots, 1)},
                   keep_partial=tuple(f'round_{r}' for r in range(1, len(roots) + 1)))
-        s.configs[str(config)] = config_to_dict(tcfg)
+        s.set_config(config, tcfg)
         s.commands = [argv for drive, trained in rounds for argv in drive + [trained] if argv]
 
         def action(stage: Stage) -> None:
@@ -717,7 +757,7 @@ class Zoo:
         s = Stage('il_a_motion_dagger', 'train transfuser (IL) on the expert logs and every '
                   'DAgger round', inputs={'upstream': self.upstream('data', 'dagger')},
                   outputs={'model': m / 'transfuser_lite_motion_dagger.pt'})
-        s.configs[str(config)] = config_to_dict(tcfg)
+        s.set_config(config, tcfg)
         argv = train(len(roots), export)
         argv[argv.index('--out') + 1] = str(w / 'runs' / 'il_a_motion_dagger')
         s.commands = [argv]
@@ -1158,7 +1198,8 @@ class ZooRun(Zoo):
         if marker is None:
             return 'interrupted' if (self.markers / f'{stage.name}.started.json').is_file() \
                 else 'new'
-        if marker.get('inputs') != stage.input_digest():
+        if marker.get('inputs') != stage.input_digest() and not self.same_but_new_defaults(
+                marker, stage):
             return 'inputs changed'
         for label, path in stage.outputs.items():
             rec = marker['outputs'].get(label)
@@ -1168,6 +1209,27 @@ class ZooRun(Zoo):
             if sha != rec['sha256']:
                 return f'output {label} changed'
         return 'done'
+
+    def same_but_new_defaults(self, marker: dict, stage: Stage) -> bool:
+        """Tell whether inputs differ from the marker's only by config fields added at defaults."""
+        now = stage.digested()
+        old = {'commands': [shlex.split(c)[1:] for c in marker.get('commands', [])],
+               'configs': marker.get('configs')}
+        if old['commands'] != now['commands'] or marker.get('input_detail') != now['inputs'] \
+                or not isinstance(old['configs'], dict) \
+                or set(old['configs']) != set(now['configs']):
+            return False
+        added = []
+        for path, cfg in now['configs'].items():
+            defaults = json.loads(json.dumps(stage.config_defaults.get(path, {}), default=str))
+            extra = fields_added_at_defaults(old['configs'][path], cfg, defaults)
+            if extra is None:
+                return False
+            added += extra
+        if added:
+            LOG.info('%s: done; its configs gained %s at their defaults since it ran',
+                     stage.name, ', '.join(added))
+        return True
 
     def execute(self, stage: Stage) -> dict:
         """Run a stage and write its done-marker (inputs digest, output checksums, time)."""
