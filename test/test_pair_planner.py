@@ -299,7 +299,7 @@ def test_selector_trains_around_an_il_planner_that_reads_more_features(tmp_path)
 
     built = features_to_batch([frame], 'cpu')
     part = rl_features(built, pair._rl_index)
-    given = selector_batch(pair.selector, built, part)
+    given = selector_batch(pair.selector.cfg, built, part)
     assert part['lidar_bev'].shape[1] == 2 and given['lidar_bev'].shape[1] == 4
     assert given['ego_status'] is part['ego_status']
 

@@ -127,15 +127,15 @@ def rl_features(tensors: dict, index) -> dict:
             'ego_status': tensors['ego_status'][:, list(status)]}
 
 
-def selector_batch(selector: Selector, built: dict, part: dict) -> dict:
+def selector_batch(cfg: SelectorConfig, built: dict, part: dict) -> dict:
     """
-    Return the feature batch a selector reads: the RL trunk's part, with every part's sweeps.
+    Return the feature batch a selector (cfg) reads: the RL trunk's part, every part's sweeps.
 
     A selector without a trunk of its own reads features only for its raster samples along the
     candidates (`raster_past_sweeps`), so it may sample past sweeps that only the IL planner
     reads; the current sweep comes first in every part (perception.config.feature_subset).
     """
-    if selector.cfg.context_source == 'own':
+    if cfg.context_source == 'own':
         return part
     return {**part, 'lidar_bev': built['lidar_bev']}
 
@@ -336,7 +336,7 @@ class PaIRPlanner(AbstractPlanner):
             scores[:, 0] = 1.0
         else:
             best, scores = self.selector.select(cands, context, selector_batch(
-                self.selector, built, tensors))
+                self.selector.cfg, built, tensors))
             if self.consistency_weight > 0 and len(batch) == 1:
                 best = self._consistent_pick(batch[0].features, cands, scores, best)
         t3 = time.perf_counter()

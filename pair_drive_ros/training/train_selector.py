@@ -50,7 +50,8 @@ from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.policy.checkpoint import save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.closed_loop import planner_perception_config
-from pair_drive_ros.policy.pair import load_rl_branch, rl_features, shared_features
+from pair_drive_ros.policy.pair import (load_rl_branch, rl_features, selector_batch,
+                                        shared_features)
 from pair_drive_ros.policy.selector import (candidates_per_reference, MODEL_NAME,
                                             pick_with_margin, reference_alternatives,
                                             Selector, selector_loss, SelectorConfig, TARGETS)
@@ -295,11 +296,12 @@ def label_scenes(scenes, rl, il_planners, cfg: SelectorTrainConfig, device, desc
         ctxs.append(context.cpu().half())
         cands.append(torch.as_tensor(c, dtype=torch.float32))
         targets.append(torch.as_tensor(target))
-        # The current sweep and the past sweeps the selector samples, from the features built
-        # for every part, as PaIRPlanner gives them (policy.pair.selector_batch).
-        sweeps = 2 + cfg.model.raster_past_sweeps
-        rasters['lidar_bev'].append(built['lidar_bev'][:, :sweeps].cpu().half())
-        rasters['route_raster'].append(feats['route_raster'].cpu().half())
+        # The rasters as PaIRPlanner gives them to the selector; of the sweeps only the current
+        # one and the past ones it samples.
+        given = selector_batch(cfg.model, built, feats)
+        for k in RASTER_KEYS:
+            kept = given[k][:, :2 + cfg.model.raster_past_sweeps] if k == 'lidar_bev' else given[k]
+            rasters[k].append(kept.cpu().half())
     if outcomes:
         LOG.info('%s: closed-loop outcomes applied to %d frames (%d skipped: other candidates)',
                  desc, tally[0], tally[1])
