@@ -1213,16 +1213,16 @@ class ZooRun(Zoo):
     def same_but_new_defaults(self, marker: dict, stage: Stage) -> bool:
         """Tell whether inputs differ from the marker's only by config fields added at defaults."""
         now = stage.digested()
-        old = {'commands': [shlex.split(c)[1:] for c in marker.get('commands', [])],
-               'configs': marker.get('configs')}
-        if old['commands'] != now['commands'] or marker.get('input_detail') != now['inputs'] \
-                or not isinstance(old['configs'], dict) \
-                or set(old['configs']) != set(now['configs']):
+        configs = marker.get('configs')
+        # The marker keeps the commands as the text it wrote (command_text).
+        if marker.get('commands') != [command_text(a) for a in stage.commands] \
+                or marker.get('input_detail') != now['inputs'] \
+                or not isinstance(configs, dict) or set(configs) != set(now['configs']):
             return False
         added = []
         for path, cfg in now['configs'].items():
             defaults = json.loads(json.dumps(stage.config_defaults.get(path, {}), default=str))
-            extra = fields_added_at_defaults(old['configs'][path], cfg, defaults)
+            extra = fields_added_at_defaults(configs[path], cfg, defaults)
             if extra is None:
                 return False
             added += extra
