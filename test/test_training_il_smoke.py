@@ -120,7 +120,9 @@ def test_train_two_steps_then_resume(logs, tmp_path):
     out = tmp_path / 'out'
     common = ['--data', str(logs), '--config', str(cfg), '--out', str(out), '--runs',
               str(tmp_path / 'runs'), '--cache-dir', str(tmp_path / 'cache'), '--no-progress']
+    # The export plans with 3 DDIM steps; training and the run's checkpoints keep 2.
     assert cli_main(['train', 'il', '--model', 'diffusiondrive', '--max-steps', '2',
+                     '--set', 'export_model_config={"infer_steps": [10, 5, 0]}',
                      '--export', str(tmp_path / 'dd_small.pt')] + common) == 0
     ckpt = load_checkpoint(out / 'diffusiondrive_last.pt', expect_model='diffusiondrive')
     assert ckpt['step'] == 2 and ckpt['epoch'] == 1
@@ -130,7 +132,16 @@ def test_train_two_steps_then_resume(logs, tmp_path):
         'diffusiondrive', 2, str(logs), False)
     assert saved['batch_size'] == 2 and 'data_root' not in ckpt['train_config']
     assert (out / 'diffusiondrive.pt').is_file()
-    assert 'optimizer' not in load_checkpoint(tmp_path / 'dd_small.pt')
+    exported = load_checkpoint(tmp_path / 'dd_small.pt')
+    assert 'optimizer' not in exported
+    assert list(exported['model_config']['infer_steps']) == [10, 5, 0]
+    assert exported['export_model_config'] == {'infer_steps': [10, 5, 0]}
+    best = load_checkpoint(out / 'diffusiondrive.pt')
+    assert list(best['model_config']['infer_steps']) == [10, 0]
+    assert {k: v for k, v in exported['model_config'].items() if k != 'infer_steps'} == {
+        k: v for k, v in best['model_config'].items() if k != 'infer_steps'}
+    for key, value in best['state_dict'].items():
+        torch.testing.assert_close(exported['state_dict'][key], value)
     run_dirs = list((tmp_path / 'runs').iterdir())
     assert (run_dirs[0] / 'config.json').is_file()
     # Resume for a second epoch: the step count continues, the anchors come from the checkpoint.
@@ -140,6 +151,16 @@ def test_train_two_steps_then_resume(logs, tmp_path):
     assert resumed['epoch'] == 2 and resumed['step'] > 2
     torch.testing.assert_close(resumed['state_dict']['anchors'],
                                ckpt['state_dict']['anchors'])
+
+
+def test_export_model_config_takes_inference_fields_only(tmp_path):
+    from pair_drive_ros.training.train_il import check_export_model_config
+
+    check_export_model_config('diffusiondrive', {'infer_noise_t': 4, 'infer_steps': [10, 0]})
+    with pytest.raises(ValueError, match='only set inference fields of diffusiondrive'):
+        check_export_model_config('diffusiondrive', {'num_modes': 8})
+    with pytest.raises(ValueError, match=r'\(none\), not infer_steps'):
+        check_export_model_config('transfuser', {'infer_steps': [10, 0]})
 
 
 def test_regenerated_log_gets_a_fresh_cache_entry(tmp_path):

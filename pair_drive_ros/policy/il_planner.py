@@ -46,6 +46,15 @@ def model_classes(name: str) -> tuple[type, type]:
     raise ValueError(f'unknown IL model {name!r}; choose one of {IL_MODELS}')
 
 
+def inference_fields(name: str) -> tuple:
+    """Model-config fields of IL model `name` that change only inference (none for Transfuser)."""
+    if name == 'diffusiondrive':
+        from pair_drive_ros.policy.diffusiondrive.config import INFERENCE_FIELDS
+        return INFERENCE_FIELDS
+    model_classes(name)  # an unknown name is an error
+    return ()
+
+
 def build_model(name: str, model_config=None) -> torch.nn.Module:
     """Instantiate an IL model from a config object or dict (None: lite defaults)."""
     cfg_cls, model_cls = model_classes(name)

@@ -38,7 +38,8 @@ from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.core.files import atomic_path
 from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.backbone import backbone_inputs
-from pair_drive_ros.policy.il_planner import build_model, compute_loss, IL_MODELS
+from pair_drive_ros.policy.il_planner import (build_model, compute_loss, IL_MODELS,
+                                              inference_fields)
 from pair_drive_ros.training.common import (DistInfo, git_hash, init_distributed, load_checkpoint,
                                             load_state, pick_device, RunLog, save_checkpoint,
                                             seed_everything, set_threads)
@@ -68,6 +69,10 @@ class ILTrainConfig:
     cache_workers: int = 1         # processes building the feature cache
     max_steps: int = 0             # stop after this many optimizer steps (smoke runs); 0: none
     val_max_frames: int = 0        # cap validation frames (smoke runs); 0: all
+    # Model-config fields the exported checkpoint plans with, set after training: inference-only
+    # settings chosen on val (DiffusionDrive's DDIM steps). Training and its best-checkpoint
+    # choice (val ADE) keep model_config's, so the weights do not depend on them.
+    export_model_config: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -326,11 +331,31 @@ def main(cfg: ILTrainConfig, data_root: str | Path, out_dir: str | Path,
     return best_path
 
 
-def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Copy a checkpoint without the optimizer state (the small file shipped in models/)."""
+def check_export_model_config(model: str, overrides: dict) -> None:
+    """Refuse export_model_config keys that change what the model learnt, not how it plans."""
+    allowed = inference_fields(model)
+    wrong = sorted(set(overrides) - set(allowed))
+    if wrong:
+        raise ValueError(f'export_model_config may only set inference fields of {model} '
+                         f'({", ".join(allowed) or "none"}), not {", ".join(wrong)}')
+
+
+def export_checkpoint(src: str | Path, dst: str | Path,
+                      model_config: dict | None = None) -> Path:
+    """
+    Copy a checkpoint without the optimizer state (the small file shipped in models/).
+
+    `model_config`: inference-only fields written into the copy's model config (and recorded
+    as 'export_model_config'), checked by building the model from the result.
+    """
     ckpt = load_checkpoint(src)
     for key in ('optimizer', 'scheduler'):
         ckpt.pop(key, None)
+    if model_config:
+        check_export_model_config(ckpt['model'], model_config)
+        ckpt['model_config'] = {**ckpt['model_config'], **model_config}
+        ckpt['export_model_config'] = dict(model_config)
+        build_model(ckpt['model'], ckpt['model_config'])  # a bad value fails here, not at load
     dst = Path(dst)
     # Atomic: a crash never leaves a half-written checkpoint where a planner would load it.
     with atomic_path(dst) as tmp:
@@ -361,6 +386,7 @@ def run(args) -> int:
         raise ValueError('--data (the scene-log root) is required')
     force = getattr(args, 'force', False)
     refuse_overwrite(cfg.export, force, 'export checkpoint')
+    check_export_model_config(cfg.model, cfg.export_model_config)
     if not cfg.resume:
         refuse_overwrite(cfg.out, force, 'checkpoint folder')
     LOG.info('pair-drive train il config:\n%s', config_text(cfg))
@@ -371,6 +397,6 @@ def run(args) -> int:
                 extra_roots=tuple(cfg.extra_data_roots),
                 extra_scenarios=tuple(cfg.extra_data_scenarios))
     if cfg.export and best.exists():
-        export_checkpoint(best, cfg.export)
+        export_checkpoint(best, cfg.export, cfg.export_model_config)
         LOG.info('exported %s -> %s', best, cfg.export)
     return 0

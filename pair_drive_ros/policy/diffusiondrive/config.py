@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 
 from pair_drive_ros.policy.backbone import BackboneConfig
 
+# Fields that only change how a trained model plans (the DDIM schedule at inference), not what
+# it learns: an exported checkpoint may set them after training
+# (ILTrainConfig.export_model_config).
+INFERENCE_FIELDS = ('infer_noise_t', 'infer_steps')
+
 
 @dataclass(frozen=True)
 class DiffusionDriveConfig:
