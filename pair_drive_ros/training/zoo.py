@@ -295,6 +295,11 @@ def json_digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def as_json(value):
+    """Return `value` as JSON stores it (a marker, a digest): tuples as lists, others as str."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def git_state() -> dict:
     """Commit of the source tree and whether it has uncommitted changes."""
     def git(*args) -> str:
@@ -363,13 +368,13 @@ class Stage:
 
     def digested(self) -> dict:
         """Return what `input_digest` hashes (commands, inputs, configs) as JSON stores it."""
-        return json.loads(json.dumps({'commands': self.commands, 'inputs': self.inputs,
-                                      'configs': self.configs}, default=str))
+        return as_json({'commands': self.commands, 'inputs': self.inputs,
+                        'configs': self.configs})
 
     def set_config(self, path: Path, cfg) -> None:
-        """Record a resolved trainer config (a dataclass) and its class defaults."""
+        """Record a resolved trainer config (a dataclass) and its class defaults (as JSON)."""
         self.configs[str(path)] = config_to_dict(cfg)
-        self.config_defaults[str(path)] = config_to_dict(type(cfg)())
+        self.config_defaults[str(path)] = as_json(config_to_dict(type(cfg)()))
 
 
 def fields_added_at_defaults(old: dict, new: dict, defaults: dict,
@@ -1221,8 +1226,8 @@ class ZooRun(Zoo):
             return False
         added = []
         for path, cfg in now['configs'].items():
-            defaults = json.loads(json.dumps(stage.config_defaults.get(path, {}), default=str))
-            extra = fields_added_at_defaults(configs[path], cfg, defaults)
+            extra = fields_added_at_defaults(configs[path], cfg,
+                                             stage.config_defaults.get(path, {}))
             if extra is None:
                 return False
             added += extra
