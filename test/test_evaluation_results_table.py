@@ -80,6 +80,12 @@ def test_table_of_closed_loop_folders(tmp_path):
     text = tables([tmp_path / 'a', tmp_path / 'b'])
     assert '| pair | heldout.yaml | 4 | 0.25 [' in text
     assert '9.0 / 10.0 (0.90 × expert)' in text
+    governed = _result('pair', [False] * 4, 8.0)
+    governed['config'] = {'speed_governor': {'enabled': True, 'keep_gap': True}}
+    (tmp_path / 'g').mkdir()
+    (tmp_path / 'g' / 'closed_loop.json').write_text(json.dumps(governed))
+    assert '| pair + speed governor, gap | heldout.yaml | 4 | 0.00 [' in tables(
+        [tmp_path / 'a', tmp_path / 'g'])
     (tmp_path / 'c').mkdir()
     with pytest.raises(FileNotFoundError, match='neither'):
         tables([tmp_path / 'c'])

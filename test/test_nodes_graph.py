@@ -625,3 +625,44 @@ def test_perception_takes_sensor_mounts_from_tf_static(ros_context):
         executor.shutdown()
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_speed_governor_slows_the_published_plan_to_the_speed_limit(ros_context, sim_frames):
+    from nav_msgs.msg import Path
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from pair_drive_ros.core.trajectory import Trajectory
+    from pair_drive_ros.nodes.planner_node import PlannerNode
+    from pair_drive_ros.perception.builder import FeatureBuilder
+    from pair_drive_ros.policy.base import AbstractPlanner, PlanOutput
+    from pair_drive_ros.ros.features import feature_messages, FEATURE_TOPICS
+
+    class FastPlanner(AbstractPlanner):
+        name = 'fast'
+
+        def compute_plan(self, inputs):
+            x = 30.0 * 0.5 * np.arange(1, 9)
+            return PlanOutput(Trajectory(np.stack([x, np.zeros(8), np.zeros(8)], -1)))
+
+    frames, route = sim_frames
+    features = FeatureBuilder().build(dataclasses.replace(frames[0], route=route))
+    planner = PlannerNode(planner=FastPlanner(), context=ros_context, parameter_overrides=[
+        Parameter('speed_governor', value=True), Parameter('speed_limit_mps', value=10.0),
+        Parameter('output_frame', value='ego_vehicle')])
+    probe = Node('probe', context=ros_context)
+    paths = _collect(probe, Path, '/planner/trajectory')
+    pubs = _feature_publishers(probe)
+    executor = _executor(ros_context, [planner, probe])
+    try:
+        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
+                                                pubs.values()), 2.0)
+        msgs = feature_messages(features, probe.get_clock().now().to_msg())
+        for key in FEATURE_TOPICS:
+            pubs[key].publish(msgs[key])
+        assert spin_until(executor, lambda: paths, 2.0)
+    finally:
+        _close(executor)
+    xy = np.array([[q.pose.position.x, q.pose.position.y] for q in paths[0].poses])
+    speeds = np.linalg.norm(np.diff(np.vstack([np.zeros(2), xy]), axis=0), axis=1) / 0.5
+    assert np.allclose(speeds, 10.0, atol=0.1)   # the route here is straight: the limit binds

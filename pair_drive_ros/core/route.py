@@ -89,3 +89,22 @@ class Route:
         seg = np.searchsorted(self.arc_length, s, side='right') - 1
         seg = np.clip(seg, 0, len(self.points) - 2)
         return np.stack([x, y, self.headings[seg]], -1)
+
+    def curvature(self, s: np.ndarray, chord_m: float = 5.0) -> np.ndarray:
+        """
+        Unsigned curvature [1/m] at arc lengths `s` (clamped to the route).
+
+        The circle through the route's points at s - chord/2, s and s + chord/2 (Menger
+        curvature): it reads positions only, so a short back-step or a joint between two lane
+        polylines does not read as a sharp turn. Zero where the route is straight or too short.
+        """
+        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length)
+        half = 0.5 * float(chord_m)
+        a = self.interpolate(np.clip(s - half, 0.0, self.length))[..., :2]
+        m = self.interpolate(s)[..., :2]
+        b = self.interpolate(np.clip(s + half, 0.0, self.length))[..., :2]
+        u, v = m - a, b - m
+        cross = np.abs(u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0])
+        lengths = (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1)
+                   * np.linalg.norm(b - a, axis=-1))
+        return np.where(lengths > 1e-9, 2.0 * cross / np.maximum(lengths, 1e-9), 0.0)

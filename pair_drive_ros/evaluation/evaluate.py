@@ -22,7 +22,7 @@ independently). Closed loop: the planner drives highway-env episodes of the spli
 Outputs JSON, a Markdown table and BEV plots of chosen scenes.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import logging
 from pathlib import Path
@@ -33,6 +33,7 @@ import numpy as np
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput
 from pair_drive_ros.policy.closed_loop import closed_loop_policy, planner_perception_config
+from pair_drive_ros.runtime.speed_governor import SpeedGovernorConfig
 from pair_drive_ros.sim.suite import split_scenarios
 
 LOG = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class EvalConfig:
     off_road: str = 'drivable_area'
     plots: int = 6                 # BEV plots of this many scenes
     num_threads: int = 2
+    # closed loop: the speed governor between planner and tracker (as on the planner node)
+    speed_governor: SpeedGovernorConfig = field(default_factory=SpeedGovernorConfig)
 
 
 def _frame_inputs(frames, planner: AbstractPlanner):
@@ -191,18 +194,20 @@ def _by_family(rows: list) -> dict:
 
 def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=None,
                          max_steps: int | None = None, replan_every: int = 5,
-                         progress: bool = False, off_road: str = 'drivable_area') -> dict:
+                         progress: bool = False, off_road: str = 'drivable_area',
+                         governor: SpeedGovernorConfig | None = None) -> dict:
     """
     Drive (scenario name, seed) episodes with the planner.
 
     The 'expert' planner cannot replay a log in closed loop: the scenario's expert drives.
-    suite: the scenario suite the names come from (None: the default suite).
+    suite: the scenario suite the names come from (None: the default suite). governor: the
+    speed governor applied to every plan (None: off).
     Returns {'summary': collision / off-road rates, mean route completion, progress [m] and
     comfort violations per episode, 'episodes': per-episode rows}.
     """
     from pair_drive_ros.sim.closed_loop import run_episode
 
-    policy = None if planner.name == 'expert' else closed_loop_policy(planner)
+    policy = None if planner.name == 'expert' else closed_loop_policy(planner, governor=governor)
     rows = []
     items = scenarios
     if progress:
@@ -408,7 +413,7 @@ def run(args) -> int:
         closed = evaluate_closed_loop(planner, scenarios, suite=suite,
                                       max_steps=cfg.closed_loop_max_steps or None,
                                       replan_every=cfg.replan_every, progress=cfg.progress,
-                                      off_road=cfg.off_road)
+                                      off_road=cfg.off_road, governor=cfg.speed_governor)
         closed['off_road_rule'] = cfg.off_road
         closed['suite'] = {'path': suite.path, 'sha256': suite.sha256}
         (out / 'closed_loop.json').write_text(json.dumps({**meta, **closed}, indent=1))

@@ -48,9 +48,17 @@ def _il_info(path: str | None) -> dict:
 
 
 def _row_name(result: dict) -> str:
-    """Planner name of an evaluation, with its IL checkpoint's file name where there is one."""
+    """
+    Return the planner name of an evaluation, with its IL checkpoint's file name.
+
+    '+ speed governor' (with ', gap' when it keeps a gap to obstacles) marks a run with one.
+    """
     ckpt = result.get('il_checkpoint')
-    return f'{result["planner"]} ({Path(ckpt).name})' if ckpt else result['planner']
+    name = f'{result["planner"]} ({Path(ckpt).name})' if ckpt else result['planner']
+    governor = (result.get('config') or {}).get('speed_governor') or {}
+    if governor.get('enabled'):
+        name += ' + speed governor' + (', gap' if governor.get('keep_gap') else '')
+    return name
 
 
 def closed_loop_tables(results: list, n_boot: int = 2000, seed: int = 0) -> list:

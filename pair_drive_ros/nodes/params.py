@@ -31,6 +31,7 @@ import yaml
 from pair_drive_ros.core.shipped import shipped_default
 from pair_drive_ros.ros.carla import carla_topics
 from pair_drive_ros.runtime.path_tracker import ControlGains
+from pair_drive_ros.runtime.speed_governor import SpeedGovernorConfig
 
 # The shipped params file: the share directory of an install, else the source tree.
 DEFAULT_CONFIG = shipped_default('config', 'pair_drive.yaml')
@@ -81,6 +82,10 @@ class PerceptionParams:
     autostart: bool = _f(False, 'configure and activate by itself (unmanaged start)')
 
 
+# The speed governor's defaults live in one place (runtime.speed_governor).
+_GOVERNOR = SpeedGovernorConfig()
+
+
 @dataclass(frozen=True)
 class PlannerParams:
     """planner_node: features in, ~/trajectory (Path) out."""
@@ -108,7 +113,40 @@ class PlannerParams:
     diagnostics_period_s: float = _f(1.0, 'period of /diagnostics [s]', 0.05, 60.0)
     watchdog_period_s: float = _f(0.05, 'period of the stale-input watchdog [s]', 0.005, 10.0)
     pending_frames: int = _f(4, 'partial frames kept while joining by stamp', 1, 100)
+    # The speed governor between the planner and the tracker (runtime.speed_governor).
+    speed_governor: bool = _f(_GOVERNOR.enabled, 're-time each plan to the speed limit and the '
+                              "route's curve speed (the path is kept)", dynamic=True)
+    speed_limit_mps: float = _f(0.0, 'speed limit of the road [m/s] (0 = unknown: curve speed '
+                                'only)', 0.0, 100.0, dynamic=True)
+    governor_lateral_accel_mps2: float = _f(_GOVERNOR.lateral_accel_mps2, 'lateral '
+                                            'acceleration that sets the curve speed [m/s^2]',
+                                            0.1, 20.0, dynamic=True)
+    governor_decel_mps2: float = _f(_GOVERNOR.decel_mps2, 'braking into a slower stretch '
+                                    'ahead [m/s^2]', 0.1, 10.0, dynamic=True)
+    governor_limit_factor: float = _f(_GOVERNOR.limit_factor, 'allowed speed over the speed '
+                                      'limit (1 = at the limit)', 0.1, 3.0, dynamic=True)
+    governor_keep_gap: bool = _f(_GOVERNOR.keep_gap, 'follow or stop behind LiDAR obstacles in '
+                                 "the plan's corridor", dynamic=True)
+    governor_corridor_half_width_m: float = _f(_GOVERNOR.corridor_half_width_m, 'obstacle '
+                                               'cells this close to the path block it [m]',
+                                               0.1, 10.0, dynamic=True)
+    governor_standstill_gap_m: float = _f(_GOVERNOR.standstill_gap_m, 'gap from the ego centre '
+                                          'to an obstacle at a standstill [m]', 0.5, 50.0,
+                                          dynamic=True)
+    governor_headway_s: float = _f(_GOVERNOR.headway_s, "extra gap per m/s of the lead's speed "
+                                   '[s]', 0.0, 10.0, dynamic=True)
     autostart: bool = _f(False, 'configure and activate by itself (unmanaged start)')
+
+    def governor(self) -> SpeedGovernorConfig:
+        """Return the speed governor these parameters describe."""
+        return SpeedGovernorConfig(enabled=self.speed_governor,
+                                   lateral_accel_mps2=self.governor_lateral_accel_mps2,
+                                   decel_mps2=self.governor_decel_mps2,
+                                   limit_factor=self.governor_limit_factor,
+                                   keep_gap=self.governor_keep_gap,
+                                   corridor_half_width_m=self.governor_corridor_half_width_m,
+                                   standstill_gap_m=self.governor_standstill_gap_m,
+                                   headway_s=self.governor_headway_s)
 
 
 # The controller defaults live in one place (runtime.path_tracker.ControlGains).

@@ -49,12 +49,15 @@ from pair_drive_ros import ros
 from pair_drive_ros.core.trajectory import EGO_FRAME, MAP_FRAME, Trajectory
 from pair_drive_ros.nodes.lifecycle import activate
 from pair_drive_ros.nodes.params import PERCEPTION_CONFIG_TOPIC, PlannerParams, read_params
+from pair_drive_ros.perception.builder import obstacle_cells
+from pair_drive_ros.perception.config import PerceptionConfig
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput, PlanOutput
 from pair_drive_ros.ros.executor import spin_node_process
 from pair_drive_ros.ros.features import FEATURE_TOPICS, features_from_messages
 from pair_drive_ros.nodes.guarding import NodeGuard
 from pair_drive_ros.ros.markers import candidate_markers
 from pair_drive_ros.runtime import safety, validate
+from pair_drive_ros.runtime.speed_governor import SpeedGovernor
 from pair_drive_ros.runtime.sync import ExactJoin, LatestSlot
 
 THROTTLE_S = 2.0
@@ -89,7 +92,6 @@ def warm_up(planner: AbstractPlanner) -> float:
     from pair_drive_ros.core.ego import EgoState
     from pair_drive_ros.core.sensor_frame import SensorFrame
     from pair_drive_ros.perception.builder import FeatureBuilder
-    from pair_drive_ros.perception.config import PerceptionConfig
 
     cfg = model_perception_config(planner) or PerceptionConfig()
     features = FeatureBuilder(cfg).build(SensorFrame(0.0, EgoState(np.zeros(3))))
@@ -191,6 +193,9 @@ class PlannerNode(LifecycleNode):
         self._last_ego = None
         self._last_plan_map = None
         self._route = None
+        self._governor = SpeedGovernor(p.governor())
+        # The BEV geometry of the obstacle cells the governor keeps its gap to.
+        self._bev_config = model_perception_config(self.planner) or PerceptionConfig()
         self._work = MutuallyExclusiveCallbackGroup()
         self._path_pub = None  # the outputs appear on activation (see on_activate)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
@@ -352,6 +357,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning('input time jumped backwards; resetting the planner',
                                       throttle_duration_sec=THROTTLE_S)
             self.planner.reset()
+            self._governor.reset()
             self._last_plan_map = None
         features = self.guard.monitor.call('frame', self._decode_frame, parts)
         if features is None:
@@ -388,7 +394,20 @@ class PlannerNode(LifecycleNode):
         if why:
             h.implausible_plans += 1
             return self._stop(f'implausible plan: {why}', stamp)
+        self._govern(out, features)
         self._publish_plan(out, features.ego.pose, stamp_ns)
+
+    def _govern(self, out: PlanOutput, features) -> None:
+        """Apply the speed governor (its parameters may change at run time) to the plan."""
+        p = self.params
+        if not p.speed_governor:
+            return
+        cfg = p.governor()
+        if cfg != self._governor.cfg:
+            self._governor = SpeedGovernor(cfg)
+        cells = obstacle_cells(self._bev_config, features.lidar_bev) if cfg.keep_gap else None
+        out.trajectory = self._governor(out.trajectory, features.ego.pose, features.stamp_s,
+                                        features.route, p.speed_limit_mps or None, cells)
 
     def _decode_frame(self, parts: dict):
         features = features_from_messages(parts, route=self._route)

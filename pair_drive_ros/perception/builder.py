@@ -118,6 +118,22 @@ def lidar_bev_and_obstacles(cfg: PerceptionConfig, points: np.ndarray | None,
     return hist.reshape(2, h, w), obstacles
 
 
+def obstacle_cells(cfg: PerceptionConfig, lidar_bev: np.ndarray) -> np.ndarray:
+    """
+    Ego-frame xy (N, 2) of the BEV cells that hold LiDAR points above the split height.
+
+    The centres of the non-empty cells of the current sweep's obstacle channel (channel 1 of
+    `lidar_histogram`): what a collision monitor checks the plan's corridor against.
+    """
+    bev = np.asarray(lidar_bev)
+    if bev.ndim != 3 or bev.shape[0] < 2:
+        raise FeatureError(f'lidar_bev must have shape (C >= 2, H, W), got {bev.shape}')
+    rows, cols = np.nonzero(bev[1] > 0)
+    x = cfg.x_max_m - (rows + 0.5) * cfg.resolution_m
+    y = cfg.y_extent_m - (cols + 0.5) * cfg.resolution_m
+    return np.stack([x, y], -1).astype(np.float64)
+
+
 def route_raster(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> np.ndarray:
     """(1, H, W) float32: 1 on cells within route_half_width_m of the route centreline."""
     raster = np.zeros((1, cfg.bev_height, cfg.bev_width), dtype=np.float32)

@@ -1,0 +1,229 @@
+# Copyright 2026 pair_drive_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The speed the road allows, enforced on a plan (numpy only; no ROS graph needed).
+
+Like Autoware's velocity smoother or Nav2's speed filter and collision monitor, this sits
+between the planner and the tracker: it keeps the plan's path and re-times it so that the speed
+never exceeds
+- the speed limit (times `limit_factor`), where one is known,
+- the curve speed sqrt(lateral_accel / |curvature|) of the route at the same distance ahead,
+- with `keep_gap`, what stops (or follows) behind the first obstacle in the plan's corridor:
+  the LiDAR cells above the split height within `corridor_half_width_m` of the path, reached
+  at the lead's own speed (estimated from the previous plan's obstacles) `standstill_gap_m +
+  headway_s x |lead speed|` before it,
+and so that it brakes into a slower stretch at no more than `decel_mps2`. A plan that already
+respects all of them is returned unchanged; the governor only ever slows a plan down.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pair_drive_ros.core.route import Route
+from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
+from pair_drive_ros.core.trajectory import EGO_FRAME, MAP_FRAME, Trajectory
+
+STEP_M = 1.0        # resolution of the allowed-speed profile along the path
+TIME_STEP_S = 0.02  # integration step of the re-timing
+
+
+@dataclass(frozen=True)
+class SpeedGovernorConfig:
+    """Settings of the speed governor (ROS parameters `speed_governor.*` on the planner node)."""
+
+    enabled: bool = False
+    lateral_accel_mps2: float = 4.0  # curve speed = sqrt(lateral_accel / |route curvature|)
+    decel_mps2: float = 2.0          # braking into a slower stretch ahead
+    limit_factor: float = 1.0        # allowed speed = limit_factor x the speed limit
+    chord_m: float = 5.0             # route curvature over chords this long
+    keep_gap: bool = False           # follow / stop behind obstacles in the plan's corridor
+    corridor_half_width_m: float = 1.5  # obstacle cells this close to the path block it
+    standstill_gap_m: float = 5.0    # from the ego's centre to the obstacle, at a standstill
+    headway_s: float = 1.0           # extra gap per m/s of the lead's speed
+    max_lead_speed_mps: float = 40.0  # estimates beyond +- this are discarded (a new lead)
+
+    def __post_init__(self) -> None:
+        for name in ('lateral_accel_mps2', 'decel_mps2', 'limit_factor', 'chord_m',
+                     'corridor_half_width_m', 'standstill_gap_m', 'max_lead_speed_mps'):
+            value = float(getattr(self, name))
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f'speed governor: {name} must be positive, got {value}')
+        if not (np.isfinite(self.headway_s) and self.headway_s >= 0):
+            raise ValueError(f'speed governor: headway_s must be >= 0, got {self.headway_s}')
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """The first obstacle in the plan's corridor: distance along the path [m], its speed."""
+
+    distance_m: float
+    speed_mps: float = 0.0   # along the path; negative: coming towards the ego
+
+
+def corridor_hit(path_xy: np.ndarray, points: np.ndarray, half_width_m: float) -> float | None:
+    """
+    Return the distance [m] along a path to the first point within `half_width_m` of it.
+
+    path_xy: (P, 2) ego frame, starting at the ego; points: (N, 2) ego frame. None when no
+    point lies in the corridor.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    path = np.asarray(path_xy, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0 or len(path) < 2:
+        return None
+    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    if seg.sum() < 1e-6:
+        return None
+    s, lateral = Route(path).project(pts)
+    inside = (np.abs(lateral) <= half_width_m) & (s > 0.0) & (s < seg.sum() - 1e-6)
+    return float(s[inside].min()) if inside.any() else None
+
+
+def allowed_speed(route: Route | None, s0_m: float, length_m: float,
+                  speed_limit_mps: float | None, cfg: SpeedGovernorConfig,
+                  obstacle: Obstacle | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return the highest speed [m/s] allowed at distances 0..length_m ahead of route arc s0.
+
+    The distances are every STEP_M. The cap is the speed limit (if known and positive), the
+    route's curve speed and, with an obstacle, the lead's speed (>= 0) from its gap before it
+    onwards; then each point also allows no more than what brakes down to every later cap at decel_mps2:
+    v(s)^2 = min over s' >= s of (cap(s')^2 + 2 decel (s' - s)). Returns (distances, speeds);
+    the speeds are inf where nothing bounds them.
+    """
+    d = np.arange(0.0, max(float(length_m), 0.0) + STEP_M, STEP_M)
+    cap = np.full(len(d), np.inf)
+    limit = np.nan if speed_limit_mps is None else float(speed_limit_mps)
+    if np.isfinite(limit) and limit > 0:
+        cap[:] = cfg.limit_factor * limit
+    if route is not None:
+        kappa = route.curvature(s0_m + d, cfg.chord_m)
+        # Past the route's end there is no road ahead to bound the speed.
+        kappa = np.where(s0_m + d <= route.length, kappa, 0.0)
+        with np.errstate(divide='ignore'):
+            cap = np.minimum(cap, np.sqrt(cfg.lateral_accel_mps2 / kappa))
+    if obstacle is not None:
+        lead = float(obstacle.speed_mps)
+        gap = cfg.standstill_gap_m + cfg.headway_s * abs(lead)
+        cap[d >= obstacle.distance_m - gap] = np.minimum(
+            cap[d >= obstacle.distance_m - gap], max(lead, 0.0))
+        if obstacle.distance_m - gap < 0:
+            cap[0] = min(cap[0], max(lead, 0.0))
+    reach = cap ** 2 + 2.0 * cfg.decel_mps2 * d
+    allowed2 = np.minimum.accumulate(reach[::-1])[::-1] - 2.0 * cfg.decel_mps2 * d
+    return d, np.sqrt(np.maximum(allowed2, 0.0))
+
+
+def govern(traj: Trajectory, ego_pose: np.ndarray, route: Route | None,
+           speed_limit_mps: float | None, cfg: SpeedGovernorConfig,
+           obstacle: Obstacle | None = None) -> Trajectory:
+    """
+    Re-time `traj` (ego frame at `ego_pose`, or map frame) so its speed stays allowed.
+
+    The path is kept; along it the plan's own speed profile is followed wherever it is below the
+    allowed speed (`allowed_speed`, with route arc lengths measured from the ego's projection
+    and advancing with the plan's path). Returns `traj` itself when nothing needs slowing.
+    """
+    if not cfg.enabled or (route is None and speed_limit_mps is None and obstacle is None):
+        return traj
+    ego_pose = np.asarray(ego_pose, dtype=np.float64)
+    local = traj.to_ego(ego_pose) if traj.frame == MAP_FRAME else traj
+    pts = np.vstack([np.zeros(2), local.xy])
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    arc = np.r_[0.0, np.cumsum(seg)]
+    plan_speed = seg / local.dt_s
+    s0 = 0.0 if route is None else float(route.project(ego_pose[:2][None])[0][0])
+    d, allowed = allowed_speed(route, s0, arc[-1], speed_limit_mps, cfg, obstacle)
+    if np.all(plan_speed <= np.interp(arc[:-1], d, allowed) + 1e-6) \
+            and np.all(plan_speed <= np.interp(arc[1:], d, allowed) + 1e-6):
+        return traj
+    # Integrate ds/dt = min(plan speed at s, allowed speed at s) along the plan's path, never
+    # ahead of where the plan itself is at that time (so a plan that waits still waits).
+    t_end = local.dt_s * len(local)
+    steps = int(np.ceil(t_end / TIME_STEP_S))
+    dt = t_end / steps
+    times = dt * np.arange(1, steps + 1)
+    plan_s = np.interp(times, local.dt_s * np.arange(len(local) + 1), arc)
+    s = np.empty(steps)
+    pos = 0.0
+    for i in range(steps):
+        k = min(max(int(np.searchsorted(arc, pos, side='right')) - 1, 0), len(plan_speed) - 1)
+        v = min(plan_speed[k], float(np.interp(pos, d, allowed)))
+        pos = min(pos + v * dt, plan_s[i])
+        s[i] = pos
+    s_poses = np.interp(local.dt_s * np.arange(1, len(local) + 1), times, s)
+    keep = np.r_[True, seg > 1e-9]
+    yaw = np.unwrap(np.r_[0.0, local.poses[:, 2]])[keep]
+    arc_k, pts_k = arc[keep], pts[keep]
+    poses = np.stack([np.interp(s_poses, arc_k, pts_k[:, 0]),
+                      np.interp(s_poses, arc_k, pts_k[:, 1]),
+                      np.interp(s_poses, arc_k, yaw)], -1)
+    if traj.frame == MAP_FRAME:
+        return Trajectory(poses, local.dt_s, EGO_FRAME, local.t0_s).to_map(ego_pose)
+    return Trajectory(poses, local.dt_s, traj.frame, local.t0_s)
+
+
+class SpeedGovernor:
+    """
+    The governor for one stream of plans (an episode, a node).
+
+    It remembers the previous plan's obstacle cells in the map frame to tell the lead's speed.
+    """
+
+    def __init__(self, cfg: SpeedGovernorConfig) -> None:
+        self.cfg = cfg
+        self._previous: tuple[float, np.ndarray] | None = None  # stamp [s], map-frame cells
+
+    def reset(self) -> None:
+        """Forget the previous obstacles (a new episode, a time jump)."""
+        self._previous = None
+
+    def obstacle(self, traj: Trajectory, ego_pose: np.ndarray, stamp_s: float,
+                 obstacles_xy: np.ndarray | None) -> Obstacle | None:
+        """Return the first obstacle in the corridor of `traj` (ego frame), with its speed."""
+        cfg = self.cfg
+        if obstacles_xy is None:
+            return None
+        pts = np.asarray(obstacles_xy, dtype=np.float64).reshape(-1, 2)
+        path = np.vstack([np.zeros(2), traj.xy])
+        hit = corridor_hit(path, pts, cfg.corridor_half_width_m)
+        ego_pose = np.asarray(ego_pose, dtype=np.float64)
+        previous = self._previous
+        self._previous = (float(stamp_s), transform_points(ego_pose, pts))
+        if hit is None:
+            return None
+        speed = 0.0
+        if previous is not None and stamp_s > previous[0]:
+            then = inverse_transform_points(ego_pose, previous[1])
+            before = corridor_hit(path, then, cfg.corridor_half_width_m)
+            if before is not None:
+                estimate = (hit - before) / (stamp_s - previous[0])
+                if abs(estimate) <= cfg.max_lead_speed_mps:
+                    speed = estimate
+        return Obstacle(hit, speed)
+
+    def __call__(self, traj: Trajectory, ego_pose: np.ndarray, stamp_s: float,
+                 route: Route | None, speed_limit_mps: float | None,
+                 obstacles_xy: np.ndarray | None = None) -> Trajectory:
+        """`govern` with the obstacle of `obstacles_xy` ((N, 2) ego-frame cells) if keep_gap."""
+        if not self.cfg.enabled:
+            return traj
+        obstacle = None
+        if self.cfg.keep_gap:
+            local = traj.to_ego(np.asarray(ego_pose, dtype=np.float64)) \
+                if traj.frame == MAP_FRAME else traj
+            obstacle = self.obstacle(local, ego_pose, stamp_s, obstacles_xy)
+        return govern(traj, ego_pose, route, speed_limit_mps, self.cfg, obstacle)
