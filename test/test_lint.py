@@ -155,7 +155,7 @@ ALLOWED_IMPORTS = {
     'perception': {'core'},
     'sim': {'core', 'ros', 'runtime'},
     'scoring': {'core', 'sim'},
-    'policy': {'core', 'perception', 'scoring', 'sim'},
+    'policy': {'core', 'perception', 'runtime', 'scoring', 'sim'},
     'training': {'core', 'perception', 'policy', 'scoring', 'sim', 'ros', 'runtime'},
     'evaluation': {'core', 'perception', 'policy', 'scoring', 'sim', 'training', 'ros',
                    'runtime'},

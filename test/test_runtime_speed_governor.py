@@ -1,3 +1,17 @@
+# Copyright 2026 pair_drive_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The speed governor: re-times plans to the speed limit and the route's curve speed."""
 
 from hypothesis import given, settings, strategies as st
@@ -118,7 +132,7 @@ GAP = SpeedGovernorConfig(enabled=True, keep_gap=True, decel_mps2=2.0, standstil
 
 
 def car_cells(x0: float, y0: float = 0.0) -> np.ndarray:
-    """LiDAR cells on the rear of a car whose back is at x0 (ego frame)."""
+    """Return LiDAR cells on the rear of a car whose back is at x0 (ego frame)."""
     return np.stack([np.full(5, x0), y0 + np.linspace(-1.0, 1.0, 5)], -1)
 
 

@@ -114,8 +114,10 @@ class PlannerParams:
     watchdog_period_s: float = _f(0.05, 'period of the stale-input watchdog [s]', 0.005, 10.0)
     pending_frames: int = _f(4, 'partial frames kept while joining by stamp', 1, 100)
     # The speed governor between the planner and the tracker (runtime.speed_governor).
-    speed_governor: bool = _f(_GOVERNOR.enabled, 're-time each plan to the speed limit and the '
-                              "route's curve speed (the path is kept)", dynamic=True)
+    # On by default on the node (the deployed stack); `pair-drive evaluate` keeps it off unless
+    # asked, so that the planners' own closed loop stays measurable.
+    speed_governor: bool = _f(True, "re-time each plan to the speed limit and the route's "
+                              'curve speed (the path is kept)', dynamic=True)
     speed_limit_mps: float = _f(0.0, 'speed limit of the road [m/s] (0 = unknown: curve speed '
                                 'only)', 0.0, 100.0, dynamic=True)
     governor_lateral_accel_mps2: float = _f(_GOVERNOR.lateral_accel_mps2, 'lateral '

@@ -100,9 +100,9 @@ def allowed_speed(route: Route | None, s0_m: float, length_m: float,
 
     The distances are every STEP_M. The cap is the speed limit (if known and positive), the
     route's curve speed and, with an obstacle, the lead's speed (>= 0) from its gap before it
-    onwards; then each point also allows no more than what brakes down to every later cap at decel_mps2:
-    v(s)^2 = min over s' >= s of (cap(s')^2 + 2 decel (s' - s)). Returns (distances, speeds);
-    the speeds are inf where nothing bounds them.
+    onwards; then each point also allows no more than what brakes down to every later cap at
+    decel_mps2: v(s)^2 = min over s' >= s of (cap(s')^2 + 2 decel (s' - s)). Returns
+    (distances, speeds); the speeds are inf where nothing bounds them.
     """
     d = np.arange(0.0, max(float(length_m), 0.0) + STEP_M, STEP_M)
     cap = np.full(len(d), np.inf)
