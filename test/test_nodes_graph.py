@@ -145,6 +145,18 @@ def _write_bag(path, frames, route):
     return stamps
 
 
+def _publish_fresh(executor, probe, pubs, features) -> dict:
+    """Publish `features` stamped now (fresh input) once the planner subscribes; the messages."""
+    from pair_drive_ros.ros.features import feature_messages, FEATURE_TOPICS
+
+    assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
+                                            pubs.values()), 2.0)
+    msgs = feature_messages(features, probe.get_clock().now().to_msg())
+    for key in FEATURE_TOPICS:
+        pubs[key].publish(msgs[key])
+    return msgs
+
+
 def test_bag_to_perception_to_planner_one_path_per_frame(ros_context, sim_frames, tmp_path):
     from nav_msgs.msg import Path
     from rclpy.node import Node
@@ -369,7 +381,6 @@ def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
     from pair_drive_ros.nodes.planner_node import PlannerNode
     from pair_drive_ros.perception.builder import FeatureBuilder
     from pair_drive_ros.policy.base import AbstractPlanner, PlanOutput
-    from pair_drive_ros.ros.features import feature_messages, FEATURE_TOPICS
 
     class BrokenPlanner(AbstractPlanner):
         name = 'broken'
@@ -388,11 +399,7 @@ def test_non_finite_plan_gives_stopping_path_and_error(ros_context, sim_frames):
     pubs = _feature_publishers(probe)
     executor = _executor(ros_context, [planner, probe])
     try:
-        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
-                                                pubs.values()), 2.0)
-        msgs = feature_messages(features, probe.get_clock().now().to_msg())  # fresh input
-        for key in FEATURE_TOPICS:
-            pubs[key].publish(msgs[key])
+        msgs = _publish_fresh(executor, probe, pubs, features)
         assert spin_until(executor, lambda: paths and any(
             d.status[0].level == bytes([2]) for d in diags), 2.0)
     finally:
@@ -636,7 +643,6 @@ def test_speed_governor_slows_the_published_plan_to_the_speed_limit(ros_context,
     from pair_drive_ros.nodes.planner_node import PlannerNode
     from pair_drive_ros.perception.builder import FeatureBuilder
     from pair_drive_ros.policy.base import AbstractPlanner, PlanOutput
-    from pair_drive_ros.ros.features import feature_messages, FEATURE_TOPICS
 
     class FastPlanner(AbstractPlanner):
         name = 'fast'
@@ -655,11 +661,7 @@ def test_speed_governor_slows_the_published_plan_to_the_speed_limit(ros_context,
     pubs = _feature_publishers(probe)
     executor = _executor(ros_context, [planner, probe])
     try:
-        assert spin_until(executor, lambda: all(p.get_subscription_count() for p in
-                                                pubs.values()), 2.0)
-        msgs = feature_messages(features, probe.get_clock().now().to_msg())
-        for key in FEATURE_TOPICS:
-            pubs[key].publish(msgs[key])
+        _publish_fresh(executor, probe, pubs, features)
         assert spin_until(executor, lambda: paths, 2.0)
     finally:
         _close(executor)
