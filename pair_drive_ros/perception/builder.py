@@ -129,9 +129,8 @@ def obstacle_cells(cfg: PerceptionConfig, lidar_bev: np.ndarray) -> np.ndarray:
     if bev.ndim != 3 or bev.shape[0] < 2:
         raise FeatureError(f'lidar_bev must have shape (C >= 2, H, W), got {bev.shape}')
     rows, cols = np.nonzero(bev[1] > 0)
-    x = cfg.x_max_m - (rows + 0.5) * cfg.resolution_m
-    y = cfg.y_extent_m - (cols + 0.5) * cfg.resolution_m
-    return np.stack([x, y], -1).astype(np.float64)
+    x, y = bev_cell_centers(cfg)
+    return np.stack([x[rows], y[cols]], -1).astype(np.float64)
 
 
 def route_raster(cfg: PerceptionConfig, route: Route | None, ego_pose: np.ndarray) -> np.ndarray:

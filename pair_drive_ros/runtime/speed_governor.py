@@ -84,11 +84,11 @@ def corridor_hit(path_xy: np.ndarray, points: np.ndarray, half_width_m: float) -
     path = np.asarray(path_xy, dtype=np.float64).reshape(-1, 2)
     if len(pts) == 0 or len(path) < 2:
         return None
-    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
-    if seg.sum() < 1e-6:
+    if np.linalg.norm(np.diff(path, axis=0), axis=1).sum() < 1e-6:
         return None
-    s, lateral = Route(path).project(pts)
-    inside = (np.abs(lateral) <= half_width_m) & (s > 0.0) & (s < seg.sum() - 1e-6)
+    corridor = Route(path)
+    s, lateral = corridor.project(pts)
+    inside = (np.abs(lateral) <= half_width_m) & (s > 0.0) & (s < corridor.length - 1e-6)
     return float(s[inside].min()) if inside.any() else None
 
 
@@ -118,10 +118,8 @@ def allowed_speed(route: Route | None, s0_m: float, length_m: float,
     if obstacle is not None:
         lead = float(obstacle.speed_mps)
         gap = cfg.standstill_gap_m + cfg.headway_s * abs(lead)
-        cap[d >= obstacle.distance_m - gap] = np.minimum(
-            cap[d >= obstacle.distance_m - gap], max(lead, 0.0))
-        if obstacle.distance_m - gap < 0:
-            cap[0] = min(cap[0], max(lead, 0.0))
+        behind = d >= obstacle.distance_m - gap   # all of it when the gap is already closed
+        cap[behind] = np.minimum(cap[behind], max(lead, 0.0))
     reach = cap ** 2 + 2.0 * cfg.decel_mps2 * d
     allowed2 = np.minimum.accumulate(reach[::-1])[::-1] - 2.0 * cfg.decel_mps2 * d
     return d, np.sqrt(np.maximum(allowed2, 0.0))
