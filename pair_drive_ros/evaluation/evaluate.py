@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from pair_drive_ros.evaluation.episode_plot import PlanTrace, plot_episode, wants_plot
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput
 from pair_drive_ros.policy.closed_loop import closed_loop_policy, planner_perception_config
@@ -87,6 +88,9 @@ class EvalConfig:
     # is the rule before closed loop used the scorer's drivable area
     off_road: str = 'drivable_area'
     plots: int = 6                 # BEV plots of this many scenes
+    # closed loop: map-frame plots of episodes (episode_plot.EPISODE_PLOTS: none, failed, all)
+    # under <out>/episodes/
+    episode_plots: str = 'failed'
     num_threads: int = 2
     # closed loop: the speed governor between planner and tracker (as on the planner node)
     speed_governor: SpeedGovernorConfig = field(default_factory=SpeedGovernorConfig)
@@ -195,19 +199,30 @@ def _by_family(rows: list) -> dict:
 def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=None,
                          max_steps: int | None = None, replan_every: int = 5,
                          progress: bool = False, off_road: str = 'drivable_area',
-                         governor: SpeedGovernorConfig | None = None) -> dict:
+                         governor: SpeedGovernorConfig | None = None,
+                         plot_dir: str | Path | None = None, episode_plots: str = 'none'
+                         ) -> dict:
     """
     Drive (scenario name, seed) episodes with the planner.
 
     The 'expert' planner cannot replay a log in closed loop: the scenario's expert drives.
     suite: the scenario suite the names come from (None: the default suite). governor: the
-    speed governor applied to every plan (None: off).
+    speed governor applied to every plan (None: off). episode_plots: which episodes get a
+    map-frame plot (episode_plot.EPISODE_PLOTS) in plot_dir as <scenario>_<seed>.png.
     Returns {'summary': collision / off-road rates, mean route completion, progress [m] and
     comfort violations per episode, 'episodes': per-episode rows}.
     """
     from pair_drive_ros.sim.closed_loop import run_episode
 
-    policy = None if planner.name == 'expert' else closed_loop_policy(planner, governor=governor)
+    wants_plot(episode_plots, {})  # a wrong mode fails before the first episode
+    plotting = plot_dir is not None and episode_plots != 'none'
+    trace = PlanTrace()
+
+    def record_plan(frame, plan) -> None:
+        trace.add(frame.stamp_s, plan.trajectory.to_map(frame.ego.pose).xy)
+
+    policy = None if planner.name == 'expert' else closed_loop_policy(
+        planner, on_plan=record_plan if plotting else None, governor=governor)
     rows = []
     items = scenarios
     if progress:
@@ -215,12 +230,16 @@ def evaluate_closed_loop(planner: AbstractPlanner, scenarios: list, *, suite=Non
         items = tqdm(scenarios, desc=f'closed loop {planner.name}', unit='ep')
     for name, seed in items:
         planner.reset()
+        trace.clear()
         t0 = time.perf_counter()
         res = run_episode(name, int(seed), policy, max_steps=max_steps,
-                          replan_every=replan_every, suite=suite, off_road=off_road)
+                          replan_every=replan_every, suite=suite, off_road=off_road,
+                          record=plotting)
         row = res.as_dict()
         row['wall_s'] = time.perf_counter() - t0
         rows.append(row)
+        if plotting and wants_plot(episode_plots, row):
+            plot_episode(res.log, trace, row, Path(plot_dir) / f'{name}_{int(seed)}.png')
     return {'summary': _closed_summary(rows), 'episodes': rows}
 
 
@@ -413,7 +432,9 @@ def run(args) -> int:
         closed = evaluate_closed_loop(planner, scenarios, suite=suite,
                                       max_steps=cfg.closed_loop_max_steps or None,
                                       replan_every=cfg.replan_every, progress=cfg.progress,
-                                      off_road=cfg.off_road, governor=cfg.speed_governor)
+                                      off_road=cfg.off_road, governor=cfg.speed_governor,
+                                      plot_dir=out / 'episodes',
+                                      episode_plots=cfg.episode_plots)
         closed['off_road_rule'] = cfg.off_road
         closed['suite'] = {'path': suite.path, 'sha256': suite.sha256}
         (out / 'closed_loop.json').write_text(json.dumps({**meta, **closed}, indent=1))
