@@ -14,6 +14,8 @@
 
 """The speed governor: re-times plans to the speed limit and the route's curve speed."""
 
+from dataclasses import replace
+
 from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
@@ -183,3 +185,52 @@ def test_obstacle_cells_are_the_non_empty_cells_above_the_split_height():
     cells = obstacle_cells(cfg, lidar_histogram(cfg, points, np.zeros(4)))
     assert cells.shape == (1, 2)
     assert np.all(np.abs(cells[0] - points[0, :2]) <= cfg.resolution_m)
+
+
+ACC = replace(GAP, lane_half_width_m=1.5, min_lead_speed_mps=1.0)
+
+
+def lane_change_plan() -> Trajectory:
+    """10 m/s ahead, drifting 2 m to the left over 4 s."""
+    x = straight_plan(10.0).xy[:, 0]
+    return Trajectory(np.c_[x, np.linspace(0.25, 2.0, len(x)), np.zeros(len(x))])
+
+
+def test_in_the_lane_only_a_moving_lead_is_followed():
+    route = straight_route()
+    plan = straight_plan(10.0)
+    acc = SpeedGovernor(ACC)
+    # First sight: no speed measured yet, so nothing is followed.
+    assert acc.obstacle(plan, np.zeros(3), 0.0, car_cells(30.0), route) is None
+    # The ego moved 5 m in 0.5 s and the cells stayed put: stationary, left to the planner.
+    ego1 = np.array([5.0, 0.0, 0.0])
+    assert acc.obstacle(plan, ego1, 0.5, car_cells(25.0), route) is None
+    assert acc(plan, ego1, 0.5, route, None, car_cells(25.0)) is plan
+    # A lead that drives 8 m/s is followed.
+    acc.reset()
+    acc.obstacle(plan, np.zeros(3), 0.0, car_cells(30.0), route)
+    lead = acc.obstacle(plan, ego1, 0.5, car_cells(29.0), route)
+    assert lead is not None and lead.speed_mps == pytest.approx(8.0)
+    # Without a lane every cell is in it: the same rule for all of them.
+    acc.reset()
+    acc.obstacle(plan, np.zeros(3), 0.0, car_cells(30.0, 4.0) + [0.0, -4.0], None)
+    assert acc.obstacle(plan, ego1, 0.5, car_cells(25.0), None) is None
+    for name in ('lane_half_width_m', 'min_lead_speed_mps'):
+        with pytest.raises(ValueError, match=name):
+            SpeedGovernorConfig(**{name: -1.0})
+
+
+def test_beside_the_lane_a_barrier_the_plan_heads_into_stops_it():
+    # A barrier 2.4 m left of the route (a road edge): a plan that drifts 2 m left meets it
+    # in its corridor and stops before it; a plan that keeps its lane passes it.
+    route = straight_route()
+    barrier = np.stack([np.linspace(20.0, 40.0, 21), np.full(21, 2.4)], -1)
+    acc = SpeedGovernor(ACC)
+    hit = acc.obstacle(lane_change_plan(), np.zeros(3), 0.0, barrier, route)
+    assert hit is not None and hit.distance_m == pytest.approx(20.0, abs=1.0)
+    assert hit.speed_mps == 0.0
+    out = acc(lane_change_plan(), np.zeros(3), 0.0, route, None, barrier)
+    # It stops within one step of the allowed-speed profile (STEP_M) of the gap.
+    assert out.poses[-1, 0] <= hit.distance_m - ACC.standstill_gap_m + 1.0
+    assert acc(straight_plan(10.0), np.zeros(3), 0.5, route, None, barrier) \
+        .poses[-1, 0] == pytest.approx(40.0)

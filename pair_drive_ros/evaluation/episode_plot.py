@@ -16,9 +16,9 @@
 Map-frame plot of one closed-loop episode: what the planner asked for and where the ego went.
 
 A failed episode's table row says what ended it (cause, step, route completion); the plot shows
-how: the road, the route, the ego's driven path coloured by speed, every plan the planner issued
-(as it issued it, before the speed governor), the other vehicles' tracks and the point where the
-episode ended.
+how: the road and the barriers the simulated LiDAR sees, the route, the ego's driven path
+coloured by speed, every plan the planner issued (as it issued it, before the speed governor),
+the other vehicles' tracks and the point where the episode ended.
 """
 
 from dataclasses import dataclass, field
@@ -71,6 +71,12 @@ def plot_episode(log, trace: PlanTrace, row: dict, path: str | Path) -> Path:
     for lane in log.lanes:
         for line in (lane.left_boundary, lane.right_boundary):
             ax.plot(line[:, 0], line[:, 1], color='0.6', lw=0.5)
+    # The barriers the simulated LiDAR sees (sim.sensors): where a plan meets one, the
+    # governor's keep_gap stops.
+    walls = np.asarray(log.road_geometry().walls).reshape(-1, 2, 2)
+    for k, seg in enumerate(walls):
+        ax.plot(seg[:, 0], seg[:, 1], color='0.15', lw=1.2,
+                label='barriers (LiDAR)' if k == 0 else None)
     route = log.episode_route().points
     ax.plot(route[:, 0], route[:, 1], color='tab:green', lw=3, alpha=0.3, label='route')
     valid = np.asarray(a['agent_valid'], dtype=bool)
@@ -89,9 +95,9 @@ def plot_episode(log, trace: PlanTrace, row: dict, path: str | Path) -> Path:
         if int(row.get('end_step', -1)) >= 0 else len(ego) - 1
     ax.plot(ego[end, 0], ego[end, 1], 'rx', ms=10, mew=2, zorder=4,
             label=f'end: {row.get("end_cause") or "time"}')
-    # Frame the drive (with some road around it), not the whole map.
-    lo = np.minimum(ego.min(0), route.min(0)) - 10.0
-    hi = np.maximum(ego.max(0), route.max(0)) + 10.0
+    # Frame the drive and the plans (with some road around them), not the whole map.
+    seen = np.vstack([ego] + [xy for _, xy in trace.plans])
+    lo, hi = seen.min(0) - 20.0, seen.max(0) + 20.0
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect('equal')
@@ -99,7 +105,7 @@ def plot_episode(log, trace: PlanTrace, row: dict, path: str | Path) -> Path:
     ax.set_ylabel('y [m]')
     ax.legend(loc='best', fontsize=7)
     ax.set_title(f'{row.get("scenario")} seed {row.get("seed")}: {row.get("end_cause") or "time"} '
-                 f'at step {row.get("end_step")}, route completion '
+                 f'at step {row.get("end_step")},\nroute completion '
                  f'{float(row.get("route_completion", float("nan"))):.2f}', fontsize=9)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -132,6 +132,12 @@ class PlannerParams:
     governor_corridor_half_width_m: float = _f(_GOVERNOR.corridor_half_width_m, 'obstacle '
                                                'cells this close to the path block it [m]',
                                                0.1, 10.0, dynamic=True)
+    governor_lane_half_width_m: float = _f(_GOVERNOR.lane_half_width_m, 'only obstacle cells '
+                                           "this close to the route's centreline count (0 = "
+                                           'anywhere) [m]', 0.0, 10.0, dynamic=True)
+    governor_min_lead_speed_mps: float = _f(_GOVERNOR.min_lead_speed_mps, 'only a lead moving '
+                                            'at least this fast is followed (0 = any obstacle) '
+                                            '[m/s]', 0.0, 40.0, dynamic=True)
     governor_standstill_gap_m: float = _f(_GOVERNOR.standstill_gap_m, 'gap from the ego centre '
                                           'to an obstacle at a standstill [m]', 0.5, 50.0,
                                           dynamic=True)
@@ -147,6 +153,8 @@ class PlannerParams:
                                    limit_factor=self.governor_limit_factor,
                                    keep_gap=self.governor_keep_gap,
                                    corridor_half_width_m=self.governor_corridor_half_width_m,
+                                   lane_half_width_m=self.governor_lane_half_width_m,
+                                   min_lead_speed_mps=self.governor_min_lead_speed_mps,
                                    standstill_gap_m=self.governor_standstill_gap_m,
                                    headway_s=self.governor_headway_s)
 

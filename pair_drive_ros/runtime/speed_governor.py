@@ -23,7 +23,10 @@ never exceeds
 - with `keep_gap`, what stops (or follows) behind the first obstacle in the plan's corridor:
   the LiDAR cells above the split height within `corridor_half_width_m` of the path, reached
   at the lead's own speed (estimated from the previous plan's obstacles) `standstill_gap_m +
-  headway_s x |lead speed|` before it,
+  headway_s x |lead speed|` before it; with `lane_half_width_m` and `min_lead_speed_mps`,
+  what stands in the ego's own lane (that close to the route) counts only as a lead that
+  moves, as in adaptive cruise control, while what lies beside it (a road-edge barrier, a
+  vehicle in another lane) counts wherever the plan heads into it,
 and so that it brakes into a slower stretch at no more than `decel_mps2`. A plan that already
 respects all of them is returned unchanged; the governor only ever slows a plan down.
 """
@@ -51,9 +54,15 @@ class SpeedGovernorConfig:
     chord_m: float = 5.0             # route curvature over chords this long
     keep_gap: bool = False           # follow / stop behind obstacles in the plan's corridor
     corridor_half_width_m: float = 1.5  # obstacle cells this close to the path block it
+    # Cells this close to the route's centreline are the ego's lane (0: no lane, all cells are
+    # in it). A barrier at the road's edge lies half a lane width or more from it.
+    lane_half_width_m: float = 0.0
     standstill_gap_m: float = 5.0    # from the ego's centre to the obstacle, at a standstill
     headway_s: float = 1.0           # extra gap per m/s of the lead's speed
     max_lead_speed_mps: float = 40.0  # estimates beyond +- this are discarded (a new lead)
+    # > 0: in the lane only a lead measured moving at least this fast along the path counts
+    # (adaptive cruise: stationary returns in the lane are left to the planner)
+    min_lead_speed_mps: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ('lateral_accel_mps2', 'decel_mps2', 'limit_factor', 'chord_m',
@@ -61,8 +70,10 @@ class SpeedGovernorConfig:
             value = float(getattr(self, name))
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f'speed governor: {name} must be positive, got {value}')
-        if not (np.isfinite(self.headway_s) and self.headway_s >= 0):
-            raise ValueError(f'speed governor: headway_s must be >= 0, got {self.headway_s}')
+        for name in ('headway_s', 'lane_half_width_m', 'min_lead_speed_mps'):
+            value = float(getattr(self, name))
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f'speed governor: {name} must be >= 0, got {value}')
 
 
 @dataclass(frozen=True)
@@ -190,28 +201,66 @@ class SpeedGovernor:
         self._previous = None
 
     def obstacle(self, traj: Trajectory, ego_pose: np.ndarray, stamp_s: float,
-                 obstacles_xy: np.ndarray | None) -> Obstacle | None:
-        """Return the first obstacle in the corridor of `traj` (ego frame), with its speed."""
+                 obstacles_xy: np.ndarray | None, route: Route | None = None
+                 ) -> Obstacle | None:
+        """
+        Return the first obstacle in the corridor of `traj` (ego frame), with its speed.
+
+        route: the map-frame route. With `lane_half_width_m` > 0 the cells that close to it are
+        the ego's lane, and there only a lead moving at least `min_lead_speed_mps` counts; the
+        cells beyond it (a road-edge barrier, a vehicle in another lane) count wherever the
+        plan's corridor reaches them. Without a lane every cell is treated as in it.
+        """
         cfg = self.cfg
         if obstacles_xy is None:
             return None
         pts = np.asarray(obstacles_xy, dtype=np.float64).reshape(-1, 2)
         path = np.vstack([np.zeros(2), traj.xy])
-        hit = corridor_hit(path, pts, cfg.corridor_half_width_m)
         ego_pose = np.asarray(ego_pose, dtype=np.float64)
+        pts_map = transform_points(ego_pose, pts)
         previous = self._previous
-        self._previous = (float(stamp_s), transform_points(ego_pose, pts))
+        self._previous = (float(stamp_s), pts_map)
+        then = None
+        if previous is not None and stamp_s > previous[0]:
+            then = (stamp_s - previous[0], inverse_transform_points(ego_pose, previous[1]),
+                    previous[1])
+        in_lane = self._in_lane(route, pts_map)
+        lead = self._lead(path, pts[in_lane], then, route)
+        if lead is not None and cfg.min_lead_speed_mps > 0 \
+                and not (lead[2] and lead[1] >= cfg.min_lead_speed_mps):
+            lead = None
+        aside = self._lead(path, pts[~in_lane], then, route, in_lane=False)
+        hits = [h for h in (lead, aside) if h is not None]
+        if not hits:
+            return None
+        first = min(hits, key=lambda h: h[0])
+        return Obstacle(first[0], first[1])
+
+    def _in_lane(self, route: Route | None, pts_map: np.ndarray) -> np.ndarray:
+        """Mask of the map-frame cells in the ego's lane (all of them when it is unknown)."""
+        if self.cfg.lane_half_width_m <= 0 or route is None or len(pts_map) == 0:
+            return np.ones(len(pts_map), dtype=bool)
+        _, lateral = route.project(pts_map)
+        return np.abs(lateral) <= self.cfg.lane_half_width_m
+
+    def _lead(self, path: np.ndarray, pts: np.ndarray, then, route: Route | None,
+              in_lane: bool = True) -> tuple[float, float, bool] | None:
+        """First hit of `pts` on the path: (distance [m], speed [m/s], speed measured)."""
+        cfg = self.cfg
+        hit = corridor_hit(path, pts, cfg.corridor_half_width_m)
         if hit is None:
             return None
-        speed = 0.0
-        if previous is not None and stamp_s > previous[0]:
-            then = inverse_transform_points(ego_pose, previous[1])
-            before = corridor_hit(path, then, cfg.corridor_half_width_m)
-            if before is not None:
-                estimate = (hit - before) / (stamp_s - previous[0])
-                if abs(estimate) <= cfg.max_lead_speed_mps:
-                    speed = estimate
-        return Obstacle(hit, speed)
+        if then is None:
+            return hit, 0.0, False
+        dt, before_xy, before_map = then
+        keep = self._in_lane(route, before_map) == in_lane
+        before = corridor_hit(path, before_xy[keep], cfg.corridor_half_width_m)
+        if before is None:
+            return hit, 0.0, False
+        estimate = (hit - before) / dt
+        if abs(estimate) > cfg.max_lead_speed_mps:
+            return hit, 0.0, False
+        return hit, estimate, True
 
     def __call__(self, traj: Trajectory, ego_pose: np.ndarray, stamp_s: float,
                  route: Route | None, speed_limit_mps: float | None,
@@ -223,5 +272,5 @@ class SpeedGovernor:
         if self.cfg.keep_gap:
             local = traj.to_ego(np.asarray(ego_pose, dtype=np.float64)) \
                 if traj.frame == MAP_FRAME else traj
-            obstacle = self.obstacle(local, ego_pose, stamp_s, obstacles_xy)
+            obstacle = self.obstacle(local, ego_pose, stamp_s, obstacles_xy, route)
         return govern(traj, ego_pose, route, speed_limit_mps, self.cfg, obstacle)
