@@ -234,3 +234,16 @@ def test_beside_the_lane_a_barrier_the_plan_heads_into_stops_it():
     assert out.poses[-1, 0] <= hit.distance_m - ACC.standstill_gap_m + 1.0
     assert acc(straight_plan(10.0), np.zeros(3), 0.5, route, None, barrier) \
         .poses[-1, 0] == pytest.approx(40.0)
+    # Pure adaptive cruise: nothing beside the lane counts.
+    cruise = SpeedGovernor(replace(ACC, beside_lane=False))
+    assert cruise.obstacle(lane_change_plan(), np.zeros(3), 0.0, barrier, route) is None
+
+
+def test_the_planner_node_runs_the_governor_with_adaptive_cruise():
+    from pair_drive_ros.nodes.params import PlannerParams
+
+    cruise = SpeedGovernorConfig.adaptive_cruise()
+    assert PlannerParams().governor() == cruise
+    assert cruise.enabled and cruise.keep_gap and not cruise.beside_lane
+    assert cruise.lane_half_width_m > 0 and cruise.min_lead_speed_mps > 0
+    assert SpeedGovernorConfig.adaptive_cruise(beside_lane=True).beside_lane

@@ -107,6 +107,13 @@ def plot_episode(log, trace: PlanTrace, row: dict, path: str | Path) -> Path:
     ax.set_title(f'{row.get("scenario")} seed {row.get("seed")}: {row.get("end_cause") or "time"} '
                  f'at step {row.get("end_step")},\nroute completion '
                  f'{float(row.get("route_completion", float("nan"))):.2f}', fontsize=9)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure to `path` (parents made), close it and return the path."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

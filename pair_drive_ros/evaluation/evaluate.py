@@ -30,7 +30,8 @@ import time
 
 import numpy as np
 
-from pair_drive_ros.evaluation.episode_plot import PlanTrace, plot_episode, wants_plot
+from pair_drive_ros.evaluation.episode_plot import (PlanTrace, plot_episode, save_figure,
+                                                    wants_plot)
 from pair_drive_ros.perception.builder import FeatureBuilder
 from pair_drive_ros.policy.base import AbstractPlanner, PlannerInput
 from pair_drive_ros.policy.closed_loop import closed_loop_policy, planner_perception_config
@@ -325,12 +326,7 @@ def plot_bev(scene, plan, path: str | Path, title: str = '', extent=(-16.0, 64.0
     ax.set_ylabel('x [m] (forward)')
     ax.legend(loc='lower right', fontsize=7)
     ax.set_title(title, fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown_table(name: str, open_loop: dict | None, closed_loop: dict | None) -> str:

@@ -82,8 +82,9 @@ class PerceptionParams:
     autostart: bool = _f(False, 'configure and activate by itself (unmanaged start)')
 
 
-# The speed governor's defaults live in one place (runtime.speed_governor).
-_GOVERNOR = SpeedGovernorConfig()
+# The speed governor's defaults live in one place (runtime.speed_governor): the node runs it
+# with adaptive cruise.
+_GOVERNOR = SpeedGovernorConfig.adaptive_cruise()
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class PlannerParams:
     # The speed governor between the planner and the tracker (runtime.speed_governor).
     # On by default on the node (the deployed stack); `pair-drive evaluate` keeps it off unless
     # asked, so that the planners' own closed loop stays measurable.
-    speed_governor: bool = _f(True, "re-time each plan to the speed limit and the route's "
+    speed_governor: bool = _f(_GOVERNOR.enabled, "re-time each plan to the speed limit and the route's "
                               'curve speed (the path is kept)', dynamic=True)
     speed_limit_mps: float = _f(0.0, 'speed limit of the road [m/s] (0 = unknown: curve speed '
                                 'only)', 0.0, 100.0, dynamic=True)
@@ -132,12 +133,15 @@ class PlannerParams:
     governor_corridor_half_width_m: float = _f(_GOVERNOR.corridor_half_width_m, 'obstacle '
                                                'cells this close to the path block it [m]',
                                                0.1, 10.0, dynamic=True)
-    governor_lane_half_width_m: float = _f(_GOVERNOR.lane_half_width_m, 'only obstacle cells '
-                                           "this close to the route's centreline count (0 = "
-                                           'anywhere) [m]', 0.0, 10.0, dynamic=True)
-    governor_min_lead_speed_mps: float = _f(_GOVERNOR.min_lead_speed_mps, 'only a lead moving '
-                                            'at least this fast is followed (0 = any obstacle) '
-                                            '[m/s]', 0.0, 40.0, dynamic=True)
+    governor_lane_half_width_m: float = _f(_GOVERNOR.lane_half_width_m, 'obstacle cells this '
+                                           "close to the route's centreline are the ego's lane "
+                                           '(0 = no lane) [m]', 0.0, 10.0, dynamic=True)
+    governor_min_lead_speed_mps: float = _f(_GOVERNOR.min_lead_speed_mps, 'in the lane only a '
+                                            'lead moving at least this fast is followed (0 = '
+                                            'any obstacle) [m/s]', 0.0, 40.0, dynamic=True)
+    governor_beside_lane: bool = _f(_GOVERNOR.beside_lane, 'obstacles beside the lane count '
+                                    'where the plan heads into them (false: only the lane\'s '
+                                    'lead, pure adaptive cruise)', dynamic=True)
     governor_standstill_gap_m: float = _f(_GOVERNOR.standstill_gap_m, 'gap from the ego centre '
                                           'to an obstacle at a standstill [m]', 0.5, 50.0,
                                           dynamic=True)
@@ -155,6 +159,7 @@ class PlannerParams:
                                    corridor_half_width_m=self.governor_corridor_half_width_m,
                                    lane_half_width_m=self.governor_lane_half_width_m,
                                    min_lead_speed_mps=self.governor_min_lead_speed_mps,
+                                   beside_lane=self.governor_beside_lane,
                                    standstill_gap_m=self.governor_standstill_gap_m,
                                    headway_s=self.governor_headway_s)
 

@@ -63,6 +63,18 @@ class SpeedGovernorConfig:
     # > 0: in the lane only a lead measured moving at least this fast along the path counts
     # (adaptive cruise: stationary returns in the lane are left to the planner)
     min_lead_speed_mps: float = 0.0
+    # False: what lies beside the lane never counts (only the lane's lead: pure adaptive cruise)
+    beside_lane: bool = True
+
+    @classmethod
+    def adaptive_cruise(cls, **overrides) -> 'SpeedGovernorConfig':
+        """
+        The governor with adaptive cruise: it follows a moving lead in the route's lane only.
+
+        The planner node's default (chosen on val, docs/RESULTS.md "Keeping the gap").
+        """
+        return cls(**({'enabled': True, 'keep_gap': True, 'lane_half_width_m': 1.5,
+                       'min_lead_speed_mps': 1.0, 'beside_lane': False} | overrides))
 
     def __post_init__(self) -> None:
         for name in ('lateral_accel_mps2', 'decel_mps2', 'limit_factor', 'chord_m',
@@ -229,7 +241,8 @@ class SpeedGovernor:
         if lead is not None and cfg.min_lead_speed_mps > 0 \
                 and not (lead[2] and lead[1] >= cfg.min_lead_speed_mps):
             lead = None
-        aside = self._lead(path, pts[~in_lane], then, route, in_lane=False)
+        aside = self._lead(path, pts[~in_lane], then, route, in_lane=False) \
+            if cfg.beside_lane else None
         hits = [h for h in (lead, aside) if h is not None]
         if not hits:
             return None
