@@ -94,6 +94,7 @@ class Obstacle:
 
     distance_m: float
     speed_mps: float = 0.0   # along the path; negative: coming towards the ego
+    measured: bool = False   # the speed was estimated (else 0.0: seen for the first time)
 
 
 def corridor_hit(path_xy: np.ndarray, points: np.ndarray, half_width_m: float) -> float | None:
@@ -221,7 +222,8 @@ class SpeedGovernor:
         route: the map-frame route. With `lane_half_width_m` > 0 the cells that close to it are
         the ego's lane, and there only a lead moving at least `min_lead_speed_mps` counts; the
         cells beyond it (a road-edge barrier, a vehicle in another lane) count wherever the
-        plan's corridor reaches them. Without a lane every cell is treated as in it.
+        plan's corridor reaches them, unless `beside_lane` is false. Without a lane every cell
+        is treated as in it.
         """
         cfg = self.cfg
         if obstacles_xy is None:
@@ -237,17 +239,14 @@ class SpeedGovernor:
             then = (stamp_s - previous[0], inverse_transform_points(ego_pose, previous[1]),
                     previous[1])
         in_lane = self._in_lane(route, pts_map)
-        lead = self._lead(path, pts[in_lane], then, route)
+        lead = self._first(path, pts[in_lane], then, route)
         if lead is not None and cfg.min_lead_speed_mps > 0 \
-                and not (lead[2] and lead[1] >= cfg.min_lead_speed_mps):
+                and not (lead.measured and lead.speed_mps >= cfg.min_lead_speed_mps):
             lead = None
-        aside = self._lead(path, pts[~in_lane], then, route, in_lane=False) \
+        aside = self._first(path, pts[~in_lane], then, route, in_lane=False) \
             if cfg.beside_lane else None
         hits = [h for h in (lead, aside) if h is not None]
-        if not hits:
-            return None
-        first = min(hits, key=lambda h: h[0])
-        return Obstacle(first[0], first[1])
+        return min(hits, key=lambda h: h.distance_m) if hits else None
 
     def _in_lane(self, route: Route | None, pts_map: np.ndarray) -> np.ndarray:
         """Mask of the map-frame cells in the ego's lane (all of them when it is unknown)."""
@@ -256,24 +255,27 @@ class SpeedGovernor:
         _, lateral = route.project(pts_map)
         return np.abs(lateral) <= self.cfg.lane_half_width_m
 
-    def _lead(self, path: np.ndarray, pts: np.ndarray, then, route: Route | None,
-              in_lane: bool = True) -> tuple[float, float, bool] | None:
-        """First hit of `pts` on the path: (distance [m], speed [m/s], speed measured)."""
+    def _first(self, path: np.ndarray, pts: np.ndarray, then, route: Route | None,
+               in_lane: bool = True) -> Obstacle | None:
+        """
+        The first of `pts` (ego frame) in the path's corridor, with its speed.
+
+        then: (seconds since, ego-frame and map-frame cells) of the previous plan, or None; the
+        speed compares the first hit with the first of the previous cells on the same side of
+        the lane boundary (`in_lane`).
+        """
         cfg = self.cfg
         hit = corridor_hit(path, pts, cfg.corridor_half_width_m)
         if hit is None:
             return None
         if then is None:
-            return hit, 0.0, False
+            return Obstacle(hit)
         dt, before_xy, before_map = then
         keep = self._in_lane(route, before_map) == in_lane
         before = corridor_hit(path, before_xy[keep], cfg.corridor_half_width_m)
-        if before is None:
-            return hit, 0.0, False
-        estimate = (hit - before) / dt
-        if abs(estimate) > cfg.max_lead_speed_mps:
-            return hit, 0.0, False
-        return hit, estimate, True
+        if before is None or abs(hit - before) / dt > cfg.max_lead_speed_mps:
+            return Obstacle(hit)
+        return Obstacle(hit, (hit - before) / dt, measured=True)
 
     def __call__(self, traj: Trajectory, ego_pose: np.ndarray, stamp_s: float,
                  route: Route | None, speed_limit_mps: float | None,
