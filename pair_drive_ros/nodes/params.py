@@ -117,8 +117,8 @@ class PlannerParams:
     # The speed governor between the planner and the tracker (runtime.speed_governor).
     # On by default on the node (the deployed stack); `pair-drive evaluate` keeps it off unless
     # asked, so that the planners' own closed loop stays measurable.
-    speed_governor: bool = _f(_GOVERNOR.enabled, "re-time each plan to the speed limit and the route's "
-                              'curve speed (the path is kept)', dynamic=True)
+    speed_governor: bool = _f(_GOVERNOR.enabled, 're-time each plan to the speed limit and '
+                              "the route's curve speed (the path is kept)", dynamic=True)
     speed_limit_mps: float = _f(0.0, 'speed limit of the road [m/s] (0 = unknown: curve speed '
                                 'only)', 0.0, 100.0, dynamic=True)
     governor_lateral_accel_mps2: float = _f(_GOVERNOR.lateral_accel_mps2, 'lateral '
@@ -140,8 +140,8 @@ class PlannerParams:
                                             'lead moving at least this fast is followed (0 = '
                                             'any obstacle) [m/s]', 0.0, 40.0, dynamic=True)
     governor_beside_lane: bool = _f(_GOVERNOR.beside_lane, 'obstacles beside the lane count '
-                                    'where the plan heads into them (false: only the lane\'s '
-                                    'lead, pure adaptive cruise)', dynamic=True)
+                                    'where the plan heads into them (false: only the lead in '
+                                    'the lane, pure adaptive cruise)', dynamic=True)
     governor_standstill_gap_m: float = _f(_GOVERNOR.standstill_gap_m, 'gap from the ego centre '
                                           'to an obstacle at a standstill [m]', 0.5, 50.0,
                                           dynamic=True)

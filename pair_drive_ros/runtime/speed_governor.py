@@ -69,7 +69,7 @@ class SpeedGovernorConfig:
     @classmethod
     def adaptive_cruise(cls, **overrides) -> 'SpeedGovernorConfig':
         """
-        The governor with adaptive cruise: it follows a moving lead in the route's lane only.
+        Return the governor with adaptive cruise: it follows a moving lead in the lane only.
 
         The planner node's default (chosen on val, docs/RESULTS.md "Keeping the gap").
         """
@@ -258,7 +258,7 @@ class SpeedGovernor:
     def _first(self, path: np.ndarray, pts: np.ndarray, then, route: Route | None,
                in_lane: bool = True) -> Obstacle | None:
         """
-        The first of `pts` (ego frame) in the path's corridor, with its speed.
+        Return the first of `pts` (ego frame) in the path's corridor, with its speed.
 
         then: (seconds since, ego-frame and map-frame cells) of the previous plan, or None; the
         speed compares the first hit with the first of the previous cells on the same side of
