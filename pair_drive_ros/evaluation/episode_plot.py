@@ -91,8 +91,8 @@ def plot_episode(log, trace: PlanTrace, row: dict, path: str | Path) -> Path:
                 label='plans' if k == 0 else None)
     drive = ax.scatter(ego[:, 0], ego[:, 1], c=speed, s=4, cmap='viridis', zorder=3)
     fig.colorbar(drive, ax=ax, label='ego speed [m/s]', shrink=0.7)
-    end = min(max(int(row.get('end_step', -1)), 0), len(ego) - 1) \
-        if int(row.get('end_step', -1)) >= 0 else len(ego) - 1
+    end_step = int(row.get('end_step', -1))
+    end = min(end_step, len(ego) - 1) if end_step >= 0 else len(ego) - 1
     ax.plot(ego[end, 0], ego[end, 1], 'rx', ms=10, mew=2, zorder=4,
             label=f'end: {row.get("end_cause") or "time"}')
     # Frame the drive and the plans (with some road around them), not the whole map.

@@ -237,13 +237,13 @@ class SpeedGovernor:
         then = None
         if previous is not None and stamp_s > previous[0]:
             then = (stamp_s - previous[0], inverse_transform_points(ego_pose, previous[1]),
-                    previous[1])
+                    self._in_lane(route, previous[1]))
         in_lane = self._in_lane(route, pts_map)
-        lead = self._first(path, pts[in_lane], then, route)
+        lead = self._first(path, pts[in_lane], then)
         if lead is not None and cfg.min_lead_speed_mps > 0 \
                 and not (lead.measured and lead.speed_mps >= cfg.min_lead_speed_mps):
             lead = None
-        aside = self._first(path, pts[~in_lane], then, route, in_lane=False) \
+        aside = self._first(path, pts[~in_lane], then, in_lane=False) \
             if cfg.beside_lane else None
         hits = [h for h in (lead, aside) if h is not None]
         return min(hits, key=lambda h: h.distance_m) if hits else None
@@ -255,14 +255,14 @@ class SpeedGovernor:
         _, lateral = route.project(pts_map)
         return np.abs(lateral) <= self.cfg.lane_half_width_m
 
-    def _first(self, path: np.ndarray, pts: np.ndarray, then, route: Route | None,
+    def _first(self, path: np.ndarray, pts: np.ndarray, then,
                in_lane: bool = True) -> Obstacle | None:
         """
         Return the first of `pts` (ego frame) in the path's corridor, with its speed.
 
-        then: (seconds since, ego-frame and map-frame cells) of the previous plan, or None; the
-        speed compares the first hit with the first of the previous cells on the same side of
-        the lane boundary (`in_lane`).
+        then: (seconds since, ego-frame cells, their in-lane mask) of the previous plan, or
+        None; the speed compares the first hit with the first of the previous cells on the
+        same side of the lane boundary (`in_lane`).
         """
         cfg = self.cfg
         hit = corridor_hit(path, pts, cfg.corridor_half_width_m)
@@ -270,9 +270,9 @@ class SpeedGovernor:
             return None
         if then is None:
             return Obstacle(hit)
-        dt, before_xy, before_map = then
-        keep = self._in_lane(route, before_map) == in_lane
-        before = corridor_hit(path, before_xy[keep], cfg.corridor_half_width_m)
+        dt, before_xy, before_in_lane = then
+        before = corridor_hit(path, before_xy[before_in_lane == in_lane],
+                              cfg.corridor_half_width_m)
         if before is None or abs(hit - before) / dt > cfg.max_lead_speed_mps:
             return Obstacle(hit)
         return Obstacle(hit, (hit - before) / dt, measured=True)
