@@ -86,6 +86,15 @@ def test_table_of_closed_loop_folders(tmp_path):
     (tmp_path / 'g' / 'closed_loop.json').write_text(json.dumps(governed))
     assert '| pair + speed governor, gap | heldout.yaml | 4 | 0.00 [' in tables(
         [tmp_path / 'a', tmp_path / 'g'])
+    # The lane settings name the mode: adaptive cruise reads apart from the full corridor check.
+    for beside, label in ((False, 'adaptive cruise'), (True, 'gap, lane apart')):
+        governed['config']['speed_governor'].update(lane_half_width_m=1.5, beside_lane=beside)
+        (tmp_path / 'g' / 'closed_loop.json').write_text(json.dumps(governed))
+        assert f'| pair + speed governor, {label} | heldout.yaml |' in tables(
+            [tmp_path / 'a', tmp_path / 'g'])
+    governed['config']['speed_governor'] = {'enabled': True, 'unknown_key': 1}
+    (tmp_path / 'g' / 'closed_loop.json').write_text(json.dumps(governed))
+    assert '| pair + speed governor | heldout.yaml |' in tables([tmp_path / 'a', tmp_path / 'g'])
     (tmp_path / 'c').mkdir()
     with pytest.raises(FileNotFoundError, match='neither'):
         tables([tmp_path / 'c'])

@@ -14,7 +14,7 @@
 
 """The speed governor: re-times plans to the speed limit and the route's curve speed."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from hypothesis import given, settings, strategies as st
 import numpy as np
@@ -247,3 +247,15 @@ def test_the_planner_node_runs_the_governor_with_adaptive_cruise():
     assert cruise.enabled and cruise.keep_gap and not cruise.beside_lane
     assert cruise.lane_half_width_m > 0 and cruise.min_lead_speed_mps > 0
     assert SpeedGovernorConfig.adaptive_cruise(beside_lane=True).beside_lane
+
+
+def test_describe_names_the_mode_and_from_dict_reads_older_or_newer_dicts():
+    assert SpeedGovernorConfig().describe() == 'off'
+    assert SpeedGovernorConfig(enabled=True).describe() == 'limits'
+    assert SpeedGovernorConfig(enabled=True, keep_gap=True).describe() == 'gap'
+    assert SpeedGovernorConfig.adaptive_cruise().describe() == 'adaptive cruise'
+    assert SpeedGovernorConfig.adaptive_cruise(beside_lane=True).describe() == 'gap, lane apart'
+    saved = asdict(SpeedGovernorConfig.adaptive_cruise())
+    assert SpeedGovernorConfig.from_dict(saved) == SpeedGovernorConfig.adaptive_cruise()
+    assert SpeedGovernorConfig.from_dict({'enabled': True, 'a_later_field': 1.0}).enabled
+    assert SpeedGovernorConfig.from_dict(None) == SpeedGovernorConfig()

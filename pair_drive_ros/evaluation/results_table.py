@@ -32,6 +32,7 @@ import sys
 import numpy as np
 
 from pair_drive_ros.evaluation.evaluate import OPEN_LOOP_METRICS, per_family_summary
+from pair_drive_ros.runtime.speed_governor import SpeedGovernorConfig
 
 
 def _il_info(path: str | None) -> dict:
@@ -51,13 +52,16 @@ def _row_name(result: dict) -> str:
     """
     Return the planner name of an evaluation, with its IL checkpoint's file name.
 
-    '+ speed governor' (with ', gap' when it keeps a gap to obstacles) marks a run with one.
+    '+ speed governor' marks a run with one, followed by what it keeps a gap to, if anything
+    (', adaptive cruise', ', gap, lane apart' or ', gap': SpeedGovernorConfig.describe).
     """
     ckpt = result.get('il_checkpoint')
     name = f'{result["planner"]} ({Path(ckpt).name})' if ckpt else result['planner']
-    governor = (result.get('config') or {}).get('speed_governor') or {}
-    if governor.get('enabled'):
-        name += ' + speed governor' + (', gap' if governor.get('keep_gap') else '')
+    governor = SpeedGovernorConfig.from_dict(
+        (result.get('config') or {}).get('speed_governor') or {})
+    mode = governor.describe()
+    if mode != 'off':
+        name += ' + speed governor' + ('' if mode == 'limits' else f', {mode}')
     return name
 
 

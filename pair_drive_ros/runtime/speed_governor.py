@@ -31,7 +31,7 @@ and so that it brakes into a slower stretch at no more than `decel_mps2`. A plan
 respects all of them is returned unchanged; the governor only ever slows a plan down.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -75,6 +75,28 @@ class SpeedGovernorConfig:
         """
         return cls(**({'enabled': True, 'keep_gap': True, 'lane_half_width_m': 1.5,
                        'min_lead_speed_mps': 1.0, 'beside_lane': False} | overrides))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> 'SpeedGovernorConfig':
+        """Return the config of a saved dict, ignoring keys it does not know (older, newer)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (values or {}).items() if k in known})
+
+    def describe(self) -> str:
+        """
+        Return a short name of what the governor does, for result tables.
+
+        'off', 'limits' (speed limit and curve speed only), 'adaptive cruise' (the lane's moving
+        lead only), 'gap, lane apart' (the lane's lead and what lies beside the lane) or 'gap'
+        (every obstacle cell in the plan's corridor).
+        """
+        if not self.enabled:
+            return 'off'
+        if not self.keep_gap:
+            return 'limits'
+        if self.lane_half_width_m > 0:
+            return 'gap, lane apart' if self.beside_lane else 'adaptive cruise'
+        return 'gap'
 
     def __post_init__(self) -> None:
         for name in ('lateral_accel_mps2', 'decel_mps2', 'limit_factor', 'chord_m',
