@@ -23,7 +23,8 @@ import torch
 from pair_drive_ros.core.config import load_config
 from pair_drive_ros.policy.rl_branch import RLBranchConfig
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
-                                          linear_schedule, reference_advantages, set_credit)
+                                          linear_schedule, pick_credit, reference_advantages,
+                                          set_credit)
 from pair_drive_ros.training.rl_data import budget_of, scorer_calls
 from rl_fixtures import SyntheticSceneSet, TINY_BACKBONE
 
@@ -66,6 +67,27 @@ def test_set_credit_is_the_leave_one_out_drop_of_the_best():
         for i in range(3):
             rest = [ref[s].item()] + [rewards[s, j].item() for j in range(3) if j != i]
             assert set_credit(rewards, ref)[s, i].item() == pytest.approx(full - max(rest))
+
+
+def test_pick_credit_credits_the_picked_leaf_by_what_the_pick_gains_or_loses():
+    # Sets of [reference, leaf, leaf, variant]; the selector's eligible scores and true rewards.
+    eligible = torch.tensor([[0.5, 0.9, 0.1, 0.6],    # picks leaf 0, next choice the variant
+                             [0.5, 0.9, 0.1, 0.6],    # same pick, but the leaf is the worse one
+                             [0.5, 0.1, 0.2, 0.9],    # picks the variant: no leaf is credited
+                             [0.5, 0.52, -1.0, 0.4]])  # leaf 0 within the margin: the reference
+    rewards = torch.tensor([[0.4, 0.9, 0.0, 0.7],
+                            [0.4, 0.2, 0.0, 0.7],
+                            [0.4, 1.0, 1.0, 0.3],
+                            [0.4, 0.9, 1.0, 0.3]])
+    out = pick_credit(eligible, rewards, slice(1, 3), margin=0.05)
+    torch.testing.assert_close(out.picked, torch.tensor([1, 1, 3, 0]))
+    torch.testing.assert_close(out.credit, torch.tensor([[0.2, 0.0], [-0.5, 0.0], [0.0, 0.0],
+                                                         [0.0, 0.0]]))
+    torch.testing.assert_close(out.reward, torch.tensor([0.9, 0.2, 0.3, 0.4]))
+    # Every leaf ruled out: the non-RL pick (the variant, the variant, the variant, reference).
+    torch.testing.assert_close(out.reward_without, torch.tensor([0.7, 0.7, 0.3, 0.4]))
+    with pytest.raises(ValueError, match='both be'):
+        pick_credit(eligible, rewards[:, :3], slice(1, 3), 0.0)
 
 
 def test_above_reference_advantages_ignore_leaves_below_the_reference():
@@ -228,6 +250,50 @@ def test_grpo_trainer_scores_the_variants_for_above_variants(tmp_path):
     assert all(g >= 0.0 for g in scalars['rl/leaf_gain_over_variants'])
     # leaves, reference, expert and the 14 variants of each scene
     assert torch.load(final, weights_only=False)['scorer_calls'] == 2 * 2 * (5 + 2 + 14)
+
+
+def test_grpo_trainer_fine_tunes_a_branch_against_a_frozen_selector(tmp_path):
+    from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
+    from pair_drive_ros.policy.il_planner import build_model
+    from pair_drive_ros.policy.selector import MODEL_NAME, Selector, SelectorConfig
+    from pair_drive_ros.policy.transfuser.config import TransfuserConfig
+    from pair_drive_ros.training.train_rl import main, RLTrainConfig
+
+    torch.manual_seed(0)
+    il = build_model('transfuser', TransfuserConfig(backbone=TINY_BACKBONE))
+    il_path = save_checkpoint(tmp_path / 'il.pt', il, model_name='transfuser',
+                              model_config=il.cfg)
+    sel_cfg = SelectorConfig(backbone=TINY_BACKBONE, layers=1, num_heads=2,
+                             raster_features=True, plan_variants=True, safety_tolerance=0.01)
+    sel_path = save_checkpoint(tmp_path / 'sel.pt', Selector(sel_cfg), model_name=MODEL_NAME,
+                               model_config=sel_cfg)
+    model = RLBranchConfig(backbone=TINY_BACKBONE, decoder_layers=1, num_heads=2)
+
+    def run(name: str, *sets: str):
+        cfg = load_config(RLTrainConfig, 'config/rl_grpo.yaml', [
+            f'runs_root={tmp_path / name}', 'total_steps=2', 'scenes_per_step=2', 'group=5',
+            'threads=1', 'warmup_steps=1', 'out=', f'init_trunk={il_path}',
+            f'il_checkpoint={il_path}', *sets])
+        cfg = type(cfg)(**{**cfg.__dict__, 'model': model})
+        return main(cfg, scenes=SyntheticSceneSet(4), val_scenes=SyntheticSceneSet(3, seed=1))
+
+    first = run('first')
+    second = run('second', f'init_branch={first}', f'selector_checkpoint={sel_path}',
+                 'pick_credit_weight=1.0')
+    scalars = _scalars(second.parent)
+    for key in ('rl/pick_reward', 'rl/pick_gain_over_no_rl', 'rl/pick_leaf_frac'):
+        assert len(scalars[key]) == 2 and np.all(np.isfinite(scalars[key])), key
+    assert all(0.0 <= f <= 1.0 for f in scalars['rl/pick_leaf_frac'])
+    start = load_checkpoint(second)['val']['start']
+    # Fine-tuning starts where the first run ended (the same val scenes, the same tree).
+    for key, value in load_checkpoint(first)['val']['end'].items():
+        assert start[key] == pytest.approx(value), key
+    assert start['val/selected_pdms'] <= start['val/oracle_full_pdms'] + 1e-6
+    assert start['val/selected_no_rl_pdms'] <= start['val/oracle_variants_pdms'] + 1e-6
+    # leaves, reference, expert and the 14 variants the pick is made among
+    assert load_checkpoint(second)['scorer_calls'] == 2 * 2 * (5 + 2 + 14)
+    with pytest.raises(ValueError, match='selector_checkpoint'):
+        RLTrainConfig(pick_credit_weight=1.0)
 
 
 def test_grpo_trainer_trains_its_own_trunk_with_the_auxiliary_losses(tmp_path):

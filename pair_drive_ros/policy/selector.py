@@ -182,6 +182,18 @@ class Selector(nn.Module):
     def select(self, candidates: torch.Tensor, context: torch.Tensor | None = None,
                batch: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(best index (B,), selection scores (B, K)); index 0 (IL) wins ties within margin."""
+        pick_from, score = self.eligible_scores(candidates, context, batch)
+        return pick_with_margin(pick_from, self.cfg.fallback_margin), score
+
+    @torch.no_grad()
+    def eligible_scores(self, candidates: torch.Tensor, context: torch.Tensor | None = None,
+                        batch: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        (scores the pick maximises (B, K), selection scores (B, K)).
+
+        The first are the selection scores with -1 where a guard (safety_tolerance,
+        progress_tolerance_m) rules a candidate out; `select` picks from them with the margin.
+        """
         logits = self.forward(candidates, context, batch)
         score = self.selection_score(logits)
         pick_from = score
@@ -196,7 +208,7 @@ class Selector(nn.Module):
             length = path_length(candidates)
             ok = length <= length[:, :1] + self.cfg.progress_tolerance_m
             pick_from = torch.where(ok, pick_from, torch.full_like(score, -1.0))
-        return pick_with_margin(pick_from, self.cfg.fallback_margin), score
+        return pick_from, score
 
 
 def path_length(candidates: torch.Tensor) -> torch.Tensor:

@@ -21,13 +21,17 @@ rho_i = pi_theta(tau_i) / pi_old(tau_i), A_i = group-normalised reward. We minim
 PaIR deploys the best candidate of [reference, leaves], not the group mean, so two other
 advantages exist (docs/RL_DESIGN.md, "Objective"): `reference_advantages` credits a leaf for
 beating the reference it grew from, and `set_credit` (leave-one-out) for raising the best score
-of the whole candidate set.
+of the whole candidate set. PaIR deploys what its selector picks, not the set's best:
+`pick_credit` credits the leaf the selector picks by how much better (or worse) the deployed
+plan is with it than without it.
 """
 
 from dataclasses import dataclass
 import math
 
 import torch
+
+from pair_drive_ros.policy.selector import pick_with_margin
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -82,6 +86,52 @@ def set_credit(rewards: torch.Tensor, ref_rewards: torch.Tensor) -> torch.Tensor
         others = torch.where(is_first, top[:, 1:2], top[:, :1])
         others = torch.maximum(others, ref_rewards[:, None])
     return (rewards - others).clamp(min=0.0)
+
+
+@dataclass
+class PickOutcome:
+    """The selector's pick over a candidate set and what it credits (tensors, one per scene)."""
+
+    credit: torch.Tensor         # (S, G) r(pick) - r(pick without the picked leaf), else 0
+    picked: torch.Tensor         # (S,) index of the pick in the set
+    reward: torch.Tensor         # (S,) true reward of the pick
+    reward_without: torch.Tensor  # (S,) true reward of the pick with every leaf ruled out
+
+
+def pick_credit(eligible: torch.Tensor, set_rewards: torch.Tensor, leaves: slice,
+                margin: float) -> PickOutcome:
+    """
+    Leave-one-out credit of each leaf to the plan a selector deploys.
+
+    eligible: (S, K) the scores the selector picks from (Selector.eligible_scores: -1 where a
+    guard rules a candidate out); set_rewards: (S, K) the true rewards of the same candidates;
+    leaves: where the G leaves sit in the set (candidate 0 is the reference). The pick is
+    `pick_with_margin(eligible, margin)`; without leaf i only the picked leaf changes the pick,
+    so credit_i = r(pick) - r(pick among the rest) for the picked leaf and 0 for the others. It
+    is negative where the selector prefers a leaf that scores worse than its next choice: the
+    tree learns to offer leaves the selector ranks right, not only good ones. The rest are
+    scored as they were (the selector attends over the whole set; re-scoring each subset would
+    cost a selector pass per leaf).
+    """
+    if eligible.shape != set_rewards.shape or eligible.ndim != 2:
+        raise ValueError(f'eligible and set_rewards must both be (S, K), got '
+                         f'{tuple(eligible.shape)} and {tuple(set_rewards.shape)}')
+    ruled_out = torch.full_like(eligible, -2.0)     # below a guard's -1
+    picked = pick_with_margin(eligible, margin)
+    reward = set_rewards.gather(-1, picked[:, None])[:, 0]
+    rest = eligible.scatter(-1, picked[:, None], -2.0)
+    alternative = set_rewards.gather(-1, pick_with_margin(rest, margin)[:, None])[:, 0]
+    no_leaves = eligible.clone()
+    no_leaves[:, leaves] = ruled_out[:, leaves]
+    reward_without = set_rewards.gather(-1, pick_with_margin(no_leaves, margin)[:, None])[:, 0]
+    g = len(range(*leaves.indices(eligible.shape[1])))
+    credit = torch.zeros(eligible.shape[0], g, dtype=set_rewards.dtype,
+                         device=set_rewards.device)
+    leaf = picked - leaves.start
+    is_leaf = (leaf >= 0) & (leaf < g)
+    rows = torch.nonzero(is_leaf)[:, 0]
+    credit[rows, leaf[rows]] = (reward - alternative)[rows]
+    return PickOutcome(credit, picked, reward, reward_without)
 
 
 @dataclass

@@ -51,7 +51,7 @@ import torch
 from pair_drive_ros.core.config import config_to_dict
 from pair_drive_ros.perception.config import load_perception_config, PerceptionConfig
 from pair_drive_ros.policy.backbone import backbone_inputs
-from pair_drive_ros.policy.checkpoint import load_checkpoint, save_checkpoint
+from pair_drive_ros.policy.checkpoint import load_checkpoint, load_state, save_checkpoint
 from pair_drive_ros.policy.factory import shipped
 from pair_drive_ros.policy.rl_branch import MODEL_NAME, RLBranch, RLBranchConfig, tree_kl
 from pair_drive_ros.policy.selector import candidates_per_reference, plan_variants
@@ -63,7 +63,8 @@ from pair_drive_ros.training.common import (add_trainer_arguments, all_reduce_me
                                             run_trainer, seed_everything, set_threads, shard_of,
                                             sync_references)
 from pair_drive_ros.training.grpo import (adapt_beta, cosine_lr, group_advantages, grpo_loss,
-                                          linear_schedule, reference_advantages, set_credit)
+                                          linear_schedule, pick_credit, PickOutcome,
+                                          reference_advantages, set_credit)
 from pair_drive_ros.training.references import perturb_reference
 
 LOG = logging.getLogger(__name__)
@@ -121,6 +122,14 @@ class RLTrainConfig:
     # + weight x leave-one-out credit (max(0, r_i - best of the rest of {reference, leaves}))
     # / std: rewards the leaf that raises the best of the set PaIR picks from.
     set_credit_weight: float = 0.0
+    # + weight x pick credit / std: with a frozen selector (selector_checkpoint) over the set
+    # PaIR deploys ([reference, leaves, 14 plan variants]), the leaf the selector picks is
+    # credited r(pick) - r(the pick without it) (grpo.pick_credit): positive where it raises
+    # the deployed plan, negative where the selector is fooled by it.
+    pick_credit_weight: float = 0.0
+    # A frozen selector: training logs what it picks from each sampled set (rl/pick_*, the
+    # variants are then scored too) and the validation adds the selected plan's score.
+    selector_checkpoint: str = ''
     # Exploration kept: spread_coef x max(0, min_spread_m - mean end-point distance [m] of the
     # deterministic (sigma = 0, as at inference) leaves from the reference).
     spread_coef: float = 0.0
@@ -136,6 +145,9 @@ class RLTrainConfig:
     # auxiliary BEV-semantic and agent losses on the training split, then frozen.
     trunk_source: str = 'il_copy'
     init_trunk: str = ''           # IL checkpoint whose trunk weights are copied (not shared)
+    # An RL checkpoint whose whole branch (trunk and tree) GRPO starts from: fine-tuning, e.g.
+    # the shipped tree against the selector trained on its leaves. Replaces init_trunk.
+    init_branch: str = ''
     trunk_pretrain_steps: int = 0
     trunk_pretrain_batch: int = 16
     trunk_pretrain_lr: float = 1e-3
@@ -162,6 +174,13 @@ class RLTrainConfig:
                              f'{self.trunk_source!r}')
         if not 0.0 <= self.il_reference_fraction <= 1.0:
             raise ValueError('il_reference_fraction must be in [0, 1]')
+        if self.pick_credit_weight > 0 and not self.selector_checkpoint:
+            raise ValueError('pick_credit_weight needs a selector_checkpoint')
+
+    @property
+    def scores_variants(self) -> bool:
+        """Whether each scene's 14 plan variants are scored with its leaves."""
+        return self.advantage == 'above_variants' or bool(self.selector_checkpoint)
 
     @property
     def codes(self) -> tuple:
@@ -176,6 +195,8 @@ def trunk_perception(cfg: RLTrainConfig) -> PerceptionConfig:
     A trunk copied from an IL checkpoint reads what that IL planner was trained on (e.g. past
     LiDAR sweeps); an own trunk reads the default features.
     """
+    if cfg.init_branch:
+        return load_perception_config(cfg.init_branch)
     if cfg.trunk_source == 'il_copy' and cfg.init_trunk:
         return load_perception_config(cfg.init_trunk)
     return PerceptionConfig()
@@ -195,7 +216,11 @@ def build(cfg: RLTrainConfig, device: torch.device) -> tuple[RLBranch, torch.opt
     update. With init_trunk the trunk starts from a copy of an IL checkpoint's trunk.
     """
     policy = RLBranch(cfg.model)
-    if cfg.trunk_source == 'il_copy' and cfg.init_trunk:
+    if cfg.init_branch:
+        ckpt = load_checkpoint(cfg.init_branch, expect_model=MODEL_NAME)
+        load_state(policy, ckpt, f'init_branch {cfg.init_branch}')
+        LOG.info('RL branch (trunk and tree) initialised from %s', cfg.init_branch)
+    elif cfg.trunk_source == 'il_copy' and cfg.init_trunk:
         ckpt = load_checkpoint(cfg.init_trunk)
         n = policy.init_trunk_from(ckpt['state_dict'])
         LOG.info('RL trunk initialised from a copy of %s (%d tensors)', cfg.init_trunk, n)
@@ -240,12 +265,13 @@ def training_reference(expert: torch.Tensor, feats: dict, il_model, cfg: RLTrain
 
 
 def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.Tensor,
-                  variant_rewards: torch.Tensor | None = None) -> torch.Tensor:
+                  variant_rewards: torch.Tensor | None = None,
+                  credit: torch.Tensor | None = None) -> torch.Tensor:
     """
     (S, G) advantages of the configured objective.
 
     variant_rewards: (S, V) scores of the reference's plan variants, needed by
-    'above_variants' only.
+    'above_variants' only; credit: (S, G) the selector's pick credit (pick_credit_weight).
     """
     if cfg.advantage == 'reference':
         adv = reference_advantages(rewards, ref_rewards)
@@ -265,12 +291,31 @@ def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.
     if cfg.set_credit_weight > 0:
         std = rewards.std(-1, keepdim=True) if rewards.shape[1] > 1 else 1.0
         adv = adv + cfg.set_credit_weight * set_credit(rewards, ref_rewards) / (std + 1e-6)
+    if cfg.pick_credit_weight > 0:
+        if credit is None:
+            raise ValueError('pick_credit_weight needs the pick credit')
+        std = rewards.std(-1, keepdim=True) if rewards.shape[1] > 1 else 1.0
+        adv = adv + cfg.pick_credit_weight * credit / (std + 1e-6)
     return adv
+
+
+def deployed_set(reference: torch.Tensor, leaves: torch.Tensor) -> torch.Tensor:
+    """(S, 1 + G + 14, 8, 3): the set PaIR deploys, in its order (PaIRPlanner.candidates)."""
+    return torch.cat([reference[:, None], leaves, plan_variants(reference)], 1)
+
+
+@torch.no_grad()
+def selector_pick(selector, reference: torch.Tensor, leaves: torch.Tensor, context,
+                  feats: dict, set_rewards: torch.Tensor) -> PickOutcome:
+    """Return the frozen selector's pick over the deployed set, its credit to the leaves."""
+    eligible, _ = selector.eligible_scores(deployed_set(reference, leaves), context, feats)
+    g = leaves.shape[1]
+    return pick_credit(eligible, set_rewards, slice(1, 1 + g), selector.cfg.fallback_margin)
 
 
 def calls_per_scene(cfg: RLTrainConfig) -> int:
     """Scored candidates per scene: the reference, its leaves (and variants), the expert."""
-    return candidates_per_reference(cfg.group, cfg.advantage == 'above_variants') + 1
+    return candidates_per_reference(cfg.group, cfg.scores_variants) + 1
 
 
 def variant_scalars(rewards: torch.Tensor, ref_rewards: torch.Tensor,
@@ -286,6 +331,21 @@ def variant_scalars(rewards: torch.Tensor, ref_rewards: torch.Tensor,
     full = torch.maximum(base, rewards.max(-1).values)
     return {'rl/oracle_variants': base.mean().item(),
             'rl/leaf_gain_over_variants': (full - base).mean().item()}
+
+
+def pick_scalars(pick: PickOutcome | None, g: int) -> dict:
+    """
+    Return what the selector deploys from the sampled set (logged; empty without a selector).
+
+    The pick's reward, the same with the leaves ruled out (the non-RL pick), and how often the
+    pick is a leaf.
+    """
+    if pick is None:
+        return {}
+    leaf = (pick.picked >= 1) & (pick.picked <= g)
+    return {'rl/pick_reward': pick.reward.mean().item(),
+            'rl/pick_gain_over_no_rl': (pick.reward - pick.reward_without).mean().item(),
+            'rl/pick_leaf_frac': leaf.float().mean().item()}
 
 
 def leaf_spread(paths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -337,7 +397,7 @@ def pretrain_trunk(policy: RLBranch, scenes, cfg: RLTrainConfig, device: torch.d
 
 @torch.no_grad()
 def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
-             dist: DistInfo = DistInfo()) -> dict:
+             dist: DistInfo = DistInfo(), selector=None) -> dict:
     """
     Oracle of [IL-A plan, deterministic leaves] and the leaves' scores on scenes (x 100).
 
@@ -346,10 +406,12 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
     oracles of the non-RL set (IL plan + 14 plan variants) and of the full deployed set (IL
     plan + leaves + variants): their difference is what the leaves add beside the variants. Under
     torchrun each rank scores a contiguous share of the scenes; the per-scene values are
-    gathered in order, so every rank reports the numbers of one process.
+    gathered in order, so every rank reports the numbers of one process. With a selector, also
+    the score of the plan it picks from the deployed set and from the non-RL set (IL plan +
+    variants, the leaves left out): what PaIR deploys with and without the tree.
     """
     il, oracle, leaf_mean, leaf_best, spread = [], [], [], [], []
-    variants, full = [], []
+    variants, full, selected, selected_no_rl = [], [], [], []
     mine = shard_of(np.arange(len(scenes)), dist)
     for start in range(0, len(mine), batch_size):
         js = [int(j) for j in mine[start:start + batch_size]]
@@ -366,14 +428,26 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
         variants.append(np.maximum(pdms[:, 0], pdms[:, 1 + g:].max(1)))
         full.append(pdms.max(1))
         spread.append(leaf_spread(tree.paths, ref).numpy())
+        if selector is not None:
+            context = policy.encode(feats)
+            best, _ = selector.select(cands, context, feats)
+            selected.append(pdms[np.arange(len(js)), best.numpy()])
+            no_rl = torch.cat([ref[:, None], plan_variants(ref)], 1)
+            best, _ = selector.select(no_rl, context, feats)
+            keep = np.r_[0, 1 + g:pdms.shape[1]]
+            selected_no_rl.append(pdms[:, keep][np.arange(len(js)), best.numpy()])
 
     def mean(parts: list, scale: float = 100.0) -> float:
         local = np.concatenate(parts) if parts else np.zeros(0)
         return float(scale * gather_concat(local, dist, np.concatenate).mean())
-    return {'val/il_pdms': mean(il), 'val/oracle_pdms': mean(oracle),
-            'val/leaf_mean_pdms': mean(leaf_mean), 'val/leaf_best_pdms': mean(leaf_best),
-            'val/spread_m': mean(spread, 1.0), 'val/oracle_variants_pdms': mean(variants),
-            'val/oracle_full_pdms': mean(full)}
+    out = {'val/il_pdms': mean(il), 'val/oracle_pdms': mean(oracle),
+           'val/leaf_mean_pdms': mean(leaf_mean), 'val/leaf_best_pdms': mean(leaf_best),
+           'val/spread_m': mean(spread, 1.0), 'val/oracle_variants_pdms': mean(variants),
+           'val/oracle_full_pdms': mean(full)}
+    if selector is not None:
+        out.update({'val/selected_pdms': mean(selected),
+                    'val/selected_no_rl_pdms': mean(selected_no_rl)})
+    return out
 
 
 def context_of(policy: RLBranch, feats: dict, train_trunk: bool):
@@ -488,6 +562,12 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
             raise ValueError(f'il_checkpoint {cfg.il_checkpoint} reads other features than the '
                              'RL trunk (perception configs differ); its plans are computed on '
                              "the trunk's features, so use the IL checkpoint the trunk came from")
+    selector = None
+    if cfg.selector_checkpoint:
+        from pair_drive_ros.policy.pair import load_selector
+        # Frozen: the reward model of pick_credit and the validation's selected plan.
+        selector = load_selector(cfg.selector_checkpoint, str(device))
+        selector.requires_grad_(False)
     start, beta = 0, cfg.kl_beta
     if cfg.resume:
         ckpt = load_checkpoint(cfg.resume, expect_model=MODEL_NAME)
@@ -500,7 +580,8 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         pretrain_trunk(policy, scenes, cfg, device, log, dist)
     val = {}
     if val_scenes is not None:
-        val['start'] = validate(policy, val_scenes, il_model, codes, dist=dist)
+        val['start'] = validate(policy, val_scenes, il_model, codes, dist=dist,
+                                selector=selector)
         log.scalars(start, val['start'])
         LOG.info('val before GRPO: %s', val['start'])
     # Scene choice: one stream all ranks share, so their shares of a step are disjoint. The
@@ -530,7 +611,7 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         old = sample_group(policy, feats, context, reference, codes, sigma, gen)
         t1 = time.perf_counter()
         parts = [old.paths, reference[:, None], expert[:, None]]
-        if cfg.advantage == 'above_variants':
+        if cfg.scores_variants:
             parts.append(plan_variants(reference))
         cands = torch.cat(parts, 1).cpu().numpy()
         scores = scenes.score(js, cands)
@@ -540,8 +621,15 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
                                      device=device)
         g = len(codes)
         rewards, ref_rewards = reward_all[:, :g], reward_all[:, g]
-        variant_rewards = reward_all[:, g + 2:] if cfg.advantage == 'above_variants' else None
-        advantages = advantages_of(cfg, rewards, ref_rewards, variant_rewards)
+        variant_rewards = reward_all[:, g + 2:] if cfg.scores_variants else None
+        pick = None
+        if selector is not None:
+            set_rewards = torch.cat([ref_rewards[:, None], rewards, variant_rewards], 1)
+            pick = selector_pick(selector, reference, old.paths, context
+                                 if context is not None else policy.encode(feats), feats,
+                                 set_rewards)
+        advantages = advantages_of(cfg, rewards, ref_rewards, variant_rewards,
+                                   None if pick is None else pick.credit)
 
         # -- GRPO update --------------------------------------------------------------------
         stats = update(policy, optimizer, feats, context, reference, codes, old, advantages,
@@ -560,7 +648,8 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
             'rl/spread_m': leaf_spread(old.paths, reference).mean().item(),
             'rl/adv_abs': advantages.abs().mean().item(),
             'rl/reward_std': rewards.std(-1).mean().item(),
-            **variant_scalars(rewards, ref_rewards, variant_rewards)}, dist)
+            **variant_scalars(rewards, ref_rewards, variant_rewards),
+            **pick_scalars(pick, g)}, dist)
         best = means['rl/reward_best']
         stats.update({**means, 'rl/beta': beta, 'rl/sigma': sigma, 'rl/lr': lr,
                       'perf/steps_per_s': 1.0 / (time.perf_counter() - t0),
@@ -576,7 +665,7 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
                 scenes.save_references()
 
     if val_scenes is not None:
-        val['end'] = validate(policy, val_scenes, il_model, codes, dist=dist)
+        val['end'] = validate(policy, val_scenes, il_model, codes, dist=dist, selector=selector)
         log.scalars(total_steps, val['end'])
         LOG.info('val after GRPO: %s', val['end'])
     scorer_calls = int(all_reduce_sum({'calls': scorer_calls}, dist)['calls'])
