@@ -40,6 +40,22 @@ def test_the_driving_ids_are_the_expected_ones():
             'roundabout-generic-v0', 'racetrack-oval-v0', 'highway-fast-v0'} <= set(DRIVING_IDS)
 
 
+def _crossings(a: np.ndarray, b: np.ndarray) -> int:
+    """Return how many segments of a (N, 2, 2) cross segments of b (M, 2, 2)."""
+    if len(a) == 0 or len(b) == 0:
+        return 0
+    p, r = a[:, None, 0], a[:, None, 1] - a[:, None, 0]
+    q, s = b[None, :, 0], b[None, :, 1] - b[None, :, 0]
+
+    def cross(u, v):
+        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+    den = cross(r, s)
+    ok = np.abs(den) > 1e-9
+    den = np.where(ok, den, 1.0)
+    t, u = cross(q - p, s) / den, cross(q - p, r) / den
+    return int(np.sum(ok & (t >= 0) & (t <= 1) & (u >= 0) & (u <= 1)))
+
+
 def _keep_lane(frame, scene):
     v = max(scene.ego.speed, 1.0)
     return Trajectory(np.stack([v * 0.5 * np.arange(1, 9), np.zeros(8), np.zeros(8)], -1))
@@ -63,6 +79,14 @@ def test_env_runs_with_expert_planner_and_generate(env_id, tmp_path):
     log = EpisodeLog.load(path)
     assert log.meta['env_id'] == env_id and log.num_frames == res['frames'] >= 2
     assert log.meta['end_cause'] and log.scene(0).route.length > 0.0
+    # The simulated LiDAR's barriers run along road edges, never across the route (the mouths
+    # of roundabouts and junctions are open).
+    route = log.scene(0).route.points
+    segments = np.stack([route[:-1], route[1:]], 1)
+    assert not _crossings(segments, log.road_geometry().walls)
+    mid, d = segments[0].mean(0), segments[0, 1] - segments[0, 0]
+    across = np.array([[mid - [-d[1], d[0]], mid + [-d[1], d[0]]]])
+    assert _crossings(segments[:1], across) == 1
 
 
 @pytest.mark.parametrize('env_id', ['two-way-v0', 'u-turn-v0'])
