@@ -239,6 +239,35 @@ def test_beside_the_lane_a_barrier_the_plan_heads_into_stops_it():
     assert cruise.obstacle(lane_change_plan(), np.zeros(3), 0.0, barrier, route) is None
 
 
+def test_keep_lane_drives_the_route_where_the_plan_heads_into_something_beside_it():
+    route = straight_route()
+    barrier = np.stack([np.linspace(20.0, 40.0, 21), np.full(21, 2.4)], -1)
+    keep = SpeedGovernor(replace(ACC, beside_lane_action='keep_lane'))
+    hit = keep.obstacle(lane_change_plan(), np.zeros(3), 0.0, barrier, route)
+    assert hit is not None and hit.beside
+    keep.reset()
+    out = keep(lane_change_plan(), np.zeros(3), 0.0, route, None, barrier)
+    # The route's lane at the plan's speeds: on the centreline, as far along as the plan.
+    np.testing.assert_allclose(out.poses[:, 1:], 0.0, atol=1e-9)
+    np.testing.assert_allclose(out.poses[-1, 0], np.linalg.norm(np.diff(
+        np.vstack([np.zeros(2), lane_change_plan().xy]), axis=0), axis=1).sum())
+    # An ego 1 m left of the route starts from where it is and is back on the lane at the end.
+    ego = np.array([0.0, 1.0, 0.0])
+    keep.reset()
+    out = keep(lane_change_plan(), ego, 0.0, route, None, barrier - [0.0, 1.0])
+    assert 0.0 < -out.poses[0, 1] < 0.2 and out.poses[-1, 1] == pytest.approx(-1.0)
+    # A lane change with nothing beside the lane in its way is passed on unchanged, and in the
+    # map frame the lane path comes back in the map frame.
+    plan = lane_change_plan()
+    assert keep(plan, np.zeros(3), 1.0, route, None, np.zeros((0, 2))) is plan
+    keep.reset()
+    in_map = keep(lane_change_plan().to_map(np.zeros(3)), np.zeros(3), 0.0, route, None, barrier)
+    assert in_map.frame == MAP_FRAME
+    np.testing.assert_allclose(in_map.poses[:, 1], 0.0, atol=1e-9)
+    with pytest.raises(ValueError, match='beside_lane_action'):
+        SpeedGovernorConfig(beside_lane_action='swerve')
+
+
 def test_the_planner_node_runs_the_governor_with_adaptive_cruise():
     from pair_drive_ros.nodes.params import PlannerParams
 
@@ -255,6 +284,9 @@ def test_describe_names_the_mode_and_from_dict_reads_older_or_newer_dicts():
     assert SpeedGovernorConfig(enabled=True, keep_gap=True).describe() == 'gap'
     assert SpeedGovernorConfig.adaptive_cruise().describe() == 'adaptive cruise'
     assert SpeedGovernorConfig.adaptive_cruise(beside_lane=True).describe() == 'gap, lane apart'
+    assert SpeedGovernorConfig.adaptive_cruise(
+        beside_lane=True, beside_lane_action='keep_lane').describe() \
+        == 'gap, lane apart, keeps the lane'
     saved = asdict(SpeedGovernorConfig.adaptive_cruise())
     assert SpeedGovernorConfig.from_dict(saved) == SpeedGovernorConfig.adaptive_cruise()
     assert SpeedGovernorConfig.from_dict({'enabled': True, 'a_later_field': 1.0}).enabled

@@ -31,7 +31,7 @@ and so that it brakes into a slower stretch at no more than `decel_mps2`. A plan
 respects all of them is returned unchanged; the governor only ever slows a plan down.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.trajectory import EGO_FRAME, MAP_FRAME, Trajectory
 
+BESIDE_LANE_ACTIONS = ('stop', 'keep_lane')
 STEP_M = 1.0        # resolution of the allowed-speed profile along the path
 TIME_STEP_S = 0.02  # integration step of the re-timing
 
@@ -65,6 +66,10 @@ class SpeedGovernorConfig:
     min_lead_speed_mps: float = 0.0
     # False: what lies beside the lane never counts (only the lane's lead: pure adaptive cruise)
     beside_lane: bool = True
+    # What the governor does where the plan heads into something beside the lane: 'stop' short
+    # of it, or 'keep_lane': drive the route's lane instead, at the plan's speeds (the offset
+    # from the lane fading out over the plan), and keep the gap along that path.
+    beside_lane_action: str = 'stop'
 
     @classmethod
     def adaptive_cruise(cls, **overrides) -> 'SpeedGovernorConfig':
@@ -95,10 +100,16 @@ class SpeedGovernorConfig:
         if not self.keep_gap:
             return 'limits'
         if self.lane_half_width_m > 0:
-            return 'gap, lane apart' if self.beside_lane else 'adaptive cruise'
+            if not self.beside_lane:
+                return 'adaptive cruise'
+            return 'gap, lane apart' + (', keeps the lane'
+                                        if self.beside_lane_action == 'keep_lane' else '')
         return 'gap'
 
     def __post_init__(self) -> None:
+        if self.beside_lane_action not in BESIDE_LANE_ACTIONS:
+            raise ValueError(f'speed governor: beside_lane_action must be one of '
+                             f'{BESIDE_LANE_ACTIONS}, got {self.beside_lane_action!r}')
         for name in ('lateral_accel_mps2', 'decel_mps2', 'limit_factor', 'chord_m',
                      'corridor_half_width_m', 'standstill_gap_m', 'max_lead_speed_mps'):
             value = float(getattr(self, name))
@@ -117,6 +128,7 @@ class Obstacle:
     distance_m: float
     speed_mps: float = 0.0   # along the path; negative: coming towards the ego
     measured: bool = False   # the speed was estimated (else 0.0: seen for the first time)
+    beside: bool = False     # it lies beside the ego's lane (else in it, or no lane is known)
 
 
 def corridor_hit(path_xy: np.ndarray, points: np.ndarray, half_width_m: float) -> float | None:
@@ -220,6 +232,26 @@ def govern(traj: Trajectory, ego_pose: np.ndarray, route: Route | None,
     return Trajectory(poses, local.dt_s, traj.frame, local.t0_s)
 
 
+def lane_keeping(local: Trajectory, ego_pose: np.ndarray, route: Route) -> Trajectory:
+    """
+    Return the route's lane driven at the plan's speeds (ego frame, as `local`).
+
+    Pose i lies as far along the route from the ego's projection as the plan's pose i lies
+    along the plan's path; the ego's offset from the route fades out linearly over the plan,
+    so the path starts where the ego is.
+    """
+    ego_pose = np.asarray(ego_pose, dtype=np.float64)
+    pts = np.vstack([np.zeros(2), local.xy])
+    arc = np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))
+    s0, lateral0 = route.project(ego_pose[:2][None])
+    poses = route.interpolate(s0[0] + arc)
+    fade = lateral0[0] * (1.0 - np.arange(1, len(arc) + 1) / len(arc))
+    normal = np.stack([-np.sin(poses[:, 2]), np.cos(poses[:, 2])], -1)
+    poses[:, :2] += fade[:, None] * normal
+    lane = Trajectory(poses, local.dt_s, MAP_FRAME, local.t0_s)
+    return lane.to_ego(ego_pose)
+
+
 class SpeedGovernor:
     """
     The governor for one stream of plans (an episode, a node).
@@ -247,11 +279,20 @@ class SpeedGovernor:
         plan's corridor reaches them, unless `beside_lane` is false. Without a lane every cell
         is treated as in it.
         """
-        cfg = self.cfg
+        cells = self._observe(ego_pose, stamp_s, obstacles_xy, route)
+        return None if cells is None else self._obstacle_on(traj, cells)
+
+    def _observe(self, ego_pose: np.ndarray, stamp_s: float, obstacles_xy: np.ndarray | None,
+                 route: Route | None) -> tuple | None:
+        """
+        Return this plan's cells: (ego-frame cells, their in-lane mask, the previous cells).
+
+        The previous cells are (seconds since, ego-frame cells, in-lane mask) or None; the
+        cells are remembered for the next plan. None without cells.
+        """
         if obstacles_xy is None:
             return None
         pts = np.asarray(obstacles_xy, dtype=np.float64).reshape(-1, 2)
-        path = np.vstack([np.zeros(2), traj.xy])
         ego_pose = np.asarray(ego_pose, dtype=np.float64)
         pts_map = transform_points(ego_pose, pts)
         previous = self._previous
@@ -260,13 +301,21 @@ class SpeedGovernor:
         if previous is not None and stamp_s > previous[0]:
             then = (stamp_s - previous[0], inverse_transform_points(ego_pose, previous[1]),
                     self._in_lane(route, previous[1]))
-        in_lane = self._in_lane(route, pts_map)
+        return pts, self._in_lane(route, pts_map), then
+
+    def _obstacle_on(self, traj: Trajectory, cells: tuple) -> Obstacle | None:
+        """Return the first obstacle of `cells` (see _observe) in the corridor of `traj`."""
+        cfg = self.cfg
+        pts, in_lane, then = cells
+        path = np.vstack([np.zeros(2), traj.xy])
         lead = self._first(path, pts[in_lane], then)
         if lead is not None and cfg.min_lead_speed_mps > 0 \
                 and not (lead.measured and lead.speed_mps >= cfg.min_lead_speed_mps):
             lead = None
         aside = self._first(path, pts[~in_lane], then, in_lane=False) \
             if cfg.beside_lane else None
+        if aside is not None:
+            aside = replace(aside, beside=True)
         hits = [h for h in (lead, aside) if h is not None]
         return min(hits, key=lambda h: h.distance_m) if hits else None
 
@@ -307,7 +356,14 @@ class SpeedGovernor:
             return traj
         obstacle = None
         if self.cfg.keep_gap:
-            local = traj.to_ego(np.asarray(ego_pose, dtype=np.float64)) \
-                if traj.frame == MAP_FRAME else traj
-            obstacle = self.obstacle(local, ego_pose, stamp_s, obstacles_xy, route)
+            ego_pose = np.asarray(ego_pose, dtype=np.float64)
+            local = traj.to_ego(ego_pose) if traj.frame == MAP_FRAME else traj
+            cells = self._observe(ego_pose, stamp_s, obstacles_xy, route)
+            obstacle = None if cells is None else self._obstacle_on(local, cells)
+            if obstacle is not None and obstacle.beside and route is not None \
+                    and self.cfg.beside_lane_action == 'keep_lane':
+                # The plan heads out of the lane into something: keep the lane instead.
+                local = lane_keeping(local, ego_pose, route)
+                traj = local.to_map(ego_pose) if traj.frame == MAP_FRAME else local
+                obstacle = self._obstacle_on(local, cells)
         return govern(traj, ego_pose, route, speed_limit_mps, self.cfg, obstacle)
