@@ -68,7 +68,7 @@ class SpeedGovernorConfig:
     beside_lane: bool = True
     # What the governor does where the plan heads into something beside the lane: 'stop' short
     # of it, or 'keep_lane': drive the route's lane instead, at the plan's speeds (the offset
-    # from the lane fading out over the plan), and keep the gap along that path.
+    # from the lane fading out over the plan), following the lane's lead only.
     beside_lane_action: str = 'stop'
 
     @classmethod
@@ -303,8 +303,13 @@ class SpeedGovernor:
                     self._in_lane(route, previous[1]))
         return pts, self._in_lane(route, pts_map), then
 
-    def _obstacle_on(self, traj: Trajectory, cells: tuple) -> Obstacle | None:
-        """Return the first obstacle of `cells` (see _observe) in the corridor of `traj`."""
+    def _obstacle_on(self, traj: Trajectory, cells: tuple, beside_lane: bool | None = None
+                     ) -> Obstacle | None:
+        """
+        Return the first obstacle of `cells` (see _observe) in the corridor of `traj`.
+
+        beside_lane: whether the cells beside the lane count (None: the config's).
+        """
         cfg = self.cfg
         pts, in_lane, then = cells
         path = np.vstack([np.zeros(2), traj.xy])
@@ -312,8 +317,8 @@ class SpeedGovernor:
         if lead is not None and cfg.min_lead_speed_mps > 0 \
                 and not (lead.measured and lead.speed_mps >= cfg.min_lead_speed_mps):
             lead = None
-        aside = self._first(path, pts[~in_lane], then, in_lane=False) \
-            if cfg.beside_lane else None
+        beside_lane = cfg.beside_lane if beside_lane is None else beside_lane
+        aside = self._first(path, pts[~in_lane], then, in_lane=False) if beside_lane else None
         if aside is not None:
             aside = replace(aside, beside=True)
         hits = [h for h in (lead, aside) if h is not None]
@@ -362,8 +367,10 @@ class SpeedGovernor:
             obstacle = None if cells is None else self._obstacle_on(local, cells)
             if obstacle is not None and obstacle.beside and route is not None \
                     and self.cfg.beside_lane_action == 'keep_lane':
-                # The plan heads out of the lane into something: keep the lane instead.
+                # The plan heads out of the lane into something: keep the lane instead, and
+                # there follow the lane's lead only (what lies beside the lane stays beside the
+                # path: the lane's cells are those within lane_half_width_m of it).
                 local = lane_keeping(local, ego_pose, route)
                 traj = local.to_map(ego_pose) if traj.frame == MAP_FRAME else local
-                obstacle = self._obstacle_on(local, cells)
+                obstacle = self._obstacle_on(local, cells, beside_lane=False)
         return govern(traj, ego_pose, route, speed_limit_mps, self.cfg, obstacle)
