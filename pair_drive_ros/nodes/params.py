@@ -31,7 +31,7 @@ import yaml
 from pair_drive_ros.core.shipped import shipped_default
 from pair_drive_ros.ros.carla import carla_topics
 from pair_drive_ros.runtime.path_tracker import ControlGains
-from pair_drive_ros.runtime.speed_governor import SpeedGovernorConfig
+from pair_drive_ros.runtime.speed_governor import BESIDE_LANE_ACTIONS, SpeedGovernorConfig
 
 # The shipped params file: the share directory of an install, else the source tree.
 DEFAULT_CONFIG = shipped_default('config', 'pair_drive.yaml')
@@ -142,6 +142,10 @@ class PlannerParams:
     governor_beside_lane: bool = _f(_GOVERNOR.beside_lane, 'obstacles beside the lane count '
                                     'where the plan heads into them (false: only the lead in '
                                     'the lane, pure adaptive cruise)', dynamic=True)
+    governor_beside_lane_action: str = _f(_GOVERNOR.beside_lane_action, 'where the plan heads '
+                                          'into something beside the lane: stop short of it, or '
+                                          "keep_lane (drive the route's lane at the plan's "
+                                          'speeds)', dynamic=True, choices=BESIDE_LANE_ACTIONS)
     governor_standstill_gap_m: float = _f(_GOVERNOR.standstill_gap_m, 'gap from the ego centre '
                                           'to an obstacle at a standstill [m]', 0.5, 50.0,
                                           dynamic=True)
@@ -160,6 +164,7 @@ class PlannerParams:
                                    lane_half_width_m=self.governor_lane_half_width_m,
                                    min_lead_speed_mps=self.governor_min_lead_speed_mps,
                                    beside_lane=self.governor_beside_lane,
+                                   beside_lane_action=self.governor_beside_lane_action,
                                    standstill_gap_m=self.governor_standstill_gap_m,
                                    headway_s=self.governor_headway_s)
 
