@@ -28,7 +28,9 @@ never exceeds
   moves, as in adaptive cruise control, while what lies beside it (a road-edge barrier, a
   vehicle in another lane) counts wherever the plan heads into it,
 and so that it brakes into a slower stretch at no more than `decel_mps2`. A plan that already
-respects all of them is returned unchanged; the governor only ever slows a plan down.
+respects all of them is returned unchanged; the governor only ever slows a plan down, except
+with `beside_lane_action: keep_lane`, where a plan that heads into something beside the lane
+is replaced by the route's lane at the plan's speeds (`lane_keeping`; off by default).
 """
 
 from dataclasses import dataclass, fields, replace

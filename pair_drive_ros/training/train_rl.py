@@ -431,11 +431,11 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
         if selector is not None:
             context = policy.encode(feats)
             best, _ = selector.select(cands, context, feats)
-            selected.append(pdms[np.arange(len(js)), best.numpy()])
+            selected.append(pdms[np.arange(len(js)), best.cpu().numpy()])
             no_rl = torch.cat([ref[:, None], plan_variants(ref)], 1)
             best, _ = selector.select(no_rl, context, feats)
             keep = np.r_[0, 1 + g:pdms.shape[1]]
-            selected_no_rl.append(pdms[:, keep][np.arange(len(js)), best.numpy()])
+            selected_no_rl.append(pdms[:, keep][np.arange(len(js)), best.cpu().numpy()])
 
     def mean(parts: list, scale: float = 100.0) -> float:
         local = np.concatenate(parts) if parts else np.zeros(0)
