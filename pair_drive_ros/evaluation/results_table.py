@@ -53,7 +53,8 @@ def _row_name(result: dict) -> str:
     Return the planner name of an evaluation, with its IL checkpoint's file name.
 
     '+ speed governor' marks a run with one, followed by what it keeps a gap to, if anything
-    (', adaptive cruise', ', gap, lane apart' or ', gap': SpeedGovernorConfig.describe).
+    (', adaptive cruise', ', gap, lane apart', ', gap, lane apart, keeps the lane' or ', gap':
+    SpeedGovernorConfig.describe).
     """
     ckpt = result.get('il_checkpoint')
     name = f'{result["planner"]} ({Path(ckpt).name})' if ckpt else result['planner']
