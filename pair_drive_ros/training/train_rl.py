@@ -413,21 +413,22 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
     il, oracle, leaf_mean, leaf_best, spread = [], [], [], [], []
     variants, full, selected, selected_no_rl = [], [], [], []
     mine = shard_of(np.arange(len(scenes)), dist)
+    device = next(policy.parameters()).device   # the models' device (a GPU in training)
     for start in range(0, len(mine), batch_size):
         js = [int(j) for j in mine[start:start + batch_size]]
-        feats, _ = scenes.batch(js)
+        feats, _ = scenes.batch(js, device)
         ref = il_model.plan(feats)['trajectory'].float()
         tree = policy(feats, ref, codes)
         g = tree.paths.shape[1]
         cands = torch.cat([ref[:, None], tree.paths, plan_variants(ref)], 1)
-        pdms = scenes.score(js, cands.numpy()).pdms
+        pdms = scenes.score(js, cands.cpu().numpy()).pdms
         il.append(pdms[:, 0])
         oracle.append(pdms[:, :1 + g].max(1))
         leaf_mean.append(pdms[:, 1:1 + g].mean(1))
         leaf_best.append(pdms[:, 1:1 + g].max(1))
         variants.append(np.maximum(pdms[:, 0], pdms[:, 1 + g:].max(1)))
         full.append(pdms.max(1))
-        spread.append(leaf_spread(tree.paths, ref).numpy())
+        spread.append(leaf_spread(tree.paths, ref).cpu().numpy())
         if selector is not None:
             context = policy.encode(feats)
             best, _ = selector.select(cands, context, feats)
