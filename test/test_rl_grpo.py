@@ -81,6 +81,7 @@ def test_pick_credit_credits_the_picked_leaf_by_what_the_pick_gains_or_loses():
                             [0.4, 0.9, 1.0, 0.3]])
     out = pick_credit(eligible, rewards, slice(1, 3), margin=0.05)
     torch.testing.assert_close(out.picked, torch.tensor([1, 1, 3, 0]))
+    torch.testing.assert_close(out.picked_leaf, torch.tensor([True, True, False, False]))
     torch.testing.assert_close(out.credit, torch.tensor([[0.2, 0.0], [-0.5, 0.0], [0.0, 0.0],
                                                          [0.0, 0.0]]))
     torch.testing.assert_close(out.reward, torch.tensor([0.9, 0.2, 0.3, 0.4]))

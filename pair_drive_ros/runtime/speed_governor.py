@@ -37,6 +37,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from pair_drive_ros.core.config import config_from_dict
 from pair_drive_ros.core.route import Route
 from pair_drive_ros.core.se2 import inverse_transform_points, transform_points
 from pair_drive_ros.core.trajectory import EGO_FRAME, MAP_FRAME, Trajectory
@@ -87,7 +88,7 @@ class SpeedGovernorConfig:
     def from_dict(cls, values: dict) -> 'SpeedGovernorConfig':
         """Return the config of a saved dict, ignoring keys it does not know (older, newer)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (values or {}).items() if k in known})
+        return config_from_dict(cls, {k: v for k, v in (values or {}).items() if k in known})
 
     def describe(self) -> str:
         """

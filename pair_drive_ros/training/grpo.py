@@ -33,6 +33,8 @@ import torch
 
 from pair_drive_ros.policy.selector import pick_with_margin
 
+RULED_OUT = -2.0  # a pick score below any a guard leaves (-1): the candidate is never picked
+
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """
@@ -94,6 +96,7 @@ class PickOutcome:
 
     credit: torch.Tensor         # (S, G) r(pick) - r(pick without the picked leaf), else 0
     picked: torch.Tensor         # (S,) index of the pick in the set
+    picked_leaf: torch.Tensor    # (S,) bool: the pick is one of the leaves
     reward: torch.Tensor         # (S,) true reward of the pick
     reward_without: torch.Tensor  # (S,) true reward of the pick with every leaf ruled out
 
@@ -116,14 +119,16 @@ def pick_credit(eligible: torch.Tensor, set_rewards: torch.Tensor, leaves: slice
     if eligible.shape != set_rewards.shape or eligible.ndim != 2:
         raise ValueError(f'eligible and set_rewards must both be (S, K), got '
                          f'{tuple(eligible.shape)} and {tuple(set_rewards.shape)}')
-    ruled_out = torch.full_like(eligible, -2.0)     # below a guard's -1
+
+    def reward_of_pick(scores: torch.Tensor) -> torch.Tensor:
+        return set_rewards.gather(-1, pick_with_margin(scores, margin)[:, None])[:, 0]
+
     picked = pick_with_margin(eligible, margin)
     reward = set_rewards.gather(-1, picked[:, None])[:, 0]
-    rest = eligible.scatter(-1, picked[:, None], -2.0)
-    alternative = set_rewards.gather(-1, pick_with_margin(rest, margin)[:, None])[:, 0]
+    alternative = reward_of_pick(eligible.scatter(-1, picked[:, None], RULED_OUT))
     no_leaves = eligible.clone()
-    no_leaves[:, leaves] = ruled_out[:, leaves]
-    reward_without = set_rewards.gather(-1, pick_with_margin(no_leaves, margin)[:, None])[:, 0]
+    no_leaves[:, leaves] = RULED_OUT
+    reward_without = reward_of_pick(no_leaves)
     g = len(range(*leaves.indices(eligible.shape[1])))
     credit = torch.zeros(eligible.shape[0], g, dtype=set_rewards.dtype,
                          device=set_rewards.device)
@@ -131,7 +136,7 @@ def pick_credit(eligible: torch.Tensor, set_rewards: torch.Tensor, leaves: slice
     is_leaf = (leaf >= 0) & (leaf < g)
     rows = torch.nonzero(is_leaf)[:, 0]
     credit[rows, leaf[rows]] = (reward - alternative)[rows]
-    return PickOutcome(credit, picked, reward, reward_without)
+    return PickOutcome(credit, picked, is_leaf, reward, reward_without)
 
 
 @dataclass

@@ -299,17 +299,21 @@ def advantages_of(cfg: RLTrainConfig, rewards: torch.Tensor, ref_rewards: torch.
     return adv
 
 
-def deployed_set(reference: torch.Tensor, leaves: torch.Tensor) -> torch.Tensor:
-    """(S, 1 + G + 14, 8, 3): the set PaIR deploys, in its order (PaIRPlanner.candidates)."""
-    return torch.cat([reference[:, None], leaves, plan_variants(reference)], 1)
+def deployed_set(reference: torch.Tensor, leaves: torch.Tensor, variants: torch.Tensor
+                 ) -> torch.Tensor:
+    """
+    Return (S, 1 + G + V, 8, 3): the set PaIR deploys, in its order (PaIRPlanner.candidates).
+
+    variants: the reference's plan variants (plan_variants(reference)).
+    """
+    return torch.cat([reference[:, None], leaves, variants], 1)
 
 
 @torch.no_grad()
-def selector_pick(selector, reference: torch.Tensor, leaves: torch.Tensor, context,
-                  feats: dict, set_rewards: torch.Tensor) -> PickOutcome:
-    """Return the frozen selector's pick over the deployed set, its credit to the leaves."""
-    eligible, _ = selector.eligible_scores(deployed_set(reference, leaves), context, feats)
-    g = leaves.shape[1]
+def selector_pick(selector, candidates: torch.Tensor, g: int, context, feats: dict,
+                  set_rewards: torch.Tensor) -> PickOutcome:
+    """Return the frozen selector's pick over a deployed set (G leaves), credited to them."""
+    eligible, _ = selector.eligible_scores(candidates, context, feats)
     return pick_credit(eligible, set_rewards, slice(1, 1 + g), selector.cfg.fallback_margin)
 
 
@@ -333,7 +337,7 @@ def variant_scalars(rewards: torch.Tensor, ref_rewards: torch.Tensor,
             'rl/leaf_gain_over_variants': (full - base).mean().item()}
 
 
-def pick_scalars(pick: PickOutcome | None, g: int) -> dict:
+def pick_scalars(pick: PickOutcome | None) -> dict:
     """
     Return what the selector deploys from the sampled set (logged; empty without a selector).
 
@@ -342,10 +346,9 @@ def pick_scalars(pick: PickOutcome | None, g: int) -> dict:
     """
     if pick is None:
         return {}
-    leaf = (pick.picked >= 1) & (pick.picked <= g)
     return {'rl/pick_reward': pick.reward.mean().item(),
             'rl/pick_gain_over_no_rl': (pick.reward - pick.reward_without).mean().item(),
-            'rl/pick_leaf_frac': leaf.float().mean().item()}
+            'rl/pick_leaf_frac': pick.picked_leaf.float().mean().item()}
 
 
 def leaf_spread(paths: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -418,9 +421,11 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
         js = [int(j) for j in mine[start:start + batch_size]]
         feats, _ = scenes.batch(js, device)
         ref = il_model.plan(feats)['trajectory'].float()
-        tree = policy(feats, ref, codes)
+        context = policy.encode(feats)
+        tree = policy.expand(context, ref, codes)
         g = tree.paths.shape[1]
-        cands = torch.cat([ref[:, None], tree.paths, plan_variants(ref)], 1)
+        variants_of_ref = plan_variants(ref)
+        cands = deployed_set(ref, tree.paths, variants_of_ref)
         pdms = scenes.score(js, cands.cpu().numpy()).pdms
         il.append(pdms[:, 0])
         oracle.append(pdms[:, :1 + g].max(1))
@@ -430,10 +435,9 @@ def validate(policy: RLBranch, scenes, il_model, codes, batch_size: int = 32,
         full.append(pdms.max(1))
         spread.append(leaf_spread(tree.paths, ref).cpu().numpy())
         if selector is not None:
-            context = policy.encode(feats)
             best, _ = selector.select(cands, context, feats)
             selected.append(pdms[np.arange(len(js)), best.cpu().numpy()])
-            no_rl = torch.cat([ref[:, None], plan_variants(ref)], 1)
+            no_rl = torch.cat([ref[:, None], variants_of_ref], 1)
             best, _ = selector.select(no_rl, context, feats)
             keep = np.r_[0, 1 + g:pdms.shape[1]]
             selected_no_rl.append(pdms[:, keep][np.arange(len(js)), best.cpu().numpy()])
@@ -612,8 +616,9 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         old = sample_group(policy, feats, context, reference, codes, sigma, gen)
         t1 = time.perf_counter()
         parts = [old.paths, reference[:, None], expert[:, None]]
-        if cfg.scores_variants:
-            parts.append(plan_variants(reference))
+        variants = plan_variants(reference) if cfg.scores_variants else None
+        if variants is not None:
+            parts.append(variants)
         cands = torch.cat(parts, 1).cpu().numpy()
         scores = scenes.score(js, cands)
         scorer_calls += cands.shape[0] * cands.shape[1]
@@ -626,9 +631,9 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
         pick = None
         if selector is not None:
             set_rewards = torch.cat([ref_rewards[:, None], rewards, variant_rewards], 1)
-            pick = selector_pick(selector, reference, old.paths, context
-                                 if context is not None else policy.encode(feats), feats,
-                                 set_rewards)
+            pick = selector_pick(selector, deployed_set(reference, old.paths, variants), g,
+                                 context if context is not None else policy.encode(feats),
+                                 feats, set_rewards)
         advantages = advantages_of(cfg, rewards, ref_rewards, variant_rewards,
                                    None if pick is None else pick.credit)
 
@@ -650,7 +655,7 @@ def main(cfg: RLTrainConfig, scenes=None, val_scenes=None) -> Path:
             'rl/adv_abs': advantages.abs().mean().item(),
             'rl/reward_std': rewards.std(-1).mean().item(),
             **variant_scalars(rewards, ref_rewards, variant_rewards),
-            **pick_scalars(pick, g)}, dist)
+            **pick_scalars(pick)}, dist)
         best = means['rl/reward_best']
         stats.update({**means, 'rl/beta': beta, 'rl/sigma': sigma, 'rl/lr': lr,
                       'perf/steps_per_s': 1.0 / (time.perf_counter() - t0),
